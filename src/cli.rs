@@ -1,0 +1,277 @@
+//! The `mcpt` command line: argument parsing and the commands, kept out of the binary so the
+//! binary only maps the result to an exit code.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
+use clap::{Args, Parser, Subcommand};
+
+use crate::http::target::{TargetStats, server};
+use crate::load::plan::{self, TaskKind, TestPlan};
+use crate::load::runner::{Progress, run_plan};
+use crate::settings::{Settings, SettingsError};
+
+/// Exit code for an invalid plan, configuration or command line.
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mcpt",
+    version,
+    about = "Distributed load, stress and performance testing"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a test plan on this machine and print a report.
+    Run(RunArgs),
+    /// Serve a small, fast HTTP target for demos, tests and benchmarks.
+    Target(TargetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// YAML configuration file (see config/default.yaml for every key).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one configuration key, e.g. --set load_generation.workers=2 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The test plan, YAML or JSON.
+    pub plan: PathBuf,
+    /// Also write the JSON report here.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Start an `mcpt target` on the (loopback) address of the plan's first target first.
+    #[arg(long)]
+    pub start_target: bool,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// Server threads; 0 means one per available core.
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+}
+
+/// Runs the parsed command; the binary turns the code into the process's exit status.
+pub fn main(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Target(args) => target(args).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn load_settings(args: &ConfigArgs) -> Result<Settings, SettingsError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    Settings::load(args.config.as_deref(), &env, &args.overrides)
+}
+
+fn init_tracing(level: tracing::Level) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCPT_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},actix_server=warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Lets the process open as many sockets as the system allows (10,000 users need 10,000).
+fn raise_fd_limit() {
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "could not raise the open-file limit");
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let settings = match load_settings(&args.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    init_tracing(settings.orchestrator.log_level);
+    let plan = match plan::load_file(&args.plan, &settings.load_generation) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    raise_fd_limit();
+    let _target = if args.start_target {
+        Some(start_target_for(&plan)?)
+    } else {
+        None
+    };
+
+    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    let bar = interactive.then(|| {
+        let bar = indicatif::ProgressBar::new(1000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {msg}").expect("static template"),
+        );
+        bar
+    });
+    let quiet = args.quiet;
+    let report = actix::System::new().block_on(run_plan(&plan, &settings.load_generation, |p| {
+        let line = progress_line(p);
+        match &bar {
+            Some(bar) => {
+                let frac = p.elapsed.as_secs_f64() / p.duration.as_secs_f64().max(1e-9);
+                bar.set_position((frac.min(1.0) * 1000.0) as u64);
+                bar.set_message(line);
+            }
+            None if !quiet => eprintln!("{line}"),
+            None => {}
+        }
+    }));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print!("{}", report.to_text());
+    std::io::stdout().flush().ok();
+    if let Some(path) = &args.output {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_line(p: &Progress) -> String {
+    format!(
+        "{:>5.0}s/{:.0}s  planned {:>8.0} rps  achieved {:>8.0} rps  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+        p.elapsed.as_secs_f64(),
+        p.duration.as_secs_f64(),
+        p.planned_rps,
+        p.achieved_rps,
+        p.p50_ms,
+        p.p99_ms,
+        p.errors
+    )
+}
+
+/// A target server running on its own thread until dropped.
+pub struct TargetGuard {
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub addr: SocketAddr,
+    pub stats: Arc<TargetStats>,
+}
+
+impl TargetGuard {
+    /// Starts a target on `listener` in a thread of its own.
+    pub fn start(listener: TcpListener, workers: usize) -> anyhow::Result<TargetGuard> {
+        let addr = listener.local_addr()?;
+        let stats = Arc::new(TargetStats::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread_stats = stats.clone();
+        let thread = std::thread::spawn(move || {
+            actix::System::new().block_on(async move {
+                match server(listener, workers, thread_stats) {
+                    Ok(srv) => {
+                        let _ = tx.send(Ok(srv.handle()));
+                        let _ = srv.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            })
+        });
+        let handle = rx.recv().map_err(|_| anyhow!("target thread died"))??;
+        Ok(TargetGuard {
+            handle,
+            thread: Some(thread),
+            addr,
+            stats,
+        })
+    }
+}
+
+impl Drop for TargetGuard {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // The server stops from any thread; wait for it so the port is free afterwards.
+        let stopper = std::thread::spawn(move || {
+            actix::System::new().block_on(handle.stop(false));
+        });
+        let _ = stopper.join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `--start-target`: a target on the address of the plan's first target, which must be a
+/// loopback address with an explicit port.
+fn start_target_for(plan: &TestPlan) -> anyhow::Result<TargetGuard> {
+    let TaskKind::LoadTest(task) = &plan.tasks[0].kind;
+    let url = &task.targets[0].url;
+    let addrs: Vec<SocketAddr> = url
+        .socket_addrs(|| None)
+        .context("resolving the first target")?;
+    let addr = addrs
+        .into_iter()
+        .find(|a| a.ip().is_loopback())
+        .ok_or_else(|| anyhow!("--start-target needs a loopback first target, not {url}"))?;
+    let listener = TcpListener::bind(addr).with_context(|| {
+        format!("--start-target: cannot listen on {addr} (is something already there?)")
+    })?;
+    let guard = TargetGuard::start(listener, 1)?;
+    eprintln!("target listening on http://{addr}");
+    Ok(guard)
+}
+
+fn target(args: TargetArgs) -> anyhow::Result<()> {
+    init_tracing(tracing::Level::INFO);
+    raise_fd_limit();
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    let workers = if args.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        args.workers
+    };
+    eprintln!("mcpt target listening on http://{addr} ({workers} workers)");
+    actix::System::new().block_on(async move {
+        let srv = server(listener, workers, Arc::new(TargetStats::default()))?;
+        let handle = srv.handle();
+        actix_rt::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            handle.stop(true).await;
+        });
+        srv.await
+    })?;
+    Ok(())
+}

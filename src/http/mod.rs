@@ -1,0 +1,3 @@
+//! HTTP surfaces: for now the `mcpt target` server.
+
+pub mod target;

@@ -1,0 +1,16 @@
+//! mcp-testing: distributed load, stress, performance and security testing.
+//!
+//! The folder tree is the architecture: `load/` is the load engine (plans, rate schedules,
+//! the HTTP sender, worker loops), `stats/` the histogram windows and reports, `actors/` the
+//! actors that run them, `messages/` what the actors say to each other, `http/` the HTTP
+//! servers, `settings.rs` the configuration.
+
+pub mod actors;
+pub mod allowlist;
+pub mod cli;
+pub mod http;
+pub mod load;
+pub mod messages;
+pub mod settings;
+pub mod stats;
+pub mod validate;

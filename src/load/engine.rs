@@ -1,0 +1,169 @@
+//! One shard of a load task, run on a worker's arbiter: the arrival loop (open model) or the
+//! user loops (closed model), recording into a one-second [`Window`] that a ticker hands to
+//! the collector every second.
+//!
+//! Open model: each arrival starts at its planned time whatever the responses do. Latency is
+//! measured from the planned start (coordinated-omission corrected) and, beside it, from the
+//! actual send. `concurrent_users` caps requests in flight; an arrival that finds the cap full
+//! waits (its wait shows in its corrected latency) and counts as a late start, as does every
+//! arrival whose time came while the loop was waiting for the cap.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::sleep_until;
+
+use crate::load::http::HttpSender;
+use crate::load::plan::Model;
+use crate::messages::load::{ShardSpec, WindowReport, share};
+use crate::stats::{Window, latencies};
+
+type Current = Rc<RefCell<Window>>;
+
+/// The timer rounds deadlines up to the next millisecond; waking this much before an arrival
+/// and sending then keeps the schedule within the timer's resolution instead of always late.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
+/// Runs the shard to its end and sends its last window.
+pub async fn run_shard(spec: ShardSpec) {
+    let task = spec.task.clone();
+    let users = share(task.concurrent_users, spec.shard, spec.shards) as usize;
+    let sender = HttpSender::new(&task, spec.allowlist.clone(), users.max(spec.pool_size));
+    let window: Current = Rc::new(RefCell::new(Window::new(0)));
+
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let ticker = actix_rt::spawn(tick(spec.clone(), window.clone(), stop_rx));
+    match task.model {
+        Model::Open => run_open(&spec, users, &sender, &window).await,
+        Model::Closed => run_closed(&spec, users, &sender, &window).await,
+    }
+    let _ = stop_tx.send(());
+    let _ = ticker.await;
+    let last = window.replace(Window::new(0));
+    if spec
+        .sink
+        .send(WindowReport {
+            task_id: spec.task_id,
+            shard: spec.shard,
+            window: last,
+            last: true,
+        })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            task = spec.task_id,
+            shard = spec.shard,
+            "collector gone; final window lost"
+        );
+    }
+}
+
+/// Every second (aligned on the task's start) hands the current window to the collector.
+async fn tick(spec: ShardSpec, window: Current, mut stop: oneshot::Receiver<()>) {
+    let mut index = 0u64;
+    loop {
+        let boundary = spec.start + Duration::from_secs(index + 1);
+        tokio::select! {
+            _ = sleep_until(boundary.into()) => {}
+            _ = &mut stop => return,
+        }
+        index += 1;
+        let full = window.replace(Window::new(index));
+        let report = WindowReport {
+            task_id: spec.task_id,
+            shard: spec.shard,
+            window: full,
+            last: false,
+        };
+        // Awaiting the reply keeps a slow collector from being flooded.
+        if spec.sink.send(report).await.is_err() {
+            tracing::warn!(
+                task = spec.task_id,
+                shard = spec.shard,
+                "collector gone; window lost"
+            );
+        }
+    }
+}
+
+async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window: &Current) {
+    let task = &spec.task;
+    let plan = task.rate_plan();
+    let deadline = spec.start + plan.duration() + spec.drain;
+    let slots = Arc::new(Semaphore::new(cap));
+    // When the loop last finished waiting for a slot: arrivals planned before it are late.
+    let mut waited_until: Option<Instant> = None;
+    let arrivals = plan.arrivals(task.arrivals, task.profile.seed).enumerate();
+    for (n, offset) in arrivals.skip(spec.shard).step_by(spec.shards) {
+        let planned = spec.start + offset;
+        let wake = planned.checked_sub(TIMER_SLACK).unwrap_or(planned);
+        if wake > Instant::now() {
+            sleep_until(wake.into()).await;
+        }
+        let (permit, late) = match slots.clone().try_acquire_owned() {
+            Ok(permit) => (permit, waited_until.is_some_and(|w| planned < w)),
+            Err(_) => {
+                let permit = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closes");
+                waited_until = Some(Instant::now());
+                (permit, true)
+            }
+        };
+        {
+            let mut w = window.borrow_mut();
+            w.sent += 1;
+            w.late_starts += u64::from(late);
+        }
+        let target = sender.pick(n as u64);
+        let (sender, window) = (sender.clone(), window.clone());
+        actix_rt::spawn(async move {
+            let sent = Instant::now();
+            let outcome = sender.send(target, deadline).await;
+            let (corrected, uncorrected) = latencies(planned, sent, Instant::now());
+            window.borrow_mut().record(&outcome, corrected, uncorrected);
+            drop(permit);
+        });
+    }
+    // Every request is bounded by the deadline, so this wait is too.
+    let _all = slots.acquire_many(cap as u32).await;
+}
+
+async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, window: &Current) {
+    let task = &spec.task;
+    let end = spec.start + task.profile.duration;
+    let deadline = end + spec.drain;
+    let think = task.think_time;
+    let stride = (users * spec.shards) as u64;
+    let loops: Vec<_> = (0..users)
+        .map(|u| {
+            let (sender, window) = (sender.clone(), window.clone());
+            let mut n = (u * spec.shards + spec.shard) as u64;
+            let start = spec.start;
+            actix_rt::spawn(async move {
+                sleep_until(start.into()).await;
+                while Instant::now() < end {
+                    window.borrow_mut().sent += 1;
+                    let sent = Instant::now();
+                    let outcome = sender.send(sender.pick(n), deadline).await;
+                    let (_, latency) = latencies(sent, sent, Instant::now());
+                    // No schedule in a closed model: both figures are the response time.
+                    window.borrow_mut().record(&outcome, latency, latency);
+                    n += stride;
+                    if !think.is_zero() {
+                        sleep_until((Instant::now() + think).min(end).into()).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for user in loops {
+        let _ = user.await;
+    }
+}

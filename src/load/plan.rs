@@ -1,0 +1,949 @@
+//! The test plan: what `mcpt run` reads and what `POST /api/executions` will take. A plan is
+//! YAML or JSON; it is validated as a whole, every problem named by its key path, before a
+//! single request is sent.
+//!
+//! ```yaml
+//! name: checkout
+//! tasks:
+//!   - type: load_test
+//!     parameters:
+//!       targets: [{url: "http://127.0.0.1:8089/", method: GET}]
+//!       duration: 30s
+//!       base_rps: 100
+//!       peak_rps: 500
+//!       pattern: ramp_up
+//! ```
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::allowlist::Allowlist;
+use crate::load::schedule::{Arrivals, LoadProfile, Pattern, RatePlan, Stage};
+use crate::settings::LoadSettings;
+use crate::validate::{FieldErrors, Obj, describe, join, kind};
+
+/// A validated test plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestPlan {
+    pub name: String,
+    pub tasks: Vec<Task>,
+}
+
+/// One task of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Task {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: TaskKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", content = "parameters", rename_all = "snake_case")]
+pub enum TaskKind {
+    LoadTest(LoadTask),
+}
+
+/// Open model: arrivals at planned times. Closed model: users looping request → think time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    #[default]
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadTask {
+    pub targets: Vec<Target>,
+    pub profile: LoadProfile,
+    pub arrivals: Arrivals,
+    pub model: Model,
+    /// Open model: the cap on requests in flight. Closed model: the number of users.
+    pub concurrent_users: u32,
+    pub think_time: Duration,
+}
+
+impl LoadTask {
+    pub fn rate_plan(&self) -> RatePlan {
+        RatePlan::from_profile(&self.profile)
+    }
+}
+
+/// One endpoint of a load task.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub url: Url,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub weight: u32,
+    pub timeout: Duration,
+    pub expected_status: ExpectedStatus,
+    pub expected_response_time: Option<Duration>,
+    pub follow_redirects: bool,
+}
+
+/// Which status codes count as success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedStatus {
+    /// 200..=399, the default.
+    SuccessOrRedirect,
+    Codes(Vec<u16>),
+}
+
+impl ExpectedStatus {
+    pub fn accepts(&self, code: u16) -> bool {
+        match self {
+            ExpectedStatus::SuccessOrRedirect => (200..400).contains(&code),
+            ExpectedStatus::Codes(codes) => codes.contains(&code),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read plan {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("plan is not valid {format}: {message}")]
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
+    #[error("invalid plan:\n{0}")]
+    Invalid(FieldErrors),
+}
+
+impl PlanError {
+    /// The field errors, when the plan parsed but did not validate.
+    pub fn field_errors(&self) -> Option<&FieldErrors> {
+        match self {
+            PlanError::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Parses YAML or JSON text into a document (JSON is YAML, but JSON's errors read better).
+pub fn parse_document(text: &str) -> Result<Value, PlanError> {
+    if text.trim_start().starts_with('{') {
+        return serde_json::from_str(text).map_err(|e| PlanError::Syntax {
+            format: "JSON",
+            message: e.to_string(),
+        });
+    }
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| PlanError::Syntax {
+        format: "YAML",
+        message: e.to_string(),
+    })?;
+    match docs.as_slice() {
+        [doc] => yaml_to_json(doc, ""),
+        [] => Err(PlanError::Syntax {
+            format: "YAML",
+            message: "the document is empty".into(),
+        }),
+        _ => Err(PlanError::Syntax {
+            format: "YAML",
+            message: "expected one document, found several".into(),
+        }),
+    }
+}
+
+fn yaml_to_json(y: &yaml_rust2::Yaml, path: &str) -> Result<Value, PlanError> {
+    use yaml_rust2::Yaml;
+    let bad = |message: String| PlanError::Syntax {
+        format: "YAML",
+        message,
+    };
+    Ok(match y {
+        Yaml::Null | Yaml::BadValue => Value::Null,
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Integer(i) => Value::from(*i),
+        Yaml::Real(s) => match s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            Some(n) => Value::Number(n),
+            None => return Err(bad(format!("{path}: {s:?} is not a finite number"))),
+        },
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| yaml_to_json(item, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Yaml::Hash(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    Yaml::String(s) => s.clone(),
+                    Yaml::Integer(i) => i.to_string(),
+                    Yaml::Boolean(b) => b.to_string(),
+                    other => return Err(bad(format!("{path}: unsupported key {other:?}"))),
+                };
+                let child = yaml_to_json(v, &join(path, &key))?;
+                out.insert(key, child);
+            }
+            Value::Object(out)
+        }
+        Yaml::Alias(_) => return Err(bad(format!("{path}: YAML aliases are not supported"))),
+    })
+}
+
+/// Validates a plan document against the load settings (limits, target allowlist). Host names
+/// that only an address pattern could allow are resolved with the system resolver (blocking).
+pub fn validate(doc: &Value, settings: &LoadSettings) -> Result<TestPlan, PlanError> {
+    let mut errors = FieldErrors::default();
+    let plan = read_plan(doc, settings, &mut errors);
+    match plan {
+        Some(plan) if errors.is_empty() => Ok(plan),
+        _ => Err(PlanError::Invalid(errors)),
+    }
+}
+
+/// Reads a plan file (YAML or JSON) and validates it.
+pub fn load_file(path: &std::path::Path, settings: &LoadSettings) -> Result<TestPlan, PlanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    validate(&parse_document(&text)?, settings)
+}
+
+fn read_plan(doc: &Value, settings: &LoadSettings, e: &mut FieldErrors) -> Option<TestPlan> {
+    let mut top = Obj::new(doc, "", e)?;
+    let name: String = top.or("name", "test".into(), e);
+    let _description: Option<String> = top.opt("description", e);
+    let tasks = match top.raw("tasks") {
+        None => {
+            e.push(
+                "tasks",
+                "is required: a list of tasks, e.g. [{type: load_test, parameters: {...}}]",
+            );
+            None
+        }
+        Some(Value::Array(items)) if items.is_empty() => {
+            e.push("tasks", "must list at least one task");
+            None
+        }
+        Some(Value::Array(items)) => {
+            let tasks: Vec<Option<Task>> = items
+                .iter()
+                .enumerate()
+                .map(|(i, t)| read_task(t, &format!("tasks[{i}]"), i, settings, e))
+                .collect();
+            tasks.into_iter().collect::<Option<Vec<Task>>>()
+        }
+        Some(other) => {
+            e.push("tasks", format!("expected a list, got {}", kind(other)));
+            None
+        }
+    };
+    top.finish(e);
+    Some(TestPlan {
+        name,
+        tasks: tasks?,
+    })
+}
+
+fn read_task(
+    v: &Value,
+    path: &str,
+    index: usize,
+    settings: &LoadSettings,
+    e: &mut FieldErrors,
+) -> Option<Task> {
+    let mut o = Obj::new(v, path, e)?;
+    let name: String = o.or("name", format!("task-{}", index + 1), e);
+    let kind: Option<String> = o.req("type", e);
+    let params_path = o.key_path("parameters");
+    let params = o.raw("parameters");
+    o.finish(e);
+    let kind = match kind.as_deref() {
+        Some("load_test") => {
+            let Some(params) = params else {
+                e.push(params_path, "is required");
+                return None;
+            };
+            TaskKind::LoadTest(read_load_task(params, &params_path, settings, e)?)
+        }
+        Some(other) => {
+            e.push(
+                join(path, "type"),
+                format!("unknown task type {other:?}; supported: load_test"),
+            );
+            return None;
+        }
+        None => return None,
+    };
+    Some(Task { name, kind })
+}
+
+const PATTERNS: &[&str] = &[
+    "constant",
+    "ramp_up",
+    "ramp_down",
+    "spike",
+    "wave",
+    "random",
+    "burst",
+    "stages",
+];
+
+/// Pattern options and the patterns they belong to.
+const PATTERN_OPTIONS: &[(&str, &[&str])] = &[
+    ("ramp_duration", &["ramp_up", "ramp_down"]),
+    ("spike_at", &["spike"]),
+    ("spike_duration", &["spike"]),
+    ("wave_period", &["wave"]),
+    ("burst_interval", &["burst"]),
+    ("burst_duration", &["burst"]),
+    ("random_step", &["random"]),
+];
+
+fn read_load_task(
+    v: &Value,
+    path: &str,
+    settings: &LoadSettings,
+    e: &mut FieldErrors,
+) -> Option<LoadTask> {
+    let mut o = Obj::new(v, path, e)?;
+    let before = e.0.len();
+
+    let targets = read_targets(&mut o, settings, e);
+
+    let model = match o.opt::<String>("model", e).as_deref() {
+        None | Some("open") => Model::Open,
+        Some("closed") => Model::Closed,
+        Some(other) => {
+            e.push(
+                o.key_path("model"),
+                format!("unknown model {other:?}; expected open or closed"),
+            );
+            Model::Open
+        }
+    };
+    let arrivals = match o.opt::<String>("arrivals", e).as_deref() {
+        None | Some("uniform") => Arrivals::Uniform,
+        Some("poisson") => Arrivals::Poisson,
+        Some(other) => {
+            e.push(
+                o.key_path("arrivals"),
+                format!("unknown arrivals {other:?}; expected uniform or poisson"),
+            );
+            Arrivals::Uniform
+        }
+    };
+
+    let max_users = settings.max_concurrent_requests;
+    let concurrent_users: u32 = o.or("concurrent_users", 100, e);
+    if concurrent_users == 0 {
+        e.push(o.key_path("concurrent_users"), "must be at least 1");
+    } else if concurrent_users > max_users {
+        e.push(
+            o.key_path("concurrent_users"),
+            format!(
+                "{concurrent_users} exceeds load_generation.max_concurrent_requests ({max_users}); raise that setting to allow it"
+            ),
+        );
+    }
+    let think_time: Duration = o.or("think_time", Duration::ZERO, e);
+    let seed: u64 = o.opt("seed", e).unwrap_or_else(rand::random);
+
+    // Rates: checked for sign here, for presence per pattern below.
+    let rate = |o: &mut Obj<'_>, key: &'static str, e: &mut FieldErrors| -> Option<f64> {
+        let v: f64 = o.opt(key, e)?;
+        if v < 0.0 {
+            e.push(o.key_path(key), format!("must be 0 or more, got {v}"));
+            return None;
+        }
+        Some(v)
+    };
+    let base = rate(&mut o, "base_rps", e);
+    let peak = rate(&mut o, "peak_rps", e);
+    let duration: Option<Duration> = o.opt("duration", e);
+    if duration.is_some_and(|d| d.is_zero()) {
+        e.push(o.key_path("duration"), "must be greater than 0");
+    }
+
+    let stages_path = o.key_path("stages");
+    let stages_raw = o.raw("stages");
+    let pattern_name: Option<String> = o.opt("pattern", e);
+    let pattern_name = match (pattern_name.as_deref(), stages_raw) {
+        (None, Some(_)) => "stages".to_string(),
+        (None, None) => "constant".to_string(),
+        (Some(p), _) if !PATTERNS.contains(&p) => {
+            e.push(
+                o.key_path("pattern"),
+                format!(
+                    "unknown pattern {p:?}; expected one of {}",
+                    PATTERNS.join(", ")
+                ),
+            );
+            return None;
+        }
+        (Some(p), Some(_)) if p != "stages" => {
+            e.push(
+                stages_path,
+                format!("only applies to pattern stages (the pattern is {p})"),
+            );
+            return None;
+        }
+        (Some(p), _) => p.to_string(),
+    };
+
+    let mut opts = std::collections::HashMap::new();
+    for (key, owners) in PATTERN_OPTIONS {
+        let Some(d) = o.opt::<Duration>(key, e) else {
+            continue;
+        };
+        if !owners.contains(&pattern_name.as_str()) {
+            e.push(
+                o.key_path(key),
+                format!(
+                    "only applies to pattern {} (the pattern is {pattern_name})",
+                    owners.join(" or ")
+                ),
+            );
+        }
+        opts.insert(*key, d);
+    }
+    let opt = |key: &str, default: Duration| opts.get(key).copied().unwrap_or(default);
+    let positive_opt = |key: &'static str, e: &mut FieldErrors| {
+        if opts.get(key).is_some_and(|d| d.is_zero()) {
+            e.push(join(path, key), "must be greater than 0");
+        }
+    };
+    for key in [
+        "ramp_duration",
+        "spike_duration",
+        "wave_period",
+        "burst_interval",
+        "burst_duration",
+        "random_step",
+    ] {
+        positive_opt(key, e);
+    }
+
+    let needs_peak = !matches!(pattern_name.as_str(), "constant" | "stages");
+    let rate_path = |key: &str| join(path, key);
+    match model {
+        Model::Open => {
+            if pattern_name != "stages"
+                && base.is_none()
+                && !e.0.iter().any(|x| x.field == rate_path("base_rps"))
+            {
+                e.push(
+                    rate_path("base_rps"),
+                    "is required for the open model (requests per second)",
+                );
+            }
+            if needs_peak && peak.is_none() && !e.0.iter().any(|x| x.field == rate_path("peak_rps"))
+            {
+                e.push(
+                    rate_path("peak_rps"),
+                    format!("is required for pattern {pattern_name}"),
+                );
+            }
+        }
+        Model::Closed => {
+            for (key, given) in [("base_rps", base.is_some()), ("peak_rps", peak.is_some())] {
+                if given {
+                    e.push(rate_path(key), "does not apply to the closed model, whose users send as fast as responses come back; use the open model for a rate");
+                }
+            }
+            if pattern_name != "constant" {
+                e.push(rate_path("pattern"), "the closed model runs a fixed number of users; patterns apply to the open model");
+            }
+        }
+    }
+    if model == Model::Open && !think_time.is_zero() {
+        e.push(o.key_path("think_time"), "applies to the closed model only");
+    }
+
+    let stages = if pattern_name == "stages" {
+        read_stages(stages_raw, &stages_path, e)
+    } else {
+        Some(Vec::new())
+    };
+    let stages_total: Duration = stages.iter().flatten().map(|s| s.duration).sum();
+    let duration = if pattern_name == "stages" {
+        if let Some(d) = duration.filter(|d| *d != stages_total && stages.is_some()) {
+            e.push(
+                o.key_path("duration"),
+                format!(
+                    "is {:?} but the stages add up to {:?}; leave duration out or make them agree",
+                    d, stages_total
+                ),
+            );
+        }
+        Some(stages_total)
+    } else {
+        if duration.is_none() && !e.0.iter().any(|x| x.field == o.key_path("duration")) {
+            e.push(
+                o.key_path("duration"),
+                "is required (seconds, or a string like \"30s\" or \"5m\")",
+            );
+        }
+        duration
+    };
+    o.finish(e);
+
+    let duration = duration?;
+    let (base, peak) = (base.unwrap_or(0.0), peak.unwrap_or(base.unwrap_or(0.0)));
+    let pattern = match pattern_name.as_str() {
+        "constant" => Pattern::Constant,
+        "ramp_up" => Pattern::RampUp {
+            ramp_duration: opt("ramp_duration", duration),
+        },
+        "ramp_down" => Pattern::RampDown {
+            ramp_duration: opt("ramp_duration", duration),
+        },
+        "spike" => Pattern::Spike {
+            spike_at: opt("spike_at", duration / 2),
+            spike_duration: opt(
+                "spike_duration",
+                (duration / 10).max(Duration::from_secs(1)),
+            ),
+        },
+        "wave" => Pattern::Wave {
+            wave_period: opt("wave_period", Duration::from_secs(60)),
+        },
+        "random" => Pattern::Random {
+            random_step: opt("random_step", Duration::from_secs(5)),
+        },
+        "burst" => Pattern::Burst {
+            burst_interval: opt("burst_interval", Duration::from_secs(10)),
+            burst_duration: opt("burst_duration", Duration::from_secs(1)),
+        },
+        _ => Pattern::Stages { stages: stages? },
+    };
+    let profile = LoadProfile {
+        duration,
+        base_rps: base,
+        peak_rps: peak,
+        pattern,
+        seed,
+    };
+    if model == Model::Open && e.0.len() == before && RatePlan::from_profile(&profile).total() < 1.0
+    {
+        e.push(
+            path,
+            "the plan sends no request: the rate times the duration is below 1",
+        );
+    }
+    if e.0.len() != before {
+        return None;
+    }
+    Some(LoadTask {
+        targets: targets?,
+        profile,
+        arrivals,
+        model,
+        concurrent_users,
+        think_time,
+    })
+}
+
+fn read_stages(raw: Option<&Value>, path: &str, e: &mut FieldErrors) -> Option<Vec<Stage>> {
+    let items = match raw {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(Value::Array(_)) | None => {
+            e.push(
+                path,
+                "must list at least one stage: [{duration: 30s, target_rps: 100}]",
+            );
+            return None;
+        }
+        Some(other) => {
+            e.push(
+                path,
+                format!("expected a list of stages, got {}", kind(other)),
+            );
+            return None;
+        }
+    };
+    let mut stages = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let Some(mut o) = Obj::new(item, &p, e) else {
+            continue;
+        };
+        let duration: Option<Duration> = o.req("duration", e);
+        let target: Option<f64> = o.req("target_rps", e);
+        o.finish(e);
+        if duration.is_some_and(|d| d.is_zero()) {
+            e.push(join(&p, "duration"), "must be greater than 0");
+        }
+        if target.is_some_and(|t| t < 0.0) {
+            e.push(join(&p, "target_rps"), "must be 0 or more");
+        }
+        if let (Some(duration), Some(target_rps)) = (duration, target) {
+            stages.push(Stage {
+                duration,
+                target_rps,
+            });
+        }
+    }
+    (stages.len() == items.len()).then_some(stages)
+}
+
+fn read_targets(
+    o: &mut Obj<'_>,
+    settings: &LoadSettings,
+    e: &mut FieldErrors,
+) -> Option<Vec<Target>> {
+    let path = o.key_path("targets");
+    let items = match o.raw("targets") {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(Value::Array(_)) => {
+            e.push(path, "must list at least one target");
+            return None;
+        }
+        None => {
+            e.push(
+                path,
+                "is required: a list like [{url: \"http://127.0.0.1:8089/\"}]",
+            );
+            return None;
+        }
+        Some(other) => {
+            e.push(
+                path,
+                format!("expected a list of targets, got {}", kind(other)),
+            );
+            return None;
+        }
+    };
+    let targets: Vec<Option<Target>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| read_target(t, &format!("{path}[{i}]"), settings, e))
+        .collect();
+    targets.into_iter().collect()
+}
+
+fn read_target(
+    v: &Value,
+    path: &str,
+    settings: &LoadSettings,
+    e: &mut FieldErrors,
+) -> Option<Target> {
+    // A bare string is a URL with every default.
+    let owned;
+    let v = match v {
+        Value::String(s) => {
+            owned = serde_json::json!({ "url": s });
+            &owned
+        }
+        other => other,
+    };
+    let mut o = Obj::new(v, path, e)?;
+    let before = e.0.len();
+    let url = o.req::<String>("url", e).and_then(|s| {
+        let url_path = o.key_path("url");
+        match Url::parse(&s) {
+            Ok(u) if u.scheme() == "http" => Some(u),
+            Ok(u) if u.scheme() == "https" => {
+                e.push(url_path, "https targets are not supported yet; use http");
+                None
+            }
+            Ok(u) => {
+                e.push(
+                    url_path,
+                    format!("unsupported scheme {:?}; use http", u.scheme()),
+                );
+                None
+            }
+            Err(err) => {
+                e.push(url_path, format!("{s:?} is not a valid URL: {err}"));
+                None
+            }
+        }
+    });
+    if let Some(u) = &url {
+        check_allowed(&settings.allowed_targets, u, &o.key_path("url"), e);
+    }
+    let method = o
+        .or::<String>("method", "GET".into(), e)
+        .to_ascii_uppercase();
+    if awc::http::Method::from_bytes(method.as_bytes()).is_err() {
+        e.push(
+            o.key_path("method"),
+            format!("{method:?} is not an HTTP method"),
+        );
+    }
+    let headers = read_headers(&mut o, e);
+    let body = match o.raw("body") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(structured @ (Value::Object(_) | Value::Array(_))) => Some(structured.to_string()),
+        Some(other) => {
+            e.push(
+                o.key_path("body"),
+                format!("expected a string or a mapping, got {}", describe(other)),
+            );
+            None
+        }
+    };
+    let body_is_json = matches!(o.raw("body"), Some(Value::Object(_) | Value::Array(_)));
+    let mut headers = headers.unwrap_or_default();
+    if body_is_json
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    let weight: u32 = o.or("weight", 1, e);
+    if weight == 0 {
+        e.push(o.key_path("weight"), "must be at least 1");
+    }
+    let timeout: Duration = o.or("timeout", settings.default_timeout, e);
+    if timeout.is_zero() {
+        e.push(o.key_path("timeout"), "must be greater than 0");
+    }
+    let expected_status = match o.raw("expected_status") {
+        None => Some(ExpectedStatus::SuccessOrRedirect),
+        Some(v) => {
+            let p = o.key_path("expected_status");
+            let codes: Option<Vec<u16>> = match v {
+                Value::Array(_) => crate::validate::FromValue::from_value(v, &p, e),
+                single => crate::validate::FromValue::from_value(single, &p, e).map(|c| vec![c]),
+            };
+            match codes {
+                Some(c) if !c.is_empty() && c.iter().all(|c| (100..600).contains(c)) => {
+                    Some(ExpectedStatus::Codes(c))
+                }
+                Some(_) => {
+                    e.push(p, "expected HTTP status codes between 100 and 599");
+                    None
+                }
+                None => None,
+            }
+        }
+    };
+    let expected_response_time: Option<Duration> = o.opt("expected_response_time", e);
+    let follow_redirects: bool = o.or("follow_redirects", false, e);
+    o.finish(e);
+    if e.0.len() != before {
+        return None;
+    }
+    Some(Target {
+        url: url?,
+        method,
+        headers,
+        body,
+        weight,
+        timeout,
+        expected_status: expected_status?,
+        expected_response_time,
+        follow_redirects,
+    })
+}
+
+fn read_headers(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Vec<(String, String)>> {
+    let path = o.key_path("headers");
+    let map = match o.raw("headers")? {
+        Value::Object(map) => map,
+        other => {
+            e.push(
+                path,
+                format!(
+                    "expected a mapping of header names to values, got {}",
+                    kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let p = join(&path, k);
+        let value = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                e.push(p, format!("expected a string, got {}", kind(other)));
+                continue;
+            }
+        };
+        if awc::http::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            e.push(p, "is not a valid header name");
+        } else if awc::http::header::HeaderValue::from_str(&value).is_err() {
+            e.push(p, "is not a valid header value");
+        } else {
+            out.push((k.clone(), value));
+        }
+    }
+    Some(out)
+}
+
+fn check_allowed(list: &Allowlist, url: &Url, path: &str, e: &mut FieldErrors) {
+    if let Err(why) = list.check_blocking(url) {
+        e.push(path, why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+    use serde_json::json;
+
+    fn settings() -> LoadSettings {
+        Settings::defaults().load_generation
+    }
+
+    fn task(params: Value) -> Value {
+        json!({"name": "t", "tasks": [{"type": "load_test", "parameters": params}]})
+    }
+
+    fn errors(doc: Value) -> Vec<(String, String)> {
+        match validate(&doc, &settings()) {
+            Ok(_) => panic!("plan was accepted"),
+            Err(PlanError::Invalid(e)) => e.0.into_iter().map(|e| (e.field, e.message)).collect(),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    fn load(doc: Value) -> LoadTask {
+        let plan = validate(&doc, &settings()).unwrap_or_else(|e| panic!("{e}"));
+        let TaskKind::LoadTest(t) = plan.tasks.into_iter().next().unwrap().kind;
+        t
+    }
+
+    #[test]
+    fn the_spec_example_is_accepted() {
+        let t = load(task(json!({
+            "targets": [{"url": "http://127.0.0.1:9/api", "method": "GET"}],
+            "duration": 300, "base_rps": 100, "peak_rps": 500, "pattern": "ramp_up",
+            "concurrent_users": 50
+        })));
+        assert_eq!(t.profile.duration, Duration::from_secs(300));
+        assert_eq!(
+            t.profile.pattern,
+            Pattern::RampUp {
+                ramp_duration: Duration::from_secs(300)
+            }
+        );
+        assert_eq!(t.concurrent_users, 50);
+        assert_eq!(t.targets[0].timeout, Duration::from_secs(300));
+        assert_eq!(t.model, Model::Open);
+    }
+
+    #[test]
+    fn every_mistake_is_named() {
+        let got = errors(task(json!({
+            "targets": [{"url": "http://127.0.0.1:9/", "methd": "GET"}, {"url": "not a url"}, {"url": "http://10.1.2.3/"}],
+            "duration": 0, "base_rps": -5, "pattern": "zigzag"
+        })));
+        let fields: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+        for want in [
+            "tasks[0].parameters.targets[0].methd",
+            "tasks[0].parameters.targets[1].url",
+            "tasks[0].parameters.targets[2].url",
+            "tasks[0].parameters.duration",
+            "tasks[0].parameters.base_rps",
+            "tasks[0].parameters.pattern",
+        ] {
+            assert!(fields.contains(&want), "missing {want} in {got:?}");
+        }
+        let allow = got
+            .iter()
+            .find(|(f, _)| f.ends_with("targets[2].url"))
+            .unwrap();
+        assert!(allow.1.contains("allowed_targets"), "{allow:?}");
+    }
+
+    #[test]
+    fn empty_targets_and_missing_fields() {
+        let got = errors(task(json!({"targets": [], "base_rps": 10})));
+        let fields: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+        assert!(fields.contains(&"tasks[0].parameters.targets"), "{got:?}");
+        assert!(fields.contains(&"tasks[0].parameters.duration"), "{got:?}");
+        let got = errors(json!({"tasks": []}));
+        assert_eq!(got[0].0, "tasks");
+        let got = errors(json!({"name": "x", "tasks": [{"type": "fuzz", "parameters": {}}]}));
+        assert_eq!(got[0].0, "tasks[0].type");
+    }
+
+    #[test]
+    fn pattern_options_must_match_the_pattern() {
+        let got = errors(task(json!({
+            "targets": ["http://127.0.0.1:9/"], "duration": "10s", "base_rps": 10, "spike_at": 3
+        })));
+        assert_eq!(got[0].0, "tasks[0].parameters.spike_at", "{got:?}");
+        let got = errors(task(json!({
+            "targets": ["http://127.0.0.1:9/"], "duration": "10s", "base_rps": 10, "pattern": "wave"
+        })));
+        assert_eq!(got[0].0, "tasks[0].parameters.peak_rps", "{got:?}");
+    }
+
+    #[test]
+    fn stages_set_the_duration() {
+        let t = load(task(json!({
+            "targets": ["http://127.0.0.1:9/"],
+            "stages": [{"duration": "2s", "target_rps": 100}, {"duration": 3, "target_rps": 50}]
+        })));
+        assert_eq!(t.profile.duration, Duration::from_secs(5));
+        let got = errors(task(json!({
+            "targets": ["http://127.0.0.1:9/"], "duration": 9,
+            "stages": [{"duration": "2s", "target_rps": 100}]
+        })));
+        assert_eq!(got[0].0, "tasks[0].parameters.duration", "{got:?}");
+    }
+
+    #[test]
+    fn closed_model_takes_users_not_rates() {
+        let t = load(task(json!({
+            "targets": ["http://127.0.0.1:9/"], "duration": 5, "model": "closed",
+            "concurrent_users": 8, "think_time": "100ms"
+        })));
+        assert_eq!((t.model, t.concurrent_users), (Model::Closed, 8));
+        assert_eq!(t.think_time, Duration::from_millis(100));
+        let got = errors(task(json!({
+            "targets": ["http://127.0.0.1:9/"], "duration": 5, "model": "closed", "base_rps": 5
+        })));
+        assert_eq!(got[0].0, "tasks[0].parameters.base_rps");
+    }
+
+    #[test]
+    fn users_above_the_configured_maximum_are_refused() {
+        let got = errors(task(json!({
+            "targets": ["http://127.0.0.1:9/"], "duration": 5, "base_rps": 5, "concurrent_users": 5000
+        })));
+        assert_eq!(got[0].0, "tasks[0].parameters.concurrent_users");
+        assert!(got[0].1.contains("max_concurrent_requests"));
+    }
+
+    #[test]
+    fn yaml_and_json_read_the_same() {
+        let yaml = "name: y\ntasks:\n  - type: load_test\n    parameters:\n      targets: [{url: 'http://127.0.0.1:9/', expected_status: [200, 204], body: {a: 1}}]\n      duration: 2s\n      base_rps: 1.5\n";
+        let doc = parse_document(yaml).unwrap();
+        let json_doc = parse_document(&doc.to_string()).unwrap();
+        assert_eq!(doc, json_doc);
+        let t = load(doc);
+        assert_eq!(
+            t.targets[0].expected_status,
+            ExpectedStatus::Codes(vec![200, 204])
+        );
+        assert_eq!(t.targets[0].body.as_deref(), Some(r#"{"a":1}"#));
+        assert!(
+            t.targets[0]
+                .headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v == "application/json")
+        );
+        assert!(matches!(
+            parse_document("a: [1,"),
+            Err(PlanError::Syntax { .. })
+        ));
+    }
+}

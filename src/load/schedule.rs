@@ -1,0 +1,568 @@
+//! Load profiles become one [`RatePlan`]: a piecewise-linear request rate over time. Arrival
+//! times come from the plan by inverting its integral, so the number of arrivals in `[0, T)`
+//! equals the planned request count `∫₀ᵀ rate` (within one request).
+//!
+//! The patterns, with `b = base_rps`, `p = peak_rps`, `T = duration`, `t` the time since start:
+//! - `constant`: `rate(t) = b`.
+//! - `ramp_up`: linear from `b` to `p` over `ramp_duration` (default `T`), then `p`.
+//! - `ramp_down`: linear from `p` to `b` over `ramp_duration` (default `T`), then `b`.
+//! - `spike`: `b`, except `p` during `[spike_at, spike_at + spike_duration)`
+//!   (defaults `T/2` and `max(T/10, 1 s)`).
+//! - `wave`: `b + (p - b)(1 - cos(2πt / wave_period)) / 2` (default period 60 s), sampled into
+//!   linear pieces of `wave_period / 32`; it starts and ends each period at `b`.
+//! - `random`: every `random_step` (default 5 s) a new rate drawn uniformly from `[b, p]` with
+//!   the plan's `seed`, held for the step.
+//! - `burst`: `p` during the first `burst_duration` (default 1 s) of every `burst_interval`
+//!   (default 10 s), `b` otherwise.
+//! - `stages`: each stage moves linearly from the previous stage's `target_rps` (the first from
+//!   `b`, 0 when absent) to its own over its `duration`; `T` is the sum of the stages.
+//!
+//! Arrivals are `uniform` (the k-th request at `Λ⁻¹(k)`, `Λ` the integral of the rate) or
+//! `poisson` (a Poisson process with the planned rate: `Λ⁻¹(S_k)`, `S_k` a sum of unit
+//! exponential draws from the seeded generator).
+
+use std::f64::consts::PI;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+
+/// One linear piece of a rate plan: the rate moves from `from_rps` to `to_rps` over `duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Segment {
+    pub start: Duration,
+    pub duration: Duration,
+    pub from_rps: f64,
+    pub to_rps: f64,
+}
+
+impl Segment {
+    /// Requests planned in the whole segment.
+    pub fn area(&self) -> f64 {
+        (self.from_rps + self.to_rps) / 2.0 * self.duration.as_secs_f64()
+    }
+
+    /// Requests planned in the first `tau` seconds of the segment.
+    fn area_until(&self, tau: f64) -> f64 {
+        let d = self.duration.as_secs_f64();
+        if d <= 0.0 {
+            return 0.0;
+        }
+        let tau = tau.clamp(0.0, d);
+        self.from_rps * tau + (self.to_rps - self.from_rps) * tau * tau / (2.0 * d)
+    }
+
+    /// Seconds into the segment at which `x` requests have been planned (`0 <= x <= area`).
+    fn time_of(&self, x: f64) -> f64 {
+        let d = self.duration.as_secs_f64();
+        let (r0, r1) = (self.from_rps, self.to_rps);
+        // Solves r0·τ + (r1 - r0)·τ²/(2d) = x in the form that stays stable when r1 ≈ r0.
+        let disc = (r0 * r0 + 2.0 * (r1 - r0) * x / d).max(0.0);
+        let denom = r0 + disc.sqrt();
+        if denom <= 0.0 {
+            d
+        } else {
+            (2.0 * x / denom).min(d)
+        }
+    }
+}
+
+/// How arrival times are spread under the planned rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    #[default]
+    Uniform,
+    Poisson,
+}
+
+/// One stage of an explicit `stages` profile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stage {
+    pub duration: Duration,
+    pub target_rps: f64,
+}
+
+/// A load shape with every option resolved to a value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "pattern", rename_all = "snake_case")]
+pub enum Pattern {
+    Constant,
+    RampUp {
+        ramp_duration: Duration,
+    },
+    RampDown {
+        ramp_duration: Duration,
+    },
+    Spike {
+        spike_at: Duration,
+        spike_duration: Duration,
+    },
+    Wave {
+        wave_period: Duration,
+    },
+    Random {
+        random_step: Duration,
+    },
+    Burst {
+        burst_interval: Duration,
+        burst_duration: Duration,
+    },
+    Stages {
+        stages: Vec<Stage>,
+    },
+}
+
+/// Everything that decides a task's planned rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadProfile {
+    pub duration: Duration,
+    pub base_rps: f64,
+    pub peak_rps: f64,
+    pub pattern: Pattern,
+    /// Seeds the `random` pattern and Poisson arrivals.
+    pub seed: u64,
+}
+
+/// Piecewise-linear request rate over time; the segments are contiguous from 0.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RatePlan {
+    pub segments: Vec<Segment>,
+}
+
+impl RatePlan {
+    pub fn from_profile(p: &LoadProfile) -> RatePlan {
+        let total = p.duration;
+        let (b, peak) = (p.base_rps, p.peak_rps);
+        let mut plan = PlanBuilder::default();
+        match &p.pattern {
+            Pattern::Constant => plan.push(total, b, b),
+            Pattern::RampUp { ramp_duration } => {
+                let ramp = (*ramp_duration).min(total);
+                plan.push(ramp, b, peak);
+                plan.push(total - ramp, peak, peak);
+            }
+            Pattern::RampDown { ramp_duration } => {
+                let ramp = (*ramp_duration).min(total);
+                plan.push(ramp, peak, b);
+                plan.push(total - ramp, b, b);
+            }
+            Pattern::Spike {
+                spike_at,
+                spike_duration,
+            } => {
+                let at = (*spike_at).min(total);
+                let len = (*spike_duration).min(total - at);
+                plan.push(at, b, b);
+                plan.push(len, peak, peak);
+                plan.push(total - at - len, b, b);
+            }
+            Pattern::Wave { wave_period } => {
+                let period = wave_period.as_secs_f64().max(1e-3);
+                let piece = period / 32.0;
+                let wave = |t: f64| b + (peak - b) * (1.0 - (2.0 * PI * t / period).cos()) / 2.0;
+                let end = total.as_secs_f64();
+                let mut t = 0.0;
+                while t < end {
+                    let next = (t + piece).min(end);
+                    plan.push(Duration::from_secs_f64(next - t), wave(t), wave(next));
+                    t = next;
+                }
+            }
+            Pattern::Random { random_step } => {
+                let mut rng = StdRng::seed_from_u64(p.seed ^ 0x5eed_0f_7a7e);
+                let (lo, hi) = (b.min(peak), b.max(peak));
+                let step = (*random_step).max(Duration::from_millis(1));
+                let mut left = total;
+                while !left.is_zero() {
+                    let len = step.min(left);
+                    let r = lo + (hi - lo) * rng.random::<f64>();
+                    plan.push(len, r, r);
+                    left -= len;
+                }
+            }
+            Pattern::Burst {
+                burst_interval,
+                burst_duration,
+            } => {
+                let interval = (*burst_interval).max(Duration::from_millis(1));
+                let burst = (*burst_duration).min(interval);
+                let mut left = total;
+                while !left.is_zero() {
+                    let hot = burst.min(left);
+                    plan.push(hot, peak, peak);
+                    left -= hot;
+                    let cold = (interval - burst).min(left);
+                    plan.push(cold, b, b);
+                    left -= cold;
+                }
+            }
+            Pattern::Stages { stages } => {
+                let mut from = b;
+                for s in stages {
+                    plan.push(s.duration, from, s.target_rps);
+                    from = s.target_rps;
+                }
+            }
+        }
+        plan.build()
+    }
+
+    /// A constant rate for `duration`.
+    pub fn constant(rps: f64, duration: Duration) -> RatePlan {
+        let mut plan = PlanBuilder::default();
+        plan.push(duration, rps, rps);
+        plan.build()
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.segments
+            .last()
+            .map(|s| s.start + s.duration)
+            .unwrap_or_default()
+    }
+
+    /// The planned rate at `t` (0 past the end).
+    pub fn rate_at(&self, t: Duration) -> f64 {
+        self.segments
+            .iter()
+            .find(|s| t >= s.start && t < s.start + s.duration)
+            .map(|s| {
+                let d = s.duration.as_secs_f64();
+                let tau = (t - s.start).as_secs_f64();
+                s.from_rps + (s.to_rps - s.from_rps) * tau / d
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Requests planned in `[0, t)`.
+    pub fn integral(&self, t: Duration) -> f64 {
+        let mut total = 0.0;
+        for s in &self.segments {
+            if t <= s.start {
+                break;
+            }
+            total += s.area_until((t - s.start).as_secs_f64());
+        }
+        total
+    }
+
+    /// Requests planned in the whole plan.
+    pub fn total(&self) -> f64 {
+        self.segments.iter().map(Segment::area).sum()
+    }
+
+    /// Requests planned in `[from, to)`.
+    pub fn between(&self, from: Duration, to: Duration) -> f64 {
+        self.integral(to) - self.integral(from)
+    }
+
+    /// Arrival offsets from the start, in order, all before [`RatePlan::duration`].
+    pub fn arrivals(&self, mode: Arrivals, seed: u64) -> ArrivalIter<'_> {
+        ArrivalIter {
+            plan: self,
+            mode,
+            rng: StdRng::seed_from_u64(seed),
+            next_count: 0.0,
+            index: 0,
+            segment: 0,
+            area_before: 0.0,
+        }
+    }
+}
+
+#[derive(Default)]
+struct PlanBuilder {
+    segments: Vec<Segment>,
+    end: Duration,
+}
+
+impl PlanBuilder {
+    fn push(&mut self, duration: Duration, from_rps: f64, to_rps: f64) {
+        if duration.is_zero() {
+            return;
+        }
+        self.segments.push(Segment {
+            start: self.end,
+            duration,
+            from_rps,
+            to_rps,
+        });
+        self.end += duration;
+    }
+
+    fn build(self) -> RatePlan {
+        RatePlan {
+            segments: self.segments,
+        }
+    }
+}
+
+/// Arrival offsets of a [`RatePlan`]; ends at the plan's end.
+pub struct ArrivalIter<'a> {
+    plan: &'a RatePlan,
+    mode: Arrivals,
+    rng: StdRng,
+    /// The cumulative planned count at which the next arrival falls.
+    next_count: f64,
+    index: u64,
+    segment: usize,
+    area_before: f64,
+}
+
+impl ArrivalIter<'_> {
+    /// The index of the next arrival (how many were yielded so far).
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+}
+
+impl Iterator for ArrivalIter<'_> {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.index == 0 && self.mode == Arrivals::Poisson {
+            self.next_count = exp1(&mut self.rng);
+        }
+        let x = self.next_count;
+        loop {
+            let seg = self.plan.segments.get(self.segment)?;
+            let area = seg.area();
+            if x < self.area_before + area {
+                let tau = seg.time_of(x - self.area_before);
+                self.index += 1;
+                self.next_count = match self.mode {
+                    Arrivals::Uniform => self.index as f64,
+                    Arrivals::Poisson => x + exp1(&mut self.rng),
+                };
+                let at = seg.start + Duration::from_secs_f64(tau);
+                // Rounding can land exactly on the segment end; keep arrivals inside it.
+                return Some(at.min(seg.start + seg.duration - Duration::from_nanos(1)));
+            }
+            self.area_before += area;
+            self.segment += 1;
+        }
+    }
+}
+
+/// A unit-mean exponential draw.
+fn exp1(rng: &mut StdRng) -> f64 {
+    // 1 - u lies in (0, 1], so the log is finite.
+    -(1.0 - rng.random::<f64>()).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn profile(pattern: Pattern, base: f64, peak: f64, dur: f64, seed: u64) -> LoadProfile {
+        LoadProfile {
+            duration: secs(dur),
+            base_rps: base,
+            peak_rps: peak,
+            pattern,
+            seed,
+        }
+    }
+
+    fn arb_pattern() -> impl Strategy<Value = Pattern> {
+        prop_oneof![
+            Just(Pattern::Constant),
+            (0.1f64..60.0).prop_map(|r| Pattern::RampUp {
+                ramp_duration: secs(r)
+            }),
+            (0.1f64..60.0).prop_map(|r| Pattern::RampDown {
+                ramp_duration: secs(r)
+            }),
+            (0.0f64..30.0, 0.1f64..30.0).prop_map(|(a, d)| Pattern::Spike {
+                spike_at: secs(a),
+                spike_duration: secs(d)
+            }),
+            (0.5f64..40.0).prop_map(|p| Pattern::Wave {
+                wave_period: secs(p)
+            }),
+            (0.1f64..10.0).prop_map(|s| Pattern::Random {
+                random_step: secs(s)
+            }),
+            (0.5f64..20.0, 0.1f64..20.0).prop_map(|(i, d)| Pattern::Burst {
+                burst_interval: secs(i),
+                burst_duration: secs(d)
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// The arrival count in [0, T) is the plan's integral, within one request.
+        #[test]
+        fn uniform_arrivals_match_the_integral(
+            pattern in arb_pattern(),
+            base in 0.0f64..400.0,
+            peak in 0.0f64..400.0,
+            dur in 0.5f64..40.0,
+            seed in any::<u64>(),
+        ) {
+            let plan = RatePlan::from_profile(&profile(pattern, base, peak, dur, seed));
+            let n = plan.arrivals(Arrivals::Uniform, seed).count() as f64;
+            prop_assert!((n - plan.total()).abs() <= 1.0, "{} arrivals vs integral {}", n, plan.total());
+            prop_assert!((plan.duration().as_secs_f64() - dur).abs() < 1e-6);
+        }
+
+        /// Every pattern but stages stays between base and peak.
+        #[test]
+        fn rate_stays_between_base_and_peak(
+            pattern in arb_pattern(),
+            base in 0.0f64..1000.0,
+            peak in 0.0f64..1000.0,
+            dur in 0.5f64..40.0,
+            seed in any::<u64>(),
+            probes in proptest::collection::vec(0.0f64..1.0, 50),
+        ) {
+            let plan = RatePlan::from_profile(&profile(pattern, base, peak, dur, seed));
+            let (lo, hi) = (base.min(peak) - 1e-9, base.max(peak) + 1e-9);
+            for s in &plan.segments {
+                prop_assert!(s.from_rps >= lo && s.from_rps <= hi && s.to_rps >= lo && s.to_rps <= hi);
+            }
+            for p in probes {
+                let r = plan.rate_at(secs(p * dur));
+                prop_assert!(r >= lo && r <= hi, "rate {} outside [{}, {}]", r, lo, hi);
+            }
+        }
+
+        /// Arrivals are sorted and inside the plan.
+        #[test]
+        fn arrivals_are_ordered_and_inside(
+            pattern in arb_pattern(),
+            base in 0.0f64..200.0,
+            peak in 0.0f64..200.0,
+            dur in 0.5f64..20.0,
+            seed in any::<u64>(),
+            poisson in any::<bool>(),
+        ) {
+            let plan = RatePlan::from_profile(&profile(pattern, base, peak, dur, seed));
+            let mode = if poisson { Arrivals::Poisson } else { Arrivals::Uniform };
+            let mut last = Duration::ZERO;
+            for t in plan.arrivals(mode, seed) {
+                prop_assert!(t >= last && t < plan.duration());
+                last = t;
+            }
+        }
+
+        /// Stages: the plan ends at the last target and lasts the sum of the stages.
+        #[test]
+        fn stages_follow_their_targets(
+            targets in proptest::collection::vec((0.1f64..10.0, 0.0f64..500.0), 1..6),
+            base in 0.0f64..100.0,
+        ) {
+            let stages: Vec<Stage> = targets.iter()
+                .map(|&(d, r)| Stage { duration: secs(d), target_rps: r }).collect();
+            let total: f64 = targets.iter().map(|t| t.0).sum();
+            let plan = RatePlan::from_profile(&profile(Pattern::Stages { stages }, base, 0.0, total, 1));
+            prop_assert!((plan.duration().as_secs_f64() - total).abs() < 1e-6);
+            let last = plan.segments.last().unwrap();
+            prop_assert!((last.to_rps - targets.last().unwrap().1).abs() < 1e-9);
+            let n = plan.arrivals(Arrivals::Uniform, 0).count() as f64;
+            prop_assert!((n - plan.total()).abs() <= 1.0);
+        }
+    }
+
+    #[test]
+    fn ramp_up_integral_is_the_trapezoid() {
+        let ramp = Pattern::RampUp {
+            ramp_duration: secs(10.0),
+        };
+        let plan = RatePlan::from_profile(&profile(ramp, 200.0, 2000.0, 10.0, 0));
+        assert!((plan.total() - 11_000.0).abs() < 1e-6);
+        assert_eq!(plan.arrivals(Arrivals::Uniform, 0).count(), 11_000);
+        assert!((plan.between(secs(0.0), secs(1.0)) - 290.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn uniform_constant_arrivals_are_evenly_spaced() {
+        let plan = RatePlan::constant(4.0, secs(1.0));
+        let got: Vec<f64> = plan
+            .arrivals(Arrivals::Uniform, 0)
+            .map(|d| d.as_secs_f64())
+            .collect();
+        assert_eq!(got.len(), 4);
+        for (i, t) in got.iter().enumerate() {
+            assert!((t - i as f64 * 0.25).abs() < 1e-9, "{got:?}");
+        }
+    }
+
+    /// Poisson counts over many seeds: mean and variance both equal the planned count.
+    #[test]
+    fn poisson_counts_have_the_right_mean_and_dispersion() {
+        let plan = RatePlan::constant(50.0, secs(4.0)); // 200 planned
+        let counts: Vec<f64> = (0..2000u64)
+            .map(|seed| plan.arrivals(Arrivals::Poisson, seed).count() as f64)
+            .collect();
+        let n = counts.len() as f64;
+        let mean = counts.iter().sum::<f64>() / n;
+        let var = counts.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        // Standard error of the mean is sqrt(200/2000) ≈ 0.32; of the variance ≈ 200·sqrt(2/2000) ≈ 6.3.
+        assert!((mean - 200.0).abs() < 1.5, "mean {mean}");
+        assert!((var / 200.0 - 1.0).abs() < 0.15, "variance {var}");
+        // Inter-arrival gaps of one long run: exponential, so their mean equals their std dev.
+        let long = RatePlan::constant(100.0, secs(200.0));
+        let times: Vec<f64> = long
+            .arrivals(Arrivals::Poisson, 7)
+            .map(|d| d.as_secs_f64())
+            .collect();
+        let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        let gm = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let gsd = (gaps.iter().map(|g| (g - gm).powi(2)).sum::<f64>() / gaps.len() as f64).sqrt();
+        assert!((gm - 0.01).abs() < 0.0005, "gap mean {gm}");
+        assert!(
+            (gsd / gm - 1.0).abs() < 0.05,
+            "coefficient of variation {}",
+            gsd / gm
+        );
+    }
+
+    #[test]
+    fn poisson_is_reproducible_for_a_seed() {
+        let plan = RatePlan::constant(100.0, secs(2.0));
+        let a: Vec<_> = plan.arrivals(Arrivals::Poisson, 42).collect();
+        let b: Vec<_> = plan.arrivals(Arrivals::Poisson, 42).collect();
+        let c: Vec<_> = plan.arrivals(Arrivals::Poisson, 43).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn spike_and_burst_shapes() {
+        let spike = Pattern::Spike {
+            spike_at: secs(4.0),
+            spike_duration: secs(2.0),
+        };
+        let plan = RatePlan::from_profile(&profile(spike, 10.0, 100.0, 10.0, 0));
+        assert_eq!(plan.rate_at(secs(3.9)), 10.0);
+        assert_eq!(plan.rate_at(secs(4.5)), 100.0);
+        assert_eq!(plan.rate_at(secs(6.1)), 10.0);
+        assert!((plan.total() - (8.0 * 10.0 + 2.0 * 100.0)).abs() < 1e-9);
+        let burst = Pattern::Burst {
+            burst_interval: secs(5.0),
+            burst_duration: secs(1.0),
+        };
+        let plan = RatePlan::from_profile(&profile(burst, 10.0, 100.0, 10.0, 0));
+        assert_eq!(plan.rate_at(secs(0.5)), 100.0);
+        assert_eq!(plan.rate_at(secs(2.0)), 10.0);
+        assert_eq!(plan.rate_at(secs(5.5)), 100.0);
+        let wave = Pattern::Wave {
+            wave_period: secs(10.0),
+        };
+        let plan = RatePlan::from_profile(&profile(wave, 0.0, 100.0, 10.0, 0));
+        assert!(plan.rate_at(secs(0.0)).abs() < 1e-9);
+        assert!((plan.rate_at(secs(5.0)) - 100.0).abs() < 1e-6);
+        // The sampled wave keeps the sinusoid's mean: (b + p) / 2 over whole periods.
+        assert!((plan.total() - 500.0).abs() < 5.0, "{}", plan.total());
+    }
+}

@@ -1,0 +1,556 @@
+//! Configuration: `config/default.yaml` (embedded), then a YAML file, then `MCP_*` environment
+//! variables, then `--set key=value` overrides, merged by the `config` crate and validated into
+//! [`Settings`] with every error reported at once, each naming its key (and the variable it
+//! came from). The environment is an argument, so tests never touch the process environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use config::{Config, File, FileFormat};
+use serde_json::Value;
+
+use crate::allowlist::{Allowlist, TargetPattern};
+use crate::validate::{FieldErrors, FromValue, Obj};
+
+/// The defaults, documented key by key.
+pub const DEFAULT_YAML: &str = include_str!("../config/default.yaml");
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub orchestrator: OrchestratorSettings,
+    pub load_generation: LoadSettings,
+    pub service_discovery: DiscoverySettings,
+    pub resource_management: ResourceSettings,
+    pub health_monitoring: HealthSettings,
+    pub communication: CommunicationSettings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrchestratorSettings {
+    pub host: String,
+    pub port: u16,
+    pub max_concurrent_executions: u32,
+    pub task_timeout: Duration,
+    pub log_level: tracing::Level,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadSettings {
+    pub default_timeout: Duration,
+    pub max_concurrent_requests: u32,
+    pub connection_pool_size: u32,
+    pub allowed_targets: Allowlist,
+    pub drain_timeout: Duration,
+    /// `None`: one worker per available core.
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoverySettings {
+    pub multicast_group: Ipv4Addr,
+    pub multicast_port: u16,
+    pub service_timeout: Duration,
+    pub health_check_enabled: bool,
+    pub broadcast_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceSettings {
+    pub allocation_timeout: Duration,
+    pub cleanup_interval: Duration,
+    pub monitoring_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    pub check_interval: Duration,
+    pub alert_threshold: u32,
+    pub alert_thresholds: AlertThresholds,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertThresholds {
+    pub cpu_warning: f64,
+    pub cpu_critical: f64,
+    pub memory_warning: f64,
+    pub memory_critical: f64,
+    pub disk_warning: f64,
+    pub disk_critical: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommunicationSettings {
+    pub heartbeat_interval: Duration,
+    pub message_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read configuration: {0}")]
+    Source(#[from] config::ConfigError),
+    #[error("invalid configuration:\n{0}")]
+    Invalid(FieldErrors),
+    #[error("bad override {0:?}: expected KEY=VALUE, e.g. load_generation.workers=2")]
+    BadOverride(String),
+}
+
+/// The spec's short environment names whose key does not follow from the name.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    (
+        "MCP_RESOURCE_MONITOR_INTERVAL",
+        "resource_management.monitoring_interval",
+    ),
+    ("MCP_ORCHESTRATOR_LOG_LEVEL", "orchestrator.log_level"),
+];
+
+/// Environment prefixes (after `MCP_`) and the section each names; the short forms are the
+/// spec's (`MCP_DISCOVERY_*`, `MCP_RESOURCE_*`, `MCP_COMM_*`, `MCP_HEALTH_*`).
+const ENV_SECTIONS: &[(&str, &str)] = &[
+    ("ORCHESTRATOR_", "orchestrator"),
+    ("LOAD_GENERATION_", "load_generation"),
+    ("SERVICE_DISCOVERY_", "service_discovery"),
+    ("DISCOVERY_", "service_discovery"),
+    ("RESOURCE_MANAGEMENT_", "resource_management"),
+    ("RESOURCE_", "resource_management"),
+    ("HEALTH_MONITORING_", "health_monitoring"),
+    ("HEALTH_", "health_monitoring"),
+    ("COMMUNICATION_", "communication"),
+    ("COMM_", "communication"),
+];
+
+/// Keys that hold a list: comma-separated in the environment and in `--set`.
+const LIST_KEYS: &[&str] = &["load_generation.allowed_targets"];
+
+/// The key path an `MCP_*` variable sets, or `None` for variables of other tools that share
+/// the prefix (no known section).
+pub fn env_key(var: &str) -> Option<String> {
+    if let Some((_, key)) = ENV_ALIASES.iter().find(|(v, _)| *v == var) {
+        return Some(key.to_string());
+    }
+    let rest = var.strip_prefix("MCP_")?;
+    let (prefix, section) = ENV_SECTIONS.iter().find(|(p, _)| rest.starts_with(p))?;
+    let key = rest[prefix.len()..].to_ascii_lowercase();
+    let key = match key.strip_prefix("alert_thresholds_") {
+        Some(inner) => format!("alert_thresholds.{inner}"),
+        None => key,
+    };
+    Some(format!("{section}.{key}"))
+}
+
+impl Settings {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Settings {
+        Settings::load(None, &HashMap::new(), &[]).expect("embedded defaults are valid")
+    }
+
+    /// Merges defaults, `file`, the `MCP_*` entries of `env` and `overrides` (`key=value`).
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        overrides: &[String],
+    ) -> Result<Settings, SettingsError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_YAML, FileFormat::Yaml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Yaml).required(true));
+        }
+        // Where each overridden key came from, to name it in errors.
+        let mut origin: BTreeMap<String, String> = BTreeMap::new();
+        let mut vars: Vec<(&String, &String)> = env.iter().collect();
+        vars.sort();
+        for (var, value) in vars {
+            if let Some(key) = env_key(var) {
+                builder = set(builder, &key, value)?;
+                origin.insert(key, format!("environment variable {var}"));
+            }
+        }
+        for o in overrides {
+            let (key, value) = o
+                .split_once('=')
+                .ok_or_else(|| SettingsError::BadOverride(o.clone()))?;
+            let key = key.trim().to_string();
+            builder = set(builder, &key, value.trim())?;
+            origin.insert(key, format!("--set {o}"));
+        }
+        let doc: Value = builder.build()?.try_deserialize()?;
+        Settings::from_value(&doc).map_err(|mut errors| {
+            for e in &mut errors.0 {
+                if let Some(src) = origin.get(&e.field) {
+                    e.message = format!("{} (from {src})", e.message);
+                }
+            }
+            SettingsError::Invalid(errors)
+        })
+    }
+
+    /// Validates a merged document.
+    pub fn from_value(doc: &Value) -> Result<Settings, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let e = &mut errors;
+        let mut top = Obj::new(doc, "", e).ok_or_else(|| e.clone())?;
+
+        let orchestrator = top.child("orchestrator", e).map(|mut o| {
+            let s = OrchestratorSettings {
+                host: o.or("host", "localhost".into(), e),
+                port: o.or("port", 8080, e),
+                max_concurrent_executions: positive(&mut o, "max_concurrent_executions", 10, e),
+                task_timeout: o.or("task_timeout", Duration::from_secs(3600), e),
+                log_level: log_level(&mut o, e),
+            };
+            o.finish(e);
+            s
+        });
+
+        let load_generation = top.child("load_generation", e).map(|mut o| {
+            let patterns: Vec<String> = o.or("allowed_targets", Vec::new(), e);
+            let mut parsed = Vec::new();
+            for (i, p) in patterns.iter().enumerate() {
+                match p.parse::<TargetPattern>() {
+                    Ok(p) => parsed.push(p),
+                    Err(why) => e.push(format!("{}[{i}]", o.key_path("allowed_targets")), why),
+                }
+            }
+            let workers: u32 = o.or("workers", 0, e);
+            let s = LoadSettings {
+                default_timeout: nonzero(&mut o, "default_timeout", 300, e),
+                max_concurrent_requests: positive(&mut o, "max_concurrent_requests", 1000, e),
+                connection_pool_size: positive(&mut o, "connection_pool_size", 100, e),
+                allowed_targets: Allowlist::new(parsed),
+                drain_timeout: o.or("drain_timeout", Duration::from_secs(10), e),
+                workers: (workers > 0).then_some(workers as usize),
+            };
+            o.finish(e);
+            s
+        });
+
+        let service_discovery = top.child("service_discovery", e).map(|mut o| {
+            let group: String = o.or("multicast_group", "239.255.255.250".into(), e);
+            let multicast_group = match group.parse::<Ipv4Addr>() {
+                Ok(ip) if ip.is_multicast() => ip,
+                _ => {
+                    e.push(
+                        o.key_path("multicast_group"),
+                        format!("expected an IPv4 multicast address (224.0.0.0/4), got {group:?}"),
+                    );
+                    Ipv4Addr::new(239, 255, 255, 250)
+                }
+            };
+            let s = DiscoverySettings {
+                multicast_group,
+                multicast_port: o.or("multicast_port", 1900, e),
+                service_timeout: nonzero(&mut o, "service_timeout", 90, e),
+                health_check_enabled: o.or("health_check_enabled", true, e),
+                broadcast_interval: nonzero(&mut o, "broadcast_interval", 30, e),
+            };
+            o.finish(e);
+            s
+        });
+
+        let resource_management = top.child("resource_management", e).map(|mut o| {
+            let s = ResourceSettings {
+                allocation_timeout: nonzero(&mut o, "allocation_timeout", 60, e),
+                cleanup_interval: nonzero(&mut o, "cleanup_interval", 300, e),
+                monitoring_interval: nonzero(&mut o, "monitoring_interval", 30, e),
+            };
+            o.finish(e);
+            s
+        });
+
+        let health_monitoring = top.child("health_monitoring", e).map(|mut o| {
+            let alert_thresholds = o.child("alert_thresholds", e).map(|mut t| {
+                let mut pct = |key: &'static str, default: f64, e: &mut FieldErrors| {
+                    let v: f64 = t.or(key, default, e);
+                    if !(0.0..=100.0).contains(&v) {
+                        e.push(
+                            t.key_path(key),
+                            format!("must be a percentage in 0..=100, got {v}"),
+                        );
+                    }
+                    v
+                };
+                let a = AlertThresholds {
+                    cpu_warning: pct("cpu_warning", 80.0, e),
+                    cpu_critical: pct("cpu_critical", 95.0, e),
+                    memory_warning: pct("memory_warning", 85.0, e),
+                    memory_critical: pct("memory_critical", 95.0, e),
+                    disk_warning: pct("disk_warning", 80.0, e),
+                    disk_critical: pct("disk_critical", 95.0, e),
+                };
+                for (name, warn, crit) in [
+                    ("cpu", a.cpu_warning, a.cpu_critical),
+                    ("memory", a.memory_warning, a.memory_critical),
+                    ("disk", a.disk_warning, a.disk_critical),
+                ] {
+                    if warn > crit {
+                        e.push(
+                            format!("{}.{name}_warning", t.path()),
+                            format!("must not exceed {name}_critical ({warn} > {crit})"),
+                        );
+                    }
+                }
+                t.finish(e);
+                a
+            });
+            let s = alert_thresholds.map(|alert_thresholds| HealthSettings {
+                check_interval: nonzero(&mut o, "check_interval", 30, e),
+                alert_threshold: positive(&mut o, "alert_threshold", 3, e),
+                alert_thresholds,
+            });
+            o.finish(e);
+            s
+        });
+
+        let communication = top.child("communication", e).map(|mut o| {
+            let s = CommunicationSettings {
+                heartbeat_interval: nonzero(&mut o, "heartbeat_interval", 1, e),
+                message_timeout: nonzero(&mut o, "message_timeout", 60, e),
+            };
+            o.finish(e);
+            s
+        });
+        top.finish(e);
+
+        match (
+            orchestrator,
+            load_generation,
+            service_discovery,
+            resource_management,
+            health_monitoring.flatten(),
+            communication,
+        ) {
+            (Some(o), Some(l), Some(d), Some(r), Some(h), Some(c)) if errors.is_empty() => {
+                Ok(Settings {
+                    orchestrator: o,
+                    load_generation: l,
+                    service_discovery: d,
+                    resource_management: r,
+                    health_monitoring: h,
+                    communication: c,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+fn set(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    key: &str,
+    value: &str,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, SettingsError> {
+    Ok(if LIST_KEYS.contains(&key) {
+        let items: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        builder.set_override(key, items)?
+    } else {
+        builder.set_override(key, value)?
+    })
+}
+
+/// A whole number that must be at least 1.
+fn positive<T: FromValue + From<u8> + PartialOrd + Copy>(
+    o: &mut Obj<'_>,
+    key: &'static str,
+    default: T,
+    e: &mut FieldErrors,
+) -> T {
+    let v = o.or(key, default, e);
+    if v < T::from(1) {
+        e.push(o.key_path(key), "must be at least 1");
+        return default;
+    }
+    v
+}
+
+/// A duration that must be greater than zero.
+fn nonzero(o: &mut Obj<'_>, key: &'static str, default_secs: u64, e: &mut FieldErrors) -> Duration {
+    let v = o.or(key, Duration::from_secs(default_secs), e);
+    if v.is_zero() {
+        e.push(o.key_path(key), "must be greater than 0");
+    }
+    v
+}
+
+fn log_level(o: &mut Obj<'_>, e: &mut FieldErrors) -> tracing::Level {
+    let s: String = o.or("log_level", "INFO".into(), e);
+    let normal = match s.to_ascii_uppercase().as_str() {
+        "WARNING" => "WARN".to_string(),
+        "CRITICAL" => "ERROR".to_string(),
+        other => other.to_string(),
+    };
+    normal.parse().unwrap_or_else(|_| {
+        e.push(
+            o.key_path("log_level"),
+            format!("expected TRACE, DEBUG, INFO, WARN or ERROR, got {s:?}"),
+        );
+        tracing::Level::INFO
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn fields(err: SettingsError) -> Vec<String> {
+        match err {
+            SettingsError::Invalid(errors) => errors.0.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected field errors, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = Settings::defaults();
+        assert_eq!(s.orchestrator.host, "localhost");
+        assert_eq!(s.orchestrator.port, 8080);
+        assert_eq!(s.orchestrator.max_concurrent_executions, 10);
+        assert_eq!(s.orchestrator.task_timeout, Duration::from_secs(3600));
+        assert_eq!(s.load_generation.default_timeout, Duration::from_secs(300));
+        assert_eq!(s.load_generation.max_concurrent_requests, 1000);
+        assert_eq!(s.load_generation.connection_pool_size, 100);
+        assert_eq!(s.load_generation.allowed_targets, Allowlist::default());
+        assert_eq!(
+            s.service_discovery.multicast_group,
+            Ipv4Addr::new(239, 255, 255, 250)
+        );
+        assert_eq!(s.service_discovery.multicast_port, 1900);
+        assert_eq!(s.service_discovery.service_timeout, Duration::from_secs(90));
+        assert!(s.service_discovery.health_check_enabled);
+        assert_eq!(
+            s.resource_management.allocation_timeout,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            s.resource_management.cleanup_interval,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            s.resource_management.monitoring_interval,
+            Duration::from_secs(30)
+        );
+        assert_eq!(s.health_monitoring.check_interval, Duration::from_secs(30));
+        assert_eq!(s.health_monitoring.alert_thresholds.cpu_warning, 80.0);
+        assert_eq!(s.health_monitoring.alert_thresholds.memory_warning, 85.0);
+        assert_eq!(s.health_monitoring.alert_thresholds.disk_critical, 95.0);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_set_overrides_environment() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "orchestrator:\n  port: 9000\n  host: 0.0.0.0\nload_generation:\n  workers: 3"
+        )
+        .unwrap();
+        let vars = env(&[
+            ("MCP_ORCHESTRATOR_PORT", "9100"),
+            ("MCP_DISCOVERY_MULTICAST_PORT", "1901"),
+            ("MCP_RESOURCE_MONITOR_INTERVAL", "5"),
+            ("MCP_HEALTH_ALERT_THRESHOLD", "4"),
+            ("MCP_COMM_HEARTBEAT_INTERVAL", "2s"),
+            (
+                "MCP_LOAD_GENERATION_ALLOWED_TARGETS",
+                "10.0.0.0/8, localhost",
+            ),
+            ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_CPU_WARNING", "70"),
+            ("MCP_SERVER_TOKEN", "belongs to another tool"),
+            ("PATH", "/bin"),
+        ]);
+        let set = ["orchestrator.port=9200".to_string()];
+        let s = Settings::load(Some(f.path()), &vars, &set).unwrap();
+        assert_eq!(s.orchestrator.port, 9200);
+        assert_eq!(s.orchestrator.host, "0.0.0.0");
+        assert_eq!(s.load_generation.workers, Some(3));
+        assert_eq!(s.service_discovery.multicast_port, 1901);
+        assert_eq!(
+            s.resource_management.monitoring_interval,
+            Duration::from_secs(5)
+        );
+        assert_eq!(s.health_monitoring.alert_threshold, 4);
+        assert_eq!(s.communication.heartbeat_interval, Duration::from_secs(2));
+        assert_eq!(s.health_monitoring.alert_thresholds.cpu_warning, 70.0);
+        assert_eq!(s.load_generation.allowed_targets.patterns().len(), 2);
+        let without_set = Settings::load(Some(f.path()), &vars, &[]).unwrap();
+        assert_eq!(without_set.orchestrator.port, 9100);
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_at_once() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "orchestrator:\n  port: 70000\n  colour: blue\nload_generation:\n  max_concurrent_requests: 0\n  allowed_targets: ['not a host']\nservice_discovery:\n  multicast_group: 10.0.0.1\nhealth_monitoring:\n  alert_thresholds:\n    cpu_warning: 99\nextra: 1"
+        )
+        .unwrap();
+        let vars = env(&[("MCP_ORCHESTRATOR_TASK_TIMEOUT", "soon")]);
+        let err = Settings::load(Some(f.path()), &vars, &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("MCP_ORCHESTRATOR_TASK_TIMEOUT"), "{text}");
+        let mut got = fields(err);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "extra",
+                "health_monitoring.alert_thresholds.cpu_warning",
+                "load_generation.allowed_targets[0]",
+                "load_generation.max_concurrent_requests",
+                "orchestrator.colour",
+                "orchestrator.port",
+                "orchestrator.task_timeout",
+                "service_discovery.multicast_group",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_variable_in_a_known_section_is_an_error() {
+        let err =
+            Settings::load(None, &env(&[("MCP_LOAD_GENERATION_WORKRES", "2")]), &[]).unwrap_err();
+        assert!(err.to_string().contains("load_generation.workres"), "{err}");
+        assert!(
+            err.to_string().contains("MCP_LOAD_GENERATION_WORKRES"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_key_mapping() {
+        assert_eq!(
+            env_key("MCP_ORCHESTRATOR_HOST").as_deref(),
+            Some("orchestrator.host")
+        );
+        assert_eq!(
+            env_key("MCP_DISCOVERY_MULTICAST_GROUP").as_deref(),
+            Some("service_discovery.multicast_group")
+        );
+        assert_eq!(
+            env_key("MCP_HEALTH_CHECK_INTERVAL").as_deref(),
+            Some("health_monitoring.check_interval")
+        );
+        assert_eq!(
+            env_key("MCP_COMM_MESSAGE_TIMEOUT").as_deref(),
+            Some("communication.message_timeout")
+        );
+        assert_eq!(
+            env_key("MCP_RESOURCE_CLEANUP_INTERVAL").as_deref(),
+            Some("resource_management.cleanup_interval")
+        );
+        assert_eq!(env_key("MCP_SOMETHING_ELSE"), None);
+        assert_eq!(env_key("HOME"), None);
+    }
+}

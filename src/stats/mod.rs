@@ -1,0 +1,461 @@
+//! Latency and count statistics: the one-second [`Window`] a worker records into, and the
+//! [`TaskAccumulator`] that merges the windows of every shard into live and final figures.
+//! Plain data and functions: the actors only move windows around.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency a histogram tracks (10 minutes, in microseconds); larger values saturate.
+pub const MAX_LATENCY_US: u64 = 600_000_000;
+
+/// A latency histogram in microseconds, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
+}
+
+/// Records a latency, clamped into the histogram's range.
+pub fn record(h: &mut Histogram<u64>, latency: Duration) {
+    let us = u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_LATENCY_US);
+    h.saturating_record(us);
+}
+
+/// Why a request failed. Failures never stop a run; they are counted by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No connection could be made or the connection broke while sending.
+    Connect,
+    /// No complete response within the target's timeout (or the end-of-run drain).
+    Timeout,
+    /// A response whose status the target does not expect (or a refused redirect).
+    Status,
+    /// A response that could not be read or parsed.
+    Body,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorCounts {
+    pub total: u64,
+    pub connect: u64,
+    pub timeout: u64,
+    pub status: u64,
+    pub body: u64,
+}
+
+impl ErrorCounts {
+    pub fn add(&mut self, kind: ErrorKind) {
+        self.total += 1;
+        match kind {
+            ErrorKind::Connect => self.connect += 1,
+            ErrorKind::Timeout => self.timeout += 1,
+            ErrorKind::Status => self.status += 1,
+            ErrorKind::Body => self.body += 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &ErrorCounts) {
+        self.total += o.total;
+        self.connect += o.connect;
+        self.timeout += o.timeout;
+        self.status += o.status;
+        self.body += o.body;
+    }
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The status of the (last) response, if one arrived.
+    pub status: Option<u16>,
+    pub error: Option<ErrorKind>,
+    pub bytes: u64,
+    /// Slower than the target's `expected_response_time`.
+    pub slow: bool,
+}
+
+/// What one worker saw of one task during one second.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Seconds since the task's start: this window covers `[index, index + 1)`.
+    pub index: u64,
+    /// Requests started in the window.
+    pub sent: u64,
+    /// Requests finished in the window (successes and failures).
+    pub completed: u64,
+    /// Open model: arrivals that had to wait for the `concurrent_users` cap.
+    pub late_starts: u64,
+    pub errors: ErrorCounts,
+    pub slow: u64,
+    pub bytes: u64,
+    pub status_codes: BTreeMap<u16, u64>,
+    /// Latency from the planned start (coordinated-omission corrected).
+    pub corrected: Histogram<u64>,
+    /// Latency from the actual send.
+    pub uncorrected: Histogram<u64>,
+}
+
+impl Window {
+    pub fn new(index: u64) -> Window {
+        Window {
+            index,
+            sent: 0,
+            completed: 0,
+            late_starts: 0,
+            errors: ErrorCounts::default(),
+            slow: 0,
+            bytes: 0,
+            status_codes: BTreeMap::new(),
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+        }
+    }
+
+    /// Records a finished request. `corrected` runs from the planned start, `uncorrected` from
+    /// the moment it was actually sent.
+    pub fn record(&mut self, outcome: &Outcome, corrected: Duration, uncorrected: Duration) {
+        self.completed += 1;
+        record(&mut self.corrected, corrected);
+        record(&mut self.uncorrected, uncorrected);
+        if let Some(kind) = outcome.error {
+            self.errors.add(kind);
+        }
+        if let Some(code) = outcome.status {
+            *self.status_codes.entry(code).or_default() += 1;
+        }
+        self.bytes += outcome.bytes;
+        self.slow += u64::from(outcome.slow);
+    }
+
+    /// Empties the window for reuse as `index`, keeping the histograms' allocations.
+    pub fn reset(&mut self, index: u64) {
+        self.index = index;
+        self.sent = 0;
+        self.completed = 0;
+        self.late_starts = 0;
+        self.errors = ErrorCounts::default();
+        self.slow = 0;
+        self.bytes = 0;
+        self.status_codes.clear();
+        self.corrected.reset();
+        self.uncorrected.reset();
+    }
+
+    pub fn merge(&mut self, o: &Window) {
+        self.sent += o.sent;
+        self.completed += o.completed;
+        self.late_starts += o.late_starts;
+        self.errors.merge(&o.errors);
+        self.slow += o.slow;
+        self.bytes += o.bytes;
+        for (code, n) in &o.status_codes {
+            *self.status_codes.entry(*code).or_default() += n;
+        }
+        // Same bounds on both sides, so adding cannot fail.
+        self.corrected
+            .add(&o.corrected)
+            .expect("histograms share bounds");
+        self.uncorrected
+            .add(&o.uncorrected)
+            .expect("histograms share bounds");
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// One second of a task, merged across shards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    pub second: u64,
+    /// Requests the plan called for in this second (open model; 0 for closed).
+    pub planned: f64,
+    pub sent: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Figures of a task so far, for live progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub sent: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub late_starts: u64,
+    pub latency_ms: Percentiles,
+    /// The latest complete second, if any.
+    pub last_second: Option<TimelinePoint>,
+}
+
+/// Merges the windows of every shard of one task. A second is complete (and enters the
+/// timeline) once every shard has reported it or finished.
+pub struct TaskAccumulator {
+    shards: Vec<ShardState>,
+    pending: BTreeMap<u64, Window>,
+    total: Window,
+    timeline: Vec<TimelinePoint>,
+    planned_per_second: Box<dyn Fn(u64) -> f64 + Send>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct ShardState {
+    /// Highest window index reported plus one (0: none yet).
+    next: u64,
+    done: bool,
+}
+
+impl TaskAccumulator {
+    /// `planned_per_second(k)` gives the plan's request count for second `k`.
+    pub fn new(shards: usize, planned_per_second: Box<dyn Fn(u64) -> f64 + Send>) -> Self {
+        TaskAccumulator {
+            shards: vec![ShardState::default(); shards],
+            pending: BTreeMap::new(),
+            total: Window::new(0),
+            timeline: Vec::new(),
+            planned_per_second,
+        }
+    }
+
+    /// Adds one shard's window; `last` marks the shard's final window.
+    pub fn add(&mut self, shard: usize, window: &Window, last: bool) {
+        let Some(state) = self.shards.get_mut(shard) else {
+            return;
+        };
+        state.next = state.next.max(window.index + 1);
+        state.done |= last;
+        self.total.merge(window);
+        match self.pending.get_mut(&window.index) {
+            Some(w) => w.merge(window),
+            None => {
+                let mut w = Window::new(window.index);
+                w.merge(window);
+                self.pending.insert(window.index, w);
+            }
+        }
+        self.settle();
+    }
+
+    fn settle(&mut self) {
+        let complete_below = self
+            .shards
+            .iter()
+            .map(|s| if s.done { u64::MAX } else { s.next })
+            .min()
+            .unwrap_or(0);
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() >= complete_below {
+                break;
+            }
+            let w = entry.remove();
+            // Seconds in which no shard reported anything still appear, as empty points.
+            let mut next_second = self.timeline.last().map_or(0, |p| p.second + 1);
+            while next_second < w.index {
+                let empty = Window::new(next_second);
+                self.timeline.push(self.point(&empty));
+                next_second += 1;
+            }
+            let point = self.point(&w);
+            self.timeline.push(point);
+        }
+    }
+
+    fn point(&self, w: &Window) -> TimelinePoint {
+        TimelinePoint {
+            second: w.index,
+            planned: (self.planned_per_second)(w.index),
+            sent: w.sent,
+            completed: w.completed,
+            errors: w.errors.total,
+            p50_ms: Percentiles::of(&w.corrected).p50,
+            p99_ms: Percentiles::of(&w.corrected).p99,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.shards.iter().all(|s| s.done)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            sent: self.total.sent,
+            completed: self.total.completed,
+            errors: self.total.errors.total,
+            late_starts: self.total.late_starts,
+            latency_ms: Percentiles::of(&self.total.corrected),
+            last_second: self.timeline.last().cloned(),
+        }
+    }
+
+    /// Everything merged so far.
+    pub fn total(&self) -> &Window {
+        &self.total
+    }
+
+    pub fn timeline(&self) -> &[TimelinePoint] {
+        &self.timeline
+    }
+}
+
+/// The coordinated-omission rule in one place: latency is measured from when the request
+/// *should* have started: `corrected = completed - min(planned, sent)`,
+/// `uncorrected = completed - sent`. A request sent a little early (the arrival loop wakes
+/// within the timer's 1 ms resolution of the planned time) is measured from its send, so the
+/// corrected figure is never below the uncorrected one.
+pub fn latencies(
+    planned: std::time::Instant,
+    sent: std::time::Instant,
+    completed: std::time::Instant,
+) -> (Duration, Duration) {
+    let reference = planned.min(sent);
+    (
+        completed.saturating_duration_since(reference),
+        completed.saturating_duration_since(sent),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn ok() -> Outcome {
+        Outcome {
+            status: Some(200),
+            error: None,
+            bytes: 10,
+            slow: false,
+        }
+    }
+
+    /// Synthetic timings: a server that stalls for 1 s once, behind a cap that queues the
+    /// arrivals; the corrected figure sees the stall in every queued request, the uncorrected
+    /// one only in the few that were in flight.
+    #[test]
+    fn correction_on_synthetic_timings() {
+        let t0 = Instant::now();
+        let ms = |x: u64| t0 + Duration::from_millis(x);
+        let mut w = Window::new(0);
+        // 1,000 arrivals every 5 ms; service takes 1 ms, except that everything in flight or
+        // queued between 1000 ms and 2000 ms completes at 2000 ms. One request in flight at a
+        // time: the first one sent at 1000 ms waits the whole second, the queued ones are sent
+        // at 2000 ms and take 1 ms each.
+        let mut free_at = 0u64;
+        for i in 0..1000u64 {
+            let planned = i * 5;
+            let sent = planned.max(free_at);
+            let done = if (1000..2000).contains(&sent) {
+                2000
+            } else {
+                sent + 1
+            };
+            free_at = done;
+            let (c, u) = latencies(ms(planned), ms(sent), ms(done));
+            w.record(&ok(), c, u);
+        }
+        let corrected = Percentiles::of(&w.corrected);
+        let uncorrected = Percentiles::of(&w.uncorrected);
+        // 200 arrivals fall in the stalled second; sorted, the 10th worst waited ~950 ms.
+        assert!(
+            (corrected.p99 - 950.0).abs() < 10.0,
+            "corrected p99 {}",
+            corrected.p99
+        );
+        assert!(uncorrected.p99 < 5.0, "uncorrected p99 {}", uncorrected.p99);
+        assert!((corrected.max - 1000.0).abs() < 2.0 && (uncorrected.max - 1000.0).abs() < 2.0);
+    }
+
+    #[test]
+    fn an_early_send_is_measured_from_the_send() {
+        let t0 = Instant::now();
+        let ms = |x: u64| t0 + Duration::from_millis(x);
+        // Sent 1 ms before its planned time, done 3 ms after the send.
+        assert_eq!(
+            latencies(ms(5), ms(4), ms(7)),
+            (Duration::from_millis(3), Duration::from_millis(3))
+        );
+        // Sent 10 ms late: the wait counts.
+        assert_eq!(
+            latencies(ms(5), ms(15), ms(17)),
+            (Duration::from_millis(12), Duration::from_millis(2))
+        );
+    }
+
+    #[test]
+    fn windows_merge_and_settle_in_order() {
+        let mut acc = TaskAccumulator::new(2, Box::new(|_| 10.0));
+        let mut a0 = Window::new(0);
+        a0.sent = 5;
+        a0.record(&ok(), Duration::from_millis(2), Duration::from_millis(1));
+        acc.add(0, &a0, false);
+        assert!(
+            acc.timeline().is_empty(),
+            "shard 1 has not reported second 0"
+        );
+        let mut b0 = Window::new(0);
+        b0.sent = 5;
+        b0.errors.add(ErrorKind::Timeout);
+        acc.add(1, &b0, false);
+        assert_eq!(acc.timeline().len(), 1);
+        assert_eq!(acc.timeline()[0].sent, 10);
+        assert_eq!(acc.timeline()[0].errors, 1);
+        // Shard 0 ends at second 2 (second 1 empty for it), shard 1 at second 1.
+        acc.add(0, &Window::new(2), true);
+        assert_eq!(acc.timeline().len(), 1);
+        acc.add(1, &Window::new(1), true);
+        assert_eq!(
+            acc.timeline().iter().map(|p| p.second).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert!(acc.is_done());
+        assert_eq!(acc.total().sent, 10);
+        assert_eq!(acc.snapshot().completed, 1);
+    }
+
+    #[test]
+    fn reset_keeps_nothing() {
+        let mut w = Window::new(3);
+        w.sent = 4;
+        w.record(&ok(), Duration::from_millis(5), Duration::from_millis(5));
+        w.reset(4);
+        assert_eq!(
+            (w.index, w.sent, w.completed, w.corrected.len()),
+            (4, 0, 0, 0)
+        );
+        assert!(w.status_codes.is_empty());
+    }
+}

@@ -1,0 +1,247 @@
+//! The run report: JSON (its schema is `schemas/report.schema.json`, a contract) and text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{ErrorCounts, Percentiles, TaskAccumulator, TimelinePoint, new_histogram};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub name: String,
+    /// Milliseconds since the Unix epoch when the first task started.
+    pub started_at_ms: u64,
+    pub summary: Summary,
+    pub tasks: Vec<TaskReport>,
+}
+
+/// All tasks together.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub total_requests: u64,
+    /// Requests the plans called for (open-model tasks only).
+    pub planned_requests: u64,
+    pub achieved_rps: f64,
+    pub duration_s: f64,
+    pub late_starts: u64,
+    pub errors: ErrorCounts,
+    pub error_rate: f64,
+    pub latency_ms: Percentiles,
+    pub latency_uncorrected_ms: Percentiles,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub model: &'static str,
+    pub pattern: String,
+    pub arrivals: &'static str,
+    pub seed: u64,
+    pub concurrent_users: u32,
+    pub duration_s: f64,
+    /// Open model: the plan's request count (its rate integral); `null` for closed.
+    pub planned_requests: Option<u64>,
+    /// Requests that finished (successes and failures).
+    pub total_requests: u64,
+    pub achieved_rps: f64,
+    /// Open model: arrivals that had to wait for the `concurrent_users` cap.
+    pub late_starts: u64,
+    /// From the planned start: what a user arriving on schedule saw.
+    pub latency_ms: Percentiles,
+    /// From the actual send.
+    pub latency_uncorrected_ms: Percentiles,
+    pub errors: ErrorCounts,
+    pub status_codes: BTreeMap<String, u64>,
+    /// Responses slower than their target's `expected_response_time`.
+    pub slow_responses: u64,
+    pub bytes_received: u64,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// What the report needs to know of a task besides its figures.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    pub name: String,
+    pub model: &'static str,
+    pub pattern: String,
+    pub arrivals: &'static str,
+    pub seed: u64,
+    pub concurrent_users: u32,
+    pub duration_s: f64,
+    pub planned_requests: Option<u64>,
+}
+
+impl TaskReport {
+    pub fn build(info: TaskInfo, acc: &TaskAccumulator) -> TaskReport {
+        let total = acc.total();
+        let achieved_rps = if info.duration_s > 0.0 {
+            total.completed as f64 / info.duration_s
+        } else {
+            0.0
+        };
+        TaskReport {
+            name: info.name,
+            kind: "load_test",
+            model: info.model,
+            pattern: info.pattern,
+            arrivals: info.arrivals,
+            seed: info.seed,
+            concurrent_users: info.concurrent_users,
+            duration_s: info.duration_s,
+            planned_requests: info.planned_requests,
+            total_requests: total.completed,
+            achieved_rps,
+            late_starts: total.late_starts,
+            latency_ms: Percentiles::of(&total.corrected),
+            latency_uncorrected_ms: Percentiles::of(&total.uncorrected),
+            errors: total.errors,
+            status_codes: total
+                .status_codes
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            slow_responses: total.slow,
+            bytes_received: total.bytes,
+            timeline: acc.timeline().to_vec(),
+        }
+    }
+}
+
+impl Report {
+    /// Builds the report from each task's description and accumulator.
+    pub fn build(
+        name: String,
+        started_at_ms: u64,
+        tasks: Vec<(TaskInfo, &TaskAccumulator)>,
+    ) -> Report {
+        let mut corrected = new_histogram();
+        let mut uncorrected = new_histogram();
+        let mut errors = ErrorCounts::default();
+        let (mut total, mut planned, mut late) = (0, 0, 0);
+        let mut duration_s: f64 = 0.0;
+        let mut reports = Vec::new();
+        for (info, acc) in tasks {
+            let t = acc.total();
+            corrected
+                .add(&t.corrected)
+                .expect("histograms share bounds");
+            uncorrected
+                .add(&t.uncorrected)
+                .expect("histograms share bounds");
+            errors.merge(&t.errors);
+            total += t.completed;
+            late += t.late_starts;
+            planned += info.planned_requests.unwrap_or(0);
+            duration_s = duration_s.max(info.duration_s);
+            reports.push(TaskReport::build(info, acc));
+        }
+        Report {
+            name,
+            started_at_ms,
+            summary: Summary {
+                total_requests: total,
+                planned_requests: planned,
+                achieved_rps: if duration_s > 0.0 {
+                    total as f64 / duration_s
+                } else {
+                    0.0
+                },
+                duration_s,
+                late_starts: late,
+                errors,
+                error_rate: if total > 0 {
+                    errors.total as f64 / total as f64
+                } else {
+                    0.0
+                },
+                latency_ms: Percentiles::of(&corrected),
+                latency_uncorrected_ms: Percentiles::of(&uncorrected),
+            },
+            tasks: reports,
+        }
+    }
+
+    /// The text report printed at the end of `mcpt run`.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "\n{}: {} requests in {:.1} s, {:.1} req/s, {} errors ({:.2}%)",
+            self.name,
+            s.total_requests,
+            s.duration_s,
+            s.achieved_rps,
+            s.errors.total,
+            s.error_rate * 100.0
+        );
+        for t in &self.tasks {
+            let _ = writeln!(
+                out,
+                "\ntask {} ({} model, {}, {} arrivals, {} users)",
+                t.name, t.model, t.pattern, t.arrivals, t.concurrent_users
+            );
+            match t.planned_requests {
+                Some(p) => {
+                    let _ = writeln!(
+                        out,
+                        "  requests   {} of {} planned, {:.1} req/s, {} late starts",
+                        t.total_requests, p, t.achieved_rps, t.late_starts
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  requests   {}, {:.1} req/s",
+                        t.total_requests, t.achieved_rps
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "  latency ms       p50       p90       p95       p99     p99.9       max      mean"
+            );
+            for (label, p) in [
+                ("corrected", &t.latency_ms),
+                ("uncorrected", &t.latency_uncorrected_ms),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "  {label:<12}{:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                    p.p50, p.p90, p.p95, p.p99, p.p999, p.max, p.mean
+                );
+            }
+            let e = &t.errors;
+            let _ = writeln!(
+                out,
+                "  errors     {} (connect {}, timeout {}, status {}, body {})",
+                e.total, e.connect, e.timeout, e.status, e.body
+            );
+            let codes: Vec<String> = t
+                .status_codes
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  status     {}",
+                if codes.is_empty() {
+                    "none".into()
+                } else {
+                    codes.join(", ")
+                }
+            );
+            if t.slow_responses > 0 {
+                let _ = writeln!(
+                    out,
+                    "  slow       {} responses over expected_response_time",
+                    t.slow_responses
+                );
+            }
+        }
+        out
+    }
+}
