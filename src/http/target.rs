@@ -7,6 +7,7 @@
 //! - `/status?code=N`: answers with status N
 //! - `/echo`: answers with the request body and content type
 //! - `/bytes?n=N`: N bytes (at most 100 MiB)
+//! - `/redirect?to=URL`: a 302 to URL (not decoded: pass a path or a plain URL)
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -18,7 +19,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 /// Paths counted one by one; anything else counts as `other`.
-const PATHS: [&str; 6] = ["/", "/delay", "/status", "/echo", "/bytes", "other"];
+const PATHS: [&str; 7] = [
+    "/",
+    "/delay",
+    "/status",
+    "/echo",
+    "/bytes",
+    "/redirect",
+    "other",
+];
 /// Seconds of per-second counts kept (one day); later requests count in the last slot.
 const SECONDS_KEPT: usize = 86_400;
 
@@ -169,8 +178,19 @@ async fn bytes(stats: Stats, req: HttpRequest) -> HttpResponse {
         .body(vec![b'x'; n as usize])
 }
 
-async fn other(stats: Stats) -> HttpResponse {
+async fn redirect(stats: Stats, req: HttpRequest) -> HttpResponse {
     stats.count(5);
+    let query = req.query_string();
+    match query.split('&').find_map(|kv| kv.strip_prefix("to=")) {
+        Some(to) if !to.is_empty() => HttpResponse::Found()
+            .insert_header((actix_web::http::header::LOCATION, to.to_string()))
+            .finish(),
+        _ => bad_request("to", "to= is required: the redirect's Location".into()),
+    }
+}
+
+async fn other(stats: Stats) -> HttpResponse {
+    stats.count(6);
     HttpResponse::NotFound()
         .json(serde_json::json!({"error": "not_found", "message": "no such path", "field": null}))
 }
@@ -191,6 +211,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/status", web::to(status))
         .route("/echo", web::to(echo))
         .route("/bytes", web::to(bytes))
+        .route("/redirect", web::to(redirect))
         .route("/stats", web::get().to(get_stats))
         .route("/stats", web::delete().to(reset_stats))
         .default_service(web::to(other));
@@ -271,6 +292,9 @@ mod tests {
             "ping"
         );
         assert_eq!(test::call_service(&app, call("/nope")).await.status(), 404);
+        let resp = test::call_service(&app, call("/redirect?to=/bytes")).await;
+        assert_eq!(resp.status(), 302);
+        assert_eq!(resp.headers().get("location").unwrap(), "/bytes");
         let view = stats.view();
         assert_eq!(view.total, 9);
         assert_eq!(view.paths["/status"], 2);

@@ -1,0 +1,228 @@
+//! Test harness: targets on port 0 that stop when dropped, a guard for spawned `mcpt`
+//! processes, plan files, and the one polling helper, `wait_until`.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+pub use mcp_testing::cli::TargetGuard;
+use mcp_testing::load::plan::{self, TestPlan};
+use mcp_testing::settings::Settings;
+use mcp_testing::stats::report::Report;
+
+/// Polls `pred` every 10 ms until it holds or `timeout` passes; says which.
+pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the single polling helper of the tests"
+        )]
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// An `mcpt target` on 127.0.0.1:0 in this process, with one server thread.
+pub fn target() -> TargetGuard {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    TargetGuard::start(listener, 1).expect("target starts")
+}
+
+/// A port on which nothing listens (bound, then released).
+pub fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Validates a plan against the default settings, panicking with the errors.
+pub fn plan(yaml: &str) -> TestPlan {
+    let doc = plan::parse_document(yaml).expect("plan parses");
+    plan::validate(&doc, &Settings::defaults().load_generation).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a plan in this process, on a System of its own.
+pub fn run(plan: &TestPlan) -> Report {
+    let settings = Settings::defaults().load_generation;
+    actix::System::new().block_on(mcp_testing::load::runner::run_plan(plan, &settings, |_| {}))
+}
+
+/// A file in a temporary folder that lives as long as the value.
+pub struct TempFile {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn temp_file(name: &str, contents: &str) -> TempFile {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(contents.as_bytes())
+        .unwrap();
+    TempFile { _dir: dir, path }
+}
+
+/// A spawned process that is killed (and reaped) when dropped, even if the test fails.
+pub struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    pub fn spawn(cmd: &mut Command) -> ChildGuard {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        ChildGuard(Some(child))
+    }
+
+    /// Waits for the process to exit within `timeout` and returns its output.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let mut child = self.0.take().unwrap();
+        let exited = wait_until(timeout, || {
+            child.try_wait().map(|s| s.is_some()).unwrap_or(true)
+        });
+        if !exited {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "process did not exit within {timeout:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `mcpt` with arguments, with no `MCP_*` variables of the caller's environment.
+pub fn mcpt(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpt"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MCP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// One request as the stall target saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    pub received: Instant,
+    pub released: Instant,
+}
+
+/// A target that answers at once, except that from its `stall_after`-th request on it holds
+/// every response until one `stall` after that request arrived: the server "freezes" once.
+pub struct StallTarget {
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<Seen>>>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct StallState {
+    stall_after: usize,
+    stall: Duration,
+    stall_start: Mutex<Option<Instant>>,
+    log: Arc<Mutex<Vec<Seen>>>,
+}
+
+async fn stall_handler(state: web::Data<StallState>) -> HttpResponse {
+    let received = Instant::now();
+    let index = {
+        let log = state.log.lock().unwrap();
+        log.len()
+    };
+    let release_at = {
+        let mut start = state.stall_start.lock().unwrap();
+        if start.is_none() && index + 1 >= state.stall_after {
+            *start = Some(received);
+        }
+        start.map(|s| s + state.stall).filter(|end| *end > received)
+    };
+    if let Some(end) = release_at {
+        tokio::time::sleep_until(end.into()).await;
+    }
+    state.log.lock().unwrap().push(Seen {
+        received,
+        released: Instant::now(),
+    });
+    HttpResponse::Ok().body("ok")
+}
+
+impl StallTarget {
+    pub fn start(stall_after: usize, stall: Duration) -> StallTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let state = web::Data::new(StallState {
+            stall_after,
+            stall,
+            stall_start: Mutex::new(None),
+            log: log.clone(),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix::System::new().block_on(async move {
+                let srv = actix_web::HttpServer::new(move || {
+                    actix_web::App::new()
+                        .app_data(state.clone())
+                        .default_service(web::to(stall_handler))
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                tx.send(srv.handle()).unwrap();
+                let _ = srv.await;
+            })
+        });
+        let handle = rx.recv().unwrap();
+        StallTarget {
+            addr,
+            log,
+            handle,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StallTarget {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ =
+            std::thread::spawn(move || actix::System::new().block_on(handle.stop(false))).join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

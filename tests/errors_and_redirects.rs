@@ -1,0 +1,73 @@
+//! Failures are classified and never stop a run; redirects are followed only when a target
+//! asks for it, and only to allowed hosts.
+
+mod common;
+
+use common::{closed_port, plan, run, target};
+
+#[test]
+fn every_kind_of_failure_is_counted_and_the_run_goes_on() {
+    let t = target();
+    let p = plan(&format!(
+        "tasks:\n- type: load_test\n  parameters:\n    targets:\n    - 'http://{0}/status?code=500'\n    - 'http://127.0.0.1:{1}/'\n    - {{url: 'http://{0}/delay?ms=2000', timeout: 100ms}}\n    - 'http://{0}/'\n    duration: 2s\n    base_rps: 40\n",
+        t.addr,
+        closed_port()
+    ));
+    let report = run(&p);
+    let task = &report.tasks[0];
+    assert_eq!(
+        task.total_requests, 80,
+        "every arrival was sent and finished"
+    );
+    let e = &task.errors;
+    assert_eq!(
+        (e.status, e.connect, e.timeout, e.body),
+        (20, 20, 20, 0),
+        "{e:?}"
+    );
+    assert_eq!(e.total, 60);
+    assert_eq!(task.status_codes["500"], 20);
+    assert_eq!(task.status_codes["200"], 20);
+    // Timed-out requests are measured up to their timeout.
+    assert!(
+        task.latency_ms.max >= 100.0 && task.latency_ms.max < 1000.0,
+        "{:?}",
+        task.latency_ms
+    );
+}
+
+#[test]
+fn slow_responses_are_counted_against_expected_response_time() {
+    let t = target();
+    let p = plan(&format!(
+        "tasks:\n- type: load_test\n  parameters:\n    targets: [{{url: 'http://{}/delay?ms=30', expected_response_time: 10ms}}]\n    duration: 1s\n    base_rps: 20\n",
+        t.addr
+    ));
+    let report = run(&p);
+    assert_eq!(report.tasks[0].slow_responses, 20);
+    assert_eq!(report.tasks[0].errors.total, 0);
+}
+
+#[test]
+fn redirects_are_followed_only_when_asked_and_only_to_allowed_hosts() {
+    let t = target();
+    let yaml = |follow: bool, to: &str| {
+        format!(
+            "tasks:\n- type: load_test\n  parameters:\n    targets: [{{url: 'http://{}/redirect?to={to}', follow_redirects: {follow}}}]\n    duration: 1s\n    base_rps: 10\n",
+            t.addr
+        )
+    };
+    // Not followed: the 302 is the answer (3xx counts as success by default).
+    let report = run(&plan(&yaml(false, "/bytes?n=7")));
+    assert_eq!(report.tasks[0].status_codes["302"], 10);
+    assert_eq!(t.stats.view().paths["/bytes"], 0);
+    // Followed to the same allowed host.
+    let report = run(&plan(&yaml(true, "/bytes?n=7")));
+    assert_eq!(report.tasks[0].status_codes["200"], 10);
+    assert_eq!(report.tasks[0].bytes_received, 70);
+    assert_eq!(t.stats.view().paths["/bytes"], 10);
+    // Followed, but the next hop is outside the allowlist: refused, counted as a status error.
+    let report = run(&plan(&yaml(true, "http://10.255.255.1/")));
+    assert_eq!(report.tasks[0].errors.status, 10);
+    assert_eq!(report.tasks[0].status_codes["302"], 10);
+}
