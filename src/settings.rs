@@ -529,6 +529,23 @@ mod tests {
     }
 
     #[test]
+    fn the_broken_example_lists_every_mistake() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/broken.example.yaml");
+        let mut got = fields(Settings::load(Some(&path), &HashMap::new(), &[]).unwrap_err());
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "health_monitoring.alert_thresholds.cpu_warning",
+                "load_generation.allowed_targets[0]",
+                "load_generation.max_concurrent_requests",
+                "orchestrator.colour",
+                "orchestrator.port",
+            ]
+        );
+    }
+
+    #[test]
     fn env_key_mapping() {
         assert_eq!(
             env_key("MCP_ORCHESTRATOR_HOST").as_deref(),

@@ -103,18 +103,17 @@ fn bad_request(field: &str, message: String) -> HttpResponse {
         .json(serde_json::json!({"error": "invalid_parameter", "message": message, "field": field}))
 }
 
-/// Reads a whole-number query parameter.
-fn param(req: &HttpRequest, name: &str) -> Result<Option<u64>, HttpResponse> {
+/// Reads a whole-number query parameter, `default` when absent; the error names it.
+fn param(req: &HttpRequest, name: &str, default: u64) -> Result<u64, String> {
     let query = req.query_string();
     let Some(raw) = query
         .split('&')
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
     else {
-        return Ok(None);
+        return Ok(default);
     };
     raw.parse()
-        .map(Some)
-        .map_err(|_| bad_request(name, format!("{name}={raw:?} is not a whole number")))
+        .map_err(|_| format!("{name}={raw:?} is not a whole number"))
 }
 
 async fn hello(stats: Stats) -> HttpResponse {
@@ -126,9 +125,9 @@ async fn hello(stats: Stats) -> HttpResponse {
 
 async fn delay(stats: Stats, req: HttpRequest) -> HttpResponse {
     stats.count(1);
-    let ms = match param(&req, "ms") {
-        Ok(ms) => ms.unwrap_or(0),
-        Err(resp) => return resp,
+    let ms = match param(&req, "ms", 0) {
+        Ok(v) => v,
+        Err(why) => return bad_request("ms", why),
     };
     if ms > 60_000 {
         return bad_request("ms", format!("ms={ms} is over the 60000 ms limit"));
@@ -139,9 +138,9 @@ async fn delay(stats: Stats, req: HttpRequest) -> HttpResponse {
 
 async fn status(stats: Stats, req: HttpRequest) -> HttpResponse {
     stats.count(2);
-    let code = match param(&req, "code") {
-        Ok(code) => code.unwrap_or(200),
-        Err(resp) => return resp,
+    let code = match param(&req, "code", 200) {
+        Ok(v) => v,
+        Err(why) => return bad_request("code", why),
     };
     match u16::try_from(code)
         .ok()
@@ -166,9 +165,9 @@ async fn echo(stats: Stats, req: HttpRequest, body: web::Bytes) -> HttpResponse 
 
 async fn bytes(stats: Stats, req: HttpRequest) -> HttpResponse {
     stats.count(4);
-    let n = match param(&req, "n") {
-        Ok(n) => n.unwrap_or(0),
-        Err(resp) => return resp,
+    let n = match param(&req, "n", 0) {
+        Ok(v) => v,
+        Err(why) => return bad_request("n", why),
     };
     if n > 100 << 20 {
         return bad_request("n", format!("n={n} is over the 100 MiB limit"));

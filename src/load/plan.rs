@@ -924,6 +924,18 @@ mod tests {
     }
 
     #[test]
+    fn every_example_plan_is_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            load_file(&path, &settings()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+        assert!(seen > 0);
+    }
+
+    #[test]
     fn yaml_and_json_read_the_same() {
         let yaml = "name: y\ntasks:\n  - type: load_test\n    parameters:\n      targets: [{url: 'http://127.0.0.1:9/', expected_status: [200, 204], body: {a: 1}}]\n      duration: 2s\n      base_rps: 1.5\n";
         let doc = parse_document(yaml).unwrap();

@@ -171,7 +171,7 @@ impl RatePlan {
                 }
             }
             Pattern::Random { random_step } => {
-                let mut rng = StdRng::seed_from_u64(p.seed ^ 0x5eed_0f_7a7e);
+                let mut rng = StdRng::seed_from_u64(p.seed ^ 0x005e_ed0f_7a7e);
                 let (lo, hi) = (b.min(peak), b.max(peak));
                 let step = (*random_step).max(Duration::from_millis(1));
                 let mut left = total;
