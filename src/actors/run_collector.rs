@@ -5,9 +5,9 @@
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::messages::load::WindowReport;
+use crate::messages::load::{GetProgress, GetReport, WindowReport};
 use crate::stats::report::{Report, TaskInfo};
-use crate::stats::{Snapshot, TaskAccumulator};
+use crate::stats::TaskAccumulator;
 
 /// One task as the collector tracks it.
 pub struct CollectedTask {
@@ -65,11 +65,6 @@ impl Handler<WindowReport> for RunCollector {
     }
 }
 
-/// Live figures of every task, in plan order.
-#[derive(Message)]
-#[rtype(result = "Vec<Snapshot>")]
-pub struct GetProgress;
-
 impl Handler<GetProgress> for RunCollector {
     type Result = MessageResult<GetProgress>;
 
@@ -77,11 +72,6 @@ impl Handler<GetProgress> for RunCollector {
         MessageResult(self.tasks.iter().map(|t| t.acc.snapshot()).collect())
     }
 }
-
-/// The report of everything collected so far.
-#[derive(Message)]
-#[rtype(result = "Report")]
-pub struct GetReport;
 
 impl Handler<GetReport> for RunCollector {
     type Result = MessageResult<GetReport>;

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::actors::run_collector::{CollectedTask, GetProgress, GetReport, RunCollector};
+use crate::actors::run_collector::{CollectedTask, RunCollector};
 use crate::actors::worker_pool::WorkerPool;
 use crate::load::plan::{Model, TaskKind, TestPlan};
 use crate::load::schedule::{Arrivals, Pattern};
-use crate::messages::load::StartTask;
+use crate::messages::load::{GetProgress, GetReport, StartTask};
 use crate::settings::LoadSettings;
 use crate::stats::Snapshot;
 use crate::stats::report::{Report, TaskInfo};

@@ -8,7 +8,8 @@ use actix::prelude::*;
 
 use crate::allowlist::Allowlist;
 use crate::load::plan::LoadTask;
-use crate::stats::Window;
+use crate::stats::report::Report;
+use crate::stats::{Snapshot, Window};
 
 /// Everything a worker needs to run its share of a task.
 #[derive(Clone)]
@@ -56,6 +57,16 @@ pub struct WindowReport {
     pub window: Window,
     pub last: bool,
 }
+
+/// To a `RunCollector`: the live figures of every task, in plan order.
+#[derive(Message)]
+#[rtype(result = "Vec<Snapshot>")]
+pub struct GetProgress;
+
+/// To a `RunCollector`: the report of everything collected so far.
+#[derive(Message)]
+#[rtype(result = "Report")]
+pub struct GetReport;
 
 /// How many shards a task gets: one per worker, but never more than its users (every shard
 /// needs at least one user or one slot in flight).
