@@ -6,8 +6,8 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::messages::load::{GetProgress, GetReport, WindowReport};
-use crate::stats::report::{Report, TaskInfo};
 use crate::stats::TaskAccumulator;
+use crate::stats::report::{Report, TaskInfo};
 
 /// One task as the collector tracks it.
 pub struct CollectedTask {

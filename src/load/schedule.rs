@@ -311,13 +311,6 @@ pub struct ArrivalIter<'a> {
     area_before: f64,
 }
 
-impl ArrivalIter<'_> {
-    /// The index of the next arrival (how many were yielded so far).
-    pub fn index(&self) -> u64 {
-        self.index
-    }
-}
-
 impl Iterator for ArrivalIter<'_> {
     type Item = Duration;
 

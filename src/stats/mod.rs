@@ -133,20 +133,6 @@ impl Window {
         self.slow += u64::from(outcome.slow);
     }
 
-    /// Empties the window for reuse as `index`, keeping the histograms' allocations.
-    pub fn reset(&mut self, index: u64) {
-        self.index = index;
-        self.sent = 0;
-        self.completed = 0;
-        self.late_starts = 0;
-        self.errors = ErrorCounts::default();
-        self.slow = 0;
-        self.bytes = 0;
-        self.status_codes.clear();
-        self.corrected.reset();
-        self.uncorrected.reset();
-    }
-
     pub fn merge(&mut self, o: &Window) {
         self.sent += o.sent;
         self.completed += o.completed;
@@ -451,18 +437,5 @@ mod tests {
         assert!(acc.is_done());
         assert_eq!(acc.total().sent, 10);
         assert_eq!(acc.snapshot().completed, 1);
-    }
-
-    #[test]
-    fn reset_keeps_nothing() {
-        let mut w = Window::new(3);
-        w.sent = 4;
-        w.record(&ok(), Duration::from_millis(5), Duration::from_millis(5));
-        w.reset(4);
-        assert_eq!(
-            (w.index, w.sent, w.completed, w.corrected.len()),
-            (4, 0, 0, 0)
-        );
-        assert!(w.status_codes.is_empty());
     }
 }
