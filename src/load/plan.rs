@@ -672,7 +672,7 @@ fn read_target(
     let method = o
         .or::<String>("method", "GET".into(), e)
         .to_ascii_uppercase();
-    if hyper::Method::from_bytes(method.as_bytes()).is_err() {
+    if awc::http::Method::from_bytes(method.as_bytes()).is_err() {
         e.push(
             o.key_path("method"),
             format!("{method:?} is not an HTTP method"),
@@ -774,9 +774,9 @@ fn read_headers(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Vec<(String, Str
                 continue;
             }
         };
-        if hyper::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+        if awc::http::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
             e.push(p, "is not a valid header name");
-        } else if hyper::header::HeaderValue::from_str(&value).is_err() {
+        } else if awc::http::header::HeaderValue::from_str(&value).is_err() {
             e.push(p, "is not a valid header value");
         } else {
             out.push((k.clone(), value));
