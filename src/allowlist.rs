@@ -218,6 +218,17 @@ impl Allowlist {
         }
     }
 
+    /// Decides a connection to `host` (a name) at `addrs`: a name allowed as such may go to
+    /// any address; any other name only to allowed addresses. Used when connecting, so a name
+    /// whose answer changed after the plan was validated still cannot lead load elsewhere.
+    pub fn check_connect(&self, host: &str, port: u16, addrs: &[IpAddr]) -> Verdict {
+        if self.name_allowed(host, port) {
+            Verdict::Allowed
+        } else {
+            self.check_resolved(host, port, addrs)
+        }
+    }
+
     /// Checks a URL, resolving names with the system resolver when needed (blocking).
     pub fn check_blocking(&self, url: &Url) -> Result<(), String> {
         match self.check(url) {
@@ -318,6 +329,19 @@ mod tests {
             Verdict::Denied(_)
         ));
         assert!(matches!(a.check_resolved("h", 80, &[]), Verdict::Denied(_)));
+    }
+
+    #[test]
+    fn connections_follow_names_or_addresses() {
+        let a = list(&["api.test", "127.0.0.0/8"]);
+        let out: IpAddr = "10.9.9.9".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(a.check_connect("api.test", 80, &[out]), Verdict::Allowed);
+        assert_eq!(a.check_connect("other.test", 80, &[lo]), Verdict::Allowed);
+        assert!(matches!(
+            a.check_connect("other.test", 80, &[lo, out]),
+            Verdict::Denied(_)
+        ));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{closed_port, plan, run, target};
+use common::{closed_port, plan, run, run_with, target};
+use mcp_testing::allowlist::Allowlist;
+use mcp_testing::settings::Settings;
 
 #[test]
 fn every_kind_of_failure_is_counted_and_the_run_goes_on() {
@@ -70,4 +72,32 @@ fn redirects_are_followed_only_when_asked_and_only_to_allowed_hosts() {
     let report = run(&plan(&yaml(true, "http://10.255.255.1/")));
     assert_eq!(report.tasks[0].errors.status, 10);
     assert_eq!(report.tasks[0].status_codes["302"], 10);
+}
+
+#[test]
+fn names_are_checked_again_when_connecting() {
+    // `localhost` passes validation by name; the engine then runs with an allowlist that has
+    // neither the name nor loopback, as if the name had come to resolve elsewhere.
+    let t = target();
+    let p = plan(&format!(
+        "tasks:\n- type: load_test\n  parameters:\n    targets: ['http://localhost:{}/']\n    duration: 1s\n    base_rps: 10\n",
+        t.addr.port()
+    ));
+    let mut settings = Settings::defaults().load_generation;
+    settings.allowed_targets = Allowlist::new(vec!["10.0.0.0/8".parse().unwrap()]);
+    let report = run_with(&p, &settings);
+    assert_eq!(
+        report.tasks[0].errors.connect, 10,
+        "{:?}",
+        report.tasks[0].errors
+    );
+    assert_eq!(
+        t.stats.view().total,
+        0,
+        "a refused name still reached the target"
+    );
+    // With the default allowlist the same plan reaches it.
+    let report = run(&p);
+    assert_eq!(report.tasks[0].errors.total, 0);
+    assert_eq!(t.stats.view().total, 10);
 }

@@ -48,7 +48,12 @@ impl HttpSender {
             .map(|t| t.timeout)
             .max()
             .unwrap_or(Duration::from_secs(30));
+        let tcp = actix_tls::connect::Connector::new(actix_tls::connect::Resolver::custom(
+            AllowlistResolver(allowlist.clone()),
+        ))
+        .service();
         let connector = awc::Connector::new()
+            .connector(tcp)
             .limit(connections)
             .timeout(longest.min(Duration::from_secs(30)))
             .conn_keep_alive(Duration::from_secs(30))
@@ -237,6 +242,36 @@ impl HttpSender {
         }
         let uri = next.as_str().parse().ok()?;
         Some((next, uri))
+    }
+}
+
+/// Resolves host names for new connections and keeps them to the allowlist: a name that
+/// resolves elsewhere than it did when the plan was validated is refused at connect time.
+/// (Addresses written as IP literals never reach a resolver; validation checked those.)
+struct AllowlistResolver(Allowlist);
+
+impl actix_tls::connect::Resolve for AllowlistResolver {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> futures_util::future::LocalBoxFuture<
+        'a,
+        Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error>>,
+    > {
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host, port)).await?.collect();
+            let ips: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.ip()).collect();
+            match self.0.check_connect(host, port, &ips) {
+                Verdict::Allowed => Ok(addrs),
+                Verdict::Denied(why) => {
+                    tracing::warn!(host, ?ips, "connection refused: {why}");
+                    Err(why.into())
+                }
+                Verdict::Resolve { .. } => unreachable!("check_connect never asks to resolve"),
+            }
+        })
     }
 }
 

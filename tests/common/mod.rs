@@ -56,8 +56,12 @@ pub fn plan(yaml: &str) -> TestPlan {
 
 /// Runs a plan in this process, on a System of its own.
 pub fn run(plan: &TestPlan) -> Report {
-    let settings = Settings::defaults().load_generation;
-    actix::System::new().block_on(mcp_testing::load::runner::run_plan(plan, &settings, |_| {}))
+    run_with(plan, &Settings::defaults().load_generation)
+}
+
+/// Runs a plan with the given load settings (the plan is not validated against them again).
+pub fn run_with(plan: &TestPlan, settings: &mcp_testing::settings::LoadSettings) -> Report {
+    actix::System::new().block_on(mcp_testing::load::runner::run_plan(plan, settings, |_| {}))
 }
 
 /// A file in a temporary folder that lives as long as the value.
