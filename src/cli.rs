@@ -18,6 +18,8 @@ use crate::settings::{Settings, SettingsError};
 
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
+/// Exit code of a run stopped with Ctrl-C (128 + SIGINT), after its report.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -142,18 +144,23 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         bar
     });
     let quiet = args.quiet;
-    let report = actix::System::new().block_on(run_plan(&plan, &settings.load_generation, |p| {
-        let line = progress_line(p);
-        match &bar {
-            Some(bar) => {
-                let frac = p.elapsed.as_secs_f64() / p.duration.as_secs_f64().max(1e-9);
-                bar.set_position((frac.min(1.0) * 1000.0) as u64);
-                bar.set_message(line);
+    let report = actix::System::new().block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        actix_rt::spawn(stop_on_ctrl_c(stop_tx));
+        run_plan(&plan, &settings.load_generation, stop_rx, |p| {
+            let line = progress_line(p);
+            match &bar {
+                Some(bar) => {
+                    let frac = p.elapsed.as_secs_f64() / p.duration.as_secs_f64().max(1e-9);
+                    bar.set_position((frac.min(1.0) * 1000.0) as u64);
+                    bar.set_message(line);
+                }
+                None if !quiet => eprintln!("{line}"),
+                None => {}
             }
-            None if !quiet => eprintln!("{line}"),
-            None => {}
-        }
-    }));
+        })
+        .await
+    });
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -164,7 +171,24 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }
+    if report.summary.interrupted {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// First Ctrl-C: start no more requests, let those in flight finish, report what ran.
+/// Second Ctrl-C: quit at once.
+async fn stop_on_ctrl_c(stop: tokio::sync::watch::Sender<bool>) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    eprintln!("\nstopping: finishing the requests in flight (Ctrl-C again to quit now)");
+    let _ = stop.send(true);
+    if tokio::signal::ctrl_c().await.is_ok() {
+        #[allow(clippy::disallowed_methods, reason = "a second Ctrl-C means quit now")]
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    }
 }
 
 fn progress_line(p: &Progress) -> String {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ChildGuard, mcpt, repo_path, target, temp_file};
+use common::{ChildGuard, mcpt, repo_path, target, temp_file, wait_until};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -226,4 +226,67 @@ fn the_allowlist_can_be_widened_by_configuration() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("errors     20 (connect 20"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_reports() {
+    let t = target();
+    let plan = temp_file(
+        "plan.yaml",
+        &format!(
+            "tasks:\n- type: load_test\n  parameters:\n    targets: ['http://{}/']\n    duration: 30s\n    base_rps: 100\n",
+            t.addr
+        ),
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("report.json");
+    let child = ChildGuard::spawn(&mut mcpt(&[
+        "run",
+        plan.path.to_str().unwrap(),
+        "-q",
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        wait_until(Duration::from_secs(20), || t.stats.view().total >= 50),
+        "no load arrived"
+    );
+    // SIGINT to our own child, by its PID.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait(Duration::from_secs(20));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(
+        schema_errors(&report).is_empty(),
+        "{:#?}",
+        schema_errors(&report)
+    );
+    assert_eq!(report["summary"]["interrupted"], true);
+    let total = report["summary"]["total_requests"].as_u64().unwrap();
+    assert_eq!(
+        total,
+        t.stats.view().total,
+        "the report counts what the target received"
+    );
+    assert!(
+        total < 1500,
+        "the run stopped early ({total} of 3000 planned)"
+    );
+    // Rates cover the time that ran: about 100 rps, not total / 30 s.
+    let rps = report["tasks"][0]["achieved_rps"].as_f64().unwrap();
+    assert!(
+        rps > 50.0,
+        "achieved_rps {rps} should be over the time that ran"
+    );
 }

@@ -55,6 +55,7 @@ impl Handler<StartTask> for WorkerPool {
                 allowlist: msg.allowlist.clone(),
                 pool_size: msg.pool_size,
                 sink: msg.sink.clone(),
+                stop: msg.stop.clone(),
             };
             // One message per shard per task: not a hot path.
             worker.do_send(RunShard(spec));

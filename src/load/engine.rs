@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::sleep_until;
 
 use crate::load::http::HttpSender;
@@ -22,6 +22,18 @@ use crate::messages::load::{ShardSpec, WindowReport, share};
 use crate::stats::{Window, latencies};
 
 type Current = Rc<RefCell<Window>>;
+
+/// Sleeps until `at`; `false` if the run was interrupted first.
+async fn sleep_or_stop(at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = sleep_until(at.into()) => true,
+        // A closed channel (the runner is gone) also stops the shard.
+        _ = stop.wait_for(|stopped| *stopped) => false,
+    }
+}
 
 /// The timer rounds deadlines up to the next millisecond; waking this much before an arrival
 /// and sending then keeps the schedule within the timer's resolution instead of always late.
@@ -97,21 +109,28 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     let slots = Arc::new(Semaphore::new(cap));
     // When the loop last finished waiting for a slot: arrivals planned before it are late.
     let mut waited_until: Option<Instant> = None;
+    let mut stop = spec.stop.clone();
     let arrivals = plan.arrivals(task.arrivals, task.profile.seed).enumerate();
     for (n, offset) in arrivals.skip(spec.shard).step_by(spec.shards) {
         let planned = spec.start + offset;
         let wake = planned.checked_sub(TIMER_SLACK).unwrap_or(planned);
-        if wake > Instant::now() {
-            sleep_until(wake.into()).await;
+        // A timer only when there is time to wait; behind schedule, just look at the flag.
+        let go_on = if wake > Instant::now() {
+            sleep_or_stop(wake, &mut stop).await
+        } else {
+            !*stop.borrow()
+        };
+        if !go_on {
+            break;
         }
         let (permit, late) = match slots.clone().try_acquire_owned() {
             Ok(permit) => (permit, waited_until.is_some_and(|w| planned < w)),
             Err(_) => {
-                let permit = slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore never closes");
+                let acquired = tokio::select! {
+                    permit = slots.clone().acquire_owned() => permit.ok(),
+                    _ = stop.wait_for(|stopped| *stopped) => None,
+                };
+                let Some(permit) = acquired else { break };
                 waited_until = Some(Instant::now());
                 (permit, true)
             }
@@ -146,9 +165,12 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
             let (sender, window) = (sender.clone(), window.clone());
             let mut n = (u * spec.shards + spec.shard) as u64;
             let start = spec.start;
+            let mut stop = spec.stop.clone();
             actix_rt::spawn(async move {
-                sleep_until(start.into()).await;
-                while Instant::now() < end {
+                if !sleep_or_stop(start, &mut stop).await {
+                    return;
+                }
+                while Instant::now() < end && !*stop.borrow() {
                     window.borrow_mut().sent += 1;
                     let sent = Instant::now();
                     let outcome = sender.send(sender.pick(n), deadline).await;
@@ -156,8 +178,10 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
                     // No schedule in a closed model: both figures are the response time.
                     window.borrow_mut().record(&outcome, latency, latency);
                     n += stride;
-                    if !think.is_zero() {
-                        sleep_until((Instant::now() + think).min(end).into()).await;
+                    if !think.is_zero()
+                        && !sleep_or_stop((Instant::now() + think).min(end), &mut stop).await
+                    {
+                        break;
                     }
                 }
             })

@@ -76,10 +76,12 @@ fn pattern_name(p: &Pattern) -> &'static str {
 }
 
 /// Runs every task of `plan` at once and returns the report. Must run inside an actix
-/// `System`. `on_progress` is called about once a second.
+/// `System`. `on_progress` is called about once a second. When `stop` turns true, no more
+/// requests start; those in flight finish, and the report covers what ran (`interrupted`).
 pub async fn run_plan(
     plan: &TestPlan,
     settings: &LoadSettings,
+    stop: tokio::sync::watch::Receiver<bool>,
     mut on_progress: impl FnMut(&Progress),
 ) -> Report {
     let workers = worker_count(settings);
@@ -130,6 +132,7 @@ pub async fn run_plan(
             allowlist: settings.allowed_targets.clone(),
             pool_size: settings.connection_pool_size as usize,
             sink: collector.clone().recipient(),
+            stop: stop.clone(),
         };
         if pool.send(msg).await.is_err() {
             tracing::error!(task_id, "worker pool stopped before the task could start");
@@ -148,10 +151,13 @@ pub async fn run_plan(
             on_progress(&Progress::from_snapshots(start.elapsed(), duration, &snaps));
         }
     }
-    let report = collector
+    let mut report = collector
         .send(GetReport)
         .await
         .expect("collector lives until the run ends");
+    if *stop.borrow() {
+        report.interrupt(start.elapsed().as_secs_f64());
+    }
     drop(pool);
     report
 }

@@ -28,6 +28,8 @@ pub struct ShardSpec {
     /// The least number of pooled connections per worker.
     pub pool_size: usize,
     pub sink: Recipient<WindowReport>,
+    /// Turns true when the run is interrupted: start no more requests.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// To a `LoadWorker`: run one shard of a task (the reply comes when it starts).
@@ -46,6 +48,7 @@ pub struct StartTask {
     pub allowlist: Allowlist,
     pub pool_size: usize,
     pub sink: Recipient<WindowReport>,
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// From a worker: one second of one shard; `last` on the shard's final window.

@@ -19,6 +19,8 @@ pub struct Report {
 /// All tasks together.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// The run was stopped before its plan ended (Ctrl-C); the figures cover what ran.
+    pub interrupted: bool,
     pub total_requests: u64,
     /// Requests the plans called for (open-model tasks only).
     pub planned_requests: u64,
@@ -142,6 +144,7 @@ impl Report {
             name,
             started_at_ms,
             summary: Summary {
+                interrupted: false,
                 total_requests: total,
                 planned_requests: planned,
                 achieved_rps: if duration_s > 0.0 {
@@ -164,10 +167,30 @@ impl Report {
         }
     }
 
+    /// Marks the report as interrupted after `ran_s` seconds: durations and rates then cover
+    /// the time that ran, not the planned time.
+    pub fn interrupt(&mut self, ran_s: f64) {
+        self.summary.interrupted = true;
+        let rate = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        for t in &mut self.tasks {
+            t.duration_s = t.duration_s.min(ran_s);
+            t.achieved_rps = rate(t.total_requests, t.duration_s);
+        }
+        let s = &mut self.summary;
+        s.duration_s = s.duration_s.min(ran_s);
+        s.achieved_rps = rate(s.total_requests, s.duration_s);
+    }
+
     /// The text report printed at the end of `mcpt run`.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let s = &self.summary;
+        if s.interrupted {
+            let _ = writeln!(
+                out,
+                "\ninterrupted: the figures cover the part of the plan that ran"
+            );
+        }
         let _ = writeln!(
             out,
             "\n{}: {} requests in {:.1} s, {:.1} req/s, {} errors ({:.2}%)",

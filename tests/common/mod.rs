@@ -61,7 +61,13 @@ pub fn run(plan: &TestPlan) -> Report {
 
 /// Runs a plan with the given load settings (the plan is not validated against them again).
 pub fn run_with(plan: &TestPlan, settings: &mcp_testing::settings::LoadSettings) -> Report {
-    actix::System::new().block_on(mcp_testing::load::runner::run_plan(plan, settings, |_| {}))
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    actix::System::new().block_on(mcp_testing::load::runner::run_plan(
+        plan,
+        settings,
+        stop_rx,
+        |_| {},
+    ))
 }
 
 /// A file in a temporary folder that lives as long as the value.
@@ -91,6 +97,11 @@ impl ChildGuard {
             .spawn()
             .expect("spawn");
         ChildGuard(Some(child))
+    }
+
+    /// The process id, to signal this process (and only it).
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
     }
 
     /// Waits for the process to exit within `timeout` and returns its output.
