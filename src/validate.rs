@@ -157,14 +157,18 @@ impl<'v> Obj<'v> {
             .keys()
             .filter(|k| !self.taken.contains(&k.as_str()))
             .collect();
+        if unknown.is_empty() {
+            return;
+        }
         unknown.sort();
+        let mut known = self.taken.clone();
+        known.sort_unstable();
+        known.dedup();
+        let known = known.join(", ");
         for key in unknown {
-            let mut known = self.taken.clone();
-            known.sort_unstable();
-            known.dedup();
             errors.push(
                 join(&self.path, key),
-                format!("unknown key (known keys here: {})", known.join(", ")),
+                format!("unknown key (known keys here: {known})"),
             );
         }
     }

@@ -26,6 +26,7 @@ impl Handler<RunShard> for LoadWorker {
             task = spec.task_id,
             shard = spec.shard,
             shards = spec.shards,
+            started = self.started,
             "shard starting"
         );
         actix_rt::spawn(run_shard(spec));

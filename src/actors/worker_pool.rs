@@ -23,10 +23,6 @@ impl WorkerPool {
             .collect();
         WorkerPool { workers }
     }
-
-    pub fn size(&self) -> usize {
-        self.workers.len()
-    }
 }
 
 impl Actor for WorkerPool {

@@ -165,19 +165,27 @@ pub struct Percentiles {
     pub mean: f64,
 }
 
+/// One quantile of a microsecond histogram, in milliseconds (0 when empty).
+pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
 impl Percentiles {
     pub fn of(h: &Histogram<u64>) -> Percentiles {
         if h.is_empty() {
             return Percentiles::default();
         }
-        let ms = |us: u64| us as f64 / 1000.0;
         Percentiles {
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p95: ms(h.value_at_quantile(0.95)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
+            p50: quantile_ms(h, 0.50),
+            p90: quantile_ms(h, 0.90),
+            p95: quantile_ms(h, 0.95),
+            p99: quantile_ms(h, 0.99),
+            p999: quantile_ms(h, 0.999),
+            max: h.max() as f64 / 1000.0,
             mean: h.mean() / 1000.0,
         }
     }
@@ -287,8 +295,8 @@ impl TaskAccumulator {
             sent: w.sent,
             completed: w.completed,
             errors: w.errors.total,
-            p50_ms: Percentiles::of(&w.corrected).p50,
-            p99_ms: Percentiles::of(&w.corrected).p99,
+            p50_ms: quantile_ms(&w.corrected, 0.50),
+            p99_ms: quantile_ms(&w.corrected, 0.99),
         }
     }
 
