@@ -180,8 +180,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// First Ctrl-C: start no more requests, let those in flight finish, report what ran.
 /// Second Ctrl-C: quit at once.
 async fn stop_on_ctrl_c(stop: tokio::sync::watch::Sender<bool>) {
-    if tokio::signal::ctrl_c().await.is_err() {
-        return;
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        // Without a handler Ctrl-C ends the process as usual; the run itself goes on.
+        tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+        std::future::pending::<()>().await;
     }
     eprintln!("\nstopping: finishing the requests in flight (Ctrl-C again to quit now)");
     let _ = stop.send(true);

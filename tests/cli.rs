@@ -204,18 +204,41 @@ fn unreadable_plans_and_bad_config_exit_2() {
 }
 
 #[test]
-fn the_allowlist_can_be_widened_by_configuration() {
-    // 10.255.255.1 is refused by default (above); allowed by --set it passes validation. The
-    // run itself then only sees connect errors or timeouts, which must not stop it.
-    let plan = temp_file(
-        "plan.yaml",
-        "tasks:\n- type: load_test\n  parameters:\n    targets: [{url: 'http://127.0.0.1:1/', timeout: 200ms}]\n    duration: 1s\n    base_rps: 20\n",
-    );
+fn the_allowlist_comes_from_configuration() {
+    // Narrowed by --set to one address and port: 127.0.0.2, allowed by default, is refused;
+    // the allowed address runs, and its refused connections are counted, not fatal.
+    let port = common::closed_port();
+    let allow = format!("load_generation.allowed_targets=127.0.0.1:{port}");
+    let plan_for = |host: &str| {
+        temp_file(
+            "plan.yaml",
+            &format!(
+                "tasks:\n- type: load_test\n  parameters:\n    targets: [{{url: 'http://{host}:{port}/', timeout: 200ms}}]\n    duration: 1s\n    base_rps: 20\n"
+            ),
+        )
+    };
+    let refused = plan_for("127.0.0.2");
     let output = ChildGuard::spawn(&mut mcpt(&[
         "run",
-        plan.path.to_str().unwrap(),
+        refused.path.to_str().unwrap(),
         "--set",
-        "load_generation.allowed_targets=127.0.0.1:1",
+        &allow,
+        "-q",
+    ]))
+    .wait(WAIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("targets[0].url") && stderr.contains("allowed_targets"),
+        "{stderr}"
+    );
+
+    let allowed = plan_for("127.0.0.1");
+    let output = ChildGuard::spawn(&mut mcpt(&[
+        "run",
+        allowed.path.to_str().unwrap(),
+        "--set",
+        &allow,
         "-q",
     ]))
     .wait(WAIT);

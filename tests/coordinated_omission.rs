@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{StallTarget, plan, run};
+use common::{StallTarget, plan, run_with};
+use mcp_testing::settings::Settings;
 
 #[test]
 fn corrected_latency_sees_the_stall() {
@@ -16,7 +17,10 @@ fn corrected_latency_sees_the_stall() {
         "tasks:\n- type: load_test\n  parameters:\n    targets: ['http://{}/']\n    duration: 6s\n    base_rps: 200\n    concurrent_users: 10\n",
         t.addr
     ));
-    let report = run(&p);
+    // One worker: one queue behind the cap, so arrivals reach the target in planned order.
+    let mut settings = Settings::defaults().load_generation;
+    settings.workers = Some(1);
+    let report = run_with(&p, &settings);
     let task = &report.tasks[0];
     let mut seen = t.log.lock().unwrap().clone();
     assert_eq!(seen.len() as u64, task.total_requests);

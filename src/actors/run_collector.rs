@@ -56,7 +56,7 @@ impl Handler<WindowReport> for RunCollector {
             tracing::warn!(task = msg.task_id, "window for an unknown task dropped");
             return;
         };
-        task.acc.add(msg.shard, &msg.window, msg.last);
+        task.acc.add(msg.shard, msg.window, msg.last);
         if self.tasks.iter().all(|t| t.acc.is_done())
             && let Some(done) = self.done.take()
         {

@@ -8,12 +8,12 @@
 //! waits (its wait shows in its corrected latency) and counts as a late start, as does every
 //! arrival whose time came while the loop was waiting for the cap.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::time::sleep_until;
 
 use crate::load::http::HttpSender;
@@ -23,15 +23,48 @@ use crate::stats::{Window, latencies};
 
 type Current = Rc<RefCell<Window>>;
 
+/// The run's stop signal as this shard sees it: a plain flag read on every arrival, and a
+/// local notification for whoever waits. One task per shard watches the run-wide channel,
+/// so the request loops never touch state shared across threads.
+#[derive(Clone)]
+struct LocalStop(Rc<(Cell<bool>, Notify)>);
+
+impl LocalStop {
+    fn watch(mut run_stop: watch::Receiver<bool>) -> LocalStop {
+        let stop = LocalStop(Rc::new((Cell::new(false), Notify::new())));
+        let local = stop.clone();
+        actix_rt::spawn(async move {
+            // Only an explicit stop counts: a closed channel (no one can stop the run any
+            // more) lets the shard run to its end.
+            if run_stop.wait_for(|stopped| *stopped).await.is_ok() {
+                local.0.0.set(true);
+                local.0.1.notify_waiters();
+            }
+        });
+        stop
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.0.get()
+    }
+
+    /// Resolves when the stop is set (at once if it already is).
+    async fn wait(&self) {
+        // No await between the check and creating the notification: it cannot be missed.
+        if !self.is_set() {
+            self.0.1.notified().await;
+        }
+    }
+}
+
 /// Sleeps until `at`; `false` if the run was interrupted first.
-async fn sleep_or_stop(at: Instant, stop: &mut watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
+async fn sleep_or_stop(at: Instant, stop: &LocalStop) -> bool {
+    if stop.is_set() {
         return false;
     }
     tokio::select! {
         _ = sleep_until(at.into()) => true,
-        // A closed channel (the runner is gone) also stops the shard.
-        _ = stop.wait_for(|stopped| *stopped) => false,
+        _ = stop.wait() => false,
     }
 }
 
@@ -109,16 +142,16 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     let slots = Arc::new(Semaphore::new(cap));
     // When the loop last finished waiting for a slot: arrivals planned before it are late.
     let mut waited_until: Option<Instant> = None;
-    let mut stop = spec.stop.clone();
+    let stop = LocalStop::watch(spec.stop.clone());
     let arrivals = plan.arrivals(task.arrivals, task.profile.seed).enumerate();
     for (n, offset) in arrivals.skip(spec.shard).step_by(spec.shards) {
         let planned = spec.start + offset;
         let wake = planned.checked_sub(TIMER_SLACK).unwrap_or(planned);
         // A timer only when there is time to wait; behind schedule, just look at the flag.
         let go_on = if wake > Instant::now() {
-            sleep_or_stop(wake, &mut stop).await
+            sleep_or_stop(wake, &stop).await
         } else {
-            !*stop.borrow()
+            !stop.is_set()
         };
         if !go_on {
             break;
@@ -128,7 +161,7 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
             Err(_) => {
                 let acquired = tokio::select! {
                     permit = slots.clone().acquire_owned() => permit.ok(),
-                    _ = stop.wait_for(|stopped| *stopped) => None,
+                    _ = stop.wait() => None,
                 };
                 let Some(permit) = acquired else { break };
                 waited_until = Some(Instant::now());
@@ -160,17 +193,18 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
     let deadline = end + spec.drain;
     let think = task.think_time;
     let stride = (users * spec.shards) as u64;
+    let stop = LocalStop::watch(spec.stop.clone());
     let loops: Vec<_> = (0..users)
         .map(|u| {
             let (sender, window) = (sender.clone(), window.clone());
             let mut n = (u * spec.shards + spec.shard) as u64;
             let start = spec.start;
-            let mut stop = spec.stop.clone();
+            let stop = stop.clone();
             actix_rt::spawn(async move {
-                if !sleep_or_stop(start, &mut stop).await {
+                if !sleep_or_stop(start, &stop).await {
                     return;
                 }
-                while Instant::now() < end && !*stop.borrow() {
+                while Instant::now() < end && !stop.is_set() {
                     window.borrow_mut().sent += 1;
                     let sent = Instant::now();
                     let outcome = sender.send(sender.pick(n), deadline).await;
@@ -179,7 +213,7 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
                     window.borrow_mut().record(&outcome, latency, latency);
                     n += stride;
                     if !think.is_zero()
-                        && !sleep_or_stop((Instant::now() + think).min(end), &mut stop).await
+                        && !sleep_or_stop((Instant::now() + think).min(end), &stop).await
                     {
                         break;
                     }

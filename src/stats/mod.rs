@@ -246,19 +246,17 @@ impl TaskAccumulator {
     }
 
     /// Adds one shard's window; `last` marks the shard's final window.
-    pub fn add(&mut self, shard: usize, window: &Window, last: bool) {
+    pub fn add(&mut self, shard: usize, window: Window, last: bool) {
         let Some(state) = self.shards.get_mut(shard) else {
             return;
         };
         state.next = state.next.max(window.index + 1);
         state.done |= last;
-        self.total.merge(window);
-        match self.pending.get_mut(&window.index) {
-            Some(w) => w.merge(window),
-            None => {
-                let mut w = Window::new(window.index);
-                w.merge(window);
-                self.pending.insert(window.index, w);
+        self.total.merge(&window);
+        match self.pending.entry(window.index) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&window),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(window);
             }
         }
         self.settle();
@@ -279,8 +277,16 @@ impl TaskAccumulator {
             // Seconds in which no shard reported anything still appear, as empty points.
             let mut next_second = self.timeline.last().map_or(0, |p| p.second + 1);
             while next_second < w.index {
-                let empty = Window::new(next_second);
-                self.timeline.push(self.point(&empty));
+                let empty = TimelinePoint {
+                    second: next_second,
+                    planned: (self.planned_per_second)(next_second),
+                    sent: 0,
+                    completed: 0,
+                    errors: 0,
+                    p50_ms: 0.0,
+                    p99_ms: 0.0,
+                };
+                self.timeline.push(empty);
                 next_second += 1;
             }
             let point = self.point(&w);
@@ -422,7 +428,7 @@ mod tests {
         let mut a0 = Window::new(0);
         a0.sent = 5;
         a0.record(&ok(), Duration::from_millis(2), Duration::from_millis(1));
-        acc.add(0, &a0, false);
+        acc.add(0, a0, false);
         assert!(
             acc.timeline().is_empty(),
             "shard 1 has not reported second 0"
@@ -430,14 +436,14 @@ mod tests {
         let mut b0 = Window::new(0);
         b0.sent = 5;
         b0.errors.add(ErrorKind::Timeout);
-        acc.add(1, &b0, false);
+        acc.add(1, b0, false);
         assert_eq!(acc.timeline().len(), 1);
         assert_eq!(acc.timeline()[0].sent, 10);
         assert_eq!(acc.timeline()[0].errors, 1);
         // Shard 0 ends at second 2 (second 1 empty for it), shard 1 at second 1.
-        acc.add(0, &Window::new(2), true);
+        acc.add(0, Window::new(2), true);
         assert_eq!(acc.timeline().len(), 1);
-        acc.add(1, &Window::new(1), true);
+        acc.add(1, Window::new(1), true);
         assert_eq!(
             acc.timeline().iter().map(|p| p.second).collect::<Vec<_>>(),
             [0, 1, 2]

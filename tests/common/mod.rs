@@ -164,6 +164,7 @@ pub struct StallTarget {
 }
 
 struct StallState {
+    received: std::sync::atomic::AtomicUsize,
     stall_after: usize,
     stall: Duration,
     stall_start: Mutex<Option<Instant>>,
@@ -172,10 +173,9 @@ struct StallState {
 
 async fn stall_handler(state: web::Data<StallState>) -> HttpResponse {
     let received = Instant::now();
-    let index = {
-        let log = state.log.lock().unwrap();
-        log.len()
-    };
+    let index = state
+        .received
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let release_at = {
         let mut start = state.stall_start.lock().unwrap();
         if start.is_none() && index + 1 >= state.stall_after {
@@ -199,6 +199,7 @@ impl StallTarget {
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let state = web::Data::new(StallState {
+            received: Default::default(),
             stall_after,
             stall,
             stall_start: Mutex::new(None),
