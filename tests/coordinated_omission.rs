@@ -47,6 +47,10 @@ fn corrected_latency_sees_the_stall() {
 
     let corrected = task.latency_ms.p99;
     let uncorrected = task.latency_uncorrected_ms.p99;
+    eprintln!(
+        "true p99 {true_p99:.1} ms, corrected p99 {corrected:.1} ms, uncorrected p99 {uncorrected:.1} ms, late starts {}",
+        task.late_starts
+    );
     assert!(
         (corrected - true_p99).abs() <= true_p99 * 0.05,
         "corrected p99 {corrected} ms vs true {true_p99} ms"
