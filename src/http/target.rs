@@ -28,6 +28,14 @@ const PATHS: [&str; 7] = [
     "/redirect",
     "other",
 ];
+// Each handler's slot in PATHS.
+const ROOT: usize = 0;
+const DELAY: usize = 1;
+const STATUS: usize = 2;
+const ECHO: usize = 3;
+const BYTES: usize = 4;
+const REDIRECT: usize = 5;
+const OTHER: usize = 6;
 /// Seconds of per-second counts kept (one day); later requests count in the last slot.
 const SECONDS_KEPT: usize = 86_400;
 
@@ -103,28 +111,32 @@ fn bad_request(field: &str, message: String) -> HttpResponse {
         .json(serde_json::json!({"error": "invalid_parameter", "message": message, "field": field}))
 }
 
-/// Reads a whole-number query parameter, `default` when absent; the error names it.
-fn param(req: &HttpRequest, name: &str, default: u64) -> Result<u64, String> {
-    let query = req.query_string();
-    let Some(raw) = query
+/// The raw value of a query parameter, if present.
+fn raw_param<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.query_string()
         .split('&')
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-    else {
-        return Ok(default);
-    };
-    raw.parse()
-        .map_err(|_| format!("{name}={raw:?} is not a whole number"))
+}
+
+/// Reads a whole-number query parameter, `default` when absent; the error names it.
+fn param(req: &HttpRequest, name: &str, default: u64) -> Result<u64, String> {
+    match raw_param(req, name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .map_err(|_| format!("{name}={raw:?} is not a whole number")),
+    }
 }
 
 async fn hello(stats: Stats) -> HttpResponse {
-    stats.count(0);
+    stats.count(ROOT);
     HttpResponse::Ok()
         .content_type("text/plain")
         .body("Hello, World!")
 }
 
 async fn delay(stats: Stats, req: HttpRequest) -> HttpResponse {
-    stats.count(1);
+    stats.count(DELAY);
     let ms = match param(&req, "ms", 0) {
         Ok(v) => v,
         Err(why) => return bad_request("ms", why),
@@ -137,7 +149,7 @@ async fn delay(stats: Stats, req: HttpRequest) -> HttpResponse {
 }
 
 async fn status(stats: Stats, req: HttpRequest) -> HttpResponse {
-    stats.count(2);
+    stats.count(STATUS);
     let code = match param(&req, "code", 200) {
         Ok(v) => v,
         Err(why) => return bad_request("code", why),
@@ -155,7 +167,7 @@ async fn status(stats: Stats, req: HttpRequest) -> HttpResponse {
 }
 
 async fn echo(stats: Stats, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    stats.count(3);
+    stats.count(ECHO);
     let mut resp = HttpResponse::Ok();
     if let Some(ct) = req.headers().get(actix_web::http::header::CONTENT_TYPE) {
         resp.insert_header((actix_web::http::header::CONTENT_TYPE, ct.clone()));
@@ -164,7 +176,7 @@ async fn echo(stats: Stats, req: HttpRequest, body: web::Bytes) -> HttpResponse 
 }
 
 async fn bytes(stats: Stats, req: HttpRequest) -> HttpResponse {
-    stats.count(4);
+    stats.count(BYTES);
     let n = match param(&req, "n", 0) {
         Ok(v) => v,
         Err(why) => return bad_request("n", why),
@@ -178,9 +190,8 @@ async fn bytes(stats: Stats, req: HttpRequest) -> HttpResponse {
 }
 
 async fn redirect(stats: Stats, req: HttpRequest) -> HttpResponse {
-    stats.count(5);
-    let query = req.query_string();
-    match query.split('&').find_map(|kv| kv.strip_prefix("to=")) {
+    stats.count(REDIRECT);
+    match raw_param(&req, "to") {
         Some(to) if !to.is_empty() => HttpResponse::Found()
             .insert_header((actix_web::http::header::LOCATION, to.to_string()))
             .finish(),
@@ -189,7 +200,7 @@ async fn redirect(stats: Stats, req: HttpRequest) -> HttpResponse {
 }
 
 async fn other(stats: Stats) -> HttpResponse {
-    stats.count(6);
+    stats.count(OTHER);
     HttpResponse::NotFound()
         .json(serde_json::json!({"error": "not_found", "message": "no such path", "field": null}))
 }

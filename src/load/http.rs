@@ -233,7 +233,7 @@ impl HttpSender {
                         Ok(it) => it.map(|a| a.ip()).collect(),
                         Err(_) => Vec::new(),
                     };
-                self.allowlist.check_resolved(&host, port, &addrs) == Verdict::Allowed
+                self.allowlist.check_resolved(&host, port, &addrs).is_ok()
             }
         };
         if !allowed {
@@ -263,14 +263,11 @@ impl actix_tls::connect::Resolve for AllowlistResolver {
             let addrs: Vec<std::net::SocketAddr> =
                 tokio::net::lookup_host((host, port)).await?.collect();
             let ips: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.ip()).collect();
-            match self.0.check_connect(host, port, &ips) {
-                Verdict::Allowed => Ok(addrs),
-                Verdict::Denied(why) => {
-                    tracing::warn!(host, ?ips, "connection refused: {why}");
-                    Err(why.into())
-                }
-                Verdict::Resolve { .. } => unreachable!("check_connect never asks to resolve"),
-            }
+            self.0.check_connect(host, port, &ips).map_err(|why| {
+                tracing::warn!(host, ?ips, "connection refused: {why}");
+                Box::<dyn std::error::Error>::from(why)
+            })?;
+            Ok(addrs)
         })
     }
 }
