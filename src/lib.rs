@@ -8,9 +8,12 @@
 pub mod actors;
 pub mod allowlist;
 pub mod cli;
+pub mod execution;
 pub mod http;
+pub mod hub;
 pub mod load;
 pub mod messages;
 pub mod settings;
 pub mod stats;
+pub mod store;
 pub mod validate;

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, File, FileFormat};
@@ -25,6 +25,9 @@ pub struct Settings {
     pub resource_management: ResourceSettings,
     pub health_monitoring: HealthSettings,
     pub communication: CommunicationSettings,
+    pub api: ApiSettings,
+    pub cluster: ClusterSettings,
+    pub node: NodeSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +37,33 @@ pub struct OrchestratorSettings {
     pub max_concurrent_executions: u32,
     pub task_timeout: Duration,
     pub log_level: tracing::Level,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiSettings {
+    /// `None`: mutating calls need no token.
+    pub token: Option<String>,
+    pub max_body_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// `None`: no secret; the orchestrator then listens on loopback only.
+    pub secret: Option<String>,
+    pub max_frame_size: usize,
+    pub outbox_capacity: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSettings {
+    pub host: String,
+    pub port: u16,
+    /// `None`: derived from the host name and port.
+    pub id: Option<String>,
+    /// `None`: not given (discovery finds one later).
+    pub orchestrator: Option<url::Url>,
+    pub location: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +114,8 @@ pub struct AlertThresholds {
 pub struct CommunicationSettings {
     pub heartbeat_interval: Duration,
     pub message_timeout: Duration,
+    pub lease_timeout: Duration,
+    pub death_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +150,9 @@ const ENV_SECTIONS: &[(&str, &str)] = &[
     ("HEALTH_", "health_monitoring"),
     ("COMMUNICATION_", "communication"),
     ("COMM_", "communication"),
+    ("API_", "api"),
+    ("CLUSTER_", "cluster"),
+    ("NODE_", "node"),
 ];
 
 /// Keys that hold a list: comma-separated in the environment and in `--set`.
@@ -198,6 +233,7 @@ impl Settings {
                 max_concurrent_executions: positive(&mut o, "max_concurrent_executions", 10, e),
                 task_timeout: o.or("task_timeout", Duration::from_secs(3600), e),
                 log_level: log_level(&mut o, e),
+                data_dir: PathBuf::from(o.or::<String>("data_dir", "./data".into(), e)),
             };
             o.finish(e);
             s
@@ -306,6 +342,69 @@ impl Settings {
             let s = CommunicationSettings {
                 heartbeat_interval: nonzero(&mut o, "heartbeat_interval", 1, e),
                 message_timeout: nonzero(&mut o, "message_timeout", 60, e),
+                lease_timeout: nonzero(&mut o, "lease_timeout", 3, e),
+                death_timeout: nonzero(&mut o, "death_timeout", 5, e),
+            };
+            if s.death_timeout < s.lease_timeout + 2 * s.heartbeat_interval {
+                e.push(
+                    o.key_path("death_timeout"),
+                    format!(
+                        "must be at least lease_timeout + 2 * heartbeat_interval ({:?} < {:?} + 2 * {:?}), \
+                         so a node pauses before its share is given away",
+                        s.death_timeout, s.lease_timeout, s.heartbeat_interval
+                    ),
+                );
+            }
+            o.finish(e);
+            s
+        });
+
+        let api = top.child("api", e).map(|mut o| {
+            let token: String = o.or("token", String::new(), e);
+            let s = ApiSettings {
+                token: (!token.is_empty()).then_some(token),
+                max_body_size: positive(&mut o, "max_body_size", 1 << 20, e),
+            };
+            o.finish(e);
+            s
+        });
+
+        let cluster = top.child("cluster", e).map(|mut o| {
+            let secret: String = o.or("secret", String::new(), e);
+            let s = ClusterSettings {
+                secret: (!secret.is_empty()).then_some(secret),
+                max_frame_size: positive(&mut o, "max_frame_size", 1 << 20, e),
+                outbox_capacity: positive(&mut o, "outbox_capacity", 4096, e),
+            };
+            o.finish(e);
+            s
+        });
+
+        let node = top.child("node", e).map(|mut o| {
+            let id: String = o.or("id", String::new(), e);
+            let orchestrator: String = o.or("orchestrator", String::new(), e);
+            let orchestrator = if orchestrator.is_empty() {
+                None
+            } else {
+                match url::Url::parse(&orchestrator) {
+                    Ok(u) if matches!(u.scheme(), "http" | "ws") && u.host().is_some() => Some(u),
+                    _ => {
+                        e.push(
+                            o.key_path("orchestrator"),
+                            format!(
+                                "expected the orchestrator's address, e.g. http://127.0.0.1:8080, got {orchestrator:?}"
+                            ),
+                        );
+                        None
+                    }
+                }
+            };
+            let s = NodeSettings {
+                host: o.or("host", "127.0.0.1".into(), e),
+                port: o.or("port", 8090, e),
+                id: (!id.is_empty()).then_some(id),
+                orchestrator,
+                location: o.or("location", String::new(), e),
             };
             o.finish(e);
             s
@@ -319,8 +418,11 @@ impl Settings {
             resource_management,
             health_monitoring.flatten(),
             communication,
+            (api, cluster, node),
         ) {
-            (Some(o), Some(l), Some(d), Some(r), Some(h), Some(c)) if errors.is_empty() => {
+            (Some(o), Some(l), Some(d), Some(r), Some(h), Some(c), (Some(a), Some(k), Some(n)))
+                if errors.is_empty() =>
+            {
                 Ok(Settings {
                     orchestrator: o,
                     load_generation: l,
@@ -328,6 +430,9 @@ impl Settings {
                     resource_management: r,
                     health_monitoring: h,
                     communication: c,
+                    api: a,
+                    cluster: k,
+                    node: n,
                 })
             }
             _ => Err(errors),
@@ -462,6 +567,7 @@ mod tests {
             ("MCP_RESOURCE_MONITOR_INTERVAL", "5"),
             ("MCP_HEALTH_ALERT_THRESHOLD", "4"),
             ("MCP_COMM_HEARTBEAT_INTERVAL", "2s"),
+            ("MCP_COMM_DEATH_TIMEOUT", "7s"),
             (
                 "MCP_LOAD_GENERATION_ALLOWED_TARGETS",
                 "10.0.0.0/8, localhost",

@@ -253,6 +253,19 @@ impl FromValue for u16 {
     }
 }
 
+impl FromValue for usize {
+    fn from_value(v: &Value, path: &str, errors: &mut FieldErrors) -> Option<Self> {
+        let x = u64::from_value(v, path, errors)?;
+        match usize::try_from(x) {
+            Ok(x) => Some(x),
+            Err(_) => {
+                errors.push(path, format!("must be at most {}, got {x}", usize::MAX));
+                None
+            }
+        }
+    }
+}
+
 impl FromValue for bool {
     fn from_value(v: &Value, path: &str, errors: &mut FieldErrors) -> Option<Self> {
         match v {

@@ -4,7 +4,7 @@
 use actix::prelude::*;
 
 use crate::actors::load_worker::LoadWorker;
-use crate::messages::load::{RunShard, ShardSpec, StartTask, shard_count};
+use crate::messages::load::{RunShard, ShardSpec, StartTask, node_users, shard_count};
 
 pub struct WorkerPool {
     workers: Vec<(Arbiter, Addr<LoadWorker>)>,
@@ -39,7 +39,8 @@ impl Handler<StartTask> for WorkerPool {
     type Result = usize;
 
     fn handle(&mut self, msg: StartTask, _ctx: &mut Context<Self>) -> usize {
-        let shards = shard_count(self.workers.len(), msg.task.concurrent_users);
+        let users = node_users(msg.task.concurrent_users, msg.share.as_deref());
+        let shards = shard_count(self.workers.len(), users);
         for (shard, (_, worker)) in self.workers.iter().take(shards).enumerate() {
             let spec = ShardSpec {
                 task_id: msg.task_id,
@@ -52,6 +53,7 @@ impl Handler<StartTask> for WorkerPool {
                 pool_size: msg.pool_size,
                 sink: msg.sink.clone(),
                 stop: msg.stop.clone(),
+                share: msg.share.clone(),
             };
             // One message per shard per task: not a hot path.
             worker.do_send(RunShard(spec));

@@ -1,3 +1,4 @@
 //! HTTP surfaces: for now the `mcpt target` server.
 
+pub mod error;
 pub mod target;

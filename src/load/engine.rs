@@ -11,6 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
@@ -18,7 +19,7 @@ use tokio::time::sleep_until;
 
 use crate::load::http::HttpSender;
 use crate::load::plan::Model;
-use crate::messages::load::{ShardSpec, WindowReport, share};
+use crate::messages::load::{ShardSpec, WindowReport, node_users, share};
 use crate::stats::{Window, latencies};
 
 type Current = Rc<RefCell<Window>>;
@@ -72,10 +73,13 @@ async fn sleep_or_stop(at: Instant, stop: &LocalStop) -> bool {
 /// and sending then keeps the schedule within the timer's resolution instead of always late.
 const TIMER_SLACK: Duration = Duration::from_millis(1);
 
+/// How often a closed-model user whose node lost its lease looks whether it is back.
+const LEASE_POLL: Duration = Duration::from_millis(50);
+
 /// Runs the shard to its end and sends its last window.
 pub async fn run_shard(spec: ShardSpec) {
     let task = spec.task.clone();
-    let users = share(task.concurrent_users, spec.shard, spec.shards) as usize;
+    let users = shard_users(&spec);
     let sender = HttpSender::new(&task, spec.allowlist.clone(), users.max(spec.pool_size));
     let window: Current = Rc::new(RefCell::new(Window::new(0)));
 
@@ -105,6 +109,13 @@ pub async fn run_shard(spec: ShardSpec) {
             "collector gone; final window lost"
         );
     }
+}
+
+/// The users (closed model) or the in-flight cap (open model) of this shard: its part of the
+/// node's part.
+fn shard_users(spec: &ShardSpec) -> usize {
+    let users = node_users(spec.task.concurrent_users, spec.share.as_deref());
+    share(users, spec.shard, spec.shards).max(1) as usize
 }
 
 /// Every second (aligned on the task's start) hands the current window to the collector.
@@ -144,7 +155,17 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     let mut waited_until: Option<Instant> = None;
     let stop = LocalStop::watch(spec.stop.clone());
     let arrivals = plan.arrivals(task.arrivals, task.profile.seed).enumerate();
-    for (n, offset) in arrivals.skip(spec.shard).step_by(spec.shards) {
+    let share = spec.share.as_deref();
+    // This node's arrivals (all of them when standalone), dealt in turn to its shards.
+    let mut own = 0u64;
+    for (n, offset) in arrivals {
+        if share.is_some_and(|s| !s.owns(n as u64, offset)) {
+            continue;
+        }
+        own += 1;
+        if (own - 1) % spec.shards as u64 != spec.shard as u64 {
+            continue;
+        }
         let planned = spec.start + offset;
         let wake = planned.checked_sub(TIMER_SLACK).unwrap_or(planned);
         // A timer only when there is time to wait; behind schedule, just look at the flag.
@@ -155,6 +176,13 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
         };
         if !go_on {
             break;
+        }
+        if let Some(share) = share {
+            if !share.may_send() {
+                share.paused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            share.sent.fetch_add(1, Ordering::Relaxed);
         }
         let (permit, late) = match slots.clone().try_acquire_owned() {
             Ok(permit) => (permit, waited_until.is_some_and(|w| planned < w)),
@@ -200,11 +228,24 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
             let mut n = (u * spec.shards + spec.shard) as u64;
             let start = spec.start;
             let stop = stop.clone();
+            let node_share = spec.share.clone();
             actix_rt::spawn(async move {
                 if !sleep_or_stop(start, &stop).await {
                     return;
                 }
                 while Instant::now() < end && !stop.is_set() {
+                    if let Some(share) = &node_share {
+                        if !share.may_send() {
+                            // Paused until the lease is renewed; look again shortly.
+                            share.paused.fetch_add(1, Ordering::Relaxed);
+                            let again = (Instant::now() + LEASE_POLL).min(end);
+                            if !sleep_or_stop(again, &stop).await {
+                                break;
+                            }
+                            continue;
+                        }
+                        share.sent.fetch_add(1, Ordering::Relaxed);
+                    }
                     window.borrow_mut().sent += 1;
                     let sent = Instant::now();
                     let outcome = sender.send(sender.pick(n), deadline).await;

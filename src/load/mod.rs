@@ -6,3 +6,4 @@ pub mod http;
 pub mod plan;
 pub mod runner;
 pub mod schedule;
+pub mod share;

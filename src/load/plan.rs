@@ -64,6 +64,19 @@ pub struct LoadTask {
     /// Open model: the cap on requests in flight. Closed model: the number of users.
     pub concurrent_users: u32,
     pub think_time: Duration,
+    /// What a cluster does when a node running the task is lost.
+    pub on_node_failure: OnNodeFailure,
+}
+
+/// A lost node's share: re-split over the others (the global rate holds), left unsent (the
+/// run goes on, degraded), or the end of the execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNodeFailure {
+    #[default]
+    Rebalance,
+    Tolerate,
+    Fail,
 }
 
 impl LoadTask {
@@ -251,6 +264,17 @@ fn read_plan(doc: &Value, settings: &LoadSettings, e: &mut FieldErrors) -> Optio
     })
 }
 
+/// Validates one task (`{"type", "name", "parameters"}`) on its own, as a node does with
+/// the tasks it is given; errors are named under `tasks[index]`.
+pub fn validate_task(v: &Value, index: usize, settings: &LoadSettings) -> Result<Task, PlanError> {
+    let mut errors = FieldErrors::default();
+    let task = read_task(v, &format!("tasks[{index}]"), index, settings, &mut errors);
+    match task {
+        Some(task) if errors.is_empty() => Ok(task),
+        _ => Err(PlanError::Invalid(errors)),
+    }
+}
+
 fn read_task(
     v: &Value,
     path: &str,
@@ -326,6 +350,18 @@ fn read_load_task(
                 format!("unknown model {other:?}; expected open or closed"),
             );
             Model::Open
+        }
+    };
+    let on_node_failure = match o.opt::<String>("on_node_failure", e).as_deref() {
+        None | Some("rebalance") => OnNodeFailure::Rebalance,
+        Some("tolerate") => OnNodeFailure::Tolerate,
+        Some("fail") => OnNodeFailure::Fail,
+        Some(other) => {
+            e.push(
+                o.key_path("on_node_failure"),
+                format!("unknown policy {other:?}; expected rebalance, tolerate or fail"),
+            );
+            OnNodeFailure::Rebalance
         }
     };
     let arrivals = match o.opt::<String>("arrivals", e).as_deref() {
@@ -547,6 +583,7 @@ fn read_load_task(
         model,
         concurrent_users,
         think_time,
+        on_node_failure,
     })
 }
 

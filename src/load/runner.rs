@@ -106,6 +106,9 @@ pub async fn run_plan(
             concurrent_users: load.concurrent_users,
             duration_s: load.profile.duration.as_secs_f64(),
             planned_requests: open.then(|| rate.total().round() as u64),
+            nodes: Vec::new(),
+            lost: Vec::new(),
+            reported_sent: Vec::new(),
         };
         let per_second: Box<dyn Fn(u64) -> f64 + Send> = if open {
             Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1)))
@@ -133,6 +136,7 @@ pub async fn run_plan(
             pool_size: settings.connection_pool_size as usize,
             sink: collector.clone().recipient(),
             stop: stop.clone(),
+            share: None,
         };
         if pool.send(msg).await.is_err() {
             tracing::error!(task_id, "worker pool stopped before the task could start");

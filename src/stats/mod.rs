@@ -216,14 +216,12 @@ pub struct Snapshot {
     pub last_second: Option<TimelinePoint>,
 }
 
-/// Merges the windows of every shard of one task. A second is complete (and enters the
-/// timeline) once every shard has reported it or finished.
-pub struct TaskAccumulator {
+/// Merges the windows of several shards (a node's workers, or a task's nodes) second by
+/// second. A second is complete once every shard has reported it or finished.
+pub struct WindowMerger {
     shards: Vec<ShardState>,
     pending: BTreeMap<u64, Window>,
-    total: Window,
-    timeline: Vec<TimelinePoint>,
-    planned_per_second: Box<dyn Fn(u64) -> f64 + Send>,
+    ready: Vec<Window>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -233,26 +231,23 @@ struct ShardState {
     done: bool,
 }
 
-impl TaskAccumulator {
-    /// `planned_per_second(k)` gives the plan's request count for second `k`.
-    pub fn new(shards: usize, planned_per_second: Box<dyn Fn(u64) -> f64 + Send>) -> Self {
-        TaskAccumulator {
+impl WindowMerger {
+    pub fn new(shards: usize) -> WindowMerger {
+        WindowMerger {
             shards: vec![ShardState::default(); shards],
             pending: BTreeMap::new(),
-            total: Window::new(0),
-            timeline: Vec::new(),
-            planned_per_second,
+            ready: Vec::new(),
         }
     }
 
-    /// Adds one shard's window; `last` marks the shard's final window.
-    pub fn add(&mut self, shard: usize, window: Window, last: bool) {
+    /// Adds one shard's window; `last` marks the shard's final window. `false` for a shard
+    /// this merger does not have.
+    pub fn add(&mut self, shard: usize, window: Window, last: bool) -> bool {
         let Some(state) = self.shards.get_mut(shard) else {
-            return;
+            return false;
         };
         state.next = state.next.max(window.index + 1);
         state.done |= last;
-        self.total.merge(&window);
         match self.pending.entry(window.index) {
             std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&window),
             std::collections::btree_map::Entry::Vacant(e) => {
@@ -260,6 +255,15 @@ impl TaskAccumulator {
             }
         }
         self.settle();
+        true
+    }
+
+    /// A shard that will send nothing more (its node was lost): stop waiting for it.
+    pub fn finish(&mut self, shard: usize) {
+        if let Some(state) = self.shards.get_mut(shard) {
+            state.done = true;
+            self.settle();
+        }
     }
 
     fn settle(&mut self) {
@@ -273,7 +277,82 @@ impl TaskAccumulator {
             if *entry.key() >= complete_below {
                 break;
             }
-            let w = entry.remove();
+            self.ready.push(entry.remove());
+        }
+    }
+
+    /// The seconds completed since the last call, in order.
+    pub fn take_ready(&mut self) -> Vec<Window> {
+        std::mem::take(&mut self.ready)
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.shards.iter().all(|s| s.done)
+    }
+
+    pub fn is_shard_done(&self, shard: usize) -> bool {
+        self.shards.get(shard).is_some_and(|s| s.done)
+    }
+}
+
+/// One shard's (node's) running totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ShardTotals {
+    pub sent: u64,
+    pub completed: u64,
+    pub errors: u64,
+}
+
+/// Merges the windows of every shard of one task into live and final figures.
+pub struct TaskAccumulator {
+    merger: WindowMerger,
+    total: Window,
+    shard_totals: Vec<ShardTotals>,
+    timeline: Vec<TimelinePoint>,
+    planned_per_second: Box<dyn Fn(u64) -> f64 + Send>,
+}
+
+impl TaskAccumulator {
+    /// `planned_per_second(k)` gives the plan's request count for second `k`.
+    pub fn new(shards: usize, planned_per_second: Box<dyn Fn(u64) -> f64 + Send>) -> Self {
+        TaskAccumulator {
+            merger: WindowMerger::new(shards),
+            total: Window::new(0),
+            shard_totals: vec![ShardTotals::default(); shards],
+            timeline: Vec::new(),
+            planned_per_second,
+        }
+    }
+
+    /// Adds one shard's window; `last` marks the shard's final window.
+    pub fn add(&mut self, shard: usize, window: Window, last: bool) {
+        let Some(t) = self.shard_totals.get_mut(shard) else {
+            return;
+        };
+        t.sent += window.sent;
+        t.completed += window.completed;
+        t.errors += window.errors.total;
+        self.total.merge(&window);
+        self.merger.add(shard, window, last);
+        self.settle();
+    }
+
+    /// A shard that will send nothing more.
+    pub fn finish(&mut self, shard: usize) {
+        self.merger.finish(shard);
+        self.settle();
+    }
+
+    pub fn is_shard_done(&self, shard: usize) -> bool {
+        self.merger.is_shard_done(shard)
+    }
+
+    pub fn shard_totals(&self) -> &[ShardTotals] {
+        &self.shard_totals
+    }
+
+    fn settle(&mut self) {
+        for w in self.merger.take_ready() {
             // Seconds in which no shard reported anything still appear, as empty points.
             let mut next_second = self.timeline.last().map_or(0, |p| p.second + 1);
             while next_second < w.index {
@@ -307,7 +386,7 @@ impl TaskAccumulator {
     }
 
     pub fn is_done(&self) -> bool {
-        self.shards.iter().all(|s| s.done)
+        self.merger.is_done()
     }
 
     pub fn snapshot(&self) -> Snapshot {

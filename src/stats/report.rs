@@ -24,6 +24,11 @@ pub struct Summary {
     pub total_requests: u64,
     /// Requests the plans called for (open-model tasks only).
     pub planned_requests: u64,
+    /// Requests started (by every node, lost ones included as far as they reported).
+    pub sent_requests: u64,
+    /// Open-model requests planned and never sent (a lost node's share before it was
+    /// re-split, a paused node, an interrupted run).
+    pub not_sent: u64,
     pub achieved_rps: f64,
     pub duration_s: f64,
     pub late_starts: u64,
@@ -48,6 +53,10 @@ pub struct TaskReport {
     pub planned_requests: Option<u64>,
     /// Requests that finished (successes and failures).
     pub total_requests: u64,
+    /// Requests started.
+    pub sent_requests: u64,
+    /// Open model: planned requests never sent; `null` for closed.
+    pub not_sent: Option<u64>,
     pub achieved_rps: f64,
     /// Open model: arrivals that had to wait for the `concurrent_users` cap.
     pub late_starts: u64,
@@ -60,7 +69,20 @@ pub struct TaskReport {
     /// Responses slower than their target's `expected_response_time`.
     pub slow_responses: u64,
     pub bytes_received: u64,
+    /// Per node, in a cluster (empty when run standalone).
+    pub nodes: Vec<NodeReport>,
     pub timeline: Vec<TimelinePoint>,
+}
+
+/// One node's part of a task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeReport {
+    pub node_id: String,
+    pub sent: u64,
+    pub completed: u64,
+    pub errors: u64,
+    /// The node was lost during the task; `sent` is what it last reported.
+    pub lost: bool,
 }
 
 /// What the report needs to know of a task besides its figures.
@@ -74,11 +96,37 @@ pub struct TaskInfo {
     pub concurrent_users: u32,
     pub duration_s: f64,
     pub planned_requests: Option<u64>,
+    /// The nodes by shard slot (empty standalone), and which of them were lost.
+    pub nodes: Vec<String>,
+    pub lost: Vec<bool>,
+    /// Per slot: requests the node said it had sent (its heartbeats), which may exceed what
+    /// its windows show when it was lost before its last window.
+    pub reported_sent: Vec<u64>,
 }
 
 impl TaskReport {
     pub fn build(info: TaskInfo, acc: &TaskAccumulator) -> TaskReport {
         let total = acc.total();
+        let nodes: Vec<NodeReport> = info
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(slot, id)| {
+                let t = acc.shard_totals().get(slot).copied().unwrap_or_default();
+                NodeReport {
+                    node_id: id.clone(),
+                    sent: t.sent.max(info.reported_sent.get(slot).copied().unwrap_or(0)),
+                    completed: t.completed,
+                    errors: t.errors,
+                    lost: info.lost.get(slot).copied().unwrap_or(false),
+                }
+            })
+            .collect();
+        let sent_requests = if nodes.is_empty() {
+            total.sent
+        } else {
+            nodes.iter().map(|n| n.sent).sum()
+        };
         let achieved_rps = if info.duration_s > 0.0 {
             total.completed as f64 / info.duration_s
         } else {
@@ -95,6 +143,10 @@ impl TaskReport {
             duration_s: info.duration_s,
             planned_requests: info.planned_requests,
             total_requests: total.completed,
+            sent_requests,
+            not_sent: info
+                .planned_requests
+                .map(|p| p.saturating_sub(sent_requests)),
             achieved_rps,
             late_starts: total.late_starts,
             latency_ms: Percentiles::of(&total.corrected),
@@ -107,6 +159,7 @@ impl TaskReport {
                 .collect(),
             slow_responses: total.slow,
             bytes_received: total.bytes,
+            nodes,
             timeline: acc.timeline().to_vec(),
         }
     }
@@ -123,6 +176,7 @@ impl Report {
         let mut uncorrected = new_histogram();
         let mut errors = ErrorCounts::default();
         let (mut total, mut planned, mut late) = (0, 0, 0);
+        let (mut sent, mut not_sent) = (0, 0);
         let mut duration_s: f64 = 0.0;
         let mut reports = Vec::new();
         for (info, acc) in tasks {
@@ -138,7 +192,10 @@ impl Report {
             late += t.late_starts;
             planned += info.planned_requests.unwrap_or(0);
             duration_s = duration_s.max(info.duration_s);
-            reports.push(TaskReport::build(info, acc));
+            let task = TaskReport::build(info, acc);
+            sent += task.sent_requests;
+            not_sent += task.not_sent.unwrap_or(0);
+            reports.push(task);
         }
         Report {
             name,
@@ -147,6 +204,8 @@ impl Report {
                 interrupted: false,
                 total_requests: total,
                 planned_requests: planned,
+                sent_requests: sent,
+                not_sent,
                 achieved_rps: if duration_s > 0.0 {
                     total as f64 / duration_s
                 } else {

@@ -1,0 +1,646 @@
+//! `NodeAgent`: the node's side of the cluster link and the tasks it runs. Owns the session
+//! state machine, the lease, the reconnection with backoff, and the running tasks (their
+//! shares, stop switches and the merging of their workers' windows into one window per second,
+//! sent exactly-once). Hands the shards to the `WorkerPool`. Takes: `WindowReport` (from the
+//! workers), `StartLocal`, `StopLocal`, `GetNodeStatus` (from the node's REST API).
+//!
+//! The lease: every frame of the current session renews it for `lease_timeout`. Once it has
+//! lapsed, only a new handshake restores it: frames that arrive late (a node resumed after
+//! SIGSTOP reads what piled up in its socket) do not, so a node the orchestrator has given up
+//! on never sends another request on an old say-so. After a handshake that did not resume the
+//! session, every task is held until the orchestrator confirms it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::actors::node_proxy::LinkTimers;
+use crate::actors::worker_pool::WorkerPool;
+use crate::hub::conn::{Conn, Out};
+use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
+use crate::hub::{Delivery, Session};
+use crate::load::plan::{self, TaskKind};
+use crate::load::runner::worker_count;
+use crate::messages::load::{
+    Lease, NodeShare, StartTask as PoolStart, WindowReport, node_users, shard_count,
+};
+use crate::messages::wire::{
+    self, Capacity, Hello, NodeMsg, OrchFrame, OrchMsg, PROTOCOL_VERSION, StartTask, TaskProgress,
+    TaskRef, TaskWindow, Welcome, WireWindow,
+};
+use crate::settings::Settings;
+use crate::stats::{Snapshot, TaskAccumulator, WindowMerger};
+
+/// How the node reaches the orchestrator.
+#[derive(Clone)]
+pub enum Connector {
+    /// The orchestrator's `/cluster` WebSocket URL.
+    Ws(String),
+    /// In process: a function that opens a new in-memory connection.
+    Local(Rc<dyn Fn() -> Conn>),
+}
+
+impl Connector {
+    fn open(&self, cap: usize) -> LocalBoxFuture<'static, Result<Conn, String>> {
+        match self {
+            Connector::Ws(url) => {
+                let url = url.clone();
+                Box::pin(async move {
+                    crate::hub::conn::connect_ws(&url, cap, HANDSHAKE_TIMEOUT)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            }
+            Connector::Local(open) => {
+                let conn = open();
+                Box::pin(async move { Ok(conn) })
+            }
+        }
+    }
+}
+
+/// Backoff between reconnection attempts: doubles from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// One task this node runs.
+struct Running {
+    name: String,
+    share: Option<Arc<NodeShare>>,
+    stop: watch::Sender<bool>,
+    merger: WindowMerger,
+    acc: TaskAccumulator,
+    /// Not confirmed after a new session: its windows are no longer anyone's.
+    dropped: bool,
+    done: bool,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+enum ConnEvent {
+    Frame(u64, Bytes),
+    Closed(u64),
+}
+
+/// A task started through the node's own REST API (not part of an execution).
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct StartLocal(pub serde_json::Value);
+
+/// Stop a task by its id (`execution:task`, or a local task's id).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct StopTask(pub String);
+
+/// The node's snapshot, for `/load/status`, `/load/metrics` and `/health`.
+#[derive(Message)]
+#[rtype(result = "NodeStatus")]
+pub struct GetNodeStatus;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub node_id: String,
+    pub connected: bool,
+    pub epoch: u64,
+    pub lease_valid: bool,
+    pub session: crate::hub::SessionStats,
+    pub tasks: BTreeMap<String, TaskStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskStatus {
+    pub name: String,
+    pub state: &'static str,
+    pub sent: u64,
+    pub paused: u64,
+    pub figures: Snapshot,
+}
+
+pub struct NodeAgent {
+    settings: Arc<Settings>,
+    node_id: String,
+    rest_addr: String,
+    connector: Option<Connector>,
+    timers: LinkTimers,
+    session: Session<NodeMsg, OrchMsg>,
+    session_id: Option<u64>,
+    epoch: u64,
+    conn: Option<mpsc::Sender<Out>>,
+    generation: u64,
+    connecting: bool,
+    backoff: Duration,
+    lease: Arc<Lease>,
+    pool: Addr<WorkerPool>,
+    workers: usize,
+    tasks: HashMap<String, Running>,
+    refs: HashMap<String, TaskRef>,
+    local_ids: HashMap<usize, String>,
+    next_local: usize,
+    /// Windows waiting for room in the outbox.
+    waiting: VecDeque<NodeMsg>,
+    last_refusal: Option<String>,
+    me: Option<Addr<NodeAgent>>,
+}
+
+fn key(t: &TaskRef) -> String {
+    format!("{}:{}", t.execution_id, t.task_id)
+}
+
+impl NodeAgent {
+    /// `connector`: `None` for a node that only serves its REST API (no orchestrator yet).
+    pub fn new(
+        settings: Arc<Settings>,
+        node_id: String,
+        rest_addr: String,
+        connector: Option<Connector>,
+    ) -> NodeAgent {
+        let timers = LinkTimers::from_settings(&settings);
+        let workers = worker_count(&settings.load_generation);
+        NodeAgent {
+            session: Session::new(timers.session_config()),
+            timers,
+            node_id,
+            rest_addr,
+            connector,
+            session_id: None,
+            epoch: 0,
+            conn: None,
+            generation: 0,
+            connecting: false,
+            backoff: BACKOFF_FIRST,
+            lease: Arc::new(Lease::expired()),
+            pool: WorkerPool::new(workers).start(),
+            workers,
+            tasks: HashMap::new(),
+            refs: HashMap::new(),
+            local_ids: HashMap::new(),
+            next_local: 0,
+            waiting: VecDeque::new(),
+            last_refusal: None,
+            me: None,
+            settings,
+        }
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            node_id: self.node_id.clone(),
+            protocol_version: PROTOCOL_VERSION,
+            capabilities: vec!["http".into(), "load_test".into()],
+            capacity: Capacity {
+                cpu_cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+                workers: self.workers as u32,
+                max_concurrent_requests: self.settings.load_generation.max_concurrent_requests,
+            },
+            location: self.settings.node.location.clone(),
+            rest_addr: self.rest_addr.clone(),
+            session_id: self.session_id,
+            recv_hwm: self.session_id.map(|_| self.session.ack_hwm()),
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let Some(connector) = self.connector.clone() else {
+            return;
+        };
+        if self.connecting || self.conn.is_some() {
+            return;
+        }
+        self.connecting = true;
+        let hello = self.hello();
+        let secret = self.settings.cluster.secret.clone();
+        let cap = self.timers.max_frame;
+        let fut = async move {
+            let mut conn = connector.open(cap).await.map_err(JoinError::Refused)?;
+            let welcome =
+                handshake::join(&mut conn, hello, secret.as_deref(), cap, HANDSHAKE_TIMEOUT)
+                    .await?;
+            Ok::<_, JoinError>((conn, welcome))
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            act.connecting = false;
+            match res {
+                Ok((conn, welcome)) => act.joined(conn, welcome, ctx),
+                Err(e) => {
+                    let why = e.to_string();
+                    if act.last_refusal.as_deref() != Some(&why) {
+                        tracing::warn!(node = %act.node_id, error = %why, "cannot join the orchestrator; retrying");
+                        act.last_refusal = Some(why);
+                    }
+                    act.retry(ctx);
+                }
+            }
+        }));
+    }
+
+    fn retry(&mut self, ctx: &mut Context<Self>) {
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        ctx.run_later(wait, |act, ctx| act.connect(ctx));
+    }
+
+    fn joined(&mut self, conn: Conn, welcome: Welcome, ctx: &mut Context<Self>) {
+        self.last_refusal = None;
+        self.backoff = BACKOFF_FIRST;
+        self.epoch = welcome.epoch;
+        let resumed = welcome.resume && self.session_id == Some(welcome.session_id);
+        if resumed {
+            self.session.resume(welcome.recv_hwm);
+        } else {
+            self.session.restart();
+            // Everything waits for the orchestrator's word (it may have moved on without us).
+            for t in self.tasks.values() {
+                if let Some(s) = &t.share {
+                    s.held.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        self.session.set_epoch(welcome.epoch);
+        self.session_id = Some(welcome.session_id);
+        self.generation += 1;
+        let generation = self.generation;
+        self.conn = Some(conn.tx);
+        let frames = futures_util::stream::unfold(conn.rx, |mut rx| async move {
+            rx.recv().await.map(|b| (b, rx))
+        })
+        .map(move |b| ConnEvent::Frame(generation, b))
+        .chain(futures_util::stream::once(async move {
+            ConnEvent::Closed(generation)
+        }));
+        ctx.add_stream(frames);
+        self.lease.renew(self.timers.lease);
+        tracing::info!(node = %self.node_id, epoch = welcome.epoch, resumed, "joined the orchestrator");
+        if !resumed {
+            let tasks: Vec<TaskRef> = self
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.share.is_some() && !t.done && !t.dropped)
+                .filter_map(|(k, _)| self.refs.get(k).cloned())
+                .collect();
+            self.send(NodeMsg::Running { tasks }, Delivery::AtLeastOnce);
+        }
+        self.flush();
+    }
+
+    fn disconnect(&mut self, why: &str) {
+        if let Some(tx) = self.conn.take() {
+            tracing::info!(node = %self.node_id, why, "cluster link down");
+            let _ = tx.try_send(Out::Close {
+                code: 1000,
+                reason: why.to_string(),
+            });
+        }
+        self.session.on_disconnect();
+    }
+
+    fn send(&mut self, msg: NodeMsg, delivery: Delivery) {
+        if !self.waiting.is_empty() && delivery != Delivery::FireAndForget {
+            self.waiting.push_back(msg);
+            return;
+        }
+        if let Err(full) = self.session.send(msg, delivery, Instant::now()) {
+            self.waiting.push_back(full.body);
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(msg) = self.waiting.pop_front() {
+            if let Err(full) = self
+                .session
+                .send(msg, Delivery::ExactlyOnce, Instant::now())
+            {
+                self.waiting.push_front(full.body);
+                break;
+            }
+        }
+        let Some(tx) = &self.conn else { return };
+        let now = Instant::now();
+        while let Some(frame) = self.session.poll_transmit(now) {
+            match wire::encode(&wire::NodeFrame::Link(frame), self.timers.max_frame) {
+                Ok(bytes) => {
+                    let _ = tx.try_send(Out::Frame(bytes.into()));
+                }
+                Err(e) => tracing::error!(error = %e, "frame not sent"),
+            }
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.conn.is_some() {
+            if !self.lease.is_valid() {
+                // Silent for the whole lease: this link is dead; a new handshake decides.
+                self.disconnect("lease lapsed");
+                self.connect(ctx);
+                return;
+            }
+            let tasks = self
+                .tasks
+                .iter()
+                .filter(|(_, t)| !t.done)
+                .filter_map(|(k, t)| {
+                    let share = t.share.as_ref()?;
+                    Some(TaskProgress {
+                        task: self.refs.get(k)?.clone(),
+                        sent: share.sent.load(Ordering::Relaxed),
+                        paused: share.paused.load(Ordering::Relaxed),
+                    })
+                })
+                .collect();
+            self.send(NodeMsg::Status { tasks }, Delivery::FireAndForget);
+            let ack = self.session.ack_frame();
+            if let Some(tx) = &self.conn
+                && let Ok(bytes) = wire::encode(&wire::NodeFrame::Link(ack), self.timers.max_frame)
+            {
+                let _ = tx.try_send(Out::Frame(bytes.into()));
+            }
+            self.flush();
+        } else {
+            self.connect(ctx);
+        }
+    }
+
+    fn on_frame(&mut self, bytes: &[u8]) {
+        let frame = match wire::decode::<OrchFrame>(bytes, self.timers.max_frame) {
+            Ok(OrchFrame::Link(f)) => f,
+            Ok(other) => {
+                tracing::warn!(frame = ?other, "unexpected frame after the handshake");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "bad frame from the orchestrator");
+                return;
+            }
+        };
+        if !self.lease.is_valid() {
+            // Late frames never revive a lapsed lease; the tick reconnects.
+            return;
+        }
+        self.lease.renew(self.timers.lease);
+        self.session.on_frame(frame, Instant::now());
+        while let Some(d) = self.session.poll_deliver() {
+            self.on_message(d.body);
+        }
+        self.flush();
+    }
+
+    fn on_message(&mut self, msg: OrchMsg) {
+        match msg {
+            OrchMsg::Start(st) => self.start_task(*st),
+            OrchMsg::Reshare { task, shares } => {
+                if let Some(share) = self.tasks.get(&key(&task)).and_then(|t| t.share.as_ref()) {
+                    tracing::info!(task = %key(&task), "new shares");
+                    share.set_table(shares);
+                }
+            }
+            OrchMsg::Stop { task } => {
+                if let Some(t) = self.tasks.get(&key(&task)) {
+                    let _ = t.stop.send(true);
+                }
+            }
+            OrchMsg::Confirm { tasks } => {
+                let keep: Vec<String> = tasks.iter().map(key).collect();
+                for (k, t) in &mut self.tasks {
+                    let Some(share) = &t.share else { continue };
+                    if keep.contains(k) {
+                        share.held.store(false, Ordering::Relaxed);
+                    } else if !t.done {
+                        tracing::warn!(task = %k, "task not confirmed after rejoining; stopping it");
+                        t.dropped = true;
+                        let _ = t.stop.send(true);
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_task(&mut self, st: StartTask) {
+        let k = key(&st.task);
+        if self.tasks.contains_key(&k) {
+            return;
+        }
+        let reject = |agent: &mut NodeAgent, reason: String| {
+            tracing::warn!(task = %k, %reason, "task refused");
+            agent.send(
+                NodeMsg::Rejected {
+                    task: st.task.clone(),
+                    reason,
+                },
+                Delivery::AtLeastOnce,
+            );
+        };
+        let Some(slot) = st.shares.slot(&self.node_id) else {
+            return reject(self, "this node has no share of the task".into());
+        };
+        let doc: serde_json::Value = match serde_json::from_str(&st.task_json) {
+            Ok(v) => v,
+            Err(e) => return reject(self, format!("task is not JSON: {e}")),
+        };
+        let task = match plan::validate_task(&doc, st.task.task_id as usize, &self.settings.load_generation) {
+            Ok(t) => t,
+            Err(e) => return reject(self, e.to_string()),
+        };
+        let now_ms = crate::execution::unix_ms();
+        let start = if st.start_unix_ms >= now_ms {
+            Instant::now() + Duration::from_millis(st.start_unix_ms - now_ms)
+        } else {
+            Instant::now()
+                .checked_sub(Duration::from_millis(now_ms - st.start_unix_ms))
+                .unwrap_or_else(Instant::now)
+        };
+        let share = Arc::new(NodeShare::new(slot, st.shares, self.lease.clone()));
+        self.refs.insert(k.clone(), st.task.clone());
+        self.launch(k, task, start, Some(share));
+    }
+
+    /// Hands a task to the worker pool.
+    fn launch(&mut self, k: String, task: plan::Task, start: Instant, share: Option<Arc<NodeShare>>) {
+        let TaskKind::LoadTest(load) = task.kind;
+        let users = node_users(load.concurrent_users, share.as_deref());
+        let shards = shard_count(self.workers, users);
+        let local_id = self.next_local;
+        self.next_local += 1;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let rate = load.rate_plan();
+        let per_second: Box<dyn Fn(u64) -> f64 + Send> = Box::new(move |s| {
+            rate.between(Duration::from_secs(s), Duration::from_secs(s + 1))
+        });
+        let msg = PoolStart {
+            task_id: local_id,
+            task: Arc::new(load),
+            start,
+            drain: self.settings.load_generation.drain_timeout,
+            allowlist: self.settings.load_generation.allowed_targets.clone(),
+            pool_size: self.settings.load_generation.connection_pool_size as usize,
+            sink: self.recipient_placeholder(),
+            stop: stop_rx,
+            share: share.clone(),
+        };
+        tracing::info!(task = %k, shards, "task starting");
+        self.local_ids.insert(local_id, k.clone());
+        self.tasks.insert(
+            k,
+            Running {
+                name: task.name,
+                share,
+                stop: stop_tx,
+                merger: WindowMerger::new(shards),
+                acc: TaskAccumulator::new(1, per_second),
+                dropped: false,
+                done: false,
+            },
+        );
+        self.pool.do_send(msg);
+    }
+
+    fn recipient_placeholder(&self) -> Recipient<WindowReport> {
+        self.me
+            .clone()
+            .expect("the agent knows its address once started")
+            .recipient()
+    }
+}
+
+impl Actor for NodeAgent {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
+        ctx.run_interval(self.timers.heartbeat, |act, ctx| act.tick(ctx));
+        self.connect(ctx);
+    }
+}
+
+impl StreamHandler<ConnEvent> for NodeAgent {
+    fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
+        match ev {
+            ConnEvent::Frame(g, bytes) if g == self.generation => self.on_frame(&bytes),
+            ConnEvent::Closed(g) if g == self.generation => {
+                self.conn = None;
+                self.session.on_disconnect();
+                tracing::info!(node = %self.node_id, "cluster link closed; reconnecting");
+                self.retry(ctx);
+            }
+            _ => {}
+        }
+    }
+
+    // One stream per connection: its end is not the agent's.
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+impl Handler<WindowReport> for NodeAgent {
+    type Result = ();
+
+    fn handle(&mut self, msg: WindowReport, _ctx: &mut Context<Self>) {
+        let Some(k) = self.local_ids.get(&msg.task_id).cloned() else {
+            return;
+        };
+        let Some(t) = self.tasks.get_mut(&k) else {
+            return;
+        };
+        t.merger.add(msg.shard, msg.window, msg.last);
+        let ready = t.merger.take_ready();
+        let done = t.merger.is_done();
+        let n = ready.len();
+        let mut out = Vec::new();
+        for (i, w) in ready.into_iter().enumerate() {
+            let last = done && i + 1 == n;
+            t.acc.add(0, w.clone(), last);
+            if t.share.is_some() && !t.dropped {
+                out.push((w, last));
+            }
+        }
+        if done {
+            t.done = true;
+            tracing::info!(task = %k, "task finished on this node");
+        }
+        let task_ref = self.refs.get(&k).cloned();
+        if let Some(task) = task_ref {
+            for (w, last) in out {
+                let window = TaskWindow {
+                    task: task.clone(),
+                    window: WireWindow::from_window(&w),
+                    last,
+                };
+                self.send(NodeMsg::Window(Box::new(window)), Delivery::ExactlyOnce);
+            }
+        }
+        self.flush();
+    }
+}
+
+impl Handler<StartLocal> for NodeAgent {
+    type Result = Result<String, String>;
+
+    fn handle(&mut self, StartLocal(doc): StartLocal, _ctx: &mut Context<Self>) -> Self::Result {
+        let task = plan::validate_task(&doc, 0, &self.settings.load_generation)
+            .map_err(|e| e.to_string())?;
+        let id = format!("local-{}", self.next_local);
+        self.launch(id.clone(), task, Instant::now() + Duration::from_millis(100), None);
+        Ok(id)
+    }
+}
+
+impl Handler<StopTask> for NodeAgent {
+    type Result = bool;
+
+    fn handle(&mut self, StopTask(id): StopTask, _ctx: &mut Context<Self>) -> bool {
+        match self.tasks.get(&id) {
+            Some(t) => {
+                let _ = t.stop.send(true);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<GetNodeStatus> for NodeAgent {
+    type Result = MessageResult<GetNodeStatus>;
+
+    fn handle(&mut self, _: GetNodeStatus, _ctx: &mut Context<Self>) -> Self::Result {
+        let tasks = self
+            .tasks
+            .iter()
+            .map(|(k, t)| {
+                let (sent, paused) = t.share.as_ref().map_or((t.acc.total().sent, 0), |s| {
+                    (s.sent.load(Ordering::Relaxed), s.paused.load(Ordering::Relaxed))
+                });
+                let state = if t.done {
+                    "finished"
+                } else if *t.stop.borrow() {
+                    "stopping"
+                } else if t.share.as_ref().is_some_and(|s| !s.may_send()) {
+                    "paused"
+                } else {
+                    "running"
+                };
+                let status = TaskStatus {
+                    name: t.name.clone(),
+                    state,
+                    sent,
+                    paused,
+                    figures: t.acc.snapshot(),
+                };
+                (k.clone(), status)
+            })
+            .collect();
+        MessageResult(NodeStatus {
+            node_id: self.node_id.clone(),
+            connected: self.conn.is_some(),
+            epoch: self.epoch,
+            lease_valid: self.lease.is_valid(),
+            session: self.session.stats(),
+            tasks,
+        })
+    }
+}

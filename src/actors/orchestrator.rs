@@ -1,0 +1,702 @@
+//! `Orchestrator`: owns the executions (their state machine, shares and merged windows) and the
+//! registry of nodes; supervises one `NodeProxy` per node. Plans an execution over the
+//! connected nodes, re-splits a lost node's share by the task's policy, stores every state
+//! change before announcing it, and on start reloads whatever was running from the store.
+//! Takes: `Submit`, `Cancel`, `GetExecution`, `ListExecutions`, `GetReport`, `ListNodes`,
+//! `Attach`, and from the proxies `NodeUp`, `NodeWindow`, `NodeProgress`, `NodeRunning`,
+//! `NodeRejected`, `NodeFailed`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::actors::event_bus::{Event, EventBus, Publish};
+use crate::actors::node_proxy::{LinkTimers, NodeProxy};
+use crate::actors::store::Store;
+use crate::execution::{Execution, LossOutcome, State, StoredPlan, unix_ms};
+use crate::load::plan;
+use crate::messages::cluster::{
+    Attach, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
+    NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeView, NodeWindow, Submit,
+    SubmitError, TakeConn,
+};
+use crate::messages::store as db;
+use crate::messages::wire::{OrchMsg, StartTask, TaskRef, TaskWindow};
+use crate::settings::Settings;
+use crate::store::ExecutionRecord;
+
+/// Time between planning and the common start, for the start message to reach every node.
+const START_DELAY: Duration = Duration::from_millis(500);
+/// How far ahead a re-split takes effect, so every survivor has it before it applies.
+const RESHARE_MARGIN: Duration = Duration::from_millis(250);
+/// After the planned end and the drain, how long to wait for last windows before giving up.
+const LAST_WINDOW_GRACE: Duration = Duration::from_secs(10);
+
+struct NodeEntry {
+    proxy: Addr<NodeProxy>,
+    up: bool,
+}
+
+pub struct Orchestrator {
+    settings: Arc<Settings>,
+    store: Addr<Store>,
+    events: Addr<EventBus>,
+    timers: LinkTimers,
+    nodes: BTreeMap<String, NodeEntry>,
+    executions: HashMap<String, Execution>,
+    /// Execution ids, oldest first.
+    order: Vec<String>,
+}
+
+impl Orchestrator {
+    pub fn new(settings: Arc<Settings>, store: Addr<Store>, events: Addr<EventBus>) -> Self {
+        Orchestrator {
+            timers: LinkTimers::from_settings(&settings),
+            settings,
+            store,
+            events,
+            nodes: BTreeMap::new(),
+            executions: HashMap::new(),
+            order: Vec::new(),
+        }
+    }
+
+    fn publish(&self, kind: &'static str, execution_id: Option<&str>, data: serde_json::Value) {
+        self.events.do_send(Publish(Event {
+            kind,
+            execution_id: execution_id.map(String::from),
+            data,
+            at_ms: unix_ms(),
+        }));
+    }
+
+    fn proxy(&mut self, node_id: &str, ctx: &mut Context<Self>) -> Addr<NodeProxy> {
+        if let Some(e) = self.nodes.get(node_id) {
+            return e.proxy.clone();
+        }
+        let proxy = NodeProxy::new(
+            node_id.to_string(),
+            self.timers.clone(),
+            ctx.address(),
+            self.store.clone(),
+        )
+        .start();
+        self.nodes.insert(
+            node_id.to_string(),
+            NodeEntry {
+                proxy: proxy.clone(),
+                up: false,
+            },
+        );
+        proxy
+    }
+
+    fn send_to(&self, node: &str, msg: OrchMsg) {
+        if let Some(e) = self.nodes.get(node) {
+            // A handful of control messages per execution: not a hot path.
+            e.proxy.do_send(Deliver(msg));
+        }
+    }
+
+    /// Stores a state change, then announces it.
+    fn set_state(&mut self, id: &str, state: State, reason: Option<String>, ctx: &mut Context<Self>) {
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        e.state = state;
+        e.reason = reason.clone();
+        if state.is_terminal() && e.finished_at_ms.is_none() && !e.stopping {
+            e.finished_at_ms = Some(unix_ms());
+        }
+        let msg = db::UpdateExecution {
+            id: id.to_string(),
+            state: state.as_str().to_string(),
+            reason,
+            started_at_ms: e.started_at_ms,
+            finished_at_ms: e.finished_at_ms,
+        };
+        let id = id.to_string();
+        ctx.wait(self.store.send(msg).into_actor(self).map(move |res, act, _| {
+            if !matches!(res, Ok(Ok(()))) {
+                tracing::error!(execution = %id, result = ?res.map(|r| r.err()), "state change not stored");
+            }
+            act.publish(
+                "execution_state",
+                Some(&id),
+                serde_json::json!({"state": state.as_str()}),
+            );
+        }));
+    }
+
+    fn store_plan(&self, id: &str, ctx: &mut Context<Self>) {
+        let Some(e) = self.executions.get(id) else {
+            return;
+        };
+        let plan_json = serde_json::to_string(&e.stored_plan()).expect("plans serialize");
+        let msg = db::SetExecutionPlan {
+            id: id.to_string(),
+            plan_json,
+        };
+        ctx.wait(self.store.send(msg).into_actor(self).map(|res, _, _| {
+            if !matches!(res, Ok(Ok(()))) {
+                tracing::error!(result = ?res.map(|r| r.err()), "plan not stored");
+            }
+        }));
+    }
+
+    fn up_nodes(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, e)| e.up)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Starts pending executions while there are nodes and free slots.
+    fn try_start(&mut self, ctx: &mut Context<Self>) {
+        let nodes = self.up_nodes();
+        if nodes.is_empty() {
+            return;
+        }
+        let max = self.settings.orchestrator.max_concurrent_executions as usize;
+        let running = self
+            .executions
+            .values()
+            .filter(|e| matches!(e.state, State::Planning | State::Running) || e.stopping)
+            .count();
+        let pending: Vec<String> = self
+            .order
+            .iter()
+            .filter(|id| self.executions.get(*id).is_some_and(|e| e.state == State::Pending))
+            .take(max.saturating_sub(running))
+            .cloned()
+            .collect();
+        for id in pending {
+            self.start_execution(&id, &nodes, ctx);
+        }
+    }
+
+    fn start_execution(&mut self, id: &str, nodes: &[String], ctx: &mut Context<Self>) {
+        self.set_state(id, State::Planning, None, ctx);
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&e.request_json) else {
+            return;
+        };
+        let task_jsons: Vec<String> = doc["tasks"]
+            .as_array()
+            .map(|ts| ts.iter().map(|t| t.to_string()).collect())
+            .unwrap_or_default();
+        let start = unix_ms() + START_DELAY.as_millis() as u64;
+        e.plan_over(nodes, start, task_jsons);
+        let watchdog = e.duration() + self.settings.load_generation.drain_timeout + LAST_WINDOW_GRACE + START_DELAY;
+        self.store_plan(id, ctx);
+        self.set_state(id, State::Running, None, ctx);
+        let e = &self.executions[id];
+        let starts: Vec<(String, OrchMsg)> = e
+            .tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                let start = StartTask {
+                    task: e.task_ref(i as u32),
+                    task_json: t.task_json.clone(),
+                    start_unix_ms: start,
+                    shares: t.shares.clone(),
+                };
+                t.shares
+                    .nodes
+                    .iter()
+                    .map(move |n| (n.clone(), OrchMsg::Start(Box::new(start.clone()))))
+            })
+            .collect();
+        tracing::info!(execution = %id, nodes = nodes.len(), "execution starting");
+        for (node, msg) in starts {
+            self.send_to(&node, msg);
+        }
+        self.arm_watchdog(id, watchdog, ctx);
+    }
+
+    /// Ends a running execution that never got all its last windows.
+    fn arm_watchdog(&mut self, id: &str, after: Duration, ctx: &mut Context<Self>) {
+        let id = id.to_string();
+        ctx.run_later(after, move |act, ctx| {
+            let Some(e) = act.executions.get_mut(&id) else {
+                return;
+            };
+            if e.all_done() || !(e.state == State::Running || e.stopping) {
+                return;
+            }
+            tracing::warn!(execution = %id, "last windows missing after the grace period; ending");
+            for task in &mut e.tasks {
+                for slot in 0..task.shares.nodes.len() {
+                    if !task.acc.is_shard_done(slot) {
+                        task.lost[slot] = true;
+                        task.acc.finish(slot);
+                    }
+                }
+            }
+            e.degraded = true;
+            act.finish(&id, ctx);
+        });
+    }
+
+    /// Every window is in: build and store the report, then the final state.
+    fn finish(&mut self, id: &str, ctx: &mut Context<Self>) {
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        let state = e.final_state();
+        e.stopping = false;
+        let report = serde_json::to_value(e.report()).expect("reports serialize");
+        e.report = Some(report.clone());
+        e.finished_at_ms = Some(unix_ms());
+        let reason = e.reason.clone();
+        let msg = db::SetExecutionReport {
+            id: id.to_string(),
+            report_json: report.to_string(),
+        };
+        ctx.wait(self.store.send(msg).into_actor(self).map(|res, _, _| {
+            if !matches!(res, Ok(Ok(()))) {
+                tracing::error!(result = ?res.map(|r| r.err()), "report not stored");
+            }
+        }));
+        tracing::info!(execution = %id, state = state.as_str(), "execution ended");
+        self.set_state(id, state, reason, ctx);
+        self.try_start(ctx);
+    }
+
+    fn stop_everywhere(&self, id: &str) {
+        let Some(e) = self.executions.get(id) else {
+            return;
+        };
+        for (i, t) in e.tasks.iter().enumerate() {
+            for node in &t.shares.nodes {
+                self.send_to(
+                    node,
+                    OrchMsg::Stop {
+                        task: e.task_ref(i as u32),
+                    },
+                );
+            }
+        }
+    }
+
+    fn fail_execution(&mut self, id: &str, reason: String, ctx: &mut Context<Self>) {
+        tracing::warn!(execution = %id, %reason, "execution failed");
+        self.stop_everywhere(id);
+        if let Some(e) = self.executions.get_mut(id) {
+            e.reason = Some(reason.clone());
+            let report = serde_json::to_value(e.report()).expect("reports serialize");
+            e.report = Some(report.clone());
+            self.store.do_send(db::SetExecutionReport {
+                id: id.to_string(),
+                report_json: report.to_string(),
+            });
+        }
+        self.set_state(id, State::Failed, Some(reason), ctx);
+        self.try_start(ctx);
+    }
+
+    fn check_done(&mut self, id: &str, ctx: &mut Context<Self>) {
+        let done = self
+            .executions
+            .get(id)
+            .is_some_and(|e| e.all_done() && (e.state == State::Running || e.stopping));
+        if done {
+            self.finish(id, ctx);
+        }
+    }
+
+    /// Rebuilds what was running from the store (a restarted orchestrator).
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let settings = self.settings.clone();
+        let fut = async move {
+            let records = store
+                .send(db::ExecutionsInStates(vec![
+                    "pending".into(),
+                    "planning".into(),
+                    "running".into(),
+                ]))
+                .await
+                .ok()?
+                .ok()?;
+            let mut restored = Vec::new();
+            for r in records {
+                let windows = store.send(db::WindowsOf(r.id.clone())).await.ok()?.ok()?;
+                let sent = store
+                    .send(db::GetNodeTaskSent(r.id.clone()))
+                    .await
+                    .ok()?
+                    .ok()?;
+                restored.push((r, windows, sent));
+            }
+            let _ = settings;
+            Some(restored)
+        };
+        ctx.wait(fut.into_actor(self).map(|restored, act, ctx| {
+            let Some(restored) = restored else {
+                tracing::error!("could not read running executions from the store");
+                return;
+            };
+            for (record, windows, sent) in restored {
+                act.restore(record, windows, sent, ctx);
+            }
+        }));
+    }
+
+    fn restore(
+        &mut self,
+        r: ExecutionRecord,
+        windows: Vec<(crate::store::WindowKey, Vec<u8>)>,
+        sent: Vec<(u32, String, u64)>,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = r.id.clone();
+        let plan = serde_json::from_str(&r.request_json)
+            .map_err(|e| e.to_string())
+            .and_then(|doc| {
+                plan::validate(&doc, &self.settings.load_generation).map_err(|e| e.to_string())
+            });
+        let mut e = match plan {
+            Ok(plan) => Execution::pending(&r, plan),
+            Err(why) => {
+                tracing::error!(execution = %id, %why, "stored execution no longer validates");
+                self.store.do_send(db::UpdateExecution {
+                    id,
+                    state: "failed".into(),
+                    reason: Some(format!("no longer valid after a restart: {why}")),
+                    started_at_ms: r.started_at_ms,
+                    finished_at_ms: Some(unix_ms()),
+                });
+                return;
+            }
+        };
+        let state = State::parse(&r.state).unwrap_or(State::Pending);
+        let stored: Option<StoredPlan> = r.plan_json.as_deref().and_then(|p| serde_json::from_str(p).ok());
+        match (state, stored) {
+            (State::Running, Some(stored)) => {
+                let doc: serde_json::Value = serde_json::from_str(&r.request_json).unwrap_or_default();
+                let task_jsons = doc["tasks"]
+                    .as_array()
+                    .map(|ts| ts.iter().map(|t| t.to_string()).collect())
+                    .unwrap_or_default();
+                e.restore(stored, task_jsons);
+                e.state = State::Running;
+                for (key, payload) in windows {
+                    match postcard::from_bytes::<TaskWindow>(&payload)
+                        .map_err(|e| e.to_string())
+                        .and_then(|w| w.window.to_window().map(|win| (w, win)).map_err(|e| e.to_string()))
+                    {
+                        Ok((w, win)) => {
+                            e.add_window(key.task_id, &key.node_id, win, w.last);
+                        }
+                        Err(why) => tracing::error!(execution = %id, %why, "stored window unreadable"),
+                    }
+                }
+                for (task, node, n) in sent {
+                    e.set_reported_sent(task, &node, n);
+                }
+                let nodes: Vec<String> = e
+                    .tasks
+                    .iter()
+                    .flat_map(|t| t.shares.nodes.iter().cloned())
+                    .collect();
+                let remaining = e
+                    .duration()
+                    .saturating_sub(Duration::from_millis(unix_ms().saturating_sub(e.started_at_ms.unwrap_or(0))));
+                let watchdog = remaining + self.settings.load_generation.drain_timeout + LAST_WINDOW_GRACE;
+                tracing::info!(execution = %id, "execution reloaded; waiting for its nodes");
+                self.order.push(id.clone());
+                self.executions.insert(id.clone(), e);
+                for n in nodes {
+                    // The death timer of each node starts now.
+                    self.proxy(&n, ctx);
+                }
+                self.arm_watchdog(&id, watchdog, ctx);
+                self.check_done(&id, ctx);
+            }
+            _ => {
+                // Pending, or planning when the orchestrator stopped: plan again.
+                e.state = State::Pending;
+                self.order.push(id.clone());
+                self.executions.insert(id, e);
+            }
+        }
+    }
+}
+
+impl Actor for Orchestrator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.reload(ctx);
+    }
+}
+
+impl Handler<Submit> for Orchestrator {
+    type Result = ResponseActFuture<Self, Result<String, SubmitError>>;
+
+    fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) -> Self::Result {
+        let id = uuid::Uuid::new_v4().to_string();
+        let record = ExecutionRecord {
+            id: id.clone(),
+            name: msg.plan.name.clone(),
+            request_json: msg.request.to_string(),
+            state: State::Pending.as_str().into(),
+            reason: None,
+            created_at_ms: unix_ms(),
+            started_at_ms: None,
+            finished_at_ms: None,
+            plan_json: None,
+            report_json: None,
+        };
+        let execution = Execution::pending(&record, msg.plan);
+        Box::pin(
+            self.store
+                .send(db::InsertExecution(record))
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    match res {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(SubmitError::Store(e.to_string())),
+                        Err(e) => return Err(SubmitError::Store(e.to_string())),
+                    }
+                    act.order.push(id.clone());
+                    act.executions.insert(id.clone(), execution);
+                    act.publish("execution_state", Some(&id), serde_json::json!({"state": "pending"}));
+                    act.try_start(ctx);
+                    Ok(id)
+                }),
+        )
+    }
+}
+
+impl Handler<Cancel> for Orchestrator {
+    type Result = Option<String>;
+
+    fn handle(&mut self, Cancel(id): Cancel, ctx: &mut Context<Self>) -> Option<String> {
+        let e = self.executions.get_mut(&id)?;
+        match e.state {
+            State::Pending => {
+                self.set_state(&id, State::Cancelled, Some("cancelled before it started".into()), ctx);
+            }
+            State::Planning | State::Running => {
+                e.stopping = true;
+                let reason = Some("cancelled while running".to_string());
+                self.set_state(&id, State::Cancelled, reason, ctx);
+                if let Some(e) = self.executions.get_mut(&id) {
+                    e.stopping = true;
+                }
+                self.stop_everywhere(&id);
+                self.check_done(&id, ctx);
+            }
+            _ => {}
+        }
+        self.executions.get(&id).map(|e| e.state.as_str().to_string())
+    }
+}
+
+impl Handler<GetExecution> for Orchestrator {
+    type Result = MessageResult<GetExecution>;
+
+    fn handle(&mut self, GetExecution(id): GetExecution, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.executions.get(&id).map(|e| e.view(unix_ms())))
+    }
+}
+
+impl Handler<ListExecutions> for Orchestrator {
+    type Result = MessageResult<ListExecutions>;
+
+    fn handle(&mut self, _: ListExecutions, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = unix_ms();
+        MessageResult(
+            self.order
+                .iter()
+                .rev()
+                .filter_map(|id| self.executions.get(id))
+                .map(|e| e.view(now))
+                .collect(),
+        )
+    }
+}
+
+impl Handler<GetReport> for Orchestrator {
+    type Result = MessageResult<GetReport>;
+
+    fn handle(&mut self, GetReport(id): GetReport, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.executions.get(&id).map(|e| {
+            e.report
+                .clone()
+                .unwrap_or_else(|| serde_json::to_value(e.report()).expect("reports serialize"))
+        }))
+    }
+}
+
+impl Handler<ListNodes> for Orchestrator {
+    type Result = ResponseFuture<Vec<NodeView>>;
+
+    fn handle(&mut self, _: ListNodes, _ctx: &mut Context<Self>) -> Self::Result {
+        let proxies: Vec<Addr<NodeProxy>> = self.nodes.values().map(|e| e.proxy.clone()).collect();
+        Box::pin(async move {
+            let mut views = Vec::new();
+            for p in proxies {
+                if let Ok(v) = p.send(GetNodeView).await {
+                    views.push(v);
+                }
+            }
+            views
+        })
+    }
+}
+
+impl Handler<Attach> for Orchestrator {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
+        let proxy = self.proxy(&msg.hello.node_id, ctx);
+        Box::pin(async move {
+            proxy
+                .send(TakeConn {
+                    hello: msg.hello,
+                    conn: msg.conn,
+                })
+                .await
+                .unwrap_or_else(|_| Err("the node's proxy is gone".into()))
+        })
+    }
+}
+
+impl Handler<NodeUp> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeUp, ctx: &mut Context<Self>) {
+        if let Some(e) = self.nodes.get_mut(&msg.node_id) {
+            e.up = true;
+        }
+        self.publish("node_joined", None, serde_json::json!({"node_id": msg.node_id}));
+        self.try_start(ctx);
+    }
+}
+
+impl Handler<NodeWindow> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeWindow, ctx: &mut Context<Self>) {
+        let TaskRef {
+            execution_id,
+            task_id,
+        } = msg.window.task.clone();
+        let Some(e) = self.executions.get_mut(&execution_id) else {
+            tracing::warn!(execution = %execution_id, "window for an unknown execution");
+            return;
+        };
+        match msg.window.window.to_window() {
+            Ok(w) => {
+                if !e.add_window(task_id, &msg.node_id, w, msg.window.last) {
+                    tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "window for no task of the execution");
+                }
+            }
+            Err(why) => tracing::warn!(%why, "undecodable window"),
+        }
+        self.check_done(&execution_id, ctx);
+    }
+}
+
+impl Handler<NodeProgress> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeProgress, _ctx: &mut Context<Self>) {
+        for t in msg.tasks {
+            if let Some(e) = self.executions.get_mut(&t.task.execution_id) {
+                e.set_reported_sent(t.task.task_id, &msg.node_id, t.sent);
+            }
+        }
+    }
+}
+
+impl Handler<NodeRunning> for Orchestrator {
+    type Result = MessageResult<NodeRunning>;
+
+    fn handle(&mut self, msg: NodeRunning, _ctx: &mut Context<Self>) -> Self::Result {
+        let go_on = msg
+            .tasks
+            .into_iter()
+            .filter(|t| {
+                self.executions
+                    .get(&t.execution_id)
+                    .is_some_and(|e| e.node_should_run(t.task_id, &msg.node_id))
+            })
+            .collect();
+        MessageResult(go_on)
+    }
+}
+
+impl Handler<NodeRejected> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeRejected, ctx: &mut Context<Self>) {
+        let reason = format!(
+            "node {} refused task {}: {}",
+            msg.node_id, msg.task.task_id, msg.reason
+        );
+        self.fail_execution(&msg.task.execution_id, reason, ctx);
+    }
+}
+
+impl Handler<NodeFailed> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeFailed, ctx: &mut Context<Self>) {
+        let node = msg.node_id;
+        if let Some(e) = self.nodes.get_mut(&node) {
+            e.up = false;
+        }
+        self.publish("node_failed", None, serde_json::json!({"node_id": node}));
+        let ids: Vec<String> = self.order.clone();
+        for id in ids {
+            let Some(e) = self.executions.get_mut(&id) else {
+                continue;
+            };
+            let Some(start) = e.started_at_ms else {
+                continue;
+            };
+            let at_ms = (unix_ms() + RESHARE_MARGIN.as_millis() as u64).saturating_sub(start);
+            match e.lose_node(&node, at_ms) {
+                LossOutcome::Unaffected => continue,
+                LossOutcome::Fail(reason) => {
+                    self.fail_execution(&id, reason, ctx);
+                    continue;
+                }
+                LossOutcome::Tolerated => {}
+                LossOutcome::Reshared(tasks) => {
+                    let msgs: Vec<(String, OrchMsg)> = tasks
+                        .iter()
+                        .flat_map(|&t| {
+                            let task = &e.tasks[t as usize];
+                            let reshare = OrchMsg::Reshare {
+                                task: e.task_ref(t),
+                                shares: task.shares.clone(),
+                            };
+                            task.shares
+                                .active_from(at_ms)
+                                .into_iter()
+                                .map(move |slot| (task.shares.nodes[slot as usize].clone(), reshare.clone()))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    tracing::info!(execution = %id, node = %node, at_ms, "lost node's share re-split");
+                    for (n, m) in msgs {
+                        self.send_to(&n, m);
+                    }
+                }
+            }
+            self.store_plan(&id, ctx);
+            self.check_done(&id, ctx);
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! An execution as plain data: its state machine, its tasks' shares over the nodes, the merged
+//! windows, and the views the REST API shows. The `Orchestrator` actor owns these and decides
+//! with the functions here; nothing in this module sends or stores.
+//!
+//! States: `pending → planning → running → (completed | completed_degraded | failed |
+//! cancelled)`. A node lost mid-run is handled by its task's `on_node_failure`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::plan::{LoadTask, Model, OnNodeFailure, TaskKind, TestPlan};
+use crate::load::schedule::{Arrivals, Pattern};
+use crate::load::share::ShareTable;
+use crate::messages::wire::TaskRef;
+use crate::stats::report::{NodeReport, Report, TaskInfo};
+use crate::stats::{Percentiles, TaskAccumulator, TimelinePoint, Window};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    Planning,
+    Running,
+    Completed,
+    CompletedDegraded,
+    Failed,
+    Cancelled,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Planning => "planning",
+            State::Running => "running",
+            State::Completed => "completed",
+            State::CompletedDegraded => "completed_degraded",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        Some(match s {
+            "pending" => State::Pending,
+            "planning" => State::Planning,
+            "running" => State::Running,
+            "completed" => State::Completed,
+            "completed_degraded" => State::CompletedDegraded,
+            "failed" => State::Failed,
+            "cancelled" => State::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            State::Completed | State::CompletedDegraded | State::Failed | State::Cancelled
+        )
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What is stored of a plan once it starts, so a restarted orchestrator can go on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPlan {
+    pub start_unix_ms: u64,
+    pub tasks: Vec<StoredTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredTask {
+    pub shares: ShareTable,
+    /// Per slot: the node was lost.
+    pub lost: Vec<bool>,
+}
+
+/// One task of a running execution.
+pub struct ExecTask {
+    pub name: String,
+    pub task: LoadTask,
+    /// The task as submitted, sent to the nodes as is.
+    pub task_json: String,
+    pub shares: ShareTable,
+    pub lost: Vec<bool>,
+    /// Per slot: what the node's heartbeats said it had sent.
+    pub reported_sent: Vec<u64>,
+    pub acc: TaskAccumulator,
+}
+
+/// What happens to the execution after a node is lost.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LossOutcome {
+    /// The node took no part (or had finished): nothing to do.
+    Unaffected,
+    /// Go on; these tasks got new shares to send to their owners.
+    Reshared(Vec<u32>),
+    /// Go on without the node's share.
+    Tolerated,
+    /// The execution fails, with the reason.
+    Fail(String),
+}
+
+impl ExecTask {
+    pub fn new(name: String, task: LoadTask, task_json: String, shares: ShareTable) -> ExecTask {
+        let n = shares.nodes.len();
+        let rate = task.rate_plan();
+        let open = task.model == Model::Open;
+        let per_second: Box<dyn Fn(u64) -> f64 + Send> = if open {
+            Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1)))
+        } else {
+            Box::new(|_| 0.0)
+        };
+        ExecTask {
+            name,
+            task,
+            task_json,
+            lost: vec![false; n],
+            reported_sent: vec![0; n],
+            acc: TaskAccumulator::new(n, per_second),
+            shares,
+        }
+    }
+
+    pub fn info(&self) -> TaskInfo {
+        let open = self.task.model == Model::Open;
+        TaskInfo {
+            name: self.name.clone(),
+            model: if open { "open" } else { "closed" },
+            pattern: pattern_name(&self.task.profile.pattern).to_string(),
+            arrivals: match self.task.arrivals {
+                Arrivals::Uniform => "uniform",
+                Arrivals::Poisson => "poisson",
+            },
+            seed: self.task.profile.seed,
+            concurrent_users: self.task.concurrent_users,
+            duration_s: self.task.profile.duration.as_secs_f64(),
+            planned_requests: open.then(|| self.task.rate_plan().total().round() as u64),
+            nodes: self.shares.nodes.clone(),
+            lost: self.lost.clone(),
+            reported_sent: self.reported_sent.clone(),
+        }
+    }
+}
+
+pub fn pattern_name(p: &Pattern) -> &'static str {
+    match p {
+        Pattern::Constant => "constant",
+        Pattern::RampUp { .. } => "ramp_up",
+        Pattern::RampDown { .. } => "ramp_down",
+        Pattern::Spike { .. } => "spike",
+        Pattern::Wave { .. } => "wave",
+        Pattern::Random { .. } => "random",
+        Pattern::Burst { .. } => "burst",
+        Pattern::Stages { .. } => "stages",
+    }
+}
+
+/// An execution the orchestrator holds in memory.
+pub struct Execution {
+    pub id: String,
+    pub name: String,
+    pub request_json: String,
+    pub plan: TestPlan,
+    pub state: State,
+    pub reason: Option<String>,
+    pub created_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    /// Empty until planned.
+    pub tasks: Vec<ExecTask>,
+    /// A node was lost while it ran.
+    pub degraded: bool,
+    /// Cancelled while running: the state is `cancelled` already, the nodes are stopping.
+    pub stopping: bool,
+    pub report: Option<serde_json::Value>,
+}
+
+impl Execution {
+    /// A new execution from its stored record, not planned yet.
+    pub fn pending(r: &crate::store::ExecutionRecord, plan: TestPlan) -> Execution {
+        Execution {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            request_json: r.request_json.clone(),
+            plan,
+            state: State::Pending,
+            reason: r.reason.clone(),
+            created_at_ms: r.created_at_ms,
+            started_at_ms: r.started_at_ms,
+            finished_at_ms: None,
+            tasks: Vec::new(),
+            degraded: false,
+            stopping: false,
+            report: None,
+        }
+    }
+
+    /// The longest task's planned duration.
+    pub fn duration(&self) -> Duration {
+        self.plan
+            .tasks
+            .iter()
+            .map(|t| match &t.kind {
+                TaskKind::LoadTest(l) => l.profile.duration,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Splits every task equally over `nodes` and starts it at `start_unix_ms`.
+    pub fn plan_over(&mut self, nodes: &[String], start_unix_ms: u64, task_jsons: Vec<String>) {
+        self.started_at_ms = Some(start_unix_ms);
+        self.tasks = self
+            .plan
+            .tasks
+            .iter()
+            .zip(task_jsons)
+            .map(|(t, json)| {
+                let TaskKind::LoadTest(load) = &t.kind;
+                ExecTask::new(
+                    t.name.clone(),
+                    load.clone(),
+                    json,
+                    ShareTable::equal(nodes.to_vec()),
+                )
+            })
+            .collect();
+    }
+
+    pub fn stored_plan(&self) -> StoredPlan {
+        StoredPlan {
+            start_unix_ms: self.started_at_ms.unwrap_or(0),
+            tasks: self
+                .tasks
+                .iter()
+                .map(|t| StoredTask {
+                    shares: t.shares.clone(),
+                    lost: t.lost.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds the tasks of a stored plan (after a restart).
+    pub fn restore(&mut self, stored: StoredPlan, task_jsons: Vec<String>) {
+        let nodes = stored
+            .tasks
+            .first()
+            .map(|t| t.shares.nodes.clone())
+            .unwrap_or_default();
+        self.plan_over(&nodes, stored.start_unix_ms, task_jsons);
+        for (task, st) in self.tasks.iter_mut().zip(stored.tasks) {
+            task.shares = st.shares;
+            for (slot, lost) in st.lost.into_iter().enumerate() {
+                if lost {
+                    task.lost[slot] = true;
+                    task.acc.finish(slot);
+                }
+            }
+        }
+    }
+
+    pub fn task_ref(&self, task_id: u32) -> TaskRef {
+        TaskRef {
+            execution_id: self.id.clone(),
+            task_id,
+        }
+    }
+
+    /// Adds a node's window; `false` when it belongs to no task or node of this execution.
+    pub fn add_window(&mut self, task_id: u32, node: &str, window: Window, last: bool) -> bool {
+        let Some(task) = self.tasks.get_mut(task_id as usize) else {
+            return false;
+        };
+        let Some(slot) = task.shares.slot(node) else {
+            return false;
+        };
+        // A lost node's later windows (it came back after being fenced) count for nothing:
+        // its share went to the others.
+        if task.lost[slot as usize] {
+            return false;
+        }
+        task.acc.add(slot as usize, window, last);
+        true
+    }
+
+    pub fn set_reported_sent(&mut self, task_id: u32, node: &str, sent: u64) {
+        if let Some(task) = self.tasks.get_mut(task_id as usize)
+            && let Some(slot) = task.shares.slot(node)
+        {
+            let r = &mut task.reported_sent[slot as usize];
+            *r = (*r).max(sent);
+        }
+    }
+
+    /// Every task has every node's last window (or gave up on it).
+    pub fn all_done(&self) -> bool {
+        !self.tasks.is_empty() && self.tasks.iter().all(|t| t.acc.is_done())
+    }
+
+    /// Whether `node` should still be running task `task_id` (after it rejoined).
+    pub fn node_should_run(&self, task_id: u32, node: &str) -> bool {
+        self.state == State::Running
+            && !self.stopping
+            && self.tasks.get(task_id as usize).is_some_and(|t| {
+                t.shares
+                    .slot(node)
+                    .is_some_and(|s| !t.lost[s as usize] && !t.acc.is_shard_done(s as usize))
+            })
+    }
+
+    /// Applies the loss of `node`, `at_ms` after the start (the time a re-split takes effect).
+    pub fn lose_node(&mut self, node: &str, at_ms: u64) -> LossOutcome {
+        if self.state != State::Running || self.stopping {
+            return LossOutcome::Unaffected;
+        }
+        let mut reshared = Vec::new();
+        let mut affected = false;
+        for (i, task) in self.tasks.iter_mut().enumerate() {
+            let Some(slot) = task.shares.slot(node) else {
+                continue;
+            };
+            let s = slot as usize;
+            if task.lost[s] || task.acc.is_shard_done(s) {
+                continue;
+            }
+            affected = true;
+            task.lost[s] = true;
+            task.acc.finish(s);
+            match task.task.on_node_failure {
+                OnNodeFailure::Fail => {
+                    return LossOutcome::Fail(format!(
+                        "node {node} was lost and task {:?} has on_node_failure: fail",
+                        task.name
+                    ));
+                }
+                OnNodeFailure::Tolerate => {}
+                OnNodeFailure::Rebalance => {
+                    if task.task.model == Model::Closed {
+                        // A closed model's users are fixed per node at the start.
+                        continue;
+                    }
+                    if !task.shares.without(slot, at_ms) {
+                        return LossOutcome::Fail(format!(
+                            "node {node} was lost and no other node is left for task {:?}",
+                            task.name
+                        ));
+                    }
+                    reshared.push(i as u32);
+                }
+            }
+        }
+        if !affected {
+            return LossOutcome::Unaffected;
+        }
+        self.degraded = true;
+        if reshared.is_empty() {
+            LossOutcome::Tolerated
+        } else {
+            LossOutcome::Reshared(reshared)
+        }
+    }
+
+    pub fn report(&self) -> Report {
+        let tasks = self.tasks.iter().map(|t| (t.info(), &t.acc)).collect();
+        Report::build(self.name.clone(), self.started_at_ms.unwrap_or(0), tasks)
+    }
+
+    /// The state to end in once every task is done.
+    pub fn final_state(&self) -> State {
+        if self.state == State::Cancelled || self.stopping {
+            State::Cancelled
+        } else if self.degraded {
+            State::CompletedDegraded
+        } else {
+            State::Completed
+        }
+    }
+
+    pub fn view(&self, now_unix_ms: u64) -> ExecutionView {
+        let duration = self.duration();
+        let progress_percent = if self.state.is_terminal() {
+            100.0
+        } else {
+            match self.started_at_ms {
+                Some(start) if !duration.is_zero() => {
+                    let elapsed = now_unix_ms.saturating_sub(start) as f64 / 1000.0;
+                    (elapsed / duration.as_secs_f64() * 100.0).clamp(0.0, 99.9)
+                }
+                _ => 0.0,
+            }
+        };
+        ExecutionView {
+            execution_id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state,
+            reason: self.reason.clone(),
+            created_at_ms: self.created_at_ms,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: self.finished_at_ms,
+            progress_percent,
+            duration_s: duration.as_secs_f64(),
+            tasks: self
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let snap = t.acc.snapshot();
+                    let report_nodes = crate::stats::report::TaskReport::build(t.info(), &t.acc);
+                    TaskView {
+                        task_id: i as u32,
+                        name: t.name.clone(),
+                        planned_requests: report_nodes.planned_requests,
+                        sent: report_nodes.sent_requests,
+                        completed: snap.completed,
+                        errors: snap.errors,
+                        late_starts: snap.late_starts,
+                        latency_ms: snap.latency_ms,
+                        last_second: snap.last_second,
+                        nodes: report_nodes.nodes,
+                        shares: t.shares.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /api/executions/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionView {
+    pub execution_id: String,
+    pub name: String,
+    pub state: State,
+    pub reason: Option<String>,
+    pub created_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    pub progress_percent: f64,
+    pub duration_s: f64,
+    pub tasks: Vec<TaskView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    pub task_id: u32,
+    pub name: String,
+    pub planned_requests: Option<u64>,
+    pub sent: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub late_starts: u64,
+    pub latency_ms: Percentiles,
+    /// The latest complete second, merged over the nodes: planned and achieved rate live.
+    pub last_second: Option<TimelinePoint>,
+    pub nodes: Vec<NodeReport>,
+    pub shares: ShareTable,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+    use serde_json::json;
+
+    fn execution(policy: &str, model: &str) -> Execution {
+        let settings = Settings::defaults();
+        let mut params = json!({
+            "targets": [{"url": "http://127.0.0.1:9/"}], "duration": "10s",
+            "on_node_failure": policy, "model": model, "concurrent_users": 3});
+        if model == "open" {
+            params["base_rps"] = json!(30);
+        }
+        let doc = json!({"name": "e", "tasks": [{"type": "load_test", "parameters": params}]});
+        let plan = crate::load::plan::validate(&doc, &settings.load_generation).unwrap();
+        let mut e = Execution {
+            id: "x".into(),
+            name: "e".into(),
+            request_json: doc.to_string(),
+            plan,
+            state: State::Running,
+            reason: None,
+            created_at_ms: 0,
+            started_at_ms: None,
+            finished_at_ms: None,
+            tasks: Vec::new(),
+            degraded: false,
+            stopping: false,
+            report: None,
+        };
+        let nodes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        e.plan_over(&nodes, 1000, vec!["{}".into()]);
+        e
+    }
+
+    #[test]
+    fn a_lost_node_is_reshared_then_done() {
+        let mut e = execution("rebalance", "open");
+        assert_eq!(e.lose_node("b", 5000), LossOutcome::Reshared(vec![0]));
+        assert!(e.degraded);
+        assert!(!e.node_should_run(0, "b"));
+        assert!(e.node_should_run(0, "a"));
+        assert_eq!(e.tasks[0].shares.active_from(5000), [0, 2]);
+        // Losing it again changes nothing.
+        assert_eq!(e.lose_node("b", 6000), LossOutcome::Unaffected);
+        for node in ["a", "c"] {
+            assert!(!e.all_done());
+            e.add_window(0, node, Window::new(0), true);
+        }
+        assert!(e.all_done());
+        assert_eq!(e.final_state(), State::CompletedDegraded);
+        // The stored plan restores the loss.
+        let stored = e.stored_plan();
+        let mut again = execution("rebalance", "open");
+        again.restore(stored, vec!["{}".into()]);
+        assert!(again.tasks[0].lost[1]);
+        assert!(again.tasks[0].acc.is_shard_done(1));
+    }
+
+    #[test]
+    fn policies_tolerate_and_fail() {
+        let mut e = execution("tolerate", "open");
+        assert_eq!(e.lose_node("a", 1000), LossOutcome::Tolerated);
+        assert_eq!(e.tasks[0].shares.active_from(1000), [0, 1, 2]);
+        let mut e = execution("fail", "open");
+        assert!(matches!(e.lose_node("a", 1000), LossOutcome::Fail(_)));
+        let mut e = execution("rebalance", "closed");
+        assert_eq!(e.lose_node("a", 1000), LossOutcome::Tolerated);
+    }
+}

@@ -1,0 +1,236 @@
+//! One connection of the cluster link as a pair of channels of encoded frames, whatever carries
+//! them: a WebSocket (actix-ws on the orchestrator, awc's client on the node) or, in a single
+//! process, a pair of in-memory channels. The session logic above sees only [`Conn`], so
+//! standalone runs and clusters share one code path, encoding included.
+//!
+//! Every adapter enforces the frame cap: a frame over it closes the connection with code 1009.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::messages::wire::CLOSE_TOO_BIG;
+
+/// Frames queued towards the peer before senders wait.
+const QUEUE: usize = 256;
+
+/// What a link side writes.
+#[derive(Debug)]
+pub enum Out {
+    Frame(Bytes),
+    /// Answer to a WebSocket ping (ignored in process).
+    Pong(Bytes),
+    /// Close the connection with a WebSocket close code and reason.
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+/// One open connection: write frames to `tx`; frames from the peer come out of `rx`, which
+/// ends when the connection does.
+#[derive(Debug)]
+pub struct Conn {
+    pub tx: mpsc::Sender<Out>,
+    pub rx: mpsc::Receiver<Bytes>,
+}
+
+/// Two connected in-process ends. Frames over `cap` bytes close the connection, as on a
+/// WebSocket. Must be called inside an actix (or tokio) runtime.
+pub fn local_pair(cap: usize) -> (Conn, Conn) {
+    let (a_out, a_out_rx) = mpsc::channel(QUEUE);
+    let (b_out, b_out_rx) = mpsc::channel(QUEUE);
+    let (a_in_tx, a_in) = mpsc::channel(QUEUE);
+    let (b_in_tx, b_in) = mpsc::channel(QUEUE);
+    actix_rt::spawn(pipe(a_out_rx, b_in_tx, cap));
+    actix_rt::spawn(pipe(b_out_rx, a_in_tx, cap));
+    (
+        Conn {
+            tx: a_out,
+            rx: a_in,
+        },
+        Conn {
+            tx: b_out,
+            rx: b_in,
+        },
+    )
+}
+
+async fn pipe(mut from: mpsc::Receiver<Out>, to: mpsc::Sender<Bytes>, cap: usize) {
+    while let Some(out) = from.recv().await {
+        match out {
+            Out::Frame(b) if b.len() <= cap => {
+                if to.send(b).await.is_err() {
+                    return;
+                }
+            }
+            Out::Frame(b) => {
+                tracing::warn!(
+                    size = b.len(),
+                    cap,
+                    "local link frame over the cap; closing"
+                );
+                return;
+            }
+            Out::Pong(_) => {}
+            Out::Close { .. } => return,
+        }
+    }
+}
+
+/// Accepts a WebSocket upgrade on the orchestrator (route `/cluster`).
+pub fn accept_ws(
+    req: &actix_web::HttpRequest,
+    body: actix_web::web::Payload,
+    cap: usize,
+) -> Result<(actix_web::HttpResponse, Conn), actix_web::Error> {
+    let (resp, session, stream) = actix_ws::handle(req, body)?;
+    let mut stream = stream.max_frame_size(cap);
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
+    let (in_tx, in_rx) = mpsc::channel::<Bytes>(QUEUE);
+
+    let mut reader_session = session.clone();
+    let closer = out_tx.clone();
+    actix_rt::spawn(async move {
+        while let Some(msg) = stream.recv().await {
+            match msg {
+                Ok(actix_ws::Message::Binary(b)) => {
+                    if in_tx.send(b).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(actix_ws::Message::Ping(p)) => {
+                    if reader_session.pong(&p).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(actix_ws::Message::Close(_)) => break,
+                Ok(_) => {}
+                Err(actix_ws::ProtocolError::Overflow) => {
+                    let _ = closer
+                        .send(Out::Close {
+                            code: CLOSE_TOO_BIG,
+                            reason: format!("frame over {cap} bytes"),
+                        })
+                        .await;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cluster websocket protocol error");
+                    break;
+                }
+            }
+        }
+        // Dropping `in_tx` ends the reader side for the session logic.
+    });
+
+    let mut session = session;
+    actix_rt::spawn(async move {
+        while let Some(out) = out_rx.recv().await {
+            match out {
+                Out::Frame(b) => {
+                    if session.binary(b).await.is_err() {
+                        return;
+                    }
+                }
+                Out::Pong(p) => {
+                    if session.pong(&p).await.is_err() {
+                        return;
+                    }
+                }
+                Out::Close { code, reason } => {
+                    let reason = actix_ws::CloseReason {
+                        code: code.into(),
+                        description: Some(reason),
+                    };
+                    let _ = session.close(Some(reason)).await;
+                    return;
+                }
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok((
+        resp,
+        Conn {
+            tx: out_tx,
+            rx: in_rx,
+        },
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to {url}: {why}")]
+pub struct ConnectError {
+    pub url: String,
+    pub why: String,
+}
+
+/// Opens the node's WebSocket to the orchestrator's `/cluster` route.
+pub async fn connect_ws(url: &str, cap: usize, timeout: Duration) -> Result<Conn, ConnectError> {
+    let client = awc::Client::builder().timeout(timeout).finish();
+    let (_resp, framed) = client
+        .ws(url)
+        .max_frame_size(cap)
+        .connect()
+        .await
+        .map_err(|e| ConnectError {
+            url: url.to_string(),
+            why: e.to_string(),
+        })?;
+    let (mut sink, mut stream) = framed.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
+    let (in_tx, in_rx) = mpsc::channel::<Bytes>(QUEUE);
+    let ponger = out_tx.clone();
+
+    actix_rt::spawn(async move {
+        while let Some(frame) = stream.next().await {
+            match frame {
+                Ok(awc::ws::Frame::Binary(b)) => {
+                    if in_tx.send(b).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(awc::ws::Frame::Ping(p)) => {
+                    // The writer task owns the sink.
+                    let _ = ponger.try_send(Out::Pong(p));
+                }
+                Ok(awc::ws::Frame::Close(reason)) => {
+                    tracing::debug!(?reason, "orchestrator closed the cluster link");
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "cluster websocket protocol error");
+                    break;
+                }
+            }
+        }
+    });
+    actix_rt::spawn(async move {
+        while let Some(out) = out_rx.recv().await {
+            let msg = match out {
+                Out::Pong(p) => awc::ws::Message::Pong(p),
+                Out::Frame(b) => awc::ws::Message::Binary(b),
+                Out::Close { code, reason } => {
+                    let reason = awc::ws::CloseReason {
+                        code: code.into(),
+                        description: Some(reason),
+                    };
+                    let _ = sink.send(awc::ws::Message::Close(Some(reason))).await;
+                    return;
+                }
+            };
+            if sink.send(msg).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(awc::ws::Message::Close(None)).await;
+    });
+    Ok(Conn {
+        tx: out_tx,
+        rx: in_rx,
+    })
+}

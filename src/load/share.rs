@@ -1,0 +1,215 @@
+//! How a task's arrivals are split over the nodes of a cluster, and re-split when a node is
+//! lost. Plain data and functions, property-tested; the orchestrator decides, the nodes read.
+//!
+//! Every node of a task computes the same global arrival sequence (same rate plan, same seed)
+//! and runs the arrivals it owns. Ownership is a [`ShareTable`]: a list of periods, each from
+//! an offset of the task's start, each with a list of owners indexed by arrival number modulo
+//! its length. An arrival belongs to the owner its number maps to in the period its planned
+//! time falls in. A re-split adds a period that starts a little in the future, so every node
+//! learns of it before it matters; the past never changes.
+//!
+//! Splitting arrival numbers (not rates) keeps the sum exact: every planned arrival has
+//! exactly one owner, so the nodes' planned counts add up to the task's.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest owner list a re-split may build; past it, owners are re-dealt from scratch.
+const MAX_MODULUS: usize = 720;
+
+/// Who owns which arrivals of one task, over time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareTable {
+    /// The nodes taking part, by slot; `owners` hold slots.
+    pub nodes: Vec<String>,
+    /// Sorted by `from_ms`; the first starts at 0.
+    pub periods: Vec<SharePeriod>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharePeriod {
+    /// Milliseconds after the task's start.
+    pub from_ms: u64,
+    /// Arrival `n` belongs to slot `owners[n % owners.len()]`.
+    pub owners: Vec<u16>,
+}
+
+impl ShareTable {
+    /// Equal shares: arrival `n` goes to node `n % nodes.len()`.
+    pub fn equal(nodes: Vec<String>) -> ShareTable {
+        let owners = (0..nodes.len() as u16).collect();
+        ShareTable {
+            nodes,
+            periods: vec![SharePeriod { from_ms: 0, owners }],
+        }
+    }
+
+    /// The slot of `node`, if it takes part.
+    pub fn slot(&self, node: &str) -> Option<u16> {
+        self.nodes.iter().position(|n| n == node).map(|s| s as u16)
+    }
+
+    fn period_at(&self, offset: Duration) -> &SharePeriod {
+        let ms = offset.as_millis() as u64;
+        let i = self.periods.partition_point(|p| p.from_ms <= ms);
+        &self.periods[i.saturating_sub(1)]
+    }
+
+    /// The slot owning arrival `n`, planned `offset` after the task's start.
+    pub fn owner(&self, n: u64, offset: Duration) -> u16 {
+        let p = self.period_at(offset);
+        p.owners[(n % p.owners.len() as u64) as usize]
+    }
+
+    /// The slots that own anything from `from_ms` on.
+    pub fn active_from(&self, from_ms: u64) -> Vec<u16> {
+        let mut slots: Vec<u16> = self
+            .periods
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                self.periods
+                    .get(i + 1)
+                    .is_none_or(|next| next.from_ms > from_ms)
+            })
+            .flat_map(|(_, p)| p.owners.iter().copied())
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        slots
+    }
+
+    /// From `from_ms` on, whatever `lost` owned goes to the other owners, dealt evenly: each
+    /// residue of the lost slot is split further by the quotient, so the survivors' shares stay
+    /// equal. Returns `false` (and changes nothing) when no other owner is left.
+    pub fn without(&mut self, lost: u16, from_ms: u64) -> bool {
+        let current = self
+            .periods
+            .last()
+            .expect("a share table has at least one period")
+            .owners
+            .clone();
+        let mut survivors: Vec<u16> = current.iter().copied().filter(|&s| s != lost).collect();
+        survivors.sort_unstable();
+        survivors.dedup();
+        if survivors.is_empty() {
+            return false;
+        }
+        let owners = if current.len() * survivors.len() > MAX_MODULUS {
+            survivors.clone()
+        } else {
+            let m = current.len();
+            (0..m * survivors.len())
+                .map(|r| {
+                    let old = current[r % m];
+                    if old == lost {
+                        survivors[(r / m) % survivors.len()]
+                    } else {
+                        old
+                    }
+                })
+                .collect()
+        };
+        // A period starting at the same time replaces the last one.
+        if self.periods.last().is_some_and(|p| p.from_ms >= from_ms) {
+            let last = self.periods.last_mut().expect("checked above");
+            last.owners = owners;
+        } else {
+            self.periods.push(SharePeriod { from_ms, owners });
+        }
+        true
+    }
+
+    /// Of the arrival offsets in `arrivals` (numbered from 0), how many each slot owns.
+    pub fn counts(&self, arrivals: impl Iterator<Item = Duration>) -> Vec<u64> {
+        let mut counts = vec![0u64; self.nodes.len()];
+        for (n, offset) in arrivals.enumerate() {
+            counts[self.owner(n as u64, offset) as usize] += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn nodes(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("n{i}")).collect()
+    }
+
+    fn offsets(count: u64, every_ms: u64) -> impl Iterator<Item = Duration> {
+        (0..count).map(move |i| Duration::from_millis(i * every_ms))
+    }
+
+    #[test]
+    fn equal_shares_are_round_robin() {
+        let t = ShareTable::equal(nodes(3));
+        let counts = t.counts(offsets(300, 10));
+        assert_eq!(counts, [100, 100, 100]);
+        assert_eq!(t.owner(4, Duration::ZERO), 1);
+        assert_eq!(t.slot("n2"), Some(2));
+    }
+
+    #[test]
+    fn a_lost_node_is_split_over_the_survivors_from_then_on() {
+        let mut t = ShareTable::equal(nodes(3));
+        assert!(t.without(1, 1000));
+        // Before 1 s nothing changes.
+        assert_eq!(t.owner(1, Duration::from_millis(999)), 1);
+        // After it, slot 1 owns nothing and the others split its arrivals.
+        let after: Vec<u16> = (0..600)
+            .map(|n| t.owner(n, Duration::from_millis(1000)))
+            .collect();
+        assert!(!after.contains(&1));
+        assert_eq!(after.iter().filter(|&&s| s == 0).count(), 300);
+        assert_eq!(after.iter().filter(|&&s| s == 2).count(), 300);
+        assert_eq!(t.active_from(1000), [0, 2]);
+        assert_eq!(t.active_from(0), [0, 1, 2]);
+        // The last one cannot go.
+        assert!(t.without(0, 2000));
+        assert!(!t.without(2, 3000));
+    }
+
+    proptest! {
+        /// Every arrival has exactly one owner, the lost never own anything after they are
+        /// lost, and the survivors' shares stay within one modulus of equal.
+        #[test]
+        fn re_splits_keep_every_arrival_owned_and_shares_even(
+            n in 1usize..7,
+            losses in proptest::collection::vec((0u16..7, 1u64..20), 0..5),
+        ) {
+            let mut t = ShareTable::equal(nodes(n));
+            let mut lost = Vec::new();
+            let mut at = 0u64;
+            for (slot, gap) in losses {
+                let slot = slot % n as u16;
+                at += gap * 100;
+                if t.without(slot, at) {
+                    lost.push((slot, at));
+                }
+            }
+            let end = at + 100;
+            let counts = t.counts(offsets(end * 2, 1).map(|d| d / 2));
+            prop_assert_eq!(counts.iter().sum::<u64>(), end * 2);
+            for &(slot, from) in &lost {
+                for k in 0..50u64 {
+                    let n_arrival = from * 2 + k;
+                    let off = Duration::from_millis(from) + Duration::from_micros(k * 500);
+                    prop_assert_ne!(t.owner(n_arrival, off), slot);
+                }
+            }
+            // Within the last period, owners' counts over a whole number of cycles are equal.
+            let last = t.periods.last().unwrap();
+            let m = last.owners.len();
+            let active = t.active_from(last.from_ms);
+            let mut per = vec![0usize; n];
+            for r in 0..m { per[last.owners[r] as usize] += 1; }
+            let shares: Vec<usize> = active.iter().map(|&s| per[s as usize]).collect();
+            prop_assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1,
+                "uneven shares {:?} of {:?}", shares, last.owners);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Messages of the cluster's control actors: to the `Orchestrator` (from REST handlers, the
+//! cluster route and the node proxies), to a `NodeProxy` (from the orchestrator) and to a
+//! `NodeAgent` (from the node's REST API).
+
+use actix::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::execution::ExecutionView;
+use crate::hub::conn::Conn;
+use crate::load::plan::TestPlan;
+use crate::messages::wire::{Hello, OrchMsg, TaskProgress, TaskRef, TaskWindow};
+
+// ---- to the Orchestrator ----
+
+/// A validated execution to store and run; answers its id once it is stored.
+#[derive(Message)]
+#[rtype(result = "Result<String, SubmitError>")]
+pub struct Submit {
+    pub request: Value,
+    pub plan: TestPlan,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the execution could not be stored: {0}")]
+    Store(String),
+}
+
+/// Cancels an execution; answers its state afterwards, `None` if unknown.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct Cancel(pub String);
+
+/// The live view of an execution the orchestrator holds (`None`: not in memory).
+#[derive(Message)]
+#[rtype(result = "Option<ExecutionView>")]
+pub struct GetExecution(pub String);
+
+/// Views of the executions in memory, newest first.
+#[derive(Message)]
+#[rtype(result = "Vec<ExecutionView>")]
+pub struct ListExecutions;
+
+/// The report of an execution in memory (live until it ends, final after).
+#[derive(Message)]
+#[rtype(result = "Option<Value>")]
+pub struct GetReport(pub String);
+
+/// The cluster's nodes.
+#[derive(Message)]
+#[rtype(result = "Vec<NodeView>")]
+pub struct ListNodes;
+
+/// A node passed the handshake on `conn`: hand it to its proxy, or refuse (the reason).
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Attach {
+    pub hello: Hello,
+    pub conn: Conn,
+}
+
+/// From a proxy: a node's session is up (new or resumed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeUp {
+    pub node_id: String,
+}
+
+/// From a proxy: a window was stored for the first time; merge it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeWindow {
+    pub node_id: String,
+    pub window: TaskWindow,
+}
+
+/// From a proxy: what a node says it has sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeProgress {
+    pub node_id: String,
+    pub tasks: Vec<TaskProgress>,
+}
+
+/// From a proxy: the tasks a node runs after a new session; answers those to go on with.
+#[derive(Message)]
+#[rtype(result = "Vec<TaskRef>")]
+pub struct NodeRunning {
+    pub node_id: String,
+    pub tasks: Vec<TaskRef>,
+}
+
+/// From a proxy: the node refused a task.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeRejected {
+    pub node_id: String,
+    pub task: TaskRef,
+    pub reason: String,
+}
+
+/// From a proxy: nothing heard from the node for the death timeout; it is fenced.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeFailed {
+    pub node_id: String,
+}
+
+// ---- to a NodeProxy ----
+
+/// Send an application message to the node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub OrchMsg);
+
+/// Take over a new connection of the node.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct TakeConn {
+    pub hello: Hello,
+    pub conn: Conn,
+}
+
+/// The proxy's snapshot.
+#[derive(Message)]
+#[rtype(result = "NodeView")]
+pub struct GetNodeView;
+
+/// A node as the orchestrator sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub node_id: String,
+    /// `connected`, `disconnected` (its session may resume) or `failed` (fenced).
+    pub state: &'static str,
+    pub epoch: u64,
+    pub location: String,
+    pub capabilities: Vec<String>,
+    pub capacity: crate::messages::wire::Capacity,
+    pub rest_addr: String,
+    /// Milliseconds since the node was last heard from.
+    pub last_heard_ms: u64,
+    pub windows_stored: u64,
+    pub windows_duplicate: u64,
+    /// Frames stamped with an epoch older than the node's (sent before it was fenced).
+    pub fenced_frames_rejected: u64,
+    pub link: crate::hub::session::SessionStats,
+}
