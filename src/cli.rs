@@ -38,6 +38,45 @@ pub enum Command {
     Run(RunArgs),
     /// Serve a small, fast HTTP target for demos, tests and benchmarks.
     Target(TargetArgs),
+    /// Serve the REST API and the cluster link; executions run on the nodes that join.
+    Orchestrator(ServeArgs),
+    /// Join an orchestrator and generate the load it plans.
+    Node(NodeArgs),
+    /// An orchestrator and one local node in one process, to try the REST API with no setup.
+    Up(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (default: orchestrator.host).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port to listen on, 0 for any free one (default: orchestrator.port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Folder of the database (default: orchestrator.data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The orchestrator to join, e.g. http://127.0.0.1:8080 (default: node.orchestrator).
+    #[arg(long, value_name = "URL")]
+    pub orchestrator: Option<url::Url>,
+    /// Address of the node's own REST API (default: node.host).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port of the node's REST API, 0 for any free one (default: node.port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The node's id in the cluster (default: node.id, else the host name and port).
+    #[arg(long)]
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Args, Debug)]
@@ -83,6 +122,9 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Target(args) => target(args).map(|()| ExitCode::SUCCESS),
+        Command::Orchestrator(args) => serve(args, false),
+        Command::Node(args) => node(args),
+        Command::Up(args) => serve(args, true),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -121,8 +163,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     init_tracing(settings.orchestrator.log_level);
-    let plan = match plan::load_file(&args.plan, &settings.load_generation) {
-        Ok(plan) => plan,
+    let (doc, plan) = match plan::read_file(&args.plan, &settings.load_generation) {
+        Ok(read) => read,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_INVALID));
@@ -147,7 +189,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let report = actix::System::new().block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         actix_rt::spawn(stop_on_ctrl_c(stop_tx));
-        run_plan(&plan, &settings.load_generation, stop_rx, |p| {
+        run_plan(&doc, &plan, &settings, stop_rx, |p| {
             let line = progress_line(p);
             match &bar {
                 Some(bar) => {
@@ -164,6 +206,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let report = report?;
     print!("{}", report.to_text());
     std::io::stdout().flush().ok();
     if let Some(path) = &args.output {
@@ -300,4 +343,149 @@ fn target(args: TargetArgs) -> anyhow::Result<()> {
         srv.await
     })?;
     Ok(())
+}
+
+/// Settings for a serving command, or the exit code of a configuration error.
+fn serve_settings(args: &ConfigArgs) -> Result<Settings, ExitCode> {
+    match load_settings(args) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// `mcpt orchestrator` and `mcpt up` (with a local node).
+fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
+    let mut settings = match serve_settings(&args.config) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    if let Some(h) = args.host {
+        settings.orchestrator.host = h;
+    }
+    if let Some(p) = args.port {
+        settings.orchestrator.port = p;
+    }
+    if let Some(d) = args.data_dir {
+        settings.orchestrator.data_dir = d;
+    }
+    init_tracing(settings.orchestrator.log_level);
+    raise_fd_limit();
+    let host = settings.orchestrator.host.clone();
+    if let Err(e) = crate::app::check_exposure(&settings, &host) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let listener = TcpListener::bind((host.as_str(), settings.orchestrator.port))
+        .with_context(|| format!("cannot listen on {host}:{}", settings.orchestrator.port))?;
+    let addr = listener.local_addr()?;
+    let settings = Arc::new(settings);
+    actix::System::new().block_on(async move {
+        let handle = crate::app::start_orchestrator(settings.clone())
+            .context("cannot open the orchestrator's store")?;
+        if with_node {
+            let connector = crate::app::local_connector(handle.registry.clone());
+            crate::app::start_node(
+                settings.clone(),
+                "local".into(),
+                addr.to_string(),
+                Some(connector),
+            );
+        }
+        let server = crate::app::serve_orchestrator(handle, listener)?;
+        let what = if with_node {
+            "mcpt up (orchestrator and a local node)"
+        } else {
+            "mcpt orchestrator"
+        };
+        eprintln!("{what} listening on http://{addr}");
+        let stop = server.handle();
+        actix_rt::spawn(async move {
+            shutdown_signal().await;
+            stop.stop(true).await;
+        });
+        server.await.context("http server")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mcpt node`.
+fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = match serve_settings(&args.config) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    if let Some(h) = args.host {
+        settings.node.host = h;
+    }
+    if let Some(p) = args.port {
+        settings.node.port = p;
+    }
+    init_tracing(settings.orchestrator.log_level);
+    raise_fd_limit();
+    let Some(orchestrator) = args.orchestrator.or(settings.node.orchestrator.clone()) else {
+        eprintln!(
+            "error: no orchestrator to join: pass --orchestrator URL or set node.orchestrator"
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let listener = TcpListener::bind((settings.node.host.as_str(), settings.node.port))
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{}",
+                settings.node.host, settings.node.port
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let id = args
+        .id
+        .or(settings.node.id.clone())
+        .unwrap_or_else(|| default_node_id(addr.port()));
+    let url = crate::app::cluster_url(&orchestrator);
+    let settings = Arc::new(settings);
+    actix::System::new().block_on(async move {
+        let agent = crate::app::start_node(
+            settings.clone(),
+            id.clone(),
+            addr.to_string(),
+            Some(crate::actors::node_agent::Connector::Ws(url.clone())),
+        );
+        let server = crate::app::serve_node(agent, settings, listener)?;
+        eprintln!("mcpt node {id} listening on http://{addr}, joining {url}");
+        let stop = server.handle();
+        actix_rt::spawn(async move {
+            shutdown_signal().await;
+            stop.stop(true).await;
+        });
+        server.await.context("http server")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The host name and the REST port: unique per machine and port.
+fn default_node_id(port: u16) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{port}")
 }

@@ -7,6 +7,7 @@
 
 pub mod actors;
 pub mod allowlist;
+pub mod app;
 pub mod cli;
 pub mod execution;
 pub mod http;

@@ -3,9 +3,15 @@
 
 mod common;
 
-use common::{closed_port, plan, run, run_with, target};
+use common::{closed_port, plan, run, target, try_run_with};
+use std::time::{Duration, Instant};
+
 use mcp_testing::allowlist::Allowlist;
+use mcp_testing::load::http::HttpSender;
+use mcp_testing::load::plan::TaskKind;
+use mcp_testing::load::runner::RunError;
 use mcp_testing::settings::Settings;
+use mcp_testing::stats::ErrorKind;
 
 #[test]
 fn every_kind_of_failure_is_counted_and_the_run_goes_on() {
@@ -76,26 +82,37 @@ fn redirects_are_followed_only_when_asked_and_only_to_allowed_hosts() {
 
 #[test]
 fn names_are_checked_again_when_connecting() {
-    // `localhost` passes validation by name; the engine then runs with an allowlist that has
+    // `localhost` passes validation by name; the sender then runs with an allowlist that has
     // neither the name nor loopback, as if the name had come to resolve elsewhere.
     let t = target();
     let p = plan(&format!(
         "tasks:\n- type: load_test\n  parameters:\n    targets: ['http://localhost:{}/']\n    duration: 1s\n    base_rps: 10\n",
         t.addr.port()
     ));
-    let mut settings = Settings::defaults().load_generation;
-    settings.allowed_targets = Allowlist::new(vec!["10.0.0.0/8".parse().unwrap()]);
-    let report = run_with(&p, &settings);
-    assert_eq!(
-        report.tasks[0].errors.connect, 10,
-        "{:?}",
-        report.tasks[0].errors
-    );
+    let TaskKind::LoadTest(task) = &p.plan.tasks[0].kind;
+    let refused = Allowlist::new(vec!["10.0.0.0/8".parse().unwrap()]);
+    let outcome = actix::System::new().block_on(async {
+        let sender = HttpSender::new(task, refused.clone(), 1, None);
+        sender
+            .send(0, Instant::now() + Duration::from_secs(5))
+            .await
+    });
+    assert_eq!(outcome.error, Some(ErrorKind::Connect), "{outcome:?}");
     assert_eq!(
         t.stats.view().total,
         0,
         "a refused name still reached the target"
     );
+    // A node with that allowlist refuses the task outright when it validates it again.
+    let mut settings = Settings::defaults().load_generation;
+    settings.allowed_targets = refused;
+    match try_run_with(&p, &settings) {
+        Err(RunError::Failed(reason)) => {
+            assert!(reason.contains("refused task"), "{reason}")
+        }
+        other => panic!("expected the node to refuse the task, got {other:?}"),
+    }
+    assert_eq!(t.stats.view().total, 0);
     // With the default allowlist the same plan reaches it.
     let report = run(&p);
     assert_eq!(report.tasks[0].errors.total, 0);

@@ -28,10 +28,29 @@ pub struct Subscribe(pub Recipient<Event>);
 pub struct EventBus {
     subscribers: Vec<Recipient<Event>>,
     published: u64,
+    supervisor: Option<Recipient<crate::actors::supervisor::ChildExited>>,
+}
+
+impl EventBus {
+    pub fn supervised(supervisor: Recipient<crate::actors::supervisor::ChildExited>) -> EventBus {
+        EventBus {
+            supervisor: Some(supervisor),
+            ..EventBus::default()
+        }
+    }
 }
 
 impl Actor for EventBus {
     type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(s) = &self.supervisor {
+            s.do_send(crate::actors::supervisor::ChildExited {
+                name: "event_bus",
+                reason: crate::actors::supervisor::ExitReason::Unexpected,
+            });
+        }
+    }
 }
 
 impl Handler<Publish> for EventBus {

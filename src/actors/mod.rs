@@ -6,6 +6,6 @@ pub mod load_worker;
 pub mod node_agent;
 pub mod node_proxy;
 pub mod orchestrator;
-pub mod run_collector;
 pub mod store;
+pub mod supervisor;
 pub mod worker_pool;

@@ -149,6 +149,8 @@ pub struct NodeAgent {
     waiting: VecDeque<NodeMsg>,
     last_refusal: Option<String>,
     me: Option<Addr<NodeAgent>>,
+    /// Tasks reported in `Running` and not confirmed or stopped yet.
+    awaiting_confirm: Vec<String>,
 }
 
 fn key(t: &TaskRef) -> String {
@@ -187,6 +189,7 @@ impl NodeAgent {
             waiting: VecDeque::new(),
             last_refusal: None,
             me: None,
+            awaiting_confirm: Vec::new(),
             settings,
         }
     }
@@ -280,12 +283,17 @@ impl NodeAgent {
         self.lease.renew(self.timers.lease);
         tracing::info!(node = %self.node_id, epoch = welcome.epoch, resumed, "joined the orchestrator");
         if !resumed {
-            let tasks: Vec<TaskRef> = self
+            let held: Vec<String> = self
                 .tasks
                 .iter()
                 .filter(|(_, t)| t.share.is_some() && !t.done && !t.dropped)
-                .filter_map(|(k, _)| self.refs.get(k).cloned())
+                .map(|(k, _)| k.clone())
                 .collect();
+            let tasks = held
+                .iter()
+                .filter_map(|k| self.refs.get(k).cloned())
+                .collect();
+            self.awaiting_confirm = held;
             self.send(NodeMsg::Running { tasks }, Delivery::AtLeastOnce);
         }
         self.flush();
@@ -407,9 +415,15 @@ impl NodeAgent {
                 }
             }
             OrchMsg::Confirm { tasks } => {
+                // Only the tasks of the report this answers: a task started since is the
+                // orchestrator's own recent word.
                 let keep: Vec<String> = tasks.iter().map(key).collect();
+                let asked = std::mem::take(&mut self.awaiting_confirm);
                 for (k, t) in &mut self.tasks {
                     let Some(share) = &t.share else { continue };
+                    if !asked.contains(k) {
+                        continue;
+                    }
                     if keep.contains(k) {
                         share.held.store(false, Ordering::Relaxed);
                     } else if !t.done {
@@ -444,7 +458,11 @@ impl NodeAgent {
             Ok(v) => v,
             Err(e) => return reject(self, format!("task is not JSON: {e}")),
         };
-        let task = match plan::validate_task(&doc, st.task.task_id as usize, &self.settings.load_generation) {
+        let task = match plan::validate_task(
+            &doc,
+            st.task.task_id as usize,
+            &self.settings.load_generation,
+        ) {
             Ok(t) => t,
             Err(e) => return reject(self, e.to_string()),
         };
@@ -456,13 +474,24 @@ impl NodeAgent {
                 .checked_sub(Duration::from_millis(now_ms - st.start_unix_ms))
                 .unwrap_or_else(Instant::now)
         };
-        let share = Arc::new(NodeShare::new(slot, st.shares, self.lease.clone()));
+        let share = Arc::new(NodeShare::new(
+            self.node_id.clone(),
+            slot,
+            st.shares,
+            self.lease.clone(),
+        ));
         self.refs.insert(k.clone(), st.task.clone());
         self.launch(k, task, start, Some(share));
     }
 
     /// Hands a task to the worker pool.
-    fn launch(&mut self, k: String, task: plan::Task, start: Instant, share: Option<Arc<NodeShare>>) {
+    fn launch(
+        &mut self,
+        k: String,
+        task: plan::Task,
+        start: Instant,
+        share: Option<Arc<NodeShare>>,
+    ) {
         let TaskKind::LoadTest(load) = task.kind;
         let users = node_users(load.concurrent_users, share.as_deref());
         let shards = shard_count(self.workers, users);
@@ -470,9 +499,8 @@ impl NodeAgent {
         self.next_local += 1;
         let (stop_tx, stop_rx) = watch::channel(false);
         let rate = load.rate_plan();
-        let per_second: Box<dyn Fn(u64) -> f64 + Send> = Box::new(move |s| {
-            rate.between(Duration::from_secs(s), Duration::from_secs(s + 1))
-        });
+        let per_second: Box<dyn Fn(u64) -> f64 + Send> =
+            Box::new(move |s| rate.between(Duration::from_secs(s), Duration::from_secs(s + 1)));
         let msg = PoolStart {
             task_id: local_id,
             task: Arc::new(load),
@@ -585,7 +613,12 @@ impl Handler<StartLocal> for NodeAgent {
         let task = plan::validate_task(&doc, 0, &self.settings.load_generation)
             .map_err(|e| e.to_string())?;
         let id = format!("local-{}", self.next_local);
-        self.launch(id.clone(), task, Instant::now() + Duration::from_millis(100), None);
+        self.launch(
+            id.clone(),
+            task,
+            Instant::now() + Duration::from_millis(100),
+            None,
+        );
         Ok(id)
     }
 }
@@ -613,7 +646,10 @@ impl Handler<GetNodeStatus> for NodeAgent {
             .iter()
             .map(|(k, t)| {
                 let (sent, paused) = t.share.as_ref().map_or((t.acc.total().sent, 0), |s| {
-                    (s.sent.load(Ordering::Relaxed), s.paused.load(Ordering::Relaxed))
+                    (
+                        s.sent.load(Ordering::Relaxed),
+                        s.paused.load(Ordering::Relaxed),
+                    )
                 });
                 let state = if t.done {
                     "finished"

@@ -56,6 +56,11 @@ impl LinkTimers {
     }
 }
 
+/// From the orchestrator that owns this proxy, when it stops: close the link and stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopProxy;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LinkState {
     Connected,
@@ -313,13 +318,21 @@ impl NodeProxy {
                         act.flush();
                     }
                     // Not confirmed: the node keeps it and sends it again.
-                    other => tracing::warn!(node = %act.node_id, result = ?other, "window not stored"),
+                    other => {
+                        tracing::warn!(node = %act.node_id, result = ?other, "window not stored")
+                    }
                 }),
         );
     }
 
-    fn attach(&mut self, hello: Hello, conn: crate::hub::conn::Conn, ctx: &mut Context<Self>) -> Result<(), String> {
-        let live = self.state == LinkState::Connected && self.last_heard.elapsed() < self.timers.lease;
+    fn attach(
+        &mut self,
+        hello: Hello,
+        conn: crate::hub::conn::Conn,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
+        let live =
+            self.state == LinkState::Connected && self.last_heard.elapsed() < self.timers.lease;
         let same_session = hello.session_id == Some(self.session_id) && self.session_id != 0;
         if live && !same_session {
             return Err(format!(
@@ -438,6 +451,15 @@ impl Handler<TakeConn> for NodeProxy {
 
     fn handle(&mut self, msg: TakeConn, ctx: &mut Context<Self>) -> Result<(), String> {
         self.attach(msg.hello, msg.conn, ctx)
+    }
+}
+
+impl Handler<StopProxy> for NodeProxy {
+    type Result = ();
+
+    fn handle(&mut self, _: StopProxy, ctx: &mut Context<Self>) {
+        self.close(1012, "orchestrator restarting");
+        ctx.stop();
     }
 }
 

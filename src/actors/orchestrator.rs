@@ -12,15 +12,17 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actors::event_bus::{Event, EventBus, Publish};
-use crate::actors::node_proxy::{LinkTimers, NodeProxy};
+use crate::actors::event_bus::{Event, Publish};
+use crate::actors::node_proxy::{LinkTimers, NodeProxy, StopProxy};
 use crate::actors::store::Store;
+use crate::actors::supervisor::{ChildExited, ExitReason};
+use crate::app::Registry;
 use crate::execution::{Execution, LossOutcome, State, StoredPlan, unix_ms};
 use crate::load::plan;
 use crate::messages::cluster::{
-    Attach, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
-    NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeView, NodeWindow, Submit,
-    SubmitError, TakeConn,
+    Attach, BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions,
+    ListNodes, NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeView, NodeWindow,
+    Submit, SubmitError, TakeConn,
 };
 use crate::messages::store as db;
 use crate::messages::wire::{OrchMsg, StartTask, TaskRef, TaskWindow};
@@ -42,7 +44,8 @@ struct NodeEntry {
 pub struct Orchestrator {
     settings: Arc<Settings>,
     store: Addr<Store>,
-    events: Addr<EventBus>,
+    registry: Arc<Registry>,
+    supervisor: Option<Recipient<ChildExited>>,
     timers: LinkTimers,
     nodes: BTreeMap<String, NodeEntry>,
     executions: HashMap<String, Execution>,
@@ -51,12 +54,20 @@ pub struct Orchestrator {
 }
 
 impl Orchestrator {
-    pub fn new(settings: Arc<Settings>, store: Addr<Store>, events: Addr<EventBus>) -> Self {
+    /// `registry` gives the current event bus (it may have been restarted); `supervisor`
+    /// hears of this actor's exit.
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Addr<Store>,
+        registry: Arc<Registry>,
+        supervisor: Option<Recipient<ChildExited>>,
+    ) -> Self {
         Orchestrator {
             timers: LinkTimers::from_settings(&settings),
             settings,
             store,
-            events,
+            registry,
+            supervisor,
             nodes: BTreeMap::new(),
             executions: HashMap::new(),
             order: Vec::new(),
@@ -64,12 +75,14 @@ impl Orchestrator {
     }
 
     fn publish(&self, kind: &'static str, execution_id: Option<&str>, data: serde_json::Value) {
-        self.events.do_send(Publish(Event {
-            kind,
-            execution_id: execution_id.map(String::from),
-            data,
-            at_ms: unix_ms(),
-        }));
+        if let Some(events) = self.registry.events() {
+            events.do_send(Publish(Event {
+                kind,
+                execution_id: execution_id.map(String::from),
+                data,
+                at_ms: unix_ms(),
+            }));
+        }
     }
 
     fn proxy(&mut self, node_id: &str, ctx: &mut Context<Self>) -> Addr<NodeProxy> {
@@ -101,7 +114,13 @@ impl Orchestrator {
     }
 
     /// Stores a state change, then announces it.
-    fn set_state(&mut self, id: &str, state: State, reason: Option<String>, ctx: &mut Context<Self>) {
+    fn set_state(
+        &mut self,
+        id: &str,
+        state: State,
+        reason: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
@@ -169,7 +188,11 @@ impl Orchestrator {
         let pending: Vec<String> = self
             .order
             .iter()
-            .filter(|id| self.executions.get(*id).is_some_and(|e| e.state == State::Pending))
+            .filter(|id| {
+                self.executions
+                    .get(*id)
+                    .is_some_and(|e| e.state == State::Pending)
+            })
             .take(max.saturating_sub(running))
             .cloned()
             .collect();
@@ -192,7 +215,10 @@ impl Orchestrator {
             .unwrap_or_default();
         let start = unix_ms() + START_DELAY.as_millis() as u64;
         e.plan_over(nodes, start, task_jsons);
-        let watchdog = e.duration() + self.settings.load_generation.drain_timeout + LAST_WINDOW_GRACE + START_DELAY;
+        let watchdog = e.duration()
+            + self.settings.load_generation.drain_timeout
+            + LAST_WINDOW_GRACE
+            + START_DELAY;
         self.store_plan(id, ctx);
         self.set_state(id, State::Running, None, ctx);
         let e = &self.executions[id];
@@ -377,10 +403,14 @@ impl Orchestrator {
             }
         };
         let state = State::parse(&r.state).unwrap_or(State::Pending);
-        let stored: Option<StoredPlan> = r.plan_json.as_deref().and_then(|p| serde_json::from_str(p).ok());
+        let stored: Option<StoredPlan> = r
+            .plan_json
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
         match (state, stored) {
             (State::Running, Some(stored)) => {
-                let doc: serde_json::Value = serde_json::from_str(&r.request_json).unwrap_or_default();
+                let doc: serde_json::Value =
+                    serde_json::from_str(&r.request_json).unwrap_or_default();
                 let task_jsons = doc["tasks"]
                     .as_array()
                     .map(|ts| ts.iter().map(|t| t.to_string()).collect())
@@ -390,12 +420,18 @@ impl Orchestrator {
                 for (key, payload) in windows {
                     match postcard::from_bytes::<TaskWindow>(&payload)
                         .map_err(|e| e.to_string())
-                        .and_then(|w| w.window.to_window().map(|win| (w, win)).map_err(|e| e.to_string()))
-                    {
+                        .and_then(|w| {
+                            w.window
+                                .to_window()
+                                .map(|win| (w, win))
+                                .map_err(|e| e.to_string())
+                        }) {
                         Ok((w, win)) => {
                             e.add_window(key.task_id, &key.node_id, win, w.last);
                         }
-                        Err(why) => tracing::error!(execution = %id, %why, "stored window unreadable"),
+                        Err(why) => {
+                            tracing::error!(execution = %id, %why, "stored window unreadable")
+                        }
                     }
                 }
                 for (task, node, n) in sent {
@@ -406,10 +442,11 @@ impl Orchestrator {
                     .iter()
                     .flat_map(|t| t.shares.nodes.iter().cloned())
                     .collect();
-                let remaining = e
-                    .duration()
-                    .saturating_sub(Duration::from_millis(unix_ms().saturating_sub(e.started_at_ms.unwrap_or(0))));
-                let watchdog = remaining + self.settings.load_generation.drain_timeout + LAST_WINDOW_GRACE;
+                let remaining = e.duration().saturating_sub(Duration::from_millis(
+                    unix_ms().saturating_sub(e.started_at_ms.unwrap_or(0)),
+                ));
+                let watchdog =
+                    remaining + self.settings.load_generation.drain_timeout + LAST_WINDOW_GRACE;
                 tracing::info!(execution = %id, "execution reloaded; waiting for its nodes");
                 self.order.push(id.clone());
                 self.executions.insert(id.clone(), e);
@@ -435,6 +472,19 @@ impl Actor for Orchestrator {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.reload(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        // The proxies hold the node links; their successor builds its own from the store.
+        for e in self.nodes.values() {
+            e.proxy.do_send(StopProxy);
+        }
+        if let Some(s) = &self.supervisor {
+            s.do_send(ChildExited {
+                name: "orchestrator",
+                reason: ExitReason::Unexpected,
+            });
+        }
     }
 }
 
@@ -468,7 +518,11 @@ impl Handler<Submit> for Orchestrator {
                     }
                     act.order.push(id.clone());
                     act.executions.insert(id.clone(), execution);
-                    act.publish("execution_state", Some(&id), serde_json::json!({"state": "pending"}));
+                    act.publish(
+                        "execution_state",
+                        Some(&id),
+                        serde_json::json!({"state": "pending"}),
+                    );
                     act.try_start(ctx);
                     Ok(id)
                 }),
@@ -483,7 +537,12 @@ impl Handler<Cancel> for Orchestrator {
         let e = self.executions.get_mut(&id)?;
         match e.state {
             State::Pending => {
-                self.set_state(&id, State::Cancelled, Some("cancelled before it started".into()), ctx);
+                self.set_state(
+                    &id,
+                    State::Cancelled,
+                    Some("cancelled before it started".into()),
+                    ctx,
+                );
             }
             State::Planning | State::Running => {
                 e.stopping = true;
@@ -497,7 +556,9 @@ impl Handler<Cancel> for Orchestrator {
             }
             _ => {}
         }
-        self.executions.get(&id).map(|e| e.state.as_str().to_string())
+        self.executions
+            .get(&id)
+            .map(|e| e.state.as_str().to_string())
     }
 }
 
@@ -534,6 +595,14 @@ impl Handler<GetReport> for Orchestrator {
                 .clone()
                 .unwrap_or_else(|| serde_json::to_value(e.report()).expect("reports serialize"))
         }))
+    }
+}
+
+impl Handler<BuildReport> for Orchestrator {
+    type Result = MessageResult<BuildReport>;
+
+    fn handle(&mut self, BuildReport(id): BuildReport, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.executions.get(&id).map(Execution::report))
     }
 }
 
@@ -578,7 +647,11 @@ impl Handler<NodeUp> for Orchestrator {
         if let Some(e) = self.nodes.get_mut(&msg.node_id) {
             e.up = true;
         }
-        self.publish("node_joined", None, serde_json::json!({"node_id": msg.node_id}));
+        self.publish(
+            "node_joined",
+            None,
+            serde_json::json!({"node_id": msg.node_id}),
+        );
         self.try_start(ctx);
     }
 }
@@ -685,7 +758,9 @@ impl Handler<NodeFailed> for Orchestrator {
                             task.shares
                                 .active_from(at_ms)
                                 .into_iter()
-                                .map(move |slot| (task.shares.nodes[slot as usize].clone(), reshare.clone()))
+                                .map(move |slot| {
+                                    (task.shares.nodes[slot as usize].clone(), reshare.clone())
+                                })
                                 .collect::<Vec<_>>()
                         })
                         .collect();

@@ -30,12 +30,24 @@ impl Store {
     /// starts the actor on one `SyncArbiter` thread. The first actor gets that connection; an
     /// actor rebuilt after a restart reopens the same directory.
     pub fn start(dir: PathBuf) -> Result<Addr<Store>, StoreError> {
-        let first = Mutex::new(Some(Db::open(&dir)?));
+        Store::start_with(move || Db::open(&dir))
+    }
+
+    /// A store in memory, for a standalone run that keeps nothing (a rebuilt actor starts
+    /// empty).
+    pub fn start_in_memory() -> Result<Addr<Store>, StoreError> {
+        Store::start_with(Db::open_in_memory)
+    }
+
+    fn start_with(
+        open: impl Fn() -> Result<Db, StoreError> + Send + Sync + 'static,
+    ) -> Result<Addr<Store>, StoreError> {
+        let first = Mutex::new(Some(open()?));
         Ok(SyncArbiter::start(1, move || {
             let opened = first.lock().unwrap_or_else(PoisonError::into_inner).take();
             let db = match opened {
                 Some(db) => db,
-                None => Db::open(&dir).unwrap_or_else(|error| {
+                None => open().unwrap_or_else(|error| {
                     // No way to answer an error from a factory: the thread ends and every send
                     // to the store fails with a closed mailbox.
                     tracing::error!(%error, "store cannot reopen its database");

@@ -109,7 +109,9 @@ pub async fn json_body(
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Err(ApiError::BadJson("the body is empty; expected a JSON object".into()));
+        return Err(ApiError::BadJson(
+            "the body is empty; expected a JSON object".into(),
+        ));
     }
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadJson(format!(

@@ -1,4 +1,7 @@
-//! HTTP surfaces: for now the `mcpt target` server.
+//! HTTP surfaces: the orchestrator's REST API and cluster route, a node's REST API, the
+//! `ApiError` they share, and the `mcpt target` server.
 
+pub mod api;
 pub mod error;
+pub mod node_api;
 pub mod target;

@@ -38,6 +38,8 @@ const REDIRECT: usize = 5;
 const OTHER: usize = 6;
 /// Seconds of per-second counts kept (one day); later requests count in the last slot.
 const SECONDS_KEPT: usize = 86_400;
+/// The header a cluster node puts on its requests, with its id.
+pub const NODE_HEADER: &str = "x-mcpt-node";
 
 /// What the target received since it started or was last reset.
 pub struct TargetStats {
@@ -46,6 +48,8 @@ pub struct TargetStats {
     first: AtomicU64,
     per_path: [AtomicU64; PATHS.len()],
     per_second: Box<[AtomicU64]>,
+    /// Requests per value of the `x-mcpt-node` header (which node of a cluster sent them).
+    per_node: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -54,6 +58,9 @@ pub struct StatsView {
     pub paths: std::collections::BTreeMap<String, u64>,
     /// Requests received in each second since the first request (trailing empty seconds cut).
     pub per_second: Vec<u64>,
+    /// Requests per sending node (the `x-mcpt-node` header), when nodes sent them.
+    #[serde(default)]
+    pub nodes: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for TargetStats {
@@ -63,13 +70,18 @@ impl Default for TargetStats {
             first: AtomicU64::new(0),
             per_path: Default::default(),
             per_second: (0..SECONDS_KEPT).map(|_| AtomicU64::new(0)).collect(),
+            per_node: Default::default(),
         }
     }
 }
 
 impl TargetStats {
-    fn count(&self, path: usize) {
+    fn count(&self, path: usize, req: &HttpRequest) {
         self.per_path[path].fetch_add(1, Relaxed);
+        if let Some(node) = req.headers().get(NODE_HEADER).and_then(|v| v.to_str().ok()) {
+            let mut nodes = self.per_node.lock().unwrap_or_else(|e| e.into_inner());
+            *nodes.entry(node.to_string()).or_default() += 1;
+        }
         let now = self.epoch.elapsed().as_nanos() as u64 + 1;
         let first = match self.first.compare_exchange(0, now, Relaxed, Relaxed) {
             Ok(_) => now,
@@ -93,6 +105,11 @@ impl TargetStats {
             total: paths.values().sum(),
             paths,
             per_second,
+            nodes: self
+                .per_node
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -101,6 +118,10 @@ impl TargetStats {
         for n in self.per_path.iter().chain(self.per_second.iter()) {
             n.store(0, Relaxed);
         }
+        self.per_node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -128,15 +149,15 @@ fn param(req: &HttpRequest, name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
-async fn hello(stats: Stats) -> HttpResponse {
-    stats.count(ROOT);
+async fn hello(stats: Stats, req: HttpRequest) -> HttpResponse {
+    stats.count(ROOT, &req);
     HttpResponse::Ok()
         .content_type("text/plain")
         .body("Hello, World!")
 }
 
 async fn delay(stats: Stats, req: HttpRequest) -> HttpResponse {
-    stats.count(DELAY);
+    stats.count(DELAY, &req);
     let ms = match param(&req, "ms", 0) {
         Ok(v) => v,
         Err(why) => return bad_request("ms", why),
@@ -149,7 +170,7 @@ async fn delay(stats: Stats, req: HttpRequest) -> HttpResponse {
 }
 
 async fn status(stats: Stats, req: HttpRequest) -> HttpResponse {
-    stats.count(STATUS);
+    stats.count(STATUS, &req);
     let code = match param(&req, "code", 200) {
         Ok(v) => v,
         Err(why) => return bad_request("code", why),
@@ -167,7 +188,7 @@ async fn status(stats: Stats, req: HttpRequest) -> HttpResponse {
 }
 
 async fn echo(stats: Stats, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    stats.count(ECHO);
+    stats.count(ECHO, &req);
     let mut resp = HttpResponse::Ok();
     if let Some(ct) = req.headers().get(actix_web::http::header::CONTENT_TYPE) {
         resp.insert_header((actix_web::http::header::CONTENT_TYPE, ct.clone()));
@@ -176,7 +197,7 @@ async fn echo(stats: Stats, req: HttpRequest, body: web::Bytes) -> HttpResponse 
 }
 
 async fn bytes(stats: Stats, req: HttpRequest) -> HttpResponse {
-    stats.count(BYTES);
+    stats.count(BYTES, &req);
     let n = match param(&req, "n", 0) {
         Ok(v) => v,
         Err(why) => return bad_request("n", why),
@@ -190,7 +211,7 @@ async fn bytes(stats: Stats, req: HttpRequest) -> HttpResponse {
 }
 
 async fn redirect(stats: Stats, req: HttpRequest) -> HttpResponse {
-    stats.count(REDIRECT);
+    stats.count(REDIRECT, &req);
     match raw_param(&req, "to") {
         Some(to) if !to.is_empty() => HttpResponse::Found()
             .insert_header((actix_web::http::header::LOCATION, to.to_string()))
@@ -199,8 +220,8 @@ async fn redirect(stats: Stats, req: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn other(stats: Stats) -> HttpResponse {
-    stats.count(OTHER);
+async fn other(stats: Stats, req: HttpRequest) -> HttpResponse {
+    stats.count(OTHER, &req);
     HttpResponse::NotFound()
         .json(serde_json::json!({"error": "not_found", "message": "no such path", "field": null}))
 }

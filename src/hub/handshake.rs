@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::hub::conn::{Conn, Out};
 use crate::messages::wire::{
-    self, Hello, NodeFrame, OrchFrame, PROTOCOL_VERSION, WireError, Welcome,
+    self, Hello, NodeFrame, OrchFrame, PROTOCOL_VERSION, Welcome, WireError,
 };
 
 /// Longest wait for each handshake frame.
@@ -78,7 +78,11 @@ pub async fn accept(
 ) -> Result<Hello, JoinError> {
     let hello = match wire::decode::<NodeFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
         NodeFrame::Hello(h) => h,
-        other => return Err(JoinError::Unexpected(format!("{other:?}").chars().take(80).collect())),
+        other => {
+            return Err(JoinError::Unexpected(
+                format!("{other:?}").chars().take(80).collect(),
+            ));
+        }
     };
     if hello.protocol_version != PROTOCOL_VERSION {
         let why = format!(
@@ -104,7 +108,11 @@ pub async fn accept(
     .await?;
     let mac = match wire::decode::<NodeFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
         NodeFrame::Proof { mac } => mac,
-        other => return Err(JoinError::Unexpected(format!("{other:?}").chars().take(80).collect())),
+        other => {
+            return Err(JoinError::Unexpected(
+                format!("{other:?}").chars().take(80).collect(),
+            ));
+        }
     };
     if !wire::verify(secret, &nonce, &hello.node_id, &mac) {
         let why = "wrong cluster secret".to_string();
@@ -127,13 +135,19 @@ pub async fn join(
     let nonce = match wire::decode::<OrchFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
         OrchFrame::Challenge { nonce } => nonce,
         OrchFrame::Refused { reason } => return Err(JoinError::Refused(reason)),
-        other => return Err(JoinError::Unexpected(format!("{other:?}").chars().take(80).collect())),
+        other => {
+            return Err(JoinError::Unexpected(
+                format!("{other:?}").chars().take(80).collect(),
+            ));
+        }
     };
     let mac = wire::proof(secret, &nonce, &node_id);
     send(&conn.tx, &NodeFrame::Proof { mac }, cap).await?;
     match wire::decode::<OrchFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
         OrchFrame::Welcome(w) => Ok(w),
         OrchFrame::Refused { reason } => Err(JoinError::Refused(reason)),
-        other => Err(JoinError::Unexpected(format!("{other:?}").chars().take(80).collect())),
+        other => Err(JoinError::Unexpected(
+            format!("{other:?}").chars().take(80).collect(),
+        )),
     }
 }

@@ -27,12 +27,16 @@
 //! dropped and left to retransmission. A message counts as *delivered* once it is accepted in
 //! order; [`Session::poll_deliver`] hands it out. The cumulative ack ([`Session::ack_hwm`]) is
 //! the highest contiguous seq received, held back below the first exactly-once message the
-//! application has not [`confirm`](Session::confirm)ed yet.
+//! application has not [`confirm`](Session::confirm)ed yet. The ack frame also carries a
+//! selective ack: the ranges of seqs beyond the cumulative ack the receiver holds (buffered out
+//! of order, or received and awaiting confirmation). A sender retransmits an unacked frame after
+//! `retransmit_after` unless the peer holds it, and after a resume whatever the peer misses.
 //!
 //! # Deduplication
 //! Within a session by seq. Exactly-once and reliable messages are also remembered by
-//! `(epoch, id)` (bounded, oldest forgotten first), which survives [`Session::restart`]: a
-//! message delivered in an earlier session is dropped, and acked, when it comes again. The memory
+//! `(epoch, id)`, which survives [`Session::restart`]: a message delivered in an earlier session
+//! is dropped, and acked, when it comes again. The memory is bounded and keeps the largest keys;
+//! ids grow in send order and epochs must never go back, so those are the most recent ones. It
 //! is exact as long as it holds at least the peer's `outbox_capacity` entries (a retransmission
 //! can only reach back that far), so [`Session::new`] raises `dedup_capacity` to the own
 //! `outbox_capacity`, assuming both ends share a config.
@@ -58,8 +62,8 @@
 //! # Connection lifecycle
 //! [`Session::on_disconnect`] stops all transmission (queued fire-and-forget frames are dropped
 //! and counted, incoming frames ignored). [`Session::resume`] continues the same session on a
-//! new transport: the peer's cumulative ack from the handshake settles the outbox and the rest is
-//! retransmitted in order. [`Session::restart`] starts a new session with a peer that lost ours:
+//! new transport: the peer's cumulative ack from the handshake settles the outbox and what the
+//! peer misses is retransmitted in order. [`Session::restart`] starts a new session with a peer that lost ours:
 //! unsettled messages are renumbered from 1 in their order (id and epoch kept) and the receive
 //! state is reset, except the id memory and the deliveries not yet polled.
 
@@ -69,11 +73,39 @@ pub mod handshake;
 pub mod session;
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use fault::{FaultConfig, FaultLink, FaultStats, Observed, Side};
-pub use session::{Session, SessionConfig};
+pub use session::Session;
+
+/// Limits and timers of one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Maximum unsettled sequenced messages (and queued fire-and-forget frames).
+    pub outbox_capacity: usize,
+    /// Retransmit a frame that stayed unacked this long.
+    pub retransmit_after: Duration,
+    /// How far beyond the next expected seq out-of-order frames are buffered.
+    pub reorder_window: usize,
+    /// Exactly-once/reliable ids remembered across sessions (raised to `outbox_capacity`).
+    pub dedup_capacity: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            outbox_capacity: 1024,
+            retransmit_after: Duration::from_secs(1),
+            reorder_window: 1024,
+            dedup_capacity: 16 * 1024,
+        }
+    }
+}
+
+/// Most selective-ack ranges one ack frame carries.
+pub const MAX_SACK_RANGES: usize = 16;
 
 /// How hard the link tries to deliver one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +163,9 @@ pub enum LinkFrame<M> {
     Ack {
         /// Cumulative ack: every seq up to this one is decided (delivered or skipped).
         ack: u64,
+        /// Selective ack: inclusive ranges of seqs beyond `ack` the receiver already holds
+        /// (at most [`MAX_SACK_RANGES`]); the sender does not retransmit them.
+        sack: Vec<(u64, u64)>,
         /// Seqs up to `ack` that were skipped on a cancel and that the peer has not settled.
         skipped: Vec<u64>,
         /// Every seq of the ack's sender up to this one is settled on its side.

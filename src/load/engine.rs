@@ -80,7 +80,13 @@ const LEASE_POLL: Duration = Duration::from_millis(50);
 pub async fn run_shard(spec: ShardSpec) {
     let task = spec.task.clone();
     let users = shard_users(&spec);
-    let sender = HttpSender::new(&task, spec.allowlist.clone(), users.max(spec.pool_size));
+    let node = spec.share.as_ref().map(|s| s.node_id.as_str());
+    let sender = HttpSender::new(
+        &task,
+        spec.allowlist.clone(),
+        users.max(spec.pool_size),
+        node,
+    );
     let window: Current = Rc::new(RefCell::new(Window::new(0)));
 
     let (stop_tx, stop_rx) = oneshot::channel();

@@ -40,8 +40,14 @@ pub struct HttpSender {
 }
 
 impl HttpSender {
-    /// `connections` is the pool limit of this worker's client.
-    pub fn new(task: &LoadTask, allowlist: Allowlist, connections: usize) -> Rc<HttpSender> {
+    /// `connections` is the pool limit of this worker's client; `node` (a cluster node's id)
+    /// goes out in the `x-mcpt-node` header, so a target can tell the nodes apart.
+    pub fn new(
+        task: &LoadTask,
+        allowlist: Allowlist,
+        connections: usize,
+        node: Option<&str>,
+    ) -> Rc<HttpSender> {
         let longest = task
             .targets
             .iter()
@@ -58,7 +64,11 @@ impl HttpSender {
             .timeout(longest.min(Duration::from_secs(30)))
             .conn_keep_alive(Duration::from_secs(30))
             .conn_lifetime(Duration::from_secs(300));
-        let client = awc::Client::builder()
+        let mut builder = awc::Client::builder();
+        if let Some(node) = node.and_then(|n| HeaderValue::from_str(n).ok()) {
+            builder = builder.add_default_header((crate::http::target::NODE_HEADER, node));
+        }
+        let client = builder
             .connector(connector)
             // Timeouts are applied around the whole exchange, body included (see `send`).
             .disable_timeout()

@@ -221,11 +221,21 @@ pub fn validate(doc: &Value, settings: &LoadSettings) -> Result<TestPlan, PlanEr
 
 /// Reads a plan file (YAML or JSON) and validates it.
 pub fn load_file(path: &std::path::Path, settings: &LoadSettings) -> Result<TestPlan, PlanError> {
+    read_file(path, settings).map(|(_, plan)| plan)
+}
+
+/// Reads a plan file and validates it, keeping the document (what a cluster's nodes get).
+pub fn read_file(
+    path: &std::path::Path,
+    settings: &LoadSettings,
+) -> Result<(Value, TestPlan), PlanError> {
     let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    validate(&parse_document(&text)?, settings)
+    let doc = parse_document(&text)?;
+    let plan = validate(&doc, settings)?;
+    Ok((doc, plan))
 }
 
 fn read_plan(doc: &Value, settings: &LoadSettings, e: &mut FieldErrors) -> Option<TestPlan> {

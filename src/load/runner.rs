@@ -1,23 +1,19 @@
-//! A standalone run: a worker pool and a collector in this process, every task of a plan
-//! started together, live progress each second, and the report at the end.
+//! A standalone run: an orchestrator and one node in this process, joined by the in-process
+//! cluster link (the same protocol, encoding and actors as a real cluster), the plan submitted
+//! as an execution, live progress each second, and the report at the end.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use actix::prelude::*;
-use tokio::sync::oneshot;
+use serde_json::Value;
 
-use crate::actors::run_collector::{CollectedTask, RunCollector};
-use crate::actors::worker_pool::WorkerPool;
-use crate::load::plan::{Model, TaskKind, TestPlan};
-use crate::load::schedule::{Arrivals, Pattern};
-use crate::messages::load::{GetProgress, GetReport, StartTask};
-use crate::settings::LoadSettings;
-use crate::stats::Snapshot;
-use crate::stats::report::{Report, TaskInfo};
-
-/// Time given to every worker to set up before the common start.
-const START_DELAY: Duration = Duration::from_millis(100);
+use crate::actors::store::Store;
+use crate::app::{local_connector, start_node, start_orchestrator_on};
+use crate::execution::{ExecutionView, State};
+use crate::load::plan::TestPlan;
+use crate::messages::cluster::{BuildReport, Cancel, GetExecution, Submit};
+use crate::settings::{LoadSettings, Settings};
+use crate::stats::report::Report;
 
 /// The run so far, once a second.
 #[derive(Debug, Clone, Default)]
@@ -35,24 +31,34 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn from_snapshots(elapsed: Duration, duration: Duration, snaps: &[Snapshot]) -> Progress {
+    fn from_view(elapsed: Duration, v: &ExecutionView) -> Progress {
         let mut p = Progress {
             elapsed,
-            duration,
+            duration: Duration::from_secs_f64(v.duration_s),
             ..Progress::default()
         };
-        for s in snaps {
-            if let Some(last) = &s.last_second {
+        for t in &v.tasks {
+            if let Some(last) = &t.last_second {
                 p.planned_rps += last.planned;
                 p.achieved_rps += last.completed as f64;
             }
-            p.p50_ms = p.p50_ms.max(s.latency_ms.p50);
-            p.p99_ms = p.p99_ms.max(s.latency_ms.p99);
-            p.completed += s.completed;
-            p.errors += s.errors;
+            p.p50_ms = p.p50_ms.max(t.latency_ms.p50);
+            p.p99_ms = p.p99_ms.max(t.latency_ms.p99);
+            p.completed += t.completed;
+            p.errors += t.errors;
         }
         p
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the in-process orchestrator: {0}")]
+    Start(String),
+    #[error("the execution was refused: {0}")]
+    Submit(String),
+    #[error("the execution failed: {0}")]
+    Failed(String),
 }
 
 /// Workers for a run: the configured number, else one per available core.
@@ -62,106 +68,87 @@ pub fn worker_count(settings: &LoadSettings) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn pattern_name(p: &Pattern) -> &'static str {
-    match p {
-        Pattern::Constant => "constant",
-        Pattern::RampUp { .. } => "ramp_up",
-        Pattern::RampDown { .. } => "ramp_down",
-        Pattern::Spike { .. } => "spike",
-        Pattern::Wave { .. } => "wave",
-        Pattern::Random { .. } => "random",
-        Pattern::Burst { .. } => "burst",
-        Pattern::Stages { .. } => "stages",
+/// Runs every task of `plan` (validated from `doc`) and returns the report. Must run inside
+/// an actix `System`. `on_progress` is called about once a second. When `stop` turns true the
+/// execution is cancelled: no more requests start, those in flight finish, and the report
+/// covers what ran (`interrupted`).
+pub async fn run_plan(
+    doc: &Value,
+    plan: &TestPlan,
+    settings: &Settings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Report, RunError> {
+    let settings = Arc::new(settings.clone());
+    let store = Store::start_in_memory().map_err(|e| RunError::Start(e.to_string()))?;
+    let orchestrator = start_orchestrator_on(settings.clone(), store);
+    let registry = orchestrator.registry.clone();
+    let _node = start_node(
+        settings.clone(),
+        "local".into(),
+        String::new(),
+        Some(local_connector(registry.clone())),
+    );
+    let orch = registry
+        .orchestrator()
+        .ok_or_else(|| RunError::Start("no orchestrator".into()))?;
+    let id = orch
+        .send(Submit {
+            request: doc.clone(),
+            plan: plan.clone(),
+        })
+        .await
+        .map_err(|e| RunError::Start(e.to_string()))?
+        .map_err(|e| RunError::Submit(e.to_string()))?;
+    let begun = Instant::now();
+    let mut interrupted = false;
+    let mut cancelled_at_ms = 0;
+    let mut next = begun + Duration::from_secs(1);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next.into()) => {}
+            changed = stop.changed(), if !interrupted => {
+                if changed.is_ok() && *stop.borrow() {
+                    interrupted = true;
+                    cancelled_at_ms = crate::execution::unix_ms();
+                    let _ = orch.send(Cancel(id.clone())).await;
+                }
+                continue;
+            }
+        }
+        next += Duration::from_secs(1);
+        let Ok(Some(view)) = orch.send(GetExecution(id.clone())).await else {
+            break;
+        };
+        if view.state == State::Failed {
+            return Err(RunError::Failed(view.reason.unwrap_or_default()));
+        }
+        // A cancelled execution is over once its nodes have reported (its end time is set).
+        if view.state.is_terminal() && view.finished_at_ms.is_some() {
+            break;
+        }
+        if view.state == State::Running {
+            on_progress(&Progress::from_view(begun.elapsed(), &view));
+        }
     }
+    let mut report = orch
+        .send(BuildReport(id))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| RunError::Start("the orchestrator lost the execution".into()))?;
+    if interrupted {
+        // The time that ran: from the common start to the cancellation.
+        let ran_ms = cancelled_at_ms.saturating_sub(report.started_at_ms);
+        report.interrupt(ran_ms as f64 / 1000.0);
+    }
+    Ok(report)
 }
 
-/// Runs every task of `plan` at once and returns the report. Must run inside an actix
-/// `System`. `on_progress` is called about once a second. When `stop` turns true, no more
-/// requests start; those in flight finish, and the report covers what ran (`interrupted`).
-pub async fn run_plan(
-    plan: &TestPlan,
-    settings: &LoadSettings,
-    stop: tokio::sync::watch::Receiver<bool>,
-    mut on_progress: impl FnMut(&Progress),
-) -> Report {
-    let workers = worker_count(settings);
-    let pool = WorkerPool::new(workers).start();
-    let mut collected = Vec::new();
-    let mut duration = Duration::ZERO;
-    for task in &plan.tasks {
-        let TaskKind::LoadTest(load) = &task.kind;
-        let shards = crate::messages::load::shard_count(workers, load.concurrent_users);
-        let rate = load.rate_plan();
-        duration = duration.max(load.profile.duration);
-        let open = load.model == Model::Open;
-        let info = TaskInfo {
-            name: task.name.clone(),
-            model: if open { "open" } else { "closed" },
-            pattern: pattern_name(&load.profile.pattern).to_string(),
-            arrivals: match load.arrivals {
-                Arrivals::Uniform => "uniform",
-                Arrivals::Poisson => "poisson",
-            },
-            seed: load.profile.seed,
-            concurrent_users: load.concurrent_users,
-            duration_s: load.profile.duration.as_secs_f64(),
-            planned_requests: open.then(|| rate.total().round() as u64),
-            nodes: Vec::new(),
-            lost: Vec::new(),
-            reported_sent: Vec::new(),
-        };
-        let per_second: Box<dyn Fn(u64) -> f64 + Send> = if open {
-            Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1)))
-        } else {
-            Box::new(|_| 0.0)
-        };
-        let acc = crate::stats::TaskAccumulator::new(shards, per_second);
-        collected.push(CollectedTask { info, acc });
+/// The settings of a standalone run with these load settings.
+pub fn standalone_settings(load: &LoadSettings) -> Settings {
+    Settings {
+        load_generation: load.clone(),
+        ..Settings::defaults()
     }
-    let started_at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let (done_tx, mut done_rx) = oneshot::channel();
-    let collector = RunCollector::new(plan.name.clone(), started_at_ms, collected, done_tx).start();
-
-    let start = Instant::now() + START_DELAY;
-    for (task_id, task) in plan.tasks.iter().enumerate() {
-        let TaskKind::LoadTest(load) = &task.kind;
-        let msg = StartTask {
-            task_id,
-            task: Arc::new(load.clone()),
-            start,
-            drain: settings.drain_timeout,
-            allowlist: settings.allowed_targets.clone(),
-            pool_size: settings.connection_pool_size as usize,
-            sink: collector.clone().recipient(),
-            stop: stop.clone(),
-            share: None,
-        };
-        if pool.send(msg).await.is_err() {
-            tracing::error!(task_id, "worker pool stopped before the task could start");
-        }
-    }
-
-    let mut second = 1u64;
-    loop {
-        let tick = start + Duration::from_secs(second) + Duration::from_millis(50);
-        tokio::select! {
-            _ = &mut done_rx => break,
-            _ = tokio::time::sleep_until(tick.into()) => {}
-        }
-        second += 1;
-        if let Ok(snaps) = collector.send(GetProgress).await {
-            on_progress(&Progress::from_snapshots(start.elapsed(), duration, &snaps));
-        }
-    }
-    let mut report = collector
-        .send(GetReport)
-        .await
-        .expect("collector lives until the run ends");
-    if *stop.borrow() {
-        report.interrupt(start.elapsed().as_secs_f64());
-    }
-    drop(pool);
-    report
 }

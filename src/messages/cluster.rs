@@ -47,6 +47,11 @@ pub struct ListExecutions;
 #[rtype(result = "Option<Value>")]
 pub struct GetReport(pub String);
 
+/// The report of an execution in memory as a value (for `mcpt run`'s text report).
+#[derive(Message)]
+#[rtype(result = "Option<crate::stats::report::Report>")]
+pub struct BuildReport(pub String);
+
 /// The cluster's nodes.
 #[derive(Message)]
 #[rtype(result = "Vec<NodeView>")]

@@ -8,10 +8,9 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use crate::allowlist::Allowlist;
-use crate::load::share::ShareTable;
 use crate::load::plan::LoadTask;
-use crate::stats::report::Report;
-use crate::stats::{Snapshot, Window};
+use crate::load::share::ShareTable;
+use crate::stats::Window;
 
 /// Everything a worker needs to run its share of a task.
 #[derive(Clone)]
@@ -66,19 +65,10 @@ pub struct WindowReport {
     pub last: bool,
 }
 
-/// To a `RunCollector`: the live figures of every task, in plan order.
-#[derive(Message)]
-#[rtype(result = "Vec<Snapshot>")]
-pub struct GetProgress;
-
-/// To a `RunCollector`: the report of everything collected so far.
-#[derive(Message)]
-#[rtype(result = "Report")]
-pub struct GetReport;
-
 /// A node's part of a cluster task, shared by its workers: the arrivals it owns (the table
 /// changes when a node is lost), the lease without which it sends nothing, and its counters.
 pub struct NodeShare {
+    pub node_id: String,
     pub slot: u16,
     table: RwLock<Arc<ShareTable>>,
     pub lease: Arc<Lease>,
@@ -91,8 +81,9 @@ pub struct NodeShare {
 }
 
 impl NodeShare {
-    pub fn new(slot: u16, table: ShareTable, lease: Arc<Lease>) -> NodeShare {
+    pub fn new(node_id: String, slot: u16, table: ShareTable, lease: Arc<Lease>) -> NodeShare {
         NodeShare {
+            node_id,
             slot,
             table: RwLock::new(Arc::new(table)),
             lease,
@@ -156,7 +147,9 @@ impl Lease {
     }
 
     pub fn is_valid(&self) -> bool {
-        let now = Instant::now().saturating_duration_since(self.base).as_millis() as u64;
+        let now = Instant::now()
+            .saturating_duration_since(self.base)
+            .as_millis() as u64;
         now < self.until_ms.load(Ordering::Relaxed)
     }
 }

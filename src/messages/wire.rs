@@ -27,7 +27,9 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub enum NodeFrame {
     Hello(Hello),
     /// HMAC-SHA256 of the challenge's nonce and the node id, keyed by the cluster secret.
-    Proof { mac: Vec<u8> },
+    Proof {
+        mac: Vec<u8>,
+    },
     Link(LinkFrame<NodeMsg>),
 }
 
@@ -99,11 +101,18 @@ pub enum NodeMsg {
 pub enum OrchMsg {
     Start(Box<StartTask>),
     /// New ownership of a running task's arrivals (after a node was lost).
-    Reshare { task: TaskRef, shares: ShareTable },
+    Reshare {
+        task: TaskRef,
+        shares: ShareTable,
+    },
     /// Stop a task now (cancelled, failed, or no longer this node's).
-    Stop { task: TaskRef },
+    Stop {
+        task: TaskRef,
+    },
     /// Answer to `Running`: the tasks to go on with; every other one stops.
-    Confirm { tasks: Vec<TaskRef> },
+    Confirm {
+        tasks: Vec<TaskRef>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -265,7 +274,11 @@ impl WireWindow {
             },
             slow: self.slow,
             bytes: self.bytes,
-            status_codes: self.status_codes.iter().copied().collect::<BTreeMap<_, _>>(),
+            status_codes: self
+                .status_codes
+                .iter()
+                .copied()
+                .collect::<BTreeMap<_, _>>(),
             corrected: hist(&self.corrected)?,
             uncorrected: hist(&self.uncorrected)?,
         })
@@ -300,10 +313,17 @@ mod tests {
         let back: WireWindow = decode(&bytes, 1 << 20).unwrap();
         let w2 = back.to_window().unwrap();
         assert_eq!(w2.index, 7);
-        assert_eq!((w2.sent, w2.completed, w2.errors, w2.slow), (3, 3, w.errors, 1));
+        assert_eq!(
+            (w2.sent, w2.completed, w2.errors, w2.slow),
+            (3, 3, w.errors, 1)
+        );
         assert_eq!(w2.corrected, w.corrected);
         assert_eq!(w2.uncorrected.max(), w.uncorrected.max());
-        assert!(bytes.len() < 400, "compressed window is {} bytes", bytes.len());
+        assert!(
+            bytes.len() < 400,
+            "compressed window is {} bytes",
+            bytes.len()
+        );
     }
 
     #[test]

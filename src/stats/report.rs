@@ -115,7 +115,9 @@ impl TaskReport {
                 let t = acc.shard_totals().get(slot).copied().unwrap_or_default();
                 NodeReport {
                     node_id: id.clone(),
-                    sent: t.sent.max(info.reported_sent.get(slot).copied().unwrap_or(0)),
+                    sent: t
+                        .sent
+                        .max(info.reported_sent.get(slot).copied().unwrap_or(0)),
                     completed: t.completed,
                     errors: t.errors,
                     lost: info.lost.get(slot).copied().unwrap_or(false),

@@ -48,23 +48,42 @@ pub fn closed_port() -> u16 {
         .port()
 }
 
-/// Validates a plan against the default settings, panicking with the errors.
-pub fn plan(yaml: &str) -> TestPlan {
-    let doc = plan::parse_document(yaml).expect("plan parses");
-    plan::validate(&doc, &Settings::defaults().load_generation).unwrap_or_else(|e| panic!("{e}"))
+/// A plan document and its validation against the default settings.
+pub struct Plan {
+    pub doc: serde_json::Value,
+    pub plan: TestPlan,
 }
 
-/// Runs a plan in this process, on a System of its own.
-pub fn run(plan: &TestPlan) -> Report {
+/// Validates a plan against the default settings, panicking with the errors.
+pub fn plan(yaml: &str) -> Plan {
+    let doc = plan::parse_document(yaml).expect("plan parses");
+    let plan = plan::validate(&doc, &Settings::defaults().load_generation)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Plan { doc, plan }
+}
+
+/// Runs a plan in this process (orchestrator and node, joined in process), on a System of
+/// its own.
+pub fn run(plan: &Plan) -> Report {
     run_with(plan, &Settings::defaults().load_generation)
 }
 
-/// Runs a plan with the given load settings (the plan is not validated against them again).
-pub fn run_with(plan: &TestPlan, settings: &mcp_testing::settings::LoadSettings) -> Report {
+/// Runs a plan with the given load settings (the node validates it against them again).
+pub fn run_with(plan: &Plan, settings: &mcp_testing::settings::LoadSettings) -> Report {
+    try_run_with(plan, settings).expect("the run completes")
+}
+
+/// Runs a plan; the error of a run that could not start or failed.
+pub fn try_run_with(
+    plan: &Plan,
+    settings: &mcp_testing::settings::LoadSettings,
+) -> Result<Report, mcp_testing::load::runner::RunError> {
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let settings = mcp_testing::load::runner::standalone_settings(settings);
     actix::System::new().block_on(mcp_testing::load::runner::run_plan(
-        plan,
-        settings,
+        &plan.doc,
+        &plan.plan,
+        &settings,
         stop_rx,
         |_| {},
     ))

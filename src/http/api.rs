@@ -1,0 +1,328 @@
+//! The orchestrator's REST API (DESIGN §7) and its cluster route. Handlers hold actor
+//! addresses (through the registry, current after a restart), never actor state; every error
+//! is an [`ApiError`].
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | POST | `/api/executions` | submit `{name, tasks[{type, parameters}]}` → 201 `{execution_id}` |
+//! | GET | `/api/executions` | newest first |
+//! | GET | `/api/executions/{id}` | state, progress, per-task and per-node figures |
+//! | DELETE | `/api/executions/{id}` | cancel → `{"status": "cancelled"}` (idempotent) |
+//! | GET | `/api/executions/{id}/report` | the report (schema of `mcpt run --output`) |
+//! | GET | `/api/nodes` | the cluster's nodes |
+//! | GET | `/api/health` | the orchestrator and a count of nodes |
+//! | GET | `/cluster` | the cluster link (WebSocket, nodes only) |
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::{Value, json};
+
+use crate::actors::orchestrator::Orchestrator;
+use crate::app::Registry;
+use crate::execution::State;
+use crate::http::error::{ApiError, authorized, json_body};
+use crate::hub::conn::Conn;
+use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT};
+use crate::load::plan::{self, PlanError};
+use crate::messages::cluster::{
+    Attach, Cancel, GetExecution, GetReport, ListExecutions, ListNodes, Submit,
+};
+use crate::messages::store as db;
+
+pub struct ApiState {
+    pub registry: Arc<Registry>,
+}
+
+impl ApiState {
+    fn orchestrator(&self) -> Result<actix::Addr<Orchestrator>, ApiError> {
+        self.registry
+            .orchestrator()
+            .ok_or_else(|| ApiError::Unavailable("the orchestrator is restarting; retry".into()))
+    }
+}
+
+fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::Unavailable(format!("the orchestrator did not answer: {e}"))
+}
+
+/// The route table; tests use it as is (`App::new().configure(routes)`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .wrap(from_fn(require_token))
+            .service(
+                web::resource("/executions")
+                    .route(web::post().to(submit))
+                    .route(web::get().to(list))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/executions/{id}")
+                    .route(web::get().to(get))
+                    .route(web::delete().to(cancel))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/executions/{id}/report", web::get().to(report))
+            .route("/nodes", web::get().to(nodes))
+            .route("/health", web::get().to(health)),
+    )
+    .route("/cluster", web::get().to(cluster))
+    .default_service(web::to(not_found));
+}
+
+async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let token = req
+        .app_data::<web::Data<ApiState>>()
+        .and_then(|s| s.registry.settings.api.token.clone());
+    if !authorized(&req, token.as_deref()) {
+        let resp = ApiError::Unauthorized.error_response();
+        return Ok(req.into_response(resp));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("{} {}", req.method(), req.path())).error_response()
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(json!({
+        "error": "method_not_allowed",
+        "message": format!("{} is not allowed on {}", req.method(), req.path()),
+        "field": null,
+    }))
+}
+
+async fn submit(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = state.registry.settings.clone();
+    let doc = json_body(&req, payload, settings.api.max_body_size).await?;
+    if !doc.is_object() {
+        let mut e = crate::validate::FieldErrors::default();
+        e.push("", "the body must be a JSON object {name, tasks}");
+        return Err(ApiError::Invalid(e));
+    }
+    // Validation may resolve host names (for the allowlist): off the event loop.
+    let (doc, result) = web::block(move || {
+        let r = plan::validate(&doc, &settings.load_generation);
+        (doc, r)
+    })
+    .await
+    .map_err(unavailable)?;
+    let plan = result.map_err(|e| match e {
+        PlanError::Invalid(fields) => ApiError::Invalid(fields),
+        other => ApiError::BadJson(other.to_string()),
+    })?;
+    let id = state
+        .orchestrator()?
+        .send(Submit { request: doc, plan })
+        .await
+        .map_err(unavailable)?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(HttpResponse::Created().json(json!({"execution_id": id})))
+}
+
+async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let live = state
+        .orchestrator()?
+        .send(ListExecutions)
+        .await
+        .map_err(unavailable)?;
+    let mut out: Vec<Value> = live
+        .iter()
+        .map(|v| serde_json::to_value(v).expect("views serialize"))
+        .collect();
+    // Finished executions of earlier runs of the orchestrator are only in the store.
+    let known: std::collections::HashSet<String> =
+        live.into_iter().map(|v| v.execution_id).collect();
+    if let Ok(Ok(records)) = state.registry.store.send(db::ListExecutions).await {
+        out.extend(
+            records
+                .into_iter()
+                .filter(|r| !known.contains(&r.id))
+                .map(|r| stored_view(&r)),
+        );
+    }
+    Ok(HttpResponse::Ok().json(json!({"executions": out})))
+}
+
+/// The view of an execution known only to the store.
+fn stored_view(r: &crate::store::ExecutionRecord) -> Value {
+    let report: Option<Value> = r
+        .report_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
+    json!({
+        "execution_id": r.id,
+        "name": r.name,
+        "state": r.state,
+        "reason": r.reason,
+        "created_at_ms": r.created_at_ms,
+        "started_at_ms": r.started_at_ms,
+        "finished_at_ms": r.finished_at_ms,
+        "progress_percent": if State::parse(&r.state).is_some_and(State::is_terminal) { 100.0 } else { 0.0 },
+        "summary": report.as_ref().map(|r| r["summary"].clone()),
+    })
+}
+
+async fn get(id: web::Path<String>, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    if let Some(view) = state
+        .orchestrator()?
+        .send(GetExecution(id.clone()))
+        .await
+        .map_err(unavailable)?
+    {
+        return Ok(HttpResponse::Ok().json(view));
+    }
+    match state
+        .registry
+        .store
+        .send(db::GetExecution(id.clone()))
+        .await
+    {
+        Ok(Ok(Some(r))) => Ok(HttpResponse::Ok().json(stored_view(&r))),
+        Ok(Ok(None)) => Err(ApiError::NotFound(format!("execution {id}"))),
+        Ok(Err(e)) => Err(unavailable(e)),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+async fn cancel(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let known = state
+        .orchestrator()?
+        .send(Cancel(id.clone()))
+        .await
+        .map_err(unavailable)?;
+    let final_state = match known {
+        Some(s) => s,
+        None => match state
+            .registry
+            .store
+            .send(db::GetExecution(id.clone()))
+            .await
+        {
+            Ok(Ok(Some(r))) => r.state,
+            _ => return Err(ApiError::NotFound(format!("execution {id}"))),
+        },
+    };
+    if final_state == "cancelled" {
+        Ok(HttpResponse::Ok().json(json!({"status": "cancelled", "execution_id": id})))
+    } else {
+        Err(ApiError::Conflict(format!(
+            "execution {id} already ended as {final_state}; only a pending or running execution can be cancelled"
+        )))
+    }
+}
+
+async fn report(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let live = state
+        .orchestrator()?
+        .send(GetReport(id.clone()))
+        .await
+        .map_err(unavailable)?;
+    if let Some(report) = live {
+        return Ok(HttpResponse::Ok().json(report));
+    }
+    match state
+        .registry
+        .store
+        .send(db::GetExecution(id.clone()))
+        .await
+    {
+        Ok(Ok(Some(r))) => match r.report_json {
+            Some(j) => Ok(HttpResponse::Ok().content_type("application/json").body(j)),
+            None => Err(ApiError::Conflict(format!(
+                "execution {id} is {} and has no report yet",
+                r.state
+            ))),
+        },
+        Ok(Ok(None)) => Err(ApiError::NotFound(format!("execution {id}"))),
+        Ok(Err(e)) => Err(unavailable(e)),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+async fn nodes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let nodes = state
+        .orchestrator()?
+        .send(ListNodes)
+        .await
+        .map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(json!({"nodes": nodes})))
+}
+
+async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let orch = state.orchestrator()?;
+    let nodes = orch.send(ListNodes).await.map_err(unavailable)?;
+    let execs = orch.send(ListExecutions).await.map_err(unavailable)?;
+    let count = |s: &str| nodes.iter().filter(|n| n.state == s).count();
+    let running = execs.iter().filter(|e| e.state == State::Running).count();
+    let pending = execs.iter().filter(|e| e.state == State::Pending).count();
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "healthy",
+        "version": env!("CARGO_PKG_VERSION"),
+        "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed")},
+        "executions": {"running": running, "pending": pending},
+    })))
+}
+
+async fn cluster(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let cap = state.registry.settings.cluster.max_frame_size;
+    let (resp, conn) = crate::hub::conn::accept_ws(&req, body, cap)?;
+    actix_rt::spawn(serve_link(conn, state.registry.clone()));
+    Ok(resp)
+}
+
+/// Runs the orchestrator's half of the handshake on a new connection, then hands it to the
+/// node's proxy. Shared by the WebSocket route and the in-process transport.
+pub async fn serve_link(mut conn: Conn, registry: Arc<Registry>) {
+    let settings = &registry.settings;
+    let cap = settings.cluster.max_frame_size;
+    let hello = match handshake::accept(
+        &mut conn,
+        settings.cluster.secret.as_deref(),
+        cap,
+        HANDSHAKE_TIMEOUT,
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "node handshake failed");
+            return;
+        }
+    };
+    let tx = conn.tx.clone();
+    let Some(orch) = registry.orchestrator() else {
+        handshake::refuse(&tx, "the orchestrator is restarting", cap).await;
+        return;
+    };
+    match orch.send(Attach { hello, conn }).await {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => handshake::refuse(&tx, &reason, cap).await,
+        Err(_) => handshake::refuse(&tx, "the orchestrator is restarting", cap).await,
+    }
+}

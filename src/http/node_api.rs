@@ -1,0 +1,128 @@
+//! A node's own REST API (`mcpt node`): start and stop tasks by hand, read their figures and
+//! the node's state. Mutating calls need the API token when one is set, as on the orchestrator.
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | POST | `/load/start` | a task `{type, name, parameters}` → 201 `{task_id}` |
+//! | POST | `/load/stop/{task_id}` | stop it → `{"status": "stopping"}` |
+//! | GET | `/load/metrics/{task_id}` | the task's figures on this node |
+//! | GET | `/load/status` | every task, the link, the lease |
+//! | GET | `/health` | liveness and whether the node is joined |
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::json;
+
+use crate::actors::node_agent::{GetNodeStatus, NodeAgent, StartLocal, StopTask};
+use crate::http::error::{ApiError, authorized, json_body};
+use crate::settings::Settings;
+use crate::validate::FieldErrors;
+
+pub struct NodeState {
+    pub agent: Addr<NodeAgent>,
+    pub settings: Arc<Settings>,
+}
+
+fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::Unavailable(format!("the node agent did not answer: {e}"))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/load")
+            .wrap(from_fn(require_token))
+            .route("/start", web::post().to(start))
+            .route("/stop/{task_id}", web::post().to(stop))
+            .route("/metrics/{task_id}", web::get().to(metrics))
+            .route("/status", web::get().to(status)),
+    )
+    .route("/health", web::get().to(health))
+    .default_service(web::to(not_found));
+}
+
+async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let token = req
+        .app_data::<web::Data<NodeState>>()
+        .and_then(|s| s.settings.api.token.clone());
+    if !authorized(&req, token.as_deref()) {
+        let resp = ApiError::Unauthorized.error_response();
+        return Ok(req.into_response(resp));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("{} {}", req.method(), req.path())).error_response()
+}
+
+async fn start(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<NodeState>,
+) -> Result<HttpResponse, ApiError> {
+    let doc = json_body(&req, payload, state.settings.api.max_body_size).await?;
+    let agent = state.agent.clone();
+    let id = agent
+        .send(StartLocal(doc))
+        .await
+        .map_err(unavailable)?
+        .map_err(|why| {
+            let mut e = FieldErrors::default();
+            e.push("", why);
+            ApiError::Invalid(e)
+        })?;
+    Ok(HttpResponse::Created().json(json!({"task_id": id})))
+}
+
+async fn stop(
+    id: web::Path<String>,
+    state: web::Data<NodeState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    if state
+        .agent
+        .send(StopTask(id.clone()))
+        .await
+        .map_err(unavailable)?
+    {
+        Ok(HttpResponse::Ok().json(json!({"status": "stopping", "task_id": id})))
+    } else {
+        Err(ApiError::NotFound(format!("task {id}")))
+    }
+}
+
+async fn metrics(
+    id: web::Path<String>,
+    state: web::Data<NodeState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let status = state.agent.send(GetNodeStatus).await.map_err(unavailable)?;
+    match status.tasks.get(&id) {
+        Some(t) => Ok(HttpResponse::Ok().json(json!({"task_id": id, "task": t}))),
+        None => Err(ApiError::NotFound(format!("task {id}"))),
+    }
+}
+
+async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
+    let status = state.agent.send(GetNodeStatus).await.map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+async fn health(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
+    let status = state.agent.send(GetNodeStatus).await.map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "healthy",
+        "node_id": status.node_id,
+        "joined": status.connected,
+        "epoch": status.epoch,
+        "tasks": status.tasks.len(),
+    })))
+}
