@@ -12,8 +12,8 @@
 //! `recv_hwm` is the peer's [`Session::ack_hwm`], fed to [`Session::resume`]; a handshake
 //! without resume means [`Session::restart`] on both ends) and the heartbeat/lease timers.
 //!
-//! - this module: the wire frames ([`LinkFrame`], [`DataFrame`]) and the values the session
-//!   hands out ([`Delivered`], [`Failed`], [`Full`], [`SessionStats`]).
+//! - this module: the wire frames ([`LinkFrame`], [`DataFrame`]), the [`SessionConfig`] and the
+//!   values the session hands out ([`Delivered`], [`Failed`], [`Full`], [`SessionStats`]).
 //! - `session`: the state machine.
 //! - `fault`: a seeded, virtual-clock fault injector between two sessions (drops, duplicates,
 //!   reordering, cuts with resume or restart), used by the property tests.

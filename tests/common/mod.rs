@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
+
+pub mod cluster;
 pub use mcp_testing::cli::TargetGuard;
 use mcp_testing::load::plan::{self, TestPlan};
 use mcp_testing::settings::Settings;
@@ -116,6 +118,16 @@ impl ChildGuard {
             .spawn()
             .expect("spawn");
         ChildGuard(Some(child))
+    }
+
+    /// The process's stderr, to read it as it comes.
+    pub fn take_stderr(&mut self) -> std::process::ChildStderr {
+        self.0
+            .as_mut()
+            .expect("running")
+            .stderr
+            .take()
+            .expect("stderr is piped")
     }
 
     /// The process id, to signal this process (and only it).

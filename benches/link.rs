@@ -1,0 +1,2 @@
+//! Placeholder replaced by the link benchmark.
+fn main() {}
