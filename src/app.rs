@@ -97,6 +97,26 @@ pub fn cluster_url(orchestrator: &url::Url) -> String {
     u.to_string()
 }
 
+/// Binds a listener with `SO_REUSEADDR`, so a restarted orchestrator gets its port back while
+/// the connections of the one before linger in TIME_WAIT.
+pub fn bind_listener(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        match socket.bind(&addr.into()).and_then(|()| socket.listen(1024)) {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{host} resolves to nothing"))))
+}
+
 /// Whether an address is loopback (or a name that means it).
 pub fn is_loopback_host(host: &str) -> bool {
     host == "localhost"

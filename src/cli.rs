@@ -394,7 +394,7 @@ fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    let listener = TcpListener::bind((host.as_str(), settings.orchestrator.port))
+    let listener = crate::app::bind_listener(&host, settings.orchestrator.port)
         .with_context(|| format!("cannot listen on {host}:{}", settings.orchestrator.port))?;
     let addr = listener.local_addr()?;
     let settings = Arc::new(settings);
@@ -447,7 +447,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let listener = TcpListener::bind((settings.node.host.as_str(), settings.node.port))
+    let listener = crate::app::bind_listener(&settings.node.host, settings.node.port)
         .with_context(|| {
             format!(
                 "cannot listen on {}:{}",

@@ -49,7 +49,8 @@ fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::Unavailable(format!("the orchestrator did not answer: {e}"))
 }
 
-/// The route table; tests use it as is (`App::new().configure(routes)`).
+/// The route table; tests use it as is (`App::new().configure(routes)`). Every API path
+/// answers a method it does not take with a JSON 405 and an `Allow` header.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
@@ -58,19 +59,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/executions")
                     .route(web::post().to(submit))
                     .route(web::get().to(list))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(not_allowed("GET, POST")),
             )
             .service(
                 web::resource("/executions/{id}")
                     .route(web::get().to(get))
                     .route(web::delete().to(cancel))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(not_allowed("GET, DELETE")),
             )
-            .route("/executions/{id}/report", web::get().to(report))
-            .route("/nodes", web::get().to(nodes))
-            .route("/health", web::get().to(health)),
+            .service(
+                web::resource("/executions/{id}/report")
+                    .route(web::get().to(report))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/nodes")
+                    .route(web::get().to(nodes))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/health")
+                    .route(web::get().to(health))
+                    .default_service(not_allowed("GET")),
+            ),
     )
-    .route("/cluster", web::get().to(cluster))
+    .service(
+        web::resource("/cluster")
+            .route(web::get().to(cluster))
+            .default_service(not_allowed("GET")),
+    )
     .default_service(web::to(not_found));
 }
 
@@ -92,12 +109,16 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::NotFound(format!("{} {}", req.method(), req.path())).error_response()
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(json!({
-        "error": "method_not_allowed",
-        "message": format!("{} is not allowed on {}", req.method(), req.path()),
-        "field": null,
-    }))
+/// The fallback of a resource: 405 naming the methods it takes.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().to_string(),
+            allow,
+        }
+        .error_response()
+    })
 }
 
 async fn submit(
@@ -112,13 +133,30 @@ async fn submit(
         e.push("", "the body must be a JSON object {name, tasks}");
         return Err(ApiError::Invalid(e));
     }
-    // Validation may resolve host names (for the allowlist): off the event loop.
+    // Validation may resolve host names (for the allowlist): off the event loop. A panic in
+    // it is a validator bug that some input reached; the client still gets a 4xx, not a 503.
     let (doc, result) = web::block(move || {
-        let r = plan::validate(&doc, &settings.load_generation);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            plan::validate(&doc, &settings.load_generation)
+        }));
         (doc, r)
     })
     .await
     .map_err(unavailable)?;
+    let result = result.map_err(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        tracing::error!(%why, "plan validation panicked");
+        let mut e = crate::validate::FieldErrors::default();
+        e.push(
+            "",
+            format!("the plan holds a value out of any usable range ({why})"),
+        );
+        ApiError::Invalid(e)
+    })?;
     let plan = result.map_err(|e| match e {
         PlanError::Invalid(fields) => ApiError::Invalid(fields),
         other => ApiError::BadJson(other.to_string()),
@@ -289,9 +327,13 @@ async fn cluster(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<ApiState>,
-) -> Result<HttpResponse, actix_web::Error> {
+) -> Result<HttpResponse, ApiError> {
     let cap = state.registry.settings.cluster.max_frame_size;
-    let (resp, conn) = crate::hub::conn::accept_ws(&req, body, cap)?;
+    let (resp, conn) = crate::hub::conn::accept_ws(&req, body, cap).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "/cluster is the nodes' WebSocket link and needs a WebSocket upgrade: {e}"
+        ))
+    })?;
     actix_rt::spawn(serve_link(conn, state.registry.clone()));
     Ok(resp)
 }

@@ -19,6 +19,17 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0} not found")]
     NotFound(String),
+    /// A known path asked with a method it does not take; `allow` lists the ones it does.
+    #[error("{method} is not allowed on {path} (allowed: {allow})")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: &'static str,
+    },
+    /// A request that is not JSON-bodied and is wrong in its form (e.g. a plain GET on the
+    /// WebSocket route).
+    #[error("{0}")]
+    BadRequest(String),
     #[error("{0}")]
     Conflict(String),
     #[error("body exceeds {limit} bytes (api.max_body_size)")]
@@ -39,6 +50,8 @@ impl ApiError {
             ApiError::BadJson(_) => "bad_json",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::BadRequest(_) => "bad_request",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -54,6 +67,8 @@ impl ResponseError for ApiError {
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -69,8 +84,14 @@ impl ResponseError for ApiError {
             body["errors"] = json!(errors.0);
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            ApiError::Unauthorized => {
+                resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                resp.insert_header((header::ALLOW, *allow));
+            }
+            _ => {}
         }
         resp.json(body)
     }
