@@ -199,3 +199,36 @@ fn the_orchestrator_restarts_without_losing_anything() {
         assert_eq!(n["completed"].as_u64(), received.nodes.get(node).copied(), "{n}");
     }
 }
+
+/// Cancelling over REST stops every node within a second; the call is idempotent and the
+/// report covers what ran.
+#[test]
+fn a_cancelled_execution_stops_on_every_node() {
+    let t = target();
+    let c = Cluster::start(2);
+    let id = c.submit(&load_body(t.addr, 200, 30, json!({})));
+    wait_for_second(&c, &id, 3.0);
+    let url = c.orchestrator.url(&format!("/api/executions/{id}"));
+    let (status, body) = common::cluster::delete(&url, None);
+    assert_eq!((status, &body["status"]), (200, &json!("cancelled")), "{body}");
+    let cancelled = std::time::Instant::now();
+    // Within a second of the answer, nothing more reaches the target.
+    common::wait_until(Duration::from_secs(1), || false);
+    let at_1s = t.stats.view().total;
+    common::wait_until(Duration::from_millis(1500), || false);
+    let later = t.stats.view().total;
+    eprintln!("cancelled after 3 s: {at_1s} requests 1 s after the cancel, {later} 2.5 s after");
+    assert_eq!(later, at_1s, "requests kept coming after the cancel");
+    assert!(cancelled.elapsed() < Duration::from_secs(5));
+    let view = c.wait_done(&id, Duration::from_secs(20));
+    assert_eq!(view["state"], "cancelled");
+    // Again: the same answer.
+    let (status, body) = common::cluster::delete(&url, None);
+    assert_eq!((status, &body["status"]), (200, &json!("cancelled")), "{body}");
+    let report = c.report(&id);
+    assert_eq!(
+        report["summary"]["total_requests"].as_u64(),
+        Some(t.stats.view().total),
+        "{report}"
+    );
+}

@@ -1,0 +1,94 @@
+//! The serving commands on their own: `mcpt up` (orchestrator and a local node in one
+//! process), a node's own REST API, and the refusal to expose an orchestrator without a
+//! cluster secret.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{Server, get, load_body, post};
+use common::{mcpt, target, wait_until};
+use serde_json::json;
+
+#[test]
+fn up_runs_an_execution_with_no_setup() {
+    let t = target();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let up = Server::spawn(
+        "up",
+        mcpt(&["up", "--port", "0", "--data-dir", data.to_str().unwrap()])
+            .env("MCPT_LOG", "info,actix_server=warn"),
+    );
+    let (status, body) = post(&up.url("/api/executions"), &load_body(t.addr, 50, 2, json!({})), None);
+    assert_eq!(status, 201, "{body}");
+    let id = body["execution_id"].as_str().unwrap().to_string();
+    let mut view = json!(null);
+    assert!(wait_until(Duration::from_secs(20), || {
+        view = get(&up.url(&format!("/api/executions/{id}"))).1;
+        view["state"] == "completed"
+    }), "{view}");
+    assert_eq!(t.stats.view().total, 100);
+    let (status, health) = get(&up.url("/api/health"));
+    assert_eq!(status, 200);
+    assert_eq!(health["nodes"]["connected"], 1, "{health}");
+    assert!(data.join("mcpt.db").exists(), "the store lives in the data folder");
+}
+
+#[test]
+fn an_orchestrator_without_a_secret_stays_on_loopback() {
+    let out = mcpt(&["orchestrator", "--host", "0.0.0.0", "--port", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cluster secret"), "{stderr}");
+}
+
+#[test]
+fn a_node_serves_its_own_api() {
+    let t = target();
+    // A node with an orchestrator that is not there: its own API still works.
+    let node = Server::spawn(
+        "node",
+        mcpt(&[
+            "node",
+            "--orchestrator",
+            &format!("http://127.0.0.1:{}", common::closed_port()),
+            "--port",
+            "0",
+            "--id",
+            "solo",
+        ])
+        .env("MCPT_LOG", "warn"),
+    );
+    let (status, health) = get(&node.url("/health"));
+    assert_eq!((status, &health["node_id"]), (200, &json!("solo")), "{health}");
+    assert_eq!(health["joined"], false);
+    let task = json!({"type": "load_test", "parameters": {
+        "targets": [{"url": format!("http://{}/", t.addr)}], "duration": "10s", "base_rps": 20}});
+    let (status, body) = post(&node.url("/load/start"), &task, None);
+    assert_eq!(status, 201, "{body}");
+    let task_id = body["task_id"].as_str().unwrap().to_string();
+    assert!(wait_until(Duration::from_secs(5), || t.stats.view().total >= 20));
+    let (status, m) = get(&node.url(&format!("/load/metrics/{task_id}")));
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["task"]["state"], "running", "{m}");
+    let (status, s) = get(&node.url("/load/status"));
+    assert_eq!(status, 200);
+    assert!(s["tasks"].get(&task_id).is_some(), "{s}");
+    let (status, _) = post(&node.url(&format!("/load/stop/{task_id}")), &json!({}), None);
+    assert_eq!(status, 200);
+    let stopped_at = t.stats.view().total;
+    wait_until(Duration::from_millis(1500), || false);
+    let after = t.stats.view().total;
+    assert!(after <= stopped_at + 1, "{stopped_at} then {after}");
+    let (status, e) = post(&node.url("/load/stop/nope"), &json!({}), None);
+    assert_eq!((status, &e["error"]), (404, &json!("not_found")), "{e}");
+    let (status, e) = post(
+        &node.url("/load/start"),
+        &json!({"type": "load_test", "parameters": {"targets": [{"url": "http://10.9.9.9/"}], "duration": "1s", "base_rps": 1}}),
+        None,
+    );
+    assert_eq!(status, 422, "{e}");
+}
