@@ -62,6 +62,9 @@ pub struct SupervisorView {
 /// Builds (and starts) a child; gets the supervisor's address to report its exit to.
 pub type Factory = Box<dyn Fn(Recipient<ChildExited>)>;
 
+/// What happens when a child exceeds its restarts: gets the child's name and last exit.
+pub type Escalation = Box<dyn Fn(&'static str, &ExitReason)>;
+
 struct Child {
     factory: Factory,
     recent: VecDeque<Instant>,
@@ -72,13 +75,13 @@ struct Child {
 pub struct RootSupervisor {
     children: BTreeMap<&'static str, Child>,
     shutting_down: bool,
-    escalate: Box<dyn Fn(&'static str, &ExitReason)>,
+    escalate: Escalation,
 }
 
 impl RootSupervisor {
     /// `escalate` runs when a child exceeds its restarts (the process default: stop the
     /// system with exit code 1).
-    pub fn new(escalate: Box<dyn Fn(&'static str, &ExitReason)>) -> RootSupervisor {
+    pub fn new(escalate: Escalation) -> RootSupervisor {
         RootSupervisor {
             children: BTreeMap::new(),
             shutting_down: false,
@@ -87,7 +90,7 @@ impl RootSupervisor {
     }
 
     /// Escalation for a process: log and exit non-zero.
-    pub fn exit_process() -> Box<dyn Fn(&'static str, &ExitReason)> {
+    pub fn exit_process() -> Escalation {
         Box::new(|name, reason| {
             tracing::error!(
                 child = name,
