@@ -356,6 +356,16 @@ fn serve_settings(args: &ConfigArgs) -> Result<Settings, ExitCode> {
     }
 }
 
+/// Runs a server until Ctrl-C or SIGTERM, then stops it gracefully.
+async fn until_signal(server: actix_web::dev::Server) -> anyhow::Result<()> {
+    let stop = server.handle();
+    actix_rt::spawn(async move {
+        shutdown_signal().await;
+        stop.stop(true).await;
+    });
+    server.await.context("http server")
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let term = async {
@@ -417,12 +427,7 @@ fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
             "mcpt orchestrator"
         };
         eprintln!("{what} listening on http://{addr}");
-        let stop = server.handle();
-        actix_rt::spawn(async move {
-            shutdown_signal().await;
-            stop.stop(true).await;
-        });
-        server.await.context("http server")
+        until_signal(server).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -470,12 +475,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         );
         let server = crate::app::serve_node(agent, settings, listener)?;
         eprintln!("mcpt node {id} listening on http://{addr}, joining {url}");
-        let stop = server.handle();
-        actix_rt::spawn(async move {
-            shutdown_signal().await;
-            stop.stop(true).await;
-        });
-        server.await.context("http server")
+        until_signal(server).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

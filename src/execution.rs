@@ -14,7 +14,7 @@ use crate::load::schedule::{Arrivals, Pattern};
 use crate::load::share::ShareTable;
 use crate::messages::wire::TaskRef;
 use crate::stats::report::{NodeReport, Report, TaskInfo};
-use crate::stats::{Percentiles, TaskAccumulator, TimelinePoint, Window};
+use crate::stats::{Snapshot, TaskAccumulator, Window};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,20 +112,15 @@ pub enum LossOutcome {
 impl ExecTask {
     pub fn new(name: String, task: LoadTask, task_json: String, shares: ShareTable) -> ExecTask {
         let n = shares.nodes.len();
-        let rate = task.rate_plan();
         let open = task.model == Model::Open;
-        let per_second: Box<dyn Fn(u64) -> f64 + Send> = if open {
-            Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1)))
-        } else {
-            Box::new(|_| 0.0)
-        };
+        let acc = TaskAccumulator::for_plan(n, open.then(|| task.rate_plan()));
         ExecTask {
             name,
             task,
             task_json,
             lost: vec![false; n],
             reported_sent: vec![0; n],
-            acc: TaskAccumulator::new(n, per_second),
+            acc,
             shares,
         }
     }
@@ -414,19 +409,16 @@ impl Execution {
                 .iter()
                 .enumerate()
                 .map(|(i, t)| {
-                    let snap = t.acc.snapshot();
-                    let report_nodes = crate::stats::report::TaskReport::build(t.info(), &t.acc);
+                    let report = crate::stats::report::TaskReport::build(t.info(), &t.acc);
+                    let mut figures = t.acc.snapshot();
+                    // Lost nodes count with what they last said they had sent.
+                    figures.sent = report.sent_requests;
                     TaskView {
                         task_id: i as u32,
                         name: t.name.clone(),
-                        planned_requests: report_nodes.planned_requests,
-                        sent: report_nodes.sent_requests,
-                        completed: snap.completed,
-                        errors: snap.errors,
-                        late_starts: snap.late_starts,
-                        latency_ms: snap.latency_ms,
-                        last_second: snap.last_second,
-                        nodes: report_nodes.nodes,
+                        planned_requests: report.planned_requests,
+                        figures,
+                        nodes: report.nodes,
                         shares: t.shares.clone(),
                     }
                 })
@@ -455,13 +447,10 @@ pub struct TaskView {
     pub task_id: u32,
     pub name: String,
     pub planned_requests: Option<u64>,
-    pub sent: u64,
-    pub completed: u64,
-    pub errors: u64,
-    pub late_starts: u64,
-    pub latency_ms: Percentiles,
-    /// The latest complete second, merged over the nodes: planned and achieved rate live.
-    pub last_second: Option<TimelinePoint>,
+    /// Sent, completed, errors, late starts, latency and the latest complete second (planned
+    /// and achieved rate, live), merged over the nodes.
+    #[serde(flatten)]
+    pub figures: Snapshot,
     pub nodes: Vec<NodeReport>,
     pub shares: ShareTable,
 }

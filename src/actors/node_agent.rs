@@ -17,15 +17,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::actors::node_proxy::LinkTimers;
 use crate::actors::worker_pool::WorkerPool;
-use crate::hub::conn::{Conn, Out};
+use crate::hub::conn::{Conn, ConnEvent, Out, events};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::hub::{Delivery, Session};
 use crate::load::plan::{self, TaskKind};
@@ -84,12 +82,6 @@ struct Running {
     done: bool,
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-enum ConnEvent {
-    Frame(u64, Bytes),
-    Closed(u64),
-}
 
 /// A task started through the node's own REST API (not part of an execution).
 #[derive(Message)]
@@ -272,13 +264,7 @@ impl NodeAgent {
         self.generation += 1;
         let generation = self.generation;
         self.conn = Some(conn.tx);
-        let frames = futures_util::stream::unfold(conn.rx, |mut rx| async move {
-            rx.recv().await.map(|b| (b, rx))
-        })
-        .map(move |b| ConnEvent::Frame(generation, b))
-        .chain(futures_util::stream::once(async move {
-            ConnEvent::Closed(generation)
-        }));
+        let frames = events(conn.rx, generation);
         ctx.add_stream(frames);
         self.lease.renew(self.timers.lease);
         tracing::info!(node = %self.node_id, epoch = welcome.epoch, resumed, "joined the orchestrator");
@@ -498,9 +484,8 @@ impl NodeAgent {
         let local_id = self.next_local;
         self.next_local += 1;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let rate = load.rate_plan();
-        let per_second: Box<dyn Fn(u64) -> f64 + Send> =
-            Box::new(move |s| rate.between(Duration::from_secs(s), Duration::from_secs(s + 1)));
+        let open = load.model == crate::load::plan::Model::Open;
+        let acc = TaskAccumulator::for_plan(1, open.then(|| load.rate_plan()));
         let msg = PoolStart {
             task_id: local_id,
             task: Arc::new(load),
@@ -521,7 +506,7 @@ impl NodeAgent {
                 share,
                 stop: stop_tx,
                 merger: WindowMerger::new(shards),
-                acc: TaskAccumulator::new(1, per_second),
+                acc,
                 dropped: false,
                 done: false,
             },

@@ -7,13 +7,11 @@
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::actors::orchestrator::Orchestrator;
 use crate::actors::store::Store;
-use crate::hub::conn::Out;
+use crate::hub::conn::{ConnEvent, Out, events};
 use crate::hub::{Delivered, Delivery, Session, SessionConfig};
 use crate::messages::cluster::{
     Deliver, GetNodeView, NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeView,
@@ -69,12 +67,6 @@ enum LinkState {
 }
 
 /// Frames of one connection, tagged with its generation so a stale one is ignored.
-#[derive(Message)]
-#[rtype(result = "()")]
-enum ConnEvent {
-    Frame(u64, Bytes),
-    Closed(u64),
-}
 
 pub struct NodeProxy {
     node_id: String,
@@ -363,13 +355,7 @@ impl NodeProxy {
         self.generation += 1;
         let generation = self.generation;
         self.conn = Some(conn.tx);
-        let frames = futures_util::stream::unfold(conn.rx, |mut rx| async move {
-            rx.recv().await.map(|b| (b, rx))
-        })
-        .map(move |b| ConnEvent::Frame(generation, b))
-        .chain(futures_util::stream::once(async move {
-            ConnEvent::Closed(generation)
-        }));
+        let frames = events(conn.rx, generation);
         ctx.add_stream(frames);
         self.state = LinkState::Connected;
         self.last_heard = Instant::now();

@@ -150,11 +150,14 @@ pub fn authorized(req: &actix_web::dev::ServiceRequest, token: Option<&str>) -> 
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer t0ken` is as good.
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start())
         .unwrap_or("");
     constant_time_eq(given.as_bytes(), token.as_bytes())
 }
@@ -183,6 +186,39 @@ mod tests {
         assert_eq!(v["error"], "invalid");
         assert_eq!(v["field"], "tasks[0].parameters.duration");
         assert_eq!(v["errors"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn only_the_bearer_scheme_with_the_token_passes() {
+        let req = |method: Method, auth: Option<&str>| {
+            let mut r = actix_web::test::TestRequest::default().method(method);
+            if let Some(a) = auth {
+                r = r.insert_header((header::AUTHORIZATION, a));
+            }
+            r.to_srv_request()
+        };
+        for ok in ["Bearer t0ken", "bearer t0ken", "BEARER  t0ken"] {
+            assert!(
+                authorized(&req(Method::POST, Some(ok)), Some("t0ken")),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "Bearer t0ke",
+            "Basic t0ken",
+            "t0ken",
+            "Bearer",
+            "Bearer t0ken2",
+            "",
+        ] {
+            assert!(
+                !authorized(&req(Method::POST, Some(bad)), Some("t0ken")),
+                "{bad:?}"
+            );
+        }
+        assert!(!authorized(&req(Method::DELETE, None), Some("t0ken")));
+        assert!(authorized(&req(Method::GET, None), Some("t0ken")));
+        assert!(authorized(&req(Method::POST, None), None));
     }
 
     #[test]

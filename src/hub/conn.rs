@@ -37,6 +37,28 @@ pub struct Conn {
     pub rx: mpsc::Receiver<Bytes>,
 }
 
+/// What a link side's actor hears from one connection, tagged with the connection's
+/// generation so that frames of a replaced connection are told apart and ignored.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub enum ConnEvent {
+    Frame(u64, Bytes),
+    /// The connection ended (always the last event of its stream).
+    Closed(u64),
+}
+
+/// The frames of `rx` as a stream of events ending with `Closed`, for `ctx.add_stream`.
+pub fn events(
+    rx: mpsc::Receiver<Bytes>,
+    generation: u64,
+) -> impl futures_util::Stream<Item = ConnEvent> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+        .map(move |b| ConnEvent::Frame(generation, b))
+        .chain(futures_util::stream::once(async move {
+            ConnEvent::Closed(generation)
+        }))
+}
+
 /// Two connected in-process ends. Frames over `cap` bytes close the connection, as on a
 /// WebSocket. Must be called inside an actix (or tokio) runtime.
 pub fn local_pair(cap: usize) -> (Conn, Conn) {

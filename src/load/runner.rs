@@ -37,7 +37,7 @@ impl Progress {
             duration: Duration::from_secs_f64(v.duration_s),
             ..Progress::default()
         };
-        for t in &v.tasks {
+        for t in v.tasks.iter().map(|t| &t.figures) {
             if let Some(last) = &t.last_second {
                 p.planned_rps += last.planned;
                 p.achieved_rps += last.completed as f64;

@@ -210,7 +210,9 @@ impl Cluster {
     }
 
     pub fn report(&self, id: &str) -> Value {
-        let (status, r) = get(&self.orchestrator.url(&format!("/api/executions/{id}/report")));
+        let (status, r) = get(&self
+            .orchestrator
+            .url(&format!("/api/executions/{id}/report")));
         assert_eq!(status, 200, "{r}");
         r
     }
@@ -229,7 +231,10 @@ fn read(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Va
         Ok(mut r) => {
             let status = r.status().as_u16();
             let text = r.body_mut().read_to_string().unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
         }
         Err(e) => (0, Value::String(e.to_string())),
     }

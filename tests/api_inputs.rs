@@ -1,0 +1,688 @@
+//! Hostile input to the orchestrator's REST API: oversize, deeply nested, malformed and
+//! mistyped bodies, wrong content types, targets outside the allowlist, unknown ids, paths and
+//! methods. Each is a 4xx whose JSON body names the field (or the error code), nothing is
+//! stored, and nothing is ever a 5xx. Also the bearer token on mutating calls.
+
+mod common;
+
+use std::path::Path;
+
+use common::cluster::{Server, cluster_env, load_body};
+use common::{closed_port, mcpt};
+use serde_json::{Value, json};
+
+const EXECUTIONS: &str = "/api/executions";
+const JSON: Option<&str> = Some("application/json");
+/// `api.max_body_size` of the orchestrator most cases go to.
+const SMALL_LIMIT: usize = 4096;
+
+/// An orchestrator with extra `MCP_*` settings and a data folder of its own.
+struct Orchestrator {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Orchestrator {
+    fn start(env: &[(&str, &str)]) -> Orchestrator {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut cmd = orchestrator_cmd(&data);
+        cluster_env(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Orchestrator {
+            server: Server::spawn("orchestrator", &mut cmd),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// The executions the orchestrator knows, live and stored.
+    fn executions(&self) -> Vec<Value> {
+        let (status, body) = call(&self.url(EXECUTIONS), &Request::get());
+        assert_eq!(status, 200, "{body}");
+        body["executions"].as_array().cloned().expect("a list")
+    }
+}
+
+fn orchestrator_cmd(data: &Path) -> std::process::Command {
+    mcpt(&[
+        "orchestrator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+}
+
+/// How a body is sent.
+enum Body {
+    None,
+    /// With a `Content-Length`.
+    Sized(Vec<u8>),
+    /// `Transfer-Encoding: chunked`, so the server learns the size only while reading.
+    Chunked(Vec<u8>),
+}
+
+struct Request {
+    method: &'static str,
+    content_type: Option<&'static str>,
+    body: Body,
+    token: Option<&'static str>,
+}
+
+impl Request {
+    fn get() -> Request {
+        Request::bare("GET")
+    }
+
+    fn bare(method: &'static str) -> Request {
+        Request {
+            method,
+            content_type: None,
+            body: Body::None,
+            token: None,
+        }
+    }
+
+    fn json(body: impl Into<Vec<u8>>) -> Request {
+        Request {
+            method: "POST",
+            content_type: JSON,
+            body: Body::Sized(body.into()),
+            token: None,
+        }
+    }
+
+    fn with_token(mut self, token: &'static str) -> Request {
+        self.token = Some(token);
+        self
+    }
+}
+
+/// Sends a request; the status (0 when nothing answered), and the body as JSON, or as a
+/// string naming the content type when it is not JSON.
+fn call(url: &str, r: &Request) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .allow_non_standard_methods(true)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut b = ureq::http::Request::builder().method(r.method).uri(url);
+    if let Some(ct) = r.content_type {
+        b = b.header("Content-Type", ct);
+    }
+    if let Some(t) = r.token {
+        b = b.header("Authorization", t);
+    }
+    let resp = match &r.body {
+        Body::None => agent.run(b.body(()).unwrap()),
+        Body::Sized(bytes) => agent.run(b.body(bytes.clone()).unwrap()),
+        Body::Chunked(bytes) => agent.run(
+            b.body(ureq::SendBody::from_owned_reader(std::io::Cursor::new(
+                bytes.clone(),
+            )))
+            .unwrap(),
+        ),
+    };
+    match resp {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let body = match serde_json::from_str::<Value>(&text) {
+                Ok(v) if ct.starts_with("application/json") => v,
+                _ => Value::String(format!("(not JSON, content type {ct:?}) {text}")),
+            };
+            (status, body)
+        }
+        Err(e) => (0, Value::String(format!("no answer: {e}"))),
+    }
+}
+
+/// A valid submission whose load task's parameters are patched (a `null` removes a key).
+fn body_with(patch: Value) -> Vec<u8> {
+    let mut params = json!({
+        "targets": [{"url": format!("http://127.0.0.1:{}/", closed_port())}],
+        "duration": "1s",
+        "base_rps": 1,
+    });
+    for (k, v) in patch.as_object().expect("a patch is a mapping") {
+        if v.is_null() {
+            params.as_object_mut().unwrap().remove(k);
+        } else {
+            params[k] = v.clone();
+        }
+    }
+    json!({"name": "hostile", "tasks": [{"type": "load_test", "parameters": params}]})
+        .to_string()
+        .into_bytes()
+}
+
+fn with_url(url: &str) -> Vec<u8> {
+    body_with(json!({"targets": [{"url": url}]}))
+}
+
+/// Nested JSON arrays, `depth` deep, closed.
+fn nested(depth: usize) -> Vec<u8> {
+    let mut v = "[".repeat(depth).into_bytes();
+    v.extend("]".repeat(depth).into_bytes());
+    v
+}
+
+/// What the error body's `field` must say.
+#[derive(Debug)]
+enum Field {
+    Null,
+    Is(&'static str),
+    /// Any string: the validator could not tell (see the case).
+    AnyString,
+}
+
+struct Case {
+    name: &'static str,
+    path: String,
+    request: Request,
+    status: u16,
+    error: &'static str,
+    field: Field,
+    /// A text the message must contain.
+    says: &'static str,
+}
+
+fn case(
+    name: &'static str,
+    path: &str,
+    request: Request,
+    status: u16,
+    error: &'static str,
+    field: Field,
+) -> Case {
+    Case {
+        name,
+        path: path.to_string(),
+        request,
+        status,
+        error,
+        field,
+        says: "",
+    }
+}
+
+fn invalid(name: &'static str, body: Vec<u8>, field: &'static str) -> Case {
+    case(
+        name,
+        EXECUTIONS,
+        Request::json(body),
+        422,
+        "invalid",
+        Field::Is(field),
+    )
+}
+
+const URL: &str = "tasks[0].parameters.targets[0].url";
+
+fn cases() -> Vec<Case> {
+    let big = {
+        let mut v = br#"{"name": ""#.to_vec();
+        v.extend(std::iter::repeat_n(b'a', 8 * 1024));
+        v.extend(br#""}"#);
+        v
+    };
+    let one = "/api/executions/0a7c0f8e-0000-4000-8000-000000000000";
+    vec![
+        case(
+            "8 KiB body over a 4 KiB api.max_body_size",
+            EXECUTIONS,
+            Request::json(big.clone()),
+            413,
+            "too_large",
+            Field::Null,
+        ),
+        case(
+            "8 KiB chunked body (no Content-Length)",
+            EXECUTIONS,
+            Request {
+                body: Body::Chunked(big),
+                ..Request::json("")
+            },
+            413,
+            "too_large",
+            Field::Null,
+        ),
+        case(
+            "arrays nested 2,000 deep (inside the size cap)",
+            EXECUTIONS,
+            Request::json(nested(2000)),
+            400,
+            "bad_json",
+            Field::Null,
+        ),
+        Case {
+            says: "line 3 column",
+            ..case(
+                "malformed JSON names line and column",
+                EXECUTIONS,
+                Request::json("{\n  \"name\": \"x\",\n  \"tasks\": [,]\n}"),
+                400,
+                "bad_json",
+                Field::Null,
+            )
+        },
+        case(
+            "invalid UTF-8 in a string",
+            EXECUTIONS,
+            Request::json(b"{\"name\": \"\xff\"}".to_vec()),
+            400,
+            "bad_json",
+            Field::Null,
+        ),
+        case(
+            "a number out of range (1e400)",
+            EXECUTIONS,
+            Request::json(r#"{"tasks": [], "x": 1e400}"#),
+            400,
+            "bad_json",
+            Field::Null,
+        ),
+        case(
+            "text/plain",
+            EXECUTIONS,
+            Request {
+                content_type: Some("text/plain"),
+                ..Request::json(body_with(json!({})))
+            },
+            415,
+            "unsupported_media_type",
+            Field::Null,
+        ),
+        case(
+            "a JSON look-alike content type",
+            EXECUTIONS,
+            Request {
+                content_type: Some("application/jsonx"),
+                ..Request::json(body_with(json!({})))
+            },
+            415,
+            "unsupported_media_type",
+            Field::Null,
+        ),
+        Case {
+            says: "empty",
+            ..case(
+                "empty body",
+                EXECUTIONS,
+                Request::json(""),
+                400,
+                "bad_json",
+                Field::Null,
+            )
+        },
+        invalid("a JSON array, not an object", b"[]".to_vec(), ""),
+        invalid("a bare JSON string", br#""tasks""#.to_vec(), ""),
+        invalid(
+            "tasks is a string",
+            br#"{"name": "x", "tasks": "load_test"}"#.to_vec(),
+            "tasks",
+        ),
+        invalid(
+            "base_rps is an object",
+            body_with(json!({"base_rps": {"rps": 1}})),
+            "tasks[0].parameters.base_rps",
+        ),
+        invalid(
+            "duration is true",
+            body_with(json!({"duration": true})),
+            "tasks[0].parameters.duration",
+        ),
+        invalid(
+            "negative duration",
+            body_with(json!({"duration": -5})),
+            "tasks[0].parameters.duration",
+        ),
+        invalid(
+            "negative duration string",
+            body_with(json!({"duration": "-5s"})),
+            "tasks[0].parameters.duration",
+        ),
+        invalid(
+            "negative concurrent_users",
+            body_with(json!({"concurrent_users": -1})),
+            "tasks[0].parameters.concurrent_users",
+        ),
+        invalid(
+            "unknown task type",
+            br#"{"tasks": [{"type": "fork_bomb", "parameters": {}}]}"#.to_vec(),
+            "tasks[0].type",
+        ),
+        invalid("a URL that does not parse", with_url("ht!tp:/x"), URL),
+        invalid("a private address", with_url("http://10.1.2.3/"), URL),
+        invalid(
+            "the cloud metadata address",
+            with_url("http://169.254.169.254/latest/meta-data/"),
+            URL,
+        ),
+        invalid(
+            "a private address written as one number",
+            with_url("http://167837955/"),
+            URL,
+        ),
+        invalid(
+            "a private address mapped into IPv6",
+            with_url("http://[::ffff:10.1.2.3]/"),
+            URL,
+        ),
+        invalid("https", with_url("https://127.0.0.1/"), URL),
+        invalid("a file URL", with_url("file:///etc/passwd"), URL),
+        invalid(
+            "unknown top-level key",
+            {
+                let mut doc: Value = serde_json::from_slice(&body_with(json!({}))).unwrap();
+                doc["colour"] = json!("blue");
+                doc.to_string().into_bytes()
+            },
+            "colour",
+        ),
+        invalid(
+            "unknown key in the parameters",
+            body_with(json!({"rps": 10})),
+            "tasks[0].parameters.rps",
+        ),
+        invalid("missing tasks", br#"{"name": "x"}"#.to_vec(), "tasks"),
+        invalid(
+            "no task",
+            br#"{"name": "x", "tasks": []}"#.to_vec(),
+            "tasks",
+        ),
+        // A duration too large for `Duration` made the validator panic (a 503 before
+        // `api::submit` caught it); it should name the duration once `validate` rejects it.
+        case(
+            "a duration of 1e300 seconds",
+            EXECUTIONS,
+            Request::json(body_with(json!({"duration": 1e300}))),
+            422,
+            "invalid",
+            Field::AnyString,
+        ),
+        case(
+            "GET an unknown id",
+            one,
+            Request::get(),
+            404,
+            "not_found",
+            Field::Null,
+        ),
+        case(
+            "DELETE an unknown id",
+            one,
+            Request::bare("DELETE"),
+            404,
+            "not_found",
+            Field::Null,
+        ),
+        case(
+            "DELETE the unknown id again",
+            one,
+            Request::bare("DELETE"),
+            404,
+            "not_found",
+            Field::Null,
+        ),
+        case(
+            "the report of an unknown id",
+            &format!("{one}/report"),
+            Request::get(),
+            404,
+            "not_found",
+            Field::Null,
+        ),
+        case(
+            "PUT on the collection",
+            EXECUTIONS,
+            Request {
+                method: "PUT",
+                ..Request::json(body_with(json!({})))
+            },
+            405,
+            "method_not_allowed",
+            Field::Null,
+        ),
+        case(
+            "PATCH on an execution",
+            one,
+            Request {
+                method: "PATCH",
+                ..Request::json("{}")
+            },
+            405,
+            "method_not_allowed",
+            Field::Null,
+        ),
+        case(
+            "POST on the health check",
+            "/api/health",
+            Request::json("{}"),
+            405,
+            "method_not_allowed",
+            Field::Null,
+        ),
+        case(
+            "DELETE on the node list",
+            "/api/nodes",
+            Request::bare("DELETE"),
+            405,
+            "method_not_allowed",
+            Field::Null,
+        ),
+        case(
+            "POST on a report",
+            &format!("{one}/report"),
+            Request::json("{}"),
+            405,
+            "method_not_allowed",
+            Field::Null,
+        ),
+        case(
+            "unknown API path",
+            "/api/executionz",
+            Request::get(),
+            404,
+            "not_found",
+            Field::Null,
+        ),
+        case(
+            "unknown path",
+            "/../../etc/passwd",
+            Request::get(),
+            404,
+            "not_found",
+            Field::Null,
+        ),
+        case(
+            "the cluster route without a WebSocket upgrade",
+            "/cluster",
+            Request::get(),
+            400,
+            "bad_request",
+            Field::Null,
+        ),
+    ]
+}
+
+/// Checks one answer against its case; the reasons it does not match.
+fn check(c: &Case, status: u16, body: &Value) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if status != c.status {
+        wrong.push(format!("status {status}, expected {}", c.status));
+    }
+    if !body.is_object() {
+        wrong.push("the body is not a JSON object".into());
+        return wrong;
+    }
+    for key in ["error", "message", "field"] {
+        if body.get(key).is_none() {
+            wrong.push(format!("no {key:?} key"));
+        }
+    }
+    if body["error"] != c.error {
+        wrong.push(format!("error {}, expected {:?}", body["error"], c.error));
+    }
+    let message = body["message"].as_str().unwrap_or("");
+    if message.is_empty() || !message.contains(c.says) {
+        wrong.push(format!("message {message:?} does not say {:?}", c.says));
+    }
+    let field_ok = match c.field {
+        Field::Null => body["field"].is_null(),
+        Field::Is(f) => body["field"] == f,
+        Field::AnyString => body["field"].is_string(),
+    };
+    if !field_ok {
+        wrong.push(format!("field {}, expected {:?}", body["field"], c.field));
+    }
+    if c.error == "invalid" {
+        // The valid base of each case adds no error of its own.
+        let errors = body["errors"].as_array().map(Vec::len).unwrap_or(0);
+        if errors != 1 {
+            wrong.push(format!("{errors} field errors, expected 1"));
+        }
+    }
+    wrong
+}
+
+#[test]
+fn hostile_inputs_are_named_4xx_and_store_nothing() {
+    let limit = SMALL_LIMIT.to_string();
+    let orch = Orchestrator::start(&[("MCP_API_MAX_BODY_SIZE", &limit)]);
+    let cases = cases();
+    assert!(cases.len() >= 15);
+    let mut failures = Vec::new();
+    for c in &cases {
+        let (status, body) = call(&orch.url(&c.path), &c.request);
+        eprintln!("{:>3}  {:<50} {}", status, c.name, body["field"]);
+        assert!(
+            (400..500).contains(&status),
+            "{}: status {status} is not a 4xx: {body}",
+            c.name
+        );
+        let wrong = check(c, status, &body);
+        if !wrong.is_empty() {
+            failures.push(format!("{}: {} in {body}", c.name, wrong.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert_eq!(orch.executions(), Vec::<Value>::new(), "nothing is stored");
+    let (status, health) = call(&orch.url("/api/health"), &Request::get());
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["executions"], json!({"running": 0, "pending": 0}));
+}
+
+/// serde_json stops at 128 levels; a document nested 10,000 (or 100,000) deep is a 400, not a
+/// stack overflow that takes the orchestrator down.
+#[test]
+fn deeply_nested_json_is_a_400_not_a_crash() {
+    let orch = Orchestrator::start(&[]);
+    let objects = |depth: usize| {
+        let mut v = r#"{"a":"#.repeat(depth).into_bytes();
+        v.extend(b"1");
+        v.extend("}".repeat(depth).into_bytes());
+        v
+    };
+    let bodies = [
+        ("arrays 10,000 deep", nested(10_000)),
+        ("objects 10,000 deep", objects(10_000)),
+        ("arrays 100,000 deep", nested(100_000)),
+        (
+            "unclosed arrays 100,000 deep",
+            "[".repeat(100_000).into_bytes(),
+        ),
+    ];
+    for (name, body) in bodies {
+        let (status, resp) = call(&orch.url(EXECUTIONS), &Request::json(body));
+        eprintln!("{status}  {name}: {resp}");
+        assert_eq!(status, 400, "{name}: {resp}");
+        assert_eq!(resp["error"], "bad_json", "{name}: {resp}");
+        assert!(resp["field"].is_null(), "{name}: {resp}");
+    }
+    let (status, health) = call(&orch.url("/api/health"), &Request::get());
+    assert_eq!(status, 200, "the orchestrator still answers: {health}");
+    assert_eq!(orch.executions(), Vec::<Value>::new(), "nothing is stored");
+}
+
+#[test]
+fn a_configured_token_guards_every_mutating_call() {
+    let orch = Orchestrator::start(&[("MCP_API_TOKEN", "t0ken")]);
+    let body = load_body(
+        format!("127.0.0.1:{}", closed_port()).parse().unwrap(),
+        10,
+        1,
+        json!({}),
+    )
+    .to_string();
+    let submit = |token: Option<&'static str>| {
+        let mut r = Request::json(body.clone());
+        r.token = token;
+        call(&orch.url(EXECUTIONS), &r)
+    };
+    let unauthorized = |what: &str, (status, resp): (u16, Value)| {
+        assert_eq!(status, 401, "{what}: {resp}");
+        assert_eq!(resp["error"], "unauthorized", "{what}: {resp}");
+        assert!(resp["field"].is_null(), "{what}: {resp}");
+        assert!(resp["message"].is_string(), "{what}: {resp}");
+    };
+
+    unauthorized("no token", submit(None));
+    unauthorized("wrong token", submit(Some("Bearer t0ke")));
+    unauthorized("token as another scheme", submit(Some("Basic t0ken")));
+    unauthorized("token without a scheme", submit(Some("t0ken")));
+    unauthorized(
+        "an invalid body without a token (auth first, nothing validated)",
+        call(&orch.url(EXECUTIONS), &Request::json("{")),
+    );
+    assert_eq!(orch.executions(), Vec::<Value>::new(), "nothing is stored");
+
+    let (status, created) = submit(Some("Bearer t0ken"));
+    assert_eq!(status, 201, "{created}");
+    let id = created["execution_id"].as_str().expect("an id").to_string();
+    let one = orch.url(&format!("{EXECUTIONS}/{id}"));
+
+    // Reads need no token.
+    for path in [EXECUTIONS, "/api/nodes", "/api/health"] {
+        let (status, resp) = call(&orch.url(path), &Request::get());
+        assert_eq!(status, 200, "GET {path}: {resp}");
+    }
+    let (status, view) = call(&one, &Request::get());
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["state"], "pending", "no node, so it waits: {view}");
+
+    unauthorized(
+        "DELETE without a token",
+        call(&one, &Request::bare("DELETE")),
+    );
+    unauthorized(
+        "DELETE with a wrong token",
+        call(&one, &Request::bare("DELETE").with_token("Bearer nope")),
+    );
+    assert_eq!(call(&one, &Request::get()).1["state"], "pending");
+
+    // Cancelling is idempotent: a second DELETE of the finished execution says the same.
+    for attempt in ["first", "second"] {
+        let (status, resp) = call(&one, &Request::bare("DELETE").with_token("Bearer t0ken"));
+        assert_eq!(status, 200, "{attempt} DELETE: {resp}");
+        assert_eq!(resp["status"], "cancelled", "{attempt} DELETE: {resp}");
+    }
+    assert_eq!(call(&one, &Request::get()).1["state"], "cancelled");
+    let listed = orch.executions();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+}
