@@ -17,27 +17,40 @@ use crate::http::{api, node_api};
 use crate::settings::Settings;
 use crate::store::StoreError;
 
-/// The current addresses of the supervised actors (a restart replaces them).
+/// The current address of a supervised actor: a restart puts the new one here.
+pub struct Slot<A: Actor>(RwLock<Option<Addr<A>>>);
+
+impl<A: Actor> Default for Slot<A> {
+    fn default() -> Self {
+        Slot(RwLock::new(None))
+    }
+}
+
+impl<A: Actor> Slot<A> {
+    pub fn get(&self) -> Option<Addr<A>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, addr: Addr<A>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+    }
+}
+
+/// The current addresses of the orchestrator's supervised actors.
 pub struct Registry {
-    orchestrator: RwLock<Option<Addr<Orchestrator>>>,
-    events: RwLock<Option<Addr<EventBus>>>,
+    orchestrator: Slot<Orchestrator>,
+    events: Slot<EventBus>,
     pub store: Addr<Store>,
     pub settings: Arc<Settings>,
 }
 
 impl Registry {
     pub fn orchestrator(&self) -> Option<Addr<Orchestrator>> {
-        self.orchestrator
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.orchestrator.get()
     }
 
     pub fn events(&self) -> Option<Addr<EventBus>> {
-        self.events
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.events.get()
     }
 }
 
@@ -58,8 +71,8 @@ pub fn start_orchestrator(settings: Arc<Settings>) -> Result<OrchestratorHandle,
 /// The same over a given store (a standalone run keeps its store in memory).
 pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> OrchestratorHandle {
     let registry = Arc::new(Registry {
-        orchestrator: RwLock::new(None),
-        events: RwLock::new(None),
+        orchestrator: Slot::default(),
+        events: Slot::default(),
         store: store.clone(),
         settings: settings.clone(),
     });
@@ -69,7 +82,7 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
             "event_bus",
             Box::new(move |me| {
                 let addr = EventBus::supervised(me).start();
-                *r1.events.write().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+                r1.events.set(addr);
             }),
         )
         .child(
@@ -78,7 +91,7 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
                 let (settings, store, registry) =
                     (r2.settings.clone(), r2.store.clone(), r2.clone());
                 let addr = Orchestrator::new(settings, store, registry, Some(me)).start();
-                *r2.orchestrator.write().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+                r2.orchestrator.set(addr);
             }),
         )
         .launch();
@@ -168,23 +181,51 @@ pub fn serve_orchestrator(
     )
 }
 
-/// Starts a node's agent. Must run inside an actix `System`.
+/// A node's running actors: the agent (its current address) under a root supervisor.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub agent: Arc<Slot<NodeAgent>>,
+    pub supervisor: Addr<RootSupervisor>,
+}
+
+/// Starts a node's agent under a root supervisor (a rebuilt agent starts without tasks and
+/// joins again). Must run inside an actix `System`.
 pub fn start_node(
     settings: Arc<Settings>,
     node_id: String,
     rest_addr: String,
     connector: Option<Connector>,
-) -> Addr<NodeAgent> {
-    NodeAgent::new(settings, node_id, rest_addr, connector).start()
+) -> NodeHandle {
+    let agent = Arc::new(Slot::default());
+    let slot = agent.clone();
+    let supervisor = RootSupervisor::new(RootSupervisor::exit_process())
+        .child(
+            "node_agent",
+            Box::new(move |me| {
+                let a = NodeAgent::new(
+                    settings.clone(),
+                    node_id.clone(),
+                    rest_addr.clone(),
+                    connector.clone(),
+                    Some(me),
+                );
+                slot.set(a.start());
+            }),
+        )
+        .launch();
+    NodeHandle { agent, supervisor }
 }
 
 /// A node's REST API on `listener`; await the server to run it.
 pub fn serve_node(
-    agent: Addr<NodeAgent>,
+    node: NodeHandle,
     settings: Arc<Settings>,
     listener: TcpListener,
 ) -> Result<actix_web::dev::Server, StartError> {
-    let state = web::Data::new(node_api::NodeState { agent, settings });
+    let state = web::Data::new(node_api::NodeState {
+        agent: node.agent,
+        settings,
+    });
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

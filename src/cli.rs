@@ -467,13 +467,13 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let url = crate::app::cluster_url(&orchestrator);
     let settings = Arc::new(settings);
     actix::System::new().block_on(async move {
-        let agent = crate::app::start_node(
+        let node = crate::app::start_node(
             settings.clone(),
             id.clone(),
             addr.to_string(),
             Some(crate::actors::node_agent::Connector::Ws(url.clone())),
         );
-        let server = crate::app::serve_node(agent, settings, listener)?;
+        let server = crate::app::serve_node(node, settings, listener)?;
         eprintln!("mcpt node {id} listening on http://{addr}, joining {url}");
         until_signal(server).await
     })?;

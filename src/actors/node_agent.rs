@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::actors::node_proxy::LinkTimers;
+use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::actors::worker_pool::WorkerPool;
 use crate::hub::conn::{Conn, ConnEvent, Out, events};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
@@ -81,7 +82,6 @@ struct Running {
     dropped: bool,
     done: bool,
 }
-
 
 /// A task started through the node's own REST API (not part of an execution).
 #[derive(Message)]
@@ -143,6 +143,7 @@ pub struct NodeAgent {
     me: Option<Addr<NodeAgent>>,
     /// Tasks reported in `Running` and not confirmed or stopped yet.
     awaiting_confirm: Vec<String>,
+    supervisor: Option<Recipient<ChildExited>>,
 }
 
 fn key(t: &TaskRef) -> String {
@@ -156,6 +157,7 @@ impl NodeAgent {
         node_id: String,
         rest_addr: String,
         connector: Option<Connector>,
+        supervisor: Option<Recipient<ChildExited>>,
     ) -> NodeAgent {
         let timers = LinkTimers::from_settings(&settings);
         let workers = worker_count(&settings.load_generation);
@@ -182,6 +184,7 @@ impl NodeAgent {
             last_refusal: None,
             me: None,
             awaiting_confirm: Vec::new(),
+            supervisor,
             settings,
         }
     }
@@ -529,6 +532,18 @@ impl Actor for NodeAgent {
         self.me = Some(ctx.address());
         ctx.run_interval(self.timers.heartbeat, |act, ctx| act.tick(ctx));
         self.connect(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        for t in self.tasks.values() {
+            let _ = t.stop.send(true);
+        }
+        if let Some(s) = &self.supervisor {
+            s.do_send(ChildExited {
+                name: "node_agent",
+                reason: ExitReason::Unexpected,
+            });
+        }
     }
 }
 

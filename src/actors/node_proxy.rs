@@ -21,7 +21,7 @@ use crate::messages::store::{BumpNodeEpoch, GetNodeEpoch, PutWindow, SetNodeTask
 use crate::messages::wire::{
     self, Hello, NodeFrame, NodeMsg, OrchFrame, OrchMsg, TaskWindow, Welcome,
 };
-use crate::store::WindowKey;
+use crate::store::{StoreError, WindowKey};
 
 /// Link timers and limits, from `communication` and `cluster` settings.
 #[derive(Debug, Clone)]
@@ -306,6 +306,13 @@ impl NodeProxy {
                         } else {
                             act.windows_duplicate += 1;
                         }
+                        act.session.confirm(seq, id);
+                        act.flush();
+                    }
+                    Ok(Err(StoreError::UnknownExecution(execution))) => {
+                        // No execution to count it for (not ours, or from a lost store): drop
+                        // it rather than have the node send it for ever.
+                        tracing::warn!(node = %act.node_id, %execution, "window of an unknown execution dropped");
                         act.session.confirm(seq, id);
                         act.flush();
                     }

@@ -76,6 +76,8 @@ pub struct RootSupervisor {
     children: BTreeMap<&'static str, Child>,
     shutting_down: bool,
     escalate: Escalation,
+    /// Its own address: the root lives as long as the system, whoever holds a handle.
+    _me: Option<Addr<RootSupervisor>>,
 }
 
 impl RootSupervisor {
@@ -86,6 +88,7 @@ impl RootSupervisor {
             children: BTreeMap::new(),
             shutting_down: false,
             escalate,
+            _me: None,
         }
     }
 
@@ -121,11 +124,13 @@ impl RootSupervisor {
     /// known as soon as this returns).
     pub fn launch(self) -> Addr<RootSupervisor> {
         RootSupervisor::create(move |ctx| {
+            let mut this = self;
             let me = ctx.address().recipient();
-            for child in self.children.values() {
+            for child in this.children.values() {
                 (child.factory)(me.clone());
             }
-            self
+            this._me = Some(ctx.address());
+            this
         })
     }
 }

@@ -19,13 +19,23 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 
 use crate::actors::node_agent::{GetNodeStatus, NodeAgent, StartLocal, StopTask};
+use crate::app::Slot;
 use crate::http::error::{ApiError, authorized, json_body};
 use crate::settings::Settings;
 use crate::validate::FieldErrors;
 
 pub struct NodeState {
-    pub agent: Addr<NodeAgent>,
+    /// The current agent (a supervisor may have rebuilt it).
+    pub agent: Arc<Slot<NodeAgent>>,
     pub settings: Arc<Settings>,
+}
+
+impl NodeState {
+    fn agent(&self) -> Result<Addr<NodeAgent>, ApiError> {
+        self.agent
+            .get()
+            .ok_or_else(|| ApiError::Unavailable("the node agent is restarting; retry".into()))
+    }
 }
 
 fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
@@ -69,8 +79,8 @@ async fn start(
     state: web::Data<NodeState>,
 ) -> Result<HttpResponse, ApiError> {
     let doc = json_body(&req, payload, state.settings.api.max_body_size).await?;
-    let agent = state.agent.clone();
-    let id = agent
+    let id = state
+        .agent()?
         .send(StartLocal(doc))
         .await
         .map_err(unavailable)?
@@ -88,7 +98,7 @@ async fn stop(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     if state
-        .agent
+        .agent()?
         .send(StopTask(id.clone()))
         .await
         .map_err(unavailable)?
@@ -104,7 +114,11 @@ async fn metrics(
     state: web::Data<NodeState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let status = state.agent.send(GetNodeStatus).await.map_err(unavailable)?;
+    let status = state
+        .agent()?
+        .send(GetNodeStatus)
+        .await
+        .map_err(unavailable)?;
     match status.tasks.get(&id) {
         Some(t) => Ok(HttpResponse::Ok().json(json!({"task_id": id, "task": t}))),
         None => Err(ApiError::NotFound(format!("task {id}"))),
@@ -112,12 +126,20 @@ async fn metrics(
 }
 
 async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
-    let status = state.agent.send(GetNodeStatus).await.map_err(unavailable)?;
+    let status = state
+        .agent()?
+        .send(GetNodeStatus)
+        .await
+        .map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(status))
 }
 
 async fn health(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
-    let status = state.agent.send(GetNodeStatus).await.map_err(unavailable)?;
+    let status = state
+        .agent()?
+        .send(GetNodeStatus)
+        .await
+        .map_err(unavailable)?;
     Ok(HttpResponse::Ok().json(json!({
         "status": "healthy",
         "node_id": status.node_id,

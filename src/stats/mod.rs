@@ -327,9 +327,9 @@ impl TaskAccumulator {
     /// For a task with this rate plan (`None`: a closed model, which plans no rate).
     pub fn for_plan(shards: usize, rate: Option<crate::load::schedule::RatePlan>) -> Self {
         let per_second: Box<dyn Fn(u64) -> f64 + Send> = match rate {
-            Some(rate) => Box::new(move |k| {
-                rate.between(Duration::from_secs(k), Duration::from_secs(k + 1))
-            }),
+            Some(rate) => {
+                Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1)))
+            }
             None => Box::new(|_| 0.0),
         };
         TaskAccumulator::new(shards, per_second)
