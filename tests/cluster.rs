@@ -22,12 +22,21 @@ fn three_nodes_share_an_execution_exactly() {
     let report = c.report(&id);
     let total = report["summary"]["total_requests"].as_u64().unwrap();
     let received = t.stats.view();
-    eprintln!("planned 6000, report total {total}, target {}, per node {:?}", received.total, received.nodes);
-    assert_eq!(total, received.total, "the target's count equals the report's total");
+    eprintln!(
+        "planned 6000, report total {total}, target {}, per node {:?}",
+        received.total, received.nodes
+    );
+    assert_eq!(
+        total, received.total,
+        "the target's count equals the report's total"
+    );
     assert_eq!(total, 6000);
     for (node, n) in &received.nodes {
         let share = *n as f64 / received.total as f64;
-        assert!((share - 1.0 / 3.0).abs() <= 0.05 / 3.0, "{node} sent {n} ({share:.3})");
+        assert!(
+            (share - 1.0 / 3.0).abs() <= 0.05 / 3.0,
+            "{node} sent {n} ({share:.3})"
+        );
     }
     let nodes = report["tasks"][0]["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
@@ -99,7 +108,11 @@ fn a_killed_node_is_replaced_by_the_others() {
         detected <= Duration::from_millis(1400 + 150),
         "failed after {detected:?}"
     );
-    assert!(received.total as f64 >= 0.95 * planned as f64, "{}", received.total);
+    assert!(
+        received.total as f64 >= 0.95 * planned as f64,
+        "{}",
+        received.total
+    );
     assert!(
         (not_sent as f64 - missed as f64).abs() <= 0.01 * planned as f64,
         "not sent {not_sent} vs missed {missed}"
@@ -112,14 +125,22 @@ fn a_killed_node_is_replaced_by_the_others() {
             assert_eq!(n["lost"], true);
             continue;
         }
-        assert_eq!(n["completed"].as_u64(), received.nodes.get(node).copied(), "{n}");
+        assert_eq!(
+            n["completed"].as_u64(),
+            received.nodes.get(node).copied(),
+            "{n}"
+        );
         assert_eq!(n["sent"].as_u64(), received.nodes.get(node).copied(), "{n}");
         let v = node_view(&c, node);
         assert_eq!(v["windows_duplicate"].as_u64(), Some(0), "{v}");
     }
     // Survivors took over: each sent more than its third.
     for node in ["node-0", "node-2"] {
-        assert!(received.nodes[node] > 2000 + 300, "{node}: {}", received.nodes[node]);
+        assert!(
+            received.nodes[node] > 2000 + 300,
+            "{node}: {}",
+            received.nodes[node]
+        );
     }
 }
 
@@ -196,7 +217,11 @@ fn the_orchestrator_restarts_without_losing_anything() {
     assert_eq!(total, received.total, "a window was lost or doubled");
     for n in report["tasks"][0]["nodes"].as_array().unwrap() {
         let node = n["node_id"].as_str().unwrap();
-        assert_eq!(n["completed"].as_u64(), received.nodes.get(node).copied(), "{n}");
+        assert_eq!(
+            n["completed"].as_u64(),
+            received.nodes.get(node).copied(),
+            "{n}"
+        );
     }
 }
 
@@ -210,7 +235,11 @@ fn a_cancelled_execution_stops_on_every_node() {
     wait_for_second(&c, &id, 3.0);
     let url = c.orchestrator.url(&format!("/api/executions/{id}"));
     let (status, body) = common::cluster::delete(&url, None);
-    assert_eq!((status, &body["status"]), (200, &json!("cancelled")), "{body}");
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("cancelled")),
+        "{body}"
+    );
     let cancelled = std::time::Instant::now();
     // Within a second of the answer, nothing more reaches the target.
     common::wait_until(Duration::from_secs(1), || false);
@@ -224,11 +253,49 @@ fn a_cancelled_execution_stops_on_every_node() {
     assert_eq!(view["state"], "cancelled");
     // Again: the same answer.
     let (status, body) = common::cluster::delete(&url, None);
-    assert_eq!((status, &body["status"]), (200, &json!("cancelled")), "{body}");
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("cancelled")),
+        "{body}"
+    );
     let report = c.report(&id);
     assert_eq!(
         report["summary"]["total_requests"].as_u64(),
         Some(t.stats.view().total),
         "{report}"
     );
+}
+
+/// A broken connection (cut by a proxy) is not a lost node: the node reconnects and resumes
+/// its session, keeps its epoch, and no window is lost or doubled.
+#[test]
+fn a_cut_link_resumes_its_session() {
+    let t = target();
+    let mut c = Cluster::start(1);
+    let proxy = common::proxy::FaultProxy::start(c.orchestrator.addr);
+    c.add_node_via("node-via-proxy", &format!("http://{}", proxy.addr));
+    c.wait_connected(2);
+    let id = c.submit(&load_body(t.addr, 200, 8, json!({})));
+    wait_for_second(&c, &id, 3.0);
+    proxy.cut();
+    let view = c.wait_done(&id, Duration::from_secs(40));
+    assert_eq!(view["state"], "completed", "{view}");
+    let v = node_view(&c, "node-via-proxy");
+    let node_log = c.nodes[1].log_text();
+    eprintln!(
+        "after the cut: {} connections through the proxy, epoch {}, link {}",
+        proxy.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        v["epoch"],
+        v["link"]
+    );
+    assert!(proxy.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(node_log.contains("resumed=true"), "{node_log}");
+    assert_eq!(v["epoch"].as_u64(), Some(0), "{v}");
+    let report = c.report(&id);
+    let received = t.stats.view();
+    assert_eq!(
+        report["summary"]["total_requests"].as_u64(),
+        Some(received.total)
+    );
+    assert_eq!(v["windows_duplicate"].as_u64(), Some(0), "{v}");
 }

@@ -150,12 +150,17 @@ impl Cluster {
 
     pub fn add_node(&mut self, id: &str) {
         let url = self.orchestrator.url("");
+        self.add_node_via(id, &url);
+    }
+
+    /// A node that reaches the orchestrator at `url` (a proxy, say).
+    pub fn add_node_via(&mut self, id: &str, url: &str) {
         let node = Server::spawn(
             id,
             cluster_env(&mut mcpt(&[
                 "node",
                 "--orchestrator",
-                &url,
+                url,
                 "--port",
                 "0",
                 "--id",

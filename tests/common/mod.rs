@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpResponse, web};
 
 pub mod cluster;
+pub mod proxy;
 pub use mcp_testing::cli::TargetGuard;
 use mcp_testing::load::plan::{self, TestPlan};
 use mcp_testing::settings::Settings;
