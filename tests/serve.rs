@@ -20,19 +20,29 @@ fn up_runs_an_execution_with_no_setup() {
         mcpt(&["up", "--port", "0", "--data-dir", data.to_str().unwrap()])
             .env("MCPT_LOG", "info,actix_server=warn"),
     );
-    let (status, body) = post(&up.url("/api/executions"), &load_body(t.addr, 50, 2, json!({})), None);
+    let (status, body) = post(
+        &up.url("/api/executions"),
+        &load_body(t.addr, 50, 2, json!({})),
+        None,
+    );
     assert_eq!(status, 201, "{body}");
     let id = body["execution_id"].as_str().unwrap().to_string();
     let mut view = json!(null);
-    assert!(wait_until(Duration::from_secs(20), || {
-        view = get(&up.url(&format!("/api/executions/{id}"))).1;
-        view["state"] == "completed"
-    }), "{view}");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            view = get(&up.url(&format!("/api/executions/{id}"))).1;
+            view["state"] == "completed"
+        }),
+        "{view}"
+    );
     assert_eq!(t.stats.view().total, 100);
     let (status, health) = get(&up.url("/api/health"));
     assert_eq!(status, 200);
     assert_eq!(health["nodes"]["connected"], 1, "{health}");
-    assert!(data.join("mcpt.db").exists(), "the store lives in the data folder");
+    assert!(
+        data.join("mcpt.db").exists(),
+        "the store lives in the data folder"
+    );
 }
 
 #[test]
@@ -63,7 +73,11 @@ fn a_node_serves_its_own_api() {
         .env("MCPT_LOG", "warn"),
     );
     let (status, health) = get(&node.url("/health"));
-    assert_eq!((status, &health["node_id"]), (200, &json!("solo")), "{health}");
+    assert_eq!(
+        (status, &health["node_id"]),
+        (200, &json!("solo")),
+        "{health}"
+    );
     assert_eq!(health["joined"], false);
     let task = json!({"type": "load_test", "parameters": {
         "targets": [{"url": format!("http://{}/", t.addr)}], "duration": "10s", "base_rps": 20}});
@@ -77,7 +91,11 @@ fn a_node_serves_its_own_api() {
     let (status, s) = get(&node.url("/load/status"));
     assert_eq!(status, 200);
     assert!(s["tasks"].get(&task_id).is_some(), "{s}");
-    let (status, _) = post(&node.url(&format!("/load/stop/{task_id}")), &json!({}), None);
+    let (status, _) = post(
+        &node.url(&format!("/load/stop/{task_id}")),
+        &json!({}),
+        None,
+    );
     assert_eq!(status, 200);
     let stopped_at = t.stats.view().total;
     wait_until(Duration::from_millis(1500), || false);
