@@ -233,7 +233,21 @@ async fn measure(path: Path, plan: Plan, base: &str, deadline: Instant) -> Resul
 }
 
 async fn connect(url: &str) -> Result<Conn> {
-    Ok(conn::connect_ws(url, CAP, Duration::from_secs(5)).await?)
+    let c = conn::connect_ws(url, CAP, Duration::from_secs(5)).await?;
+    if std::env::var_os("LINK_NODELAY").is_some() {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        for entry in std::fs::read_dir("/proc/self/fd")? {
+            let entry = entry?;
+            let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            if target.to_string_lossy().starts_with("socket:") {
+                let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+                let _ = s.set_nodelay(true);
+                let _ = s.into_raw_fd();
+            }
+        }
+    }
+    Ok(c)
 }
 
 /// Median, min and max.

@@ -137,9 +137,15 @@ fn load_settings(args: &ConfigArgs) -> Result<Settings, SettingsError> {
     Settings::load(args.config.as_deref(), &env, &args.overrides)
 }
 
-fn init_tracing(level: tracing::Level) {
+/// Logs to stderr at `level` (`MCPT_LOG` overrides, e.g. `MCPT_LOG=debug`). `quiet_cluster`:
+/// the in-process cluster of `mcpt run` only speaks up for warnings.
+fn init_tracing(level: tracing::Level, quiet_cluster: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCPT_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},actix_server=warn"))
+        let mut f = format!("{level},actix_server=warn");
+        if quiet_cluster {
+            f.push_str(",mcp_testing::actors=warn,mcp_testing::store=warn");
+        }
+        tracing_subscriber::EnvFilter::new(f)
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -163,7 +169,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
-    init_tracing(settings.orchestrator.log_level);
+    init_tracing(settings.orchestrator.log_level, true);
     let (doc, plan) = match plan::read_file(&args.plan, &settings.load_generation) {
         Ok(read) => read,
         Err(e) => {
@@ -323,7 +329,7 @@ fn start_target_for(plan: &TestPlan) -> anyhow::Result<TargetGuard> {
 }
 
 fn target(args: TargetArgs) -> anyhow::Result<()> {
-    init_tracing(tracing::Level::INFO);
+    init_tracing(tracing::Level::INFO, false);
     raise_fd_limit();
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
@@ -398,7 +404,7 @@ fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.data_dir {
         settings.orchestrator.data_dir = d;
     }
-    init_tracing(settings.orchestrator.log_level);
+    init_tracing(settings.orchestrator.log_level, false);
     raise_fd_limit();
     let host = settings.orchestrator.host.clone();
     if let Err(e) = crate::app::check_exposure(&settings, &host) {
@@ -445,7 +451,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = args.port {
         settings.node.port = p;
     }
-    init_tracing(settings.orchestrator.log_level);
+    init_tracing(settings.orchestrator.log_level, false);
     raise_fd_limit();
     let Some(orchestrator) = args.orchestrator.or(settings.node.orchestrator.clone()) else {
         eprintln!(

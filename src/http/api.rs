@@ -25,13 +25,14 @@ use crate::actors::orchestrator::Orchestrator;
 use crate::app::Registry;
 use crate::execution::State;
 use crate::http::error::{ApiError, authorized, json_body};
-use crate::hub::conn::Conn;
-use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT};
+use crate::hub::conn::{Conn, Out};
+use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::load::plan::{self, PlanError};
 use crate::messages::cluster::{
     Attach, Cancel, GetExecution, GetReport, ListExecutions, ListNodes, Submit,
 };
 use crate::messages::store as db;
+use crate::messages::wire::{CLOSE_TOO_BIG, WireError};
 
 pub struct ApiState {
     pub registry: Arc<Registry>,
@@ -338,6 +339,16 @@ async fn cluster(
     Ok(resp)
 }
 
+/// The WebSocket close code and reason for a failed handshake that is not closed yet.
+fn handshake_close(e: &JoinError) -> Option<(u16, &'static str)> {
+    match e {
+        JoinError::Refused(_) | JoinError::Closed => None,
+        JoinError::Timeout(_) => Some((1008, "no handshake in time")),
+        JoinError::Wire(WireError::TooBig { .. }) => Some((CLOSE_TOO_BIG, "frame over the cap")),
+        JoinError::Wire(_) | JoinError::Unexpected(_) => Some((1002, "handshake expected")),
+    }
+}
+
 /// Runs the orchestrator's half of the handshake on a new connection, then hands it to the
 /// node's proxy. Shared by the WebSocket route and the in-process transport.
 pub async fn serve_link(mut conn: Conn, registry: Arc<Registry>) {
@@ -354,6 +365,17 @@ pub async fn serve_link(mut conn: Conn, registry: Arc<Registry>) {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e, "node handshake failed");
+            // A refusal has closed the link already. Otherwise close it here: dropping `conn`
+            // alone leaves the socket open for as long as the peer keeps it.
+            if let Some((code, reason)) = handshake_close(&e) {
+                let _ = conn
+                    .tx
+                    .send(Out::Close {
+                        code,
+                        reason: reason.into(),
+                    })
+                    .await;
+            }
             return;
         }
     };
