@@ -74,7 +74,7 @@ struct Request {
     method: &'static str,
     content_type: Option<&'static str>,
     body: Body,
-    token: Option<&'static str>,
+    authorization: Option<&'static str>,
 }
 
 impl Request {
@@ -87,7 +87,7 @@ impl Request {
             method,
             content_type: None,
             body: Body::None,
-            token: None,
+            authorization: None,
         }
     }
 
@@ -96,19 +96,34 @@ impl Request {
             method: "POST",
             content_type: JSON,
             body: Body::Sized(body.into()),
-            token: None,
+            authorization: None,
         }
     }
 
-    fn with_token(mut self, token: &'static str) -> Request {
-        self.token = Some(token);
+    fn with_authorization(mut self, value: &'static str) -> Request {
+        self.authorization = Some(value);
         self
     }
 }
 
-/// Sends a request; the status (0 when nothing answered), and the body as JSON, or as a
-/// string naming the content type when it is not JSON.
-fn call(url: &str, r: &Request) -> (u16, Value) {
+/// What came back: the status (0 when nothing answered), the body as JSON (or as a string
+/// naming the content type when it is not JSON), and the headers.
+struct Answer {
+    status: u16,
+    body: Value,
+    headers: ureq::http::HeaderMap,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+fn send(url: &str, r: &Request) -> Answer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .allow_non_standard_methods(true)
@@ -119,8 +134,8 @@ fn call(url: &str, r: &Request) -> (u16, Value) {
     if let Some(ct) = r.content_type {
         b = b.header("Content-Type", ct);
     }
-    if let Some(t) = r.token {
-        b = b.header("Authorization", t);
+    if let Some(a) = r.authorization {
+        b = b.header("Authorization", a);
     }
     let resp = match &r.body {
         Body::None => agent.run(b.body(()).unwrap()),
@@ -135,8 +150,8 @@ fn call(url: &str, r: &Request) -> (u16, Value) {
     match resp {
         Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let ct = resp
-                .headers()
+            let headers = resp.headers().clone();
+            let ct = headers
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
@@ -146,10 +161,24 @@ fn call(url: &str, r: &Request) -> (u16, Value) {
                 Ok(v) if ct.starts_with("application/json") => v,
                 _ => Value::String(format!("(not JSON, content type {ct:?}) {text}")),
             };
-            (status, body)
+            Answer {
+                status,
+                body,
+                headers,
+            }
         }
-        Err(e) => (0, Value::String(format!("no answer: {e}"))),
+        Err(e) => Answer {
+            status: 0,
+            body: Value::String(format!("no answer: {e}")),
+            headers: Default::default(),
+        },
     }
+}
+
+/// The status and the JSON body.
+fn call(url: &str, r: &Request) -> (u16, Value) {
+    let a = send(url, r);
+    (a.status, a.body)
 }
 
 /// A valid submission whose load task's parameters are patched (a `null` removes a key).
@@ -522,8 +551,12 @@ fn cases() -> Vec<Case> {
 }
 
 /// Checks one answer against its case; the reasons it does not match.
-fn check(c: &Case, status: u16, body: &Value) -> Vec<String> {
+fn check(c: &Case, answer: &Answer) -> Vec<String> {
+    let (status, body) = (answer.status, &answer.body);
     let mut wrong = Vec::new();
+    if status == 405 && answer.header("allow").is_empty() {
+        wrong.push("a 405 without an Allow header".into());
+    }
     if status != c.status {
         wrong.push(format!("status {status}, expected {}", c.status));
     }
@@ -569,14 +602,15 @@ fn hostile_inputs_are_named_4xx_and_store_nothing() {
     assert!(cases.len() >= 15);
     let mut failures = Vec::new();
     for c in &cases {
-        let (status, body) = call(&orch.url(&c.path), &c.request);
-        eprintln!("{:>3}  {:<50} {}", status, c.name, body["field"]);
+        let answer = send(&orch.url(&c.path), &c.request);
+        let (status, body) = (answer.status, &answer.body);
+        eprintln!("{status:>3}  {:<50} {}", c.name, body["field"]);
         assert!(
             (400..500).contains(&status),
             "{}: status {status} is not a 4xx: {body}",
             c.name
         );
-        let wrong = check(c, status, &body);
+        let wrong = check(c, &answer);
         if !wrong.is_empty() {
             failures.push(format!("{}: {} in {body}", c.name, wrong.join("; ")));
         }
@@ -630,13 +664,15 @@ fn a_configured_token_guards_every_mutating_call() {
         json!({}),
     )
     .to_string();
-    let submit = |token: Option<&'static str>| {
+    let submit = |authorization: Option<&'static str>| {
         let mut r = Request::json(body.clone());
-        r.token = token;
-        call(&orch.url(EXECUTIONS), &r)
+        r.authorization = authorization;
+        send(&orch.url(EXECUTIONS), &r)
     };
-    let unauthorized = |what: &str, (status, resp): (u16, Value)| {
-        assert_eq!(status, 401, "{what}: {resp}");
+    let unauthorized = |what: &str, answer: Answer| {
+        let resp = &answer.body;
+        assert_eq!(answer.status, 401, "{what}: {resp}");
+        assert_eq!(answer.header("www-authenticate"), "Bearer", "{what}");
         assert_eq!(resp["error"], "unauthorized", "{what}: {resp}");
         assert!(resp["field"].is_null(), "{what}: {resp}");
         assert!(resp["message"].is_string(), "{what}: {resp}");
@@ -648,11 +684,15 @@ fn a_configured_token_guards_every_mutating_call() {
     unauthorized("token without a scheme", submit(Some("t0ken")));
     unauthorized(
         "an invalid body without a token (auth first, nothing validated)",
-        call(&orch.url(EXECUTIONS), &Request::json("{")),
+        send(&orch.url(EXECUTIONS), &Request::json("{")),
     );
     assert_eq!(orch.executions(), Vec::<Value>::new(), "nothing is stored");
 
-    let (status, created) = submit(Some("Bearer t0ken"));
+    let Answer {
+        status,
+        body: created,
+        ..
+    } = submit(Some("Bearer t0ken"));
     assert_eq!(status, 201, "{created}");
     let id = created["execution_id"].as_str().expect("an id").to_string();
     let one = orch.url(&format!("{EXECUTIONS}/{id}"));
@@ -668,18 +708,21 @@ fn a_configured_token_guards_every_mutating_call() {
 
     unauthorized(
         "DELETE without a token",
-        call(&one, &Request::bare("DELETE")),
+        send(&one, &Request::bare("DELETE")),
     );
     unauthorized(
         "DELETE with a wrong token",
-        call(&one, &Request::bare("DELETE").with_token("Bearer nope")),
+        send(
+            &one,
+            &Request::bare("DELETE").with_authorization("Bearer nope"),
+        ),
     );
     assert_eq!(call(&one, &Request::get()).1["state"], "pending");
 
     // Cancelling is idempotent: a second DELETE of the finished execution says the same
     // (and the scheme's case does not matter).
     for (attempt, auth) in [("first", "Bearer t0ken"), ("second", "bearer t0ken")] {
-        let (status, resp) = call(&one, &Request::bare("DELETE").with_token(auth));
+        let (status, resp) = call(&one, &Request::bare("DELETE").with_authorization(auth));
         assert_eq!(status, 200, "{attempt} DELETE: {resp}");
         assert_eq!(resp["status"], "cancelled", "{attempt} DELETE: {resp}");
     }

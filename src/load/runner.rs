@@ -3,7 +3,7 @@
 //! as an execution, live progress each second, and the report at the end.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -50,6 +50,11 @@ impl Progress {
         p
     }
 }
+
+/// How often the run looks at its execution.
+const POLL: Duration = Duration::from_millis(100);
+/// How long after a second ends its windows are expected in.
+const WINDOW_SETTLE_MS: u64 = 150;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -100,13 +105,13 @@ pub async fn run_plan(
         .await
         .map_err(|e| RunError::Start(e.to_string()))?
         .map_err(|e| RunError::Submit(e.to_string()))?;
-    let begun = Instant::now();
     let mut interrupted = false;
     let mut cancelled_at_ms = 0;
-    let mut next = begun + Duration::from_secs(1);
+    // Seconds of the run shown so far.
+    let mut shown = 0u64;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(next.into()) => {}
+            _ = tokio::time::sleep(POLL) => {}
             changed = stop.changed(), if !interrupted => {
                 if changed.is_ok() && *stop.borrow() {
                     interrupted = true;
@@ -116,7 +121,6 @@ pub async fn run_plan(
                 continue;
             }
         }
-        next += Duration::from_secs(1);
         let Ok(Some(view)) = orch.send(GetExecution(id.clone())).await else {
             break;
         };
@@ -127,8 +131,13 @@ pub async fn run_plan(
         if view.state.is_terminal() && view.finished_at_ms.is_some() {
             break;
         }
-        if view.state == State::Running {
-            on_progress(&Progress::from_view(begun.elapsed(), &view));
+        // Once a second, when the second's windows are in.
+        if let (State::Running, Some(start)) = (view.state, view.started_at_ms) {
+            let elapsed = crate::execution::unix_ms().saturating_sub(start);
+            if elapsed / 1000 > shown && elapsed % 1000 >= WINDOW_SETTLE_MS {
+                shown = elapsed / 1000;
+                on_progress(&Progress::from_view(Duration::from_millis(elapsed), &view));
+            }
         }
     }
     let mut report = orch
