@@ -75,6 +75,9 @@ pub struct LoadSettings {
     pub drain_timeout: Duration,
     /// `None`: one worker per available core.
     pub workers: Option<usize>,
+    /// The longest a task may plan to run: `orchestrator.task_timeout`, copied here because
+    /// plans are validated against the load settings.
+    pub task_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,6 +259,7 @@ impl Settings {
                 allowed_targets: Allowlist::new(parsed),
                 drain_timeout: o.or("drain_timeout", Duration::from_secs(10), e),
                 workers: (workers > 0).then_some(workers as usize),
+                task_timeout: Duration::from_secs(3600),
             };
             o.finish(e);
             s
@@ -423,6 +427,10 @@ impl Settings {
             (Some(o), Some(l), Some(d), Some(r), Some(h), Some(c), (Some(a), Some(k), Some(n)))
                 if errors.is_empty() =>
             {
+                let l = LoadSettings {
+                    task_timeout: o.task_timeout,
+                    ..l
+                };
                 Ok(Settings {
                     orchestrator: o,
                     load_generation: l,

@@ -335,7 +335,10 @@ impl<T: FromValue> FromValue for Vec<T> {
 }
 
 fn seconds(x: f64) -> Option<Duration> {
-    (x.is_finite() && x >= 0.0).then(|| Duration::from_secs_f64(x))
+    // Beyond what a Duration holds is an error, not a panic.
+    (x.is_finite() && x >= 0.0)
+        .then(|| Duration::try_from_secs_f64(x).ok())
+        .flatten()
 }
 
 /// Parses `"1.5"`, `"250ms"`, `"30s"`, `"5m"`, `"1h"` and sums such as `"1m30s"`.

@@ -66,8 +66,6 @@ enum LinkState {
     Failed,
 }
 
-/// Frames of one connection, tagged with its generation so a stale one is ignored.
-
 pub struct NodeProxy {
     node_id: String,
     hello: Option<Hello>,

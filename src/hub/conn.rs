@@ -109,34 +109,40 @@ pub fn accept_ws(
     cap: usize,
 ) -> Result<(actix_web::HttpResponse, Conn), actix_web::Error> {
     let (resp, session, stream) = actix_ws::handle(req, body)?;
-    let mut stream = stream.max_frame_size(cap);
+    let mut stream = stream
+        .max_frame_size(cap)
+        .aggregate_continuations()
+        .max_continuation_size(cap);
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(QUEUE);
 
     let mut reader_session = session.clone();
-    let closer = out_tx.clone();
+    // Weak: dropping the `Conn` must end the writer, and with it the socket.
+    let closer = out_tx.downgrade();
     actix_rt::spawn(async move {
         while let Some(msg) = stream.recv().await {
             match msg {
-                Ok(actix_ws::Message::Binary(b)) => {
+                Ok(actix_ws::AggregatedMessage::Binary(b)) => {
                     if in_tx.send(b).await.is_err() {
                         break;
                     }
                 }
-                Ok(actix_ws::Message::Ping(p)) => {
+                Ok(actix_ws::AggregatedMessage::Ping(p)) => {
                     if reader_session.pong(&p).await.is_err() {
                         break;
                     }
                 }
-                Ok(actix_ws::Message::Close(_)) => break,
+                Ok(actix_ws::AggregatedMessage::Close(_)) => break,
                 Ok(_) => {}
                 Err(actix_ws::ProtocolError::Overflow) => {
-                    let _ = closer
-                        .send(Out::Close {
-                            code: CLOSE_TOO_BIG,
-                            reason: format!("frame over {cap} bytes"),
-                        })
-                        .await;
+                    if let Some(closer) = closer.upgrade() {
+                        let _ = closer
+                            .send(Out::Close {
+                                code: CLOSE_TOO_BIG,
+                                reason: format!("frame over {cap} bytes"),
+                            })
+                            .await;
+                    }
                     break;
                 }
                 Err(e) => {
@@ -205,7 +211,8 @@ pub async fn connect_ws(url: &str, cap: usize, timeout: Duration) -> Result<Conn
     let (mut sink, mut stream) = framed.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(QUEUE);
-    let ponger = out_tx.clone();
+    // Weak: dropping the `Conn` must end the writer, and with it the socket.
+    let ponger = out_tx.downgrade();
 
     actix_rt::spawn(async move {
         while let Some(frame) = stream.next().await {
@@ -217,7 +224,9 @@ pub async fn connect_ws(url: &str, cap: usize, timeout: Duration) -> Result<Conn
                 }
                 Ok(awc::ws::Frame::Ping(p)) => {
                     // The writer task owns the sink.
-                    let _ = ponger.try_send(Out::Pong(p));
+                    if let Some(ponger) = ponger.upgrade() {
+                        let _ = ponger.try_send(Out::Pong(p));
+                    }
                 }
                 Ok(awc::ws::Frame::Close(reason)) => {
                     tracing::debug!(?reason, "orchestrator closed the cluster link");

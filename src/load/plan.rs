@@ -318,6 +318,9 @@ fn read_task(
     Some(Task { name, kind })
 }
 
+/// The most pieces a rate plan may have (a wave has 32 per period, a burst 2 per interval).
+const MAX_RATE_PIECES: u128 = 200_000;
+
 const PATTERNS: &[&str] = &[
     "constant",
     "ramp_up",
@@ -538,9 +541,20 @@ fn read_load_task(
         }
         duration
     };
+    let duration_path = o.key_path("duration");
     o.finish(e);
 
     let duration = duration?;
+    if duration > settings.task_timeout {
+        e.push(
+            duration_path,
+            format!(
+                "is {duration:?}, longer than orchestrator.task_timeout ({:?})",
+                settings.task_timeout
+            ),
+        );
+        return None;
+    }
     let (base, peak) = (base.unwrap_or(0.0), peak.unwrap_or(base.unwrap_or(0.0)));
     let pattern = match pattern_name.as_str() {
         "constant" => Pattern::Constant,
@@ -569,6 +583,25 @@ fn read_load_task(
         },
         _ => Pattern::Stages { stages: stages? },
     };
+    // Wave, random and burst plans have a rate piece per step: keep their number sane.
+    let steps = |key: &'static str, step: Duration, per_step: u128| {
+        (key, duration.as_nanos() / step.as_nanos().max(1) * per_step)
+    };
+    let pieces = match &pattern {
+        Pattern::Wave { wave_period } => Some(steps("wave_period", *wave_period, 32)),
+        Pattern::Random { random_step } => Some(steps("random_step", *random_step, 1)),
+        Pattern::Burst { burst_interval, .. } => Some(steps("burst_interval", *burst_interval, 2)),
+        _ => None,
+    };
+    if let Some((key, n)) = pieces.filter(|(_, n)| *n > MAX_RATE_PIECES) {
+        e.push(
+            join(path, key),
+            format!(
+                "makes {n} rate pieces over the duration, more than {MAX_RATE_PIECES}: use a longer {key} or a shorter duration"
+            ),
+        );
+        return None;
+    }
     let profile = LoadProfile {
         duration,
         base_rps: base,
@@ -864,6 +897,27 @@ mod tests {
         let plan = validate(&doc, &settings()).unwrap_or_else(|e| panic!("{e}"));
         let TaskKind::LoadTest(t) = plan.tasks.into_iter().next().unwrap().kind;
         t
+    }
+
+    #[test]
+    fn absurd_durations_and_step_counts_are_refused_not_built() {
+        let url = json!([{"url": "http://127.0.0.1:9/"}]);
+        let got = errors(task(
+            json!({"targets": url, "duration": "2h", "base_rps": 1}),
+        ));
+        assert_eq!(got[0].0, "tasks[0].parameters.duration", "{got:?}");
+        assert!(got[0].1.contains("task_timeout"), "{got:?}");
+        for huge in [json!(1e300), json!("99999999999999999999h")] {
+            let got = errors(task(
+                json!({"targets": url, "duration": huge, "base_rps": 1}),
+            ));
+            assert_eq!(got[0].0, "tasks[0].parameters.duration", "{got:?}");
+        }
+        let got = errors(task(
+            json!({"targets": url, "duration": "1h", "base_rps": 1,
+            "peak_rps": 2, "pattern": "wave", "wave_period": "1ms"}),
+        ));
+        assert_eq!(got[0].0, "tasks[0].parameters.wave_period", "{got:?}");
     }
 
     #[test]
