@@ -170,15 +170,18 @@ pub fn serve_orchestrator(
     let state = web::Data::new(api::ApiState {
         registry: handle.registry.clone(),
     });
-    Ok(
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::routes))
-            .workers(2)
-            .tcp_nodelay(true)
-            .disable_signals()
-            .shutdown_timeout(1)
-            .listen(listener)?
-            .run(),
-    )
+    let token = handle.registry.settings.api.token.clone();
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(api::routes(token.clone()))
+    })
+    .workers(2)
+    .tcp_nodelay(true)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
 }
 
 /// A node's running actors: the agent (its current address) under a root supervisor.
@@ -222,6 +225,7 @@ pub fn serve_node(
     settings: Arc<Settings>,
     listener: TcpListener,
 ) -> Result<actix_web::dev::Server, StartError> {
+    let token = settings.api.token.clone();
     let state = web::Data::new(node_api::NodeState {
         agent: node.agent,
         settings,
@@ -229,7 +233,7 @@ pub fn serve_node(
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .configure(node_api::routes)
+            .configure(node_api::routes(token.clone()))
     })
     .workers(1)
     .tcp_nodelay(true)

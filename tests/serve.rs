@@ -70,7 +70,8 @@ fn a_node_serves_its_own_api() {
             "--id",
             "solo",
         ])
-        .env("MCPT_LOG", "warn"),
+        .env("MCPT_LOG", "warn")
+        .env("MCP_API_TOKEN", "node-token"),
     );
     let (status, health) = get(&node.url("/health"));
     assert_eq!(
@@ -82,6 +83,12 @@ fn a_node_serves_its_own_api() {
     let task = json!({"type": "load_test", "parameters": {
         "targets": [{"url": format!("http://{}/", t.addr)}], "duration": "10s", "base_rps": 20}});
     let (status, body) = post(&node.url("/load/start"), &task, None);
+    assert_eq!(
+        (status, &body["error"]),
+        (401, &json!("unauthorized")),
+        "{body}"
+    );
+    let (status, body) = post(&node.url("/load/start"), &task, Some("node-token"));
     assert_eq!(status, 201, "{body}");
     let task_id = body["task_id"].as_str().unwrap().to_string();
     assert!(wait_until(Duration::from_secs(5), || t.stats.view().total >= 20));
@@ -101,12 +108,12 @@ fn a_node_serves_its_own_api() {
     wait_until(Duration::from_millis(1500), || false);
     let after = t.stats.view().total;
     assert!(after <= stopped_at + 1, "{stopped_at} then {after}");
-    let (status, e) = post(&node.url("/load/stop/nope"), &json!({}), None);
+    let (status, e) = post(&node.url("/load/stop/nope"), &json!({}), Some("node-token"));
     assert_eq!((status, &e["error"]), (404, &json!("not_found")), "{e}");
     let (status, e) = post(
         &node.url("/load/start"),
         &json!({"type": "load_test", "parameters": {"targets": [{"url": "http://10.9.9.9/"}], "duration": "1s", "base_rps": 1}}),
-        None,
+        Some("node-token"),
     );
     assert_eq!(status, 422, "{e}");
 }

@@ -15,16 +15,14 @@
 
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::actors::orchestrator::Orchestrator;
 use crate::app::Registry;
 use crate::execution::State;
-use crate::http::error::{ApiError, authorized, json_body};
+use crate::http::error::{ApiError, ApiToken, json_body, not_allowed, not_found, require_token};
 use crate::hub::conn::{Conn, Out};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::load::plan::{self, PlanError};
@@ -52,7 +50,12 @@ fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
 
 /// The route table; tests use it as is (`App::new().configure(routes)`). Every API path
 /// answers a method it does not take with a JSON 405 and an `Allow` header.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(token: Option<String>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| routes_with(cfg, ApiToken(token))
+}
+
+fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
+    cfg.app_data(web::Data::new(token));
     cfg.service(
         web::scope("/api")
             .wrap(from_fn(require_token))
@@ -90,36 +93,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET")),
     )
     .default_service(web::to(not_found));
-}
-
-async fn require_token(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let token = req
-        .app_data::<web::Data<ApiState>>()
-        .and_then(|s| s.registry.settings.api.token.clone());
-    if !authorized(&req, token.as_deref()) {
-        let resp = ApiError::Unauthorized.error_response();
-        return Ok(req.into_response(resp));
-    }
-    Ok(next.call(req).await?.map_into_boxed_body())
-}
-
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::NotFound(format!("{} {}", req.method(), req.path())).error_response()
-}
-
-/// The fallback of a resource: 405 naming the methods it takes.
-fn not_allowed(allow: &'static str) -> actix_web::Route {
-    web::to(move |req: HttpRequest| async move {
-        ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            path: req.path().to_string(),
-            allow,
-        }
-        .error_response()
-    })
 }
 
 async fn submit(

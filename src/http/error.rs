@@ -228,3 +228,41 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }
+
+/// A server's API token (`api.token`), as app data for [`require_token`].
+#[derive(Debug, Clone)]
+pub struct ApiToken(pub Option<String>);
+
+/// Middleware: mutating calls need the bearer token when one is configured (401 otherwise).
+pub async fn require_token(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    // The route tables always register the token; without it, fail closed: reads only.
+    let allowed = match req.app_data::<web::Data<ApiToken>>() {
+        Some(t) => authorized(&req, t.0.as_deref()),
+        None => matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS),
+    };
+    if !allowed {
+        let resp = ApiError::Unauthorized.error_response();
+        return Ok(req.into_response(resp));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// The fallback of a server: a JSON 404.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("{} {}", req.method(), req.path())).error_response()
+}
+
+/// The fallback of a resource: a JSON 405 naming the methods it takes.
+pub fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().to_string(),
+            allow,
+        }
+        .error_response()
+    })
+}

@@ -12,15 +12,13 @@
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::actors::node_agent::{GetNodeStatus, NodeAgent, StartLocal, StopTask};
 use crate::app::Slot;
-use crate::http::error::{ApiError, authorized, json_body};
+use crate::http::error::{ApiError, ApiToken, json_body, not_allowed, not_found, require_token};
 use crate::settings::Settings;
 use crate::validate::FieldErrors;
 
@@ -42,35 +40,42 @@ fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::Unavailable(format!("the node agent did not answer: {e}"))
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(token: Option<String>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| routes_with(cfg, ApiToken(token))
+}
+
+fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
+    cfg.app_data(web::Data::new(token));
     cfg.service(
         web::scope("/load")
             .wrap(from_fn(require_token))
-            .route("/start", web::post().to(start))
-            .route("/stop/{task_id}", web::post().to(stop))
-            .route("/metrics/{task_id}", web::get().to(metrics))
-            .route("/status", web::get().to(status)),
+            .service(
+                web::resource("/start")
+                    .route(web::post().to(start))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/stop/{task_id}")
+                    .route(web::post().to(stop))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/metrics/{task_id}")
+                    .route(web::get().to(metrics))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/status")
+                    .route(web::get().to(status))
+                    .default_service(not_allowed("GET")),
+            ),
     )
-    .route("/health", web::get().to(health))
+    .service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .default_service(not_allowed("GET")),
+    )
     .default_service(web::to(not_found));
-}
-
-async fn require_token(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let token = req
-        .app_data::<web::Data<NodeState>>()
-        .and_then(|s| s.settings.api.token.clone());
-    if !authorized(&req, token.as_deref()) {
-        let resp = ApiError::Unauthorized.error_response();
-        return Ok(req.into_response(resp));
-    }
-    Ok(next.call(req).await?.map_into_boxed_body())
-}
-
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::NotFound(format!("{} {}", req.method(), req.path())).error_response()
 }
 
 async fn start(
