@@ -101,7 +101,7 @@ fn a_node_serves_its_own_api() {
     let (status, _) = post(
         &node.url(&format!("/load/stop/{task_id}")),
         &json!({}),
-        None,
+        Some("node-token"),
     );
     assert_eq!(status, 200);
     let stopped_at = t.stats.view().total;
