@@ -9,6 +9,9 @@
 //! repetition as a smoke test. Traffic stays on 127.0.0.1 (port 0); every loop is bounded in
 //! count and every wait by a deadline.
 //!
+//! `LINK_BENCH_NODELAY=1` is a diagnostic: after `connect_ws` it sets TCP_NODELAY on the
+//! client's socket (awc leaves Nagle's algorithm on), to show what that costs the link.
+//!
 //! The client side (A) runs on the actix `System` thread. B, the answering side, runs there
 //! too in process, and on the HTTP server's single worker thread over the WebSocket (as the
 //! orchestrator's side of a real link does).
@@ -41,6 +44,10 @@ const MEASURE_LIMIT: Duration = Duration::from_secs(20);
 const SERVE_LIMIT: Duration = Duration::from_secs(120);
 /// No repetition starts after this; the run stays within about two minutes.
 const RUN_LIMIT: Duration = Duration::from_secs(100);
+/// Longest warm-up of a round-trip measurement.
+const WARM_TIME: Duration = Duration::from_secs(1);
+/// Longest measuring time of a round-trip measurement.
+const RTT_TIME: Duration = Duration::from_secs(3);
 const ALO: Delivery = Delivery::AtLeastOnce;
 
 /// The session's limits as a node proxy builds them from the defaults:
@@ -113,8 +120,8 @@ fn main() -> Result<()> {
 struct Figures {
     latency: Option<Latency>,
     rate: Option<f64>,
-    /// Ack frames B sent per message, in the throughput phase (session paths only).
-    acks_per_msg: Option<f64>,
+    /// Messages per ack frame B sent, in the throughput phase (session paths only).
+    msgs_per_ack: Option<f64>,
     /// Data frames A sent again (session paths only).
     retransmitted: Option<u64>,
 }
@@ -123,6 +130,8 @@ struct Figures {
 struct Latency {
     p50_us: f64,
     p99_us: f64,
+    /// Round trips measured.
+    count: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,21 +242,39 @@ async fn measure(path: Path, plan: Plan, base: &str, deadline: Instant) -> Resul
 }
 
 async fn connect(url: &str) -> Result<Conn> {
-    let c = conn::connect_ws(url, CAP, Duration::from_secs(5)).await?;
-    if std::env::var_os("LINK_NODELAY").is_some() {
-        use std::os::fd::{FromRawFd, IntoRawFd};
-        for entry in std::fs::read_dir("/proc/self/fd")? {
-            let entry = entry?;
-            let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let target = std::fs::read_link(entry.path()).unwrap_or_default();
-            if target.to_string_lossy().starts_with("socket:") {
-                let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-                let _ = s.set_nodelay(true);
-                let _ = s.into_raw_fd();
-            }
+    let conn = conn::connect_ws(url, CAP, Duration::from_secs(5)).await?;
+    if nodelay_forced() {
+        force_nodelay()?;
+    }
+    Ok(conn)
+}
+
+/// Whether `LINK_BENCH_NODELAY` asks for the diagnostic run (see the module doc).
+fn nodelay_forced() -> bool {
+    std::env::var_os("LINK_BENCH_NODELAY").is_some_and(|v| v == "1")
+}
+
+/// Diagnostic: sets TCP_NODELAY on every socket of this process, which reaches the one awc
+/// just opened for `connect_ws` (awc's connector leaves Nagle's algorithm on). Non-TCP
+/// sockets refuse the option, which is ignored.
+fn force_nodelay() -> Result<()> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    for entry in std::fs::read_dir("/proc/self/fd")? {
+        let entry = entry?;
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if target.to_string_lossy().starts_with("socket:") {
+            // SAFETY: the fd is open (listed just now) and handed back with `into_raw_fd`
+            // before the `TcpStream` is dropped, so it is never closed here; a socket that
+            // is not TCP only fails `set_nodelay`.
+            let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+            let _ = stream.set_nodelay(true);
+            let _ = stream.into_raw_fd();
         }
     }
-    Ok(c)
+    Ok(())
 }
 
 /// Median, min and max.
@@ -260,11 +287,15 @@ fn spread(mut values: Vec<f64>) -> Option<(f64, f64, f64)> {
     Some((median, values[0], values[values.len() - 1]))
 }
 
-fn cell(values: Vec<f64>, decimals: usize) -> String {
+/// `median (min-max)`, with three significant digits or more.
+fn cell(values: Vec<f64>) -> String {
+    let num = |v: f64| match v {
+        v if v < 10.0 => format!("{v:.2}"),
+        v if v < 100.0 => format!("{v:.1}"),
+        v => format!("{v:.0}"),
+    };
     match spread(values) {
-        Some((median, min, max)) => {
-            format!("{median:.decimals$} ({min:.decimals$}-{max:.decimals$})")
-        }
+        Some((median, min, max)) => format!("{} ({}-{})", num(median), num(min), num(max)),
         None => "-".to_string(),
     }
 }
@@ -272,16 +303,21 @@ fn cell(values: Vec<f64>, decimals: usize) -> String {
 fn table(rows: &[Row], plan: Plan) -> String {
     let mut out = String::new();
     let reps = rows.iter().map(|row| row.runs.len()).max().unwrap_or(0);
+    let nodelay = if nodelay_forced() {
+        " [LINK_BENCH_NODELAY=1: TCP_NODELAY forced on the client]"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "===== cluster link: median (min-max) of {reps} reps; round trips: {} after {} warm-up; \
-         throughput: {} msgs after {} warm-up =====",
+        "===== cluster link{nodelay}: median (min-max) of {reps} reps; round trips: {} after {} \
+         warm-up; throughput: {} msgs after {} warm-up =====",
         plan.round_trips, plan.warm_round_trips, plan.messages, plan.warm_messages
     );
     let _ = writeln!(
         out,
-        "{:<30} {:>24} {:>24} {:>28}",
-        "path", "rtt p50 us", "rtt p99 us", "msgs/s"
+        "{:<29} {:>22} {:>22} {:>22}",
+        "path", "rtt p50 us", "rtt p99 us", "k msgs/s"
     );
     for row in rows {
         let pick = |f: &dyn Fn(&Figures) -> Option<f64>| -> Vec<f64> {
@@ -289,23 +325,33 @@ fn table(rows: &[Row], plan: Plan) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<30} {:>24} {:>24} {:>28}",
+            "{:<29} {:>22} {:>22} {:>22}",
             row.path.label(),
-            cell(pick(&|f| f.latency.map(|l| l.p50_us)), 1),
-            cell(pick(&|f| f.latency.map(|l| l.p99_us)), 1),
-            cell(pick(&|f| f.rate), 0),
+            cell(pick(&|f| f.latency.map(|l| l.p50_us))),
+            cell(pick(&|f| f.latency.map(|l| l.p99_us))),
+            cell(pick(&|f| f.rate.map(|r| r / 1_000.0))),
         );
     }
     for row in rows {
-        let acks = row.runs.iter().filter_map(|f| f.acks_per_msg);
+        let counts = row.runs.iter().filter_map(|f| f.latency.map(|l| l.count));
+        let (fewest, most) = counts.fold((u64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
+        if fewest < plan.round_trips {
+            let _ = writeln!(
+                out,
+                "{}: only {fewest}-{most} round trips per rep (time bound {} s)",
+                row.path.label(),
+                RTT_TIME.as_secs()
+            );
+        }
+        let acks = row.runs.iter().filter_map(|f| f.msgs_per_ack);
         let acks: Vec<f64> = acks.collect();
         if !acks.is_empty() {
             let retransmitted: u64 = row.runs.iter().filter_map(|f| f.retransmitted).sum();
             let _ = writeln!(
                 out,
-                "{}: ack frames from B per message {}, retransmitted frames {retransmitted}",
+                "{}: messages per ack frame from B {}, data frames retransmitted {retransmitted}",
                 row.path.label(),
-                cell(acks, 4),
+                cell(acks),
             );
         }
         for failure in &row.failures {
@@ -316,21 +362,65 @@ fn table(rows: &[Row], plan: Plan) -> String {
     out
 }
 
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")
+/// Numbers the round trips of one measurement and records the measured ones: a warm-up of
+/// the planned count (or `WARM_TIME`), then the planned count (or `RTT_TIME`), whichever
+/// ends first, so a slow path still finishes in time.
+struct RoundTrips {
+    plan: Plan,
+    next: u64,
+    warm_until: Instant,
+    /// Set when the warm-up ends.
+    measure_until: Option<Instant>,
+    histogram: Histogram<u64>,
 }
 
-fn latency(histogram: &Histogram<u64>) -> Latency {
-    let us = |q| histogram.value_at_quantile(q) as f64 / 1_000.0;
-    Latency {
-        p50_us: us(0.5),
-        p99_us: us(0.99),
+impl RoundTrips {
+    fn new(plan: Plan) -> Self {
+        Self {
+            plan,
+            next: 0,
+            warm_until: Instant::now() + WARM_TIME,
+            measure_until: None,
+            histogram: new_histogram(),
+        }
+    }
+
+    /// The number of the next round trip, `None` when the measurement is complete.
+    fn next(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        let warm = self.next >= self.plan.warm_round_trips || now >= self.warm_until;
+        if self.measure_until.is_none() && warm {
+            self.measure_until = Some(now + RTT_TIME);
+        }
+        if let Some(until) = self.measure_until
+            && (self.histogram.len() >= self.plan.round_trips || now >= until)
+        {
+            return None;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+
+    /// Records the round trip that started at `start`, unless it was a warm-up one.
+    fn done(&mut self, start: Instant) {
+        if self.measure_until.is_some() {
+            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.histogram.saturating_record(ns);
+        }
+    }
+
+    fn latency(&self) -> Latency {
+        let us = |q| self.histogram.value_at_quantile(q) as f64 / 1_000.0;
+        Latency {
+            p50_us: us(0.5),
+            p99_us: us(0.99),
+            count: self.histogram.len(),
+        }
     }
 }
 
-fn record(histogram: &mut Histogram<u64>, start: Instant) {
-    let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    histogram.saturating_record(ns);
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,17 +481,15 @@ async fn mpsc_round_trips(plan: Plan, deadline: Instant) -> Result<Latency> {
             }
         }
     });
-    let mut histogram = new_histogram();
-    for i in 0..plan.warm_round_trips + plan.round_trips {
+    let mut round_trips = RoundTrips::new(plan);
+    while let Some(i) = round_trips.next() {
         let start = Instant::now();
         to_echo.send(i).await.map_err(|_| anyhow!("echo gone"))?;
         let back = timeout_at(deadline.into(), from_echo.recv()).await?;
         ensure!(back == Some(i), "echo answered {back:?} to {i}");
-        if i >= plan.warm_round_trips {
-            record(&mut histogram, start);
-        }
+        round_trips.done(start);
     }
-    Ok(latency(&histogram))
+    Ok(round_trips.latency())
 }
 
 async fn mpsc_throughput(plan: Plan) -> Result<f64> {
@@ -447,16 +535,14 @@ impl Handler<Ping> for Echo {
 
 async fn actor_round_trips(plan: Plan, deadline: Instant) -> Result<Latency> {
     let addr = Echo.start();
-    let mut histogram = new_histogram();
-    for i in 0..plan.warm_round_trips + plan.round_trips {
+    let mut round_trips = RoundTrips::new(plan);
+    while let Some(i) = round_trips.next() {
         let start = Instant::now();
         let back = timeout_at(deadline.into(), addr.send(Ping(i))).await??;
         ensure!(back == i, "actor answered {back} to {i}");
-        if i >= plan.warm_round_trips {
-            record(&mut histogram, start);
-        }
+        round_trips.done(start);
     }
-    Ok(latency(&histogram))
+    Ok(round_trips.latency())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -482,8 +568,8 @@ fn raw_value(frame: &[u8]) -> Option<(u8, u64)> {
 /// A's side: round trips, then throughput, on one connection.
 async fn raw_link(mut a: Conn, plan: Plan, deadline: Instant, figures: &mut Figures) -> Result<()> {
     let closed = || anyhow!("link closed");
-    let mut histogram = new_histogram();
-    for i in 0..plan.warm_round_trips + plan.round_trips {
+    let mut round_trips = RoundTrips::new(plan);
+    while let Some(i) = round_trips.next() {
         let start = Instant::now();
         a.tx.send(Out::Frame(raw(RAW_PING, i)))
             .await
@@ -492,11 +578,9 @@ async fn raw_link(mut a: Conn, plan: Plan, deadline: Instant, figures: &mut Figu
             .await?
             .ok_or_else(closed)?;
         ensure!(raw_value(&back) == Some((RAW_PING, i)), "bad echo");
-        if i >= plan.warm_round_trips {
-            record(&mut histogram, start);
-        }
+        round_trips.done(start);
     }
-    figures.latency = Some(latency(&histogram));
+    figures.latency = Some(round_trips.latency());
     let mut rate = 0.0;
     for total in [plan.warm_messages, plan.messages] {
         let start = Instant::now();
@@ -656,8 +740,8 @@ impl Endpoint {
 /// A's side: round trips, then throughput, on one connection and one session.
 async fn session_link(a: Conn, plan: Plan, deadline: Instant, figures: &mut Figures) -> Result<()> {
     let mut a = Endpoint::new(a, deadline);
-    let mut histogram = new_histogram();
-    for i in 0..plan.warm_round_trips + plan.round_trips {
+    let mut round_trips = RoundTrips::new(plan);
+    while let Some(i) = round_trips.next() {
         let start = Instant::now();
         let sent = a.session.send(Msg::Ping(i), ALO, start);
         sent.map_err(|_| anyhow!("outbox full with one message in flight"))?;
@@ -666,7 +750,7 @@ async fn session_link(a: Conn, plan: Plan, deadline: Instant, figures: &mut Figu
         'reply: loop {
             a.wait_open().await?;
             a.absorb()?;
-            while let Some(delivered) = a.session.poll_deliver() {
+            if let Some(delivered) = a.session.poll_deliver() {
                 match delivered.body {
                     Msg::Pong(x) if x == i => break 'reply,
                     other => bail!("unexpected {other:?} waiting for pong {i}"),
@@ -674,13 +758,11 @@ async fn session_link(a: Conn, plan: Plan, deadline: Instant, figures: &mut Figu
             }
             a.flush().await?;
         }
-        if i >= plan.warm_round_trips {
-            record(&mut histogram, start);
-        }
+        round_trips.done(start);
         // The ack of the pong, and any frame that came with it.
         a.flush().await?;
     }
-    figures.latency = Some(latency(&histogram));
+    figures.latency = Some(round_trips.latency());
 
     let retransmitted = a.session.stats().retransmitted;
     let mut rate = 0.0;
@@ -697,7 +779,7 @@ async fn session_link(a: Conn, plan: Plan, deadline: Instant, figures: &mut Figu
         acks = counted.1;
     }
     figures.rate = Some(rate);
-    figures.acks_per_msg = Some(acks as f64 / plan.messages as f64);
+    figures.msgs_per_ack = Some(plan.messages as f64 / acks.max(1) as f64);
     figures.retransmitted = Some(a.session.stats().retransmitted - retransmitted);
     Ok(())
 }
