@@ -67,6 +67,9 @@ impl Connector {
     }
 }
 
+/// How soon a flush that found the connection's queue full tries again.
+pub const FLUSH_RETRY: Duration = Duration::from_millis(5);
+
 /// Backoff between reconnection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -144,6 +147,8 @@ pub struct NodeAgent {
     /// Tasks reported in `Running` and not confirmed or stopped yet.
     awaiting_confirm: Vec<String>,
     supervisor: Option<Recipient<ChildExited>>,
+    /// The connection's queue was full at the last flush: flush again soon.
+    blocked: bool,
 }
 
 fn key(t: &TaskRef) -> String {
@@ -185,6 +190,7 @@ impl NodeAgent {
             me: None,
             awaiting_confirm: Vec::new(),
             supervisor,
+            blocked: false,
             settings,
         }
     }
@@ -321,7 +327,13 @@ impl NodeAgent {
         }
         let Some(tx) = &self.conn else { return };
         let now = Instant::now();
-        while let Some(frame) = self.session.poll_transmit(now) {
+        // Only as many frames as the connection takes now; the rest stay in the session
+        // until the queue drains (see FLUSH_RETRY), instead of being lost and resent later.
+        self.blocked = false;
+        while tx.capacity() > 0 {
+            let Some(frame) = self.session.poll_transmit(now) else {
+                return;
+            };
             match wire::encode(&wire::NodeFrame::Link(frame), self.timers.max_frame) {
                 Ok(bytes) => {
                     let _ = tx.try_send(Out::Frame(bytes.into()));
@@ -329,6 +341,7 @@ impl NodeAgent {
                 Err(e) => tracing::error!(error = %e, "frame not sent"),
             }
         }
+        self.blocked = true;
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -531,6 +544,11 @@ impl Actor for NodeAgent {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.me = Some(ctx.address());
         ctx.run_interval(self.timers.heartbeat, |act, ctx| act.tick(ctx));
+        ctx.run_interval(FLUSH_RETRY, |act, _| {
+            if act.blocked {
+                act.flush();
+            }
+        });
         self.connect(ctx);
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
+use crate::actors::node_agent::FLUSH_RETRY;
 use crate::actors::orchestrator::Orchestrator;
 use crate::actors::store::Store;
 use crate::hub::conn::{ConnEvent, Out, events};
@@ -82,6 +83,8 @@ pub struct NodeProxy {
     windows_stored: u64,
     windows_duplicate: u64,
     fenced_rejected: u64,
+    /// The connection's queue was full at the last flush: flush again soon.
+    blocked: bool,
 }
 
 impl NodeProxy {
@@ -109,6 +112,7 @@ impl NodeProxy {
             windows_stored: 0,
             windows_duplicate: 0,
             fenced_rejected: 0,
+            blocked: false,
         }
     }
 
@@ -124,13 +128,17 @@ impl NodeProxy {
     }
 
     fn flush(&mut self) {
-        if self.conn.is_none() {
-            return;
-        }
         let now = Instant::now();
-        while let Some(frame) = self.session.poll_transmit(now) {
+        // Only as many frames as the connection takes now; the rest stay in the session
+        // until the queue drains (see FLUSH_RETRY), instead of being lost and resent later.
+        self.blocked = false;
+        while self.conn.as_ref().is_some_and(|tx| tx.capacity() > 0) {
+            let Some(frame) = self.session.poll_transmit(now) else {
+                return;
+            };
             self.write(&OrchFrame::Link(frame));
         }
+        self.blocked = self.conn.is_some();
     }
 
     fn close(&mut self, code: u16, reason: &str) {
@@ -414,6 +422,11 @@ impl Actor for NodeProxy {
                 }),
         );
         ctx.run_interval(self.timers.heartbeat, |act, ctx| act.tick(ctx));
+        ctx.run_interval(FLUSH_RETRY, |act, _| {
+            if act.blocked {
+                act.flush();
+            }
+        });
     }
 }
 

@@ -54,10 +54,12 @@ impl HttpSender {
             .map(|t| t.timeout)
             .max()
             .unwrap_or(Duration::from_secs(30));
-        let tcp = actix_tls::connect::Connector::new(actix_tls::connect::Resolver::custom(
-            AllowlistResolver(allowlist.clone()),
-        ))
-        .service();
+        let tcp = nodelay(
+            actix_tls::connect::Connector::new(actix_tls::connect::Resolver::custom(
+                AllowlistResolver(allowlist.clone()),
+            ))
+            .service(),
+        );
         let connector = awc::Connector::new()
             .connector(tcp)
             .limit(connections)
@@ -258,6 +260,31 @@ impl HttpSender {
 /// Resolves host names for new connections and keeps them to the allowlist: a name that
 /// resolves elsewhere than it did when the plan was validated is refused at connect time.
 /// (Addresses written as IP literals never reach a resolver; validation checked those.)
+/// A TCP connector whose connections have `TCP_NODELAY` set: a small write (the body after
+/// the head, a frame after an ack) goes out at once instead of waiting up to 40 ms for the
+/// peer's delayed ACK (Nagle). awc's own connector leaves it off.
+pub fn nodelay<S>(
+    connector: S,
+) -> impl actix_service::Service<
+    actix_tls::connect::ConnectInfo<awc::http::Uri>,
+    Response = actix_tls::connect::Connection<awc::http::Uri, actix_rt::net::TcpStream>,
+    Error = actix_tls::connect::ConnectError,
+> + Clone
+where
+    S: actix_service::Service<
+            actix_tls::connect::ConnectInfo<awc::http::Uri>,
+            Response = actix_tls::connect::Connection<awc::http::Uri, actix_rt::net::TcpStream>,
+            Error = actix_tls::connect::ConnectError,
+        > + Clone,
+{
+    actix_service::ServiceExt::map(connector, |conn| {
+        if let Err(e) = conn.io_ref().set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        conn
+    })
+}
+
 struct AllowlistResolver(Allowlist);
 
 impl actix_tls::connect::Resolve for AllowlistResolver {
