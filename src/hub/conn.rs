@@ -245,20 +245,29 @@ pub async fn connect_ws(url: &str, cap: usize, timeout: Duration) -> Result<Conn
         }
     });
     actix_rt::spawn(async move {
-        while let Some(out) = out_rx.recv().await {
-            let msg = match out {
-                Out::Pong(p) => awc::ws::Message::Pong(p),
-                Out::Frame(b) => awc::ws::Message::Binary(b),
-                Out::Close { code, reason } => {
-                    let reason = awc::ws::CloseReason {
-                        code: code.into(),
-                        description: Some(reason),
-                    };
-                    let _ = sink.send(awc::ws::Message::Close(Some(reason))).await;
+        // Every frame already queued goes into one flush: with TCP_NODELAY a flush per frame
+        // would be a packet per frame.
+        while let Some(first) = out_rx.recv().await {
+            let mut next = Some(first);
+            while let Some(out) = next.take() {
+                let msg = match out {
+                    Out::Pong(p) => awc::ws::Message::Pong(p),
+                    Out::Frame(b) => awc::ws::Message::Binary(b),
+                    Out::Close { code, reason } => {
+                        let reason = awc::ws::CloseReason {
+                            code: code.into(),
+                            description: Some(reason),
+                        };
+                        let _ = sink.send(awc::ws::Message::Close(Some(reason))).await;
+                        return;
+                    }
+                };
+                if sink.feed(msg).await.is_err() {
                     return;
                 }
-            };
-            if sink.send(msg).await.is_err() {
+                next = out_rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
                 return;
             }
         }
