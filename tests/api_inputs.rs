@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::cluster::{Server, cluster_env, load_body};
-use common::{closed_port, mcpt};
+use common::closed_port;
+use common::cluster::{Server, cluster_env, load_body, orchestrator_cmd};
 use serde_json::{Value, json};
 
 const EXECUTIONS: &str = "/api/executions";
@@ -26,7 +24,7 @@ impl Orchestrator {
     fn start(env: &[(&str, &str)]) -> Orchestrator {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let mut cmd = orchestrator_cmd(&data);
+        let mut cmd = orchestrator_cmd(&data, 0);
         cluster_env(&mut cmd);
         for (k, v) in env {
             cmd.env(k, v);
@@ -47,18 +45,6 @@ impl Orchestrator {
         assert_eq!(status, 200, "{body}");
         body["executions"].as_array().cloned().expect("a list")
     }
-}
-
-fn orchestrator_cmd(data: &Path) -> std::process::Command {
-    mcpt(&[
-        "orchestrator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
 }
 
 /// How a body is sent.

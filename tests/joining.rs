@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::cluster::{Cluster, SECRET, Server, cluster_env, get, load_body};
+use common::cluster::{Cluster, SECRET, Server, cluster_env, get, load_body, orchestrator_cmd};
 use common::{mcpt, target, wait_until};
 use mcp_testing::hub::conn::{Conn, Out, connect_ws};
 use mcp_testing::hub::handshake::{JoinError, join};
@@ -217,15 +217,7 @@ impl LongLease {
                 .env("MCP_COMM_LEASE_TIMEOUT", "5s")
                 .env("MCP_COMM_DEATH_TIMEOUT", "6s");
         };
-        let mut cmd = mcpt(&[
-            "orchestrator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ]);
+        let mut cmd = orchestrator_cmd(&data, 0);
         long(&mut cmd);
         let orchestrator = Server::spawn("orchestrator", &mut cmd);
         let url = orchestrator.url("");

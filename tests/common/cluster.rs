@@ -95,6 +95,19 @@ impl Drop for Server {
     }
 }
 
+/// `mcpt orchestrator` on 127.0.0.1:`port` with its store in `data` (no environment set).
+pub fn orchestrator_cmd(data: &std::path::Path, port: u16) -> Command {
+    mcpt(&[
+        "orchestrator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+}
+
 /// Environment every cluster process gets: short timers, the secret, quiet logs.
 pub fn cluster_env(cmd: &mut Command) -> &mut Command {
     cmd.env("MCP_CLUSTER_SECRET", SECRET)
@@ -132,19 +145,9 @@ impl Cluster {
     }
 
     pub fn spawn_orchestrator(data: &std::path::Path, port: u16) -> Server {
-        let data = data.to_str().unwrap();
-        let port = port.to_string();
         Server::spawn(
             "orchestrator",
-            cluster_env(&mut mcpt(&[
-                "orchestrator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--data-dir",
-                data,
-            ])),
+            cluster_env(&mut orchestrator_cmd(data, port)),
         )
     }
 
