@@ -81,6 +81,9 @@ pub struct StoredTask {
     pub shares: ShareTable,
     /// Per slot: the node was lost.
     pub lost: Vec<bool>,
+    /// Per slot: the epoch the node was fenced at (its windows of earlier epochs count).
+    #[serde(default)]
+    pub lost_epoch: Vec<u64>,
 }
 
 /// One task of a running execution.
@@ -91,6 +94,8 @@ pub struct ExecTask {
     pub task_json: String,
     pub shares: ShareTable,
     pub lost: Vec<bool>,
+    /// Per slot: the epoch a lost node was fenced at.
+    pub lost_epoch: Vec<u64>,
     /// Per slot: what the node's heartbeats said it had sent.
     pub reported_sent: Vec<u64>,
     pub acc: TaskAccumulator,
@@ -119,6 +124,7 @@ impl ExecTask {
             task,
             task_json,
             lost: vec![false; n],
+            lost_epoch: vec![0; n],
             reported_sent: vec![0; n],
             acc,
             shares,
@@ -176,6 +182,8 @@ pub struct Execution {
     pub degraded: bool,
     /// Cancelled while running: the state is `cancelled` already, the nodes are stopping.
     pub stopping: bool,
+    /// When its tasks were handed to the nodes (or restored after a restart).
+    pub planned_at: Option<std::time::Instant>,
     pub report: Option<serde_json::Value>,
 }
 
@@ -195,6 +203,7 @@ impl Execution {
             tasks: Vec::new(),
             degraded: false,
             stopping: false,
+            planned_at: None,
             report: None,
         }
     }
@@ -214,6 +223,7 @@ impl Execution {
     /// Splits every task equally over `nodes` and starts it at `start_unix_ms`.
     pub fn plan_over(&mut self, nodes: &[String], start_unix_ms: u64, task_jsons: Vec<String>) {
         self.started_at_ms = Some(start_unix_ms);
+        self.planned_at = Some(std::time::Instant::now());
         self.tasks = self
             .plan
             .tasks
@@ -240,12 +250,14 @@ impl Execution {
                 .map(|t| StoredTask {
                     shares: t.shares.clone(),
                     lost: t.lost.clone(),
+                    lost_epoch: t.lost_epoch.clone(),
                 })
                 .collect(),
         }
     }
 
-    /// Rebuilds the tasks of a stored plan (after a restart).
+    /// Rebuilds the tasks of a stored plan (after a restart). Replay the stored windows with
+    /// [`Execution::replay_window`], then call [`Execution::settle_losses`].
     pub fn restore(&mut self, stored: StoredPlan, task_jsons: Vec<String>) {
         let nodes = stored
             .tasks
@@ -256,8 +268,31 @@ impl Execution {
         for (task, st) in self.tasks.iter_mut().zip(stored.tasks) {
             task.shares = st.shares;
             for (slot, lost) in st.lost.into_iter().enumerate() {
-                if lost {
-                    task.lost[slot] = true;
+                task.lost[slot] = lost;
+                task.lost_epoch[slot] = st.lost_epoch.get(slot).copied().unwrap_or(u64::MAX);
+            }
+        }
+    }
+
+    /// A stored window, replayed after a restart: a lost node's windows count when they are
+    /// of an epoch before the one it was fenced at.
+    pub fn replay_window(&mut self, task_id: u32, node: &str, epoch: u64, w: Window, last: bool) {
+        let Some(task) = self.tasks.get_mut(task_id as usize) else {
+            return;
+        };
+        let Some(slot) = task.shares.slot(node).map(usize::from) else {
+            return;
+        };
+        if !task.lost[slot] || epoch < task.lost_epoch[slot] {
+            task.acc.add(slot, w, last);
+        }
+    }
+
+    /// After a replay: stop waiting for the lost nodes.
+    pub fn settle_losses(&mut self) {
+        for task in &mut self.tasks {
+            for slot in 0..task.lost.len() {
+                if task.lost[slot] {
                     task.acc.finish(slot);
                 }
             }
@@ -313,8 +348,9 @@ impl Execution {
             })
     }
 
-    /// Applies the loss of `node`, `at_ms` after the start (the time a re-split takes effect).
-    pub fn lose_node(&mut self, node: &str, at_ms: u64) -> LossOutcome {
+    /// Applies the loss of `node`, fenced at `epoch`, `at_ms` after the start (the time a
+    /// re-split takes effect).
+    pub fn lose_node(&mut self, node: &str, at_ms: u64, epoch: u64) -> LossOutcome {
         if self.state != State::Running || self.stopping {
             return LossOutcome::Unaffected;
         }
@@ -330,6 +366,7 @@ impl Execution {
             }
             affected = true;
             task.lost[s] = true;
+            task.lost_epoch[s] = epoch;
             task.acc.finish(s);
             match task.task.on_node_failure {
                 OnNodeFailure::Fail => {
@@ -484,6 +521,7 @@ mod tests {
             tasks: Vec::new(),
             degraded: false,
             stopping: false,
+            planned_at: None,
             report: None,
         };
         let nodes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
@@ -494,13 +532,13 @@ mod tests {
     #[test]
     fn a_lost_node_is_reshared_then_done() {
         let mut e = execution("rebalance", "open");
-        assert_eq!(e.lose_node("b", 5000), LossOutcome::Reshared(vec![0]));
+        assert_eq!(e.lose_node("b", 5000, 1), LossOutcome::Reshared(vec![0]));
         assert!(e.degraded);
         assert!(!e.node_should_run(0, "b"));
         assert!(e.node_should_run(0, "a"));
         assert_eq!(e.tasks[0].shares.active_from(5000), [0, 2]);
         // Losing it again changes nothing.
-        assert_eq!(e.lose_node("b", 6000), LossOutcome::Unaffected);
+        assert_eq!(e.lose_node("b", 6000, 1), LossOutcome::Unaffected);
         for node in ["a", "c"] {
             assert!(!e.all_done());
             e.add_window(0, node, Window::new(0), true);
@@ -512,17 +550,26 @@ mod tests {
         let mut again = execution("rebalance", "open");
         again.restore(stored, vec!["{}".into()]);
         assert!(again.tasks[0].lost[1]);
+        // Windows b sent before it was fenced (epoch 0) count again; later ones do not.
+        let mut before = Window::new(0);
+        before.sent = 7;
+        again.replay_window(0, "b", 0, before, false);
+        let mut after = Window::new(1);
+        after.sent = 5;
+        again.replay_window(0, "b", 1, after, false);
+        again.settle_losses();
         assert!(again.tasks[0].acc.is_shard_done(1));
+        assert_eq!(again.tasks[0].acc.shard_totals()[1].sent, 7);
     }
 
     #[test]
     fn policies_tolerate_and_fail() {
         let mut e = execution("tolerate", "open");
-        assert_eq!(e.lose_node("a", 1000), LossOutcome::Tolerated);
+        assert_eq!(e.lose_node("a", 1000, 1), LossOutcome::Tolerated);
         assert_eq!(e.tasks[0].shares.active_from(1000), [0, 1, 2]);
         let mut e = execution("fail", "open");
-        assert!(matches!(e.lose_node("a", 1000), LossOutcome::Fail(_)));
+        assert!(matches!(e.lose_node("a", 1000, 1), LossOutcome::Fail(_)));
         let mut e = execution("rebalance", "closed");
-        assert_eq!(e.lose_node("a", 1000), LossOutcome::Tolerated);
+        assert_eq!(e.lose_node("a", 1000, 1), LossOutcome::Tolerated);
     }
 }

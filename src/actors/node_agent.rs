@@ -140,8 +140,8 @@ pub struct NodeAgent {
     refs: HashMap<String, TaskRef>,
     local_ids: HashMap<usize, String>,
     next_local: usize,
-    /// Windows waiting for room in the outbox.
-    waiting: VecDeque<NodeMsg>,
+    /// Messages waiting for room in the outbox, with their delivery mode.
+    waiting: VecDeque<(NodeMsg, Delivery)>,
     last_refusal: Option<String>,
     me: Option<Addr<NodeAgent>>,
     /// Tasks reported in `Running` and not confirmed or stopped yet.
@@ -307,21 +307,18 @@ impl NodeAgent {
 
     fn send(&mut self, msg: NodeMsg, delivery: Delivery) {
         if !self.waiting.is_empty() && delivery != Delivery::FireAndForget {
-            self.waiting.push_back(msg);
+            self.waiting.push_back((msg, delivery));
             return;
         }
         if let Err(full) = self.session.send(msg, delivery, Instant::now()) {
-            self.waiting.push_back(full.body);
+            self.waiting.push_back((full.body, full.delivery));
         }
     }
 
     fn flush(&mut self) {
-        while let Some(msg) = self.waiting.pop_front() {
-            if let Err(full) = self
-                .session
-                .send(msg, Delivery::ExactlyOnce, Instant::now())
-            {
-                self.waiting.push_front(full.body);
+        while let Some((msg, delivery)) = self.waiting.pop_front() {
+            if let Err(full) = self.session.send(msg, delivery, Instant::now()) {
+                self.waiting.push_front((full.body, full.delivery));
                 break;
             }
         }
@@ -397,6 +394,15 @@ impl NodeAgent {
         self.lease.renew(self.timers.lease);
         self.session.on_frame(frame, Instant::now());
         while let Some(d) = self.session.poll_deliver() {
+            // Queued for an epoch this node has left (it was fenced): not its word any more.
+            if d.is_fenced(self.epoch) {
+                tracing::warn!(
+                    frame_epoch = d.epoch,
+                    epoch = self.epoch,
+                    "old-epoch message ignored"
+                );
+                continue;
+            }
             self.on_message(d.body);
         }
         self.flush();

@@ -24,6 +24,10 @@ use crate::messages::wire::{
 };
 use crate::store::{StoreError, WindowKey};
 
+/// How many times, and how far apart, storing a window is tried before it is given up.
+const STORE_ATTEMPTS: u32 = 25;
+const STORE_RETRY: Duration = Duration::from_millis(200);
+
 /// Link timers and limits, from `communication` and `cluster` settings.
 #[derive(Debug, Clone)]
 pub struct LinkTimers {
@@ -157,7 +161,14 @@ impl NodeProxy {
             self.fail(ctx);
             return;
         }
-        if self.state == LinkState::Connected {
+        // Heartbeats renew the node's lease. Once the node has been silent for D - L - H they
+        // stop, so a node whose frames no longer arrive (a one-way failure) has paused by the
+        // time its share is given away at D.
+        let renewing = self
+            .timers
+            .death
+            .saturating_sub(self.timers.lease + self.timers.heartbeat);
+        if self.state == LinkState::Connected && silent <= renewing.max(self.timers.heartbeat) {
             // The heartbeat: the cumulative ack, which also renews the node's lease.
             let ack = self.session.ack_frame();
             self.write(&OrchFrame::Link(ack));
@@ -184,8 +195,14 @@ impl NodeProxy {
                             tracing::error!(node = %act.node_id, result = ?other.err(), "node epoch not stored");
                         }
                     }
+                    // Nothing queued for the old epoch may reach the node when it comes back
+                    // (a stale Start or Confirm would give it its old load back).
+                    act.session = Session::new(act.timers.session_config());
                     act.session.set_epoch(act.epoch);
-                    act.orchestrator.do_send(NodeFailed { node_id });
+                    act.orchestrator.do_send(NodeFailed {
+                        node_id,
+                        epoch: act.epoch,
+                    });
                 }),
         );
     }
@@ -227,8 +244,13 @@ impl NodeProxy {
             }
             return;
         }
+        // Only windows have a durable effect to wait for; anything else sent exactly-once is
+        // applied by handling it.
+        if d.delivery == Delivery::ExactlyOnce && !matches!(d.body, NodeMsg::Window(_)) {
+            self.session.confirm(d.seq, d.id);
+        }
         match d.body {
-            NodeMsg::Window(w) => self.store_window(*w, d.epoch, d.seq, d.id, ctx),
+            NodeMsg::Window(w) => self.store_window(*w, d.epoch, d.seq, d.id, 0, ctx),
             NodeMsg::Status { tasks } => {
                 for t in &tasks {
                     self.store.do_send(SetNodeTaskSent {
@@ -281,6 +303,7 @@ impl NodeProxy {
         epoch: u64,
         seq: u64,
         id: u64,
+        attempt: u32,
         ctx: &mut Context<Self>,
     ) {
         let key = WindowKey {
@@ -293,15 +316,17 @@ impl NodeProxy {
         let payload = match postcard::to_allocvec(&w) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(error = %e, "window not encodable");
+                tracing::error!(error = %e, "window not encodable; dropped");
+                self.session.confirm(seq, id);
                 return;
             }
         };
+        let retry = w.clone();
         ctx.wait(
             self.store
                 .send(PutWindow { key, payload })
                 .into_actor(self)
-                .map(move |res, act, _| match res {
+                .map(move |res, act, ctx| match res {
                     Ok(Ok(inserted)) => {
                         if inserted {
                             act.windows_stored += 1;
@@ -322,9 +347,17 @@ impl NodeProxy {
                         act.session.confirm(seq, id);
                         act.flush();
                     }
-                    // Not confirmed: the node keeps it and sends it again.
+                    // The session will not deliver it again: try the store again, a while.
+                    other if attempt < STORE_ATTEMPTS => {
+                        tracing::warn!(node = %act.node_id, result = ?other, attempt, "window not stored; retrying");
+                        ctx.wait(actix::clock::sleep(STORE_RETRY).into_actor(act));
+                        act.store_window(retry, epoch, seq, id, attempt + 1, ctx);
+                    }
                     other => {
-                        tracing::warn!(node = %act.node_id, result = ?other, "window not stored")
+                        // Lost, loudly: the link must not stay stuck behind it.
+                        tracing::error!(node = %act.node_id, result = ?other, "window could not be stored; dropped");
+                        act.session.confirm(seq, id);
+                        act.flush();
                     }
                 }),
         );
@@ -391,6 +424,7 @@ impl NodeProxy {
         self.hello = Some(hello);
         self.orchestrator.do_send(NodeUp {
             node_id: self.node_id.clone(),
+            epoch: self.epoch,
         });
         Ok(())
     }

@@ -39,6 +39,9 @@ const LAST_WINDOW_GRACE: Duration = Duration::from_secs(10);
 struct NodeEntry {
     proxy: Addr<NodeProxy>,
     up: bool,
+    epoch: u64,
+    /// When its current session began.
+    up_since: std::time::Instant,
 }
 
 pub struct Orchestrator {
@@ -101,6 +104,8 @@ impl Orchestrator {
             NodeEntry {
                 proxy: proxy.clone(),
                 up: false,
+                epoch: 0,
+                up_since: std::time::Instant::now(),
             },
         );
         proxy
@@ -337,6 +342,50 @@ impl Orchestrator {
         }
     }
 
+    /// Applies the loss of `node` (fenced at `epoch`) to one execution, by each task's policy.
+    fn lose_node_in(&mut self, id: &str, node: &str, epoch: u64, ctx: &mut Context<Self>) {
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        let Some(start) = e.started_at_ms else {
+            return;
+        };
+        let at_ms = (unix_ms() + RESHARE_MARGIN.as_millis() as u64).saturating_sub(start);
+        match e.lose_node(node, at_ms, epoch) {
+            LossOutcome::Unaffected => return,
+            LossOutcome::Fail(reason) => {
+                self.fail_execution(id, reason, ctx);
+                return;
+            }
+            LossOutcome::Tolerated => {}
+            LossOutcome::Reshared(tasks) => {
+                let msgs: Vec<(String, OrchMsg)> = tasks
+                    .iter()
+                    .flat_map(|&t| {
+                        let task = &e.tasks[t as usize];
+                        let reshare = OrchMsg::Reshare {
+                            task: e.task_ref(t),
+                            shares: task.shares.clone(),
+                        };
+                        task.shares
+                            .active_from(at_ms)
+                            .into_iter()
+                            .map(move |slot| {
+                                (task.shares.nodes[slot as usize].clone(), reshare.clone())
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                tracing::info!(execution = %id, node = %node, at_ms, "lost node's share re-split");
+                for (n, m) in msgs {
+                    self.send_to(&n, m);
+                }
+            }
+        }
+        self.store_plan(id, ctx);
+        self.check_done(id, ctx);
+    }
+
     /// Rebuilds what was running from the store (a restarted orchestrator).
     fn reload(&mut self, ctx: &mut Context<Self>) {
         let store = self.store.clone();
@@ -437,6 +486,8 @@ impl Orchestrator {
                 for (task, node, n) in sent {
                     e.set_reported_sent(task, &node, n);
                 }
+                // Lost nodes count with what they sent before they were lost, then no more.
+                e.settle_losses();
                 let nodes: Vec<String> = e
                     .tasks
                     .iter()
@@ -646,6 +697,8 @@ impl Handler<NodeUp> for Orchestrator {
     fn handle(&mut self, msg: NodeUp, ctx: &mut Context<Self>) {
         if let Some(e) = self.nodes.get_mut(&msg.node_id) {
             e.up = true;
+            e.epoch = msg.epoch;
+            e.up_since = std::time::Instant::now();
         }
         self.publish(
             "node_joined",
@@ -695,8 +748,8 @@ impl Handler<NodeProgress> for Orchestrator {
 impl Handler<NodeRunning> for Orchestrator {
     type Result = MessageResult<NodeRunning>;
 
-    fn handle(&mut self, msg: NodeRunning, _ctx: &mut Context<Self>) -> Self::Result {
-        let go_on = msg
+    fn handle(&mut self, msg: NodeRunning, ctx: &mut Context<Self>) -> Self::Result {
+        let go_on: Vec<TaskRef> = msg
             .tasks
             .into_iter()
             .filter(|t| {
@@ -705,6 +758,28 @@ impl Handler<NodeRunning> for Orchestrator {
                     .is_some_and(|e| e.node_should_run(t.task_id, &msg.node_id))
             })
             .collect();
+        // A task the node should run but did not report (it restarted and lost it): its share
+        // is lost like a dead node's, by the task's policy. Only tasks handed out before the
+        // node's session began: the report cannot know of later ones.
+        let up_since = self.nodes.get(&msg.node_id).map(|n| n.up_since);
+        let forgotten: Vec<String> = self
+            .order
+            .iter()
+            .filter(|id| {
+                self.executions.get(*id).is_some_and(|e| {
+                    e.planned_at.zip(up_since).is_some_and(|(p, u)| p < u)
+                        && (0..e.tasks.len() as u32).any(|t| {
+                            e.node_should_run(t, &msg.node_id) && !go_on.contains(&e.task_ref(t))
+                        })
+                })
+            })
+            .cloned()
+            .collect();
+        let epoch = self.nodes.get(&msg.node_id).map_or(0, |n| n.epoch);
+        for id in forgotten {
+            tracing::warn!(execution = %id, node = %msg.node_id, "node came back without its tasks");
+            self.lose_node_in(&id, &msg.node_id, epoch, ctx);
+        }
         MessageResult(go_on)
     }
 }
@@ -713,6 +788,13 @@ impl Handler<NodeRejected> for Orchestrator {
     type Result = ();
 
     fn handle(&mut self, msg: NodeRejected, ctx: &mut Context<Self>) {
+        let live = self
+            .executions
+            .get(&msg.task.execution_id)
+            .is_some_and(|e| e.state == State::Running && !e.stopping);
+        if !live {
+            return;
+        }
         let reason = format!(
             "node {} refused task {}: {}",
             msg.node_id, msg.task.task_id, msg.reason
@@ -728,50 +810,15 @@ impl Handler<NodeFailed> for Orchestrator {
         let node = msg.node_id;
         if let Some(e) = self.nodes.get_mut(&node) {
             e.up = false;
+            e.epoch = msg.epoch;
         }
-        self.publish("node_failed", None, serde_json::json!({"node_id": node}));
-        let ids: Vec<String> = self.order.clone();
-        for id in ids {
-            let Some(e) = self.executions.get_mut(&id) else {
-                continue;
-            };
-            let Some(start) = e.started_at_ms else {
-                continue;
-            };
-            let at_ms = (unix_ms() + RESHARE_MARGIN.as_millis() as u64).saturating_sub(start);
-            match e.lose_node(&node, at_ms) {
-                LossOutcome::Unaffected => continue,
-                LossOutcome::Fail(reason) => {
-                    self.fail_execution(&id, reason, ctx);
-                    continue;
-                }
-                LossOutcome::Tolerated => {}
-                LossOutcome::Reshared(tasks) => {
-                    let msgs: Vec<(String, OrchMsg)> = tasks
-                        .iter()
-                        .flat_map(|&t| {
-                            let task = &e.tasks[t as usize];
-                            let reshare = OrchMsg::Reshare {
-                                task: e.task_ref(t),
-                                shares: task.shares.clone(),
-                            };
-                            task.shares
-                                .active_from(at_ms)
-                                .into_iter()
-                                .map(move |slot| {
-                                    (task.shares.nodes[slot as usize].clone(), reshare.clone())
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                        .collect();
-                    tracing::info!(execution = %id, node = %node, at_ms, "lost node's share re-split");
-                    for (n, m) in msgs {
-                        self.send_to(&n, m);
-                    }
-                }
-            }
-            self.store_plan(&id, ctx);
-            self.check_done(&id, ctx);
+        self.publish(
+            "node_failed",
+            None,
+            serde_json::json!({"node_id": node, "epoch": msg.epoch}),
+        );
+        for id in self.order.clone() {
+            self.lose_node_in(&id, &node, msg.epoch, ctx);
         }
     }
 }

@@ -73,6 +73,9 @@ async fn sleep_or_stop(at: Instant, stop: &LocalStop) -> bool {
 /// and sending then keeps the schedule within the timer's resolution instead of always late.
 const TIMER_SLACK: Duration = Duration::from_millis(1);
 
+/// A shard starting later than this after its task's start skips the arrivals already past.
+const LATE_JOIN: Duration = Duration::from_secs(1);
+
 /// How often a closed-model user whose node lost its lease looks whether it is back.
 const LEASE_POLL: Duration = Duration::from_millis(50);
 
@@ -162,6 +165,14 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     let stop = LocalStop::watch(spec.stop.clone());
     let arrivals = plan.arrivals(task.arrivals, task.profile.seed).enumerate();
     let share = spec.share.as_deref();
+    // A shard that starts well after the task did (its start message came late) skips what
+    // is already past rather than sending it in one burst; those count as not sent.
+    let now = Instant::now();
+    let skip_until = if now > spec.start + LATE_JOIN {
+        now
+    } else {
+        spec.start
+    };
     // This node's arrivals (all of them when standalone), dealt in turn to its shards.
     let mut own = 0u64;
     for (n, offset) in arrivals {
@@ -173,6 +184,12 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
             continue;
         }
         let planned = spec.start + offset;
+        if planned < skip_until {
+            if let Some(share) = share {
+                share.paused.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        }
         let wake = planned.checked_sub(TIMER_SLACK).unwrap_or(planned);
         // A timer only when there is time to wait; behind schedule, just look at the flag.
         let go_on = if wake > Instant::now() {
@@ -182,13 +199,6 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
         };
         if !go_on {
             break;
-        }
-        if let Some(share) = share {
-            if !share.may_send() {
-                share.paused.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            share.sent.fetch_add(1, Ordering::Relaxed);
         }
         let (permit, late) = match slots.clone().try_acquire_owned() {
             Ok(permit) => (permit, waited_until.is_some_and(|w| planned < w)),
@@ -202,6 +212,14 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
                 (permit, true)
             }
         };
+        // Checked with the slot in hand: the wait for it may have outlasted the lease.
+        if let Some(share) = share {
+            if !share.may_send() {
+                share.paused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            share.sent.fetch_add(1, Ordering::Relaxed);
+        }
         {
             let mut w = window.borrow_mut();
             w.sent += 1;

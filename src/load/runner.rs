@@ -106,13 +106,16 @@ pub async fn run_plan(
         .map_err(|e| RunError::Start(e.to_string()))?
         .map_err(|e| RunError::Submit(e.to_string()))?;
     let mut interrupted = false;
+    // Nobody can stop the run any more (the sender is gone): stop listening.
+    let mut unstoppable = false;
     let mut cancelled_at_ms = 0;
     // Seconds of the run shown so far.
     let mut shown = 0u64;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            changed = stop.changed(), if !interrupted => {
+            changed = stop.changed(), if !interrupted && !unstoppable => {
+                unstoppable = changed.is_err();
                 if changed.is_ok() && *stop.borrow() {
                     interrupted = true;
                     cancelled_at_ms = crate::execution::unix_ms();

@@ -65,11 +65,12 @@ pub struct Attach {
     pub conn: Conn,
 }
 
-/// From a proxy: a node's session is up (new or resumed).
+/// From a proxy: a node's session is up (new or resumed), at this epoch.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct NodeUp {
     pub node_id: String,
+    pub epoch: u64,
 }
 
 /// From a proxy: a window was stored for the first time; merge it.
@@ -105,11 +106,13 @@ pub struct NodeRejected {
     pub reason: String,
 }
 
-/// From a proxy: nothing heard from the node for the death timeout; it is fenced.
+/// From a proxy: nothing heard from the node for the death timeout; it is fenced, and frames
+/// of epochs before `epoch` are rejected from now on.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct NodeFailed {
     pub node_id: String,
+    pub epoch: u64,
 }
 
 // ---- to a NodeProxy ----
