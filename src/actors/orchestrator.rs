@@ -396,6 +396,7 @@ impl Orchestrator {
                     "pending".into(),
                     "planning".into(),
                     "running".into(),
+                    "cancelled".into(),
                 ]))
                 .await
                 .ok()?
@@ -457,7 +458,11 @@ impl Orchestrator {
             .as_deref()
             .and_then(|p| serde_json::from_str(p).ok());
         match (state, stored) {
-            (State::Running, Some(stored)) => {
+            // Cancelled and reported, or cancelled before it ever ran: nothing to go on with.
+            (State::Cancelled, _) if r.report_json.is_some() || r.plan_json.is_none() => {}
+            // Running, or cancelled while its nodes were still stopping: gather the windows
+            // again and end it (a cancelled one ends cancelled, with its report).
+            (State::Running | State::Cancelled, Some(stored)) => {
                 let doc: serde_json::Value =
                     serde_json::from_str(&r.request_json).unwrap_or_default();
                 let task_jsons = doc["tasks"]
@@ -465,7 +470,9 @@ impl Orchestrator {
                     .map(|ts| ts.iter().map(|t| t.to_string()).collect())
                     .unwrap_or_default();
                 e.restore(stored, task_jsons);
-                e.state = State::Running;
+                e.state = state;
+                e.stopping = state == State::Cancelled;
+                e.reason = r.reason.clone();
                 for (key, payload) in windows {
                     match postcard::from_bytes::<TaskWindow>(&payload)
                         .map_err(|e| e.to_string())
