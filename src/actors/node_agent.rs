@@ -146,6 +146,10 @@ pub struct NodeAgent {
     me: Option<Addr<NodeAgent>>,
     /// Tasks reported in `Running` and not confirmed or stopped yet.
     awaiting_confirm: Vec<String>,
+    /// Tasks being validated; `true` once a stop came for one meanwhile.
+    starting: HashMap<String, bool>,
+    /// New shares that came for a task still being validated.
+    reshared_early: HashMap<String, crate::load::share::ShareTable>,
     supervisor: Option<Recipient<ChildExited>>,
     /// The connection's queue was full at the last flush: flush again soon.
     blocked: bool,
@@ -189,6 +193,8 @@ impl NodeAgent {
             last_refusal: None,
             me: None,
             awaiting_confirm: Vec::new(),
+            starting: HashMap::new(),
+            reshared_early: HashMap::new(),
             supervisor,
             blocked: false,
             settings,
@@ -375,7 +381,7 @@ impl NodeAgent {
         }
     }
 
-    fn on_frame(&mut self, bytes: &[u8]) {
+    fn on_frame(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
         let frame = match wire::decode::<OrchFrame>(bytes, self.timers.max_frame) {
             Ok(OrchFrame::Link(f)) => f,
             Ok(other) => {
@@ -403,23 +409,30 @@ impl NodeAgent {
                 );
                 continue;
             }
-            self.on_message(d.body);
+            self.on_message(d.body, ctx);
         }
         self.flush();
     }
 
-    fn on_message(&mut self, msg: OrchMsg) {
+    fn on_message(&mut self, msg: OrchMsg, ctx: &mut Context<Self>) {
         match msg {
-            OrchMsg::Start(st) => self.start_task(*st),
+            OrchMsg::Start(st) => self.start_task(*st, ctx),
             OrchMsg::Reshare { task, shares } => {
-                if let Some(share) = self.tasks.get(&key(&task)).and_then(|t| t.share.as_ref()) {
-                    tracing::info!(task = %key(&task), "new shares");
+                let k = key(&task);
+                if let Some(share) = self.tasks.get(&k).and_then(|t| t.share.as_ref()) {
+                    tracing::info!(task = %k, "new shares");
                     share.set_table(shares);
+                } else if self.starting.contains_key(&k) {
+                    self.reshared_early.insert(k, shares);
                 }
             }
             OrchMsg::Stop { task } => {
-                if let Some(t) = self.tasks.get(&key(&task)) {
+                let k = key(&task);
+                if let Some(t) = self.tasks.get(&k) {
                     let _ = t.stop.send(true);
+                }
+                if let Some(stopped) = self.starting.get_mut(&k) {
+                    *stopped = true;
                 }
             }
             OrchMsg::Confirm { tasks } => {
@@ -444,36 +457,49 @@ impl NodeAgent {
         }
     }
 
-    fn start_task(&mut self, st: StartTask) {
+    fn start_task(&mut self, st: StartTask, ctx: &mut Context<Self>) {
         let k = key(&st.task);
-        if self.tasks.contains_key(&k) {
+        if self.tasks.contains_key(&k) || self.starting.contains_key(&k) {
             return;
         }
-        let reject = |agent: &mut NodeAgent, reason: String| {
-            tracing::warn!(task = %k, %reason, "task refused");
-            agent.send(
-                NodeMsg::Rejected {
-                    task: st.task.clone(),
-                    reason,
-                },
-                Delivery::AtLeastOnce,
-            );
-        };
         let Some(slot) = st.shares.slot(&self.node_id) else {
-            return reject(self, "this node has no share of the task".into());
+            return self.reject(st.task, "this node has no share of the task".into());
         };
-        let doc: serde_json::Value = match serde_json::from_str(&st.task_json) {
-            Ok(v) => v,
-            Err(e) => return reject(self, format!("task is not JSON: {e}")),
+        // Validation may resolve host names (the allowlist): off this event loop, which
+        // also carries the heartbeats.
+        let settings = self.settings.load_generation.clone();
+        let (json, index) = (st.task_json.clone(), st.task.task_id as usize);
+        let validated = async move {
+            actix_rt::task::spawn_blocking(move || {
+                let doc: serde_json::Value =
+                    serde_json::from_str(&json).map_err(|e| format!("task is not JSON: {e}"))?;
+                plan::validate_task(&doc, index, &settings).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| format!("validation did not finish: {e}"))?
         };
-        let task = match plan::validate_task(
-            &doc,
-            st.task.task_id as usize,
-            &self.settings.load_generation,
-        ) {
-            Ok(t) => t,
-            Err(e) => return reject(self, e.to_string()),
-        };
+        self.starting.insert(k.clone(), false);
+        ctx.spawn(validated.into_actor(self).map(move |res, act, _| {
+            let stopped = act.starting.remove(&k).unwrap_or(false);
+            if stopped {
+                act.reshared_early.remove(&k);
+            }
+            match res {
+                Err(reason) => act.reject(st.task, reason),
+                Ok(_) if stopped => tracing::info!(task = %k, "stopped before it started"),
+                Ok(task) => act.begin(k, st, slot, task),
+            }
+        }));
+    }
+
+    fn reject(&mut self, task: TaskRef, reason: String) {
+        tracing::warn!(task = %key(&task), %reason, "task refused");
+        self.send(NodeMsg::Rejected { task, reason }, Delivery::AtLeastOnce);
+        self.flush();
+    }
+
+    /// Starts a validated task at the execution's common start.
+    fn begin(&mut self, k: String, st: StartTask, slot: u16, task: plan::Task) {
         let now_ms = crate::execution::unix_ms();
         let start = if st.start_unix_ms >= now_ms {
             Instant::now() + Duration::from_millis(st.start_unix_ms - now_ms)
@@ -482,10 +508,11 @@ impl NodeAgent {
                 .checked_sub(Duration::from_millis(now_ms - st.start_unix_ms))
                 .unwrap_or_else(Instant::now)
         };
+        let shares = self.reshared_early.remove(&k).unwrap_or(st.shares);
         let share = Arc::new(NodeShare::new(
             self.node_id.clone(),
             slot,
-            st.shares,
+            shares,
             self.lease.clone(),
         ));
         self.refs.insert(k.clone(), st.task.clone());
@@ -574,7 +601,7 @@ impl Actor for NodeAgent {
 impl StreamHandler<ConnEvent> for NodeAgent {
     fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
         match ev {
-            ConnEvent::Frame(g, bytes) if g == self.generation => self.on_frame(&bytes),
+            ConnEvent::Frame(g, bytes) if g == self.generation => self.on_frame(&bytes, ctx),
             ConnEvent::Closed(g) if g == self.generation => {
                 self.conn = None;
                 self.session.on_disconnect();
