@@ -117,3 +117,38 @@ fn a_node_serves_its_own_api() {
     );
     assert_eq!(status, 422, "{e}");
 }
+
+/// Finished executions beyond the newest 64 leave the orchestrator's memory but not the API:
+/// they are read back from the store.
+#[test]
+fn old_executions_are_served_from_the_store() {
+    let t = target();
+    let c = common::cluster::Cluster::start(0);
+    let mut ids = Vec::new();
+    for _ in 0..70 {
+        // No node: each stays pending until cancelled.
+        let id = c.submit(&load_body(t.addr, 10, 1, json!({})));
+        let url = c.orchestrator.url(&format!("/api/executions/{id}"));
+        let (status, _) = common::cluster::delete(&url, None);
+        assert_eq!(status, 200);
+        ids.push(id);
+    }
+    let (status, list) = get(&c.orchestrator.url("/api/executions"));
+    assert_eq!(status, 200);
+    assert_eq!(list["executions"].as_array().unwrap().len(), 70, "{list}");
+    let oldest = c.execution(&ids[0]);
+    let newest = c.execution(&ids[69]);
+    assert_eq!(
+        (&oldest["state"], &newest["state"]),
+        (&json!("cancelled"), &json!("cancelled"))
+    );
+    assert!(
+        oldest.get("tasks").is_none(),
+        "the oldest is read from the store: {oldest}"
+    );
+    assert!(
+        newest.get("tasks").is_some(),
+        "the newest is still in memory: {newest}"
+    );
+    assert_eq!(t.stats.view().total, 0);
+}

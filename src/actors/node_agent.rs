@@ -67,6 +67,9 @@ impl Connector {
     }
 }
 
+/// Finished tasks a node keeps (with their figures) for its REST API.
+const FINISHED_KEPT: usize = 64;
+
 /// How soon a flush that found the connection's queue full tries again.
 pub const FLUSH_RETRY: Duration = Duration::from_millis(5);
 
@@ -148,6 +151,8 @@ pub struct NodeAgent {
     awaiting_confirm: Vec<String>,
     /// Tasks being validated; `true` once a stop came for one meanwhile.
     starting: HashMap<String, bool>,
+    /// Finished tasks, oldest first; only the newest [`FINISHED_KEPT`] are kept for the API.
+    finished: VecDeque<String>,
     /// New shares that came for a task still being validated.
     reshared_early: HashMap<String, crate::load::share::ShareTable>,
     supervisor: Option<Recipient<ChildExited>>,
@@ -195,6 +200,7 @@ impl NodeAgent {
             awaiting_confirm: Vec::new(),
             starting: HashMap::new(),
             reshared_early: HashMap::new(),
+            finished: VecDeque::new(),
             supervisor,
             blocked: false,
             settings,
@@ -641,6 +647,7 @@ impl Handler<WindowReport> for NodeAgent {
         if done {
             t.done = true;
             tracing::info!(task = %k, "task finished on this node");
+            self.finished.push_back(k.clone());
         }
         let task_ref = self.refs.get(&k).cloned();
         if let Some(task) = task_ref {
@@ -651,6 +658,13 @@ impl Handler<WindowReport> for NodeAgent {
                     last,
                 };
                 self.send(NodeMsg::Window(Box::new(window)), Delivery::ExactlyOnce);
+            }
+        }
+        while self.finished.len() > FINISHED_KEPT {
+            if let Some(old) = self.finished.pop_front() {
+                self.tasks.remove(&old);
+                self.refs.remove(&old);
+                self.local_ids.retain(|_, v| *v != old);
             }
         }
         self.flush();

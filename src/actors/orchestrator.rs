@@ -33,6 +33,8 @@ use crate::store::ExecutionRecord;
 const START_DELAY: Duration = Duration::from_millis(500);
 /// How far ahead a re-split takes effect, so every survivor has it before it applies.
 const RESHARE_MARGIN: Duration = Duration::from_millis(250);
+/// Finished executions kept in memory (with their merged histograms) for the API.
+const FINISHED_KEPT: usize = 64;
 /// After the planned end and the drain, how long to wait for last windows before giving up.
 const LAST_WINDOW_GRACE: Duration = Duration::from_secs(10);
 
@@ -178,8 +180,29 @@ impl Orchestrator {
             .collect()
     }
 
+    /// Keeps the newest [`FINISHED_KEPT`] finished executions in memory; older ones are read
+    /// from the store when asked for (their state, summary and report are stored).
+    fn evict_finished(&mut self) {
+        let finished: Vec<String> = self
+            .order
+            .iter()
+            .filter(|id| {
+                self.executions
+                    .get(*id)
+                    .is_some_and(|e| e.state.is_terminal() && !e.stopping)
+            })
+            .cloned()
+            .collect();
+        let excess = finished.len().saturating_sub(FINISHED_KEPT);
+        for id in finished.into_iter().take(excess) {
+            self.executions.remove(&id);
+            self.order.retain(|o| *o != id);
+        }
+    }
+
     /// Starts pending executions while there are nodes and free slots.
     fn try_start(&mut self, ctx: &mut Context<Self>) {
+        self.evict_finished();
         let nodes = self.up_nodes();
         if nodes.is_empty() {
             return;
