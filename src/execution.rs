@@ -69,6 +69,18 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Each task of a submitted execution body, as the JSON its nodes are given.
+pub fn task_jsons(request_json: &str) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(request_json)
+        .ok()
+        .and_then(|doc| {
+            doc["tasks"]
+                .as_array()
+                .map(|ts| ts.iter().map(|t| t.to_string()).collect())
+        })
+        .unwrap_or_default()
+}
+
 /// What is stored of a plan once it starts, so a restarted orchestrator can go on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredPlan {
@@ -99,6 +111,8 @@ pub struct ExecTask {
     /// Per slot: what the node's heartbeats said it had sent.
     pub reported_sent: Vec<u64>,
     pub acc: TaskAccumulator,
+    /// Open model: the plan's request count (its rate integral), computed once.
+    planned_requests: Option<u64>,
 }
 
 /// What happens to the execution after a node is lost.
@@ -117,8 +131,9 @@ pub enum LossOutcome {
 impl ExecTask {
     pub fn new(name: String, task: LoadTask, task_json: String, shares: ShareTable) -> ExecTask {
         let n = shares.nodes.len();
-        let open = task.model == Model::Open;
-        let acc = TaskAccumulator::for_plan(n, open.then(|| task.rate_plan()));
+        let rate = (task.model == Model::Open).then(|| task.rate_plan());
+        let planned_requests = rate.as_ref().map(|r| r.total().round() as u64);
+        let acc = TaskAccumulator::for_plan(n, rate);
         ExecTask {
             name,
             task,
@@ -128,6 +143,7 @@ impl ExecTask {
             reported_sent: vec![0; n],
             acc,
             shares,
+            planned_requests,
         }
     }
 
@@ -144,7 +160,7 @@ impl ExecTask {
             seed: self.task.profile.seed,
             concurrent_users: self.task.concurrent_users,
             duration_s: self.task.profile.duration.as_secs_f64(),
-            planned_requests: open.then(|| self.task.rate_plan().total().round() as u64),
+            planned_requests: self.planned_requests,
             nodes: self.shares.nodes.clone(),
             lost: self.lost.clone(),
             reported_sent: self.reported_sent.clone(),

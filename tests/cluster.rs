@@ -158,7 +158,7 @@ fn a_frozen_node_is_fenced() {
         node_view(&c, "node-1")["state"] == "failed"
     }));
     // Frozen a while longer than the death timeout.
-    common::wait_until(Duration::from_millis(1000), || false);
+    common::hold(Duration::from_millis(1000));
     let before = t.stats.view().nodes.get("node-1").copied().unwrap_or(0);
     c.nodes[1].signal("CONT");
     let view = c.wait_done(&id, Duration::from_secs(60));
@@ -196,7 +196,7 @@ fn the_orchestrator_restarts_without_losing_anything() {
     wait_for_second(&c, &id, 8.0);
     let port = c.orchestrator.addr.port();
     c.orchestrator.kill();
-    common::wait_until(Duration::from_millis(1000), || false);
+    common::hold(Duration::from_millis(1000));
     c.orchestrator = Cluster::spawn_orchestrator(&c.data, port);
     let restarted = std::time::Instant::now();
     let view = c.execution(&id);
@@ -242,9 +242,9 @@ fn a_cancelled_execution_stops_on_every_node() {
     );
     let cancelled = std::time::Instant::now();
     // Within a second of the answer, nothing more reaches the target.
-    common::wait_until(Duration::from_secs(1), || false);
+    common::hold(Duration::from_secs(1));
     let at_1s = t.stats.view().total;
-    common::wait_until(Duration::from_millis(1500), || false);
+    common::hold(Duration::from_millis(1500));
     let later = t.stats.view().total;
     eprintln!("cancelled after 3 s: {at_1s} requests 1 s after the cancel, {later} 2.5 s after");
     assert_eq!(later, at_1s, "requests kept coming after the cancel");

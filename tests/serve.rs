@@ -105,7 +105,7 @@ fn a_node_serves_its_own_api() {
     );
     assert_eq!(status, 200);
     let stopped_at = t.stats.view().total;
-    wait_until(Duration::from_millis(1500), || false);
+    common::hold(Duration::from_millis(1500));
     let after = t.stats.view().total;
     assert!(after <= stopped_at + 1, "{stopped_at} then {after}");
     let (status, e) = post(&node.url("/load/stop/nope"), &json!({}), Some("node-token"));

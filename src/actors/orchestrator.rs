@@ -17,7 +17,7 @@ use crate::actors::node_proxy::{LinkTimers, NodeProxy, StopProxy};
 use crate::actors::store::Store;
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::app::Registry;
-use crate::execution::{Execution, LossOutcome, State, StoredPlan, unix_ms};
+use crate::execution::{Execution, LossOutcome, State, StoredPlan, task_jsons, unix_ms};
 use crate::load::plan;
 use crate::messages::cluster::{
     Attach, BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions,
@@ -234,13 +234,7 @@ impl Orchestrator {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&e.request_json) else {
-            return;
-        };
-        let task_jsons: Vec<String> = doc["tasks"]
-            .as_array()
-            .map(|ts| ts.iter().map(|t| t.to_string()).collect())
-            .unwrap_or_default();
+        let task_jsons = task_jsons(&e.request_json);
         let start = unix_ms() + START_DELAY.as_millis() as u64;
         e.plan_over(nodes, start, task_jsons);
         let watchdog = e.duration()
@@ -412,7 +406,6 @@ impl Orchestrator {
     /// Rebuilds what was running from the store (a restarted orchestrator).
     fn reload(&mut self, ctx: &mut Context<Self>) {
         let store = self.store.clone();
-        let settings = self.settings.clone();
         let fut = async move {
             let records = store
                 .send(db::ExecutionsInStates(vec![
@@ -434,7 +427,6 @@ impl Orchestrator {
                     .ok()?;
                 restored.push((r, windows, sent));
             }
-            let _ = settings;
             Some(restored)
         };
         ctx.wait(fut.into_actor(self).map(|restored, act, ctx| {
@@ -486,13 +478,7 @@ impl Orchestrator {
             // Running, or cancelled while its nodes were still stopping: gather the windows
             // again and end it (a cancelled one ends cancelled, with its report).
             (State::Running | State::Cancelled, Some(stored)) => {
-                let doc: serde_json::Value =
-                    serde_json::from_str(&r.request_json).unwrap_or_default();
-                let task_jsons = doc["tasks"]
-                    .as_array()
-                    .map(|ts| ts.iter().map(|t| t.to_string()).collect())
-                    .unwrap_or_default();
-                e.restore(stored, task_jsons);
+                e.restore(stored, task_jsons(&r.request_json));
                 e.state = state;
                 e.stopping = state == State::Cancelled;
                 e.reason = r.reason.clone();

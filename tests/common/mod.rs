@@ -36,6 +36,13 @@ pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Lets `d` pass. Only for scenarios that need time itself to pass (a node frozen past the
+/// death timeout, a restart one second later) or that check that nothing more happens over
+/// a while; everything else waits for its condition with [`wait_until`].
+pub fn hold(d: Duration) {
+    wait_until(d, || false);
+}
+
 /// An `mcpt target` on 127.0.0.1:0 in this process, with one server thread.
 pub fn target() -> TargetGuard {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
