@@ -8,9 +8,13 @@ use std::sync::{Arc, RwLock};
 use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
 
+use crate::actors::discovery::Discovery;
+use crate::actors::distributor::Distributor;
 use crate::actors::event_bus::EventBus;
+use crate::actors::health_monitor::HealthMonitor;
 use crate::actors::node_agent::{Connector, NodeAgent};
 use crate::actors::orchestrator::Orchestrator;
+use crate::actors::resource_allocator::ResourceAllocator;
 use crate::actors::store::Store;
 use crate::actors::supervisor::RootSupervisor;
 use crate::http::{api, node_api};
@@ -40,6 +44,10 @@ impl<A: Actor> Slot<A> {
 pub struct Registry {
     orchestrator: Slot<Orchestrator>,
     events: Slot<EventBus>,
+    pub allocator: Slot<ResourceAllocator>,
+    pub health: Slot<HealthMonitor>,
+    pub discovery: Slot<Discovery>,
+    pub distributor: Slot<Distributor>,
     pub store: Addr<Store>,
     pub settings: Arc<Settings>,
 }
@@ -73,6 +81,10 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
     let registry = Arc::new(Registry {
         orchestrator: Slot::default(),
         events: Slot::default(),
+        allocator: Slot::default(),
+        health: Slot::default(),
+        discovery: Slot::default(),
+        distributor: Slot::default(),
         store: store.clone(),
         settings: settings.clone(),
     });

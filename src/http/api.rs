@@ -23,6 +23,7 @@ use crate::actors::orchestrator::Orchestrator;
 use crate::app::Registry;
 use crate::execution::State;
 use crate::http::error::{ApiError, ApiToken, json_body, not_allowed, not_found, require_token};
+use crate::http::{health_api, resources_api, services_api, workloads_api};
 use crate::hub::conn::{Conn, Out};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::load::plan::{self, PlanError};
@@ -85,7 +86,11 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
                 web::resource("/health")
                     .route(web::get().to(health))
                     .default_service(not_allowed("GET")),
-            ),
+            )
+            .configure(health_api::configure)
+            .configure(resources_api::configure)
+            .configure(services_api::configure)
+            .configure(workloads_api::configure),
     )
     .service(
         web::resource("/cluster")

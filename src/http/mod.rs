@@ -3,5 +3,9 @@
 
 pub mod api;
 pub mod error;
+pub mod health_api;
 pub mod node_api;
+pub mod resources_api;
+pub mod services_api;
 pub mod target;
+pub mod workloads_api;

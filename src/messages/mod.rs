@@ -2,6 +2,10 @@
 //! module here (`wire.rs`).
 
 pub mod cluster;
+pub mod discovery;
+pub mod distributor;
+pub mod health;
 pub mod load;
+pub mod resources;
 pub mod store;
 pub mod wire;

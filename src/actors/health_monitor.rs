@@ -1,0 +1,6 @@
+//! `HealthMonitor` (being written).
+use actix::prelude::*;
+pub struct HealthMonitor;
+impl Actor for HealthMonitor {
+    type Context = Context<Self>;
+}
