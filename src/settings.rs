@@ -64,6 +64,12 @@ pub struct NodeSettings {
     /// `None`: not given (discovery finds one later).
     pub orchestrator: Option<url::Url>,
     pub location: String,
+    /// What the node can run, matched against a scenario's `required_capabilities`.
+    pub capabilities: Vec<String>,
+    /// The network bandwidth the node offers to the resource pool (megabits per second).
+    pub network_mbps: f64,
+    /// Named custom resources the node offers to the resource pool (`gpu: 1`).
+    pub resources: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,11 +88,22 @@ pub struct LoadSettings {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiscoverySettings {
+    /// Announce (orchestrator) and listen (node without an address) on the multicast group.
+    pub multicast_enabled: bool,
     pub multicast_group: Ipv4Addr,
     pub multicast_port: u16,
+    /// The local interface announcements leave by and the group is joined on; unspecified
+    /// (`0.0.0.0`): the kernel's choice.
+    pub multicast_interface: Ipv4Addr,
     pub service_timeout: Duration,
     pub health_check_enabled: bool,
     pub broadcast_interval: Duration,
+    /// A DNS name a node without an address resolves to find the orchestrator: an SRV name
+    /// (`_cluster._tcp.mcpt-orchestrator.ns.svc.cluster.local`) or an A/AAAA name (the port is
+    /// then `orchestrator.port`).
+    pub dns_name: Option<String>,
+    /// The DNS server to ask (`host:port`); `None`: the system's resolver configuration.
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +118,27 @@ pub struct HealthSettings {
     pub check_interval: Duration,
     pub alert_threshold: u32,
     pub alert_thresholds: AlertThresholds,
+    /// Custom checks a node runs beside its built-in ones.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// A custom health check: an HTTP GET whose status must match, or a TCP connect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    pub name: String,
+    pub target: CheckTarget,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckTarget {
+    /// Passes when the answer's status is `expect_status`, or any 2xx/3xx when `None`.
+    Http {
+        url: url::Url,
+        expect_status: Option<u16>,
+    },
+    /// Passes when a TCP connection to `address` (`host:port`) opens.
+    Tcp { address: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,7 +197,7 @@ const ENV_SECTIONS: &[(&str, &str)] = &[
 ];
 
 /// Keys that hold a list: comma-separated in the environment and in `--set`.
-const LIST_KEYS: &[&str] = &["load_generation.allowed_targets"];
+const LIST_KEYS: &[&str] = &["load_generation.allowed_targets", "node.capabilities"];
 
 /// The key path an `MCP_*` variable sets, or `None` for variables of other tools that share
 /// the prefix (no known section).
@@ -277,12 +315,39 @@ impl Settings {
                     Ipv4Addr::new(239, 255, 255, 250)
                 }
             };
+            let iface: String = o.or("multicast_interface", "0.0.0.0".into(), e);
+            let multicast_interface = iface.parse::<Ipv4Addr>().unwrap_or_else(|_| {
+                e.push(
+                    o.key_path("multicast_interface"),
+                    format!("expected an IPv4 address of a local interface, got {iface:?}"),
+                );
+                Ipv4Addr::UNSPECIFIED
+            });
+            let dns_name: String = o.or("dns_name", String::new(), e);
+            let server: String = o.or("dns_server", String::new(), e);
+            let dns_server = if server.is_empty() {
+                None
+            } else {
+                server.parse().map(Some).unwrap_or_else(|_| {
+                    e.push(
+                        o.key_path("dns_server"),
+                        format!(
+                            "expected an IP address and port, e.g. 10.96.0.10:53, got {server:?}"
+                        ),
+                    );
+                    None
+                })
+            };
             let s = DiscoverySettings {
+                multicast_enabled: o.or("multicast_enabled", true, e),
                 multicast_group,
                 multicast_port: o.or("multicast_port", 1900, e),
+                multicast_interface,
                 service_timeout: nonzero(&mut o, "service_timeout", 90, e),
                 health_check_enabled: o.or("health_check_enabled", true, e),
                 broadcast_interval: nonzero(&mut o, "broadcast_interval", 30, e),
+                dns_name: (!dns_name.trim().is_empty()).then(|| dns_name.trim().to_string()),
+                dns_server,
             };
             o.finish(e);
             s
@@ -337,6 +402,7 @@ impl Settings {
                 check_interval: nonzero(&mut o, "check_interval", 30, e),
                 alert_threshold: positive(&mut o, "alert_threshold", 3, e),
                 alert_thresholds,
+                checks: o.or("checks", Vec::new(), e),
             });
             o.finish(e);
             s
@@ -409,7 +475,18 @@ impl Settings {
                 id: (!id.is_empty()).then_some(id),
                 orchestrator,
                 location: o.or("location", String::new(), e),
+                capabilities: o.or("capabilities", Vec::new(), e),
+                network_mbps: o.or("network_mbps", 1000.0, e),
+                resources: o.or("resources", BTreeMap::new(), e),
             };
+            if s.network_mbps < 0.0 {
+                e.push(o.key_path("network_mbps"), "must not be negative");
+            }
+            for (name, amount) in &s.resources {
+                if *amount < 0.0 {
+                    e.push(format!("{}.{name}", o.key_path("resources")), "must not be negative");
+                }
+            }
             o.finish(e);
             s
         });
@@ -504,6 +581,70 @@ fn log_level(o: &mut Obj<'_>, e: &mut FieldErrors) -> tracing::Level {
         );
         tracing::Level::INFO
     })
+}
+
+impl FromValue for CheckSpec {
+    fn from_value(v: &Value, path: &str, e: &mut FieldErrors) -> Option<Self> {
+        let mut o = Obj::new(v, path, e)?;
+        let name: Option<String> = o.req("name", e);
+        let kind: Option<String> = o.req("type", e);
+        let timeout = o.or("timeout", Duration::from_secs(5), e);
+        if timeout.is_zero() {
+            e.push(o.key_path("timeout"), "must be greater than 0");
+        }
+        let target = match kind.as_deref() {
+            Some("http") => {
+                let url: Option<String> = o.req("url", e);
+                let expect_status: Option<u16> = o.opt("expect_status", e);
+                if expect_status.is_some_and(|s| !(100..=599).contains(&s)) {
+                    e.push(
+                        o.key_path("expect_status"),
+                        "must be an HTTP status (100..=599)",
+                    );
+                }
+                url.and_then(|u| match url::Url::parse(&u) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                        Some(CheckTarget::Http { url, expect_status })
+                    }
+                    _ => {
+                        e.push(
+                            o.key_path("url"),
+                            format!("expected an http(s) URL, got {u:?}"),
+                        );
+                        None
+                    }
+                })
+            }
+            Some("tcp") => o.req::<String>("address", e).and_then(|address| {
+                if address
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                {
+                    Some(CheckTarget::Tcp { address })
+                } else {
+                    e.push(
+                        o.key_path("address"),
+                        format!("expected host:port, got {address:?}"),
+                    );
+                    None
+                }
+            }),
+            Some(other) => {
+                e.push(
+                    o.key_path("type"),
+                    format!("expected \"http\" or \"tcp\", got {other:?}"),
+                );
+                None
+            }
+            None => None,
+        };
+        o.finish(e);
+        Some(CheckSpec {
+            name: name?,
+            target: target?,
+            timeout,
+        })
+    }
 }
 
 #[cfg(test)]

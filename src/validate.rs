@@ -318,6 +318,22 @@ impl FromValue for Duration {
     }
 }
 
+/// A mapping of names to values (`resources: {gpu: 1}`).
+impl<T: FromValue> FromValue for std::collections::BTreeMap<String, T> {
+    fn from_value(v: &Value, path: &str, errors: &mut FieldErrors) -> Option<Self> {
+        let Value::Object(map) = v else {
+            errors.push(path, format!("expected a mapping, got {}", describe(v)));
+            return None;
+        };
+        let before = errors.0.len();
+        let out: std::collections::BTreeMap<String, T> = map
+            .iter()
+            .filter_map(|(k, item)| Some((k.clone(), T::from_value(item, &join(path, k), errors)?)))
+            .collect();
+        (errors.0.len() == before).then_some(out)
+    }
+}
+
 impl<T: FromValue> FromValue for Vec<T> {
     fn from_value(v: &Value, path: &str, errors: &mut FieldErrors) -> Option<Self> {
         let Value::Array(items) = v else {
