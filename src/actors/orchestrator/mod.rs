@@ -20,14 +20,15 @@ use crate::app::Registry;
 use crate::execution::{Execution, LossOutcome, State, StoredPlan, task_jsons, unix_ms};
 use crate::load::plan;
 use crate::messages::cluster::{
-    Attach, BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions,
-    ListNodes, NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeView, NodeWindow,
-    Submit, SubmitError, TakeConn,
+    BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
+    NodeView, Submit, SubmitError,
 };
 use crate::messages::store as db;
-use crate::messages::wire::{OrchMsg, StartTask, TaskRef, TaskWindow};
+use crate::messages::wire::{OrchMsg, StartTask, TaskWindow};
 use crate::settings::Settings;
 use crate::store::ExecutionRecord;
+
+mod nodes;
 
 /// Time between planning and the common start, for the start message to reach every node.
 const START_DELAY: Duration = Duration::from_millis(500);
@@ -687,154 +688,5 @@ impl Handler<ListNodes> for Orchestrator {
             }
             views
         })
-    }
-}
-
-impl Handler<Attach> for Orchestrator {
-    type Result = ResponseFuture<Result<(), String>>;
-
-    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
-        let proxy = self.proxy(&msg.hello.node_id, ctx);
-        Box::pin(async move {
-            proxy
-                .send(TakeConn {
-                    hello: msg.hello,
-                    conn: msg.conn,
-                })
-                .await
-                .unwrap_or_else(|_| Err("the node's proxy is gone".into()))
-        })
-    }
-}
-
-impl Handler<NodeUp> for Orchestrator {
-    type Result = ();
-
-    fn handle(&mut self, msg: NodeUp, ctx: &mut Context<Self>) {
-        if let Some(e) = self.nodes.get_mut(&msg.node_id) {
-            e.up = true;
-            e.epoch = msg.epoch;
-            e.up_since = std::time::Instant::now();
-        }
-        self.publish(
-            "node_joined",
-            None,
-            serde_json::json!({"node_id": msg.node_id}),
-        );
-        self.try_start(ctx);
-    }
-}
-
-impl Handler<NodeWindow> for Orchestrator {
-    type Result = ();
-
-    fn handle(&mut self, msg: NodeWindow, ctx: &mut Context<Self>) {
-        let TaskRef {
-            execution_id,
-            task_id,
-        } = msg.window.task.clone();
-        let Some(e) = self.executions.get_mut(&execution_id) else {
-            tracing::warn!(execution = %execution_id, "window for an unknown execution");
-            return;
-        };
-        match msg.window.window.to_window() {
-            Ok(w) => {
-                if !e.add_window(task_id, &msg.node_id, w, msg.window.last) {
-                    tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "window for no task of the execution");
-                }
-            }
-            Err(why) => tracing::warn!(%why, "undecodable window"),
-        }
-        self.check_done(&execution_id, ctx);
-    }
-}
-
-impl Handler<NodeProgress> for Orchestrator {
-    type Result = ();
-
-    fn handle(&mut self, msg: NodeProgress, _ctx: &mut Context<Self>) {
-        for t in msg.tasks {
-            if let Some(e) = self.executions.get_mut(&t.task.execution_id) {
-                e.set_reported_sent(t.task.task_id, &msg.node_id, t.sent);
-            }
-        }
-    }
-}
-
-impl Handler<NodeRunning> for Orchestrator {
-    type Result = MessageResult<NodeRunning>;
-
-    fn handle(&mut self, msg: NodeRunning, ctx: &mut Context<Self>) -> Self::Result {
-        let go_on: Vec<TaskRef> = msg
-            .tasks
-            .into_iter()
-            .filter(|t| {
-                self.executions
-                    .get(&t.execution_id)
-                    .is_some_and(|e| e.node_should_run(t.task_id, &msg.node_id))
-            })
-            .collect();
-        // A task the node should run but did not report (it restarted and lost it): its share
-        // is lost like a dead node's, by the task's policy. Only tasks handed out before the
-        // node's session began: the report cannot know of later ones.
-        let up_since = self.nodes.get(&msg.node_id).map(|n| n.up_since);
-        let forgotten: Vec<String> = self
-            .order
-            .iter()
-            .filter(|id| {
-                self.executions.get(*id).is_some_and(|e| {
-                    e.planned_at.zip(up_since).is_some_and(|(p, u)| p < u)
-                        && (0..e.tasks.len() as u32).any(|t| {
-                            e.node_should_run(t, &msg.node_id) && !go_on.contains(&e.task_ref(t))
-                        })
-                })
-            })
-            .cloned()
-            .collect();
-        let epoch = self.nodes.get(&msg.node_id).map_or(0, |n| n.epoch);
-        for id in forgotten {
-            tracing::warn!(execution = %id, node = %msg.node_id, "node came back without its tasks");
-            self.lose_node_in(&id, &msg.node_id, epoch, ctx);
-        }
-        MessageResult(go_on)
-    }
-}
-
-impl Handler<NodeRejected> for Orchestrator {
-    type Result = ();
-
-    fn handle(&mut self, msg: NodeRejected, ctx: &mut Context<Self>) {
-        let live = self
-            .executions
-            .get(&msg.task.execution_id)
-            .is_some_and(|e| e.state == State::Running && !e.stopping);
-        if !live {
-            return;
-        }
-        let reason = format!(
-            "node {} refused task {}: {}",
-            msg.node_id, msg.task.task_id, msg.reason
-        );
-        self.fail_execution(&msg.task.execution_id, reason, ctx);
-    }
-}
-
-impl Handler<NodeFailed> for Orchestrator {
-    type Result = ();
-
-    fn handle(&mut self, msg: NodeFailed, ctx: &mut Context<Self>) {
-        let node = msg.node_id;
-        if let Some(e) = self.nodes.get_mut(&node) {
-            e.up = false;
-            e.epoch = msg.epoch;
-        }
-        self.publish(
-            "node_failed",
-            None,
-            serde_json::json!({"node_id": node, "epoch": msg.epoch}),
-        );
-        for id in self.order.clone() {
-            self.lose_node_in(&id, &node, msg.epoch, ctx);
-        }
     }
 }
