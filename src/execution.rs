@@ -201,6 +201,31 @@ pub struct Execution {
     /// When its tasks were handed to the nodes (or restored after a restart).
     pub planned_at: Option<std::time::Instant>,
     pub report: Option<serde_json::Value>,
+    /// Where it stands with the resource pool before it starts.
+    pub reservation: Reservation,
+    /// Executions of a coordinated workload start together once all of them hold their
+    /// resources: the group's id and size.
+    pub barrier: Option<(String, usize)>,
+    /// Why a pending execution has not been given nodes yet (none eligible, say).
+    pub waiting: Option<String>,
+}
+
+/// An execution's reservation in the resource pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reservation {
+    /// Not asked for yet.
+    None,
+    /// Asked for on these nodes; waiting for the pool's answer (or in its queue).
+    Asked { nodes: Vec<String>, queued: bool },
+    /// Granted on these nodes: the execution may start there.
+    Granted { nodes: Vec<String> },
+}
+
+impl Reservation {
+    /// The id of an execution's allocation in the pool.
+    pub fn allocation_id(execution_id: &str) -> String {
+        format!("execution:{execution_id}")
+    }
 }
 
 impl Execution {
@@ -221,6 +246,9 @@ impl Execution {
             stopping: false,
             planned_at: None,
             report: None,
+            reservation: Reservation::None,
+            barrier: None,
+            waiting: None,
         }
     }
 
@@ -457,6 +485,17 @@ impl Execution {
             finished_at_ms: self.finished_at_ms,
             progress_percent,
             duration_s: duration.as_secs_f64(),
+            waiting_for: match (&self.state, &self.reservation) {
+                (State::Pending, Reservation::Asked { queued: true, .. }) => {
+                    Some("resources: queued in the pool".into())
+                }
+                (State::Pending, Reservation::Asked { .. }) => Some("resources".into()),
+                (State::Pending, Reservation::Granted { .. }) if self.barrier.is_some() => {
+                    Some("the other executions of its workload".into())
+                }
+                (State::Pending, Reservation::None) => self.waiting.clone(),
+                _ => None,
+            },
             tasks: self
                 .tasks
                 .iter()
@@ -492,6 +531,8 @@ pub struct ExecutionView {
     pub finished_at_ms: Option<u64>,
     pub progress_percent: f64,
     pub duration_s: f64,
+    /// Why a pending execution has not started (no eligible node, waiting for resources).
+    pub waiting_for: Option<String>,
     pub tasks: Vec<TaskView>,
 }
 

@@ -211,7 +211,7 @@ impl NodeAgent {
         Hello {
             node_id: self.node_id.clone(),
             protocol_version: PROTOCOL_VERSION,
-            capabilities: vec!["http".into(), "load_test".into()],
+            capabilities: self.settings.node.capabilities.clone(),
             capacity: Capacity {
                 cpu_cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
                 workers: self.workers as u32,

@@ -421,10 +421,11 @@ impl NodeProxy {
             info_json: serde_json::to_string(&hello_json(&hello)).unwrap_or_default(),
             last_seen_ms: crate::execution::unix_ms(),
         });
-        self.hello = Some(hello);
+        self.hello = Some(hello.clone());
         self.orchestrator.do_send(NodeUp {
             node_id: self.node_id.clone(),
             epoch: self.epoch,
+            hello,
         });
         Ok(())
     }

@@ -30,6 +30,79 @@ use crate::validate::{FieldErrors, Obj, describe, join, kind};
 pub struct TestPlan {
     pub name: String,
     pub tasks: Vec<Task>,
+    /// Where the execution runs and what it reserves (the optional `placement` key).
+    pub placement: PlacementRequest,
+}
+
+/// An execution's `placement`: which nodes, by which strategy, and what it reserves from the
+/// resource pool before it starts.
+///
+/// ```yaml
+/// placement:
+///   nodes: [node-1]              # run on exactly these (empty: chosen by the strategy)
+///   node_count: 2                # spread over this many (default: every eligible node)
+///   strategy: least_loaded       # default: distribution.default_strategy
+///   preferred_location: us-west-1
+///   required_capabilities: [http_load]
+///   priority: 0                  # higher is served first when the pool is short
+///   resource_requirements: {cpu: 2, memory: 1073741824}
+/// ```
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlacementRequest {
+    pub nodes: Vec<String>,
+    pub node_count: Option<u32>,
+    pub strategy: Option<crate::placement::Strategy>,
+    pub preferred_location: Option<String>,
+    pub required_capabilities: Vec<String>,
+    pub priority: i32,
+    pub resource_requirements: std::collections::BTreeMap<String, f64>,
+}
+
+fn read_placement(v: Option<&Value>, e: &mut FieldErrors) -> PlacementRequest {
+    let Some(v) = v else {
+        return PlacementRequest::default();
+    };
+    let Some(mut o) = Obj::new(v, "placement", e) else {
+        return PlacementRequest::default();
+    };
+    let strategy: Option<String> = o.opt("strategy", e);
+    let strategy = strategy.and_then(|s| {
+        s.parse::<crate::placement::Strategy>()
+            .map_err(|why| e.push("placement.strategy", why.to_string()))
+            .ok()
+    });
+    let node_count: Option<u32> = o.opt("node_count", e);
+    if node_count == Some(0) {
+        e.push("placement.node_count", "must be at least 1");
+    }
+    let priority: f64 = o.or("priority", 0.0, e);
+    if priority.fract() != 0.0 || priority.abs() > 1_000_000.0 {
+        e.push(
+            "placement.priority",
+            format!("expected a whole number in -1000000..=1000000, got {priority}"),
+        );
+    }
+    let resource_requirements: std::collections::BTreeMap<String, f64> =
+        o.or("resource_requirements", Default::default(), e);
+    for (name, amount) in &resource_requirements {
+        if !(*amount >= 0.0) {
+            e.push(
+                format!("placement.resource_requirements.{name}"),
+                format!("must be a non-negative amount, got {amount}"),
+            );
+        }
+    }
+    let p = PlacementRequest {
+        nodes: o.or("nodes", Vec::new(), e),
+        node_count,
+        strategy,
+        preferred_location: o.opt("preferred_location", e),
+        required_capabilities: o.or("required_capabilities", Vec::new(), e),
+        priority: priority as i32,
+        resource_requirements,
+    };
+    o.finish(e);
+    p
 }
 
 /// One task of a plan.
@@ -267,10 +340,12 @@ fn read_plan(doc: &Value, settings: &LoadSettings, e: &mut FieldErrors) -> Optio
             None
         }
     };
+    let placement = read_placement(top.raw("placement"), e);
     top.finish(e);
     Some(TestPlan {
         name,
         tasks: tasks?,
+        placement,
     })
 }
 

@@ -71,6 +71,8 @@ pub struct Attach {
 pub struct NodeUp {
     pub node_id: String,
     pub epoch: u64,
+    /// What the node said of itself when it joined.
+    pub hello: Hello,
 }
 
 /// From a proxy: a window was stored for the first time; merge it.

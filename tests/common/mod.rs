@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpResponse, web};
 
 pub mod cluster;
+pub mod netns;
 pub mod proxy;
 pub use mcp_testing::cli::TargetGuard;
 use mcp_testing::load::plan::{self, TestPlan};
@@ -180,6 +181,11 @@ pub fn mcpt(args: &[&str]) -> Command {
         }
     }
     cmd
+}
+
+/// The `mcpt` binary under test (for commands wrapped by another, like `ip netns exec`).
+pub fn mcpt_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mcpt"))
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {

@@ -29,6 +29,7 @@ use crate::settings::Settings;
 use crate::store::ExecutionRecord;
 
 mod nodes;
+mod planning;
 
 /// Time between planning and the common start, for the start message to reach every node.
 const START_DELAY: Duration = Duration::from_millis(500);
@@ -45,6 +46,8 @@ struct NodeEntry {
     epoch: u64,
     /// When its current session began.
     up_since: std::time::Instant,
+    /// What placement needs to know of it.
+    facts: planning::NodeFacts,
 }
 
 pub struct Orchestrator {
@@ -109,6 +112,7 @@ impl Orchestrator {
                 up: false,
                 epoch: 0,
                 up_since: std::time::Instant::now(),
+                facts: planning::NodeFacts::default(),
             },
         );
         proxy
@@ -137,6 +141,12 @@ impl Orchestrator {
         if state.is_terminal() && e.finished_at_ms.is_none() && !e.stopping {
             e.finished_at_ms = Some(unix_ms());
         }
+        if state.is_terminal() && !e.stopping {
+            self.release(id);
+        }
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
         let msg = db::UpdateExecution {
             id: id.to_string(),
             state: state.as_str().to_string(),
@@ -199,74 +209,6 @@ impl Orchestrator {
             self.executions.remove(&id);
             self.order.retain(|o| *o != id);
         }
-    }
-
-    /// Starts pending executions while there are nodes and free slots.
-    fn try_start(&mut self, ctx: &mut Context<Self>) {
-        self.evict_finished();
-        let nodes = self.up_nodes();
-        if nodes.is_empty() {
-            return;
-        }
-        let max = self.settings.orchestrator.max_concurrent_executions as usize;
-        let running = self
-            .executions
-            .values()
-            .filter(|e| matches!(e.state, State::Planning | State::Running) || e.stopping)
-            .count();
-        let pending: Vec<String> = self
-            .order
-            .iter()
-            .filter(|id| {
-                self.executions
-                    .get(*id)
-                    .is_some_and(|e| e.state == State::Pending)
-            })
-            .take(max.saturating_sub(running))
-            .cloned()
-            .collect();
-        for id in pending {
-            self.start_execution(&id, &nodes, ctx);
-        }
-    }
-
-    fn start_execution(&mut self, id: &str, nodes: &[String], ctx: &mut Context<Self>) {
-        self.set_state(id, State::Planning, None, ctx);
-        let Some(e) = self.executions.get_mut(id) else {
-            return;
-        };
-        let task_jsons = task_jsons(&e.request_json);
-        let start = unix_ms() + START_DELAY.as_millis() as u64;
-        e.plan_over(nodes, start, task_jsons);
-        let watchdog = e.duration()
-            + self.settings.load_generation.drain_timeout
-            + LAST_WINDOW_GRACE
-            + START_DELAY;
-        self.store_plan(id, ctx);
-        self.set_state(id, State::Running, None, ctx);
-        let e = &self.executions[id];
-        let starts: Vec<(String, OrchMsg)> = e
-            .tasks
-            .iter()
-            .enumerate()
-            .flat_map(|(i, t)| {
-                let start = StartTask {
-                    task: e.task_ref(i as u32),
-                    task_json: t.task_json.clone(),
-                    start_unix_ms: start,
-                    shares: t.shares.clone(),
-                };
-                t.shares
-                    .nodes
-                    .iter()
-                    .map(move |n| (n.clone(), OrchMsg::Start(Box::new(start.clone()))))
-            })
-            .collect();
-        tracing::info!(execution = %id, nodes = nodes.len(), "execution starting");
-        for (node, msg) in starts {
-            self.send_to(&node, msg);
-        }
-        self.arm_watchdog(id, watchdog, ctx);
     }
 
     /// Ends a running execution that never got all its last windows.
