@@ -1,3 +1,384 @@
-//! (being written)
+//! The resource pool's REST routes (mounted under `/api`); handlers talk to the
+//! `ResourceAllocator`, the rules are in [`crate::resources`].
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | GET | `/api/resources` | the pool: `{nodes, aggregate_utilization: {cpu: {total, allocated, available_capacity, utilization_percent}, ...}, allocations, queued}` |
+//! | POST | `/api/allocations` | ask: `{allocation_id?, requester_id, resources: [{resource or type, amount, unit?, node_id?}], priority?, queue?, confirm?}` → 201 `{allocation_id, status: "granted", portions, confirmed}`, 202 `{allocation_id, status: "queued", position}`, 409 when refused |
+//! | GET | `/api/allocations/{id}` | one allocation: `{status: "granted", ...}` or `{status: "queued", position, ...}` |
+//! | POST | `/api/allocations/{id}/confirm` | → `{allocation_id, status: "confirmed", granted}`; a confirmed grant never expires |
+//! | DELETE | `/api/allocations/{id}` | release, or cancel a waiting request → `{allocation_id, status: "deallocated", was}` |
+//!
+//! An allocation is granted whole or not at all. Amounts are in the resource's base unit
+//! (`cpu` cores, `memory`/`disk` bytes, `network` mbps, `connections` requests; custom names
+//! as their capacity was given) unless `unit` says otherwise (`GiB`, `millicores`, `gbps`,
+//! ...). `allocation_id` is a new UUID when absent. A grant not confirmed (here or with
+//! `confirm: true`) within `resource_management.allocation_timeout` is released.
+//!
+//! **Priority rule: queueing, no preemption.** A granted allocation is never taken back for a
+//! higher priority. A request is granted at once only if it fits and no waiting request has a
+//! priority greater than or equal to its own (`priority`, default 0, higher first). Otherwise,
+//! with `queue: true` it waits (202), ordered by priority then arrival, and is granted when
+//! capacity frees and everything ahead of it was granted; it is dropped after waiting
+//! `allocation_timeout`. Without `queue` it is refused (409). A request larger than the whole
+//! pool is refused even with `queue`.
+//!
+//! Refusals are 409 with the usual error body plus details: `insufficient_resources` and
+//! `exceeds_capacity` carry `shortages: [{resource, node_id?, requested, available, total}]`,
+//! `queued_ahead` carries `ahead`, `queue_full` carries `limit`, `duplicate_allocation` names
+//! `allocation_id`. Invalid fields are 422 naming each (`resources[1].amount`); an unknown id
+//! is 404.
 
-pub fn configure(_cfg: &mut actix_web::web::ServiceConfig) {}
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::{Value, json};
+
+use crate::actors::resource_allocator::ResourceAllocator;
+use crate::http::api::ApiState;
+use crate::http::error::{ApiError, json_body, not_allowed};
+use crate::messages::resources::{Allocate, Confirm, Deallocate, GetAllocation, GetPoolStatus};
+use crate::resources::{AllocError, AllocationRequest, Confirmed, Outcome, Released, ResourceSpec};
+use crate::validate::{FieldErrors, Obj, describe};
+
+/// Registers the routes, relative to `/api`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/resources")
+            .route(web::get().to(pool))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/allocations")
+            .route(web::post().to(allocate))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/allocations/{id}")
+            .route(web::get().to(get))
+            .route(web::delete().to(deallocate))
+            .default_service(not_allowed("GET, DELETE")),
+    )
+    .service(
+        web::resource("/allocations/{id}/confirm")
+            .route(web::post().to(confirm))
+            .default_service(not_allowed("POST")),
+    );
+}
+
+fn allocator(state: &ApiState) -> Result<Addr<ResourceAllocator>, ApiError> {
+    state
+        .registry
+        .allocator
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("the resource allocator is restarting; retry".into()))
+}
+
+fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::Unavailable(format!("the resource allocator did not answer: {e}"))
+}
+
+async fn pool(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let status = allocator(&state)?
+        .send(GetPoolStatus)
+        .await
+        .map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+async fn allocate(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let doc = json_body(&req, payload, state.registry.settings.api.max_body_size).await?;
+    let request = parse_request(&doc).map_err(ApiError::Invalid)?;
+    let id = request.allocation_id.clone();
+    let outcome = allocator(&state)?
+        .send(Allocate {
+            request,
+            notify: None,
+        })
+        .await
+        .map_err(unavailable)?;
+    match outcome {
+        Ok(Outcome::Granted(g)) => Ok(HttpResponse::Created().json(json!({
+            "allocation_id": g.allocation_id,
+            "status": "granted",
+            "portions": g.portions,
+            "confirmed": g.confirmed,
+        }))),
+        Ok(Outcome::Queued { position }) => Ok(HttpResponse::Accepted().json(json!({
+            "allocation_id": id,
+            "status": "queued",
+            "position": position,
+        }))),
+        Err(AllocError::Invalid(fields)) => Err(ApiError::Invalid(fields)),
+        Err(e) => Ok(refusal(&e)),
+    }
+}
+
+/// The 409 of a refused request: the usual error body plus what the client needs to retry.
+pub fn refusal(e: &AllocError) -> HttpResponse {
+    let (code, field, extra) = match e {
+        AllocError::Insufficient { shortages } => (
+            "insufficient_resources",
+            "resources",
+            json!({"shortages": shortages}),
+        ),
+        AllocError::NeverFits { shortages } => (
+            "exceeds_capacity",
+            "resources",
+            json!({"shortages": shortages}),
+        ),
+        AllocError::Blocked { ahead } => ("queued_ahead", "priority", json!({"ahead": ahead})),
+        AllocError::QueueFull { limit } => ("queue_full", "queue", json!({"limit": limit})),
+        AllocError::Duplicate(_) => ("duplicate_allocation", "allocation_id", json!({})),
+        AllocError::Invalid(f) => return ApiError::Invalid(f.clone()).error_response(),
+    };
+    let mut body = json!({"error": code, "message": e.to_string(), "field": field});
+    if let (Value::Object(b), Value::Object(x)) = (&mut body, extra) {
+        b.extend(x);
+    }
+    HttpResponse::build(StatusCode::CONFLICT).json(body)
+}
+
+/// Reads the body of `POST /api/allocations`, reporting every malformed field at once. The
+/// ledger checks the values (amounts, names, units) and names their fields the same way.
+pub fn parse_request(doc: &Value) -> Result<AllocationRequest, FieldErrors> {
+    let mut e = FieldErrors::default();
+    let Some(mut top) = Obj::new(doc, "", &mut e) else {
+        return Err(e);
+    };
+    let allocation_id: Option<String> = top.opt("allocation_id", &mut e);
+    let requester_id: Option<String> = top.req("requester_id", &mut e);
+    let resources = match top.raw("resources") {
+        None => {
+            e.push("resources", "is required");
+            Vec::new()
+        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| parse_spec(item, &format!("resources[{i}]"), &mut e))
+            .collect(),
+        Some(other) => {
+            e.push(
+                "resources",
+                format!("expected a list, got {}", describe(other)),
+            );
+            Vec::new()
+        }
+    };
+    let priority = match top.raw("priority") {
+        None => 0,
+        Some(v) => match v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .and_then(|p| i32::try_from(p).ok())
+        {
+            Some(p) => p,
+            None => {
+                e.push(
+                    "priority",
+                    format!(
+                        "expected a whole number from {} to {}, got {}",
+                        i32::MIN,
+                        i32::MAX,
+                        describe(v)
+                    ),
+                );
+                0
+            }
+        },
+    };
+    let queue = top.or("queue", false, &mut e);
+    let confirm = top.or("confirm", false, &mut e);
+    top.finish(&mut e);
+    let request = AllocationRequest {
+        allocation_id: allocation_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        requester_id: requester_id.unwrap_or_default(),
+        resources,
+        priority,
+        queue,
+        confirm,
+    };
+    e.into_result(request)
+}
+
+/// One entry of `resources`: `resource` (or `type`, any case), `amount`, `unit?`, `node_id?`.
+fn parse_spec(v: &Value, path: &str, e: &mut FieldErrors) -> Option<ResourceSpec> {
+    let mut o = Obj::new(v, path, e)?;
+    let before = e.0.len();
+    let resource: Option<String> = o.opt("resource", e);
+    let kind: Option<String> = o.opt("type", e);
+    let resource = match (resource, kind) {
+        (Some(r), None) | (None, Some(r)) => Some(r),
+        (Some(_), Some(_)) => {
+            e.push(o.key_path("type"), "give either resource or type, not both");
+            None
+        }
+        (None, None) if e.0.len() == before => {
+            e.push(
+                o.key_path("resource"),
+                "is required (e.g. \"cpu\", \"memory\", \"gpu\")",
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let amount: Option<f64> = o.req("amount", e);
+    let unit: Option<String> = o.opt("unit", e);
+    let node_id: Option<String> = o.opt("node_id", e);
+    o.finish(e);
+    Some(ResourceSpec {
+        resource: resource?,
+        amount: amount?,
+        unit,
+        node_id,
+    })
+}
+
+async fn get(id: web::Path<String>, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    match allocator(&state)?
+        .send(GetAllocation(id.clone()))
+        .await
+        .map_err(unavailable)?
+    {
+        Some(view) => Ok(HttpResponse::Ok().json(view)),
+        None => Err(ApiError::NotFound(format!("allocation {id}"))),
+    }
+}
+
+async fn confirm(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let confirmed = allocator(&state)?
+        .send(Confirm(id.clone()))
+        .await
+        .map_err(unavailable)?
+        .map_err(|_| ApiError::NotFound(format!("allocation {id}")))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "allocation_id": id,
+        "status": "confirmed",
+        "granted": confirmed == Confirmed::Granted,
+    })))
+}
+
+async fn deallocate(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let released = allocator(&state)?
+        .send(Deallocate(id.clone()))
+        .await
+        .map_err(unavailable)?
+        .map_err(|_| ApiError::NotFound(format!("allocation {id}")))?;
+    let was = match released {
+        Released::Grant(_) => "granted",
+        Released::Queued { .. } => "queued",
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "allocation_id": id,
+        "status": "deallocated",
+        "was": was,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(doc: Value) -> Vec<String> {
+        parse_request(&doc)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|f| f.field)
+            .collect()
+    }
+
+    #[test]
+    fn a_body_reads_into_a_request() {
+        let doc = json!({
+            "requester_id": "suite",
+            "resources": [
+                {"type": "CPU", "amount": 4, "unit": "cores"},
+                {"resource": "memory", "amount": "1024", "node_id": "n1"}
+            ],
+            "priority": -3,
+            "queue": true,
+        });
+        let r = parse_request(&doc).unwrap();
+        assert_eq!(
+            uuid::Uuid::parse_str(&r.allocation_id)
+                .unwrap()
+                .get_version_num(),
+            4
+        );
+        assert_eq!((r.priority, r.queue, r.confirm), (-3, true, false));
+        assert_eq!(r.resources[0].resource, "CPU");
+        assert_eq!(r.resources[1].amount, 1024.0);
+        assert_eq!(r.resources[1].node_id.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn every_malformed_field_is_named() {
+        assert_eq!(fields(json!([])), [""]);
+        assert_eq!(fields(json!({})), ["requester_id", "resources"]);
+        let doc = json!({
+            "requester_id": "s",
+            "resources": [
+                {"amount": 1},
+                {"resource": "cpu", "type": "cpu", "amount": 1},
+                {"resource": "cpu", "amount": "lots", "color": "red"},
+                7
+            ],
+            "priority": 1.5,
+            "queue": "sometimes",
+            "extra": 1
+        });
+        assert_eq!(
+            fields(doc),
+            [
+                "resources[0].resource",
+                "resources[1].type",
+                "resources[2].amount",
+                "resources[2].color",
+                "resources[3]",
+                "priority",
+                "queue",
+                "extra"
+            ]
+        );
+        assert_eq!(
+            fields(json!({"requester_id": "s", "resources": {}})),
+            ["resources"]
+        );
+    }
+
+    #[test]
+    fn refusals_are_409_with_what_was_short() {
+        let e = AllocError::Insufficient {
+            shortages: vec![crate::resources::Shortage {
+                resource: "cpu".into(),
+                node_id: None,
+                requested: 8.0,
+                available: 2.0,
+                total: 16.0,
+            }],
+        };
+        let resp = refusal(&e);
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        let body = actix_web::body::MessageBody::try_into_bytes(resp.into_body()).unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "insufficient_resources");
+        assert_eq!(v["field"], "resources");
+        assert_eq!(v["shortages"][0]["available"], 2.0);
+        assert!(v["message"].as_str().unwrap().contains("requested 8"));
+    }
+}
