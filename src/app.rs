@@ -88,13 +88,21 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
         store: store.clone(),
         settings: settings.clone(),
     });
-    let (r1, r2) = (registry.clone(), registry.clone());
+    let (r1, r2, r3) = (registry.clone(), registry.clone(), registry.clone());
     let supervisor = RootSupervisor::new(RootSupervisor::exit_process())
         .child(
             "event_bus",
             Box::new(move |me| {
                 let addr = EventBus::supervised(me).start();
                 r1.events.set(addr);
+            }),
+        )
+        .child(
+            "resource_allocator",
+            Box::new(move |_me| {
+                let r = &r3.settings.resource_management;
+                let addr = ResourceAllocator::new(r.allocation_timeout, r.cleanup_interval).start();
+                r3.allocator.set(addr);
             }),
         )
         .child(

@@ -28,6 +28,16 @@ pub struct Settings {
     pub api: ApiSettings,
     pub cluster: ClusterSettings,
     pub node: NodeSettings,
+    pub distribution: DistributionSettings,
+}
+
+/// How scenarios and executions are placed on nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributionSettings {
+    /// The strategy of executions and workloads that name none.
+    pub default_strategy: crate::placement::Strategy,
+    /// The terms of `weighted_scoring`.
+    pub weights: crate::placement::Weights,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +204,7 @@ const ENV_SECTIONS: &[(&str, &str)] = &[
     ("API_", "api"),
     ("CLUSTER_", "cluster"),
     ("NODE_", "node"),
+    ("DISTRIBUTION_", "distribution"),
 ];
 
 /// Keys that hold a list: comma-separated in the environment and in `--set`.
@@ -490,6 +501,40 @@ impl Settings {
             o.finish(e);
             s
         });
+        let distribution = top.child("distribution", e).map(|mut o| {
+            let name: String = o.or("default_strategy", "least_loaded".into(), e);
+            let default_strategy =
+                name.parse()
+                    .unwrap_or_else(|why: crate::placement::UnknownStrategy| {
+                        e.push(o.key_path("default_strategy"), why.to_string());
+                        crate::placement::Strategy::LeastLoaded
+                    });
+            let mut weights = crate::placement::Weights::default();
+            if let Some(mut w) = o.child("weights", e) {
+                for (key, field) in [
+                    ("capacity", &mut weights.capacity),
+                    ("load", &mut weights.load),
+                    ("health", &mut weights.health),
+                    ("locality", &mut weights.locality),
+                    ("performance", &mut weights.performance),
+                ] {
+                    let v: f64 = w.or(key, *field, e);
+                    if !(v.is_finite() && v >= 0.0) {
+                        e.push(
+                            w.key_path(key),
+                            format!("must be a non-negative number, got {v}"),
+                        );
+                    }
+                    *field = v;
+                }
+                w.finish(e);
+            }
+            o.finish(e);
+            DistributionSettings {
+                default_strategy,
+                weights,
+            }
+        });
         top.finish(e);
 
         match (
@@ -499,11 +544,17 @@ impl Settings {
             resource_management,
             health_monitoring.flatten(),
             communication,
-            (api, cluster, node),
+            (api, cluster, node, distribution),
         ) {
-            (Some(o), Some(l), Some(d), Some(r), Some(h), Some(c), (Some(a), Some(k), Some(n)))
-                if errors.is_empty() =>
-            {
+            (
+                Some(o),
+                Some(l),
+                Some(d),
+                Some(r),
+                Some(h),
+                Some(c),
+                (Some(a), Some(k), Some(n), Some(dist)),
+            ) if errors.is_empty() => {
                 let l = LoadSettings {
                     task_timeout: o.task_timeout,
                     ..l
@@ -518,6 +569,7 @@ impl Settings {
                     api: a,
                     cluster: k,
                     node: n,
+                    distribution: dist,
                 })
             }
             _ => Err(errors),

@@ -166,7 +166,9 @@ fn nodes_with_no_address_find_the_orchestrator_by_multicast() {
     let connected = || {
         curl(&net, &orch_ns, "GET", &format!("{api}/api/nodes"), None)["nodes"]
             .as_array()
-            .map_or(0, |n| n.iter().filter(|v| v["state"] == "connected").count())
+            .map_or(0, |n| {
+                n.iter().filter(|v| v["state"] == "connected").count()
+            })
     };
     let joined = wait_until(Duration::from_secs(4 * INTERVAL_S), || connected() == 2);
     let took = started.elapsed();
@@ -194,16 +196,36 @@ fn nodes_with_no_address_find_the_orchestrator_by_multicast() {
     let body = json!({"name": "multicast", "tasks": [{"type": "load_test", "parameters": {
         "targets": [{"url": format!("http://{orch_ip}:9000/")}],
         "duration": "3s", "base_rps": 100, "pattern": "constant"}}]});
-    let created = curl(&net, &orch_ns, "POST", &format!("{api}/api/executions"), Some(&body));
-    let id = created["execution_id"].as_str().unwrap_or_else(|| panic!("{created}"));
+    let created = curl(
+        &net,
+        &orch_ns,
+        "POST",
+        &format!("{api}/api/executions"),
+        Some(&body),
+    );
+    let id = created["execution_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
     let mut view = Value::Null;
     let done = wait_until(Duration::from_secs(30), || {
-        view = curl(&net, &orch_ns, "GET", &format!("{api}/api/executions/{id}"), None);
+        view = curl(
+            &net,
+            &orch_ns,
+            "GET",
+            &format!("{api}/api/executions/{id}"),
+            None,
+        );
         view["finished_at_ms"].is_u64()
     });
     assert!(done, "the execution did not finish: {view}");
     assert_eq!(view["state"], "completed", "{view}");
-    let report = curl(&net, &orch_ns, "GET", &format!("{api}/api/executions/{id}/report"), None);
+    let report = curl(
+        &net,
+        &orch_ns,
+        "GET",
+        &format!("{api}/api/executions/{id}/report"),
+        None,
+    );
     assert_eq!(report["summary"]["total_requests"], 300, "{report}");
     let per_node = report["tasks"][0]["nodes"].as_array().unwrap();
     assert_eq!(per_node.len(), 2, "{report}");

@@ -24,7 +24,7 @@ use crate::messages::cluster::{
     NodeView, Submit, SubmitError,
 };
 use crate::messages::store as db;
-use crate::messages::wire::{OrchMsg, StartTask, TaskWindow};
+use crate::messages::wire::{OrchMsg, TaskWindow};
 use crate::settings::Settings;
 use crate::store::ExecutionRecord;
 
@@ -181,14 +181,6 @@ impl Orchestrator {
                 tracing::error!(result = ?res.map(|r| r.err()), "plan not stored");
             }
         }));
-    }
-
-    fn up_nodes(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .filter(|(_, e)| e.up)
-            .map(|(id, _)| id.clone())
-            .collect()
     }
 
     /// Keeps the newest [`FINISHED_KEPT`] finished executions in memory; older ones are read

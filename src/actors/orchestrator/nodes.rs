@@ -8,6 +8,7 @@ use crate::execution::State;
 use crate::messages::cluster::{
     Attach, NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeWindow, TakeConn,
 };
+use crate::messages::resources::SetNodeCapacity;
 use crate::messages::wire::TaskRef;
 
 impl Handler<Attach> for Orchestrator {
@@ -35,6 +36,21 @@ impl Handler<NodeUp> for Orchestrator {
             e.up = true;
             e.epoch = msg.epoch;
             e.up_since = std::time::Instant::now();
+            let h = &msg.hello;
+            e.facts.capabilities = h.capabilities.iter().cloned().collect();
+            e.facts.location = h.location.clone();
+            if e.facts.capacity.is_empty() {
+                // Until its first health report: what it said when it joined.
+                e.facts.capacity = [
+                    ("cpu".to_string(), f64::from(h.capacity.cpu_cores)),
+                    (
+                        "connections".to_string(),
+                        f64::from(h.capacity.max_concurrent_requests),
+                    ),
+                ]
+                .into();
+            }
+            self.offer_capacity(&msg.node_id);
         }
         self.publish(
             "node_joined",
@@ -53,12 +69,18 @@ impl Handler<NodeWindow> for Orchestrator {
             execution_id,
             task_id,
         } = msg.window.task.clone();
-        let Some(e) = self.executions.get_mut(&execution_id) else {
+        if !self.executions.contains_key(&execution_id) {
             tracing::warn!(execution = %execution_id, "window for an unknown execution");
             return;
-        };
+        }
         match msg.window.window.to_window() {
             Ok(w) => {
+                if let Some(n) = self.nodes.get_mut(&msg.node_id) {
+                    super::planning::observe(&mut n.facts.record, &w);
+                }
+                let Some(e) = self.executions.get_mut(&execution_id) else {
+                    return;
+                };
                 if !e.add_window(task_id, &msg.node_id, w, msg.window.last) {
                     tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "window for no task of the execution");
                 }
@@ -147,6 +169,14 @@ impl Handler<NodeFailed> for Orchestrator {
         if let Some(e) = self.nodes.get_mut(&node) {
             e.up = false;
             e.epoch = msg.epoch;
+        }
+        // A failed node offers nothing until it is back; what it held stays held until its
+        // owners end.
+        if let Some(allocator) = self.registry.allocator.get() {
+            allocator.do_send(SetNodeCapacity {
+                node_id: node.clone(),
+                capacity: Default::default(),
+            });
         }
         self.publish(
             "node_failed",

@@ -12,7 +12,7 @@ use actix::prelude::*;
 use super::{LAST_WINDOW_GRACE, Orchestrator, START_DELAY};
 use crate::execution::{Reservation, State, task_jsons, unix_ms};
 use crate::load::plan::TaskKind;
-use crate::messages::resources::{Allocate, AllocationEvent, Confirm, Deallocate};
+use crate::messages::resources::{Allocate, AllocationEvent, Deallocate, SetNodeCapacity};
 use crate::messages::wire::{OrchMsg, StartTask};
 use crate::placement::{self, NodeRecord, NodeState, PlacementInput, Scenario};
 use crate::resources::{AllocError, AllocationRequest, Outcome, ResourceSpec};
@@ -54,7 +54,7 @@ pub fn observe(record: &mut NodeRecord, w: &Window) {
     let error_rate = if w.completed == 0 {
         0.0
     } else {
-        w.errors.total() as f64 / w.completed as f64
+        w.errors.total as f64 / w.completed as f64
     };
     let p99_ms = w.corrected.value_at_quantile(0.99) as f64 / 1000.0;
     if record.windows == 0 {
@@ -91,6 +91,18 @@ impl Orchestrator {
             .collect()
     }
 
+    /// Tells the pool what `node` offers.
+    pub(super) fn offer_capacity(&self, node: &str) {
+        let (Some(allocator), Some(e)) = (self.registry.allocator.get(), self.nodes.get(node))
+        else {
+            return;
+        };
+        allocator.do_send(SetNodeCapacity {
+            node_id: node.to_string(),
+            capacity: e.facts.capacity.clone(),
+        });
+    }
+
     /// Tasks of running executions that `node` takes part in.
     fn active_tasks(&self, node: &str) -> u32 {
         self.executions
@@ -109,7 +121,11 @@ impl Orchestrator {
         let p = &e.plan.placement;
         let mut states = self.node_states();
         if !p.nodes.is_empty() {
-            return match p.nodes.iter().find(|n| !states.iter().any(|s| &s.node_id == *n)) {
+            return match p
+                .nodes
+                .iter()
+                .find(|n| !states.iter().any(|s| &s.node_id == *n))
+            {
                 Some(missing) => Err(format!("node {missing} to connect")),
                 None => Ok(p.nodes.clone()),
             };
@@ -166,7 +182,9 @@ impl Orchestrator {
         let strategy = p
             .strategy
             .unwrap_or(self.settings.distribution.default_strategy);
-        let seed = id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+        let seed = id
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
         let mut pool: Vec<NodeState> = states
             .into_iter()
             .filter(|s| eligible.contains(&s.node_id))
@@ -232,6 +250,8 @@ impl Orchestrator {
             resources,
             priority: e.plan.placement.priority,
             queue: true,
+            // Held until the execution ends, however long its group waits to start.
+            confirm: true,
         }
     }
 
@@ -405,15 +425,10 @@ impl Orchestrator {
         let start = start.unwrap_or_else(|| unix_ms() + START_DELAY.as_millis() as u64);
         e.plan_over(nodes, start, task_jsons);
         let lead = Duration::from_millis(start.saturating_sub(unix_ms()));
-        let watchdog = e.duration()
-            + self.settings.load_generation.drain_timeout
-            + LAST_WINDOW_GRACE
-            + lead;
+        let watchdog =
+            e.duration() + self.settings.load_generation.drain_timeout + LAST_WINDOW_GRACE + lead;
         self.store_plan(id, ctx);
         self.set_state(id, State::Running, None, ctx);
-        if let Some(allocator) = self.registry.allocator.get() {
-            allocator.do_send(Confirm(Reservation::allocation_id(id)));
-        }
         let e = &self.executions[id];
         let starts: Vec<(String, OrchMsg)> = e
             .tasks
