@@ -100,20 +100,13 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
     .default_service(web::to(not_found));
 }
 
-async fn submit(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<ApiState>,
-) -> Result<HttpResponse, ApiError> {
-    let settings = state.registry.settings.clone();
-    let doc = json_body(&req, payload, settings.api.max_body_size).await?;
-    if !doc.is_object() {
-        let mut e = crate::validate::FieldErrors::default();
-        e.push("", "the body must be a JSON object {name, tasks}");
-        return Err(ApiError::Invalid(e));
-    }
-    // Validation may resolve host names (for the allowlist): off the event loop. A panic in
-    // it is a validator bug that some input reached; the client still gets a 4xx, not a 503.
+/// Validates an execution document off the event loop (validation may resolve host names,
+/// for the allowlist). A panic in it is a validator bug that some input reached; the client
+/// still gets a 4xx, not a 503.
+pub(crate) async fn validate_plan(
+    doc: Value,
+    settings: Arc<crate::settings::Settings>,
+) -> Result<(Value, plan::TestPlan), ApiError> {
     let (doc, result) = web::block(move || {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             plan::validate(&doc, &settings.load_generation)
@@ -140,9 +133,29 @@ async fn submit(
         PlanError::Invalid(fields) => ApiError::Invalid(fields),
         other => ApiError::BadJson(other.to_string()),
     })?;
+    Ok((doc, plan))
+}
+
+async fn submit(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = state.registry.settings.clone();
+    let doc = json_body(&req, payload, settings.api.max_body_size).await?;
+    if !doc.is_object() {
+        let mut e = crate::validate::FieldErrors::default();
+        e.push("", "the body must be a JSON object {name, tasks}");
+        return Err(ApiError::Invalid(e));
+    }
+    let (doc, plan) = validate_plan(doc, settings).await?;
     let id = state
         .orchestrator()?
-        .send(Submit { request: doc, plan })
+        .send(Submit {
+            request: doc,
+            plan,
+            barrier: None,
+        })
         .await
         .map_err(unavailable)?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;

@@ -99,6 +99,7 @@ pub async fn run_plan(
         .ok_or_else(|| RunError::Start("no orchestrator".into()))?;
     let id = orch
         .send(Submit {
+            barrier: None,
             request: doc.clone(),
             plan: plan.clone(),
         })

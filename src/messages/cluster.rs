@@ -19,7 +19,15 @@ use crate::messages::wire::{Hello, OrchMsg, TaskProgress, TaskRef, TaskWindow};
 pub struct Submit {
     pub request: Value,
     pub plan: TestPlan,
+    /// A member of a coordinated group: `(group id, size)`; it starts when all have their
+    /// resources, together.
+    pub barrier: Option<(String, usize)>,
 }
+
+/// The connected nodes as placement sees them (capabilities, capacity, health, record).
+#[derive(Message)]
+#[rtype(result = "Vec<crate::placement::NodeState>")]
+pub struct GetNodeStates;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
