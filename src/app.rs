@@ -88,7 +88,12 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
         store: store.clone(),
         settings: settings.clone(),
     });
-    let (r1, r2, r3) = (registry.clone(), registry.clone(), registry.clone());
+    let (r1, r2, r3, r4) = (
+        registry.clone(),
+        registry.clone(),
+        registry.clone(),
+        registry.clone(),
+    );
     let supervisor = RootSupervisor::new(RootSupervisor::exit_process())
         .child(
             "event_bus",
@@ -103,6 +108,13 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
                 let r = &r3.settings.resource_management;
                 let addr = ResourceAllocator::new(r.allocation_timeout, r.cleanup_interval).start();
                 r3.allocator.set(addr);
+            }),
+        )
+        .child(
+            "distributor",
+            Box::new(move |me| {
+                let addr = Distributor::new(r4.clone(), Some(me)).start();
+                r4.distributor.set(addr);
             }),
         )
         .child(

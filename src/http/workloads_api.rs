@@ -1,3 +1,231 @@
-//! (being written)
+//! Workloads: scenarios placed on the cluster's nodes by a strategy and run as executions.
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | POST | `/api/workloads` | `{workload_id?, name?, scenarios: [...], execution_mode?, strategy?, timeout?, preferred_location?, priority?, dry_run?}` → 201 the plan (200 for a dry run) |
+//! | GET | `/api/plans` | every plan kept, newest first |
+//! | GET | `/api/plans/{id}` | one plan: its assignments, their executions and `progress_percent` |
+//!
+//! A scenario has the spec's fields (`scenario_id`, `name`, `description`, `test_type`,
+//! `parameters`, `required_capabilities`, `estimated_duration`, `resource_requirements`) and
+//! an optional `preferred_location`; its `parameters` are those of a task of its `test_type`
+//! and are validated as such (errors are named `scenarios[i].parameters...`).
+//! `execution_mode` is `parallel` (default), `coordinated` (all start at one instant once every
+//! one holds its resources) or `sequential`; `strategy` one of the six of
+//! [`crate::placement`] (default `distribution.default_strategy`). A workload any scenario of
+//! which fits no node is refused whole: 409 `{"error": "unplaced", ..., "unplaced": [{scenario_id,
+//! reason}]}`.
 
-pub fn configure(_cfg: &mut actix_web::web::ServiceConfig) {}
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use crate::actors::distributor::{Distributor, scenario_request};
+use crate::http::api::{ApiState, validate_plan};
+use crate::http::error::{ApiError, json_body, not_allowed};
+use crate::messages::distributor::{
+    ExecutionMode, GetPlan, ListPlans, PreparedScenario, SubmitWorkload, Workload, WorkloadError,
+};
+use crate::placement::{Scenario, Strategy, check_workload};
+use crate::validate::{FieldError, FieldErrors, Obj};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/workloads")
+            .route(web::post().to(submit))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/plans")
+            .route(web::get().to(list))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/plans/{id}")
+            .route(web::get().to(get))
+            .default_service(not_allowed("GET")),
+    );
+}
+
+fn distributor(state: &ApiState) -> Result<actix::Addr<Distributor>, ApiError> {
+    state
+        .registry
+        .distributor
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("the distributor is restarting; retry".into()))
+}
+
+fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::Unavailable(format!("the distributor did not answer: {e}"))
+}
+
+/// The workload's own keys, read and checked (the scenarios' executions are validated after).
+struct Form {
+    workload_id: String,
+    name: String,
+    scenarios: Vec<Scenario>,
+    execution_mode: ExecutionMode,
+    strategy: Option<Strategy>,
+    timeout: Option<Duration>,
+    preferred_location: Option<String>,
+    priority: i32,
+    dry_run: bool,
+}
+
+fn read_form(doc: &Value) -> Result<Form, FieldErrors> {
+    let mut e = FieldErrors::default();
+    let Some(mut o) = Obj::new(doc, "", &mut e) else {
+        return Err(e);
+    };
+    let workload_id: String = o.or("workload_id", uuid::Uuid::new_v4().to_string(), &mut e);
+    let name: String = o.or("name", workload_id.clone(), &mut e);
+    let scenarios: Option<Vec<Scenario>> = o.req("scenarios", &mut e);
+    if let Some(s) = &scenarios {
+        if s.is_empty() {
+            e.push("scenarios", "must list at least one scenario");
+        }
+        check_workload(s, "scenarios", &mut e);
+    }
+    let mode: String = o.or("execution_mode", "parallel".into(), &mut e);
+    let execution_mode = mode.parse().unwrap_or_else(|why: String| {
+        e.push("execution_mode", why);
+        ExecutionMode::Parallel
+    });
+    let strategy: Option<Strategy> = o.opt("strategy", &mut e);
+    let timeout: Option<Duration> = o.opt("timeout", &mut e);
+    if timeout.is_some_and(|t| t.is_zero()) {
+        e.push("timeout", "must be greater than 0");
+    }
+    let priority: f64 = o.or("priority", 0.0, &mut e);
+    if priority.fract() != 0.0 || priority.abs() > 1_000_000.0 {
+        e.push(
+            "priority",
+            format!("expected a whole number in -1000000..=1000000, got {priority}"),
+        );
+    }
+    let form = Form {
+        workload_id,
+        name,
+        scenarios: scenarios.unwrap_or_default(),
+        execution_mode,
+        strategy,
+        timeout,
+        preferred_location: o.opt("preferred_location", &mut e),
+        priority: priority as i32,
+        dry_run: o.or("dry_run", false, &mut e),
+    };
+    o.finish(&mut e);
+    e.into_result(form)
+}
+
+/// Names a scenario's execution errors after the scenario: `tasks[0].parameters.x` becomes
+/// `scenarios[i].parameters.x`, `tasks[0].type` becomes `scenarios[i].test_type`.
+fn rename(errors: FieldErrors, i: usize) -> FieldErrors {
+    let at = format!("scenarios[{i}]");
+    FieldErrors(
+        errors
+            .0
+            .into_iter()
+            .map(|f| {
+                let field = match f.field.as_str() {
+                    "tasks[0].type" => format!("{at}.test_type"),
+                    "tasks[0].name" => format!("{at}.scenario_id"),
+                    other => match other.strip_prefix("tasks[0]") {
+                        Some(rest) => format!("{at}{rest}"),
+                        None if other.is_empty() => at.clone(),
+                        None => format!("{at}.{other}"),
+                    },
+                };
+                FieldError {
+                    field,
+                    message: f.message,
+                }
+            })
+            .collect(),
+    )
+}
+
+async fn submit(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = state.registry.settings.clone();
+    let doc = json_body(&req, payload, settings.api.max_body_size).await?;
+    let form = read_form(&doc).map_err(ApiError::Invalid)?;
+    let mut errors = FieldErrors::default();
+    let mut prepared = Vec::new();
+    for (i, scenario) in form.scenarios.into_iter().enumerate() {
+        match validate_plan(scenario_request(&scenario), settings.clone()).await {
+            Ok((request, plan)) => prepared.push(PreparedScenario {
+                scenario,
+                request,
+                plan,
+            }),
+            Err(ApiError::Invalid(fields)) => errors.0.extend(rename(fields, i).0),
+            Err(other) => return Err(other),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let dry_run = form.dry_run;
+    let msg = SubmitWorkload {
+        workload: Workload {
+            workload_id: form.workload_id,
+            name: form.name,
+            execution_mode: form.execution_mode,
+            timeout: form.timeout,
+            preferred_location: form.preferred_location,
+            priority: form.priority,
+            scenarios: prepared,
+        },
+        strategy: form
+            .strategy
+            .unwrap_or(settings.distribution.default_strategy),
+        dry_run,
+    };
+    let plan = distributor(&state)?.send(msg).await.map_err(unavailable)?;
+    match plan {
+        Ok(view) if dry_run => Ok(HttpResponse::Ok().json(view)),
+        Ok(view) => Ok(HttpResponse::Created().json(view)),
+        Err(WorkloadError::Unplaced(unplaced)) => {
+            let message = WorkloadError::Unplaced(unplaced.clone()).to_string();
+            Ok(HttpResponse::Conflict().json(json!({
+                "error": "unplaced",
+                "message": message,
+                "field": "scenarios",
+                "unplaced": unplaced,
+            })))
+        }
+        Err(e @ WorkloadError::TooLargeToCoordinate { .. }) => {
+            let mut f = FieldErrors::default();
+            f.push("execution_mode", e.to_string());
+            Err(ApiError::Invalid(f))
+        }
+        Err(e @ WorkloadError::Duplicate(_)) => Err(ApiError::Conflict(e.to_string())),
+        Err(WorkloadError::Unavailable(why)) => Err(ApiError::Unavailable(why)),
+    }
+}
+
+async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let plans = distributor(&state)?
+        .send(ListPlans)
+        .await
+        .map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(json!({"plans": plans})))
+}
+
+async fn get(
+    path: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    distributor(&state)?
+        .send(GetPlan(id.clone()))
+        .await
+        .map_err(unavailable)?
+        .map(|p| HttpResponse::Ok().json(p))
+        .ok_or_else(|| ApiError::NotFound(format!("plan {id}")))
+}

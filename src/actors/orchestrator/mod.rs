@@ -507,7 +507,8 @@ impl Handler<Submit> for Orchestrator {
             plan_json: None,
             report_json: None,
         };
-        let execution = Execution::pending(&record, msg.plan);
+        let mut execution = Execution::pending(&record, msg.plan);
+        execution.barrier = msg.barrier;
         Box::pin(
             self.store
                 .send(db::InsertExecution(record))

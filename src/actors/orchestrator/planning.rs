@@ -12,6 +12,7 @@ use actix::prelude::*;
 use super::{LAST_WINDOW_GRACE, Orchestrator, START_DELAY};
 use crate::execution::{Reservation, State, task_jsons, unix_ms};
 use crate::load::plan::TaskKind;
+use crate::messages::cluster::GetNodeStates;
 use crate::messages::resources::{Allocate, AllocationEvent, Deallocate, SetNodeCapacity};
 use crate::messages::wire::{OrchMsg, StartTask};
 use crate::placement::{self, NodeRecord, NodeState, PlacementInput, Scenario};
@@ -452,6 +453,14 @@ impl Orchestrator {
             self.send_to(&node, msg);
         }
         self.arm_watchdog(id, watchdog, ctx);
+    }
+}
+
+impl Handler<GetNodeStates> for Orchestrator {
+    type Result = MessageResult<GetNodeStates>;
+
+    fn handle(&mut self, _: GetNodeStates, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.node_states())
     }
 }
 
