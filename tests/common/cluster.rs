@@ -158,19 +158,29 @@ impl Cluster {
 
     /// A node that reaches the orchestrator at `url` (a proxy, say).
     pub fn add_node_via(&mut self, id: &str, url: &str) {
-        let node = Server::spawn(
-            id,
-            cluster_env(&mut mcpt(&[
-                "node",
-                "--orchestrator",
-                url,
-                "--port",
-                "0",
-                "--id",
-                id,
-            ])),
-        );
-        self.nodes.push(node);
+        self.add_node_with(id, url, &[]);
+    }
+
+    /// A node with extra environment (its own settings).
+    pub fn add_node_with(&mut self, id: &str, url: &str, env: &[(&str, &str)]) {
+        let mut cmd = mcpt(&["node", "--orchestrator", url, "--port", "0", "--id", id]);
+        cluster_env(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.nodes.push(Server::spawn(id, &mut cmd));
+    }
+
+    /// An orchestrator alone; add nodes with [`Cluster::add_node_with`].
+    pub fn empty() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        Cluster {
+            orchestrator: Cluster::spawn_orchestrator(&data, 0),
+            nodes: Vec::new(),
+            data,
+            _dir: dir,
+        }
     }
 
     pub fn nodes_view(&self) -> Vec<Value> {

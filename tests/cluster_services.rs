@@ -1,0 +1,324 @@
+//! The cluster services through a real orchestrator and real nodes: executions reserving
+//! from the resource pool, workloads placed by a strategy and run in each execution mode, and
+//! the adaptive strategy moving work away from a node whose record is worse.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use common::cluster::{Cluster, get, load_body, post};
+use common::{target, wait_until};
+use serde_json::{Value, json};
+
+fn plan(c: &Cluster, id: &str) -> Value {
+    get(&c.orchestrator.url(&format!("/api/plans/{id}"))).1
+}
+
+fn wait_plan_done(c: &Cluster, id: &str) -> Value {
+    let mut last = Value::Null;
+    let done = wait_until(Duration::from_secs(60), || {
+        last = plan(c, id);
+        last["state"] != "running"
+    });
+    assert!(done, "plan {id} did not end: {last}");
+    last
+}
+
+fn scenario(id: &str, target: SocketAddr, rps: u32, seconds: u32) -> Value {
+    json!({
+        "scenario_id": id,
+        "name": id,
+        "description": "a load test scenario",
+        "test_type": "load_test",
+        "parameters": {
+            "targets": [{"url": format!("http://{target}/")}],
+            "duration": format!("{seconds}s"),
+            "base_rps": rps,
+            "pattern": "constant",
+        },
+        "required_capabilities": ["http_load"],
+        "estimated_duration": seconds,
+        "resource_requirements": {"cpu": 0.5},
+    })
+}
+
+#[test]
+fn two_executions_share_the_pool_without_oversubscription() {
+    let mut c = Cluster::empty();
+    let url = c.orchestrator.url("");
+    // One node offering 100 connections: two executions of 80 users cannot run together.
+    c.add_node_with(
+        "node-0",
+        &url,
+        &[("MCP_LOAD_GENERATION_MAX_CONCURRENT_REQUESTS", "100")],
+    );
+    c.wait_connected(1);
+    let t = target();
+    let body = load_body(t.addr, 50, 3, json!({"concurrent_users": 80}));
+    let a = c.submit(&body);
+    let b = c.submit(&body);
+    let mut b_waited = false;
+    let mut most = 0.0f64;
+    let finished = wait_until(Duration::from_secs(40), || {
+        let pool = get(&c.orchestrator.url("/api/resources")).1;
+        let conn = &pool["aggregate_utilization"]["connections"];
+        let (allocated, total) = (
+            conn["allocated"].as_f64().unwrap_or(0.0),
+            conn["total"].as_f64().unwrap_or(0.0),
+        );
+        assert!(
+            allocated <= total + 1e-9,
+            "the pool is oversubscribed: {pool}"
+        );
+        most = most.max(allocated);
+        let vb = c.execution(&b);
+        if vb["state"] == "pending" && c.execution(&a)["state"] == "running" {
+            assert!(
+                vb["waiting_for"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("resources")),
+                "{vb}"
+            );
+            b_waited = true;
+        }
+        vb["finished_at_ms"].is_u64()
+    });
+    assert!(finished, "{}", c.execution(&b));
+    let (va, vb) = (c.wait_done(&a, Duration::from_secs(5)), c.execution(&b));
+    assert_eq!(va["state"], "completed", "{va}");
+    assert_eq!(vb["state"], "completed", "{vb}");
+    assert!(b_waited, "the second execution never waited for the first");
+    assert!(
+        vb["started_at_ms"].as_u64() >= va["finished_at_ms"].as_u64(),
+        "the second started before the first gave its connections back: {va} {vb}"
+    );
+    assert_eq!(most, 80.0, "one execution's 80 connections at a time");
+    let pool = get(&c.orchestrator.url("/api/resources")).1;
+    assert_eq!(
+        pool["aggregate_utilization"]["connections"]["allocated"], 0.0,
+        "everything given back: {pool}"
+    );
+}
+
+#[test]
+fn workloads_run_in_every_mode_on_the_nodes_placed() {
+    let c = Cluster::start(2);
+    let t = target();
+    let url = c.orchestrator.url("/api/workloads");
+
+    // Parallel, round robin: four scenarios, two per node, each run only where placed.
+    let scenarios: Vec<Value> = (0..4)
+        .map(|i| scenario(&format!("s{i}"), t.addr, 20, 2))
+        .collect();
+    let (status, p) = post(
+        &url,
+        &json!({"workload_id": "par", "name": "parallel", "scenarios": scenarios,
+                "strategy": "round_robin", "execution_mode": "parallel"}),
+        None,
+    );
+    assert_eq!(status, 201, "{p}");
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for a in p["assignments"].as_array().unwrap() {
+        *per_node
+            .entry(a["node_id"].as_str().unwrap().into())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        per_node.values().copied().collect::<Vec<_>>(),
+        [2, 2],
+        "{p}"
+    );
+    let done = wait_plan_done(&c, p["plan_id"].as_str().unwrap());
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["progress_percent"], 100.0, "{done}");
+    for a in done["assignments"].as_array().unwrap() {
+        let report = c.report(a["execution_id"].as_str().unwrap());
+        let nodes: Vec<&str> = report["tasks"][0]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(nodes, [a["node_id"].as_str().unwrap()], "{report}");
+        assert_eq!(report["summary"]["total_requests"], 40, "{report}");
+    }
+
+    // Coordinated: both start at one instant.
+    let (status, p) = post(
+        &url,
+        &json!({"workload_id": "co", "scenarios": [scenario("a", t.addr, 10, 1), scenario("b", t.addr, 10, 1)],
+                "strategy": "least_loaded", "execution_mode": "coordinated"}),
+        None,
+    );
+    assert_eq!(status, 201, "{p}");
+    let done = wait_plan_done(&c, p["plan_id"].as_str().unwrap());
+    assert_eq!(done["state"], "completed", "{done}");
+    let starts: Vec<u64> = done["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            c.execution(a["execution_id"].as_str().unwrap())["started_at_ms"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        starts[0], starts[1],
+        "coordinated executions start together"
+    );
+
+    // Sequential: the second starts after the first has ended.
+    let (status, p) = post(
+        &url,
+        &json!({"workload_id": "seq", "scenarios": [scenario("first", t.addr, 10, 1), scenario("second", t.addr, 10, 1)],
+                "execution_mode": "sequential"}),
+        None,
+    );
+    assert_eq!(status, 201, "{p}");
+    let done = wait_plan_done(&c, p["plan_id"].as_str().unwrap());
+    assert_eq!(done["state"], "completed", "{done}");
+    let views: Vec<Value> = done["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| c.execution(a["execution_id"].as_str().unwrap()))
+        .collect();
+    assert!(
+        views[1]["started_at_ms"].as_u64() >= views[0]["finished_at_ms"].as_u64(),
+        "{views:?}"
+    );
+
+    // A scenario no node can take is refused, whole, with the reason; nothing runs.
+    let mut greedy = scenario("greedy", t.addr, 10, 1);
+    greedy["required_capabilities"] = json!(["gpu_inference"]);
+    let (status, body) = post(
+        &url,
+        &json!({"scenarios": [scenario("fine", t.addr, 10, 1), greedy]}),
+        None,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["unplaced"][0]["scenario_id"], "greedy", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("gpu_inference"),
+        "{body}"
+    );
+
+    // A scenario whose parameters do not validate is named by its path.
+    let mut bad = scenario("bad", t.addr, 10, 1);
+    bad["parameters"]["base_rps"] = json!(-5);
+    let (status, body) = post(&url, &json!({"scenarios": [bad]}), None);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "scenarios[0].parameters.base_rps", "{body}");
+}
+
+/// A target that answers node `slow_node`'s requests `delay` late (it tells nodes apart by the
+/// `x-mcpt-node` header every request carries), everyone else's at once.
+struct SlowFor {
+    addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowFor {
+    fn start(slow_node: &'static str, delay: Duration) -> SlowFor {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix::System::new().block_on(async move {
+                let srv = actix_web::HttpServer::new(move || {
+                    actix_web::App::new().default_service(web::to(
+                        move |req: HttpRequest| async move {
+                            let node = req
+                                .headers()
+                                .get("x-mcpt-node")
+                                .and_then(|v| v.to_str().ok());
+                            if node == Some(slow_node) {
+                                tokio::time::sleep(delay).await;
+                            }
+                            HttpResponse::Ok().body("ok")
+                        },
+                    ))
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                tx.send(srv.handle()).unwrap();
+                let _ = srv.await;
+            })
+        });
+        SlowFor {
+            addr,
+            handle: rx.recv().unwrap(),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SlowFor {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ =
+            std::thread::spawn(move || actix::System::new().block_on(handle.stop(false))).join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn adaptive_moves_work_away_from_a_slow_node() {
+    let c = Cluster::start(2);
+    let slow = SlowFor::start("node-1", Duration::from_millis(500));
+    // An execution over both nodes gives each a record: node-1's requests take 500 ms.
+    let id = c.submit(&load_body(
+        slow.addr,
+        40,
+        3,
+        json!({"concurrent_users": 50}),
+    ));
+    let view = c.wait_done(&id, Duration::from_secs(30));
+    assert_eq!(view["state"], "completed", "{view}");
+
+    // No resource requirements: only the strategy's preference decides.
+    let scenarios: Vec<Value> = (0..10)
+        .map(|i| {
+            let mut s = scenario(&format!("s{i}"), slow.addr, 10, 1);
+            s["resource_requirements"] = json!({});
+            s
+        })
+        .collect();
+    let count = |strategy: &str| {
+        let (status, p) = post(
+            &c.orchestrator.url("/api/workloads"),
+            &json!({"scenarios": scenarios, "strategy": strategy, "dry_run": true}),
+            None,
+        );
+        assert_eq!(status, 200, "{p}");
+        assert_eq!(p["state"], "planned", "{p}");
+        let mut n: BTreeMap<String, usize> = BTreeMap::new();
+        for a in p["assignments"].as_array().unwrap() {
+            *n.entry(a["node_id"].as_str().unwrap().into()).or_default() += 1;
+        }
+        (
+            n.get("node-0").copied().unwrap_or(0),
+            n.get("node-1").copied().unwrap_or(0),
+        )
+    };
+    let (fast, slow_n) = count("adaptive");
+    println!("adaptive: node-0 (fast) {fast}, node-1 (slow) {slow_n}");
+    assert!(
+        fast > slow_n,
+        "adaptive gave the slow node as much: {fast} vs {slow_n}"
+    );
+    assert_eq!(fast + slow_n, 10);
+    // The same nodes under least_loaded, which ignores records: an even split.
+    assert_eq!(count("least_loaded"), (5, 5));
+    drop(slow);
+}
