@@ -46,6 +46,7 @@ enum Role {
         on_found: Recipient<OrchestratorFound>,
         /// No address configured and none found yet.
         searching: bool,
+        found: Option<url::Url>,
     },
 }
 
@@ -70,6 +71,7 @@ pub struct Discovery {
     send_failing: bool,
     announced: u64,
     dns_attempt: u32,
+    dns_failures: u64,
     supervisor: Option<Recipient<ChildExited>>,
 }
 
@@ -89,6 +91,7 @@ impl Discovery {
             send_failing: false,
             announced: 0,
             dns_attempt: 0,
+            dns_failures: 0,
             supervisor: None,
         }
     }
@@ -112,6 +115,7 @@ impl Discovery {
             Role::Node {
                 on_found,
                 searching,
+                found: None,
             },
         )
     }
@@ -251,10 +255,12 @@ impl Discovery {
         if let Role::Node {
             on_found,
             searching,
+            found,
         } = &mut self.role
             && *searching
         {
             *searching = false;
+            *found = Some(url.clone());
             tracing::info!(%url, ?source, "orchestrator found");
             on_found.do_send(OrchestratorFound { url, source });
         }
@@ -308,8 +314,9 @@ impl Discovery {
                 ctx.run_later(every, |act, ctx| act.resolve_dns(ctx));
             }
             Err(e) => {
+                self.dns_failures += 1;
                 let wait = dns::backoff(self.dns_attempt);
-                if self.dns_attempt % DNS_WARN_EVERY == 0 {
+                if self.dns_attempt.is_multiple_of(DNS_WARN_EVERY) {
                     tracing::warn!(dns_name = %name, error = %e, attempt = self.dns_attempt + 1, retry_in_ms = wait.as_millis() as u64, "cannot find the orchestrator in DNS; retrying");
                 } else {
                     tracing::debug!(dns_name = %name, error = %e, attempt = self.dns_attempt + 1, "dns lookup failed");
@@ -411,6 +418,11 @@ impl Handler<GetDiscoveryStats> for Discovery {
                 .and_then(|s| s.local_addr().ok())
                 .map(|a| a.port()),
             dns_name: self.settings.service_discovery.dns_name.clone(),
+            orchestrator: match &self.role {
+                Role::Node { found, .. } => found.clone(),
+                Role::Orchestrator => None,
+            },
+            dns_failures: self.dns_failures,
             announced: self.announced,
         })
     }
@@ -527,8 +539,13 @@ mod tests {
             })
             .await
         );
-        let c = d.send(GetDiscoveryStats).await.unwrap().counters;
+        let stats = d.send(GetDiscoveryStats).await.unwrap();
+        let c = stats.counters;
         assert_eq!((c.unsigned, c.bad_signature, c.malformed), (1, 1, 1));
+        assert_eq!(
+            stats.orchestrator.map(String::from).as_deref(),
+            Some("http://127.0.0.1:9001/")
+        );
         assert_eq!(
             *found.lock().unwrap(),
             [OrchestratorFound {

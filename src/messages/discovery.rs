@@ -25,6 +25,11 @@ pub struct DiscoveryStats {
     /// The local port of the multicast socket, once open.
     pub multicast_port: Option<u16>,
     pub dns_name: Option<String>,
+    /// The orchestrator a node found (also reported once as `OrchestratorFound`), so a
+    /// restarted agent can ask for it again.
+    pub orchestrator: Option<url::Url>,
+    /// DNS lookups that failed (each retried).
+    pub dns_failures: u64,
     /// Announcements sent.
     pub announced: u64,
 }
