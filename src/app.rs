@@ -2,7 +2,9 @@
 //! which supervisor, and the HTTP servers in front of them. Each `serve_*` takes a bound
 //! listener, so tests bind port 0 and read the address back.
 
+use std::cell::RefCell;
 use std::net::TcpListener;
+use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
@@ -12,11 +14,13 @@ use crate::actors::discovery::Discovery;
 use crate::actors::distributor::Distributor;
 use crate::actors::event_bus::EventBus;
 use crate::actors::health_monitor::HealthMonitor;
+use crate::actors::joiner::Joiner;
 use crate::actors::node_agent::{Connector, NodeAgent};
 use crate::actors::orchestrator::Orchestrator;
 use crate::actors::resource_allocator::ResourceAllocator;
 use crate::actors::store::Store;
 use crate::actors::supervisor::RootSupervisor;
+use crate::discovery::ServiceInstance;
 use crate::http::{api, node_api};
 use crate::settings::Settings;
 use crate::store::StoreError;
@@ -88,7 +92,8 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
         store: store.clone(),
         settings: settings.clone(),
     });
-    let (r1, r2, r3, r4) = (
+    let (r1, r2, r3, r4, r5) = (
+        registry.clone(),
         registry.clone(),
         registry.clone(),
         registry.clone(),
@@ -108,6 +113,16 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
                 let r = &r3.settings.resource_management;
                 let addr = ResourceAllocator::new(r.allocation_timeout, r.cleanup_interval).start();
                 r3.allocator.set(addr);
+            }),
+        )
+        .child(
+            "discovery",
+            Box::new(move |me| {
+                let s = r5.settings.clone();
+                let id = format!("orchestrator@{}:{}", host_name(), s.orchestrator.port);
+                let announce = ServiceInstance::for_orchestrator(&s, id, s.orchestrator.port);
+                let addr = Discovery::orchestrator(s, announce).supervised(me).start();
+                r5.discovery.set(addr);
             }),
         )
         .child(
@@ -131,6 +146,15 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
         registry,
         supervisor,
     }
+}
+
+/// This machine's name (`/etc/hostname`), or `localhost`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The cluster route of an orchestrator address: `http://h:p` → `ws://h:p/cluster`.
@@ -221,6 +245,8 @@ pub fn serve_orchestrator(
 pub struct NodeHandle {
     pub agent: Arc<Slot<NodeAgent>>,
     pub supervisor: Addr<RootSupervisor>,
+    /// The orchestrator the agent joins; set later when discovery finds one.
+    pub chosen: Rc<RefCell<Option<Connector>>>,
 }
 
 /// Starts a node's agent under a root supervisor (a rebuilt agent starts without tasks and
@@ -233,6 +259,8 @@ pub fn start_node(
 ) -> NodeHandle {
     let agent = Arc::new(Slot::default());
     let slot = agent.clone();
+    let chosen = Rc::new(RefCell::new(connector));
+    let current = chosen.clone();
     let supervisor = RootSupervisor::new(RootSupervisor::exit_process())
         .child(
             "node_agent",
@@ -241,14 +269,31 @@ pub fn start_node(
                     settings.clone(),
                     node_id.clone(),
                     rest_addr.clone(),
-                    connector.clone(),
+                    current.borrow().clone(),
                     Some(me),
                 );
                 slot.set(a.start());
             }),
         )
         .launch();
-    NodeHandle { agent, supervisor }
+    NodeHandle {
+        agent,
+        supervisor,
+        chosen,
+    }
+}
+
+/// Starts a node's discovery: it announces the node and, when the node has no orchestrator
+/// yet, finds one (multicast or DNS) and has the agent join it.
+pub fn start_node_discovery(
+    node: &NodeHandle,
+    settings: Arc<Settings>,
+    node_id: &str,
+    rest_port: u16,
+) {
+    let me = ServiceInstance::for_node(&settings, node_id, rest_port);
+    let joiner = Joiner::new(node.chosen.clone(), node.agent.clone()).start();
+    Discovery::node(settings, me, joiner.recipient()).start();
 }
 
 /// A node's REST API on `listener`; await the server to run it.

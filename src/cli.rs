@@ -414,6 +414,8 @@ fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
     let listener = crate::app::bind_listener(&host, settings.orchestrator.port)
         .with_context(|| format!("cannot listen on {host}:{}", settings.orchestrator.port))?;
     let addr = listener.local_addr()?;
+    // Announced by discovery: the port bound, which differs from the one asked for when 0.
+    settings.orchestrator.port = addr.port();
     let settings = Arc::new(settings);
     actix::System::new().block_on(async move {
         let handle = crate::app::start_orchestrator(settings.clone())
@@ -453,12 +455,17 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     }
     init_tracing(settings.orchestrator.log_level, false);
     raise_fd_limit();
-    let Some(orchestrator) = args.orchestrator.or(settings.node.orchestrator.clone()) else {
+    let orchestrator = args.orchestrator.or(settings.node.orchestrator.clone());
+    let d = &settings.service_discovery;
+    let can_discover =
+        d.dns_name.is_some() || (d.multicast_enabled && settings.cluster.secret.is_some());
+    if orchestrator.is_none() && !can_discover {
         eprintln!(
-            "error: no orchestrator to join: pass --orchestrator URL or set node.orchestrator"
+            "error: no orchestrator to join: pass --orchestrator URL, set node.orchestrator, \
+             set service_discovery.dns_name, or set cluster.secret for multicast discovery"
         );
         return Ok(ExitCode::from(EXIT_INVALID));
-    };
+    }
     let listener = crate::app::bind_listener(&settings.node.host, settings.node.port)
         .with_context(|| {
             format!(
@@ -471,17 +478,22 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         .id
         .or(settings.node.id.clone())
         .unwrap_or_else(|| default_node_id(addr.port()));
-    let url = crate::app::cluster_url(&orchestrator);
+    let url = orchestrator.as_ref().map(crate::app::cluster_url);
     let settings = Arc::new(settings);
     actix::System::new().block_on(async move {
         let node = crate::app::start_node(
             settings.clone(),
             id.clone(),
             addr.to_string(),
-            Some(crate::actors::node_agent::Connector::Ws(url.clone())),
+            url.clone().map(crate::actors::node_agent::Connector::Ws),
         );
+        crate::app::start_node_discovery(&node, settings.clone(), &id, addr.port());
         let server = crate::app::serve_node(node, settings, listener)?;
-        eprintln!("mcpt node {id} listening on http://{addr}, joining {url}");
+        let joining = match &url {
+            Some(u) => format!("joining {u}"),
+            None => "looking for an orchestrator (multicast or DNS)".into(),
+        };
+        eprintln!("mcpt node {id} listening on http://{addr}, {joining}");
         until_signal(server).await
     })?;
     Ok(ExitCode::SUCCESS)
@@ -489,10 +501,5 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
 
 /// The host name and the REST port: unique per machine and port.
 fn default_node_id(port: u16) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".into());
-    format!("{host}-{port}")
+    format!("{}-{port}", crate::app::host_name())
 }

@@ -580,6 +580,9 @@ mod tests {
             stopping: false,
             planned_at: None,
             report: None,
+            reservation: Reservation::None,
+            barrier: None,
+            waiting: None,
         };
         let nodes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         e.plan_over(&nodes, 1000, vec!["{}".into()]);

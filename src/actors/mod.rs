@@ -5,6 +5,7 @@ pub mod discovery;
 pub mod distributor;
 pub mod event_bus;
 pub mod health_monitor;
+pub mod joiner;
 pub mod load_worker;
 pub mod node_agent;
 pub mod node_monitor;

@@ -99,6 +99,12 @@ pub struct StartLocal(pub serde_json::Value);
 #[rtype(result = "bool")]
 pub struct StopTask(pub String);
 
+/// The orchestrator to join (its `/cluster` WebSocket URL), found after the agent started (by
+/// discovery); ignored when the agent has one already.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UseOrchestrator(pub String);
+
 /// The node's snapshot, for `/load/status`, `/load/metrics` and `/health`.
 #[derive(Message)]
 #[rtype(result = "NodeStatus")]
@@ -668,6 +674,17 @@ impl Handler<WindowReport> for NodeAgent {
             }
         }
         self.flush();
+    }
+}
+
+impl Handler<UseOrchestrator> for NodeAgent {
+    type Result = ();
+
+    fn handle(&mut self, UseOrchestrator(url): UseOrchestrator, ctx: &mut Context<Self>) {
+        if self.connector.is_none() {
+            self.connector = Some(Connector::Ws(url));
+            self.connect(ctx);
+        }
     }
 }
 

@@ -85,7 +85,7 @@ fn read_placement(v: Option<&Value>, e: &mut FieldErrors) -> PlacementRequest {
     let resource_requirements: std::collections::BTreeMap<String, f64> =
         o.or("resource_requirements", Default::default(), e);
     for (name, amount) in &resource_requirements {
-        if !(*amount >= 0.0) {
+        if amount.is_nan() || *amount < 0.0 {
             e.push(
                 format!("placement.resource_requirements.{name}"),
                 format!("must be a non-negative amount, got {amount}"),

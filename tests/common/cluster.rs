@@ -115,6 +115,9 @@ pub fn cluster_env(cmd: &mut Command) -> &mut Command {
         .env("MCP_COMM_LEASE_TIMEOUT", LEASE)
         .env("MCP_COMM_DEATH_TIMEOUT", DEATH)
         .env("MCP_LOAD_GENERATION_DRAIN_TIMEOUT", "2s")
+        // Tests send nothing beyond loopback: no multicast (tests/multicast.rs has its own
+        // network of namespaces).
+        .env("MCP_DISCOVERY_MULTICAST_ENABLED", "false")
         .env("MCPT_LOG", "info,actix_server=warn")
 }
 

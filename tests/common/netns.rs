@@ -46,7 +46,7 @@ impl Netns {
             ),
             Err(e) => panic!("network namespaces cannot be created here: `ip` is missing ({e})"),
         }
-        let mut n = Netns {
+        let n = Netns {
             made: vec![format!("{prefix}sw")],
             prefix,
             net,

@@ -4,10 +4,12 @@
 use actix::prelude::*;
 
 use super::Orchestrator;
+use crate::discovery::{ServiceInstance, ServiceType, Source};
 use crate::execution::State;
 use crate::messages::cluster::{
     Attach, NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeWindow, TakeConn,
 };
+use crate::messages::discovery::{ForgetService, RegisterService};
 use crate::messages::resources::SetNodeCapacity;
 use crate::messages::wire::TaskRef;
 
@@ -51,6 +53,31 @@ impl Handler<NodeUp> for Orchestrator {
                 .into();
             }
             self.offer_capacity(&msg.node_id);
+        }
+        if let Some(discovery) = self.registry.discovery.get() {
+            let h = &msg.hello;
+            let (host, port) = h
+                .rest_addr
+                .rsplit_once(':')
+                .map(|(h, p)| {
+                    (
+                        h.trim_matches(['[', ']']).to_string(),
+                        p.parse().unwrap_or(0),
+                    )
+                })
+                .unwrap_or_default();
+            let service = ServiceInstance {
+                service_id: msg.node_id.clone(),
+                service_type: ServiceType::LoadGenerator,
+                name: format!("mcpt node {}", msg.node_id),
+                host,
+                port,
+                capabilities: h.capabilities.clone(),
+                location: h.location.clone(),
+                healthy: true,
+                metadata: Default::default(),
+            };
+            discovery.do_send(RegisterService(service, Source::Cluster));
         }
         self.publish(
             "node_joined",
@@ -169,6 +196,9 @@ impl Handler<NodeFailed> for Orchestrator {
         if let Some(e) = self.nodes.get_mut(&node) {
             e.up = false;
             e.epoch = msg.epoch;
+        }
+        if let Some(discovery) = self.registry.discovery.get() {
+            discovery.do_send(ForgetService(node.clone()));
         }
         // A failed node offers nothing until it is back; what it held stays held until its
         // owners end.

@@ -87,7 +87,7 @@ impl Orchestrator {
                 health_score: e.facts.health.map_or(100.0, |h| h.0),
                 healthy: e.facts.health.is_none_or(|h| h.1),
                 active_tasks: self.active_tasks(id),
-                record: e.facts.record.clone(),
+                record: e.facts.record,
             })
             .collect()
     }
