@@ -9,7 +9,7 @@ use super::{NodeState, Scenario, Weights, record_score, region};
 
 /// A requirement counts when it is positive (or NaN, which then fits nowhere).
 pub(super) fn needed(amount: f64) -> bool {
-    !(amount <= 0.0)
+    amount > 0.0 || amount.is_nan()
 }
 
 /// A listed capacity; missing, negative or NaN is none.
@@ -406,7 +406,7 @@ impl<'a> Table<'a> {
                     .map(|&c| self.cap[c * width + r] - self.used[c * width + r])
                     .fold(f64::NEG_INFINITY, f64::max)
                     .max(0.0);
-                (!(a <= most_free)).then(|| {
+                (a > most_free || a.is_nan()).then(|| {
                     format!(
                         "resource {:?} short: needed {}, most free {}",
                         self.res[r],

@@ -180,7 +180,7 @@ fn locality_aware_prefers_the_location_then_the_region_then_the_least_loaded() {
     let plain = scenario("p", &[], 1.0);
     let w = Weights::default();
     let by_request = run_with(
-        &[plain.clone()],
+        std::slice::from_ref(&plain),
         &nodes,
         Strategy::LocalityAware,
         &w,
@@ -240,7 +240,8 @@ fn weighted_scoring_follows_whichever_weight_is_set() {
         ))[0]
             .to_string()
     };
-    // Free fractions: roomy (0.75 + 1) / 2, healthy (0.25 + 1) / 2, proven the same, small (1 + 0.1) / 2.
+    // Free fractions: roomy (0.75 + 1) / 2, healthy (0.25 + 1) / 2, proven the same,
+    // small (1 + 0.1) / 2.
     assert_eq!(with(|w| w.capacity = 1.0), "roomy");
     assert_eq!(with(|w| w.health = 1.0), "healthy");
     assert_eq!(with(|w| w.locality = 1.0), "healthy");
