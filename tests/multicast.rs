@@ -195,8 +195,9 @@ fn nodes_with_no_address_find_the_orchestrator_by_multicast() {
     let took = started.elapsed();
     assert!(
         joined,
-        "the nodes did not join: {}\n{}\n{}",
+        "the nodes did not join: {}\n{}\n{}\n{}",
         curl(&net, &orch_ns, "GET", &format!("{api}/api/nodes"), None),
+        orchestrator.log_text(),
         nodes[0].log_text(),
         nodes[1].log_text()
     );
@@ -276,5 +277,5 @@ fn nodes_with_no_address_find_the_orchestrator_by_multicast() {
         2,
         "both nodes are listed: {services}"
     );
-    drop(target);
+    drop((target, orchestrator));
 }
