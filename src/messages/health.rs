@@ -1,1 +1,66 @@
-//! (being written)
+//! Messages of health monitoring: from a node's `NodeMonitor` (to whoever it reports to, the
+//! node's agent, which forwards the report over the cluster link), to the `NodeMonitor` (the
+//! node's REST API), and to the orchestrator's `HealthMonitor` (from the cluster side and the
+//! REST API), plus the `HealthEvent`s the `HealthMonitor` publishes.
+
+use actix::prelude::*;
+use serde::Serialize;
+
+pub use crate::health::cluster::{HealthChange, NodeHealthDetail};
+use crate::health::{Alert, ClusterHealth, HealthReport};
+
+// ---- from and to the NodeMonitor ----
+
+/// A node's report of one round of checks, once per `health_monitoring.check_interval`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct NodeHealthSampled(pub HealthReport);
+
+/// The node's latest report (`None` before the first round ends).
+#[derive(Debug, Message)]
+#[rtype(result = "Option<HealthReport>")]
+pub struct GetLocalHealth;
+
+// ---- to the HealthMonitor ----
+
+/// A node's report, as it arrived over the cluster link.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct NodeHealthUpdate(pub HealthReport);
+
+/// A node's link came up (`reachable`) or the node was declared failed. Only this message
+/// changes a node's reachability: a report from a node marked unreachable does not revive
+/// it. Unreachable raises a critical `reachability` alert at once; reachable again clears it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct NodeReachability {
+    pub node_id: String,
+    pub reachable: bool,
+}
+
+/// The cluster's health.
+#[derive(Debug, Message)]
+#[rtype(result = "ClusterHealth")]
+pub struct GetClusterHealth;
+
+/// One node's health; `None` for a node the monitor never heard of.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<NodeHealthDetail>")]
+pub struct GetNodeHealth(pub String);
+
+/// Alerts: the active ones (newest raised first), then, unless `active_only`, the recently
+/// cleared ones (newest cleared first).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Alert>")]
+pub struct GetAlerts {
+    pub active_only: bool,
+}
+
+// ---- from the HealthMonitor ----
+
+/// A change the `HealthMonitor` publishes (for the live event stream): a node's status
+/// changed, an alert was raised or cleared.
+#[derive(Debug, Clone, PartialEq, Serialize, Message)]
+#[rtype(result = "()")]
+#[serde(transparent)]
+pub struct HealthEvent(pub HealthChange);
