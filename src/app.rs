@@ -10,12 +10,13 @@ use std::sync::{Arc, RwLock};
 use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
 
+use crate::actors::agent_relay::AgentRelay;
 use crate::actors::discovery::Discovery;
 use crate::actors::distributor::Distributor;
 use crate::actors::event_bus::EventBus;
 use crate::actors::health_monitor::HealthMonitor;
-use crate::actors::joiner::Joiner;
 use crate::actors::node_agent::{Connector, NodeAgent};
+use crate::actors::node_monitor::NodeMonitor;
 use crate::actors::orchestrator::Orchestrator;
 use crate::actors::resource_allocator::ResourceAllocator;
 use crate::actors::store::Store;
@@ -92,7 +93,8 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
         store: store.clone(),
         settings: settings.clone(),
     });
-    let (r1, r2, r3, r4, r5) = (
+    let (r1, r2, r3, r4, r5, r6) = (
+        registry.clone(),
         registry.clone(),
         registry.clone(),
         registry.clone(),
@@ -113,6 +115,13 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
                 let r = &r3.settings.resource_management;
                 let addr = ResourceAllocator::new(r.allocation_timeout, r.cleanup_interval).start();
                 r3.allocator.set(addr);
+            }),
+        )
+        .child(
+            "health_monitor",
+            Box::new(move |me| {
+                let addr = HealthMonitor::new(None).supervised(me).start();
+                r6.health.set(addr);
             }),
         )
         .child(
@@ -244,6 +253,7 @@ pub fn serve_orchestrator(
 #[derive(Clone)]
 pub struct NodeHandle {
     pub agent: Arc<Slot<NodeAgent>>,
+    pub monitor: Arc<Slot<NodeMonitor>>,
     pub supervisor: Addr<RootSupervisor>,
     /// The orchestrator the agent joins; set later when discovery finds one.
     pub chosen: Rc<RefCell<Option<Connector>>>,
@@ -261,6 +271,10 @@ pub fn start_node(
     let slot = agent.clone();
     let chosen = Rc::new(RefCell::new(connector));
     let current = chosen.clone();
+    let relay = AgentRelay::new(chosen.clone(), agent.clone()).start();
+    let monitor = Arc::new(Slot::default());
+    let monitor_slot = monitor.clone();
+    let (s1, id1) = (settings.clone(), node_id.clone());
     let supervisor = RootSupervisor::new(RootSupervisor::exit_process())
         .child(
             "node_agent",
@@ -275,9 +289,19 @@ pub fn start_node(
                 slot.set(a.start());
             }),
         )
+        .child(
+            "node_monitor",
+            Box::new(move |me| {
+                let m = NodeMonitor::new(id1.clone(), s1.clone(), relay.clone().recipient())
+                    .supervised(me)
+                    .start();
+                monitor_slot.set(m);
+            }),
+        )
         .launch();
     NodeHandle {
         agent,
+        monitor,
         supervisor,
         chosen,
     }
@@ -292,8 +316,8 @@ pub fn start_node_discovery(
     rest_port: u16,
 ) {
     let me = ServiceInstance::for_node(&settings, node_id, rest_port);
-    let joiner = Joiner::new(node.chosen.clone(), node.agent.clone()).start();
-    Discovery::node(settings, me, joiner.recipient()).start();
+    let relay = AgentRelay::new(node.chosen.clone(), node.agent.clone()).start();
+    Discovery::node(settings, me, relay.recipient()).start();
 }
 
 /// A node's REST API on `listener`; await the server to run it.
@@ -305,6 +329,7 @@ pub fn serve_node(
     let token = settings.api.token.clone();
     let state = web::Data::new(node_api::NodeState {
         agent: node.agent,
+        monitor: node.monitor,
         settings,
     });
     Ok(HttpServer::new(move || {

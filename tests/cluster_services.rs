@@ -322,3 +322,152 @@ fn adaptive_moves_work_away_from_a_slow_node() {
     assert_eq!(count("least_loaded"), (5, 5));
     drop(slow);
 }
+
+/// A target whose answer is 200 until `failing` is set, 503 after.
+struct Switch {
+    addr: SocketAddr,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Switch {
+    fn start() -> Switch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let failing = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = failing.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix::System::new().block_on(async move {
+                let srv = actix_web::HttpServer::new(move || {
+                    let flag = flag.clone();
+                    actix_web::App::new().default_service(web::to(move || {
+                        let down = flag.load(Ordering::SeqCst);
+                        async move {
+                            if down {
+                                HttpResponse::ServiceUnavailable().body("down")
+                            } else {
+                                HttpResponse::Ok().body("ok")
+                            }
+                        }
+                    }))
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                tx.send(srv.handle()).unwrap();
+                let _ = srv.await;
+            })
+        });
+        Switch {
+            addr,
+            failing,
+            handle: rx.recv().unwrap(),
+            thread: Some(thread),
+        }
+    }
+
+    fn set_failing(&self, down: bool) {
+        self.failing
+            .store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ =
+            std::thread::spawn(move || actix::System::new().block_on(handle.stop(false))).join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_failing_custom_check_raises_an_alert_and_recovery_clears_it() {
+    let app = Switch::start();
+    let config = common::temp_file(
+        "node.yaml",
+        &format!(
+            "health_monitoring:\n  check_interval: 0.2\n  alert_threshold: 3\n  checks:\n    - {{name: app, type: http, url: \"http://{}/health\", timeout: 1}}\n",
+            app.addr
+        ),
+    );
+    let mut c = Cluster::empty();
+    let url = c.orchestrator.url("");
+    let mut cmd = common::mcpt(&[
+        "node",
+        "--orchestrator",
+        &url,
+        "--port",
+        "0",
+        "--id",
+        "node-1",
+        "--config",
+        config.path.to_str().unwrap(),
+    ]);
+    common::cluster::cluster_env(&mut cmd);
+    c.nodes
+        .push(common::cluster::Server::spawn("node-1", &mut cmd));
+    c.wait_connected(1);
+
+    let node_health = || get(&c.orchestrator.url("/api/nodes/node-1/health")).1;
+    let app_check = |h: &Value| {
+        h["report"]["checks"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == "app").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let ok = wait_until(Duration::from_secs(20), || {
+        app_check(&node_health())["status"] == "healthy"
+    });
+    assert!(ok, "the check never passed: {}", node_health());
+    let alerts = |active: bool| {
+        get(&c.orchestrator.url(&format!("/api/alerts?active={active}"))).1["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["name"] == "app")
+            .collect::<Vec<Value>>()
+    };
+    assert!(alerts(true).is_empty(), "no alert while it passes");
+
+    app.set_failing(true);
+    let raised = wait_until(Duration::from_secs(20), || !alerts(true).is_empty());
+    assert!(raised, "no alert: {}", node_health());
+    let alert = alerts(true).remove(0);
+    assert_eq!(alert["node_id"], "node-1", "{alert}");
+    assert!(alert["consecutive_failures"].as_u64() >= Some(3), "{alert}");
+    assert!(alert["cleared_at_ms"].is_null(), "{alert}");
+    // The cluster view shows it too.
+    let health = get(&c.orchestrator.url("/api/health")).1;
+    let n1 = health["cluster"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == "node-1")
+        .cloned()
+        .unwrap();
+    assert!(n1["active_alerts"].as_u64() >= Some(1), "{health}");
+    assert!(
+        n1["score"].as_f64() < Some(100.0),
+        "a failing check lowers the score: {health}"
+    );
+
+    app.set_failing(false);
+    let cleared = wait_until(Duration::from_secs(20), || alerts(true).is_empty());
+    assert!(cleared, "the alert stayed: {:?}", alerts(false));
+    let history = alerts(false);
+    assert!(
+        history
+            .iter()
+            .any(|a| a["alert_id"] == alert["alert_id"] && a["cleared_at_ms"].is_u64()),
+        "the cleared alert is kept in the history: {history:?}"
+    );
+}

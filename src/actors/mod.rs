@@ -1,11 +1,11 @@
 //! The actors, one per file. Decisions live in plain functions elsewhere; these receive, decide
 //! by calling them, send and record.
 
+pub mod agent_relay;
 pub mod discovery;
 pub mod distributor;
 pub mod event_bus;
 pub mod health_monitor;
-pub mod joiner;
 pub mod load_worker;
 pub mod node_agent;
 pub mod node_monitor;

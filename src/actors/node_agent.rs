@@ -29,6 +29,7 @@ use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::hub::{Delivery, Session};
 use crate::load::plan::{self, TaskKind};
 use crate::load::runner::worker_count;
+use crate::messages::health::NodeHealthSampled;
 use crate::messages::load::{
     Lease, NodeShare, StartTask as PoolStart, WindowReport, node_users, shard_count,
 };
@@ -164,6 +165,8 @@ pub struct NodeAgent {
     supervisor: Option<Recipient<ChildExited>>,
     /// The connection's queue was full at the last flush: flush again soon.
     blocked: bool,
+    /// The node monitor's latest report, sent again after each join.
+    last_health: Option<crate::health::HealthReport>,
 }
 
 fn key(t: &TaskRef) -> String {
@@ -209,6 +212,7 @@ impl NodeAgent {
             finished: VecDeque::new(),
             supervisor,
             blocked: false,
+            last_health: None,
             settings,
         }
     }
@@ -308,6 +312,9 @@ impl NodeAgent {
                 .collect();
             self.awaiting_confirm = held;
             self.send(NodeMsg::Running { tasks }, Delivery::AtLeastOnce);
+        }
+        if let Some(report) = self.last_health.clone() {
+            self.send(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);
         }
         self.flush();
     }
@@ -674,6 +681,18 @@ impl Handler<WindowReport> for NodeAgent {
             }
         }
         self.flush();
+    }
+}
+
+impl Handler<NodeHealthSampled> for NodeAgent {
+    type Result = ();
+
+    fn handle(&mut self, NodeHealthSampled(report): NodeHealthSampled, _ctx: &mut Context<Self>) {
+        self.last_health = Some(report.clone());
+        if self.conn.is_some() {
+            self.send(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);
+            self.flush();
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use crate::actors::store::Store;
 use crate::hub::conn::{ConnEvent, Out, events};
 use crate::hub::{Delivered, Delivery, Session, SessionConfig};
 use crate::messages::cluster::{
-    Deliver, GetNodeView, NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeView,
-    NodeWindow, TakeConn,
+    Deliver, GetNodeView, NodeFailed, NodeHealth, NodeProgress, NodeRejected, NodeRunning, NodeUp,
+    NodeView, NodeWindow, TakeConn,
 };
 use crate::messages::store::{BumpNodeEpoch, GetNodeEpoch, PutWindow, SetNodeTaskSent, UpsertNode};
 use crate::messages::wire::{
@@ -290,6 +290,12 @@ impl NodeProxy {
                     node_id: self.node_id.clone(),
                     task,
                     reason,
+                });
+            }
+            NodeMsg::Health(report) => {
+                self.orchestrator.do_send(NodeHealth {
+                    node_id: self.node_id.clone(),
+                    report: *report,
                 });
             }
         }

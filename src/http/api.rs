@@ -9,8 +9,8 @@
 //! | GET | `/api/executions/{id}` | state, progress, per-task and per-node figures |
 //! | DELETE | `/api/executions/{id}` | cancel → `{"status": "cancelled"}` (idempotent) |
 //! | GET | `/api/executions/{id}/report` | the report (schema of `mcpt run --output`) |
-//! | GET | `/api/nodes` | the cluster's nodes |
-//! | GET | `/api/health` | the orchestrator and a count of nodes |
+//! | GET | `/api/nodes` | the cluster's nodes, each with its health |
+//! | GET | `/api/health` | the orchestrator, counts of nodes and executions, and the cluster's health (`cluster`: healthy, warning and failed nodes, average score, per node) |
 //! | GET | `/cluster` | the cluster link (WebSocket, nodes only) |
 
 use std::sync::Arc;
@@ -297,6 +297,19 @@ async fn nodes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
         .send(ListNodes)
         .await
         .map_err(unavailable)?;
+    // Each node with its health (status, score, usage), when the monitor has it.
+    let health = health_api::cluster_health(&state).await.ok();
+    let nodes: Vec<Value> = nodes
+        .into_iter()
+        .map(|n| {
+            let mut v = serde_json::to_value(&n).unwrap_or(Value::Null);
+            let h = health
+                .as_ref()
+                .and_then(|c| c.nodes.iter().find(|h| h.node_id == n.node_id));
+            v["health"] = serde_json::to_value(h).unwrap_or(Value::Null);
+            v
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({"nodes": nodes})))
 }
 
@@ -307,11 +320,14 @@ async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let count = |s: &str| nodes.iter().filter(|n| n.state == s).count();
     let running = execs.iter().filter(|e| e.state == State::Running).count();
     let pending = execs.iter().filter(|e| e.state == State::Pending).count();
+    // The orchestrator answers even while its health monitor restarts.
+    let cluster = health_api::cluster_health(&state).await.ok();
     Ok(HttpResponse::Ok().json(json!({
         "status": "healthy",
         "version": env!("CARGO_PKG_VERSION"),
         "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed")},
         "executions": {"running": running, "pending": pending},
+        "cluster": cluster,
     })))
 }
 

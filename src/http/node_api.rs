@@ -25,6 +25,8 @@ use crate::validate::FieldErrors;
 pub struct NodeState {
     /// The current agent (a supervisor may have rebuilt it).
     pub agent: Arc<Slot<NodeAgent>>,
+    /// The node's health monitor (its latest report answers `/health`).
+    pub monitor: Arc<Slot<crate::actors::node_monitor::NodeMonitor>>,
     pub settings: Arc<Settings>,
 }
 
@@ -145,11 +147,20 @@ async fn health(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
         .send(GetNodeStatus)
         .await
         .map_err(unavailable)?;
+    let report = match state.monitor.get() {
+        Some(m) => m
+            .send(crate::messages::health::GetLocalHealth)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
     Ok(HttpResponse::Ok().json(json!({
-        "status": "healthy",
+        "status": report.as_ref().map_or("healthy", |r| r.status.as_str()),
         "node_id": status.node_id,
         "joined": status.connected,
         "epoch": status.epoch,
         "tasks": status.tasks.len(),
+        "health": report,
     })))
 }

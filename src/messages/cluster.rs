@@ -24,6 +24,14 @@ pub struct Submit {
     pub barrier: Option<(String, usize)>,
 }
 
+/// A node's latest health report (from its proxy).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeHealth {
+    pub node_id: String,
+    pub report: crate::health::HealthReport,
+}
+
 /// The connected nodes as placement sees them (capabilities, capacity, health, record).
 #[derive(Message)]
 #[rtype(result = "Vec<crate::placement::NodeState>")]

@@ -17,7 +17,7 @@ use crate::load::share::ShareTable;
 use crate::stats::{ErrorCounts, Window};
 
 /// Bumped on any incompatible change of these types; checked in the handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -94,6 +94,9 @@ pub enum NodeMsg {
     Running { tasks: Vec<TaskRef> },
     /// A task could not start on this node (its own validation refused it).
     Rejected { task: TaskRef, reason: String },
+    /// Every `health_monitoring.check_interval` and after joining (fire-and-forget: the next
+    /// one follows): the node's sample, checks, score, alerts and capacity.
+    Health(Box<crate::health::HealthReport>),
 }
 
 /// Application messages from the orchestrator.

@@ -6,10 +6,13 @@ use actix::prelude::*;
 use super::Orchestrator;
 use crate::discovery::{ServiceInstance, ServiceType, Source};
 use crate::execution::State;
+use crate::health::Status;
 use crate::messages::cluster::{
-    Attach, NodeFailed, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeWindow, TakeConn,
+    Attach, NodeFailed, NodeHealth, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeWindow,
+    TakeConn,
 };
 use crate::messages::discovery::{ForgetService, RegisterService};
+use crate::messages::health::{NodeHealthUpdate, NodeReachability};
 use crate::messages::resources::SetNodeCapacity;
 use crate::messages::wire::TaskRef;
 
@@ -53,6 +56,12 @@ impl Handler<NodeUp> for Orchestrator {
                 .into();
             }
             self.offer_capacity(&msg.node_id);
+        }
+        if let Some(health) = self.registry.health.get() {
+            health.do_send(NodeReachability {
+                node_id: msg.node_id.clone(),
+                reachable: true,
+            });
         }
         if let Some(discovery) = self.registry.discovery.get() {
             let h = &msg.hello;
@@ -115,6 +124,25 @@ impl Handler<NodeWindow> for Orchestrator {
             Err(why) => tracing::warn!(%why, "undecodable window"),
         }
         self.check_done(&execution_id, ctx);
+    }
+}
+
+impl Handler<NodeHealth> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeHealth, _ctx: &mut Context<Self>) {
+        let Some(e) = self.nodes.get_mut(&msg.node_id) else {
+            return;
+        };
+        let r = &msg.report;
+        e.facts.health = Some((r.score, r.status != Status::Critical));
+        if !r.capacity.is_empty() && e.facts.capacity != r.capacity {
+            e.facts.capacity = r.capacity.clone();
+            self.offer_capacity(&msg.node_id);
+        }
+        if let Some(health) = self.registry.health.get() {
+            health.do_send(NodeHealthUpdate(msg.report));
+        }
     }
 }
 
@@ -199,6 +227,12 @@ impl Handler<NodeFailed> for Orchestrator {
         }
         if let Some(discovery) = self.registry.discovery.get() {
             discovery.do_send(ForgetService(node.clone()));
+        }
+        if let Some(health) = self.registry.health.get() {
+            health.do_send(NodeReachability {
+                node_id: node.clone(),
+                reachable: false,
+            });
         }
         // A failed node offers nothing until it is back; what it held stays held until its
         // owners end.
