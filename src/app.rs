@@ -58,6 +58,20 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry with no actor in it yet (handler tests fill in the ones they use).
+    pub fn new(settings: Arc<Settings>, store: Addr<Store>) -> Registry {
+        Registry {
+            orchestrator: Slot::default(),
+            events: Slot::default(),
+            allocator: Slot::default(),
+            health: Slot::default(),
+            discovery: Slot::default(),
+            distributor: Slot::default(),
+            store,
+            settings,
+        }
+    }
+
     pub fn orchestrator(&self) -> Option<Addr<Orchestrator>> {
         self.orchestrator.get()
     }
@@ -83,16 +97,7 @@ pub fn start_orchestrator(settings: Arc<Settings>) -> Result<OrchestratorHandle,
 
 /// The same over a given store (a standalone run keeps its store in memory).
 pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> OrchestratorHandle {
-    let registry = Arc::new(Registry {
-        orchestrator: Slot::default(),
-        events: Slot::default(),
-        allocator: Slot::default(),
-        health: Slot::default(),
-        discovery: Slot::default(),
-        distributor: Slot::default(),
-        store: store.clone(),
-        settings: settings.clone(),
-    });
+    let registry = Arc::new(Registry::new(settings.clone(), store.clone()));
     let (r1, r2, r3, r4, r5, r6) = (
         registry.clone(),
         registry.clone(),

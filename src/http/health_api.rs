@@ -133,11 +133,14 @@ mod tests {
     #[actix_rt::test]
     async fn routes_answer_from_the_monitor() {
         let settings = Arc::new(crate::settings::Settings::defaults());
-        let h = crate::app::start_orchestrator_on(settings, Store::start_in_memory().unwrap());
+        let registry = Arc::new(crate::app::Registry::new(
+            settings,
+            Store::start_in_memory().unwrap(),
+        ));
         let app = web_test::init_service(
             App::new()
                 .app_data(web::Data::new(ApiState {
-                    registry: h.registry.clone(),
+                    registry: registry.clone(),
                 }))
                 .configure(crate::http::api::routes(None)),
         )
@@ -150,12 +153,12 @@ mod tests {
         let body: Value = web_test::read_body_json(resp).await;
         assert_eq!(body["error"], "unavailable");
         let state = ApiState {
-            registry: h.registry.clone(),
+            registry: registry.clone(),
         };
         assert!(cluster_health(&state).await.is_err());
 
         let mon = HealthMonitor::new(None).start();
-        h.registry.health.set(mon.clone());
+        registry.health.set(mon.clone());
         let down = Alert {
             alert_id: "a:http:api:1".into(),
             node_id: "a".into(),

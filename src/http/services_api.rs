@@ -80,7 +80,7 @@ mod tests {
     use super::*;
     use crate::actors::discovery::Discovery;
     use crate::actors::store::Store;
-    use crate::app::start_orchestrator_on;
+    use crate::app::Registry;
     use crate::discovery::{ServiceInstance, Source};
     use crate::messages::discovery::RegisterService;
     use crate::settings::Settings;
@@ -105,9 +105,12 @@ mod tests {
     #[actix_rt::test]
     async fn lists_services_with_source_and_age() {
         let settings = Arc::new(Settings::defaults());
-        let handle = start_orchestrator_on(settings.clone(), Store::start_in_memory().unwrap());
+        let registry = Arc::new(Registry::new(
+            settings.clone(),
+            Store::start_in_memory().unwrap(),
+        ));
         let state = web::Data::new(ApiState {
-            registry: handle.registry.clone(),
+            registry: registry.clone(),
         });
         let app = t::init_service(
             App::new()
@@ -129,7 +132,7 @@ mod tests {
         d.send(RegisterService(node, Source::Cluster))
             .await
             .unwrap();
-        handle.registry.discovery.set(d);
+        registry.discovery.set(d);
 
         let get = |uri: &str| t::TestRequest::get().uri(uri).to_request();
         let body: Value = t::call_and_read_body_json(&app, get("/api/services")).await;
