@@ -143,6 +143,7 @@ impl Orchestrator {
         }
         if state.is_terminal() && !e.stopping {
             self.release(id);
+            self.break_group(id, ctx);
         }
         let Some(e) = self.executions.get_mut(id) else {
             return;

@@ -19,6 +19,9 @@ use crate::placement::{self, NodeRecord, NodeState, PlacementInput, Scenario};
 use crate::resources::{AllocError, AllocationRequest, Outcome, ResourceSpec};
 use crate::stats::Window;
 
+/// How soon to try again after a reservation was given back (its node went away).
+const RETRY_START: Duration = Duration::from_millis(100);
+
 /// How much a new window moves a node's record (exponentially weighted).
 const RECORD_WEIGHT: f64 = 0.2;
 
@@ -247,7 +250,7 @@ impl Orchestrator {
         resources.retain(|r| r.amount > 0.0);
         AllocationRequest {
             allocation_id: Reservation::allocation_id(id),
-            requester_id: format!("execution {}", e.name),
+            requester_id: id.to_string(),
             resources,
             priority: e.plan.placement.priority,
             queue: true,
@@ -264,11 +267,19 @@ impl Orchestrator {
             return;
         }
         let max = self.settings.orchestrator.max_concurrent_executions as usize;
-        let running = self
+        // Slots: running executions and pending ones that hold or await a reservation. One
+        // still waiting for a node takes none, so it never blocks those behind it.
+        let taken = self
             .executions
             .values()
-            .filter(|e| matches!(e.state, State::Planning | State::Running) || e.stopping)
+            .filter(|e| {
+                matches!(e.state, State::Planning | State::Running)
+                    || e.stopping
+                    || (e.state == State::Pending && e.reservation != Reservation::None)
+            })
             .count();
+        let mut free = max.saturating_sub(taken);
+        let mut again = false;
         let pending: Vec<String> = self
             .order
             .iter()
@@ -277,16 +288,17 @@ impl Orchestrator {
                     .get(*id)
                     .is_some_and(|e| e.state == State::Pending)
             })
-            .take(max.saturating_sub(running))
             .cloned()
             .collect();
         for id in pending {
-            let Some(e) = self.executions.get_mut(&id) else {
+            // A nested pass (a reservation answered at once) may have moved it on.
+            let Some(e) = self.executions.get(&id).filter(|e| e.state == State::Pending) else {
                 continue;
             };
             match e.reservation.clone() {
-                Reservation::None => match self.choose_nodes(&id) {
+                Reservation::None if free > 0 => match self.choose_nodes(&id) {
                     Ok(nodes) => {
+                        free -= 1;
                         if let Some(e) = self.executions.get_mut(&id) {
                             e.waiting = None;
                         }
@@ -298,12 +310,54 @@ impl Orchestrator {
                         }
                     }
                 },
-                Reservation::Asked { .. } => {}
-                Reservation::Granted { nodes } => match e.barrier.clone() {
-                    None => self.start_execution(&id, &nodes, None, ctx),
-                    Some((group, size)) => self.start_group_if_ready(&group, size, ctx),
-                },
+                Reservation::None | Reservation::Asked { .. } => {}
+                Reservation::Granted { nodes } => {
+                    if nodes.iter().any(|n| !self.nodes.get(n).is_some_and(|e| e.up)) {
+                        // A node it was granted on has gone: give it back, choose again.
+                        tracing::info!(execution = %id, "a node of its reservation is gone; choosing again");
+                        self.release(&id);
+                        again = true;
+                        continue;
+                    }
+                    match e.barrier.clone() {
+                        None => self.start_execution(&id, &nodes, None, ctx),
+                        Some((group, size)) => self.start_group_if_ready(&group, size, ctx),
+                    }
+                }
             }
+        }
+        if again {
+            ctx.run_later(RETRY_START, |act, ctx| act.try_start(ctx));
+        }
+    }
+
+    /// A member of a coordinated group ended before the group started: the others cannot
+    /// start together any more, so they end too (and give their reservations back).
+    pub(super) fn break_group(&mut self, id: &str, ctx: &mut Context<Self>) {
+        let Some((group, _)) = self
+            .executions
+            .get(id)
+            .filter(|e| e.started_at_ms.is_none())
+            .and_then(|e| e.barrier.clone())
+        else {
+            return;
+        };
+        let others: Vec<String> = self
+            .order
+            .iter()
+            .filter(|o| {
+                self.executions.get(*o).is_some_and(|e| {
+                    e.state == State::Pending
+                        && e.barrier.as_ref().is_some_and(|(g, _)| *g == group)
+                })
+            })
+            .cloned()
+            .collect();
+        for o in others {
+            let reason = format!(
+                "execution {id} of its coordinated group ended before the group could start"
+            );
+            self.set_state(&o, State::Cancelled, Some(reason), ctx);
         }
     }
 
@@ -364,13 +418,20 @@ impl Orchestrator {
                     let Some(e) = act.executions.get_mut(&id) else {
                         return;
                     };
-                    if e.state != State::Pending {
-                        // Cancelled meanwhile.
+                    if e.state.is_terminal() && !e.stopping {
+                        // Cancelled meanwhile: whatever the pool answered goes back.
                         act.release(&id);
                         return;
                     }
+                    if e.state != State::Pending
+                        || matches!(e.reservation, Reservation::Granted { .. })
+                    {
+                        // A grant event came before this answer (the pool freed room in
+                        // between) and the execution may have started: nothing to change.
+                        return;
+                    }
                     match res {
-                        Ok(Ok(Outcome::Granted(_))) | Ok(Err(AllocError::Duplicate(_))) => {
+                        Ok(Ok(Outcome::Granted(_))) => {
                             e.reservation = Reservation::Granted { nodes };
                             act.try_start(ctx);
                         }
@@ -379,6 +440,15 @@ impl Orchestrator {
                                 nodes,
                                 queued: true,
                             };
+                        }
+                        Ok(Err(AllocError::Duplicate(_))) => {
+                            // Asked for by this orchestrator before it restarted: its events
+                            // went to the old one. Give it back and ask again.
+                            e.reservation = Reservation::None;
+                            if let Some(allocator) = act.registry.allocator.get() {
+                                allocator.do_send(Deallocate(Reservation::allocation_id(&id)));
+                            }
+                            act.try_start(ctx);
                         }
                         Ok(Err(why)) => {
                             e.reservation = Reservation::None;
@@ -396,13 +466,12 @@ impl Orchestrator {
     }
 
     /// Gives an execution's reservation back to the pool (or takes it out of its queue).
+    /// Sent whatever this orchestrator remembers: one restored after a restart holds a grant
+    /// it never asked for itself, and an unknown id costs the pool nothing.
     pub(super) fn release(&mut self, id: &str) {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        if e.reservation == Reservation::None {
-            return;
-        }
         e.reservation = Reservation::None;
         if let Some(allocator) = self.registry.allocator.get() {
             allocator.do_send(Deallocate(Reservation::allocation_id(id)));
