@@ -70,6 +70,17 @@ pub struct Ledger {
     deadlines: BTreeSet<(Instant, String)>,
     /// Requests queued so far.
     arrivals: u64,
+    /// Per resource, the sums over the nodes (kept as they change, so a fit is checked
+    /// without walking the nodes).
+    totals: BTreeMap<String, Total>,
+}
+
+/// One resource summed over the nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Total {
+    capacity: Units,
+    /// The sum of each node's free amount (a node over its capacity adds 0).
+    free: Units,
 }
 
 impl Ledger {
@@ -82,6 +93,7 @@ impl Ledger {
             queue: Vec::new(),
             deadlines: BTreeSet::new(),
             arrivals: 0,
+            totals: BTreeMap::new(),
         }
     }
 
@@ -98,8 +110,10 @@ impl Ledger {
         now: Instant,
     ) -> Result<Effects, FieldErrors> {
         let capacity = validate_capacity(node_id, capacity)?;
+        self.uncount(node_id);
         self.nodes.entry(node_id.to_string()).or_default().capacity = capacity;
-        Ok(self.settle(now))
+        self.count(node_id);
+        Ok(self.settle(now, true))
     }
 
     /// Removes a node. Every grant with a portion on it is released whole and ended; waiting
@@ -125,8 +139,9 @@ impl Ledger {
                 },
             });
         }
+        self.uncount(node_id);
         self.nodes.remove(node_id);
-        effects.extend(self.settle(now));
+        effects.extend(self.settle(now, true));
         effects
     }
 
@@ -213,14 +228,14 @@ impl Ledger {
         if self.held.contains_key(id) {
             let held = self.release(id).expect("checked");
             let grant = view_grant(id, &held);
-            return Ok((Released::Grant(grant), self.settle(now)));
+            return Ok((Released::Grant(grant), self.settle(now, false)));
         }
         match self.unqueue(id) {
             Some(_) => {
                 let released = Released::Queued {
                     allocation_id: id.to_string(),
                 };
-                Ok((released, self.settle(now)))
+                Ok((released, self.settle(now, false)))
             }
             None => Err(UnknownAllocation(id.to_string())),
         }
@@ -250,7 +265,7 @@ impl Ledger {
             }
         }
         if !effects.ended.is_empty() {
-            effects.extend(self.settle(now));
+            effects.extend(self.settle(now, false));
         }
         effects
     }
@@ -402,6 +417,22 @@ impl Ledger {
         {
             problems.push("the queue's head fits but waits".into());
         }
+        let mut totals: BTreeMap<String, Total> = BTreeMap::new();
+        for node in self.nodes.values() {
+            for (r, &cap) in &node.capacity {
+                let t = totals.entry(r.clone()).or_default();
+                t.capacity += cap;
+                t.free += node.free(r);
+            }
+        }
+        totals.retain(|_, t| t.capacity > 0);
+        let mut kept = self.totals.clone();
+        kept.retain(|_, t| *t != Total::default());
+        if totals != kept {
+            problems.push(format!(
+                "totals {kept:?} differ from the nodes' sums {totals:?}"
+            ));
+        }
         if deadlines != self.deadlines {
             problems.push("deadlines do not match the unconfirmed grants and the queue".into());
         }
@@ -424,11 +455,12 @@ impl Ledger {
             }
         }
         for (r, &want) in &needs.total {
-            let (mut avail, mut total) = (0, 0);
-            for node in self.nodes.values() {
-                avail += amount(node, r);
-                total += node.capacity.get(r).copied().unwrap_or(0);
-            }
+            let t = self.totals.get(r).copied().unwrap_or_default();
+            let avail = match basis {
+                Basis::Free => t.free,
+                Basis::Capacity => t.capacity,
+            };
+            let total = t.capacity;
             if want > avail {
                 out.push(shortage(r, None, want, avail, total));
             }
@@ -441,11 +473,11 @@ impl Ledger {
     fn grant(&mut self, req: &AllocationRequest, needs: &Needs, now: Instant) -> Grant {
         let mut portions: BTreeMap<(String, String), Units> = BTreeMap::new();
         for ((n, r), &a) in &needs.pinned {
-            let node = self
-                .nodes
-                .get_mut(n)
-                .expect("a fitting request names known nodes");
-            *node.allocated.entry(r.clone()).or_default() += a;
+            assert!(
+                self.nodes.contains_key(n),
+                "a fitting request names known nodes"
+            );
+            self.adjust(n, r, |x| *x += a);
             *portions.entry((n.clone(), r.clone())).or_default() += a;
         }
         for (r, &want) in &needs.unpinned {
@@ -468,8 +500,7 @@ impl Ledger {
             }
             assert_eq!(left, 0, "a fitting request is covered");
             for (n, take) in takes {
-                let node = self.nodes.get_mut(&n).expect("listed above");
-                *node.allocated.entry(r.clone()).or_default() += take;
+                self.adjust(&n, r, |x| *x += take);
                 *portions.entry((n, r.clone())).or_default() += take;
             }
         }
@@ -504,17 +535,55 @@ impl Ledger {
             self.deadlines.remove(&(d, id.to_string()));
         }
         for ((n, r), &a) in &held.portions {
-            let Some(node) = self.nodes.get_mut(n) else {
-                continue;
-            };
-            if let Some(x) = node.allocated.get_mut(r) {
-                *x -= a;
-                if *x == 0 {
-                    node.allocated.remove(r);
+            self.adjust(n, r, |x| *x -= a);
+        }
+        Some(held)
+    }
+
+    /// Changes what is allocated of `r` on node `n`, keeping the totals.
+    fn adjust(&mut self, n: &str, r: &str, f: impl FnOnce(&mut Units)) {
+        let Some(node) = self.nodes.get_mut(n) else {
+            return;
+        };
+        let before = node.free(r);
+        let x = node.allocated.entry(r.to_string()).or_default();
+        f(x);
+        if *x == 0 {
+            node.allocated.remove(r);
+        }
+        let after = node.free(r);
+        if before != after {
+            let t = self.totals.entry(r.to_string()).or_default();
+            t.free = t.free - before + after;
+        }
+    }
+
+    /// Adds a node's capacity and free amounts to the totals.
+    fn count(&mut self, n: &str) {
+        let Some(node) = self.nodes.get(n) else {
+            return;
+        };
+        for (r, &cap) in &node.capacity {
+            let t = self.totals.entry(r.clone()).or_default();
+            t.capacity += cap;
+            t.free += node.free(r);
+        }
+    }
+
+    /// Takes a node's capacity and free amounts out of the totals.
+    fn uncount(&mut self, n: &str) {
+        let Some(node) = self.nodes.get(n) else {
+            return;
+        };
+        for (r, &cap) in &node.capacity {
+            if let Some(t) = self.totals.get_mut(r) {
+                t.capacity -= cap;
+                t.free -= node.free(r);
+                if t.capacity == 0 {
+                    self.totals.remove(r);
                 }
             }
         }
-        Some(held)
     }
 
     /// Takes a waiting request out of the queue.
@@ -530,13 +599,14 @@ impl Ledger {
         Some(w)
     }
 
-    /// After capacity changed or freed: drops waiting requests that can never fit, then serves
-    /// the queue from its head while the head fits.
-    fn settle(&mut self, now: Instant) -> Effects {
+    /// After capacity changed (`shrunk`: it may have) or freed: drops waiting requests that
+    /// can never fit, then serves the queue from its head while the head fits.
+    fn settle(&mut self, now: Instant, shrunk: bool) -> Effects {
         let mut effects = Effects::default();
         let impossible: Vec<(String, Vec<Shortage>)> = self
             .queue
             .iter()
+            .filter(|_| shrunk)
             .filter_map(|w| {
                 let s = self.shortages(&w.needs, Basis::Capacity);
                 (!s.is_empty()).then(|| (w.request.allocation_id.clone(), s))
