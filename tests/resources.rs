@@ -340,13 +340,20 @@ async fn a_higher_priority_waits_its_turn_and_is_served_first() {
 mod rest {
     use super::*;
     use mcp_testing::actors::store::Store;
-    use mcp_testing::app::{OrchestratorHandle, start_orchestrator_on};
+    use mcp_testing::app::Registry;
     use mcp_testing::http::api::{self, ApiState};
     use mcp_testing::settings::Settings;
 
-    fn orchestrator() -> OrchestratorHandle {
+    /// The API's state with no actor in it: the test adds the allocator itself.
+    struct Handle {
+        registry: Arc<Registry>,
+    }
+
+    fn orchestrator() -> Handle {
         let store = Store::start_in_memory().unwrap();
-        start_orchestrator_on(Arc::new(Settings::defaults()), store)
+        Handle {
+            registry: Arc::new(Registry::new(Arc::new(Settings::defaults()), store)),
+        }
     }
 
     macro_rules! app {

@@ -15,13 +15,14 @@ use serde_json::{Value, json};
 
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::app::Registry;
-use crate::execution::{ExecutionView, unix_ms};
+use crate::execution::unix_ms;
 use crate::messages::cluster::{Cancel, GetExecution, GetNodeStates, Submit};
 use crate::messages::distributor::{
     AssignmentView, ExecutionMode, GetPlan, ListPlans, PlanView, SubmitWorkload, Workload,
     WorkloadError,
 };
 use crate::messages::resources::GetPoolStatus;
+use crate::messages::store as db;
 use crate::placement::{self, NodeState, PlacementInput};
 
 /// How often the plans' executions are looked at.
@@ -185,9 +186,16 @@ impl Distributor {
                 return;
             };
             p.submitting = false;
+            let ended = p.finished();
             for (i, res) in ids {
                 match res {
                     Ok(Ok(id)) => {
+                        if ended {
+                            // The plan timed out (or failed) while this was on its way.
+                            if let Some(o) = act.registry.orchestrator() {
+                                o.do_send(Cancel(id.clone()));
+                            }
+                        }
                         let a = &mut p.view.assignments[i];
                         a.execution_id = Some(id);
                         a.state = Some("pending".into());
@@ -201,6 +209,17 @@ impl Distributor {
                         tracing::warn!(plan = %plan_id, error = %why, "scenario not submitted");
                         p.view.state = "failed";
                         p.view.finished_at_ms = Some(unix_ms());
+                    }
+                }
+            }
+            if !ended && p.view.state == "failed" {
+                // A workload runs whole or not at all: what was submitted is cancelled (a
+                // coordinated group would otherwise wait for its missing member forever).
+                if let Some(o) = act.registry.orchestrator() {
+                    for a in &p.view.assignments {
+                        if let Some(id) = &a.execution_id {
+                            o.do_send(Cancel(id.clone()));
+                        }
                     }
                 }
             }
@@ -235,10 +254,19 @@ impl Distributor {
         for id in timed_out {
             self.time_out(&id);
         }
+        let store = self.registry.store.clone();
         let fut = async move {
-            let mut views: Vec<(String, usize, Option<ExecutionView>)> = Vec::new();
+            let mut views: Vec<(String, usize, Option<(String, f64)>)> = Vec::new();
             for (pid, i, exec) in watched {
-                let v = orchestrator.send(GetExecution(exec)).await.ok().flatten();
+                let v = match orchestrator.send(GetExecution(exec.clone())).await {
+                    Ok(Some(v)) => Some((v.state.as_str().to_string(), v.progress_percent)),
+                    // No longer in the orchestrator's memory (evicted, or it restarted after
+                    // the execution ended): the store has its final state.
+                    _ => match store.send(db::GetExecution(exec)).await {
+                        Ok(Ok(Some(r))) => Some((r.state, 100.0)),
+                        _ => None,
+                    },
+                };
                 views.push((pid, i, v));
             }
             views
@@ -246,12 +274,12 @@ impl Distributor {
         ctx.spawn(fut.into_actor(self).map(|views, act, ctx| {
             let mut touched: Vec<String> = Vec::new();
             for (pid, i, view) in views {
-                let (Some(p), Some(v)) = (act.plans.get_mut(&pid), view) else {
+                let (Some(p), Some((state, progress))) = (act.plans.get_mut(&pid), view) else {
                     continue;
                 };
                 let a = &mut p.view.assignments[i];
-                a.state = Some(v.state.as_str().to_string());
-                a.progress_percent = v.progress_percent;
+                a.progress_percent = if terminal(&state) { 100.0 } else { progress };
+                a.state = Some(state);
                 if !touched.contains(&pid) {
                     touched.push(pid);
                 }

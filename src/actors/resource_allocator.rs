@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::actors::supervisor::{ChildExited, ExitReason};
+
 use crate::messages::resources::{
     Allocate, AllocationEvent, AuditPool, Confirm, Deallocate, GetAllocation, GetPoolStatus,
     RemoveNode, SetNodeCapacity,
@@ -30,6 +32,7 @@ pub struct ResourceAllocator {
     notify: HashMap<String, Recipient<AllocationEvent>>,
     /// The armed deadline timer and the deadline it is for.
     timer: Option<(Instant, SpawnHandle)>,
+    supervisor: Option<Recipient<ChildExited>>,
 }
 
 impl ResourceAllocator {
@@ -41,7 +44,15 @@ impl ResourceAllocator {
             cleanup_interval: cleanup_interval.max(MIN_SWEEP),
             notify: HashMap::new(),
             timer: None,
+            supervisor: None,
         }
+    }
+
+    /// Reports its exit to `supervisor`, which builds a new (empty) pool; the orchestrator
+    /// offers its nodes' capacity again with their next health reports.
+    pub fn supervised(mut self, supervisor: Recipient<ChildExited>) -> Self {
+        self.supervisor = Some(supervisor);
+        self
     }
 
     /// The clock, through tokio so a paused test clock governs it too.
@@ -123,6 +134,15 @@ impl Actor for ResourceAllocator {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.cleanup_interval, |act, ctx| act.sweep(ctx));
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some(s) = &self.supervisor {
+            s.do_send(ChildExited {
+                name: "resource_allocator",
+                reason: ExitReason::Unexpected,
+            });
+        }
     }
 }
 

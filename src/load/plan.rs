@@ -85,15 +85,34 @@ fn read_placement(v: Option<&Value>, e: &mut FieldErrors) -> PlacementRequest {
     let resource_requirements: std::collections::BTreeMap<String, f64> =
         o.or("resource_requirements", Default::default(), e);
     for (name, amount) in &resource_requirements {
-        if amount.is_nan() || *amount < 0.0 {
+        let path = format!("placement.resource_requirements.{name}");
+        if let Some(why) = crate::resources::name_problem(&crate::resources::normalize(name)) {
+            e.push(&path, format!("not a resource name: {why}"));
+        }
+        if !amount.is_finite() || *amount < 0.0 || *amount > crate::resources::MAX_AMOUNT {
             e.push(
-                format!("placement.resource_requirements.{name}"),
-                format!("must be a non-negative amount, got {amount}"),
+                &path,
+                format!(
+                    "must be an amount in 0..={:e}, got {amount}",
+                    crate::resources::MAX_AMOUNT
+                ),
             );
         }
     }
+    let nodes: Vec<String> = o.or("nodes", Vec::new(), e);
+    for (i, n) in nodes.iter().enumerate() {
+        let path = format!("placement.nodes[{i}]");
+        if n.trim().is_empty() || n.len() > 256 || n.chars().any(char::is_control) {
+            e.push(
+                &path,
+                "must be a node id: 1 to 256 bytes, no control characters",
+            );
+        } else if nodes[..i].contains(n) {
+            e.push(&path, format!("node {n:?} is listed twice"));
+        }
+    }
     let p = PlacementRequest {
-        nodes: o.or("nodes", Vec::new(), e),
+        nodes,
         node_count,
         strategy,
         preferred_location: o.opt("preferred_location", e),

@@ -58,7 +58,7 @@ pub const MAX_AMOUNT: f64 = 1e18;
 /// The smallest amount a spec may ask (one millionth of the base unit).
 pub const MIN_AMOUNT: f64 = 1e-6;
 /// The most specs in one request.
-pub const MAX_SPECS: usize = 64;
+pub const MAX_SPECS: usize = 4096;
 /// The longest id or name.
 pub const MAX_ID_LEN: usize = 256;
 /// The most requests that may wait at once.
@@ -377,7 +377,7 @@ pub fn normalize(name: &str) -> String {
 }
 
 /// Checks a resource name; `None` when good, else what is wrong.
-fn name_problem(name: &str) -> Option<String> {
+pub fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("must not be empty".into());
     }

@@ -136,7 +136,8 @@ impl Handler<NodeHealth> for Orchestrator {
         };
         let r = &msg.report;
         e.facts.health = Some((r.score, r.status != Status::Critical));
-        if !r.capacity.is_empty() && e.facts.capacity != r.capacity {
+        if !r.capacity.is_empty() {
+            // Offered with every report, so a rebuilt (empty) pool learns it again.
             e.facts.capacity = r.capacity.clone();
             self.offer_capacity(&msg.node_id);
         }

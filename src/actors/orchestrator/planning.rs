@@ -247,7 +247,8 @@ impl Orchestrator {
                 });
             }
         }
-        resources.retain(|r| r.amount > 0.0);
+        // Amounts too small for the pool to count are not asked for.
+        resources.retain(|r| r.amount >= crate::resources::MIN_AMOUNT);
         AllocationRequest {
             allocation_id: Reservation::allocation_id(id),
             requester_id: id.to_string(),
@@ -292,7 +293,11 @@ impl Orchestrator {
             .collect();
         for id in pending {
             // A nested pass (a reservation answered at once) may have moved it on.
-            let Some(e) = self.executions.get(&id).filter(|e| e.state == State::Pending) else {
+            let Some(e) = self
+                .executions
+                .get(&id)
+                .filter(|e| e.state == State::Pending)
+            else {
                 continue;
             };
             match e.reservation.clone() {
@@ -312,7 +317,10 @@ impl Orchestrator {
                 },
                 Reservation::None | Reservation::Asked { .. } => {}
                 Reservation::Granted { nodes } => {
-                    if nodes.iter().any(|n| !self.nodes.get(n).is_some_and(|e| e.up)) {
+                    if nodes
+                        .iter()
+                        .any(|n| !self.nodes.get(n).is_some_and(|e| e.up))
+                    {
                         // A node it was granted on has gone: give it back, choose again.
                         tracing::info!(execution = %id, "a node of its reservation is gone; choosing again");
                         self.release(&id);
