@@ -30,6 +30,9 @@ const TICK: Duration = Duration::from_millis(500);
 /// Plans kept for the API; the oldest finished ones go first.
 const PLANS_KEPT: usize = 256;
 
+/// What a plan's execution was last seen as: its state and progress.
+type Seen = (String, f64);
+
 struct PlanState {
     view: PlanView,
     workload: Workload,
@@ -256,7 +259,7 @@ impl Distributor {
         }
         let store = self.registry.store.clone();
         let fut = async move {
-            let mut views: Vec<(String, usize, Option<(String, f64)>)> = Vec::new();
+            let mut views: Vec<(String, usize, Option<Seen>)> = Vec::new();
             for (pid, i, exec) in watched {
                 let v = match orchestrator.send(GetExecution(exec.clone())).await {
                     Ok(Some(v)) => Some((v.state.as_str().to_string(), v.progress_percent)),
