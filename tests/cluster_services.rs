@@ -5,12 +5,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use common::cluster::{Cluster, get, load_body, post};
-use common::{target, wait_until};
+use common::{TestServer, target, wait_until};
 use serde_json::{Value, json};
 
 fn plan(c: &Cluster, id: &str) -> Value {
@@ -217,65 +219,23 @@ fn workloads_run_in_every_mode_on_the_nodes_placed() {
 
 /// A target that answers node `slow_node`'s requests `delay` late (it tells nodes apart by the
 /// `x-mcpt-node` header every request carries), everyone else's at once.
-struct SlowFor {
-    addr: SocketAddr,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SlowFor {
-    fn start(slow_node: &'static str, delay: Duration) -> SlowFor {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix::System::new().block_on(async move {
-                let srv = actix_web::HttpServer::new(move || {
-                    actix_web::App::new().default_service(web::to(
-                        move |req: HttpRequest| async move {
-                            let node = req
-                                .headers()
-                                .get("x-mcpt-node")
-                                .and_then(|v| v.to_str().ok());
-                            if node == Some(slow_node) {
-                                tokio::time::sleep(delay).await;
-                            }
-                            HttpResponse::Ok().body("ok")
-                        },
-                    ))
-                })
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .unwrap()
-                .run();
-                tx.send(srv.handle()).unwrap();
-                let _ = srv.await;
-            })
-        });
-        SlowFor {
-            addr,
-            handle: rx.recv().unwrap(),
-            thread: Some(thread),
+fn slow_for(slow_node: &'static str, delay: Duration) -> TestServer {
+    TestServer::start(move |req: HttpRequest| async move {
+        let node = req
+            .headers()
+            .get("x-mcpt-node")
+            .and_then(|v| v.to_str().ok());
+        if node == Some(slow_node) {
+            tokio::time::sleep(delay).await;
         }
-    }
-}
-
-impl Drop for SlowFor {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        let _ =
-            std::thread::spawn(move || actix::System::new().block_on(handle.stop(false))).join();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+        HttpResponse::Ok().body("ok")
+    })
 }
 
 #[test]
 fn adaptive_moves_work_away_from_a_slow_node() {
     let c = Cluster::start(2);
-    let slow = SlowFor::start("node-1", Duration::from_millis(500));
+    let slow = slow_for("node-1", Duration::from_millis(500));
     // An execution over both nodes gives each a record: node-1's requests take 500 ms.
     let id = c.submit(&load_body(
         slow.addr,
@@ -323,74 +283,24 @@ fn adaptive_moves_work_away_from_a_slow_node() {
     drop(slow);
 }
 
-/// A target whose answer is 200 until `failing` is set, 503 after.
-struct Switch {
-    addr: SocketAddr,
-    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Switch {
-    fn start() -> Switch {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let failing = std::sync::Arc::new(AtomicBool::new(false));
-        let flag = failing.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix::System::new().block_on(async move {
-                let srv = actix_web::HttpServer::new(move || {
-                    let flag = flag.clone();
-                    actix_web::App::new().default_service(web::to(move || {
-                        let down = flag.load(Ordering::SeqCst);
-                        async move {
-                            if down {
-                                HttpResponse::ServiceUnavailable().body("down")
-                            } else {
-                                HttpResponse::Ok().body("ok")
-                            }
-                        }
-                    }))
-                })
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .unwrap()
-                .run();
-                tx.send(srv.handle()).unwrap();
-                let _ = srv.await;
-            })
-        });
-        Switch {
-            addr,
-            failing,
-            handle: rx.recv().unwrap(),
-            thread: Some(thread),
+/// A target whose answer is 200 until the flag is set, 503 after.
+fn switch(failing: Arc<AtomicBool>) -> TestServer {
+    TestServer::start(move |_req| {
+        let down = failing.load(Ordering::SeqCst);
+        async move {
+            if down {
+                HttpResponse::ServiceUnavailable().body("down")
+            } else {
+                HttpResponse::Ok().body("ok")
+            }
         }
-    }
-
-    fn set_failing(&self, down: bool) {
-        self.failing
-            .store(down, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Drop for Switch {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        let _ =
-            std::thread::spawn(move || actix::System::new().block_on(handle.stop(false))).join();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    })
 }
 
 #[test]
 fn a_failing_custom_check_raises_an_alert_and_recovery_clears_it() {
-    let app = Switch::start();
+    let failing = Arc::new(AtomicBool::new(false));
+    let app = switch(failing.clone());
     let config = common::temp_file(
         "node.yaml",
         &format!(
@@ -438,7 +348,7 @@ fn a_failing_custom_check_raises_an_alert_and_recovery_clears_it() {
     };
     assert!(alerts(true).is_empty(), "no alert while it passes");
 
-    app.set_failing(true);
+    failing.store(true, Ordering::SeqCst);
     let raised = wait_until(Duration::from_secs(20), || !alerts(true).is_empty());
     assert!(raised, "no alert: {}", node_health());
     let alert = alerts(true).remove(0);
@@ -460,7 +370,7 @@ fn a_failing_custom_check_raises_an_alert_and_recovery_clears_it() {
         "a failing check lowers the score: {health}"
     );
 
-    app.set_failing(false);
+    failing.store(false, Ordering::SeqCst);
     let cleared = wait_until(Duration::from_secs(20), || alerts(true).is_empty());
     assert!(cleared, "the alert stayed: {:?}", alerts(false));
     let history = alerts(false);

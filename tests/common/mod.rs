@@ -192,6 +192,56 @@ pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// A little HTTP server on 127.0.0.1:0, on its own thread and actix system, answering every
+/// request with `handler`; stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start<F, Fut>(handler: F) -> TestServer
+    where
+        F: Fn(actix_web::HttpRequest) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = HttpResponse> + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix::System::new().block_on(async move {
+                let srv = actix_web::HttpServer::new(move || {
+                    actix_web::App::new().default_service(web::to(handler.clone()))
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                tx.send(srv.handle()).unwrap();
+                let _ = srv.await;
+            })
+        });
+        TestServer {
+            addr,
+            handle: rx.recv().unwrap(),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ =
+            std::thread::spawn(move || actix::System::new().block_on(handle.stop(false))).join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// One request as the stall target saw it.
 #[derive(Debug, Clone, Copy)]
 pub struct Seen {
@@ -204,8 +254,7 @@ pub struct Seen {
 pub struct StallTarget {
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<Seen>>>,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: TestServer,
 }
 
 struct StallState {
@@ -216,7 +265,7 @@ struct StallState {
     log: Arc<Mutex<Vec<Seen>>>,
 }
 
-async fn stall_handler(state: web::Data<StallState>) -> HttpResponse {
+async fn stall_handler(state: Arc<StallState>) -> HttpResponse {
     let received = Instant::now();
     let index = state
         .received
@@ -240,50 +289,19 @@ async fn stall_handler(state: web::Data<StallState>) -> HttpResponse {
 
 impl StallTarget {
     pub fn start(stall_after: usize, stall: Duration) -> StallTarget {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let state = web::Data::new(StallState {
+        let state = Arc::new(StallState {
             received: Default::default(),
             stall_after,
             stall,
             stall_start: Mutex::new(None),
             log: log.clone(),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix::System::new().block_on(async move {
-                let srv = actix_web::HttpServer::new(move || {
-                    actix_web::App::new()
-                        .app_data(state.clone())
-                        .default_service(web::to(stall_handler))
-                })
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .unwrap()
-                .run();
-                tx.send(srv.handle()).unwrap();
-                let _ = srv.await;
-            })
-        });
-        let handle = rx.recv().unwrap();
+        let server = TestServer::start(move |_req| stall_handler(state.clone()));
         StallTarget {
-            addr,
+            addr: server.addr,
             log,
-            handle,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for StallTarget {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        let _ =
-            std::thread::spawn(move || actix::System::new().block_on(handle.stop(false))).join();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _server: server,
         }
     }
 }
