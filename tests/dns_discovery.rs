@@ -3,6 +3,7 @@
 //! both by the `dns` module and by a node's `Discovery` actor, and a name that appears later
 //! is found on a retry.
 
+use mcp_testing::actors::recorder::Recorder;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -124,20 +125,6 @@ async fn the_dns_module_resolves_srv_and_a_records() {
     );
 }
 
-struct Recorder(Arc<Mutex<Vec<OrchestratorFound>>>);
-
-impl Actor for Recorder {
-    type Context = Context<Self>;
-}
-
-impl Handler<OrchestratorFound> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, m: OrchestratorFound, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(m);
-    }
-}
-
 type Found = Arc<Mutex<Vec<OrchestratorFound>>>;
 
 /// Starts a node's discovery looking for `dns_name` at `server`; returns it and what it
@@ -151,7 +138,7 @@ fn node(dns_name: &str, server: SocketAddr, orchestrator_port: u16) -> (Addr<Dis
     s.service_discovery.dns_server = Some(server);
     let s = Arc::new(s);
     let found = Arc::new(Mutex::new(Vec::new()));
-    let rec = Recorder(found.clone()).start();
+    let rec = Recorder::<OrchestratorFound>(found.clone()).start();
     let me = ServiceInstance::for_node(&s, "node-1", 8081);
     (Discovery::node(s, me, rec.recipient()).start(), found)
 }

@@ -3,6 +3,7 @@
 //! monitor, and the alert clears on recovery; the cluster's counts with an unreachable node.
 //! Every wait is for a condition seen in the reports, with a deadline.
 
+use mcp_testing::actors::recorder::Recorder as Keep;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,21 +73,6 @@ impl Handler<NodeHealthSampled> for Recorder {
             m.do_send(NodeHealthUpdate(r.clone()));
         }
         self.seen.lock().unwrap().push(r);
-    }
-}
-
-/// Records the monitor's events.
-struct Events(Arc<Mutex<Vec<HealthEvent>>>);
-
-impl Actor for Events {
-    type Context = Context<Self>;
-}
-
-impl Handler<HealthEvent> for Events {
-    type Result = ();
-
-    fn handle(&mut self, e: HealthEvent, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(e);
     }
 }
 
@@ -166,7 +152,10 @@ async fn a_failing_http_check_raises_an_alert_after_three_failures_and_clears() 
     let failing = Arc::new(AtomicBool::new(false));
     let (url, server) = switchable_target(failing.clone());
     let events = Arc::new(Mutex::new(Vec::new()));
-    let cluster = HealthMonitor::new(Some(Events(events.clone()).start().recipient())).start();
+    let cluster = HealthMonitor::new(Some(
+        Keep::<HealthEvent>(events.clone()).start().recipient(),
+    ))
+    .start();
     let seen = Arc::new(Mutex::new(Vec::<HealthReport>::new()));
     let recorder = Recorder {
         seen: seen.clone(),

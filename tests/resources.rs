@@ -2,6 +2,7 @@
 //! random concurrent allocate/deallocate calls, expiry of unconfirmed grants and of waiting
 //! requests, the priority rule (queueing, no preemption), and the REST contract.
 
+use mcp_testing::actors::recorder::Recorder;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -41,22 +42,14 @@ async fn wait_for<F: Future<Output = bool>>(
     }
 }
 
-struct Recorder(Arc<Mutex<Vec<AllocationEvent>>>);
-
-impl Actor for Recorder {
-    type Context = Context<Self>;
-}
-
-impl Handler<AllocationEvent> for Recorder {
-    type Result = ();
-    fn handle(&mut self, e: AllocationEvent, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(e);
-    }
-}
-
 fn recorder() -> (Recipient<AllocationEvent>, Arc<Mutex<Vec<AllocationEvent>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    (Recorder(seen.clone()).start().recipient(), seen)
+    (
+        Recorder::<AllocationEvent>(seen.clone())
+            .start()
+            .recipient(),
+        seen,
+    )
 }
 
 async fn set(pool: &Addr<ResourceAllocator>, node: &str, caps: &[(&str, f64)]) {

@@ -452,20 +452,10 @@ impl Handler<ForgetService> for Discovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::recorder::Recorder;
     use crate::discovery::{Query, sign};
     use std::net::Ipv4Addr;
     use std::sync::Mutex;
-
-    struct Recorder(Arc<Mutex<Vec<OrchestratorFound>>>);
-    impl Actor for Recorder {
-        type Context = Context<Self>;
-    }
-    impl Handler<OrchestratorFound> for Recorder {
-        type Result = ();
-        fn handle(&mut self, m: OrchestratorFound, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(m);
-        }
-    }
 
     fn settings(secret: Option<&str>) -> Settings {
         let mut s = Settings::defaults();
@@ -506,7 +496,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_node_joins_the_first_signed_orchestrator_and_counts_the_rest() {
         let found = Arc::new(Mutex::new(Vec::new()));
-        let rec = Recorder(found.clone()).start();
+        let rec = Recorder::<OrchestratorFound>(found.clone()).start();
         let me = service("node-1", ServiceType::LoadGenerator, "0.0.0.0", 8081);
         let d = Discovery::node(Arc::new(settings(Some("k"))), me, rec.recipient()).start();
         let mut port = None;

@@ -245,20 +245,10 @@ impl Handler<AuditPool> for ResourceAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::recorder::Recorder;
     use crate::resources::{AllocationRequest, ResourceSpec};
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
-
-    struct Recorder(Arc<Mutex<Vec<AllocationEvent>>>);
-    impl Actor for Recorder {
-        type Context = Context<Self>;
-    }
-    impl Handler<AllocationEvent> for Recorder {
-        type Result = ();
-        fn handle(&mut self, e: AllocationEvent, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(e);
-        }
-    }
 
     #[actix_rt::test]
     async fn a_queued_request_hears_its_grant_and_a_node_removal() {
@@ -272,7 +262,9 @@ mod tests {
         .unwrap()
         .unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let rec = Recorder(seen.clone()).start().recipient();
+        let rec = Recorder::<AllocationEvent>(seen.clone())
+            .start()
+            .recipient();
         let first = AllocationRequest::new("first", "t", vec![ResourceSpec::new("cpu", 2.0)]);
         let r = pool
             .send(Allocate {
