@@ -63,31 +63,10 @@ impl Handler<NodeUp> for Orchestrator {
                 reachable: true,
             });
         }
-        if let Some(discovery) = self.registry.discovery.get() {
-            let h = &msg.hello;
-            let (host, port) = h
-                .rest_addr
-                .rsplit_once(':')
-                .map(|(h, p)| {
-                    (
-                        h.trim_matches(['[', ']']).to_string(),
-                        p.parse().unwrap_or(0),
-                    )
-                })
-                .unwrap_or_default();
-            let service = ServiceInstance {
-                service_id: msg.node_id.clone(),
-                service_type: ServiceType::LoadGenerator,
-                name: format!("mcpt node {}", msg.node_id),
-                host,
-                port,
-                capabilities: h.capabilities.clone(),
-                location: h.location.clone(),
-                healthy: true,
-                metadata: Default::default(),
-            };
-            discovery.do_send(RegisterService(service, Source::Cluster));
+        if let Some(e) = self.nodes.get_mut(&msg.node_id) {
+            e.facts.rest_addr = msg.hello.rest_addr.clone();
         }
+        self.announce_node(&msg.node_id);
         self.publish(
             "node_joined",
             None,
@@ -127,6 +106,45 @@ impl Handler<NodeWindow> for Orchestrator {
     }
 }
 
+impl Orchestrator {
+    /// Tells discovery of a node joined over the link: its REST address, capabilities,
+    /// location and (with `service_discovery.health_check_enabled`) whether it is short of
+    /// critical health.
+    fn announce_node(&self, node_id: &str) {
+        let (Some(discovery), Some(e)) = (self.registry.discovery.get(), self.nodes.get(node_id))
+        else {
+            return;
+        };
+        let (host, port) = e
+            .facts
+            .rest_addr
+            .rsplit_once(':')
+            .map(|(h, p)| {
+                (
+                    h.trim_matches(['[', ']']).to_string(),
+                    p.parse().unwrap_or(0),
+                )
+            })
+            .unwrap_or_default();
+        let healthy = !self.settings.service_discovery.health_check_enabled
+            || e.facts
+                .health
+                .is_none_or(|(_, short_of_critical)| short_of_critical);
+        let service = ServiceInstance {
+            service_id: node_id.to_string(),
+            service_type: ServiceType::LoadGenerator,
+            name: format!("mcpt node {node_id}"),
+            host,
+            port,
+            capabilities: e.facts.capabilities.iter().cloned().collect(),
+            location: e.facts.location.clone(),
+            healthy,
+            metadata: Default::default(),
+        };
+        discovery.do_send(RegisterService(service, Source::Cluster));
+    }
+}
+
 impl Handler<NodeHealth> for Orchestrator {
     type Result = ();
 
@@ -135,11 +153,16 @@ impl Handler<NodeHealth> for Orchestrator {
             return;
         };
         let r = &msg.report;
+        let was = e.facts.health.map(|h| h.1);
         e.facts.health = Some((r.score, r.status != Status::Critical));
+        let changed = was != Some(r.status != Status::Critical);
         if !r.capacity.is_empty() {
             // Offered with every report, so a rebuilt (empty) pool learns it again.
             e.facts.capacity = r.capacity.clone();
             self.offer_capacity(&msg.node_id);
+        }
+        if changed {
+            self.announce_node(&msg.node_id);
         }
         if let Some(health) = self.registry.health.get() {
             health.do_send(NodeHealthUpdate(msg.report));

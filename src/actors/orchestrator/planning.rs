@@ -30,6 +30,8 @@ const RECORD_WEIGHT: f64 = 0.2;
 pub struct NodeFacts {
     pub capabilities: BTreeSet<String>,
     pub location: String,
+    /// Where its own REST API listens (`host:port`).
+    pub rest_addr: String,
     /// From its health reports (or, until the first, from what it said when it joined).
     pub capacity: BTreeMap<String, f64>,
     /// Its latest health score and whether it is short of critical; `None` before a report.
