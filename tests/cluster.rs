@@ -172,7 +172,14 @@ fn a_frozen_node_is_fenced() {
         "node-1 sent {before} before SIGCONT and {after} in all; rejected {} old-epoch frames; epoch now {}",
         v["fenced_frames_rejected"], v["epoch"]
     );
-    assert_eq!(after, before, "a fenced node sent requests after SIGCONT");
+    // An arrival whose lease check passed just before the freeze is written just after it: at
+    // most one per load worker of the node (one per core, 2 here). A node that ignored its
+    // fence would send the hundreds it missed while frozen.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    assert!(
+        after <= before + workers,
+        "a fenced node sent requests after SIGCONT: {before} before, {after} after"
+    );
     assert!(v["fenced_frames_rejected"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["epoch"].as_u64().unwrap() >= 1, "{v}");
     let report = c.report(&id);
