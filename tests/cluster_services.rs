@@ -283,24 +283,10 @@ fn adaptive_moves_work_away_from_a_slow_node() {
     drop(slow);
 }
 
-/// A target whose answer is 200 until the flag is set, 503 after.
-fn switch(failing: Arc<AtomicBool>) -> TestServer {
-    TestServer::start(move |_req| {
-        let down = failing.load(Ordering::SeqCst);
-        async move {
-            if down {
-                HttpResponse::ServiceUnavailable().body("down")
-            } else {
-                HttpResponse::Ok().body("ok")
-            }
-        }
-    })
-}
-
 #[test]
 fn a_failing_custom_check_raises_an_alert_and_recovery_clears_it() {
     let failing = Arc::new(AtomicBool::new(false));
-    let app = switch(failing.clone());
+    let app = common::switchable_target(failing.clone());
     let config = common::temp_file(
         "node.yaml",
         &format!(

@@ -3,13 +3,15 @@
 //! monitor, and the alert clears on recovery; the cluster's counts with an unreachable node.
 //! Every wait is for a condition seen in the reports, with a deadline.
 
+mod common;
+
+use common::{ask_until, switchable_target};
 use mcp_testing::actors::recorder::Recorder as Keep;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
-use actix_web::{App, HttpResponse, HttpServer, web};
 
 use mcp_testing::actors::health_monitor::HealthMonitor;
 use mcp_testing::actors::node_monitor::NodeMonitor;
@@ -22,36 +24,9 @@ use mcp_testing::settings::{AlertThresholds, CheckSpec, CheckTarget, Settings};
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// Polls `pred` every 10 ms until it holds or `timeout` passes; says which. The async twin of
-/// `tests/common::wait_until`, for tests whose actors run on the test's own runtime.
+/// Polls `pred` until it holds or `timeout` passes; says which.
 async fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if pred() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Asks `ask` every 10 ms until its answer satisfies `done` or `timeout` passes; the last
-/// answer (for conditions that only an actor can tell).
-async fn ask_until<T, F: Future<Output = T>>(
-    timeout: Duration,
-    mut ask: impl FnMut() -> F,
-    done: impl Fn(&T) -> bool,
-) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        let answer = ask().await;
-        if done(&answer) || Instant::now() >= end {
-            return answer;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    ask_until(timeout, || std::future::ready(pred()), |ok| *ok).await
 }
 
 /// Records every report and forwards it to a cluster monitor, as a node's agent would.
@@ -98,32 +73,6 @@ fn settings(interval: Duration, checks: Vec<CheckSpec>) -> Arc<Settings> {
     Arc::new(s)
 }
 
-/// A target on 127.0.0.1:0 that answers 200, or 500 while `failing` is set.
-fn switchable_target(failing: Arc<AtomicBool>) -> (String, actix_web::dev::ServerHandle) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let failing = web::Data::from(failing);
-    let srv = HttpServer::new(move || {
-        App::new()
-            .app_data(failing.clone())
-            .default_service(web::to(|f: web::Data<AtomicBool>| async move {
-                if f.load(Ordering::SeqCst) {
-                    HttpResponse::InternalServerError().body("down")
-                } else {
-                    HttpResponse::Ok().body("up")
-                }
-            }))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = srv.handle();
-    actix_rt::spawn(srv);
-    (format!("http://{addr}/health"), handle)
-}
-
 fn http_check(url: &str) -> CheckSpec {
     CheckSpec {
         name: "api".into(),
@@ -150,7 +99,8 @@ fn api_alert(r: &HealthReport) -> Option<&Alert> {
 #[actix_rt::test]
 async fn a_failing_http_check_raises_an_alert_after_three_failures_and_clears() {
     let failing = Arc::new(AtomicBool::new(false));
-    let (url, server) = switchable_target(failing.clone());
+    let server = switchable_target(failing.clone());
+    let url = format!("http://{}/health", server.addr);
     let events = Arc::new(Mutex::new(Vec::new()));
     let cluster = HealthMonitor::new(Some(
         Keep::<HealthEvent>(events.clone()).start().recipient(),
@@ -278,7 +228,7 @@ async fn a_failing_http_check_raises_an_alert_after_three_failures_and_clears() 
         "{kinds:?}"
     );
 
-    server.stop(false).await;
+    drop(server);
 }
 
 #[actix_rt::test]

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 const INTERVAL_S: u64 = 2;
 const GROUP: &str = "239.255.77.77";
+/// The group's port is one every member shares, so it is fixed; it lives only in the
+/// namespaces this test makes. Every TCP port is 0.
 const PORT: u16 = 19077;
 
 /// A JSON request made with curl inside `ns` (the test process is not on the bridge).
@@ -133,18 +135,18 @@ fn nodes_with_no_address_find_the_orchestrator_by_multicast() {
                 "--host",
                 &orch_ip,
                 "--port",
-                "8080",
+                "0",
                 "--data-dir",
                 dir.path().join("data").to_str().unwrap(),
             ]),
             &orch_ip,
         ),
     );
-    let api = format!("http://{orch_ip}:8080");
+    let api = format!("http://{}", orchestrator.addr);
     let target = Server::spawn(
         "target",
         net.command(&orch_ns, mcpt_path().to_str().unwrap())
-            .args(["target", "--host", &orch_ip, "--port", "9000"]),
+            .args(["target", "--host", &orch_ip, "--port", "0"]),
     );
 
     // Forged announcements pointing at an orchestrator that does not exist, sent before and
@@ -176,7 +178,7 @@ fn nodes_with_no_address_find_the_orchestrator_by_multicast() {
                     "--host",
                     &ip,
                     "--port",
-                    "8090",
+                    "0",
                 ]),
                 &ip,
             ),
@@ -221,7 +223,7 @@ fn nodes_with_no_address_find_the_orchestrator_by_multicast() {
 
     // An execution over both nodes against a target in the orchestrator's namespace.
     let body = json!({"name": "multicast", "tasks": [{"type": "load_test", "parameters": {
-        "targets": [{"url": format!("http://{orch_ip}:9000/")}],
+        "targets": [{"url": format!("http://{}/", target.addr)}],
         "duration": "3s", "base_rps": 100, "pattern": "constant"}}]});
     let created = curl(
         &net,

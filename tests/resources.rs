@@ -2,11 +2,13 @@
 //! random concurrent allocate/deallocate calls, expiry of unconfirmed grants and of waiting
 //! requests, the priority rule (queueing, no preemption), and the REST contract.
 
+mod common;
+
 use mcp_testing::actors::recorder::Recorder;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::{App, test, web};
@@ -25,21 +27,9 @@ use serde_json::{Value, json};
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 const LONG: Duration = Duration::from_secs(3600);
 
-/// Awaits `pred` every 10 ms until it holds or `timeout` passes; says which.
-async fn wait_for<F: Future<Output = bool>>(
-    timeout: Duration,
-    mut pred: impl FnMut() -> F,
-) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if pred().await {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Awaits `pred` until it holds or `timeout` passes; says which.
+async fn wait_for<F: Future<Output = bool>>(timeout: Duration, pred: impl FnMut() -> F) -> bool {
+    common::ask_until(timeout, pred, |ok| *ok).await
 }
 
 fn recorder() -> (Recipient<AllocationEvent>, Arc<Mutex<Vec<AllocationEvent>>>) {

@@ -62,13 +62,6 @@ fn terminal(state: &str) -> bool {
     )
 }
 
-/// The seed of a workload's placement: its id, so the same workload places the same way.
-fn seed_of(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 impl Distributor {
     pub fn new(registry: Arc<Registry>, supervisor: Option<Recipient<ChildExited>>) -> Self {
         Distributor {
@@ -257,6 +250,9 @@ impl Distributor {
         for id in timed_out {
             self.time_out(&id);
         }
+        if watched.is_empty() {
+            return;
+        }
         let store = self.registry.store.clone();
         let fut = async move {
             let mut views: Vec<(String, usize, Option<Seen>)> = Vec::new();
@@ -413,7 +409,7 @@ impl Handler<SubmitWorkload> for Distributor {
                 nodes: &nodes,
                 strategy,
                 weights: &settings.distribution.weights,
-                seed: seed_of(&workload.workload_id),
+                seed: placement::seed_of(&workload.workload_id),
                 preferred_location: workload.preferred_location.as_deref(),
             });
             if !plan.unplaced.is_empty() {

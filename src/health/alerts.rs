@@ -148,6 +148,7 @@ impl AlertTracker {
 mod tests {
     use super::*;
     use crate::health::CheckKind;
+    use crate::health::tests::any_status;
     use proptest::prelude::*;
 
     fn result(check: &str, status: Status) -> CheckResult {
@@ -231,14 +232,6 @@ mod tests {
         assert_eq!(t.cleared().count(), KEEP_CLEARED);
         let newest = t.cleared().next().unwrap().cleared_at_ms.unwrap();
         assert!(t.cleared().all(|a| a.cleared_at_ms.unwrap() <= newest));
-    }
-
-    fn any_status() -> impl Strategy<Value = Status> {
-        prop_oneof![
-            Just(Status::Healthy),
-            Just(Status::Warning),
-            Just(Status::Critical)
-        ]
     }
 
     proptest! {

@@ -418,7 +418,8 @@ mod tests {
         })
     }
 
-    fn any_status() -> impl Strategy<Value = Status> {
+    /// Any status (also used by the alert rule's proptest in `alerts.rs`).
+    pub(super) fn any_status() -> impl Strategy<Value = Status> {
         prop_oneof![
             Just(Status::Healthy),
             Just(Status::Warning),

@@ -97,13 +97,7 @@ fn read_form(doc: &Value) -> Result<Form, FieldErrors> {
     if timeout.is_some_and(|t| t.is_zero()) {
         e.push("timeout", "must be greater than 0");
     }
-    let priority: f64 = o.or("priority", 0.0, &mut e);
-    if priority.fract() != 0.0 || priority.abs() > 1_000_000.0 {
-        e.push(
-            "priority",
-            format!("expected a whole number in -1000000..=1000000, got {priority}"),
-        );
-    }
+    let priority = crate::load::plan::read_priority(&mut o, &mut e);
     let form = Form {
         workload_id,
         name,
@@ -112,7 +106,7 @@ fn read_form(doc: &Value) -> Result<Form, FieldErrors> {
         strategy,
         timeout,
         preferred_location: o.opt("preferred_location", &mut e),
-        priority: priority as i32,
+        priority,
         dry_run: o.or("dry_run", false, &mut e),
     };
     o.finish(&mut e);

@@ -58,6 +58,19 @@ pub struct PlacementRequest {
     pub resource_requirements: std::collections::BTreeMap<String, f64>,
 }
 
+/// The optional `priority` of an object: a whole number, higher first; 0 when absent.
+pub(crate) fn read_priority(o: &mut Obj<'_>, e: &mut FieldErrors) -> i32 {
+    let priority: f64 = o.or("priority", 0.0, e);
+    if priority.fract() != 0.0 || priority.abs() > 1_000_000.0 {
+        e.push(
+            o.key_path("priority"),
+            format!("expected a whole number in -1000000..=1000000, got {priority}"),
+        );
+        return 0;
+    }
+    priority as i32
+}
+
 fn read_placement(v: Option<&Value>, e: &mut FieldErrors) -> PlacementRequest {
     let Some(v) = v else {
         return PlacementRequest::default();
@@ -75,13 +88,7 @@ fn read_placement(v: Option<&Value>, e: &mut FieldErrors) -> PlacementRequest {
     if node_count == Some(0) {
         e.push("placement.node_count", "must be at least 1");
     }
-    let priority: f64 = o.or("priority", 0.0, e);
-    if priority.fract() != 0.0 || priority.abs() > 1_000_000.0 {
-        e.push(
-            "placement.priority",
-            format!("expected a whole number in -1000000..=1000000, got {priority}"),
-        );
-    }
+    let priority = read_priority(&mut o, e);
     let resource_requirements: std::collections::BTreeMap<String, f64> =
         o.or("resource_requirements", Default::default(), e);
     for (name, amount) in &resource_requirements {
@@ -117,7 +124,7 @@ fn read_placement(v: Option<&Value>, e: &mut FieldErrors) -> PlacementRequest {
         strategy,
         preferred_location: o.opt("preferred_location", e),
         required_capabilities: o.or("required_capabilities", Vec::new(), e),
-        priority: priority as i32,
+        priority,
         resource_requirements,
     };
     o.finish(e);

@@ -245,6 +245,14 @@ pub struct Unplaced {
     pub reason: String,
 }
 
+/// A placement seed from a name (a workload's or an execution's id), so the same name places
+/// the same way every time (FNV-1a).
+pub fn seed_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// The score of a node with no record yet: midway, so an unknown node takes about half the
 /// share of a perfect one under `adaptive`.
 pub const NEUTRAL_RECORD: f64 = 0.5;

@@ -37,6 +37,24 @@ pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Asks `ask` every 10 ms until its answer satisfies `done` or `timeout` passes, and returns
+/// the last answer. The async twin of [`wait_until`], for tests whose actors run on the test's
+/// own runtime (a sleeping thread would stop them), and for conditions only an actor can tell.
+pub async fn ask_until<T, F: std::future::Future<Output = T>>(
+    timeout: Duration,
+    mut ask: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        let answer = ask().await;
+        if done(&answer) || Instant::now() >= end {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Lets `d` pass. Only for scenarios that need time itself to pass (a node frozen past the
 /// death timeout, a restart one second later) or that check that nothing more happens over
 /// a while; everything else waits for its condition with [`wait_until`].
@@ -240,6 +258,20 @@ impl Drop for TestServer {
             let _ = t.join();
         }
     }
+}
+
+/// A target that answers 200, or 500 while `failing` is set (a service that starts failing).
+pub fn switchable_target(failing: Arc<std::sync::atomic::AtomicBool>) -> TestServer {
+    TestServer::start(move |_req| {
+        let down = failing.load(std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if down {
+                HttpResponse::InternalServerError().body("down")
+            } else {
+                HttpResponse::Ok().body("up")
+            }
+        }
+    })
 }
 
 /// One request as the stall target saw it.

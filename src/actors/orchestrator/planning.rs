@@ -188,9 +188,7 @@ impl Orchestrator {
         let strategy = p
             .strategy
             .unwrap_or(self.settings.distribution.default_strategy);
-        let seed = id
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+        let seed = placement::seed_of(id);
         let mut pool: Vec<NodeState> = states
             .into_iter()
             .filter(|s| eligible.contains(&s.node_id))
