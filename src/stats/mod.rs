@@ -201,6 +201,7 @@ pub struct TimelinePoint {
     pub completed: u64,
     pub errors: u64,
     pub p50_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
 }
 
@@ -374,6 +375,7 @@ impl TaskAccumulator {
                     completed: 0,
                     errors: 0,
                     p50_ms: 0.0,
+                    p95_ms: 0.0,
                     p99_ms: 0.0,
                 };
                 self.timeline.push(empty);
@@ -392,6 +394,7 @@ impl TaskAccumulator {
             completed: w.completed,
             errors: w.errors.total,
             p50_ms: quantile_ms(&w.corrected, 0.50),
+            p95_ms: quantile_ms(&w.corrected, 0.95),
             p99_ms: quantile_ms(&w.corrected, 0.99),
         }
     }
