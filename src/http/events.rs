@@ -272,7 +272,7 @@ mod tests {
         w.pong(&4u64.to_be_bytes());
         assert!(!w.overflowing());
         // Garbage and acks from the future change nothing beyond what was written.
-        w.pong(b"nonsense");
+        w.pong(b"junk");
         assert_eq!(w.acked, 4);
         w.pong(&100u64.to_be_bytes());
         assert_eq!(w.acked, 9);
