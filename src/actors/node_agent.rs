@@ -37,6 +37,7 @@ use crate::messages::wire::{
     self, Capacity, Hello, NodeMsg, OrchFrame, OrchMsg, PROTOCOL_VERSION, StartTask, TaskProgress,
     TaskRef, TaskWindow, Welcome, WireWindow,
 };
+use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
 use crate::stats::{Snapshot, TaskAccumulator, WindowMerger};
 
@@ -167,6 +168,8 @@ pub struct NodeAgent {
     blocked: bool,
     /// The node monitor's latest report, sent again after each join.
     last_health: Option<crate::health::HealthReport>,
+    /// The node's `/metrics` series: every merged window and health report goes in.
+    metrics: Arc<NodeMetrics>,
 }
 
 fn key(t: &TaskRef) -> String {
@@ -180,6 +183,7 @@ impl NodeAgent {
         node_id: String,
         rest_addr: String,
         connector: Option<Connector>,
+        metrics: Arc<NodeMetrics>,
         supervisor: Option<Recipient<ChildExited>>,
     ) -> NodeAgent {
         let timers = LinkTimers::from_settings(&settings);
@@ -213,6 +217,7 @@ impl NodeAgent {
             supervisor,
             blocked: false,
             last_health: None,
+            metrics,
             settings,
         }
     }
@@ -652,6 +657,7 @@ impl Handler<WindowReport> for NodeAgent {
         let mut out = Vec::new();
         for (i, w) in ready.into_iter().enumerate() {
             let last = done && i + 1 == n;
+            self.metrics.record(&w);
             t.acc.add(0, w.clone(), last);
             if t.share.is_some() && !t.dropped {
                 out.push((w, last));
@@ -688,6 +694,7 @@ impl Handler<NodeHealthSampled> for NodeAgent {
     type Result = ();
 
     fn handle(&mut self, NodeHealthSampled(report): NodeHealthSampled, _ctx: &mut Context<Self>) {
+        self.metrics.observe_health(&report);
         self.last_health = Some(report.clone());
         if self.conn.is_some() {
             self.send(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);
