@@ -142,11 +142,24 @@ fn promtool_check(what: &str, text: &str) {
     );
 }
 
-/// What one run left in the counters: figures from the report, then from `/metrics`.
+/// Request and error totals of one or more runs, from their reports.
+#[derive(Debug, Clone, Copy)]
 struct Totals {
     requests: u64,
     errors: u64,
     status_errors: u64,
+}
+
+impl std::ops::Add for Totals {
+    type Output = Totals;
+
+    fn add(self, o: Totals) -> Totals {
+        Totals {
+            requests: self.requests + o.requests,
+            errors: self.errors + o.errors,
+            status_errors: self.status_errors + o.status_errors,
+        }
+    }
 }
 
 fn report_totals(c: &Cluster, id: &str) -> Totals {
@@ -157,6 +170,14 @@ fn report_totals(c: &Cluster, id: &str) -> Totals {
         errors: s["errors"]["total"].as_u64().unwrap(),
         status_errors: s["errors"]["status"].as_u64().unwrap(),
     }
+}
+
+/// The orchestrator's task counters: (completed, failed or cancelled).
+fn tasks(orch: &Metrics) -> (f64, f64) {
+    (
+        orch.value("mcp_orchestrator_tasks_completed_total", &[]),
+        orch.value("mcp_orchestrator_tasks_failed_total", &[]),
+    )
 }
 
 /// Checks every node's endpoint against the reports' totals so far; returns the nodes' sums.
@@ -227,11 +248,7 @@ fn metrics_agree_with_the_reports_on_a_cluster() {
     assert!(first.requests > 0 && first.errors == 0);
     let nodes = check_nodes(&c, &first);
     let orch = orchestrator_settled(&c);
-    assert_eq!(
-        orch.value("mcp_orchestrator_tasks_completed_total", &[]),
-        1.0
-    );
-    assert_eq!(orch.value("mcp_orchestrator_tasks_failed_total", &[]), 0.0);
+    assert_eq!(tasks(&orch), (1.0, 0.0));
     assert_eq!(orch.value("mcp_orchestrator_total_nodes", &[]), 2.0);
     let ended = "mcp_orchestrator_executions_ended_total";
     assert_eq!(orch.value(ended, &[("state", "completed")]), 1.0);
@@ -309,25 +326,14 @@ fn metrics_agree_with_the_reports_on_a_cluster() {
         second.status_errors
     );
     assert!(second.errors > 0 && second.errors == second.status_errors);
-    let both = Totals {
-        requests: first.requests + second.requests,
-        errors: first.errors + second.errors,
-        status_errors: first.status_errors + second.status_errors,
-    };
+    let both = first + second;
     check_nodes(&c, &both);
     let orch = orchestrator_settled(&c);
     let (completed, failed) = match view["state"].as_str() {
         Some("completed" | "completed_degraded") => (2.0, 0.0),
         _ => (1.0, 1.0),
     };
-    assert_eq!(
-        orch.value("mcp_orchestrator_tasks_completed_total", &[]),
-        completed
-    );
-    assert_eq!(
-        orch.value("mcp_orchestrator_tasks_failed_total", &[]),
-        failed
-    );
+    assert_eq!(tasks(&orch), (completed, failed));
 
     // 3. A run cancelled while it runs: its task counts as failed, once (the execution is
     // cancelled at once and ends when its nodes have stopped), and what its nodes did before
@@ -349,21 +355,10 @@ fn metrics_agree_with_the_reports_on_a_cluster() {
     let view = c.wait_done(&long, Duration::from_secs(60));
     assert_eq!(view["state"], "cancelled", "{view}");
     let third = report_totals(&c, &long);
-    let all = Totals {
-        requests: both.requests + third.requests,
-        errors: both.errors + third.errors,
-        status_errors: both.status_errors + third.status_errors,
-    };
+    let all = both + third;
     check_nodes(&c, &all);
     let orch = orchestrator_settled(&c);
-    assert_eq!(
-        orch.value("mcp_orchestrator_tasks_completed_total", &[]),
-        completed
-    );
-    assert_eq!(
-        orch.value("mcp_orchestrator_tasks_failed_total", &[]),
-        failed + 1.0
-    );
+    assert_eq!(tasks(&orch), (completed, failed + 1.0));
     assert_eq!(orch.value(ended, &[("state", "cancelled")]), 1.0);
     eprintln!(
         "totals matched: {} requests, {} errors over 2 nodes in 3 runs; orchestrator: {completed} tasks completed, {} failed or cancelled",
@@ -396,5 +391,11 @@ fn a_standalone_process_serves_its_node_beside_the_orchestrator() {
     assert_eq!(
         m.value("mcp_load_generator_request_duration_seconds_count", &local),
         0.0
+    );
+    // Another method is a JSON 405, as on every route.
+    let (status, body) = common::cluster::post(&up.url("/metrics"), &json!({}), None);
+    assert_eq!(
+        (status, &body["error"]),
+        (405, &json!("method_not_allowed"))
     );
 }

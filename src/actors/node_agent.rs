@@ -1,8 +1,9 @@
 //! `NodeAgent`: the node's side of the cluster link and the tasks it runs. Owns the session
 //! state machine, the lease, the reconnection with backoff, and the running tasks (their
 //! shares, stop switches and the merging of their workers' windows into one window per second,
-//! sent exactly-once). Hands the shards to the `WorkerPool`. Takes: `WindowReport` (from the
-//! workers), `StartLocal`, `StopLocal`, `GetNodeStatus` (from the node's REST API).
+//! sent exactly-once). Hands the shards to the `WorkerPool`. Adds each merged window and each
+//! health report to the node's `/metrics` series. Takes: `WindowReport` (from the workers),
+//! `StartLocal`, `StopLocal`, `GetNodeStatus` (from the node's REST API).
 //!
 //! The lease: every frame of the current session renews it for `lease_timeout`. Once it has
 //! lapsed, only a new handshake restores it: frames that arrive late (a node resumed after
