@@ -283,4 +283,30 @@ mod tests {
         assert_eq!(c.tasks[0].figures.total_requests.a, 1.0);
         assert!(c.only_in_a.is_empty() && c.only_in_b.is_empty());
     }
+
+    /// The comparison's JSON keeps to its published schema, null percentages included.
+    #[test]
+    fn matches_its_schema() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/compare.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+        let a = report_with("a", &[("get", 0, 0, 0.0, 0.0), ("x", 5, 0, 1.0, 1.0)]);
+        let b = report_with("b", &[("get", 100, 3, 10.0, 4.0), ("y", 5, 0, 1.0, 1.0)]);
+        for c in [compare(&a, &b), compare(&a, &b).with_ids("ea", "eb")] {
+            let v = serde_json::to_value(&c).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{errors:#?}\n{v:#}");
+        }
+        let v = serde_json::to_value(compare(&a, &b)).unwrap();
+        assert!(v["tasks"][0]["achieved_rps"]["delta_percent"].is_null());
+    }
+
+    /// A report reads back from its JSON (as the orchestrator stores it) unchanged.
+    #[test]
+    fn reports_read_back() {
+        let a = report_with("a", &[("get", 500, 5, 50.0, 8.0)]);
+        let json = serde_json::to_value(&a).unwrap();
+        let back: Report = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    }
 }

@@ -39,8 +39,9 @@ table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: 4
 th, td { padding: 4px 10px; border-bottom: 1px solid #e6e8eb; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 thead th { color: #555; font-weight: 600; font-size: 12px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(600px, 1fr)); gap: 8px;
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 8px;
   margin-top: 8px; }
+.charts svg { width: 100%; height: auto; border: 1px solid #eef0f2; border-radius: 4px; }
 .tables { display: flex; flex-wrap: wrap; gap: 28px; }
 .muted { color: #777; }
 footer { color: #777; font-size: 12px; }
@@ -443,14 +444,14 @@ pub fn render(report: &Report) -> String {
     for (i, t) in report.tasks.iter().enumerate() {
         task_section(&mut out, i, t);
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<footer>Corrected latency is measured from each request's planned start \
          (coordinated omission corrected); uncorrected from its actual send. The report's \
          JSON is embedded in this page (element #report-data).</footer></main>\
          <script>{CHARTS_JS}</script>\
          <script type=\"application/json\" id=\"report-data\">{}</script>\
-         <script>{DRAW}</script></body></html>\n",
+         <script>{DRAW}</script></body></html>",
         script_json(report)
     );
     out

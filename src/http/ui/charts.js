@@ -4,7 +4,7 @@
 //   McptCharts.line({title, unit, x: [seconds], series: [{name, values, dashed?, color?}],
 //                    width?: 640, height?: 220}) -> "<svg class="mcpt-chart" ...>...</svg>"
 //   McptCharts.escape(s) -> s with & < > " ' escaped for HTML text and attributes
-//   McptCharts.ticks(min, max, count) -> {min, max, step, values}: rounded axis ticks
+//   McptCharts.ticks(min, max, count, minStep?) -> {min, max, step, values}: rounded axis ticks
 //   McptCharts.format(v) -> a short label for a number (1.5k, 0.25, 12)
 //   McptCharts.palette -> the default colours (Okabe-Ito, colour-blind safe)
 //
@@ -46,12 +46,13 @@
     return 10 * mag;
   }
 
-  function ticks(min, max, count) {
+  function ticks(min, max, count, minStep) {
     if (!finite(min)) min = 0;
     if (!finite(max)) max = min + 1;
     if (max < min) { var t = min; min = max; max = t; }
     if (max === min) { max = min + 1; }
     var step = niceStep(max - min, count || 4);
+    if (finite(minStep) && step < minStep) step = minStep;
     var lo = Math.floor(min / step + 1e-9) * step;
     var hi = Math.ceil(max / step - 1e-9) * step;
     if (hi <= lo) hi = lo + step;
@@ -122,7 +123,9 @@
     if (xmax === xmin) { xmin -= 0.5; xmax += 0.5; }
     if (!(ymax > ymin)) ymax = ymin + 1;
     var yt = ticks(ymin, ymax, 4);
-    var xt = ticks(xmin, xmax, 6);
+    // Whole seconds get whole-second ticks.
+    var whole = xs.every(function (x) { return !finite(x) || Math.round(x) === x; });
+    var xt = ticks(xmin, xmax, 6, whole ? 1 : undefined);
     // The x axis spans the data (not the rounded ticks), so lines reach both edges.
     var xv = xt.values.filter(function (v) { return v >= xmin - 1e-9 && v <= xmax + 1e-9; });
 
