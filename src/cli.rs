@@ -96,6 +96,9 @@ pub struct RunArgs {
     /// Also write the JSON report here.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page here (charts, no network).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Start an `mcpt target` on the (loopback) address of the plan's first target first.
     #[arg(long)]
     pub start_target: bool,
@@ -220,6 +223,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("report written to {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::stats::html::render(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("HTML report written to {}", path.display());
     }
     if report.summary.interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));

@@ -9,6 +9,8 @@
 //! | GET | `/api/executions/{id}` | state, progress, per-task and per-node figures |
 //! | DELETE | `/api/executions/{id}` | cancel → `{"status": "cancelled"}` (idempotent) |
 //! | GET | `/api/executions/{id}/report` | the report (schema of `mcpt run --output`) |
+//! | GET | `/api/executions/{id}/report.html` | the report as one self-contained HTML page (`mcpt run --html`) |
+//! | GET | `/api/executions/{a}/compare/{b}` | deltas of `b` against `a`: summary and tasks matched by name (`schemas/compare.schema.json`) |
 //! | GET | `/api/nodes` | the cluster's nodes, each with its health |
 //! | GET | `/api/health` | the orchestrator, counts of nodes and executions, and the cluster's health (`cluster`: healthy, warning and failed nodes, average score, per node), and the event stream's figures (`events`: subscribers, published, dropped_slow) |
 //! | GET | `/api/events` | the live event stream (WebSocket; `?execution_id=ID`; schema `schemas/events.schema.json`) |
@@ -35,6 +37,8 @@ use crate::messages::cluster::{
 use crate::messages::events::GetEventBusState;
 use crate::messages::store as db;
 use crate::messages::wire::{CLOSE_TOO_BIG, WireError};
+use crate::stats::report::Report;
+use crate::stats::{compare, html};
 
 pub struct ApiState {
     pub registry: Arc<Registry>,
@@ -78,6 +82,16 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
             .service(
                 web::resource("/executions/{id}/report")
                     .route(web::get().to(report))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/executions/{id}/report.html")
+                    .route(web::get().to(report_html))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/executions/{a}/compare/{b}")
+                    .route(web::get().to(compare))
                     .default_service(not_allowed("GET")),
             )
             .service(
@@ -272,23 +286,30 @@ async fn report(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let report = report_value(&id.into_inner(), &state).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The report of an execution, live or stored: 404 for an unknown id, 409 for one without a
+/// report yet.
+async fn report_value(id: &str, state: &ApiState) -> Result<Value, ApiError> {
     let live = state
         .orchestrator()?
-        .send(GetReport(id.clone()))
+        .send(GetReport(id.to_string()))
         .await
         .map_err(unavailable)?;
     if let Some(report) = live {
-        return Ok(HttpResponse::Ok().json(report));
+        return Ok(report);
     }
     match state
         .registry
         .store
-        .send(db::GetExecution(id.clone()))
+        .send(db::GetExecution(id.to_string()))
         .await
     {
         Ok(Ok(Some(r))) => match r.report_json {
-            Some(j) => Ok(HttpResponse::Ok().content_type("application/json").body(j)),
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| unavailable(format!("the stored report of {id} is unreadable: {e}"))),
             None => Err(ApiError::Conflict(format!(
                 "execution {id} is {} and has no report yet",
                 r.state
@@ -298,6 +319,36 @@ async fn report(
         Ok(Err(e)) => Err(unavailable(e)),
         Err(e) => Err(unavailable(e)),
     }
+}
+
+/// The report of an execution as the typed value the HTML page and comparisons read.
+async fn typed_report(id: &str, state: &ApiState) -> Result<Report, ApiError> {
+    let value = report_value(id, state).await?;
+    serde_json::from_value(value)
+        .map_err(|e| unavailable(format!("the report of {id} does not read back: {e}")))
+}
+
+async fn report_html(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let report = typed_report(&id.into_inner(), &state).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", html::CSP))
+        .body(html::render(&report)))
+}
+
+async fn compare(
+    ids: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (a, b) = ids.into_inner();
+    let (ra, rb) = (
+        typed_report(&a, &state).await?,
+        typed_report(&b, &state).await?,
+    );
+    Ok(HttpResponse::Ok().json(compare::compare(&ra, &rb).with_ids(&a, &b)))
 }
 
 async fn nodes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {

@@ -2,13 +2,17 @@
 //! [`TaskAccumulator`] that merges the windows of every shard into live and final figures.
 //! Plain data and functions: the actors only move windows around.
 
+pub mod compare;
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub mod html;
 pub mod report;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Highest latency a histogram tracks (10 minutes, in microseconds); larger values saturate.
 pub const MAX_LATENCY_US: u64 = 600_000_000;
@@ -40,7 +44,7 @@ pub enum ErrorKind {
     Body,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorCounts {
     pub total: u64,
     pub connect: u64,
@@ -154,7 +158,7 @@ impl Window {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
@@ -192,7 +196,7 @@ impl Percentiles {
 }
 
 /// One second of a task, merged across shards.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePoint {
     pub second: u64,
     /// Requests the plan called for in this second (open model; 0 for closed).
@@ -201,6 +205,8 @@ pub struct TimelinePoint {
     pub completed: u64,
     pub errors: u64,
     pub p50_ms: f64,
+    /// Absent from reports stored before p95 was added (read as 0).
+    #[serde(default)]
     pub p95_ms: f64,
     pub p99_ms: f64,
 }

@@ -1,13 +1,15 @@
 //! The run report: JSON (its schema is `schemas/report.schema.json`, a contract) and text.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ErrorCounts, Percentiles, TaskAccumulator, TimelinePoint, new_histogram};
 
-#[derive(Debug, Clone, Serialize)]
+/// Also read back (`Deserialize`) from the store, for the HTML report and comparisons.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub name: String,
     /// Milliseconds since the Unix epoch when the first task started.
@@ -17,7 +19,7 @@ pub struct Report {
 }
 
 /// All tasks together.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// The run was stopped before its plan ended (Ctrl-C); the figures cover what ran.
     pub interrupted: bool,
@@ -38,14 +40,14 @@ pub struct Summary {
     pub latency_uncorrected_ms: Percentiles,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskReport {
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub model: &'static str,
+    pub kind: Cow<'static, str>,
+    pub model: Cow<'static, str>,
     pub pattern: String,
-    pub arrivals: &'static str,
+    pub arrivals: Cow<'static, str>,
     pub seed: u64,
     pub concurrent_users: u32,
     pub duration_s: f64,
@@ -75,7 +77,7 @@ pub struct TaskReport {
 }
 
 /// One node's part of a task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeReport {
     pub node_id: String,
     pub sent: u64,
@@ -136,10 +138,10 @@ impl TaskReport {
         };
         TaskReport {
             name: info.name,
-            kind: "load_test",
-            model: info.model,
+            kind: "load_test".into(),
+            model: info.model.into(),
             pattern: info.pattern,
-            arrivals: info.arrivals,
+            arrivals: info.arrivals.into(),
             seed: info.seed,
             concurrent_users: info.concurrent_users,
             duration_s: info.duration_s,
