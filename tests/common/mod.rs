@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 
+pub mod browser;
 pub mod cluster;
 pub mod netns;
 pub mod proxy;
