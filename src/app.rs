@@ -23,6 +23,7 @@ use crate::actors::store::Store;
 use crate::actors::supervisor::RootSupervisor;
 use crate::discovery::ServiceInstance;
 use crate::http::{api, node_api};
+use crate::messages::health::SetHealthSink;
 use crate::settings::Settings;
 use crate::store::StoreError;
 
@@ -111,6 +112,10 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
             "event_bus",
             Box::new(move |me| {
                 let addr = EventBus::supervised(me).start();
+                // A rebuilt bus: the health monitor publishes to it from now on.
+                if let Some(health) = r1.health.get() {
+                    health.do_send(SetHealthSink(addr.clone().recipient()));
+                }
                 r1.events.set(addr);
             }),
         )
@@ -125,7 +130,8 @@ pub fn start_orchestrator_on(settings: Arc<Settings>, store: Addr<Store>) -> Orc
         .child(
             "health_monitor",
             Box::new(move |me| {
-                let addr = HealthMonitor::new(None).supervised(me).start();
+                let sink = r6.events().map(|bus| bus.recipient());
+                let addr = HealthMonitor::new(sink).supervised(me).start();
                 r6.health.set(addr);
             }),
         )

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::plan::{LoadTask, Model, OnNodeFailure, TaskKind, TestPlan};
 use crate::load::schedule::{Arrivals, Pattern};
 use crate::load::share::ShareTable;
+use crate::messages::events::TaskSecond;
 use crate::messages::wire::TaskRef;
 use crate::stats::report::{NodeReport, Report, TaskInfo};
 use crate::stats::{Snapshot, TaskAccumulator, Window};
@@ -113,6 +114,8 @@ pub struct ExecTask {
     pub acc: TaskAccumulator,
     /// Open model: the plan's request count (its rate integral), computed once.
     planned_requests: Option<u64>,
+    /// Timeline points already published as live `stats` events.
+    streamed: usize,
 }
 
 /// What happens to the execution after a node is lost.
@@ -144,6 +147,7 @@ impl ExecTask {
             acc,
             shares,
             planned_requests,
+            streamed: 0,
         }
     }
 
@@ -330,6 +334,31 @@ impl Execution {
         if !task.lost[slot] || epoch < task.lost_epoch[slot] {
             task.acc.add(slot, w, last);
         }
+    }
+
+    /// The seconds of every task merged since the last call, as live `stats` events.
+    pub fn new_seconds(&mut self) -> Vec<TaskSecond> {
+        let mut out = Vec::new();
+        for (task_id, task) in self.tasks.iter_mut().enumerate() {
+            let timeline = task.acc.timeline();
+            if task.streamed >= timeline.len() {
+                continue;
+            }
+            let total = task.acc.total();
+            let totals = (total.completed, total.errors.total);
+            for point in &timeline[task.streamed..] {
+                out.push(TaskSecond::of(
+                    &self.id,
+                    task_id as u32,
+                    &task.name,
+                    point,
+                    totals,
+                    task.shares.nodes.len(),
+                ));
+            }
+            task.streamed = timeline.len();
+        }
+        out
     }
 
     /// After a replay: stop waiting for the lost nodes.

@@ -55,6 +55,8 @@ pub struct ApiSettings {
     /// `None`: mutating calls need no token.
     pub token: Option<String>,
     pub max_body_size: usize,
+    /// Live events that may wait for one `/api/events` subscriber before it is dropped.
+    pub event_buffer: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -445,6 +447,7 @@ impl Settings {
             let s = ApiSettings {
                 token: (!token.is_empty()).then_some(token),
                 max_body_size: positive(&mut o, "max_body_size", 1 << 20, e),
+                event_buffer: positive(&mut o, "event_buffer", 256, e),
             };
             o.finish(e);
             s

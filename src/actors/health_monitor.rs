@@ -2,8 +2,9 @@
 //! [`ClusterState`]: each node's latest report and reachability, the active alerts and the
 //! recently cleared ones; supervises nothing. Takes: `NodeHealthUpdate` (a node's report),
 //! `NodeReachability` (a node's link came up or the node was declared failed),
-//! `GetClusterHealth`, `GetNodeHealth`, `GetAlerts`. Publishes every change (status, alert
-//! raised or cleared) as a `HealthEvent` to the recipient it was given, if any.
+//! `GetClusterHealth`, `GetNodeHealth`, `GetAlerts`, `SetHealthSink`. Publishes every change
+//! (status, alert raised or cleared) as a `HealthEvent` to the recipient it was given, if any
+//! (in the orchestrator: the event bus, handed in again whenever the bus is rebuilt).
 //!
 //! It stores nothing: a restarted monitor starts empty and fills again as reports come (one
 //! per node per `health_monitoring.check_interval`); nodes' active alerts come back with
@@ -17,6 +18,7 @@ use crate::execution::unix_ms;
 use crate::health::{Alert, ClusterState, HealthChange, NodeHealthDetail};
 use crate::messages::health::{
     GetAlerts, GetClusterHealth, GetNodeHealth, HealthEvent, NodeHealthUpdate, NodeReachability,
+    SetHealthSink,
 };
 
 #[derive(Default)]
@@ -96,6 +98,14 @@ impl Handler<NodeReachability> for HealthMonitor {
     fn handle(&mut self, m: NodeReachability, _: &mut Context<Self>) {
         let changes = self.state.reachability(&m.node_id, m.reachable, unix_ms());
         self.publish(changes);
+    }
+}
+
+impl Handler<SetHealthSink> for HealthMonitor {
+    type Result = ();
+
+    fn handle(&mut self, SetHealthSink(sink): SetHealthSink, _: &mut Context<Self>) {
+        self.on_event = Some(sink);
     }
 }
 

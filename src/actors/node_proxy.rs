@@ -15,8 +15,8 @@ use crate::actors::store::Store;
 use crate::hub::conn::{ConnEvent, Out, events};
 use crate::hub::{Delivered, Delivery, Session, SessionConfig};
 use crate::messages::cluster::{
-    Deliver, GetNodeView, NodeFailed, NodeHealth, NodeProgress, NodeRejected, NodeRunning, NodeUp,
-    NodeView, NodeWindow, TakeConn,
+    Deliver, GetNodeView, NodeFailed, NodeHealth, NodeLinkDown, NodeProgress, NodeRejected,
+    NodeRunning, NodeUp, NodeView, NodeWindow, TakeConn,
 };
 use crate::messages::store::{BumpNodeEpoch, GetNodeEpoch, PutWindow, SetNodeTaskSent, UpsertNode};
 use crate::messages::wire::{
@@ -479,6 +479,9 @@ impl StreamHandler<ConnEvent> for NodeProxy {
                 if self.state == LinkState::Connected {
                     tracing::info!(node = %self.node_id, "node link closed; waiting for it to resume");
                     self.state = LinkState::Disconnected;
+                    self.orchestrator.do_send(NodeLinkDown {
+                        node_id: self.node_id.clone(),
+                    });
                 }
                 self.conn = None;
                 self.session.on_disconnect();

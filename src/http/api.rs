@@ -10,7 +10,8 @@
 //! | DELETE | `/api/executions/{id}` | cancel → `{"status": "cancelled"}` (idempotent) |
 //! | GET | `/api/executions/{id}/report` | the report (schema of `mcpt run --output`) |
 //! | GET | `/api/nodes` | the cluster's nodes, each with its health |
-//! | GET | `/api/health` | the orchestrator, counts of nodes and executions, and the cluster's health (`cluster`: healthy, warning and failed nodes, average score, per node) |
+//! | GET | `/api/health` | the orchestrator, counts of nodes and executions, and the cluster's health (`cluster`: healthy, warning and failed nodes, average score, per node), and the event stream's figures (`events`: subscribers, published, dropped_slow) |
+//! | GET | `/api/events` | the live event stream (WebSocket; `?execution_id=ID`; schema `schemas/events.schema.json`) |
 //! | GET | `/cluster` | the cluster link (WebSocket, nodes only) |
 
 use std::sync::Arc;
@@ -23,13 +24,14 @@ use crate::actors::orchestrator::Orchestrator;
 use crate::app::Registry;
 use crate::execution::State;
 use crate::http::error::{ApiError, ApiToken, json_body, not_allowed, not_found, require_token};
-use crate::http::{health_api, resources_api, services_api, workloads_api};
+use crate::http::{events, health_api, resources_api, services_api, workloads_api};
 use crate::hub::conn::{Conn, Out};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::load::plan::{self, PlanError};
 use crate::messages::cluster::{
     Attach, Cancel, GetExecution, GetReport, ListExecutions, ListNodes, Submit,
 };
+use crate::messages::events::GetEventBusState;
 use crate::messages::store as db;
 use crate::messages::wire::{CLOSE_TOO_BIG, WireError};
 
@@ -89,6 +91,7 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
                     .route(web::get().to(health))
                     .default_service(not_allowed("GET")),
             )
+            .configure(events::routes)
             .configure(health_api::configure)
             .configure(resources_api::configure)
             .configure(services_api::configure)
@@ -324,12 +327,17 @@ async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let pending = execs.iter().filter(|e| e.state == State::Pending).count();
     // The orchestrator answers even while its health monitor restarts.
     let cluster = health_api::cluster_health(&state).await.ok();
+    let events = match state.registry.events() {
+        Some(bus) => bus.send(GetEventBusState).await.ok(),
+        None => None,
+    };
     Ok(HttpResponse::Ok().json(json!({
         "status": "healthy",
         "version": env!("CARGO_PKG_VERSION"),
         "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed")},
         "executions": {"running": running, "pending": pending},
         "cluster": cluster,
+        "events": events,
     })))
 }
 

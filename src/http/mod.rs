@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod error;
+pub mod events;
 pub mod health_api;
 pub mod node_api;
 pub mod preview_api;

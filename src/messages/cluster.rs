@@ -124,6 +124,13 @@ pub struct NodeRejected {
     pub reason: String,
 }
 
+/// From a proxy: the node's link closed; it may resume within the death timeout.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeLinkDown {
+    pub node_id: String,
+}
+
 /// From a proxy: nothing heard from the node for the death timeout; it is fenced, and frames
 /// of epochs before `epoch` are rejected from now on.
 #[derive(Message)]

@@ -38,6 +38,11 @@ pub struct NodeReachability {
     pub reachable: bool,
 }
 
+/// From now on, publish changes to this recipient (the event bus, after it was rebuilt).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetHealthSink(pub Recipient<HealthEvent>);
+
 /// The cluster's health.
 #[derive(Debug, Message)]
 #[rtype(result = "ClusterHealth")]

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod discovery;
 pub mod distributor;
+pub mod events;
 pub mod health;
 pub mod load;
 pub mod resources;

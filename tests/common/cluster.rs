@@ -174,6 +174,28 @@ impl Cluster {
         self.nodes.push(Server::spawn(id, &mut cmd));
     }
 
+    /// An orchestrator with extra environment (its own settings) and `n` nodes, all joined.
+    pub fn start_with(n: usize, orchestrator_env: &[(&str, &str)]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut cmd = orchestrator_cmd(&data, 0);
+        cluster_env(&mut cmd);
+        for (k, v) in orchestrator_env {
+            cmd.env(k, v);
+        }
+        let mut c = Cluster {
+            orchestrator: Server::spawn("orchestrator", &mut cmd),
+            nodes: Vec::new(),
+            data,
+            _dir: dir,
+        };
+        for i in 0..n {
+            c.add_node(&format!("node-{i}"));
+        }
+        c.wait_connected(n);
+        c
+    }
+
     /// An orchestrator alone; add nodes with [`Cluster::add_node_with`].
     pub fn empty() -> Cluster {
         let dir = tempfile::tempdir().unwrap();

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actors::event_bus::{Event, Publish};
 use crate::actors::node_proxy::{LinkTimers, NodeProxy, StopProxy};
 use crate::actors::store::Store;
 use crate::actors::supervisor::{ChildExited, ExitReason};
@@ -23,6 +22,7 @@ use crate::messages::cluster::{
     BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
     NodeView, Submit, SubmitError,
 };
+use crate::messages::events::{Event, EventKind, Publish};
 use crate::messages::store as db;
 use crate::messages::wire::{OrchMsg, TaskWindow};
 use crate::settings::Settings;
@@ -83,14 +83,32 @@ impl Orchestrator {
         }
     }
 
-    fn publish(&self, kind: &'static str, execution_id: Option<&str>, data: serde_json::Value) {
+    /// Announces an event on the live stream (a handful per second: not a hot path).
+    fn publish(&self, kind: EventKind) {
         if let Some(events) = self.registry.events() {
-            events.do_send(Publish(Event {
-                kind,
-                execution_id: execution_id.map(String::from),
-                data,
-                at_ms: unix_ms(),
-            }));
+            events.do_send(Publish(Event::now(kind)));
+        }
+    }
+
+    /// Announces an execution's state.
+    fn publish_state(&self, id: &str) {
+        if let Some(e) = self.executions.get(id) {
+            self.publish(EventKind::ExecutionState {
+                execution_id: id.to_string(),
+                name: e.name.clone(),
+                state: e.state.as_str(),
+                reason: e.reason.clone(),
+            });
+        }
+    }
+
+    /// Announces the seconds of an execution's tasks merged since the last call.
+    fn publish_seconds(&mut self, id: &str) {
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        for second in e.new_seconds() {
+            self.publish(EventKind::Stats(second));
         }
     }
 
@@ -160,11 +178,7 @@ impl Orchestrator {
             if !matches!(res, Ok(Ok(()))) {
                 tracing::error!(execution = %id, result = ?res.map(|r| r.err()), "state change not stored");
             }
-            act.publish(
-                "execution_state",
-                Some(&id),
-                serde_json::json!({"state": state.as_str()}),
-            );
+            act.publish_state(&id);
         }));
     }
 
@@ -304,7 +318,13 @@ impl Orchestrator {
             return;
         };
         let at_ms = (unix_ms() + RESHARE_MARGIN.as_millis() as u64).saturating_sub(start);
-        match e.lose_node(node, at_ms, epoch) {
+        let outcome = e.lose_node(node, at_ms, epoch);
+        // Seconds that waited only for the lost node are complete now.
+        self.publish_seconds(id);
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        match outcome {
             LossOutcome::Unaffected => return,
             LossOutcome::Fail(reason) => {
                 self.fail_execution(id, reason, ctx);
@@ -440,6 +460,8 @@ impl Orchestrator {
                 }
                 // Lost nodes count with what they sent before they were lost, then no more.
                 e.settle_losses();
+                // The replayed seconds were streamed before the restart (or nobody listened).
+                e.new_seconds();
                 let nodes: Vec<String> = e
                     .tasks
                     .iter()
@@ -522,11 +544,7 @@ impl Handler<Submit> for Orchestrator {
                     }
                     act.order.push(id.clone());
                     act.executions.insert(id.clone(), execution);
-                    act.publish(
-                        "execution_state",
-                        Some(&id),
-                        serde_json::json!({"state": "pending"}),
-                    );
+                    act.publish_state(&id);
                     act.try_start(ctx);
                     Ok(id)
                 }),

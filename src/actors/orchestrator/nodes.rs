@@ -8,10 +8,11 @@ use crate::discovery::{ServiceInstance, ServiceType, Source};
 use crate::execution::State;
 use crate::health::Status;
 use crate::messages::cluster::{
-    Attach, NodeFailed, NodeHealth, NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeWindow,
-    TakeConn,
+    Attach, NodeFailed, NodeHealth, NodeLinkDown, NodeProgress, NodeRejected, NodeRunning, NodeUp,
+    NodeWindow, TakeConn,
 };
 use crate::messages::discovery::{ForgetService, RegisterService};
+use crate::messages::events::EventKind;
 use crate::messages::health::{NodeHealthUpdate, NodeReachability};
 use crate::messages::resources::SetNodeCapacity;
 use crate::messages::wire::TaskRef;
@@ -67,12 +68,24 @@ impl Handler<NodeUp> for Orchestrator {
             e.facts.rest_addr = msg.hello.rest_addr.clone();
         }
         self.announce_node(&msg.node_id);
-        self.publish(
-            "node_joined",
-            None,
-            serde_json::json!({"node_id": msg.node_id}),
-        );
+        self.publish(EventKind::NodeJoined {
+            node_id: msg.node_id.clone(),
+        });
         self.try_start(ctx);
+    }
+}
+
+impl Handler<NodeLinkDown> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeLinkDown, _ctx: &mut Context<Self>) {
+        self.publish(EventKind::NodeLeft {
+            node_id: msg.node_id,
+            reason: format!(
+                "link closed; the node may resume within {} ms",
+                self.timers.death.as_millis()
+            ),
+        });
     }
 }
 
@@ -102,6 +115,7 @@ impl Handler<NodeWindow> for Orchestrator {
             }
             Err(why) => tracing::warn!(%why, "undecodable window"),
         }
+        self.publish_seconds(&execution_id);
         self.check_done(&execution_id, ctx);
     }
 }
@@ -266,11 +280,13 @@ impl Handler<NodeFailed> for Orchestrator {
                 capacity: Default::default(),
             });
         }
-        self.publish(
-            "node_failed",
-            None,
-            serde_json::json!({"node_id": node, "epoch": msg.epoch}),
-        );
+        self.publish(EventKind::NodeFailed {
+            node_id: node.clone(),
+            reason: format!(
+                "nothing heard for the death timeout; fenced at epoch {}",
+                msg.epoch
+            ),
+        });
         for id in self.order.clone() {
             self.lose_node_in(&id, &node, msg.epoch, ctx);
         }
