@@ -53,6 +53,7 @@ fn a_run_started_from_the_form_is_followed_live_to_its_report() {
         "node-0 in the cluster view",
     );
 
+    b.screenshot("cluster.png");
     b.click("a[data-nav=new]");
     b.wait_for("#f-target-url-0", Duration::from_secs(10));
     b.fill("#f-name", "ui-acceptance");
@@ -73,6 +74,7 @@ fn a_run_started_from_the_form_is_followed_live_to_its_report() {
         "the preview of 80 req/s for 8 s",
     );
     assert_eq!(b.count("#preview-chart svg.mcpt-chart"), 1);
+    b.screenshot("new-execution.png");
 
     // A bad value is named inline by the server's 422, under its field.
     b.fill("#f-base-rps", "-3");
@@ -110,6 +112,7 @@ fn a_run_started_from_the_form_is_followed_live_to_its_report() {
     let mut seen: Vec<String> = Vec::new();
     let mut sources = std::collections::BTreeSet::new();
     let mut last = Value::Null;
+    let mut live_shot = None;
     let done = wait_until(Duration::from_secs(60), || {
         last = b.eval(
             "const r = document.getElementById('live-rps'); \
@@ -124,6 +127,9 @@ fn a_run_started_from_the_form_is_followed_live_to_its_report() {
             sources.insert(source.to_string());
             if source == "stream" && seen.last().map(String::as_str) != Some(rps) {
                 seen.push(rps.to_string());
+            }
+            if seen.len() == 4 && live_shot.is_none() {
+                live_shot = Some(b.screenshot("execution-live.png"));
             }
         }
         matches!(

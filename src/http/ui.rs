@@ -6,7 +6,7 @@
 //! | method | path | |
 //! |---|---|---|
 //! | GET, HEAD | `/` | the page (`index.html`) |
-//! | GET, HEAD | `/ui/{file}` | `app.js`, `charts.js`, `style.css`, `favicon.svg`; a JSON 404 for any other name |
+//! | GET, HEAD | `/ui/{file}` | `app.js`, `form.js`, `execution.js`, `charts.js`, `style.css`, `favicon.svg`; a JSON 404 for any other name |
 //!
 //! Every answer carries a strict `Content-Security-Policy` (scripts, styles, images and
 //! connections from this origin only; no inline script or style, no frames, no plugins), a
@@ -54,6 +54,8 @@ pub const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
 
 pub const ASSETS: &[Asset] = &[
     asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("form.js", "text/javascript; charset=utf-8"),
+    asset!("execution.js", "text/javascript; charset=utf-8"),
     asset!("charts.js", "text/javascript; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
@@ -186,6 +188,8 @@ mod tests {
         for (uri, ty) in [
             ("/", "text/html; charset=utf-8"),
             ("/ui/app.js", "text/javascript; charset=utf-8"),
+            ("/ui/form.js", "text/javascript; charset=utf-8"),
+            ("/ui/execution.js", "text/javascript; charset=utf-8"),
             ("/ui/charts.js", "text/javascript; charset=utf-8"),
             ("/ui/style.css", "text/css; charset=utf-8"),
             ("/ui/favicon.svg", "image/svg+xml"),
