@@ -24,6 +24,7 @@ use crate::actors::supervisor::RootSupervisor;
 use crate::discovery::ServiceInstance;
 use crate::http::{api, node_api};
 use crate::messages::health::SetHealthSink;
+use crate::metrics::{NodeMetrics, OrchestratorMetrics};
 use crate::settings::Settings;
 use crate::store::StoreError;
 
@@ -56,6 +57,8 @@ pub struct Registry {
     pub distributor: Slot<Distributor>,
     pub store: Addr<Store>,
     pub settings: Arc<Settings>,
+    /// The `mcp_orchestrator_*` series `/metrics` serves.
+    pub metrics: Arc<OrchestratorMetrics>,
 }
 
 impl Registry {
@@ -70,6 +73,7 @@ impl Registry {
             distributor: Slot::default(),
             store,
             settings,
+            metrics: Arc::default(),
         }
     }
 
@@ -266,6 +270,8 @@ pub fn serve_orchestrator(
 pub struct NodeHandle {
     pub agent: Arc<Slot<NodeAgent>>,
     pub monitor: Arc<Slot<NodeMonitor>>,
+    /// The node's series (`/metrics`), fed by the agent.
+    pub metrics: Arc<NodeMetrics>,
     pub supervisor: Addr<RootSupervisor>,
     /// The orchestrator the agent joins; set later when discovery finds one.
     pub chosen: Rc<RefCell<Option<Connector>>>,
@@ -286,6 +292,8 @@ pub fn start_node(
     let relay = AgentRelay::new(chosen.clone(), agent.clone()).start();
     let monitor = Arc::new(Slot::default());
     let monitor_slot = monitor.clone();
+    let metrics = Arc::new(NodeMetrics::new(&node_id));
+    let fed = metrics.clone();
     let (s1, id1) = (settings.clone(), node_id.clone());
     let supervisor = RootSupervisor::new(RootSupervisor::exit_process())
         .child(
@@ -296,6 +304,7 @@ pub fn start_node(
                     node_id.clone(),
                     rest_addr.clone(),
                     current.borrow().clone(),
+                    fed.clone(),
                     Some(me),
                 );
                 slot.set(a.start());
@@ -314,6 +323,7 @@ pub fn start_node(
     NodeHandle {
         agent,
         monitor,
+        metrics,
         supervisor,
         chosen,
     }
@@ -342,6 +352,7 @@ pub fn serve_node(
     let state = web::Data::new(node_api::NodeState {
         agent: node.agent,
         monitor: node.monitor,
+        metrics: node.metrics,
         settings,
     });
     Ok(HttpServer::new(move || {

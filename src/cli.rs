@@ -422,12 +422,14 @@ fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
             .context("cannot open the orchestrator's store")?;
         if with_node {
             let connector = crate::app::local_connector(handle.registry.clone());
-            crate::app::start_node(
+            let node = crate::app::start_node(
                 settings.clone(),
                 "local".into(),
                 addr.to_string(),
                 Some(connector),
             );
+            // No node endpoint to scrape: the orchestrator serves the node's series.
+            handle.registry.metrics.include_node(node.metrics);
         }
         let server = crate::app::serve_orchestrator(handle, listener)?;
         let what = if with_node {

@@ -16,6 +16,7 @@ pub mod http;
 pub mod hub;
 pub mod load;
 pub mod messages;
+pub mod metrics;
 pub mod placement;
 pub mod resources;
 pub mod settings;

@@ -12,6 +12,8 @@
 mod docker;
 #[path = "deploy/k8s.rs"]
 mod k8s;
+#[path = "deploy/metric_names.rs"]
+mod metric_names;
 #[path = "deploy/model.rs"]
 mod model;
 #[path = "deploy/monitoring.rs"]

@@ -1,8 +1,9 @@
 //! `NodeAgent`: the node's side of the cluster link and the tasks it runs. Owns the session
 //! state machine, the lease, the reconnection with backoff, and the running tasks (their
 //! shares, stop switches and the merging of their workers' windows into one window per second,
-//! sent exactly-once). Hands the shards to the `WorkerPool`. Takes: `WindowReport` (from the
-//! workers), `StartLocal`, `StopLocal`, `GetNodeStatus` (from the node's REST API).
+//! sent exactly-once). Hands the shards to the `WorkerPool`. Adds each merged window and each
+//! health report to the node's `/metrics` series. Takes: `WindowReport` (from the workers),
+//! `StartLocal`, `StopLocal`, `GetNodeStatus` (from the node's REST API).
 //!
 //! The lease: every frame of the current session renews it for `lease_timeout`. Once it has
 //! lapsed, only a new handshake restores it: frames that arrive late (a node resumed after
@@ -37,6 +38,7 @@ use crate::messages::wire::{
     self, Capacity, Hello, NodeMsg, OrchFrame, OrchMsg, PROTOCOL_VERSION, StartTask, TaskProgress,
     TaskRef, TaskWindow, Welcome, WireWindow,
 };
+use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
 use crate::stats::{Snapshot, TaskAccumulator, WindowMerger};
 
@@ -167,6 +169,8 @@ pub struct NodeAgent {
     blocked: bool,
     /// The node monitor's latest report, sent again after each join.
     last_health: Option<crate::health::HealthReport>,
+    /// The node's `/metrics` series: every merged window and health report goes in.
+    metrics: Arc<NodeMetrics>,
 }
 
 fn key(t: &TaskRef) -> String {
@@ -180,6 +184,7 @@ impl NodeAgent {
         node_id: String,
         rest_addr: String,
         connector: Option<Connector>,
+        metrics: Arc<NodeMetrics>,
         supervisor: Option<Recipient<ChildExited>>,
     ) -> NodeAgent {
         let timers = LinkTimers::from_settings(&settings);
@@ -213,6 +218,7 @@ impl NodeAgent {
             supervisor,
             blocked: false,
             last_health: None,
+            metrics,
             settings,
         }
     }
@@ -652,6 +658,7 @@ impl Handler<WindowReport> for NodeAgent {
         let mut out = Vec::new();
         for (i, w) in ready.into_iter().enumerate() {
             let last = done && i + 1 == n;
+            self.metrics.record(&w);
             t.acc.add(0, w.clone(), last);
             if t.share.is_some() && !t.dropped {
                 out.push((w, last));
@@ -688,6 +695,7 @@ impl Handler<NodeHealthSampled> for NodeAgent {
     type Result = ();
 
     fn handle(&mut self, NodeHealthSampled(report): NodeHealthSampled, _ctx: &mut Context<Self>) {
+        self.metrics.observe_health(&report);
         self.last_health = Some(report.clone());
         if self.conn.is_some() {
             self.send(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);

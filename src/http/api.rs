@@ -13,6 +13,7 @@
 //! | GET | `/api/health` | the orchestrator, counts of nodes and executions, and the cluster's health (`cluster`: healthy, warning and failed nodes, average score, per node), and the event stream's figures (`events`: subscribers, published, dropped_slow) |
 //! | GET | `/api/events` | the live event stream (WebSocket; `?execution_id=ID`; schema `schemas/events.schema.json`) |
 //! | GET | `/cluster` | the cluster link (WebSocket, nodes only) |
+//! | GET | `/metrics` | Prometheus text: the `mcp_orchestrator_*` series (see [`crate::metrics`]) |
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use crate::actors::orchestrator::Orchestrator;
 use crate::app::Registry;
 use crate::execution::State;
 use crate::http::error::{ApiError, ApiToken, json_body, not_allowed, not_found, require_token};
-use crate::http::{events, health_api, resources_api, services_api, workloads_api};
+use crate::http::{events, health_api, metrics_api, resources_api, services_api, workloads_api};
 use crate::hub::conn::{Conn, Out};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::load::plan::{self, PlanError};
@@ -100,6 +101,11 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
     .service(
         web::resource("/cluster")
             .route(web::get().to(cluster))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics_api::orchestrator))
             .default_service(not_allowed("GET")),
     )
     .default_service(web::to(not_found));

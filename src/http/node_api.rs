@@ -8,6 +8,7 @@
 //! | GET | `/load/metrics/{task_id}` | the task's figures on this node |
 //! | GET | `/load/status` | every task, the link, the lease |
 //! | GET | `/health` | liveness and whether the node is joined |
+//! | GET | `/metrics` | Prometheus text: the node's `mcp_load_generator_*` and `mcp_node_*` series (see [`crate::metrics`]) |
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ use serde_json::json;
 use crate::actors::node_agent::{GetNodeStatus, NodeAgent, StartLocal, StopTask};
 use crate::app::Slot;
 use crate::http::error::{ApiError, ApiToken, json_body, not_allowed, not_found, require_token};
+use crate::http::metrics_api;
+use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
 use crate::validate::FieldErrors;
 
@@ -27,6 +30,8 @@ pub struct NodeState {
     pub agent: Arc<Slot<NodeAgent>>,
     /// The node's health monitor (its latest report answers `/health`).
     pub monitor: Arc<Slot<crate::actors::node_monitor::NodeMonitor>>,
+    /// The node's series, fed by its agent.
+    pub metrics: Arc<NodeMetrics>,
     pub settings: Arc<Settings>,
 }
 
@@ -75,6 +80,11 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
     .service(
         web::resource("/health")
             .route(web::get().to(health))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics_api::node))
             .default_service(not_allowed("GET")),
     )
     .default_service(web::to(not_found));

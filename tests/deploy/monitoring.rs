@@ -9,29 +9,7 @@ use super::docker::compose_containers;
 use super::k8s::{find, k8s_containers, k8s_objects, service_ports};
 use super::model::*;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MetricKind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-/// The metric names the dashboard may query: the names `/metrics` is to serve (issue 5 checks
-/// this list against a live endpoint). Histograms are queried through their `_bucket`, `_sum`
-/// and `_count` series. Labels: `node_id` on the load and node metrics.
-pub const METRICS: &[(&str, MetricKind)] = &[
-    ("mcp_orchestrator_active_executions", MetricKind::Gauge),
-    ("mcp_orchestrator_tasks_completed", MetricKind::Counter),
-    ("mcp_orchestrator_tasks_failed", MetricKind::Counter),
-    ("mcp_load_generator_total_requests", MetricKind::Counter),
-    ("mcp_load_generator_errors_total", MetricKind::Counter),
-    (
-        "mcp_load_generator_request_duration_seconds",
-        MetricKind::Histogram,
-    ),
-    ("mcp_node_cpu_usage", MetricKind::Gauge),
-    ("mcp_node_health_score", MetricKind::Gauge),
-];
+pub use super::metric_names::{METRICS, MetricKind};
 
 /// The metric names a PromQL expression reads: identifiers that are not functions, keywords,
 /// label names (in `{...}`, `by (...)`, `on (...)`), strings, ranges or numbers.

@@ -28,6 +28,7 @@ use crate::messages::wire::{OrchMsg, TaskWindow};
 use crate::settings::Settings;
 use crate::store::ExecutionRecord;
 
+mod metrics;
 mod nodes;
 mod planning;
 
@@ -154,6 +155,11 @@ impl Orchestrator {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
+        if state.is_terminal() && !e.state.is_terminal() {
+            self.registry
+                .metrics
+                .execution_ended(state, e.plan.tasks.len());
+        }
         e.state = state;
         e.reason = reason.clone();
         if state.is_terminal() && e.finished_at_ms.is_none() && !e.stopping {
@@ -496,6 +502,7 @@ impl Actor for Orchestrator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.keep_gauges(ctx);
         self.reload(ctx);
     }
 

@@ -1,0 +1,28 @@
+//! `GET /metrics` on the orchestrator and on a node: the Prometheus text of the series each
+//! process owns ([`crate::metrics`] says which live where). Reads atomics and formats; never
+//! waits on an actor.
+
+use actix_web::{HttpResponse, web};
+
+use crate::http::api::ApiState;
+use crate::http::error::ApiError;
+use crate::http::node_api::NodeState;
+
+/// The orchestrator's `mcp_orchestrator_*` series (and, in a standalone process, its node's).
+pub async fn orchestrator(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    exposition(state.registry.metrics.encode())
+}
+
+/// A node's `mcp_load_generator_*` and `mcp_node_*` series.
+pub async fn node(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
+    exposition(state.metrics.encode())
+}
+
+fn exposition(text: Result<String, std::fmt::Error>) -> Result<HttpResponse, ApiError> {
+    // Formatting into a String fails only through a bug in a metric's encoder.
+    let text = text
+        .map_err(|e| ApiError::Unavailable(format!("the metrics could not be formatted: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(text))
+}
