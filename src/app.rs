@@ -254,6 +254,7 @@ pub fn serve_orchestrator(
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .configure(crate::http::ui::configure)
             .configure(api::routes(token.clone()))
     })
     .workers(2)

@@ -64,6 +64,8 @@ pub fn routes(token: Option<String>) -> impl FnOnce(&mut web::ServiceConfig) {
 
 fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
     cfg.app_data(web::Data::new(token));
+    // Before the guarded scope: the preview is open like a GET (see preview_api).
+    crate::http::preview_api::configure(cfg);
     cfg.service(
         web::scope("/api")
             .wrap(from_fn(require_token))

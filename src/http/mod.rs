@@ -1,5 +1,5 @@
 //! HTTP surfaces: the orchestrator's REST API and cluster route, a node's REST API, the
-//! `ApiError` they share, and the `mcpt target` server.
+//! `ApiError` they share, the web UI, and the `mcpt target` server.
 
 pub mod api;
 pub mod error;
@@ -7,7 +7,9 @@ pub mod events;
 pub mod health_api;
 pub mod metrics_api;
 pub mod node_api;
+pub mod preview_api;
 pub mod resources_api;
 pub mod services_api;
 pub mod target;
+pub mod ui;
 pub mod workloads_api;

@@ -1,0 +1,366 @@
+// mcpt web UI: one execution's page (#/executions/<id>): its state, live figures and charts
+// from the event stream's stats (polling GET /api/executions/<id> only while the stream is
+// down), a cancel button, and the final report once it ends.
+(function () {
+  'use strict';
+
+  var M = window.Mcpt;
+  var h = M.h, append = M.append, clear = M.clear, byId = M.byId, finite = M.finite, num = M.num;
+  var rps = M.rps, ms = M.ms, pct = M.pct, clock = M.clock, seconds = M.seconds, badge = M.badge;
+  var table = M.table, td = M.td, N = M.N, chart = M.chart, api = M.api, ApiError = M.ApiError;
+  var Live = M.Live, seenOf = M.seenOf, View = M.View, TERMINAL = M.TERMINAL;
+
+  // ---------------------------------------------------------------- one execution
+
+  function executionView(id) {
+    var v = new View(null);
+    var title = h('h1', { id: 'exec-name', text: 'Execution' });
+    var state = h('span', { id: 'exec-state', 'data-state': '' });
+    var meta = h('div', { class: 'meta', id: 'exec-meta' });
+    var reason = h('div', { class: 'banner', id: 'exec-reason', hidden: true });
+    var progressBar = h('div', { class: 'progress' }, h('div', { class: 'fill', id: 'exec-progress' }));
+    var cancel = h('button', { type: 'button', id: 'cancel', class: 'danger', text: 'Cancel execution', hidden: true });
+    var links = h('div', { class: 'links', id: 'report-links', hidden: true }, [
+      h('a', { href: '/api/executions/' + encodeURIComponent(id) + '/report.html', id: 'report-html-link', target: '_blank', rel: 'noopener', text: 'HTML report' }),
+      h('a', { href: '/api/executions/' + encodeURIComponent(id) + '/report', target: '_blank', rel: 'noopener', text: 'JSON report' })
+    ]);
+
+    function figure(id, label, big) {
+      var value = h('div', { class: 'value', id: id, text: '–' });
+      var box = h('div', { class: 'figure' + (big ? ' big' : '') }, [value, h('div', { class: 'label', text: label })]);
+      return { box: box, value: value, label: box.querySelector('.label') };
+    }
+    var F = {
+      rps: figure('live-rps', 'achieved req/s (last second)', true),
+      planned: figure('planned-rps', 'planned req/s'),
+      p50: figure('p50', 'p50 latency'),
+      p95: figure('p95', 'p95 latency'),
+      p99: figure('p99', 'p99 latency'),
+      errs: figure('errors-now', 'errors/s'),
+      completed: figure('total-completed', 'completed'),
+      errors: figure('total-errors', 'errors'),
+      elapsed: figure('elapsed', 'elapsed')
+    };
+    var second = h('div', { class: 'sub', id: 'live-second' });
+    var charts = h('div', { class: 'charts', id: 'live-charts' });
+    var tasksBox = h('section', { class: 'panel', id: 'exec-tasks' });
+    var reportBox = h('section', { class: 'panel report', id: 'report', hidden: true });
+
+    append(v.el, [
+      h('div', { class: 'titlebar' }, [h('div', null, [h('div', { class: 'crumb' }, h('a', { href: '#/executions', text: '← Executions' })), h('div', { class: 'titleline' }, [title, state])]), h('div', { class: 'titleactions' }, [links, cancel])]),
+      meta,
+      progressBar,
+      reason,
+      h('section', { class: 'figures' }, [F.rps.box, h('div', { class: 'figure-grid' }, [F.planned.box, F.p50.box, F.p95.box, F.p99.box, F.errs.box, F.completed.box, F.errors.box, F.elapsed.box])]),
+      second,
+      charts,
+      tasksBox,
+      reportBox
+    ]);
+
+    var view = null;          // the last REST view
+    var finalReport = null;
+    var stateNow = null;
+
+    function setState(s, why) {
+      if (!s) return;
+      stateNow = s;
+      state.dataset.state = s;
+      clear(state).appendChild(badge(s));
+      cancel.hidden = !!TERMINAL[s];
+      if (why) { reason.hidden = false; reason.textContent = why; reason.className = 'banner' + (s === 'failed' ? ' error' : ''); }
+      if (TERMINAL[s]) {
+        links.hidden = false;
+        byId('exec-progress').style.width = '100%';
+        loadReport(0);
+      }
+    }
+
+    function refresh() {
+      return api('GET', '/api/executions/' + encodeURIComponent(id)).then(function (x) {
+        if (v.destroyed) return;
+        v.ok();
+        view = x;
+        title.textContent = x.name || 'Execution';
+        document.title = (x.name || 'execution') + ' · mcpt';
+        clear(meta);
+        append(meta, [
+          h('span', { class: 'mono', text: x.execution_id }),
+          h('span', { text: 'created ' + clock(x.created_at_ms) }),
+          x.started_at_ms ? h('span', { text: 'started ' + clock(x.started_at_ms) }) : null,
+          x.finished_at_ms ? h('span', { text: 'finished ' + clock(x.finished_at_ms) }) : null,
+          finite(x.duration_s) ? h('span', { text: 'planned ' + seconds(x.duration_s) }) : null,
+          x.waiting_for ? h('span', { class: 'warn', text: 'waiting: ' + x.waiting_for }) : null
+        ]);
+        byId('exec-progress').style.width = (TERMINAL[x.state] ? 100 : finite(x.progress_percent) ? x.progress_percent : 0) + '%';
+        if (x.state !== stateNow || (x.reason && reason.hidden)) setState(x.state, x.reason);
+        // Without the stream, the REST view's last complete second feeds the figures.
+        if (!Live.live() && !TERMINAL[x.state]) fromPoll(x);
+        renderTasks();
+      }).catch(function (e) {
+        if (e.status === 404) { v.fail(new ApiError(404, null, 'No execution ' + id + '.')); return; }
+        v.fail(e);
+      });
+    }
+
+    function fromPoll(x) {
+      var e = seenOf(id);
+      (x.tasks || []).forEach(function (t) {
+        var p = t.last_second;
+        if (!p) return;
+        var task = e.tasks[t.task_id] || (e.tasks[t.task_id] = { name: t.name, points: {} });
+        if (task.points[p.second] && task.points[p.second].source !== 'poll') return;
+        var ev = {
+          source: 'poll', execution_id: id, task_id: t.task_id, task: t.name, second: p.second,
+          planned_rps: p.planned, achieved_rps: p.completed, sent: p.sent, completed: p.completed,
+          errors: p.errors, p50_ms: p.p50_ms, p95_ms: p.p95_ms, p99_ms: p.p99_ms,
+          total_completed: t.completed, total_errors: t.errors, nodes: (t.nodes || []).length
+        };
+        task.points[p.second] = ev;
+        if (!task.last || p.second >= task.last.second) task.last = ev;
+      });
+      draw('poll');
+    }
+
+    // The per-second series of every task: sums for rates, the worst task for latency.
+    function series() {
+      var e = seenOf(id);
+      var ids = Object.keys(e.tasks);
+      var bySecond = {};
+      ids.forEach(function (k) {
+        var pts = e.tasks[k].points;
+        Object.keys(pts).forEach(function (s) {
+          var p = pts[s];
+          var b = bySecond[s] || (bySecond[s] = { planned: 0, achieved: 0, errors: 0, p50: 0, p95: 0, p99: 0 });
+          b.planned += p.planned_rps;
+          b.achieved += p.achieved_rps;
+          b.errors += p.errors;
+          b.p50 = Math.max(b.p50, p.p50_ms);
+          b.p95 = Math.max(b.p95, p.p95_ms);
+          b.p99 = Math.max(b.p99, p.p99_ms);
+        });
+      });
+      var xs = Object.keys(bySecond).map(Number).sort(function (a, b) { return a - b; });
+      return { tasks: ids.length, x: xs, at: function (s) { return bySecond[s]; } };
+    }
+
+    // Figures and charts from the stats seen so far; `source` is what fed the last update.
+    function draw(source) {
+      var e = seenOf(id);
+      var ids = Object.keys(e.tasks);
+      if (!ids.length) return;
+      var latest = -1;
+      ids.forEach(function (k) { if (e.tasks[k].last) latest = Math.max(latest, e.tasks[k].last.second); });
+      var s = series();
+      var now = s.at(latest);
+      var completed = 0, errs = 0;
+      ids.forEach(function (k) {
+        var l = e.tasks[k].last;
+        if (l) { completed += l.total_completed; errs += l.total_errors; }
+      });
+      if (!finalReport && now) {
+        F.rps.value.textContent = rps(now.achieved);
+        F.rps.value.dataset.source = source;
+        F.rps.value.dataset.second = String(latest);
+        F.planned.value.textContent = rps(now.planned);
+        F.p50.value.textContent = ms(now.p50);
+        F.p95.value.textContent = ms(now.p95);
+        F.p99.value.textContent = ms(now.p99);
+        F.errs.value.textContent = num(now.errors);
+        F.errs.box.classList.toggle('bad', now.errors > 0);
+        F.completed.value.textContent = num(completed);
+        F.errors.value.textContent = num(errs);
+        F.errors.box.classList.toggle('bad', errs > 0);
+        F.elapsed.value.textContent = (latest + 1) + (finite(view && view.duration_s) ? ' / ' + Math.ceil(view.duration_s) : '') + ' s';
+        second.textContent = 'Figures of second ' + (latest + 1) +
+          (s.tasks > 1 ? ' · rates summed over ' + s.tasks + ' tasks, latency of the slowest' : '') +
+          (source === 'poll' ? ' · polled: the live stream is down' : ' · live');
+        if (view && finite(view.duration_s) && view.duration_s > 0 && !TERMINAL[stateNow]) {
+          byId('exec-progress').style.width = Math.min(100, (latest + 1) / view.duration_s * 100) + '%';
+        }
+      }
+      drawCharts(s.x, function (k) { return s.x.map(function (x) { return s.at(x)[k]; }); }, s.tasks);
+    }
+
+    function drawCharts(x, col, tasks) {
+      var closed = col('planned').every(function (p) { return p === 0; });
+      var rateSeries = [{ name: 'achieved', values: col('achieved') }];
+      if (!closed) rateSeries.unshift({ name: 'planned', values: col('planned'), dashed: true, color: '#888888' });
+      clear(charts);
+      append(charts, [
+        chart({ title: 'Requests per second', unit: 'req/s', x: x, series: rateSeries, width: 400, height: 220 }),
+        chart({ title: 'Latency' + (tasks > 1 ? ' (slowest task)' : ''), unit: 'ms', x: x, width: 400, height: 220, series: [
+          { name: 'p50', values: col('p50') }, { name: 'p95', values: col('p95') }, { name: 'p99', values: col('p99') }
+        ] }),
+        chart({ title: 'Errors per second', unit: 'errors/s', x: x, width: 400, height: 220, series: [
+          { name: 'errors', values: col('errors'), color: '#D55E00' }
+        ] })
+      ]);
+    }
+
+    // The tasks' totals, all from one REST view so that they agree with each other.
+    function renderTasks() {
+      var tasks = (view && view.tasks) || [];
+      if (!tasks.length) { tasksBox.hidden = true; return; }
+      tasksBox.hidden = false;
+      var rows = tasks.map(function (t) {
+        var lat = t.latency_ms || {};
+        return h('tr', null, [
+          td(h('strong', { text: t.name })),
+          td(num(t.planned_requests), 'num'),
+          td(num(t.sent), 'num'),
+          td(num(t.completed), 'num'),
+          td(num(t.errors), 'num' + (t.errors ? ' bad' : '')),
+          td(num(t.late_starts), 'num'),
+          td(ms(lat.p50), 'num'), td(ms(lat.p95), 'num'), td(ms(lat.p99), 'num'),
+          td((t.nodes || []).map(function (n) {
+            return h('span', { class: 'chip' + (n.lost ? ' bad' : ''), title: 'sent ' + n.sent + ', completed ' + n.completed + ', errors ' + n.errors, text: n.node_id + ' ' + num(n.completed) });
+          }))
+        ]);
+      });
+      clear(tasksBox);
+      append(tasksBox, [
+        h('div', { class: 'titlebar' }, [h('h2', { text: 'Tasks' }), h('span', { class: 'sub', text: TERMINAL[stateNow] ? 'final' : 'so far, as of ' + clock(Date.now()) })]),
+        table(['Task', N('Planned'), N('Sent'), N('Completed'), N('Errors'), N('Late starts'), N('p50'), N('p95'), N('p99'), 'Nodes (completed)'], rows)
+      ]);
+    }
+
+    var reportLoading = false;
+    function loadReport(attempt) {
+      if (finalReport || v.destroyed || (reportLoading && attempt === 0)) return;
+      reportLoading = true;
+      api('GET', '/api/executions/' + encodeURIComponent(id) + '/report').then(function (r) {
+        if (v.destroyed) return;
+        finalReport = r;
+        renderReport(r);
+      }).catch(function (e) {
+        // The report is written as the execution ends; wait for it a little.
+        if ((e.status === 409 || e.status === 503 || e.status === 0) && attempt < 20) {
+          setTimeout(function () { loadReport(attempt + 1); }, 500);
+        } else if (!v.destroyed) {
+          reportBox.hidden = false;
+          clear(reportBox).appendChild(h('p', { class: 'empty', text: 'No report: ' + e.message }));
+        }
+      });
+    }
+
+    function renderReport(r) {
+      var s = r.summary || {};
+      var lat = s.latency_ms || {}, un = s.latency_uncorrected_ms || {};
+      var err = s.errors || {};
+      F.rps.value.textContent = rps(s.achieved_rps);
+      F.rps.value.dataset.source = 'report';
+      F.rps.label.textContent = 'achieved req/s (average)';
+      F.planned.value.textContent = rps(s.duration_s > 0 ? s.planned_requests / s.duration_s : null);
+      F.planned.label.textContent = 'planned req/s (average)';
+      F.p50.value.textContent = ms(lat.p50);
+      F.p95.value.textContent = ms(lat.p95);
+      F.p99.value.textContent = ms(lat.p99);
+      F.errs.value.textContent = pct(s.error_rate * 100);
+      F.errs.label.textContent = 'error rate';
+      F.errs.box.classList.toggle('bad', err.total > 0);
+      F.completed.value.textContent = num(s.total_requests);
+      F.errors.value.textContent = num(err.total);
+      F.errors.box.classList.toggle('bad', err.total > 0);
+      F.elapsed.value.textContent = seconds(s.duration_s);
+      F.elapsed.label.textContent = 'duration';
+      second.textContent = 'Final figures, from the report.';
+
+      // The report's timelines are complete: chart them instead of what the stream showed.
+      var bySecond = {};
+      (r.tasks || []).forEach(function (t) {
+        (t.timeline || []).forEach(function (p) {
+          var b = bySecond[p.second] || (bySecond[p.second] = { planned: 0, achieved: 0, errors: 0, p50: 0, p95: 0, p99: 0 });
+          b.planned += p.planned; b.achieved += p.completed; b.errors += p.errors;
+          b.p50 = Math.max(b.p50, p.p50_ms); b.p95 = Math.max(b.p95, p.p95_ms); b.p99 = Math.max(b.p99, p.p99_ms);
+        });
+      });
+      var xs = Object.keys(bySecond).map(Number).sort(function (a, b) { return a - b; });
+      if (xs.length) drawCharts(xs, function (k) { return xs.map(function (x) { return bySecond[x][k]; }); }, (r.tasks || []).length);
+
+      function kv(label, value, cls) {
+        return h('div', { class: 'kv' + (cls ? ' ' + cls : '') }, [h('div', { class: 'value', text: value }), h('div', { class: 'label', text: label })]);
+      }
+      var pctRow = function (label, p) {
+        return h('tr', null, [td(label), td(ms(p.p50), 'num'), td(ms(p.p90), 'num'), td(ms(p.p95), 'num'), td(ms(p.p99), 'num'), td(ms(p.p999), 'num'), td(ms(p.max), 'num'), td(ms(p.mean), 'num')]);
+      };
+      clear(reportBox);
+      reportBox.hidden = false;
+      append(reportBox, [
+        h('div', { class: 'titlebar' }, [h('h2', { text: 'Report' + (s.interrupted ? ' (interrupted)' : '') }),
+          h('a', { href: '/api/executions/' + encodeURIComponent(id) + '/report.html', target: '_blank', rel: 'noopener', text: 'Open the HTML report' })]),
+        h('div', { class: 'kvs', id: 'report-summary' }, [
+          kv('requests completed', num(s.total_requests)),
+          kv('planned', num(s.planned_requests)),
+          kv('sent', num(s.sent_requests)),
+          kv('planned, not sent', num(s.not_sent), s.not_sent ? 'bad' : ''),
+          kv('average req/s', rps(s.achieved_rps)),
+          kv('duration', seconds(s.duration_s)),
+          kv('errors', num(err.total) + ' (' + pct((s.error_rate || 0) * 100) + ')', err.total ? 'bad' : ''),
+          kv('late starts', num(s.late_starts), s.late_starts ? 'warn' : '')
+        ]),
+        h('h3', { text: 'Latency' }),
+        table(['', N('p50'), N('p90'), N('p95'), N('p99'), N('p99.9'), N('max'), N('mean')], [
+          pctRow('from the planned start', lat),
+          pctRow('from the actual send', un)
+        ], { class: 'grid compact', id: 'report-latency' }),
+        h('h3', { text: 'Errors' }),
+        table([N('total'), N('connect'), N('timeout'), N('status'), N('body')], [h('tr', null, [
+          td(num(err.total), 'num'), td(num(err.connect), 'num'), td(num(err.timeout), 'num'), td(num(err.status), 'num'), td(num(err.body), 'num')
+        ])], { class: 'grid compact', id: 'report-errors' })
+      ]);
+      (r.tasks || []).forEach(function (t) {
+        var codes = Object.keys(t.status_codes || {}).map(function (c) { return h('span', { class: 'chip' + (Number(c) >= 400 ? ' bad' : ''), text: c + ' × ' + num(t.status_codes[c]) }); });
+        append(reportBox, [
+          h('h3', null, ['Task ', h('span', { class: 'name', text: t.name })]),
+          h('div', { class: 'sub' }, [t.model + ' model · ' + t.pattern + ' · ' + t.arrivals + ' arrivals · ' + t.concurrent_users + ' users · ' + seconds(t.duration_s) + ' · status codes: ']
+            .concat(codes.length ? codes : ['none'])),
+          t.nodes && t.nodes.length ? table(['Node', N('Sent'), N('Completed'), N('Errors'), 'Lost'], t.nodes.map(function (n) {
+            return h('tr', null, [td(h('strong', { text: n.node_id })), td(num(n.sent), 'num'), td(num(n.completed), 'num'), td(num(n.errors), 'num' + (n.errors ? ' bad' : '')), td(n.lost ? badge('lost', 'health') : 'no')]);
+          }), { class: 'grid compact report-nodes' }) : h('p', { class: 'sub', text: 'Ran standalone (no per-node figures).' })
+        ]);
+      });
+    }
+
+    cancel.addEventListener('click', function () {
+      cancel.disabled = true;
+      cancel.textContent = 'Cancelling…';
+      api('DELETE', '/api/executions/' + encodeURIComponent(id)).then(function () {
+        cancel.textContent = 'Cancel execution';
+        cancel.disabled = false;
+        refresh();
+      }).catch(function (e) {
+        cancel.disabled = false;
+        cancel.textContent = 'Cancel execution';
+        v.fail(e);
+        refresh();
+      });
+    });
+
+    var redraw = null;
+    v.on('stats', function (ev) {
+      if (ev.execution_id !== id || finalReport) return;
+      if (redraw) return;
+      // One redraw per frame, however many tasks report the same second.
+      redraw = requestAnimationFrame(function () { redraw = null; draw('stream'); });
+    });
+    v.on('execution_state', function (ev) {
+      if (ev.execution_id !== id) return;
+      setState(ev.state, ev.reason);
+      refresh();
+    });
+    v.on('reconnect', refresh);
+    v.every(1000, function () {
+      // Live: the REST view only adds progress and the tasks' totals, every 2 s. Without the
+      // stream it is the live feed, every second.
+      if (TERMINAL[stateNow]) return;
+      if (!Live.live() || (Date.now() / 1000 | 0) % 2 === 0) refresh();
+    });
+    v.onDestroy = function () { if (redraw) cancelAnimationFrame(redraw); };
+    refresh();
+    draw('stream');
+    return v;
+  }
+
+  M.views.execution = executionView;
+})();
