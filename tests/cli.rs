@@ -11,15 +11,7 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn schema_errors(report: &Value) -> Vec<String> {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_path("schemas/report.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    validator
-        .iter_errors(report)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
+    common::schema_errors("schemas/report.schema.json", report)
 }
 
 #[test]

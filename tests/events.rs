@@ -15,8 +15,7 @@ use tungstenite::{Message, WebSocket};
 type Socket = WebSocket<TcpStream>;
 
 fn schema() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(common::repo_path("schemas/events.schema.json")).unwrap();
-    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("a valid schema")
+    common::schema("schemas/events.schema.json")
 }
 
 fn orchestrator_addr(c: &Cluster) -> SocketAddr {

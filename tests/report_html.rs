@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::browser::{Browser, NO_NETWORK_ARGS, js_string};
 use common::cluster::{Cluster, get, load_body};
-use common::{ChildGuard, mcpt, repo_path, target, temp_file};
+use common::{ChildGuard, mcpt, target, temp_file};
 use mcp_testing::stats::html::{fmt_percent, fmt_rate, fmt_seconds};
 use serde_json::{Value, json};
 
@@ -148,15 +148,7 @@ fn get_html(url: &str) -> (u16, String, String, String) {
 }
 
 fn compare_schema_errors(v: &Value) -> Vec<String> {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_path("schemas/compare.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    validator
-        .iter_errors(v)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
+    common::schema_errors("schemas/compare.schema.json", v)
 }
 
 /// The orchestrator serves a finished execution's report as HTML and compares two runs: at

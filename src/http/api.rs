@@ -161,19 +161,28 @@ pub(crate) async fn validate_plan(
     Ok((doc, plan))
 }
 
-async fn submit(
-    req: HttpRequest,
+/// Reads an execution body (a plan) and validates it: what the submit and the preview take.
+pub async fn read_plan(
+    req: &HttpRequest,
     payload: web::Payload,
-    state: web::Data<ApiState>,
-) -> Result<HttpResponse, ApiError> {
+    state: &ApiState,
+) -> Result<(Value, plan::TestPlan), ApiError> {
     let settings = state.registry.settings.clone();
-    let doc = json_body(&req, payload, settings.api.max_body_size).await?;
+    let doc = json_body(req, payload, settings.api.max_body_size).await?;
     if !doc.is_object() {
         let mut e = crate::validate::FieldErrors::default();
         e.push("", "the body must be a JSON object {name, tasks}");
         return Err(ApiError::Invalid(e));
     }
-    let (doc, plan) = validate_plan(doc, settings).await?;
+    validate_plan(doc, settings).await
+}
+
+async fn submit(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (doc, plan) = read_plan(&req, payload, &state).await?;
     let id = state
         .orchestrator()?
         .send(Submit {

@@ -11,10 +11,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::http::api::{ApiState, validate_plan};
-use crate::http::error::{ApiError, json_body, not_allowed};
+use crate::http::api::{ApiState, read_plan};
+use crate::http::error::{ApiError, not_allowed};
 use crate::load::plan::{Model, TaskKind, TestPlan};
 use crate::load::schedule::RatePlan;
 
@@ -53,14 +52,7 @@ async fn preview(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = state.registry.settings.clone();
-    let doc = json_body(&req, payload, settings.api.max_body_size).await?;
-    if !doc.is_object() {
-        let mut e = crate::validate::FieldErrors::default();
-        e.push("", "the body must be a JSON object {name, tasks}");
-        return Err(ApiError::Invalid(e));
-    }
-    let (_, plan): (Value, TestPlan) = validate_plan(doc, settings).await?;
+    let (_, plan) = read_plan(&req, payload, &state).await?;
     Ok(HttpResponse::Ok().json(preview_of(&plan)))
 }
 
@@ -128,7 +120,7 @@ mod tests {
     use crate::actors::store::Store;
     use actix_web::App;
     use actix_web::test as web_test;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use std::sync::Arc;
     use std::time::Duration;
 

@@ -131,20 +131,7 @@ pub struct Cluster {
 impl Cluster {
     /// An orchestrator and `n` nodes (`node-0`, ...), all joined.
     pub fn start(n: usize) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let orchestrator = Cluster::spawn_orchestrator(&data, 0);
-        let mut c = Cluster {
-            orchestrator,
-            nodes: Vec::new(),
-            data,
-            _dir: dir,
-        };
-        for i in 0..n {
-            c.add_node(&format!("node-{i}"));
-        }
-        c.wait_connected(n);
-        c
+        Cluster::start_with(n, &[])
     }
 
     pub fn spawn_orchestrator(data: &std::path::Path, port: u16) -> Server {

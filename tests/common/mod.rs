@@ -207,6 +207,22 @@ pub fn mcpt_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcpt"))
 }
 
+/// The validator of a committed schema (`rel` from the repository root, e.g.
+/// `schemas/report.schema.json`).
+pub fn schema(rel: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo_path(rel)).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{rel} compiles: {e}"))
+}
+
+/// What in `v` breaks the committed schema `rel`, each with its place.
+pub fn schema_errors(rel: &str, v: &serde_json::Value) -> Vec<String> {
+    schema(rel)
+        .iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
