@@ -71,7 +71,7 @@ pub struct TaskReport {
     /// Responses slower than their target's `expected_response_time`.
     pub slow_responses: u64,
     pub bytes_received: u64,
-    /// Per node, in a cluster (empty when run standalone).
+    /// Per node (a standalone run has one, `local`).
     pub nodes: Vec<NodeReport>,
     pub timeline: Vec<TimelinePoint>,
 }
