@@ -188,6 +188,10 @@ fn orchestrator_serves_html_reports_and_comparisons() {
     assert_eq!(cmp["b"]["execution_id"], b.as_str());
     let rps = &cmp["summary"]["achieved_rps"];
     let pct = rps["delta_percent"].as_f64().unwrap();
+    eprintln!(
+        "compare: achieved rps {} -> {} ({pct:+.2}%), p99 {:?}",
+        rps["a"], rps["b"], cmp["summary"]["latency_ms"]["p99"]
+    );
     assert!(
         (pct - 100.0).abs() <= 5.0,
         "rate delta {pct}% (a {}, b {})",
