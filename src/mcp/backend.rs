@@ -98,6 +98,14 @@ impl Backend {
             })?
     }
 
+    /// The request with the bearer token, when there is one.
+    fn authorized<B>(&self, r: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => r.header("Authorization", format!("Bearer {t}")),
+            None => r,
+        }
+    }
+
     fn call_blocking(
         &self,
         method: &str,
@@ -105,29 +113,12 @@ impl Backend {
         body: Option<Value>,
     ) -> Result<Value, BackendError> {
         let url = format!("{}{path}", self.base);
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let sent = match method {
-            "POST" => {
-                let mut r = self.agent.post(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.send_json(body.unwrap_or(Value::Null))
-            }
-            "DELETE" => {
-                let mut r = self.agent.delete(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            _ => {
-                let mut r = self.agent.get(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
+            "POST" => self
+                .authorized(self.agent.post(&url))
+                .send_json(body.unwrap_or(Value::Null)),
+            "DELETE" => self.authorized(self.agent.delete(&url)).call(),
+            _ => self.authorized(self.agent.get(&url)).call(),
         };
         let mut resp = sent.map_err(|e| BackendError::Unreachable {
             url: self.base.clone(),

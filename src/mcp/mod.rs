@@ -111,6 +111,16 @@ fn execution_error(id: &str, e: BackendError) -> Result<CallToolResult, McpError
     }
 }
 
+/// A REST answer as the tool's result, or its error as a tool error.
+fn relay(answer: Result<Value, BackendError>) -> Result<CallToolResult, McpError> {
+    answer.map_or_else(tool_error, ok)
+}
+
+/// The same about execution `id`.
+fn relay_for(id: &str, answer: Result<Value, BackendError>) -> Result<CallToolResult, McpError> {
+    answer.map_or_else(|e| execution_error(id, e), ok)
+}
+
 fn no_execution(id: &str) -> Result<CallToolResult, McpError> {
     tool_error(format!("no execution {id}"))
 }
@@ -234,10 +244,7 @@ impl McpServer {
         if !valid_id(&id) {
             return no_execution(&id);
         }
-        match self.view(&id).await {
-            Ok(v) => ok(v),
-            Err(e) => execution_error(&id, e),
-        }
+        relay_for(&id, self.view(&id).await)
     }
 
     #[tool(
@@ -320,14 +327,11 @@ impl McpServer {
         if !valid_id(&id) {
             return no_execution(&id);
         }
-        match self
+        let answer = self
             .backend()
             .delete(&format!("/api/executions/{id}"))
-            .await
-        {
-            Ok(v) => ok(v),
-            Err(e) => execution_error(&id, e),
-        }
+            .await;
+        relay_for(&id, answer)
     }
 
     #[tool(
@@ -455,10 +459,7 @@ impl McpServer {
         annotations(read_only_hint = true)
     )]
     async fn list_nodes(&self) -> Result<CallToolResult, McpError> {
-        match self.backend().get("/api/nodes").await {
-            Ok(v) => ok(v),
-            Err(e) => tool_error(e),
-        }
+        relay(self.backend().get("/api/nodes").await)
     }
 
     #[tool(
@@ -466,10 +467,7 @@ impl McpServer {
         annotations(read_only_hint = true)
     )]
     async fn cluster_health(&self) -> Result<CallToolResult, McpError> {
-        match self.backend().get("/api/health").await {
-            Ok(v) => ok(v),
-            Err(e) => tool_error(e),
-        }
+        relay(self.backend().get("/api/health").await)
     }
 }
 
