@@ -239,7 +239,7 @@ pub fn check_exposure(settings: &Settings, host: &str) -> Result<(), StartError>
     Ok(())
 }
 
-/// The orchestrator's REST API and cluster route on `listener`; await the server to run it,
+/// The orchestrator's REST API, cluster route and MCP endpoint (`/mcp`) on `listener`; await the server to run it,
 /// stop it through its handle.
 pub fn serve_orchestrator(
     handle: OrchestratorHandle,
@@ -251,9 +251,11 @@ pub fn serve_orchestrator(
         registry: handle.registry.clone(),
     });
     let token = handle.registry.settings.api.token.clone();
+    let mcp = crate::mcp::http::service(handle.registry.settings.clone(), listener.local_addr()?);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .configure(crate::mcp::http::configure(mcp.clone(), token.clone()))
             .configure(crate::http::ui::configure)
             .configure(api::routes(token.clone()))
     })

@@ -44,6 +44,21 @@ pub enum Command {
     Node(NodeArgs),
     /// An orchestrator and one local node in one process, to try the REST API with no setup.
     Up(ServeArgs),
+    /// An MCP server on stdin/stdout (for desktop assistants) that drives an orchestrator.
+    Mcp(McpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// The orchestrator's REST address.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub orchestrator: url::Url,
+    /// The orchestrator's API token, sent on every call (default: api.token, MCP_API_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// The guardrails (mcp.*, load_generation.allowed_targets) come from this configuration.
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Args, Debug)]
@@ -128,6 +143,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Orchestrator(args) => serve(args, false),
         Command::Node(args) => node(args),
         Command::Up(args) => serve(args, true),
+        Command::Mcp(args) => mcp(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -144,7 +160,7 @@ fn load_settings(args: &ConfigArgs) -> Result<Settings, SettingsError> {
 /// the in-process cluster of `mcpt run` only speaks up for warnings.
 fn init_tracing(level: tracing::Level, quiet_cluster: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCPT_LOG").unwrap_or_else(|_| {
-        let mut f = format!("{level},actix_server=warn");
+        let mut f = format!("{level},actix_server=warn,rmcp=warn");
         if quiet_cluster {
             f.push_str(",mcp_testing::actors=warn,mcp_testing::store=warn");
         }
@@ -512,4 +528,29 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
 /// The host name and the REST port: unique per machine and port.
 fn default_node_id(port: u16) -> String {
     format!("{}-{port}", crate::app::host_name())
+}
+
+/// `mcpt mcp`: MCP over stdio; stdout carries the protocol only, logs go to stderr.
+fn mcp(args: McpArgs) -> anyhow::Result<ExitCode> {
+    let settings = match serve_settings(&args.config) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    init_tracing(settings.orchestrator.log_level, false);
+    if !matches!(args.orchestrator.scheme(), "http") || args.orchestrator.host().is_none() {
+        eprintln!(
+            "error: --orchestrator must be the orchestrator's http:// address, e.g. http://127.0.0.1:8080, got {}",
+            args.orchestrator
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let token = args.token.or_else(|| settings.api.token.clone());
+    let base = args.orchestrator.as_str().trim_end_matches('/').to_string();
+    tracing::info!(orchestrator = %base, "mcp server on stdio");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(crate::mcp::stdio::run(&base, token, Arc::new(settings)))?;
+    Ok(ExitCode::SUCCESS)
 }

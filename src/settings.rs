@@ -29,6 +29,19 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     pub node: NodeSettings,
     pub distribution: DistributionSettings,
+    pub mcp: McpSettings,
+}
+
+/// The guardrails of the MCP server (`mcpt mcp` and `/mcp`): whatever an assistant asks for,
+/// a load test it starts stays within these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpSettings {
+    /// Highest base or peak rate (requests per second) a test started over MCP may ask for.
+    pub max_rps: f64,
+    /// Longest a test started over MCP may run.
+    pub max_duration: Duration,
+    /// Executions started over MCP that may be unfinished at once.
+    pub max_concurrent_executions: u32,
 }
 
 /// How scenarios and executions are placed on nodes.
@@ -207,6 +220,7 @@ const ENV_SECTIONS: &[(&str, &str)] = &[
     ("CLUSTER_", "cluster"),
     ("NODE_", "node"),
     ("DISTRIBUTION_", "distribution"),
+    ("MCP_", "mcp"),
 ];
 
 /// Keys that hold a list: comma-separated in the environment and in `--set`.
@@ -538,6 +552,22 @@ impl Settings {
                 weights,
             }
         });
+        let mcp = top.child("mcp", e).map(|mut o| {
+            let max_rps: f64 = o.or("max_rps", 1000.0, e);
+            if !(max_rps.is_finite() && max_rps > 0.0) {
+                e.push(
+                    o.key_path("max_rps"),
+                    format!("must be a number greater than 0, got {max_rps}"),
+                );
+            }
+            let s = McpSettings {
+                max_rps,
+                max_duration: nonzero(&mut o, "max_duration", 300, e),
+                max_concurrent_executions: positive(&mut o, "max_concurrent_executions", 2, e),
+            };
+            o.finish(e);
+            s
+        });
         top.finish(e);
 
         match (
@@ -547,7 +577,7 @@ impl Settings {
             resource_management,
             health_monitoring.flatten(),
             communication,
-            (api, cluster, node, distribution),
+            (api, cluster, node, distribution, mcp),
         ) {
             (
                 Some(o),
@@ -556,7 +586,7 @@ impl Settings {
                 Some(r),
                 Some(h),
                 Some(c),
-                (Some(a), Some(k), Some(n), Some(dist)),
+                (Some(a), Some(k), Some(n), Some(dist), Some(m)),
             ) if errors.is_empty() => {
                 let l = LoadSettings {
                     task_timeout: o.task_timeout,
@@ -573,6 +603,7 @@ impl Settings {
                     cluster: k,
                     node: n,
                     distribution: dist,
+                    mcp: m,
                 })
             }
             _ => Err(errors),
@@ -828,6 +859,39 @@ mod tests {
     }
 
     #[test]
+    fn mcp_guardrails_default_load_and_validate() {
+        let s = Settings::defaults();
+        assert_eq!(s.mcp.max_rps, 1000.0);
+        assert_eq!(s.mcp.max_duration, Duration::from_secs(300));
+        assert_eq!(s.mcp.max_concurrent_executions, 2);
+        let vars = env(&[("MCP_MCP_MAX_RPS", "250.5"), ("MCP_MCP_MAX_DURATION", "2m")]);
+        let set = ["mcp.max_concurrent_executions=5".to_string()];
+        let s = Settings::load(None, &vars, &set).unwrap();
+        assert_eq!(s.mcp.max_rps, 250.5);
+        assert_eq!(s.mcp.max_duration, Duration::from_secs(120));
+        assert_eq!(s.mcp.max_concurrent_executions, 5);
+        let bad = env(&[
+            ("MCP_MCP_MAX_RPS", "0"),
+            ("MCP_MCP_MAX_DURATION", "0"),
+            ("MCP_MCP_MAX_CONCURRENT_EXECUTIONS", "0"),
+            ("MCP_MCP_MAX_SPEED", "1"),
+        ]);
+        let err = Settings::load(None, &bad, &[]).unwrap_err();
+        assert!(err.to_string().contains("MCP_MCP_MAX_RPS"), "{err}");
+        let mut got = fields(err);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "mcp.max_concurrent_executions",
+                "mcp.max_duration",
+                "mcp.max_rps",
+                "mcp.max_speed",
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_variable_in_a_known_section_is_an_error() {
         let err =
             Settings::load(None, &env(&[("MCP_LOAD_GENERATION_WORKRES", "2")]), &[]).unwrap_err();
@@ -877,6 +941,7 @@ mod tests {
             env_key("MCP_RESOURCE_CLEANUP_INTERVAL").as_deref(),
             Some("resource_management.cleanup_interval")
         );
+        assert_eq!(env_key("MCP_MCP_MAX_RPS").as_deref(), Some("mcp.max_rps"));
         assert_eq!(env_key("MCP_SOMETHING_ELSE"), None);
         assert_eq!(env_key("HOME"), None);
     }

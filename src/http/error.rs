@@ -150,6 +150,11 @@ pub fn authorized(req: &actix_web::dev::ServiceRequest, token: Option<&str>) -> 
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }
+    bearer_matches(req, token)
+}
+
+/// Whether a request carries `Authorization: Bearer <token>`, whatever its method.
+pub fn bearer_matches(req: &actix_web::dev::ServiceRequest, token: &str) -> bool {
     // The scheme is case-insensitive (RFC 9110 §11.1): `bearer t0ken` is as good.
     let given = req
         .headers()

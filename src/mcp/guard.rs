@@ -1,0 +1,284 @@
+//! The MCP server's guardrails as pure checks: whatever a client sends, a load test started
+//! over MCP stays within `mcp.max_rps`, `mcp.max_duration`, `mcp.max_concurrent_executions`
+//! and `load_generation.allowed_targets`. A refusal says which limit, its value, and how to
+//! change it (the key and its environment variable); the server returns it as a tool error.
+
+use url::Url;
+
+use crate::allowlist::Allowlist;
+use crate::settings::McpSettings;
+
+use super::tools::{MAX_TARGETS, Model, RunLoadTest};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "refused: {field} {asked} exceeds mcp.max_rps = {max} requests per second on this MCP server; \
+         ask for at most {max}, or raise mcp.max_rps in its configuration (environment MCP_MCP_MAX_RPS)"
+    )]
+    Rate {
+        field: &'static str,
+        asked: f64,
+        max: f64,
+    },
+    #[error(
+        "refused: duration_s {asked} exceeds mcp.max_duration = {max} s on this MCP server; \
+         ask for at most {max} s, or raise mcp.max_duration in its configuration (environment MCP_MCP_MAX_DURATION)"
+    )]
+    Duration { asked: u64, max: u64 },
+    #[error(
+        "refused: {running} executions started over MCP are still unfinished ({ids}) and \
+         mcp.max_concurrent_executions = {max}; wait for one (wait_for_execution) or cancel one \
+         (cancel_execution), or raise mcp.max_concurrent_executions in the MCP server's \
+         configuration (environment MCP_MCP_MAX_CONCURRENT_EXECUTIONS)"
+    )]
+    Concurrent {
+        running: usize,
+        ids: String,
+        max: u32,
+    },
+    #[error(
+        "refused: target {url}: {why} (environment MCP_LOAD_GENERATION_ALLOWED_TARGETS, comma-separated)"
+    )]
+    Target { url: String, why: String },
+    /// An input the schema rules out, sent anyway.
+    #[error("refused: {0}")]
+    Invalid(String),
+}
+
+/// The caps on one `run_load_test`: rates, duration, target count and form. The allowlist is
+/// [`check_targets`], apart, because it may resolve host names.
+pub fn check_load_test(p: &RunLoadTest, limits: &McpSettings) -> Result<(), Refusal> {
+    if p.targets.is_empty() || p.targets.len() > MAX_TARGETS {
+        return Err(Refusal::Invalid(format!(
+            "targets must list 1 to {MAX_TARGETS} URLs, got {}",
+            p.targets.len()
+        )));
+    }
+    for (field, v) in [("rps", Some(p.rps)), ("peak_rps", p.peak_rps)] {
+        let Some(v) = v else { continue };
+        if !v.is_finite() || v < 0.0 {
+            return Err(Refusal::Invalid(format!(
+                "{field} must be a number of 0 or more, got {v}"
+            )));
+        }
+        if v > limits.max_rps {
+            return Err(Refusal::Rate {
+                field,
+                asked: v,
+                max: limits.max_rps,
+            });
+        }
+    }
+    let max = limits.max_duration.as_secs().max(1);
+    if p.duration_s == 0 {
+        return Err(Refusal::Invalid("duration_s must be at least 1".into()));
+    }
+    if p.duration_s > max {
+        return Err(Refusal::Duration {
+            asked: p.duration_s,
+            max,
+        });
+    }
+    if p.model() == Model::Closed && p.pattern.is_some_and(|x| x.as_str() != "constant") {
+        return Err(Refusal::Invalid(
+            "the closed model runs a fixed number of users; patterns apply to the open model"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Every target is an http URL on the allowlist. Blocking: a host name that only an address
+/// pattern could allow is resolved.
+pub fn check_targets(p: &RunLoadTest, allowlist: &Allowlist) -> Result<(), Refusal> {
+    for t in &p.targets {
+        let url = Url::parse(&t.url).map_err(|e| Refusal::Target {
+            url: t.url.clone(),
+            why: format!("not a valid URL: {e}"),
+        })?;
+        if url.scheme() != "http" {
+            return Err(Refusal::Invalid(format!(
+                "target {}: only http:// URLs are supported",
+                t.url
+            )));
+        }
+        allowlist
+            .check_blocking(&url)
+            .map_err(|why| Refusal::Target {
+                url: t.url.clone(),
+                why,
+            })?;
+    }
+    Ok(())
+}
+
+/// A new execution may start while fewer than `mcp.max_concurrent_executions` started over
+/// MCP are unfinished (`unfinished`: their ids).
+pub fn check_concurrency(unfinished: &[String], limits: &McpSettings) -> Result<(), Refusal> {
+    if unfinished.len() >= limits.max_concurrent_executions as usize {
+        return Err(Refusal::Concurrent {
+            running: unfinished.len(),
+            ids: unfinished.join(", "),
+            max: limits.max_concurrent_executions,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn limits() -> McpSettings {
+        Settings::defaults().mcp
+    }
+
+    fn test(v: serde_json::Value) -> RunLoadTest {
+        let mut base =
+            json!({"targets": [{"url": "http://127.0.0.1:9/"}], "rps": 10, "duration_s": 5});
+        for (k, x) in v.as_object().unwrap() {
+            base[k] = x.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn within_the_limits_passes() {
+        assert_eq!(check_load_test(&test(json!({})), &limits()), Ok(()));
+        let at_caps =
+            test(json!({"rps": 1000, "peak_rps": 1000, "duration_s": 300, "pattern": "spike"}));
+        assert_eq!(check_load_test(&at_caps, &limits()), Ok(()));
+        assert_eq!(check_targets(&at_caps, &Allowlist::default()), Ok(()));
+    }
+
+    #[test]
+    fn the_rate_cap_applies_to_base_and_peak() {
+        let e = check_load_test(&test(json!({"rps": 1000.5})), &limits()).unwrap_err();
+        assert!(matches!(e, Refusal::Rate { field: "rps", .. }), "{e:?}");
+        let text = e.to_string();
+        for part in ["mcp.max_rps = 1000", "MCP_MCP_MAX_RPS", "rps 1000.5"] {
+            assert!(text.contains(part), "{text}");
+        }
+        let e = check_load_test(
+            &test(json!({"pattern": "ramp_up", "peak_rps": 5000})),
+            &limits(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("refused: peak_rps 5000 exceeds mcp.max_rps"),
+            "{e}"
+        );
+        let mut low = limits();
+        low.max_rps = 5.0;
+        assert!(check_load_test(&test(json!({})), &low).is_err());
+    }
+
+    #[test]
+    fn the_duration_cap() {
+        let e = check_load_test(&test(json!({"duration_s": 301})), &limits()).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::Duration {
+                asked: 301,
+                max: 300
+            }
+        );
+        let text = e.to_string();
+        for part in [
+            "mcp.max_duration = 300 s",
+            "MCP_MCP_MAX_DURATION",
+            "duration_s 301",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+        let mut short = limits();
+        short.max_duration = Duration::from_secs(4);
+        assert!(check_load_test(&test(json!({})), &short).is_err());
+        assert!(matches!(
+            check_load_test(&test(json!({"duration_s": 0})), &limits()),
+            Err(Refusal::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn the_concurrency_cap_names_the_running_ones() {
+        let l = limits();
+        assert_eq!(check_concurrency(&[], &l), Ok(()));
+        assert_eq!(check_concurrency(&["a".into()], &l), Ok(()));
+        let e = check_concurrency(&["a".into(), "b".into()], &l).unwrap_err();
+        let text = e.to_string();
+        for part in [
+            "mcp.max_concurrent_executions = 2",
+            "MCP_MCP_MAX_CONCURRENT_EXECUTIONS",
+            "(a, b)",
+            "cancel_execution",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+    }
+
+    #[test]
+    fn targets_off_the_allowlist_are_named_with_the_setting() {
+        let p = test(
+            json!({"targets": [{"url": "http://127.0.0.1:9/"}, {"url": "http://10.1.2.3:8080/x"}]}),
+        );
+        let e = check_targets(&p, &Allowlist::default()).unwrap_err();
+        let text = e.to_string();
+        for part in [
+            "http://10.1.2.3:8080/x",
+            "load_generation.allowed_targets",
+            "MCP_LOAD_GENERATION_ALLOWED_TARGETS",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+        let open: Allowlist = Allowlist::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(
+            check_targets(
+                &test(json!({"targets": [{"url": "http://10.1.2.3/"}]})),
+                &open
+            ),
+            Ok(())
+        );
+        let https = test(json!({"targets": [{"url": "https://127.0.0.1/"}]}));
+        assert!(matches!(
+            check_targets(&https, &Allowlist::default()),
+            Err(Refusal::Invalid(_))
+        ));
+        let junk = test(json!({"targets": [{"url": "not a url"}]}));
+        assert!(matches!(
+            check_targets(&junk, &Allowlist::default()),
+            Err(Refusal::Target { .. })
+        ));
+    }
+
+    #[test]
+    fn inputs_the_schema_rules_out_are_refused_anyway() {
+        let many: Vec<_> = (0..17)
+            .map(|i| json!({"url": format!("http://127.0.0.1:{i}/")}))
+            .collect();
+        assert!(matches!(
+            check_load_test(&test(json!({"targets": many})), &limits()),
+            Err(Refusal::Invalid(_))
+        ));
+        assert!(matches!(
+            check_load_test(&test(json!({"targets": []})), &limits()),
+            Err(Refusal::Invalid(_))
+        ));
+        assert!(matches!(
+            check_load_test(&test(json!({"rps": -1})), &limits()),
+            Err(Refusal::Invalid(_))
+        ));
+        assert!(matches!(
+            check_load_test(
+                &test(json!({"model": "closed", "pattern": "wave"})),
+                &limits()
+            ),
+            Err(Refusal::Invalid(_))
+        ));
+    }
+}

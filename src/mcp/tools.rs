@@ -1,0 +1,558 @@
+//! The tools' inputs (with their JSON schemas) and the pure parts of their answers: the
+//! execution body `run_load_test` submits, the verdict of `get_report`, the progress line of
+//! `wait_for_execution`. No I/O here.
+
+use std::time::Duration;
+
+use rmcp::model::JsonObject;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::execution::State;
+use crate::settings::Settings;
+
+/// The most targets one `run_load_test` may name.
+pub const MAX_TARGETS: usize = 16;
+
+/// One target of a load test.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetParam {
+    /// An http:// URL, e.g. "http://127.0.0.1:8089/"; its host must match the server's
+    /// load_generation.allowed_targets (loopback only by default).
+    #[schemars(length(min = 8, max = 2048))]
+    pub url: String,
+    /// The HTTP method (default GET).
+    pub method: Option<Method>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+/// The rate shapes of a plan (README, "Patterns"); `b` is rps, `p` is peak_rps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    /// b throughout.
+    Constant,
+    /// Linear from b to p over the duration.
+    RampUp,
+    /// Linear from p down to b over the duration.
+    RampDown,
+    /// b, with p for a tenth of the duration (at least 1 s) from the middle.
+    Spike,
+    /// A cosine wave between b and p, 60 s period.
+    Wave,
+    /// A new rate drawn from [b, p] every 5 s.
+    Random,
+    /// p for the first second of every 10 s, else b.
+    Burst,
+}
+
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::Constant => "constant",
+            Pattern::RampUp => "ramp_up",
+            Pattern::RampDown => "ramp_down",
+            Pattern::Spike => "spike",
+            Pattern::Wave => "wave",
+            Pattern::Random => "random",
+            Pattern::Burst => "burst",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    /// Requests start at planned times whatever the responses do (the rate is held).
+    Open,
+    /// concurrent_users users each loop request after request (no rate).
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly spaced.
+    Uniform,
+    /// Poisson process at the planned rate.
+    Poisson,
+}
+
+/// `run_load_test`'s input.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunLoadTest {
+    /// The URLs to load (1 to 16); requests are shared among them equally.
+    #[schemars(length(min = 1, max = 16))]
+    pub targets: Vec<TargetParam>,
+    /// The rate shape (default constant); every pattern but constant needs peak_rps.
+    pub pattern: Option<Pattern>,
+    /// The base rate in requests per second (the whole rate for constant). Capped by the
+    /// server's mcp.max_rps. Not sent with model closed.
+    #[schemars(range(min = 0.0, max = 1000.0))]
+    pub rps: f64,
+    /// The peak rate in requests per second, for ramp_up, ramp_down, spike, wave, random and
+    /// burst. Capped by mcp.max_rps.
+    #[schemars(range(min = 0.0, max = 1000.0))]
+    pub peak_rps: Option<f64>,
+    /// How long the test runs, in seconds. Capped by mcp.max_duration.
+    #[schemars(range(min = 1, max = 300))]
+    pub duration_s: u64,
+    /// open (default: hold the rate) or closed (concurrent_users loop as fast as responses
+    /// come back; rps, peak_rps and pattern do not apply).
+    pub model: Option<Model>,
+    /// Open model: the cap on requests in flight; closed model: the number of users
+    /// (default 100).
+    #[schemars(range(min = 1, max = 1000))]
+    pub concurrent_users: Option<u32>,
+    /// Open model: uniform (default) or poisson arrival times.
+    pub arrivals: Option<Arrivals>,
+    /// A name for the execution (default: the pattern, rate and duration).
+    #[schemars(length(min = 1, max = 200))]
+    pub name: Option<String>,
+}
+
+impl RunLoadTest {
+    pub fn model(&self) -> Model {
+        self.model.unwrap_or(Model::Open)
+    }
+
+    pub fn pattern(&self) -> Pattern {
+        self.pattern.unwrap_or(Pattern::Constant)
+    }
+
+    /// The `POST /api/executions` body (the plan schema of `src/load/plan.rs`).
+    pub fn execution_body(&self) -> Value {
+        let targets: Vec<Value> = self
+            .targets
+            .iter()
+            .map(|t| json!({"url": t.url, "method": t.method.unwrap_or(Method::Get).as_str()}))
+            .collect();
+        let mut params = json!({
+            "targets": targets,
+            "duration": format!("{}s", self.duration_s),
+        });
+        let p = params.as_object_mut().expect("an object");
+        match self.model() {
+            Model::Open => {
+                p.insert("model".into(), json!("open"));
+                p.insert("pattern".into(), json!(self.pattern().as_str()));
+                p.insert("base_rps".into(), json!(self.rps));
+                if let Some(peak) = self.peak_rps {
+                    p.insert("peak_rps".into(), json!(peak));
+                }
+                if let Some(a) = self.arrivals {
+                    let a = match a {
+                        Arrivals::Uniform => "uniform",
+                        Arrivals::Poisson => "poisson",
+                    };
+                    p.insert("arrivals".into(), json!(a));
+                }
+            }
+            Model::Closed => {
+                p.insert("model".into(), json!("closed"));
+            }
+        }
+        if let Some(users) = self.concurrent_users {
+            p.insert("concurrent_users".into(), json!(users));
+        }
+        let name = self.name.clone().unwrap_or_else(|| match self.model() {
+            Model::Open => format!(
+                "mcp {} {} rps {} s",
+                self.pattern().as_str(),
+                self.rps,
+                self.duration_s
+            ),
+            Model::Closed => format!(
+                "mcp closed {} users {} s",
+                self.concurrent_users.unwrap_or(100),
+                self.duration_s
+            ),
+        });
+        json!({"name": name, "tasks": [{"type": "load_test", "parameters": params}]})
+    }
+}
+
+/// An execution id.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionId {
+    /// The id `run_load_test` or `list_executions` gave.
+    #[schemars(length(min = 1, max = 128))]
+    pub execution_id: String,
+}
+
+/// `wait_for_execution`'s input.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitFor {
+    /// The id `run_load_test` gave.
+    #[schemars(length(min = 1, max = 128))]
+    pub execution_id: String,
+    /// Give up waiting after this many seconds (default 300); the execution keeps running.
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_s: Option<u64>,
+}
+
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+impl WaitFor {
+    pub fn timeout(&self) -> Duration {
+        self.timeout_s
+            .map_or(DEFAULT_WAIT, |s| Duration::from_secs(s.max(1)))
+            .min(MAX_WAIT)
+    }
+}
+
+/// `list_executions`' input.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListExecutions {
+    /// The newest this many (default 20).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+}
+
+impl ListExecutions {
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(20).clamp(1, 100) as usize
+    }
+}
+
+/// `compare_executions`' input.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Compare {
+    /// The baseline execution.
+    #[schemars(length(min = 1, max = 128))]
+    pub a: String,
+    /// The execution compared with it (deltas are b - a).
+    #[schemars(length(min = 1, max = 128))]
+    pub b: String,
+}
+
+/// Sets `properties.<prop>.<key>` of a tool's input schema, so the schema an assistant sees
+/// states this server's limits rather than the defaults.
+pub fn set_bound(schema: &mut JsonObject, prop: &str, key: &str, value: Value) {
+    if let Some(Value::Object(p)) = schema
+        .get_mut("properties")
+        .and_then(|props| props.get_mut(prop))
+    {
+        p.insert(key.to_string(), value);
+    }
+}
+
+/// `run_load_test`'s schema with this server's caps.
+pub fn bound_load_test_schema(schema: &mut JsonObject, settings: &Settings) {
+    let max_rps = json!(settings.mcp.max_rps);
+    set_bound(schema, "rps", "maximum", max_rps.clone());
+    set_bound(schema, "peak_rps", "maximum", max_rps);
+    set_bound(
+        schema,
+        "duration_s",
+        "maximum",
+        json!(settings.mcp.max_duration.as_secs().max(1)),
+    );
+    set_bound(
+        schema,
+        "concurrent_users",
+        "maximum",
+        json!(settings.load_generation.max_concurrent_requests),
+    );
+}
+
+/// What an execution's report says, in one word with reasons:
+/// - `passed`: it completed, its error rate is below 1 % and every planned request was sent;
+/// - `failed`: it failed or was cancelled, no request completed, or 5 % or more failed;
+/// - `degraded`: anything between (errors from 1 % up to 5 %, planned requests not sent, a
+///   node lost during the run, an interrupted run).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Verdict {
+    pub verdict: &'static str,
+    pub reasons: Vec<String>,
+}
+
+pub const PASS_ERROR_RATE: f64 = 0.01;
+pub const FAIL_ERROR_RATE: f64 = 0.05;
+
+/// The verdict of an execution in `state` whose report summary is `summary` (`None`: no
+/// report).
+pub fn verdict(state: &str, summary: Option<&Value>) -> Verdict {
+    let mut failed = Vec::new();
+    let mut degraded = Vec::new();
+    match State::parse(state) {
+        Some(State::Completed) => {}
+        Some(State::CompletedDegraded) => {
+            degraded.push("completed degraded: a node was lost during the run".to_string())
+        }
+        Some(State::Failed) => failed.push("the execution failed".to_string()),
+        Some(State::Cancelled) => failed.push("the execution was cancelled".to_string()),
+        _ => failed.push(format!("the execution is {state}, not finished")),
+    }
+    match summary {
+        None => failed.push("there is no report".to_string()),
+        Some(s) => {
+            let num = |k: &str| s.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+            let total = num("total_requests");
+            let rate = num("error_rate");
+            let not_sent = num("not_sent");
+            let errors = s
+                .get("errors")
+                .and_then(|e| e.get("total"))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            if total == 0.0 {
+                failed.push("no request completed".to_string());
+            } else if rate >= FAIL_ERROR_RATE {
+                failed.push(format!(
+                    "error rate {:.2} % ({errors} of {total} requests) is 5 % or more",
+                    rate * 100.0
+                ));
+            } else if rate >= PASS_ERROR_RATE {
+                degraded.push(format!(
+                    "error rate {:.2} % ({errors} of {total} requests) is 1 % or more",
+                    rate * 100.0
+                ));
+            }
+            if not_sent > 0.0 {
+                degraded.push(format!("{not_sent} planned requests were never sent"));
+            }
+            if s.get("interrupted").and_then(Value::as_bool) == Some(true) {
+                degraded.push("the run was interrupted".to_string());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        failed.extend(degraded);
+        Verdict {
+            verdict: "failed",
+            reasons: failed,
+        }
+    } else if !degraded.is_empty() {
+        Verdict {
+            verdict: "degraded",
+            reasons: degraded,
+        }
+    } else {
+        Verdict {
+            verdict: "passed",
+            reasons: vec![format!(
+                "completed with an error rate below 1 % and every planned request sent"
+            )],
+        }
+    }
+}
+
+/// Live figures of an execution view (`GET /api/executions/{id}`), summed over its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Live {
+    pub elapsed_s: f64,
+    pub duration_s: f64,
+    /// Completed in the latest complete second.
+    pub rps: f64,
+    /// The highest p99 so far among the tasks (ms).
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+impl Live {
+    pub fn of(view: &Value) -> Live {
+        let duration_s = view["duration_s"].as_f64().unwrap_or(0.0);
+        let percent = view["progress_percent"].as_f64().unwrap_or(0.0);
+        let mut live = Live {
+            elapsed_s: (percent / 100.0 * duration_s).clamp(0.0, duration_s),
+            duration_s,
+            ..Live::default()
+        };
+        for t in view["tasks"].as_array().into_iter().flatten() {
+            live.rps += t["last_second"]["completed"].as_f64().unwrap_or(0.0);
+            live.p99_ms = live
+                .p99_ms
+                .max(t["latency_ms"]["p99"].as_f64().unwrap_or(0.0));
+            live.errors += t["errors"].as_u64().unwrap_or(0);
+        }
+        live
+    }
+
+    /// `running 3/8 s: 99.8 rps, p99 2.1 ms, 0 errors`.
+    pub fn message(&self, state: &str) -> String {
+        format!(
+            "{state} {:.0}/{:.0} s: {:.1} rps, p99 {:.1} ms, {} errors",
+            self.elapsed_s, self.duration_s, self.rps, self.p99_ms, self.errors
+        )
+    }
+}
+
+/// Whether an execution state is final.
+pub fn is_final(state: &str) -> bool {
+    State::parse(state).is_some_and(State::is_terminal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(v: Value) -> RunLoadTest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_body_is_a_valid_plan_with_the_given_keys() {
+        let p = params(json!({
+            "targets": [{"url": "http://127.0.0.1:9/a", "method": "POST"}, {"url": "http://localhost:9/b"}],
+            "pattern": "ramp_up", "rps": 10, "peak_rps": 50, "duration_s": 8,
+            "concurrent_users": 20, "arrivals": "poisson", "name": "checkout"
+        }));
+        let body = p.execution_body();
+        assert_eq!(
+            body,
+            json!({"name": "checkout", "tasks": [{"type": "load_test", "parameters": {
+                "targets": [{"url": "http://127.0.0.1:9/a", "method": "POST"},
+                            {"url": "http://localhost:9/b", "method": "GET"}],
+                "duration": "8s", "model": "open", "pattern": "ramp_up",
+                "base_rps": 10.0, "peak_rps": 50.0, "arrivals": "poisson", "concurrent_users": 20}}]})
+        );
+        let settings = Settings::defaults();
+        crate::load::plan::validate(&body, &settings.load_generation).expect("a valid plan");
+    }
+
+    #[test]
+    fn a_closed_model_body_has_no_rate_and_defaults_are_named() {
+        let p = params(json!({
+            "targets": [{"url": "http://127.0.0.1:9/"}], "rps": 5, "duration_s": 3,
+            "model": "closed", "concurrent_users": 4
+        }));
+        let body = p.execution_body();
+        let params = &body["tasks"][0]["parameters"];
+        assert_eq!(params["model"], "closed");
+        assert!(params.get("base_rps").is_none() && params.get("pattern").is_none());
+        assert_eq!(body["name"], "mcp closed 4 users 3 s");
+        let settings = Settings::defaults();
+        crate::load::plan::validate(&body, &settings.load_generation).expect("a valid plan");
+        let open = params_default();
+        assert_eq!(open.execution_body()["name"], "mcp constant 100 rps 5 s");
+    }
+
+    fn params_default() -> RunLoadTest {
+        params(json!({"targets": [{"url": "http://127.0.0.1:9/"}], "rps": 100, "duration_s": 5}))
+    }
+
+    #[test]
+    fn unknown_fields_and_values_do_not_parse() {
+        let bad = [
+            json!({"targets": [{"url": "http://127.0.0.1:9/"}], "rps": 1, "duration_s": 1, "extra": 1}),
+            json!({"targets": [{"url": "http://127.0.0.1:9/"}], "rps": 1, "duration_s": 1, "pattern": "sine"}),
+            json!({"targets": [{"url": "http://127.0.0.1:9/", "method": "BREW"}], "rps": 1, "duration_s": 1}),
+            json!({"targets": [{"url": "http://127.0.0.1:9/"}], "duration_s": 1}),
+        ];
+        for b in bad {
+            assert!(
+                serde_json::from_value::<RunLoadTest>(b.clone()).is_err(),
+                "{b}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_states_this_servers_limits() {
+        let mut settings = Settings::defaults();
+        settings.mcp.max_rps = 250.0;
+        settings.mcp.max_duration = Duration::from_secs(60);
+        let mut schema = (*rmcp::handler::server::common::schema_for_type::<RunLoadTest>()).clone();
+        bound_load_test_schema(&mut schema, &settings);
+        let props = &schema["properties"];
+        assert_eq!(props["rps"]["maximum"], 250.0);
+        assert_eq!(props["peak_rps"]["maximum"], 250.0);
+        assert_eq!(props["duration_s"]["maximum"], 60);
+        assert_eq!(props["duration_s"]["minimum"], 1);
+        assert_eq!(props["targets"]["maxItems"], 16);
+        assert_eq!(props["targets"]["minItems"], 1);
+        assert_eq!(props["concurrent_users"]["maximum"], 1000);
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["required"],
+            json!(["targets", "rps", "duration_s"]),
+            "{schema:?}"
+        );
+    }
+
+    fn summary(total: u64, errors: u64, not_sent: u64) -> Value {
+        json!({"total_requests": total, "not_sent": not_sent, "interrupted": false,
+               "errors": {"total": errors},
+               "error_rate": if total > 0 { errors as f64 / total as f64 } else { 0.0 }})
+    }
+
+    #[test]
+    fn verdicts() {
+        let v = |state: &str, s: Option<Value>| verdict(state, s.as_ref());
+        assert_eq!(v("completed", Some(summary(1000, 9, 0))).verdict, "passed");
+        let d = v("completed", Some(summary(1000, 10, 0)));
+        assert_eq!(d.verdict, "degraded");
+        assert!(d.reasons[0].contains("1.00 %"), "{d:?}");
+        assert_eq!(
+            v("completed", Some(summary(1000, 0, 3))).verdict,
+            "degraded"
+        );
+        assert_eq!(
+            v("completed_degraded", Some(summary(1000, 0, 0))).verdict,
+            "degraded"
+        );
+        assert_eq!(v("completed", Some(summary(1000, 50, 0))).verdict, "failed");
+        assert_eq!(v("completed", Some(summary(0, 0, 0))).verdict, "failed");
+        let c = v("cancelled", Some(summary(1000, 0, 500)));
+        assert_eq!(c.verdict, "failed");
+        assert_eq!(c.reasons.len(), 2, "{c:?}");
+        assert_eq!(v("failed", None).verdict, "failed");
+        assert_eq!(v("running", Some(summary(10, 0, 0))).verdict, "failed");
+    }
+
+    #[test]
+    fn the_progress_line_sums_the_tasks() {
+        let view = json!({"state": "running", "duration_s": 8.0, "progress_percent": 37.5,
+        "tasks": [
+            {"errors": 1, "latency_ms": {"p99": 2.1}, "last_second": {"completed": 60}},
+            {"errors": 0, "latency_ms": {"p99": 1.5}, "last_second": {"completed": 39.8}},
+        ]});
+        let live = Live::of(&view);
+        assert_eq!(live.elapsed_s, 3.0);
+        assert_eq!(
+            live.message("running"),
+            "running 3/8 s: 99.8 rps, p99 2.1 ms, 1 errors"
+        );
+        let pending = Live::of(
+            &json!({"state": "pending", "duration_s": 8.0, "progress_percent": 0, "tasks": []}),
+        );
+        assert_eq!(
+            pending.message("pending"),
+            "pending 0/8 s: 0.0 rps, p99 0.0 ms, 0 errors"
+        );
+    }
+}
