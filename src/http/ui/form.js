@@ -68,6 +68,20 @@
       return wrap;
     }
 
+    // A row of a list (targets, stages) with its remove button; the server's errors about
+    // `path` and its `keys` are shown on it.
+    function listRow(box, rows, entry, title, path, keys) {
+      var remove = h('button', { type: 'button', class: 'link', title: title, text: '×', onclick: function () {
+        rows.splice(rows.indexOf(entry), 1);
+        box.removeChild(entry.row);
+        changed();
+      } });
+      entry.row.appendChild(remove);
+      rows.push(entry);
+      box.appendChild(entry.row);
+      keys.forEach(function (k) { fields[path + k] = entry.row; });
+    }
+
     // Targets.
     var targetsBox = h('div', { class: 'targets' });
     var targetRows = [];
@@ -79,18 +93,8 @@
       var url = h('input', { class: 'f-url', id: 'f-target-url-' + i, type: 'url', placeholder: 'http://127.0.0.1:8089/', 'aria-label': 'URL', autocomplete: 'off' });
       url.value = (t && t.url) || '';
       var row = h('div', { class: 'target-row', 'data-field': P + 'targets[' + i + ']' }, [method, url]);
-      var remove = h('button', { type: 'button', class: 'link', title: 'remove this target', text: '×', onclick: function () {
-        targetRows.splice(targetRows.indexOf(entry), 1);
-        targetsBox.removeChild(row);
-        changed();
-      } });
-      row.appendChild(remove);
-      var entry = { row: row, method: method, url: url };
-      targetRows.push(entry);
-      targetsBox.appendChild(row);
-      fields[P + 'targets[' + i + ']'] = row;
-      fields[P + 'targets[' + i + '].url'] = row;
-      fields[P + 'targets[' + i + '].method'] = row;
+      listRow(targetsBox, targetRows, { row: row, method: method, url: url }, 'remove this target',
+        P + 'targets[' + i + ']', ['', '.url', '.method']);
     }
     (saved.targets && saved.targets.length ? saved.targets : [{}]).forEach(addTarget);
 
@@ -121,18 +125,8 @@
       d.value = (s && s.duration) || '';
       r.value = s && s.target_rps !== undefined ? s.target_rps : '';
       var row = h('div', { class: 'stage-row' }, [h('span', { class: 'sub', text: 'for' }), d, h('span', { class: 'sub', text: 'move to' }), r, h('span', { class: 'sub', text: 'req/s' })]);
-      var remove = h('button', { type: 'button', class: 'link', text: '×', title: 'remove this stage', onclick: function () {
-        stageRows.splice(stageRows.indexOf(entry), 1);
-        stagesBox.removeChild(row);
-        changed();
-      } });
-      row.appendChild(remove);
-      var entry = { row: row, duration: d, rps: r };
-      stageRows.push(entry);
-      stagesBox.appendChild(row);
-      fields[P + 'stages[' + i + ']'] = row;
-      fields[P + 'stages[' + i + '].duration'] = row;
-      fields[P + 'stages[' + i + '].target_rps'] = row;
+      listRow(stagesBox, stageRows, { row: row, duration: d, rps: r }, 'remove this stage',
+        P + 'stages[' + i + ']', ['', '.duration', '.target_rps']);
     }
     (saved.stages && saved.stages.length ? saved.stages : [{ duration: '10s', target_rps: 100 }, { duration: '20s', target_rps: 100 }]).forEach(addStage);
 
