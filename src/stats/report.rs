@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::thresholds::{Figures, Threshold, Verdict, verdicts};
 use super::{ErrorCounts, Percentiles, TaskAccumulator, TimelinePoint, new_histogram};
 
 /// Also read back (`Deserialize`) from the store, for the HTML report and comparisons.
@@ -21,8 +22,15 @@ pub struct Report {
 /// All tasks together.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
-    /// The run was stopped before its plan ended (Ctrl-C); the figures cover what ran.
+    /// The run was stopped before its plan ended (Ctrl-C, or a watch: a failed threshold with
+    /// `abort_on_fail`); the figures cover what ran.
     pub interrupted: bool,
+    /// Why a watch stopped the run early, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
+    /// Whether every threshold of every task passed (`null` without thresholds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds_passed: Option<bool>,
     pub total_requests: u64,
     /// Requests the plans called for (open-model tasks only).
     pub planned_requests: u64,
@@ -74,6 +82,9 @@ pub struct TaskReport {
     /// Per node (a standalone run has one, `local`).
     pub nodes: Vec<NodeReport>,
     pub timeline: Vec<TimelinePoint>,
+    /// Each threshold's verdict over the task's final figures (the aborting one failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Verdict>,
 }
 
 /// One node's part of a task.
@@ -104,6 +115,11 @@ pub struct TaskInfo {
     /// Per slot: requests the node said it had sent (its heartbeats), which may exceed what
     /// its windows show when it was lost before its last window.
     pub reported_sent: Vec<u64>,
+    /// The task's type: `load_test` or `performance_test`.
+    pub kind: &'static str,
+    pub thresholds: Vec<Threshold>,
+    /// The threshold that stopped the run (its index), and at which second (0-based).
+    pub aborted: Option<(usize, u64)>,
 }
 
 impl TaskReport {
@@ -138,7 +154,7 @@ impl TaskReport {
         };
         TaskReport {
             name: info.name,
-            kind: "load_test".into(),
+            kind: info.kind.into(),
             model: info.model.into(),
             pattern: info.pattern,
             arrivals: info.arrivals.into(),
@@ -165,6 +181,7 @@ impl TaskReport {
             bytes_received: total.bytes,
             nodes,
             timeline: acc.timeline().to_vec(),
+            thresholds: verdicts(&info.thresholds, &Figures::so_far(acc), info.aborted),
         }
     }
 }
@@ -206,6 +223,11 @@ impl Report {
             started_at_ms,
             summary: Summary {
                 interrupted: false,
+                stopped_by: None,
+                thresholds_passed: reports
+                    .iter()
+                    .any(|t| !t.thresholds.is_empty())
+                    .then(|| reports.iter().flat_map(|t| &t.thresholds).all(|v| v.passed)),
                 total_requests: total,
                 planned_requests: planned,
                 sent_requests: sent,
@@ -248,7 +270,9 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let s = &self.summary;
-        if s.interrupted {
+        if let Some(why) = &s.stopped_by {
+            let _ = writeln!(out, "\nstopped early: {why}");
+        } else if s.interrupted {
             let _ = writeln!(
                 out,
                 "\ninterrupted: the figures cover the part of the plan that ran"
@@ -327,6 +351,24 @@ impl Report {
                     t.slow_responses
                 );
             }
+            for v in &t.thresholds {
+                let mark = match (v.passed, v.aborted_at_s) {
+                    (true, _) => "pass".to_string(),
+                    (false, Some(at)) => format!("FAIL (aborted the run at {at} s)"),
+                    (false, None) => "FAIL".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  threshold  {:<36} {mark}: {} against {}",
+                    v.threshold,
+                    (v.actual * 1000.0).round() / 1000.0,
+                    (v.bound * 1000.0).round() / 1000.0
+                );
+            }
+        }
+        if let Some(passed) = s.thresholds_passed {
+            let verdict = if passed { "passed" } else { "FAILED" };
+            let _ = writeln!(out, "\nthresholds {verdict}");
         }
         out
     }
