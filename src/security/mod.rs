@@ -59,7 +59,7 @@ impl ScanType {
 
 impl fmt::Display for ScanType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -84,7 +84,7 @@ pub enum Severity {
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Severity::Low => "low",
             Severity::Medium => "medium",
             Severity::High => "high",
