@@ -15,6 +15,7 @@ pub mod browser;
 pub mod cluster;
 pub mod netns;
 pub mod proxy;
+pub mod vulnerable;
 pub use mcp_testing::cli::TargetGuard;
 use mcp_testing::load::plan::{self, TestPlan};
 use mcp_testing::settings::Settings;
