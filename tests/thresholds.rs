@@ -218,6 +218,20 @@ fn thresholds_judge_and_abort_on_a_cluster_of_two_nodes() {
     let at = v["aborted_at_s"].as_u64().unwrap();
     assert!((2..=4).contains(&at), "aborted at {at} s: {v}");
     assert!(r["summary"]["duration_s"].as_f64().unwrap() < 10.0);
+    // The HTML report shows the verdict.
+    let html = ureq::get(
+        &c.orchestrator
+            .url(&format!("/api/executions/{id}/report.html")),
+    )
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_to_string()
+    .unwrap();
+    assert!(
+        html.contains("Thresholds failed") && html.contains("FAIL, aborted the run at"),
+        "the HTML report shows the thresholds' verdicts"
+    );
     eprintln!(
         "cluster abort at {at} s, ran {} s: {}",
         r["summary"]["duration_s"], r["summary"]["stopped_by"]

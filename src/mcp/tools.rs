@@ -345,7 +345,15 @@ pub fn verdict(state: &str, summary: Option<&Value>) -> Verdict {
             if not_sent > 0.0 {
                 degraded.push(format!("{not_sent} planned requests were never sent"));
             }
-            if s.get("interrupted").and_then(Value::as_bool) == Some(true) {
+            if s.get("thresholds_passed").and_then(Value::as_bool) == Some(false) {
+                failed.push(
+                    "a threshold failed (see each task's `thresholds`: threshold, actual, bound)"
+                        .to_string(),
+                );
+            }
+            if let Some(why) = s.get("stopped_by").and_then(Value::as_str) {
+                failed.push(format!("stopped early: {why}"));
+            } else if s.get("interrupted").and_then(Value::as_bool) == Some(true) {
                 degraded.push("the run was interrupted".to_string());
             }
         }
@@ -526,6 +534,11 @@ mod tests {
             "degraded"
         );
         assert_eq!(v("completed", Some(summary(1000, 50, 0))).verdict, "failed");
+        let mut judged = summary(1000, 0, 0);
+        judged["thresholds_passed"] = json!(false);
+        let t = v("completed", Some(judged));
+        assert_eq!(t.verdict, "failed");
+        assert!(t.reasons[0].contains("threshold"), "{t:?}");
         assert_eq!(v("completed", Some(summary(0, 0, 0))).verdict, "failed");
         let c = v("cancelled", Some(summary(1000, 0, 500)));
         assert_eq!(c.verdict, "failed");

@@ -280,7 +280,30 @@ fn task_section(out: &mut String, i: usize, t: &TaskReport) {
         &t.slow_responses.to_string(),
         t.slow_responses > 0,
     );
-    out.push_str("</dl><h3>Latency</h3>");
+    out.push_str("</dl>");
+    if !t.thresholds.is_empty() {
+        out.push_str(
+            "<h3>Thresholds</h3><table class=\"thresholds\"><thead><tr><th>threshold</th>\
+             <th>verdict</th><th>actual</th><th>bound</th></tr></thead><tbody>",
+        );
+        for v in &t.thresholds {
+            let verdict = match (v.passed, v.aborted_at_s) {
+                (true, _) => "pass".to_string(),
+                (false, Some(at)) => format!("FAIL, aborted the run at {at} s"),
+                (false, None) => "FAIL".to_string(),
+            };
+            let _ = write!(
+                out,
+                "<tr class=\"{}\"><td>{}</td><td>{verdict}</td><td>{}</td><td>{}</td></tr>",
+                if v.passed { "pass" } else { "fail" },
+                escape(&v.threshold),
+                (v.actual * 1000.0).round() / 1000.0,
+                (v.bound * 1000.0).round() / 1000.0
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("<h3>Latency</h3>");
     percentile_table(out, &t.latency_ms, &t.latency_uncorrected_ms);
     let _ = write!(
         out,
@@ -347,10 +370,24 @@ pub fn render(report: &Report) -> String {
     );
 
     out.push_str("<section id=\"summary\"><h2>Summary</h2>");
-    if s.interrupted {
+    if let Some(why) = &s.stopped_by {
+        let _ = write!(
+            out,
+            "<p class=\"warn\"><strong>Stopped early:</strong> {}</p>",
+            escape(why)
+        );
+    } else if s.interrupted {
         out.push_str(
             "<p class=\"warn\"><strong>Interrupted:</strong> the figures cover the part of the \
              plan that ran.</p>",
+        );
+    }
+    if let Some(passed) = s.thresholds_passed {
+        let _ = write!(
+            out,
+            "<p class=\"{}\" id=\"thresholds-verdict\"><strong>Thresholds {}</strong></p>",
+            if passed { "ok" } else { "warn" },
+            if passed { "passed" } else { "failed" }
         );
     }
     out.push_str("<dl class=\"figures\">");

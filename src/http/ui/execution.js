@@ -287,7 +287,8 @@
       clear(reportBox);
       reportBox.hidden = false;
       append(reportBox, [
-        h('div', { class: 'titlebar' }, [h('h2', { text: 'Report' + (s.interrupted ? ' (interrupted)' : '') }),
+        h('div', { class: 'titlebar' }, [h('h2', { text: 'Report' + (s.stopped_by ? ' (stopped early)' : s.interrupted ? ' (interrupted)' : '') +
+            (s.thresholds_passed === true ? ' · thresholds passed' : s.thresholds_passed === false ? ' · thresholds FAILED' : '') }),
           h('a', { href: '/api/executions/' + encodeURIComponent(id) + '/report.html', target: '_blank', rel: 'noopener', text: 'Open the HTML report' })]),
         h('div', { class: 'kvs', id: 'report-summary' }, [
           kv('requests completed', num(s.total_requests)),
@@ -299,6 +300,7 @@
           kv('errors', num(err.total) + ' (' + pct((s.error_rate || 0) * 100) + ')', err.total ? 'bad' : ''),
           kv('late starts', num(s.late_starts), s.late_starts ? 'warn' : '')
         ]),
+        s.stopped_by ? h('p', { class: 'bad', id: 'report-stopped-by', text: 'Stopped early: ' + s.stopped_by }) : null,
         h('h3', { text: 'Latency' }),
         table(['', N('p50'), N('p90'), N('p95'), N('p99'), N('p99.9'), N('max'), N('mean')], [
           pctRow('from the planned start', lat),
@@ -315,6 +317,11 @@
           h('h3', null, ['Task ', h('span', { class: 'name', text: t.name })]),
           h('div', { class: 'sub' }, [t.model + ' model · ' + t.pattern + ' · ' + t.arrivals + ' arrivals · ' + t.concurrent_users + ' users · ' + seconds(t.duration_s) + ' · status codes: ']
             .concat(codes.length ? codes : ['none'])),
+          t.thresholds && t.thresholds.length ? table(['Threshold', 'Verdict', N('Actual'), N('Bound')], t.thresholds.map(function (v) {
+            var verdict = v.passed ? 'pass' : (v.aborted_at_s != null ? 'FAIL, aborted the run at ' + v.aborted_at_s + ' s' : 'FAIL');
+            return h('tr', null, [td(h('code', { text: v.threshold })), td(verdict, v.passed ? '' : 'bad'),
+              td(String(Math.round(v.actual * 1000) / 1000), 'num'), td(String(Math.round(v.bound * 1000) / 1000), 'num')]);
+          }), { class: 'grid compact report-thresholds' }) : null,
           t.nodes && t.nodes.length ? table(['Node', N('Sent'), N('Completed'), N('Errors'), 'Lost'], t.nodes.map(function (n) {
             return h('tr', null, [td(h('strong', { text: n.node_id })), td(num(n.sent), 'num'), td(num(n.completed), 'num'), td(num(n.errors), 'num' + (n.errors ? ' bad' : '')), td(n.lost ? badge('lost', 'health') : 'no')]);
           }), { class: 'grid compact report-nodes' }) : h('p', { class: 'sub', text: 'Ran standalone (no per-node figures).' })
