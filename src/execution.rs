@@ -168,6 +168,7 @@ impl ExecTask {
             nodes: self.shares.nodes.clone(),
             lost: self.lost.clone(),
             reported_sent: self.reported_sent.clone(),
+            stress: self.task.stress.clone(),
         }
     }
 }

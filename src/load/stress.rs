@@ -515,6 +515,38 @@ impl StressWatch {
     }
 }
 
+impl StressResult {
+    /// The stress part of the text report: the verdict, then one line per step.
+    pub fn to_text(&self) -> String {
+        let rps = |r: Option<f64>| r.map_or("none".to_string(), |r| format!("{r} rps"));
+        let mut out = match (&self.condition, self.broke) {
+            (Some(c), true) => format!(
+                "  stress     breaking point {}, broke at {}: {c}\n",
+                rps(self.breaking_point_rps),
+                rps(self.broke_at_rps)
+            ),
+            _ => format!(
+                "  stress     did not break up to {}\n",
+                rps(self.breaking_point_rps)
+            ),
+        };
+        out.push_str("    step rps  achieved    p50 ms    p95 ms    p99 ms   errors  seconds\n");
+        for s in &self.steps {
+            out.push_str(&format!(
+                "  {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2}% {:>8}\n",
+                s.rps,
+                s.achieved_rps,
+                s.p50_ms,
+                s.p95_ms,
+                s.p99_ms,
+                s.error_rate * 100.0,
+                s.seconds
+            ));
+        }
+        out
+    }
+}
+
 fn error_rate(errors: u64, completed: u64) -> f64 {
     if completed == 0 {
         0.0
@@ -807,6 +839,12 @@ mod tests {
         assert_eq!(json["breaking_point_rps"], Value::Null);
         let back: StressResult = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+        let text = r.to_text();
+        assert!(
+            text.contains("breaking point none, broke at 100 rps: achieved_ratio 0.500"),
+            "{text}"
+        );
+        assert!(text.contains("     100.0      50.0"), "{text}");
     }
 
     #[test]
@@ -818,6 +856,77 @@ mod tests {
             assert_eq!(w.second(&point(sec, 100.0, 0, 0, 0.0)), None);
         }
         assert!(w.result().steps.is_empty());
+    }
+
+    #[test]
+    fn a_stress_task_reports_its_result_in_json_text_and_html() {
+        use crate::stats::report::{Report, TaskInfo};
+        use crate::stats::{TaskAccumulator, Window};
+        let s = spec(100.0, 100.0, 300.0, 2);
+        let steps = s.steps();
+        let rate = move |k: u64| steps.get(k as usize / 2).copied().unwrap_or(0.0);
+        let mut acc = TaskAccumulator::new(1, Box::new(rate.clone()));
+        for k in 0..6 {
+            let mut w = Window::new(k);
+            // 150 served a second at most; latency high past it.
+            let served = rate(k).min(150.0) as u64;
+            w.sent = rate(k) as u64;
+            for _ in 0..served {
+                let ms = if rate(k) > 150.0 { 1500 } else { 5 };
+                let outcome = crate::stats::Outcome {
+                    status: Some(200),
+                    error: None,
+                    bytes: 0,
+                    slow: false,
+                };
+                w.record(
+                    &outcome,
+                    Duration::from_millis(ms),
+                    Duration::from_millis(ms),
+                );
+            }
+            acc.add(0, w, k == 5);
+        }
+        let info = |stress: Option<StressSpec>| TaskInfo {
+            name: "capacity".into(),
+            model: "open",
+            pattern: "stages".into(),
+            arrivals: "uniform",
+            seed: 1,
+            concurrent_users: 10,
+            duration_s: 6.0,
+            planned_requests: Some(1200),
+            nodes: Vec::new(),
+            lost: Vec::new(),
+            reported_sent: Vec::new(),
+            stress,
+        };
+        let report = Report::build("stress".into(), 0, vec![(info(Some(s)), &acc)]);
+        let t = &report.tasks[0];
+        assert_eq!(t.kind, "stress_test");
+        let r = t.stress.as_ref().expect("a stress result");
+        assert_eq!(
+            (r.breaking_point_rps, r.broke_at_rps),
+            (Some(100.0), Some(200.0))
+        );
+        assert!(
+            r.condition.as_deref().unwrap().starts_with("p99_ms 1500"),
+            "{r:?}"
+        );
+        assert!(
+            report
+                .to_text()
+                .contains("breaking point 100 rps, broke at 200 rps")
+        );
+        let html = crate::stats::html::render(&report);
+        assert!(html.contains(r#"data-figure="breaking_point_rps" data-value="100""#));
+        assert!(html.contains(r#"<div class="charts" data-stress="0">"#));
+        // A load test has neither.
+        let plain = Report::build("load".into(), 0, vec![(info(None), &acc)]);
+        assert_eq!(plain.tasks[0].kind, "load_test");
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json["tasks"][0].get("stress").is_none());
+        assert!(!crate::stats::html::render(&plain).contains(r#"class="charts" data-stress"#));
     }
 
     /// A server that serves at most `k` requests a second and queues the rest (FIFO):

@@ -74,6 +74,9 @@ pub struct TaskReport {
     /// Per node (a standalone run has one, `local`).
     pub nodes: Vec<NodeReport>,
     pub timeline: Vec<TimelinePoint>,
+    /// A `stress_test`: the breaking point and the curve of rate against latency and errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<crate::load::stress::StressResult>,
 }
 
 /// One node's part of a task.
@@ -104,6 +107,8 @@ pub struct TaskInfo {
     /// Per slot: requests the node said it had sent (its heartbeats), which may exceed what
     /// its windows show when it was lost before its last window.
     pub reported_sent: Vec<u64>,
+    /// A `stress_test`'s spec: its result is the merged timeline read by its watch.
+    pub stress: Option<crate::load::stress::StressSpec>,
 }
 
 impl TaskReport {
@@ -136,9 +141,22 @@ impl TaskReport {
         } else {
             0.0
         };
+        // The watch is pure: replaying the timeline gives what the live one decided.
+        let stress = info.stress.as_ref().map(|spec| {
+            let mut watch = crate::load::stress::StressWatch::new(spec);
+            for p in acc.timeline() {
+                watch.second(p);
+            }
+            watch.result()
+        });
         TaskReport {
             name: info.name,
-            kind: "load_test".into(),
+            kind: if stress.is_some() {
+                "stress_test"
+            } else {
+                "load_test"
+            }
+            .into(),
             model: info.model.into(),
             pattern: info.pattern,
             arrivals: info.arrivals.into(),
@@ -165,6 +183,7 @@ impl TaskReport {
             bytes_received: total.bytes,
             nodes,
             timeline: acc.timeline().to_vec(),
+            stress,
         }
     }
 }
@@ -326,6 +345,9 @@ impl Report {
                     "  slow       {} responses over expected_response_time",
                     t.slow_responses
                 );
+            }
+            if let Some(stress) = &t.stress {
+                out.push_str(&stress.to_text());
             }
         }
         out
