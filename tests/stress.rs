@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::browser::{Browser, NO_NETWORK_ARGS};
 use common::capacity::CapacityTarget;
 use common::cluster::Cluster;
 use common::{ChildGuard, mcpt, temp_file};
@@ -71,11 +72,14 @@ fn standalone_finds_the_capacity() {
     );
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("report.json");
+    let html = out_dir.path().join("report.html");
     let output = ChildGuard::spawn(&mut mcpt(&[
         "run",
         plan.path.to_str().unwrap(),
         "--output",
         out.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
     ]))
     .wait(WAIT);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -92,7 +96,27 @@ fn standalone_finds_the_capacity() {
         problems.is_empty(),
         "report breaks its schema: {problems:#?}"
     );
-    check("standalone", &report["tasks"][0]);
+    let point = check("standalone", &report["tasks"][0]);
+
+    // The HTML report shows the verdict and draws the rate charts (x in req/s).
+    let b = Browser::start_with("stress_html", NO_NETWORK_ARGS);
+    let kept = b.out_dir.join("report.html");
+    std::fs::copy(&html, &kept).unwrap();
+    b.open(&format!("file://{}", kept.display()));
+    b.wait_js(
+        "document.querySelectorAll('.charts[data-stress] svg.mcpt-chart path.mcpt-series').length >= 5",
+        Duration::from_secs(30),
+        "the stress charts with their lines",
+    );
+    assert_eq!(
+        b.eval("return document.querySelector('[data-figure=breaking_point_rps]').dataset.value;"),
+        json!(point.to_string())
+    );
+    assert!(
+        b.text(".charts[data-stress]").contains("req/s"),
+        "the x axis is the step rate"
+    );
+    b.screenshot_page("stress.png", 2400);
 }
 
 #[test]
