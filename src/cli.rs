@@ -18,6 +18,8 @@ use crate::settings::{Settings, SettingsError};
 
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
+/// Exit code of a run in which a threshold failed, after its report.
+pub const EXIT_THRESHOLDS: u8 = 3;
 /// Exit code of a run stopped with Ctrl-C (128 + SIGINT), after its report.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -245,8 +247,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("HTML report written to {}", path.display());
     }
-    if report.summary.interrupted {
+    if report.summary.interrupted && report.summary.stopped_by.is_none() {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if report.summary.thresholds_passed == Some(false) {
+        return Ok(ExitCode::from(EXIT_THRESHOLDS));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,8 @@ use crate::load::share::ShareTable;
 use crate::messages::events::TaskSecond;
 use crate::messages::wire::TaskRef;
 use crate::stats::report::{NodeReport, Report, TaskInfo};
+use crate::stats::thresholds::ThresholdWatch;
+use crate::stats::watch::{Stop, StopAs, Watch};
 use crate::stats::{Snapshot, TaskAccumulator, Window};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +118,8 @@ pub struct ExecTask {
     planned_requests: Option<u64>,
     /// Timeline points already published as live `stats` events.
     streamed: usize,
+    /// What watches the task's merged seconds (its thresholds), and may stop the run.
+    pub watches: Vec<Watch>,
 }
 
 /// What happens to the execution after a node is lost.
@@ -137,6 +141,17 @@ impl ExecTask {
         let rate = (task.model == Model::Open).then(|| task.rate_plan());
         let planned_requests = rate.as_ref().map(|r| r.total().round() as u64);
         let acc = TaskAccumulator::for_plan(n, rate);
+        let thresholds = task.thresholds.clone();
+        let mut watches = if thresholds.iter().any(|t| t.abort_on_fail) {
+            vec![Watch::Thresholds(ThresholdWatch::new(thresholds))]
+        } else {
+            Vec::new()
+        };
+        if let Some(spec) = &task.stress {
+            watches.push(Watch::Stress(Box::new(
+                crate::load::stress::StressWatch::new(spec),
+            )));
+        }
         ExecTask {
             name,
             task,
@@ -148,6 +163,7 @@ impl ExecTask {
             shares,
             planned_requests,
             streamed: 0,
+            watches,
         }
     }
 
@@ -169,6 +185,12 @@ impl ExecTask {
             lost: self.lost.clone(),
             reported_sent: self.reported_sent.clone(),
             stress: self.task.stress.clone(),
+            kind: self.task.label,
+            thresholds: self.task.thresholds.clone(),
+            aborted: self.watches.iter().find_map(|w| match w {
+                Watch::Thresholds(t) => t.aborted(),
+                Watch::Stress(_) => None,
+            }),
         }
     }
 }
@@ -202,7 +224,10 @@ pub struct Execution {
     /// A node was lost while it ran.
     pub degraded: bool,
     /// Cancelled while running: the state is `cancelled` already, the nodes are stopping.
+    /// Also set while a watch's stop is under way (`stopped_early`).
     pub stopping: bool,
+    /// A watch stopped the run: how it ends, and when (ms since the Unix epoch).
+    pub stopped_early: Option<(StopAs, u64)>,
     /// When its tasks were handed to the nodes (or restored after a restart).
     pub planned_at: Option<std::time::Instant>,
     pub report: Option<serde_json::Value>,
@@ -249,6 +274,7 @@ impl Execution {
             tasks: Vec::new(),
             degraded: false,
             stopping: false,
+            stopped_early: None,
             planned_at: None,
             report: None,
             reservation: Reservation::None,
@@ -337,9 +363,11 @@ impl Execution {
         }
     }
 
-    /// The seconds of every task merged since the last call, as live `stats` events.
-    pub fn new_seconds(&mut self) -> Vec<TaskSecond> {
+    /// The seconds of every task merged since the last call, as live `stats` events, and the
+    /// first stop a task's watches asked for on seeing them.
+    pub fn new_seconds(&mut self) -> (Vec<TaskSecond>, Option<Stop>) {
         let mut out = Vec::new();
+        let mut stop = None;
         for (task_id, task) in self.tasks.iter_mut().enumerate() {
             let timeline = task.acc.timeline();
             if task.streamed >= timeline.len() {
@@ -357,9 +385,15 @@ impl Execution {
                     task.shares.nodes.len(),
                 ));
             }
+            let last = timeline.len() as u64 - 1;
             task.streamed = timeline.len();
+            for w in &mut task.watches {
+                if let Some(s) = w.second(last, &task.acc) {
+                    stop.get_or_insert(s);
+                }
+            }
         }
-        out
+        (out, stop)
     }
 
     /// After a replay: stop waiting for the lost nodes.
@@ -478,12 +512,23 @@ impl Execution {
 
     pub fn report(&self) -> Report {
         let tasks = self.tasks.iter().map(|t| (t.info(), &t.acc)).collect();
-        Report::build(self.name.clone(), self.started_at_ms.unwrap_or(0), tasks)
+        let started = self.started_at_ms.unwrap_or(0);
+        let mut report = Report::build(self.name.clone(), started, tasks);
+        if let Some((_, at_ms)) = self.stopped_early {
+            report.interrupt(at_ms.saturating_sub(started) as f64 / 1000.0);
+            report.summary.stopped_by = self.reason.clone();
+        }
+        report
     }
 
     /// The state to end in once every task is done.
     pub fn final_state(&self) -> State {
-        if self.state == State::Cancelled || self.stopping {
+        if let Some((how, _)) = self.stopped_early {
+            match how {
+                StopAs::Completed => State::Completed,
+                StopAs::Failed => State::Failed,
+            }
+        } else if self.state == State::Cancelled || self.stopping {
             State::Cancelled
         } else if self.degraded {
             State::CompletedDegraded
@@ -608,6 +653,7 @@ mod tests {
             tasks: Vec::new(),
             degraded: false,
             stopping: false,
+            stopped_early: None,
             planned_at: None,
             report: None,
             reservation: Reservation::None,

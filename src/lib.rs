@@ -20,6 +20,7 @@ pub mod messages;
 pub mod metrics;
 pub mod placement;
 pub mod resources;
+pub mod security;
 pub mod settings;
 pub mod stats;
 pub mod store;

@@ -27,8 +27,22 @@ fn parameters(target: std::net::SocketAddr) -> Value {
     })
 }
 
-/// Prints the stress figures and checks the breaking point against K.
-fn check(how: &str, task: &Value) -> f64 {
+/// The steps' length without an early stop: 17 steps of 2 s (200 to 600 by 25).
+const ALL_STEPS_S: usize = 34;
+
+/// Prints the stress figures, checks the breaking point against K, and that the run stopped
+/// once the target broke rather than stepping on to 600.
+fn check(how: &str, report: &Value) -> f64 {
+    let task = &report["tasks"][0];
+    let stopped_by = report["summary"]["stopped_by"].as_str().unwrap_or_default();
+    assert!(
+        stopped_by.starts_with("stress test broke at"),
+        "{}",
+        report["summary"]
+    );
+    let seconds = task["timeline"].as_array().unwrap().len();
+    eprintln!("  stopped after {seconds} s of {ALL_STEPS_S}: {stopped_by}");
+    assert!(seconds < ALL_STEPS_S - 4, "{seconds} s ran");
     assert_eq!(task["type"], "stress_test", "{task}");
     let stress = &task["stress"];
     eprintln!("{how}: K = {K} req/s");
@@ -96,7 +110,7 @@ fn standalone_finds_the_capacity() {
         problems.is_empty(),
         "report breaks its schema: {problems:#?}"
     );
-    let point = check("standalone", &report["tasks"][0]);
+    let point = check("standalone", &report);
 
     // The HTML report shows the verdict and draws the rate charts (x in req/s).
     let b = Browser::start_with("stress_html", NO_NETWORK_ARGS);
@@ -129,6 +143,12 @@ fn two_nodes_find_the_capacity() {
     }));
     let view = c.wait_done(&id, WAIT);
     assert_eq!(view["state"], "completed", "{view}");
+    assert!(
+        view["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("breaking point 300 rps")),
+        "{view}"
+    );
     let report = c.report(&id);
     let task = &report["tasks"][0];
     let nodes = task["nodes"].as_array().unwrap();
@@ -137,5 +157,5 @@ fn two_nodes_find_the_capacity() {
         nodes.iter().all(|n| n["sent"].as_u64().unwrap() > 0),
         "both nodes sent: {nodes:?}"
     );
-    check("two nodes", task);
+    check("two nodes", &report);
 }

@@ -285,7 +285,7 @@ where
     })
 }
 
-struct AllowlistResolver(Allowlist);
+pub(crate) struct AllowlistResolver(pub(crate) Allowlist);
 
 impl actix_tls::connect::Resolve for AllowlistResolver {
     fn lookup<'a>(

@@ -23,6 +23,7 @@ use url::Url;
 use crate::allowlist::Allowlist;
 use crate::load::schedule::{Arrivals, LoadProfile, Pattern, RatePlan, Stage};
 use crate::settings::LoadSettings;
+use crate::stats::thresholds::{self, Threshold};
 use crate::validate::{FieldErrors, Obj, describe, join, kind};
 
 /// A validated test plan.
@@ -168,6 +169,12 @@ pub struct LoadTask {
     /// A `stress_test`: the stepped rate's spec and breaking conditions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stress: Option<crate::load::stress::StressSpec>,
+    /// The task's type as submitted: `load_test` or `performance_test`.
+    #[serde(skip)]
+    pub label: &'static str,
+    /// Pass/fail criteria over the task's merged figures (`performance_test` needs one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
 }
 
 /// A lost node's share: re-split over the others (the global rate holds), left unsent (the
@@ -403,12 +410,22 @@ fn read_task(
     let params = o.raw("parameters");
     o.finish(e);
     let kind = match kind.as_deref() {
-        Some("load_test") => {
+        Some(label @ ("load_test" | "performance_test")) => {
             let Some(params) = params else {
                 e.push(params_path, "is required");
                 return None;
             };
-            TaskKind::LoadTest(read_load_task(params, &params_path, settings, e)?)
+            let mut load = read_load_task(params, &params_path, settings, e)?;
+            if label == "performance_test" {
+                load.label = "performance_test";
+                if load.thresholds.is_empty() {
+                    e.push(
+                        join(&params_path, "thresholds"),
+                        "a performance_test needs at least one threshold, e.g. \"p99_ms < 200\"",
+                    );
+                }
+            }
+            TaskKind::LoadTest(load)
         }
         Some("stress_test") => {
             let Some(params) = params else {
@@ -421,7 +438,7 @@ fn read_task(
         Some(other) => {
             e.push(
                 join(path, "type"),
-                format!("unknown task type {other:?}; supported: load_test, stress_test"),
+                format!("unknown task type {other:?}; supported: load_test, performance_test, stress_test"),
             );
             return None;
         }
@@ -515,6 +532,7 @@ pub(crate) fn read_load_task(
     }
     let think_time: Duration = o.or("think_time", Duration::ZERO, e);
     let seed: u64 = o.opt("seed", e).unwrap_or_else(rand::random);
+    let thresholds = read_thresholds(&mut o, e);
 
     // Rates: checked for sign here, for presence per pattern below.
     let rate = |o: &mut Obj<'_>, key: &'static str, e: &mut FieldErrors| -> Option<f64> {
@@ -740,7 +758,63 @@ pub(crate) fn read_load_task(
         think_time,
         on_node_failure,
         stress: None,
+        label: "load_test",
+        thresholds,
     })
+}
+
+/// `thresholds`: strings (`"p99_ms < 200"`) or `{threshold, abort_on_fail?, delay_abort_eval?}`;
+/// the task's `abort_on_fail` and `delay_abort_eval` are the defaults of each.
+fn read_thresholds(o: &mut Obj<'_>, e: &mut FieldErrors) -> Vec<Threshold> {
+    let abort: bool = o.or("abort_on_fail", false, e);
+    let delay: Duration = o.or("delay_abort_eval", Duration::ZERO, e);
+    let path = o.key_path("thresholds");
+    let items = match o.raw("thresholds") {
+        None => return Vec::new(),
+        Some(Value::Array(items)) if items.len() <= 64 => items,
+        Some(_) => {
+            e.push(path, "must be a list of at most 64 thresholds");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        let (expr, abort_on_fail, delay_abort_eval, expr_path) = match item {
+            Value::String(s) => (s.clone(), abort, delay, item_path),
+            Value::Object(_) => {
+                let Some(mut t) = Obj::new(item, &item_path, e) else {
+                    continue;
+                };
+                let expr: Option<String> = t.req("threshold", e);
+                let a: bool = t.or("abort_on_fail", abort, e);
+                let d: Duration = t.or("delay_abort_eval", delay, e);
+                let expr_path = t.key_path("threshold");
+                t.finish(e);
+                let Some(expr) = expr else { continue };
+                (expr, a, d, expr_path)
+            }
+            _ => {
+                e.push(
+                    item_path,
+                    "must be a string like \"p99_ms < 200\" or {threshold, abort_on_fail, delay_abort_eval}",
+                );
+                continue;
+            }
+        };
+        match thresholds::parse(&expr) {
+            Ok((metric, op, bound)) => out.push(Threshold {
+                expr: expr.trim().to_string(),
+                metric,
+                op,
+                bound,
+                abort_on_fail,
+                delay_abort_eval,
+            }),
+            Err(why) => e.push(expr_path, why),
+        }
+    }
+    out
 }
 
 fn read_stages(raw: Option<&Value>, path: &str, e: &mut FieldErrors) -> Option<Vec<Stage>> {

@@ -129,7 +129,12 @@ pub async fn run_plan(
             break;
         };
         if view.state == State::Failed {
-            return Err(RunError::Failed(view.reason.unwrap_or_default()));
+            // A run aborted by a threshold has a report to show; any other failure has not.
+            let report = orch.send(BuildReport(id.clone())).await.ok().flatten();
+            return match report {
+                Some(r) if r.summary.stopped_by.is_some() => Ok(r),
+                _ => Err(RunError::Failed(view.reason.unwrap_or_default())),
+            };
         }
         // A cancelled execution is over once its nodes have reported (its end time is set).
         if view.state.is_terminal() && view.finished_at_ms.is_some() {

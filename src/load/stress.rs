@@ -185,6 +185,7 @@ pub(crate) fn read_stress_task(
     }
     Some(LoadTask {
         stress: spec,
+        label: "stress_test",
         ..task?
     })
 }
@@ -378,6 +379,8 @@ pub struct StressWatch {
     figures: Vec<StepFigures>,
     streaks: [Streak; 3],
     broke: Option<Break>,
+    /// Timeline points taken by [`StressWatch::catch_up`].
+    fed: usize,
 }
 
 impl StressWatch {
@@ -390,7 +393,21 @@ impl StressWatch {
             spec: spec.clone(),
             streaks: Default::default(),
             broke: None,
+            fed: 0,
         }
+    }
+
+    /// Takes the points of a task's timeline not seen yet (the orchestrator may merge
+    /// several seconds at once); the reason to stop, once, as [`StressWatch::second`].
+    pub fn catch_up(&mut self, timeline: &[TimelinePoint]) -> Option<String> {
+        let mut stop = None;
+        for p in timeline.iter().skip(self.fed) {
+            if let Some(why) = self.second(p) {
+                stop.get_or_insert(why);
+            }
+        }
+        self.fed = self.fed.max(timeline.len());
+        stop
     }
 
     /// Takes the next merged second; returns why to stop, once, when a condition has held
@@ -609,6 +626,7 @@ mod tests {
     fn the_steps_become_a_stages_profile() {
         let t = load(base());
         let s = t.stress.clone().expect("a stress spec");
+        assert_eq!(t.label, "stress_test");
         assert_eq!(s.steps(), [100.0, 150.0, 200.0, 250.0, 300.0]);
         assert_eq!(s.break_on, BreakOn::default());
         assert_eq!(s.consecutive, 2);
@@ -848,6 +866,31 @@ mod tests {
     }
 
     #[test]
+    fn catching_up_sees_every_second_once() {
+        let s = spec(100.0, 100.0, 500.0, 3);
+        let mut server = capacity_server(250.0);
+        let timeline: Vec<TimelinePoint> = s
+            .steps()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &rps)| (0..3).map(move |k| (i as u64 * 3 + k, rps)))
+            .map(|(sec, rps)| server(sec, rps))
+            .collect();
+        let mut one_by_one = StressWatch::new(&s);
+        let first: Vec<Option<String>> = timeline.iter().map(|p| one_by_one.second(p)).collect();
+        // Merged in uneven batches, with repeats of the same prefix.
+        let mut batched = StressWatch::new(&s);
+        let mut said = Vec::new();
+        for end in [0, 2, 2, 5, 6, 11, 15] {
+            said.extend(batched.catch_up(&timeline[..end]));
+        }
+        assert_eq!(said, first.into_iter().flatten().collect::<Vec<_>>());
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert_eq!(batched.result(), one_by_one.result());
+        assert_eq!(batched.result().breaking_point_rps, Some(200.0));
+    }
+
+    #[test]
     fn seconds_past_the_last_step_are_not_evaluated() {
         let s = spec(100.0, 100.0, 100.0, 2);
         let mut w = StressWatch::new(&s);
@@ -899,7 +942,14 @@ mod tests {
             nodes: Vec::new(),
             lost: Vec::new(),
             reported_sent: Vec::new(),
+            kind: if stress.is_some() {
+                "stress_test"
+            } else {
+                "load_test"
+            },
             stress,
+            thresholds: Vec::new(),
+            aborted: None,
         };
         let report = Report::build("stress".into(), 0, vec![(info(Some(s)), &acc)]);
         let t = &report.tasks[0];

@@ -60,6 +60,7 @@ pub fn task(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskRepo
             errors,
             lost: false,
         }],
+        thresholds: Vec::new(),
         timeline: (0..10)
             .map(|s| TimelinePoint {
                 second: s,
@@ -92,6 +93,8 @@ pub fn report_with(name: &str, tasks: &[(&str, u64, u64, f64, f64)]) -> Report {
         started_at_ms: 1_700_000_000_000,
         summary: Summary {
             interrupted: false,
+            stopped_by: None,
+            thresholds_passed: None,
             total_requests: total,
             planned_requests: total,
             sent_requests: total,

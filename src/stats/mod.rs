@@ -7,6 +7,8 @@ pub mod compare;
 pub(crate) mod fixtures;
 pub mod html;
 pub mod report;
+pub mod thresholds;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::thresholds::{Figures, Threshold, Verdict, verdicts};
 use super::{ErrorCounts, Percentiles, TaskAccumulator, TimelinePoint, new_histogram};
 
 /// Also read back (`Deserialize`) from the store, for the HTML report and comparisons.
@@ -21,8 +22,15 @@ pub struct Report {
 /// All tasks together.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
-    /// The run was stopped before its plan ended (Ctrl-C); the figures cover what ran.
+    /// The run was stopped before its plan ended (Ctrl-C, or a watch: a failed threshold with
+    /// `abort_on_fail`); the figures cover what ran.
     pub interrupted: bool,
+    /// Why a watch stopped the run early, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
+    /// Whether every threshold of every task passed (`null` without thresholds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds_passed: Option<bool>,
     pub total_requests: u64,
     /// Requests the plans called for (open-model tasks only).
     pub planned_requests: u64,
@@ -77,6 +85,9 @@ pub struct TaskReport {
     /// A `stress_test`: the breaking point and the curve of rate against latency and errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stress: Option<crate::load::stress::StressResult>,
+    /// Each threshold's verdict over the task's final figures (the aborting one failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Verdict>,
 }
 
 /// One node's part of a task.
@@ -109,6 +120,11 @@ pub struct TaskInfo {
     pub reported_sent: Vec<u64>,
     /// A `stress_test`'s spec: its result is the merged timeline read by its watch.
     pub stress: Option<crate::load::stress::StressSpec>,
+    /// The task's type: `load_test` or `performance_test`.
+    pub kind: &'static str,
+    pub thresholds: Vec<Threshold>,
+    /// The threshold that stopped the run (its index), and at which second (0-based).
+    pub aborted: Option<(usize, u64)>,
 }
 
 impl TaskReport {
@@ -151,12 +167,7 @@ impl TaskReport {
         });
         TaskReport {
             name: info.name,
-            kind: if stress.is_some() {
-                "stress_test"
-            } else {
-                "load_test"
-            }
-            .into(),
+            kind: info.kind.into(),
             model: info.model.into(),
             pattern: info.pattern,
             arrivals: info.arrivals.into(),
@@ -184,6 +195,7 @@ impl TaskReport {
             nodes,
             timeline: acc.timeline().to_vec(),
             stress,
+            thresholds: verdicts(&info.thresholds, &Figures::so_far(acc), info.aborted),
         }
     }
 }
@@ -225,6 +237,11 @@ impl Report {
             started_at_ms,
             summary: Summary {
                 interrupted: false,
+                stopped_by: None,
+                thresholds_passed: reports
+                    .iter()
+                    .any(|t| !t.thresholds.is_empty())
+                    .then(|| reports.iter().flat_map(|t| &t.thresholds).all(|v| v.passed)),
                 total_requests: total,
                 planned_requests: planned,
                 sent_requests: sent,
@@ -267,7 +284,9 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let s = &self.summary;
-        if s.interrupted {
+        if let Some(why) = &s.stopped_by {
+            let _ = writeln!(out, "\nstopped early: {why}");
+        } else if s.interrupted {
             let _ = writeln!(
                 out,
                 "\ninterrupted: the figures cover the part of the plan that ran"
@@ -349,6 +368,24 @@ impl Report {
             if let Some(stress) = &t.stress {
                 out.push_str(&stress.to_text());
             }
+            for v in &t.thresholds {
+                let mark = match (v.passed, v.aborted_at_s) {
+                    (true, _) => "pass".to_string(),
+                    (false, Some(at)) => format!("FAIL (aborted the run at {at} s)"),
+                    (false, None) => "FAIL".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  threshold  {:<36} {mark}: {} against {}",
+                    v.threshold,
+                    (v.actual * 1000.0).round() / 1000.0,
+                    (v.bound * 1000.0).round() / 1000.0
+                );
+            }
+        }
+        if let Some(passed) = s.thresholds_passed {
+            let verdict = if passed { "passed" } else { "FAILED" };
+            let _ = writeln!(out, "\nthresholds {verdict}");
         }
         out
     }

@@ -16,6 +16,7 @@ pub mod capacity;
 pub mod cluster;
 pub mod netns;
 pub mod proxy;
+pub mod vulnerable;
 pub use mcp_testing::cli::TargetGuard;
 use mcp_testing::load::plan::{self, TestPlan};
 use mcp_testing::settings::Settings;

@@ -26,6 +26,7 @@ use crate::messages::events::{Event, EventKind, Publish};
 use crate::messages::store as db;
 use crate::messages::wire::{OrchMsg, TaskWindow};
 use crate::settings::Settings;
+use crate::stats::watch::Stop;
 use crate::store::ExecutionRecord;
 
 mod metrics;
@@ -103,14 +104,37 @@ impl Orchestrator {
         }
     }
 
-    /// Announces the seconds of an execution's tasks merged since the last call.
-    fn publish_seconds(&mut self, id: &str) {
+    /// Announces the seconds of an execution's tasks merged since the last call, and stops
+    /// the execution if a task's watch asks for it.
+    fn publish_seconds(&mut self, id: &str, ctx: &mut Context<Self>) {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        for second in e.new_seconds() {
+        let (seconds, stop) = e.new_seconds();
+        for second in seconds {
             self.publish(EventKind::Stats(second));
         }
+        if let Some(stop) = stop {
+            self.stop_early(id, stop, ctx);
+        }
+    }
+
+    /// A watch ends the run before its plan does (a threshold with `abort_on_fail` failed):
+    /// the nodes stop as for a cancel, and the execution ends in the watch's state once their
+    /// last windows are in.
+    fn stop_early(&mut self, id: &str, stop: Stop, ctx: &mut Context<Self>) {
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        if e.state != State::Running || e.stopping {
+            return;
+        }
+        tracing::info!(execution = %id, reason = %stop.reason, "execution stopped early");
+        e.stopping = true;
+        e.stopped_early = Some((stop.state, unix_ms()));
+        e.reason = Some(stop.reason);
+        self.stop_everywhere(id);
+        self.check_done(id, ctx);
     }
 
     fn proxy(&mut self, node_id: &str, ctx: &mut Context<Self>) -> Addr<NodeProxy> {
@@ -326,7 +350,7 @@ impl Orchestrator {
         let at_ms = (unix_ms() + RESHARE_MARGIN.as_millis() as u64).saturating_sub(start);
         let outcome = e.lose_node(node, at_ms, epoch);
         // Seconds that waited only for the lost node are complete now.
-        self.publish_seconds(id);
+        self.publish_seconds(id, ctx);
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
@@ -467,7 +491,7 @@ impl Orchestrator {
                 // Lost nodes count with what they sent before they were lost, then no more.
                 e.settle_losses();
                 // The replayed seconds were streamed before the restart (or nobody listened).
-                e.new_seconds();
+                let _ = e.new_seconds();
                 let nodes: Vec<String> = e
                     .tasks
                     .iter()

@@ -115,7 +115,7 @@ impl Handler<NodeWindow> for Orchestrator {
             }
             Err(why) => tracing::warn!(%why, "undecodable window"),
         }
-        self.publish_seconds(&execution_id);
+        self.publish_seconds(&execution_id, ctx);
         self.check_done(&execution_id, ctx);
     }
 }

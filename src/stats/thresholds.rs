@@ -1,0 +1,429 @@
+//! Thresholds: declarative pass/fail criteria over a task's merged, cluster-wide figures, such
+//! as `p99_ms < 200`, `error_rate < 0.01` or `achieved_rps >= 0.99 * planned`.
+//!
+//! A threshold is `<metric> <op> <value>`, where the value is a number or `<k> * planned`
+//! (the planned rate, for `achieved_rps`). Metrics: `p50_ms`, `p90_ms`, `p95_ms`, `p99_ms`,
+//! `p999_ms`, `max_ms`, `mean_ms` (corrected latency), `error_rate` (errors / completed),
+//! `errors`, `achieved_rps` (completed per second) and `late_starts`. Operators: `<`, `<=`,
+//! `>`, `>=`.
+//!
+//! They are evaluated over the figures *so far*, once per merged second, and over the final
+//! figures at the end; the final evaluation is the verdict. With `abort_on_fail`, a threshold
+//! that fails at a second after `delay_abort_eval` stops the run there (the `ThresholdWatch`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What a threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    P50Ms,
+    P90Ms,
+    P95Ms,
+    P99Ms,
+    P999Ms,
+    MaxMs,
+    MeanMs,
+    ErrorRate,
+    Errors,
+    AchievedRps,
+    LateStarts,
+}
+
+const METRICS: &[(&str, Metric)] = &[
+    ("p50_ms", Metric::P50Ms),
+    ("p90_ms", Metric::P90Ms),
+    ("p95_ms", Metric::P95Ms),
+    ("p99_ms", Metric::P99Ms),
+    ("p999_ms", Metric::P999Ms),
+    ("max_ms", Metric::MaxMs),
+    ("mean_ms", Metric::MeanMs),
+    ("error_rate", Metric::ErrorRate),
+    ("errors", Metric::Errors),
+    ("achieved_rps", Metric::AchievedRps),
+    ("late_starts", Metric::LateStarts),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Op {
+    fn holds(self, actual: f64, bound: f64) -> bool {
+        match self {
+            Op::Lt => actual < bound,
+            Op::Le => actual <= bound,
+            Op::Gt => actual > bound,
+            Op::Ge => actual >= bound,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+}
+
+/// A bound: a number, or a multiple of the planned rate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    Value(f64),
+    TimesPlanned(f64),
+}
+
+/// One threshold, as configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// As written, e.g. `p99_ms < 200`.
+    pub expr: String,
+    pub metric: Metric,
+    pub op: Op,
+    pub bound: Bound,
+    pub abort_on_fail: bool,
+    /// No abort before this much of the run has passed (the figures settle first).
+    #[serde(with = "duration_ms")]
+    pub delay_abort_eval: Duration,
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Parses `<metric> <op> <value>`; the error says what is wrong.
+pub fn parse(expr: &str) -> Result<(Metric, Op, Bound), String> {
+    let expr = expr.trim();
+    let (at, op) = [("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)]
+        .iter()
+        .find_map(|(s, op)| expr.find(s).map(|i| ((i, s.len()), *op)))
+        .ok_or_else(|| format!("{expr:?} has no operator; expected <metric> <op> <value>, e.g. \"p99_ms < 200\" (operators: <, <=, >, >=)"))?;
+    let (name, value) = (expr[..at.0].trim(), expr[at.0 + at.1..].trim());
+    let metric = METRICS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, m)| *m)
+        .ok_or_else(|| {
+            let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+            format!("unknown metric {name:?}; known: {}", known.join(", "))
+        })?;
+    let number = |s: &str| -> Result<f64, String> {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("{s:?} is not a number"))
+    };
+    let bound = match value.split_once('*') {
+        Some((k, p)) if p.trim() == "planned" => Bound::TimesPlanned(number(k)?),
+        Some((p, k)) if p.trim() == "planned" => Bound::TimesPlanned(number(k)?),
+        Some(_) => return Err(format!("{value:?}: expected a number or <k> * planned")),
+        None if value == "planned" => Bound::TimesPlanned(1.0),
+        None => Bound::Value(number(value)?),
+    };
+    if matches!(bound, Bound::TimesPlanned(_)) && metric != Metric::AchievedRps {
+        return Err(format!(
+            "{value:?}: only achieved_rps compares with the planned rate"
+        ));
+    }
+    Ok((metric, op, bound))
+}
+
+/// The figures a threshold reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub completed: u64,
+    pub errors: u64,
+    pub late_starts: u64,
+    pub achieved_rps: f64,
+    /// The planned rate over the same time (0 for a closed model).
+    pub planned_rps: f64,
+}
+
+impl Figures {
+    /// A task's figures so far: latency and counts over everything merged, rates per merged
+    /// second.
+    pub fn so_far(acc: &super::TaskAccumulator) -> Figures {
+        let total = acc.total();
+        let p = super::Percentiles::of(&total.corrected);
+        let mut f = Figures::rates(acc.timeline());
+        f.p50_ms = p.p50;
+        f.p90_ms = p.p90;
+        f.p95_ms = p.p95;
+        f.p99_ms = p.p99;
+        f.p999_ms = p.p999;
+        f.max_ms = p.max;
+        f.mean_ms = p.mean;
+        f.completed = total.completed;
+        f.errors = total.errors.total;
+        f.late_starts = total.late_starts;
+        f
+    }
+
+    /// The achieved and planned rates over the merged seconds.
+    fn rates(timeline: &[super::TimelinePoint]) -> Figures {
+        let seconds = timeline.len().max(1) as f64;
+        Figures {
+            achieved_rps: timeline.iter().map(|p| p.completed).sum::<u64>() as f64 / seconds,
+            planned_rps: timeline.iter().map(|p| p.planned).sum::<f64>() / seconds,
+            ..Figures::default()
+        }
+    }
+
+    fn get(&self, m: Metric) -> f64 {
+        match m {
+            Metric::P50Ms => self.p50_ms,
+            Metric::P90Ms => self.p90_ms,
+            Metric::P95Ms => self.p95_ms,
+            Metric::P99Ms => self.p99_ms,
+            Metric::P999Ms => self.p999_ms,
+            Metric::MaxMs => self.max_ms,
+            Metric::MeanMs => self.mean_ms,
+            Metric::ErrorRate if self.completed == 0 => 0.0,
+            Metric::ErrorRate => self.errors as f64 / self.completed as f64,
+            Metric::Errors => self.errors as f64,
+            Metric::AchievedRps => self.achieved_rps,
+            Metric::LateStarts => self.late_starts as f64,
+        }
+    }
+}
+
+/// A threshold's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub threshold: String,
+    pub passed: bool,
+    /// The metric's value.
+    pub actual: f64,
+    /// The bound it was held to (a multiple of planned, worked out).
+    pub bound: f64,
+    /// This threshold stopped the run (`abort_on_fail`), at this second.
+    pub aborted_at_s: Option<u64>,
+}
+
+impl Threshold {
+    pub fn evaluate(&self, f: &Figures) -> Verdict {
+        let actual = f.get(self.metric);
+        let bound = match self.bound {
+            Bound::Value(v) => v,
+            Bound::TimesPlanned(k) => k * f.planned_rps,
+        };
+        Verdict {
+            threshold: self.expr.clone(),
+            passed: self.op.holds(actual, bound),
+            actual,
+            bound,
+            aborted_at_s: None,
+        }
+    }
+
+    /// `p99_ms 250.3 is not < 200`.
+    pub fn explain(&self, v: &Verdict) -> String {
+        let name = METRICS
+            .iter()
+            .find(|(_, m)| *m == self.metric)
+            .map_or("?", |(n, _)| n);
+        format!(
+            "threshold `{}` failed: {name} {} is not {} {}",
+            self.expr,
+            round(v.actual),
+            self.op.as_str(),
+            round(v.bound)
+        )
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Watches a task's thresholds second by second; the first failing one with `abort_on_fail`
+/// past its delay stops the run.
+#[derive(Debug, Clone)]
+pub struct ThresholdWatch {
+    thresholds: Vec<Threshold>,
+    /// The threshold that stopped the run, and at which second.
+    aborted: Option<(usize, u64)>,
+}
+
+impl ThresholdWatch {
+    pub fn new(thresholds: Vec<Threshold>) -> ThresholdWatch {
+        ThresholdWatch {
+            thresholds,
+            aborted: None,
+        }
+    }
+
+    /// The figures so far after `second` (0-based) merged: the reason to stop, if any.
+    pub fn second(&mut self, second: u64, so_far: &Figures) -> Option<String> {
+        if self.aborted.is_some() {
+            return None;
+        }
+        let elapsed = Duration::from_secs(second + 1);
+        for (i, t) in self.thresholds.iter().enumerate() {
+            if !t.abort_on_fail || elapsed < t.delay_abort_eval {
+                continue;
+            }
+            let v = t.evaluate(so_far);
+            if !v.passed {
+                self.aborted = Some((i, second));
+                return Some(format!("{} at {} s; aborted", t.explain(&v), second + 1));
+            }
+        }
+        None
+    }
+
+    /// The threshold that stopped the run (its index), and at which second (0-based).
+    pub fn aborted(&self) -> Option<(usize, u64)> {
+        self.aborted
+    }
+
+    /// The verdicts over the final figures.
+    pub fn verdicts(&self, last: &Figures) -> Vec<Verdict> {
+        verdicts(&self.thresholds, last, self.aborted)
+    }
+}
+
+/// The verdicts of `thresholds` over `figures`; `aborted` marks the one that stopped the run.
+pub fn verdicts(
+    thresholds: &[Threshold],
+    figures: &Figures,
+    aborted: Option<(usize, u64)>,
+) -> Vec<Verdict> {
+    thresholds
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut v = t.evaluate(figures);
+            if let Some((at, s)) = aborted
+                && at == i
+            {
+                // It failed when it stopped the run, whatever the last figures say.
+                v.passed = false;
+                v.aborted_at_s = Some(s + 1);
+            }
+            v
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(expr: &str, abort: bool, delay_s: u64) -> Threshold {
+        let (metric, op, bound) = parse(expr).unwrap();
+        Threshold {
+            expr: expr.into(),
+            metric,
+            op,
+            bound,
+            abort_on_fail: abort,
+            delay_abort_eval: Duration::from_secs(delay_s),
+        }
+    }
+
+    #[test]
+    fn expressions_parse_or_say_why_not() {
+        assert_eq!(
+            parse("p99_ms < 200").unwrap(),
+            (Metric::P99Ms, Op::Lt, Bound::Value(200.0))
+        );
+        assert_eq!(
+            parse(" achieved_rps>=0.99 * planned").unwrap(),
+            (Metric::AchievedRps, Op::Ge, Bound::TimesPlanned(0.99))
+        );
+        assert_eq!(
+            parse("error_rate <= 0.01").unwrap(),
+            (Metric::ErrorRate, Op::Le, Bound::Value(0.01))
+        );
+        for (bad, why) in [
+            ("p99 < 200", "unknown metric"),
+            ("p99_ms 200", "no operator"),
+            ("p99_ms < fast", "not a number"),
+            ("p99_ms < 0.5 * planned", "only achieved_rps"),
+            ("error_rate < NaN", "not a number"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn verdicts_hold_the_figures_to_their_bounds() {
+        let f = Figures {
+            p99_ms: 250.0,
+            completed: 1000,
+            errors: 5,
+            achieved_rps: 99.5,
+            planned_rps: 100.0,
+            ..Figures::default()
+        };
+        let vs = verdicts(
+            &[
+                t("p99_ms < 200", false, 0),
+                t("error_rate < 0.01", false, 0),
+                t("achieved_rps >= 0.99 * planned", false, 0),
+            ],
+            &f,
+            None,
+        );
+        assert_eq!(
+            vs.iter().map(|v| v.passed).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        assert_eq!(vs[1].actual, 0.005);
+        assert_eq!(vs[2].bound, 99.0);
+    }
+
+    #[test]
+    fn the_watch_aborts_after_its_delay_on_the_first_failing_second() {
+        let mut w = ThresholdWatch::new(vec![
+            t("p99_ms < 200", true, 3),
+            t("errors < 1000", false, 0),
+        ]);
+        let slow = Figures {
+            p99_ms: 900.0,
+            ..Figures::default()
+        };
+        // Seconds 0 and 1 (1 s and 2 s in) are inside the delay.
+        assert_eq!(w.second(0, &slow), None);
+        assert_eq!(w.second(1, &slow), None);
+        let why = w.second(2, &slow).expect("stops at 3 s");
+        assert!(why.contains("p99_ms 900 is not < 200"), "{why}");
+        assert_eq!(w.second(3, &slow), None, "once");
+        let vs = w.verdicts(&Figures::default());
+        assert!(!vs[0].passed, "the aborting threshold failed");
+        assert_eq!(vs[0].aborted_at_s, Some(3));
+        assert!(vs[1].passed);
+    }
+}
