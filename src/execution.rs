@@ -142,11 +142,16 @@ impl ExecTask {
         let planned_requests = rate.as_ref().map(|r| r.total().round() as u64);
         let acc = TaskAccumulator::for_plan(n, rate);
         let thresholds = task.thresholds.clone();
-        let watches = if thresholds.iter().any(|t| t.abort_on_fail) {
+        let mut watches = if thresholds.iter().any(|t| t.abort_on_fail) {
             vec![Watch::Thresholds(ThresholdWatch::new(thresholds))]
         } else {
             Vec::new()
         };
+        if let Some(spec) = &task.stress {
+            watches.push(Watch::Stress(Box::new(
+                crate::load::stress::StressWatch::new(spec),
+            )));
+        }
         ExecTask {
             name,
             task,
@@ -179,10 +184,12 @@ impl ExecTask {
             nodes: self.shares.nodes.clone(),
             lost: self.lost.clone(),
             reported_sent: self.reported_sent.clone(),
+            stress: self.task.stress.clone(),
             kind: self.task.label,
             thresholds: self.task.thresholds.clone(),
             aborted: self.watches.iter().find_map(|w| match w {
                 Watch::Thresholds(t) => t.aborted(),
+                Watch::Stress(_) => None,
             }),
         }
     }
@@ -510,6 +517,18 @@ impl Execution {
         if let Some((_, at_ms)) = self.stopped_early {
             report.interrupt(at_ms.saturating_sub(started) as f64 / 1000.0);
             report.summary.stopped_by = self.reason.clone();
+            // What the watch stopped was meant not to run: "not sent" counts only the seconds
+            // that ran.
+            let mut not_sent = 0;
+            for t in &mut report.tasks {
+                if t.not_sent.is_some() {
+                    let planned: f64 = t.timeline.iter().map(|p| p.planned).sum();
+                    let n = (planned.round() as u64).saturating_sub(t.sent_requests);
+                    t.not_sent = Some(n);
+                    not_sent += n;
+                }
+            }
+            report.summary.not_sent = not_sent;
         }
         report
     }

@@ -7,3 +7,4 @@ pub mod plan;
 pub mod runner;
 pub mod schedule;
 pub mod share;
+pub mod stress;

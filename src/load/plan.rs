@@ -166,6 +166,9 @@ pub struct LoadTask {
     pub think_time: Duration,
     /// What a cluster does when a node running the task is lost.
     pub on_node_failure: OnNodeFailure,
+    /// A `stress_test`: the stepped rate's spec and breaking conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stress: Option<crate::load::stress::StressSpec>,
     /// The task's type as submitted: `load_test` or `performance_test`.
     #[serde(skip)]
     pub label: &'static str,
@@ -424,10 +427,18 @@ fn read_task(
             }
             TaskKind::LoadTest(load)
         }
+        Some("stress_test") => {
+            let Some(params) = params else {
+                e.push(params_path, "is required");
+                return None;
+            };
+            let task = crate::load::stress::read_stress_task(params, &params_path, settings, e);
+            TaskKind::LoadTest(task?)
+        }
         Some(other) => {
             e.push(
                 join(path, "type"),
-                format!("unknown task type {other:?}; supported: load_test, performance_test"),
+                format!("unknown task type {other:?}; supported: load_test, performance_test, stress_test"),
             );
             return None;
         }
@@ -461,7 +472,7 @@ const PATTERN_OPTIONS: &[(&str, &[&str])] = &[
     ("random_step", &["random"]),
 ];
 
-fn read_load_task(
+pub(crate) fn read_load_task(
     v: &Value,
     path: &str,
     settings: &LoadSettings,
@@ -746,6 +757,7 @@ fn read_load_task(
         concurrent_users,
         think_time,
         on_node_failure,
+        stress: None,
         label: "load_test",
         thresholds,
     })

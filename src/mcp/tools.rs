@@ -351,8 +351,12 @@ pub fn verdict(state: &str, summary: Option<&Value>) -> Verdict {
                         .to_string(),
                 );
             }
+            // A watch's stop (a threshold's abort fails the execution; a stress test's breaking
+            // point completes it) is no interruption.
             if let Some(why) = s.get("stopped_by").and_then(Value::as_str) {
-                failed.push(format!("stopped early: {why}"));
+                if State::parse(state) == Some(State::Failed) {
+                    failed.push(format!("stopped early: {why}"));
+                }
             } else if s.get("interrupted").and_then(Value::as_bool) == Some(true) {
                 degraded.push("the run was interrupted".to_string());
             }

@@ -34,6 +34,7 @@ pub fn task(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskRepo
     TaskReport {
         name: name.into(),
         kind: "load_test".into(),
+        stress: None,
         model: "open".into(),
         pattern: "constant".into(),
         arrivals: "uniform".into(),

@@ -82,6 +82,9 @@ pub struct TaskReport {
     /// Per node (a standalone run has one, `local`).
     pub nodes: Vec<NodeReport>,
     pub timeline: Vec<TimelinePoint>,
+    /// A `stress_test`: the breaking point and the curve of rate against latency and errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<crate::load::stress::StressResult>,
     /// Each threshold's verdict over the task's final figures (the aborting one failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Verdict>,
@@ -115,6 +118,8 @@ pub struct TaskInfo {
     /// Per slot: requests the node said it had sent (its heartbeats), which may exceed what
     /// its windows show when it was lost before its last window.
     pub reported_sent: Vec<u64>,
+    /// A `stress_test`'s spec: its result is the merged timeline read by its watch.
+    pub stress: Option<crate::load::stress::StressSpec>,
     /// The task's type: `load_test` or `performance_test`.
     pub kind: &'static str,
     pub thresholds: Vec<Threshold>,
@@ -152,6 +157,14 @@ impl TaskReport {
         } else {
             0.0
         };
+        // The watch is pure: replaying the timeline gives what the live one decided.
+        let stress = info.stress.as_ref().map(|spec| {
+            let mut watch = crate::load::stress::StressWatch::new(spec);
+            for p in acc.timeline() {
+                watch.second(p);
+            }
+            watch.result()
+        });
         TaskReport {
             name: info.name,
             kind: info.kind.into(),
@@ -181,6 +194,7 @@ impl TaskReport {
             bytes_received: total.bytes,
             nodes,
             timeline: acc.timeline().to_vec(),
+            stress,
             thresholds: verdicts(&info.thresholds, &Figures::so_far(acc), info.aborted),
         }
     }
@@ -350,6 +364,9 @@ impl Report {
                     "  slow       {} responses over expected_response_time",
                     t.slow_responses
                 );
+            }
+            if let Some(stress) = &t.stress {
+                out.push_str(&stress.to_text());
             }
             for v in &t.thresholds {
                 let mark = match (v.passed, v.aborted_at_s) {

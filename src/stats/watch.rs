@@ -1,9 +1,11 @@
 //! Watches: what looks at a task's merged seconds while it runs and may stop the execution
-//! early: its thresholds with `abort_on_fail`. The orchestrator feeds each task's watches every
-//! merged second (`Execution::new_seconds`) and stops the execution on the first `Stop`.
+//! early: its thresholds with `abort_on_fail`, and a stress test's breaking conditions. The
+//! orchestrator feeds each task's watches every merged second (`Execution::new_seconds`) and
+//! stops the execution on the first `Stop`.
 
 use super::TaskAccumulator;
 use super::thresholds::{Figures, ThresholdWatch};
+use crate::load::stress::StressWatch;
 
 /// How an execution stopped by a watch ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct Stop {
 #[derive(Debug, Clone)]
 pub enum Watch {
     Thresholds(ThresholdWatch),
+    /// A stress test's breaking conditions: it ends `completed` once they hold.
+    Stress(Box<StressWatch>),
 }
 
 impl Watch {
@@ -32,6 +36,10 @@ impl Watch {
         match self {
             Watch::Thresholds(w) => w.second(second, &Figures::so_far(acc)).map(|reason| Stop {
                 state: StopAs::Failed,
+                reason,
+            }),
+            Watch::Stress(w) => w.catch_up(acc.timeline()).map(|reason| Stop {
+                state: StopAs::Completed,
                 reason,
             }),
         }

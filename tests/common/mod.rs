@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpResponse, web};
 
 pub mod browser;
+pub mod capacity;
 pub mod cluster;
 pub mod netns;
 pub mod proxy;

@@ -2,7 +2,7 @@
 // Plain browser JavaScript: no dependencies, no network, no build step.
 //
 //   McptCharts.line({title, unit, x: [seconds], series: [{name, values, dashed?, color?}],
-//                    width?: 640, height?: 220}) -> "<svg class="mcpt-chart" ...>...</svg>"
+//                    width?: 640, height?: 220, xUnit?: 's'}) -> "<svg class="mcpt-chart" ...>...</svg>"
 //   McptCharts.escape(s) -> s with & < > " ' escaped for HTML text and attributes
 //   McptCharts.ticks(min, max, count, minStep?) -> {min, max, step, values}: rounded axis ticks
 //   McptCharts.format(v) -> a short label for a number (1.5k, 0.25, 12)
@@ -88,6 +88,7 @@
     var title = opts.title || '';
     var unit = opts.unit || '';
     var xs = Array.isArray(opts.x) ? opts.x : [];
+    var xunit = typeof opts.xUnit === 'string' ? opts.xUnit : 's';
     var series = (Array.isArray(opts.series) ? opts.series : []).map(function (s, i) {
       s = s || {};
       var values = Array.isArray(s.values) ? s.values : [];
@@ -155,7 +156,7 @@
       out.push('<line x1="' + x + '" x2="' + x + '" y1="' + (mt + ph) + '" y2="' + (mt + ph + 4) + '" stroke="#888"/>');
       out.push('<text x="' + x + '" y="' + (mt + ph + 15) + '" text-anchor="middle" fill="#555">' + escape(format(v)) + '</text>');
     });
-    out.push('<text x="' + (ml + pw) + '" y="' + (mt + ph + 28) + '" text-anchor="end" fill="#555">s</text>');
+    out.push('<text x="' + (ml + pw) + '" y="' + (mt + ph + 28) + '" text-anchor="end" fill="#555">' + escape(xunit) + '</text>');
     out.push('<line x1="' + ml + '" x2="' + (ml + pw) + '" y1="' + num(mt + ph) + '" y2="' + num(mt + ph) + '" stroke="#888"/>');
     out.push('<line x1="' + ml + '" x2="' + ml + '" y1="' + mt + '" y2="' + num(mt + ph) + '" stroke="#888"/>');
 
@@ -192,7 +193,7 @@
       pts.forEach(function (p, k) {
         var left = k === 0 ? ml : (px(pts[k - 1][0]) + px(p[0])) / 2;
         var right = k === pts.length - 1 ? ml + pw : (px(p[0]) + px(pts[k + 1][0])) / 2;
-        var lines = [format(p[0]) + ' s'];
+        var lines = [format(p[0]) + ' ' + xunit];
         series.forEach(function (s) {
           var v = s.values[p[1]];
           lines.push(s.name + ': ' + (v === null ? '-' : format(v)) + (unit ? ' ' + unit : ''));
