@@ -819,6 +819,52 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_task_ends_when_every_slice_is_in_or_lost() {
+        let settings = Settings::defaults();
+        let eps: Vec<_> = (0..3)
+            .map(|i| json!({"path": format!("/e{i}"), "params": ["q"]}))
+            .collect();
+        let doc = json!({"name": "s", "tasks": [{"type": "security_test", "parameters": {
+            "target": "http://127.0.0.1:9/", "endpoints": eps}}]});
+        let plan = crate::load::plan::validate(&doc, &settings.load_generation).unwrap();
+        let mut e = execution("rebalance", "open");
+        e.plan = plan;
+        let nodes: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        e.plan_over(&nodes, 1000, vec!["{}".into()]);
+        // Three endpoints: three nodes at most.
+        assert_eq!(e.tasks[0].shares.nodes, ["a", "b", "c"]);
+        assert!(e.duration() > Duration::ZERO);
+        let slice = ScanReport {
+            requests_sent: 4,
+            ..ScanReport::default()
+        };
+        assert!(e.tasks[0].add_scan_slice("a", slice.clone()));
+        assert!(
+            !e.tasks[0].add_scan_slice("a", slice.clone()),
+            "counted twice"
+        );
+        assert!(
+            !e.tasks[0].add_scan_slice("d", slice.clone()),
+            "d has no slice"
+        );
+        assert_eq!(e.lose_node("b", 2000, 1), LossOutcome::Tolerated);
+        assert!(!e.all_done());
+        assert!(!e.tasks[0].add_scan_slice("b", slice.clone()), "b was lost");
+        assert!(e.tasks[0].add_scan_slice("c", slice));
+        assert!(e.all_done());
+        assert_eq!(e.final_state(), State::CompletedDegraded);
+        let report = e.report();
+        let t = &report.tasks[0];
+        assert_eq!((t.kind.as_ref(), t.achieved_rps), ("security_test", 0.0));
+        let scan = t.security.as_ref().unwrap();
+        assert_eq!(
+            (scan.requests_sent, scan.nodes_lost.clone()),
+            (8, vec!["b".to_string()])
+        );
+        assert_eq!(t.nodes[0].sent, 4);
+    }
+
+    #[test]
     fn policies_tolerate_and_fail() {
         let mut e = execution("tolerate", "open");
         assert_eq!(e.lose_node("a", 1000, 1), LossOutcome::Tolerated);

@@ -653,6 +653,46 @@ mod tests {
     }
 
     #[test]
+    fn a_security_task_shows_its_findings_escaped() {
+        use crate::security::{Evidence, Finding, ScanType, SentRequest, Severity};
+        let mut r = report_with("scan", &[("scan", 0, 0, 0.0, 0.0)]);
+        let hostile = "<script>alert(1)</script>";
+        r.tasks[0].security = Some(ScanReport {
+            findings: vec![Finding {
+                scan_type: ScanType::Xss,
+                severity: Severity::High,
+                endpoint: "GET /search".into(),
+                parameter: Some("q".into()),
+                title: "reflected XSS".into(),
+                evidence: Evidence {
+                    request: SentRequest {
+                        method: "GET".into(),
+                        url: "http://127.0.0.1:9/search?q=%3Cscript%3E".into(),
+                        body: None,
+                        headers: Vec::new(),
+                    },
+                    response_status: 200,
+                    excerpt: format!("<p>{hostile}</p>"),
+                },
+                remediation: "escape <output>".into(),
+            }],
+            requests_sent: 12,
+            nodes_lost: vec!["node-1".into()],
+            ..ScanReport::default()
+        });
+        let html = render(&r);
+        let (_, section) = html.split_once("<table class=\"findings\">").unwrap();
+        let (table, _) = section.split_once("</table>").unwrap();
+        assert!(!table.contains(hostile), "{table}");
+        assert!(table.contains(&escape(hostile)), "{table}");
+        assert!(table.contains("escape &lt;output&gt;"), "{table}");
+        for cell in ["high", "xss", "GET /search", "reflected XSS"] {
+            assert!(table.contains(cell), "{cell} missing: {table}");
+        }
+        assert!(html.contains("Not scanned: the slices of lost nodes node-1"));
+    }
+
+    #[test]
     fn renders_an_empty_timeline_and_no_tasks() {
         let mut r = report_with("empty", &[("idle", 0, 0, 0.0, 0.0)]);
         r.tasks[0].timeline.clear();
