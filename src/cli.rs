@@ -340,8 +340,10 @@ impl Drop for TargetGuard {
 /// `--start-target`: a target on the address of the plan's first target, which must be a
 /// loopback address with an explicit port.
 fn start_target_for(plan: &TestPlan) -> anyhow::Result<TargetGuard> {
-    let TaskKind::LoadTest(task) = &plan.tasks[0].kind;
-    let url = &task.targets[0].url;
+    let url = match &plan.tasks[0].kind {
+        TaskKind::LoadTest(task) => &task.targets[0].url,
+        TaskKind::SecurityTest(spec) => &spec.target,
+    };
     let addrs: Vec<SocketAddr> = url
         .socket_addrs(|| None)
         .context("resolving the first target")?;

@@ -14,6 +14,8 @@ use crate::load::schedule::{Arrivals, Pattern};
 use crate::load::share::ShareTable;
 use crate::messages::events::TaskSecond;
 use crate::messages::wire::TaskRef;
+use crate::security::distribute;
+use crate::security::{ScanReport, ScanSpec};
 use crate::stats::report::{NodeReport, Report, TaskInfo};
 use crate::stats::thresholds::ThresholdWatch;
 use crate::stats::watch::{Stop, StopAs, Watch};
@@ -101,10 +103,26 @@ pub struct StoredTask {
     pub lost_epoch: Vec<u64>,
 }
 
-/// One task of a running execution.
+/// What a task of a running execution does.
+pub enum Work {
+    /// A load test: its rate plan split into shares over its nodes.
+    Load(LoadTask),
+    /// A security scan: its endpoints dealt over its nodes (see [`distribute`]).
+    Scan(ScanWork),
+}
+
+/// A scan under way: the spec and, per slot, the node's report once it came.
+pub struct ScanWork {
+    pub spec: ScanSpec,
+    pub slices: Vec<Option<ScanReport>>,
+}
+
+/// One task of a running execution. A scan task keeps an accumulator too (it receives no
+/// windows): its slots are finished as their reports come, so completion, losses and the
+/// watchdog treat both kinds alike.
 pub struct ExecTask {
     pub name: String,
-    pub task: LoadTask,
+    pub work: Work,
     /// The task as submitted, sent to the nodes as is.
     pub task_json: String,
     pub shares: ShareTable,
@@ -136,6 +154,27 @@ pub enum LossOutcome {
 }
 
 impl ExecTask {
+    /// A scan task over `shares.nodes`, one slice per node.
+    pub fn scan(name: String, spec: ScanSpec, task_json: String, shares: ShareTable) -> ExecTask {
+        let n = shares.nodes.len();
+        ExecTask {
+            name,
+            work: Work::Scan(ScanWork {
+                spec,
+                slices: vec![None; n],
+            }),
+            task_json,
+            lost: vec![false; n],
+            lost_epoch: vec![0; n],
+            reported_sent: vec![0; n],
+            acc: TaskAccumulator::for_plan(n, None),
+            shares,
+            planned_requests: None,
+            streamed: 0,
+            watches: Vec::new(),
+        }
+    }
+
     pub fn new(name: String, task: LoadTask, task_json: String, shares: ShareTable) -> ExecTask {
         let n = shares.nodes.len();
         let rate = (task.model == Model::Open).then(|| task.rate_plan());
@@ -154,7 +193,7 @@ impl ExecTask {
         }
         ExecTask {
             name,
-            task,
+            work: Work::Load(task),
             task_json,
             lost: vec![false; n],
             lost_epoch: vec![0; n],
@@ -167,26 +206,80 @@ impl ExecTask {
         }
     }
 
+    /// The load test this task runs, if it is one.
+    pub fn load(&self) -> Option<&LoadTask> {
+        match &self.work {
+            Work::Load(l) => Some(l),
+            Work::Scan(_) => None,
+        }
+    }
+
+    /// A scan task's merged report: every slice in so far, the lost ones marked.
+    pub fn scan_report(&self) -> Option<ScanReport> {
+        let Work::Scan(s) = &self.work else {
+            return None;
+        };
+        Some(distribute::merge(&s.spec, &self.shares.nodes, &s.slices))
+    }
+
+    /// Takes a node's slice report; `false` when the node has no slot, was lost, or already
+    /// sent it (a resent report counts once).
+    pub fn add_scan_slice(&mut self, node: &str, report: ScanReport) -> bool {
+        let Work::Scan(s) = &mut self.work else {
+            return false;
+        };
+        let Some(slot) = self.shares.slot(node).map(usize::from) else {
+            return false;
+        };
+        if self.lost[slot] || s.slices[slot].is_some() {
+            return false;
+        }
+        self.reported_sent[slot] = report.requests_sent;
+        s.slices[slot] = Some(report);
+        self.acc.finish(slot);
+        true
+    }
+
     pub fn info(&self) -> TaskInfo {
-        let open = self.task.model == Model::Open;
+        let Work::Load(load) = &self.work else {
+            let scan = self.scan_report().unwrap_or_default();
+            return TaskInfo {
+                name: self.name.clone(),
+                model: "scan",
+                pattern: "none".into(),
+                arrivals: "none",
+                seed: 0,
+                concurrent_users: 1,
+                duration_s: scan.duration_s.max(0.001),
+                planned_requests: None,
+                nodes: self.shares.nodes.clone(),
+                lost: self.lost.clone(),
+                reported_sent: self.reported_sent.clone(),
+                kind: "security_test",
+                thresholds: Vec::new(),
+                aborted: None,
+                stress: None,
+            };
+        };
+        let open = load.model == Model::Open;
         TaskInfo {
             name: self.name.clone(),
             model: if open { "open" } else { "closed" },
-            pattern: pattern_name(&self.task.profile.pattern).to_string(),
-            arrivals: match self.task.arrivals {
+            pattern: pattern_name(&load.profile.pattern).to_string(),
+            arrivals: match load.arrivals {
                 Arrivals::Uniform => "uniform",
                 Arrivals::Poisson => "poisson",
             },
-            seed: self.task.profile.seed,
-            concurrent_users: self.task.concurrent_users,
-            duration_s: self.task.profile.duration.as_secs_f64(),
+            seed: load.profile.seed,
+            concurrent_users: load.concurrent_users,
+            duration_s: load.profile.duration.as_secs_f64(),
             planned_requests: self.planned_requests,
             nodes: self.shares.nodes.clone(),
             lost: self.lost.clone(),
             reported_sent: self.reported_sent.clone(),
-            stress: self.task.stress.clone(),
-            kind: self.task.label,
-            thresholds: self.task.thresholds.clone(),
+            stress: load.stress.clone(),
+            kind: load.label,
+            thresholds: load.thresholds.clone(),
             aborted: self.watches.iter().find_map(|w| match w {
                 Watch::Thresholds(t) => t.aborted(),
                 Watch::Stress(_) => None,
@@ -290,6 +383,24 @@ impl Execution {
             .iter()
             .map(|t| match &t.kind {
                 TaskKind::LoadTest(l) => l.profile.duration,
+                TaskKind::SecurityTest(spec) => distribute::estimate(spec).1,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// How much longer than planned a scan may take before the watchdog gives up on its
+    /// missing slices: slow answers stretch a scan (its estimate assumes quick ones), so its
+    /// estimate again plus two request timeouts.
+    pub fn scan_slack(&self) -> Duration {
+        self.plan
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TaskKind::SecurityTest(spec) => {
+                    Some(distribute::estimate(spec).1 + spec.timeout * 2)
+                }
+                TaskKind::LoadTest(_) => None,
             })
             .max()
             .unwrap_or_default()
@@ -304,14 +415,22 @@ impl Execution {
             .tasks
             .iter()
             .zip(task_jsons)
-            .map(|(t, json)| {
-                let TaskKind::LoadTest(load) = &t.kind;
-                ExecTask::new(
+            .map(|(t, json)| match &t.kind {
+                TaskKind::LoadTest(load) => ExecTask::new(
                     t.name.clone(),
                     load.clone(),
                     json,
                     ShareTable::equal(nodes.to_vec()),
-                )
+                ),
+                TaskKind::SecurityTest(spec) => {
+                    let n = distribute::node_count(spec, nodes.len());
+                    ExecTask::scan(
+                        t.name.clone(),
+                        spec.clone(),
+                        json,
+                        ShareTable::equal(nodes[..n].to_vec()),
+                    )
+                }
             })
             .collect();
     }
@@ -334,9 +453,11 @@ impl Execution {
     /// Rebuilds the tasks of a stored plan (after a restart). Replay the stored windows with
     /// [`Execution::replay_window`], then call [`Execution::settle_losses`].
     pub fn restore(&mut self, stored: StoredPlan, task_jsons: Vec<String>) {
+        // Every node of the execution: a scan task may use only the first few.
         let nodes = stored
             .tasks
-            .first()
+            .iter()
+            .max_by_key(|t| t.shares.nodes.len())
             .map(|t| t.shares.nodes.clone())
             .unwrap_or_default();
         self.plan_over(&nodes, stored.start_unix_ms, task_jsons);
@@ -476,7 +597,11 @@ impl Execution {
             task.lost[s] = true;
             task.lost_epoch[s] = epoch;
             task.acc.finish(s);
-            match task.task.on_node_failure {
+            // A scan's lost slice is reported as not scanned; the others go on.
+            let Work::Load(load) = &task.work else {
+                continue;
+            };
+            match load.on_node_failure {
                 OnNodeFailure::Fail => {
                     return LossOutcome::Fail(format!(
                         "node {node} was lost and task {:?} has on_node_failure: fail",
@@ -485,7 +610,7 @@ impl Execution {
                 }
                 OnNodeFailure::Tolerate => {}
                 OnNodeFailure::Rebalance => {
-                    if task.task.model == Model::Closed {
+                    if load.model == Model::Closed {
                         // A closed model's users are fixed per node at the start.
                         continue;
                     }
@@ -514,6 +639,9 @@ impl Execution {
         let tasks = self.tasks.iter().map(|t| (t.info(), &t.acc)).collect();
         let started = self.started_at_ms.unwrap_or(0);
         let mut report = Report::build(self.name.clone(), started, tasks);
+        for (r, t) in report.tasks.iter_mut().zip(&self.tasks) {
+            r.security = t.scan_report();
+        }
         if let Some((_, at_ms)) = self.stopped_early {
             report.interrupt(at_ms.saturating_sub(started) as f64 / 1000.0);
             report.summary.stopped_by = self.reason.clone();
@@ -708,6 +836,52 @@ mod tests {
         again.settle_losses();
         assert!(again.tasks[0].acc.is_shard_done(1));
         assert_eq!(again.tasks[0].acc.shard_totals()[1].sent, 7);
+    }
+
+    #[test]
+    fn a_scan_task_ends_when_every_slice_is_in_or_lost() {
+        let settings = Settings::defaults();
+        let eps: Vec<_> = (0..3)
+            .map(|i| json!({"path": format!("/e{i}"), "params": ["q"]}))
+            .collect();
+        let doc = json!({"name": "s", "tasks": [{"type": "security_test", "parameters": {
+            "target": "http://127.0.0.1:9/", "endpoints": eps}}]});
+        let plan = crate::load::plan::validate(&doc, &settings.load_generation).unwrap();
+        let mut e = execution("rebalance", "open");
+        e.plan = plan;
+        let nodes: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        e.plan_over(&nodes, 1000, vec!["{}".into()]);
+        // Three endpoints: three nodes at most.
+        assert_eq!(e.tasks[0].shares.nodes, ["a", "b", "c"]);
+        assert!(e.duration() > Duration::ZERO);
+        let slice = ScanReport {
+            requests_sent: 4,
+            ..ScanReport::default()
+        };
+        assert!(e.tasks[0].add_scan_slice("a", slice.clone()));
+        assert!(
+            !e.tasks[0].add_scan_slice("a", slice.clone()),
+            "counted twice"
+        );
+        assert!(
+            !e.tasks[0].add_scan_slice("d", slice.clone()),
+            "d has no slice"
+        );
+        assert_eq!(e.lose_node("b", 2000, 1), LossOutcome::Tolerated);
+        assert!(!e.all_done());
+        assert!(!e.tasks[0].add_scan_slice("b", slice.clone()), "b was lost");
+        assert!(e.tasks[0].add_scan_slice("c", slice));
+        assert!(e.all_done());
+        assert_eq!(e.final_state(), State::CompletedDegraded);
+        let report = e.report();
+        let t = &report.tasks[0];
+        assert_eq!((t.kind.as_ref(), t.achieved_rps), ("security_test", 0.0));
+        let scan = t.security.as_ref().unwrap();
+        assert_eq!(
+            (scan.requests_sent, scan.nodes_lost.clone()),
+            (8, vec!["b".to_string()])
+        );
+        assert_eq!(t.nodes[0].sent, 4);
     }
 
     #[test]

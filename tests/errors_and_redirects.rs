@@ -89,7 +89,9 @@ fn names_are_checked_again_when_connecting() {
         "tasks:\n- type: load_test\n  parameters:\n    targets: ['http://localhost:{}/']\n    duration: 1s\n    base_rps: 10\n",
         t.addr.port()
     ));
-    let TaskKind::LoadTest(task) = &p.plan.tasks[0].kind;
+    let TaskKind::LoadTest(task) = &p.plan.tasks[0].kind else {
+        panic!("a load test")
+    };
     let refused = Allowlist::new(vec!["10.0.0.0/8".parse().unwrap()]);
     let outcome = actix::System::new().block_on(async {
         let sender = HttpSender::new(task, refused.clone(), 1, None);

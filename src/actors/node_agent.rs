@@ -35,8 +35,8 @@ use crate::messages::load::{
     Lease, NodeShare, StartTask as PoolStart, WindowReport, node_users, shard_count,
 };
 use crate::messages::wire::{
-    self, Capacity, Hello, NodeMsg, OrchFrame, OrchMsg, PROTOCOL_VERSION, StartTask, TaskProgress,
-    TaskRef, TaskWindow, Welcome, WireWindow,
+    self, Capacity, Hello, NodeMsg, OrchFrame, OrchMsg, PROTOCOL_VERSION, ScanSlice, StartTask,
+    TaskProgress, TaskRef, TaskWindow, Welcome, WireWindow,
 };
 use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
@@ -171,6 +171,31 @@ pub struct NodeAgent {
     last_health: Option<crate::health::HealthReport>,
     /// The node's `/metrics` series: every merged window and health report goes in.
     metrics: Arc<NodeMetrics>,
+}
+
+/// A scan report as JSON within the frame cap: when too big (thousands of findings), the
+/// least severe findings are dropped, and a note says how many.
+fn fit_report(report: &mut crate::security::ScanReport, cap: usize) -> String {
+    // Room for the frame around it (task ref, sequence numbers, the enum tags).
+    let room = cap.saturating_sub(4096);
+    let mut dropped = 0;
+    loop {
+        let json = serde_json::to_string(&*report).unwrap_or_else(|_| "{}".into());
+        if json.len() <= room || report.findings.is_empty() {
+            return json;
+        }
+        let cut = report.findings.len().div_ceil(10);
+        report.findings.truncate(report.findings.len() - cut);
+        if dropped == 0 {
+            report.notes.push(String::new());
+        }
+        dropped += cut;
+        if let Some(note) = report.notes.last_mut() {
+            *note = format!(
+                "{dropped} least severe findings dropped: the report exceeded the frame cap"
+            );
+        }
+    }
 }
 
 fn key(t: &TaskRef) -> String {
@@ -504,7 +529,7 @@ impl NodeAgent {
             .map_err(|e| format!("validation did not finish: {e}"))?
         };
         self.starting.insert(k.clone(), false);
-        ctx.spawn(validated.into_actor(self).map(move |res, act, _| {
+        ctx.spawn(validated.into_actor(self).map(move |res, act, ctx| {
             let stopped = act.starting.remove(&k).unwrap_or(false);
             if stopped {
                 act.reshared_early.remove(&k);
@@ -512,7 +537,7 @@ impl NodeAgent {
             match res {
                 Err(reason) => act.reject(st.task, reason),
                 Ok(_) if stopped => tracing::info!(task = %k, "stopped before it started"),
-                Ok(task) => act.begin(k, st, slot, task),
+                Ok(task) => act.begin(k, st, slot, task, ctx),
             }
         }));
     }
@@ -524,7 +549,14 @@ impl NodeAgent {
     }
 
     /// Starts a validated task at the execution's common start.
-    fn begin(&mut self, k: String, st: StartTask, slot: u16, task: plan::Task) {
+    fn begin(
+        &mut self,
+        k: String,
+        st: StartTask,
+        slot: u16,
+        task: plan::Task,
+        ctx: &mut Context<Self>,
+    ) {
         let now_ms = crate::execution::unix_ms();
         let start = if st.start_unix_ms >= now_ms {
             Instant::now() + Duration::from_millis(st.start_unix_ms - now_ms)
@@ -541,7 +573,7 @@ impl NodeAgent {
             self.lease.clone(),
         ));
         self.refs.insert(k.clone(), st.task.clone());
-        self.launch(k, task, start, Some(share));
+        self.launch(k, task, start, Some(share), ctx);
     }
 
     /// Hands a task to the worker pool.
@@ -551,8 +583,14 @@ impl NodeAgent {
         task: plan::Task,
         start: Instant,
         share: Option<Arc<NodeShare>>,
+        ctx: &mut Context<Self>,
     ) {
-        let TaskKind::LoadTest(load) = task.kind;
+        let load = match task.kind {
+            TaskKind::LoadTest(load) => load,
+            TaskKind::SecurityTest(spec) => {
+                return self.launch_scan(k, task.name, spec, start, share, ctx);
+            }
+        };
         let users = node_users(load.concurrent_users, share.as_deref());
         let shards = shard_count(self.workers, users);
         let local_id = self.next_local;
@@ -586,6 +624,91 @@ impl NodeAgent {
             },
         );
         self.pool.do_send(msg);
+    }
+
+    /// Runs a scan (this node's slice of it) on the agent's own arbiter, where its `awc`
+    /// client lives, with the node's own allowlist; its report goes to the orchestrator once.
+    /// A scan paces itself (`rate_limit_rps`) and does not pause with the lease.
+    fn launch_scan(
+        &mut self,
+        k: String,
+        name: String,
+        spec: crate::security::ScanSpec,
+        start: Instant,
+        share: Option<Arc<NodeShare>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let spec = match &share {
+            Some(s) => {
+                let n = s.table().nodes.len();
+                crate::security::distribute::slice(&spec, usize::from(s.slot), n)
+            }
+            None => spec,
+        };
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        tracing::info!(task = %k, endpoints = spec.endpoints.len(), "scan starting");
+        self.tasks.insert(
+            k.clone(),
+            Running {
+                name,
+                share,
+                stop: stop_tx,
+                merger: WindowMerger::new(1),
+                acc: TaskAccumulator::for_plan(1, None),
+                dropped: false,
+                done: false,
+            },
+        );
+        let allowlist = self.settings.load_generation.allowed_targets.clone();
+        let run = async move {
+            tokio::select! {
+                r = async {
+                    actix_rt::time::sleep_until(start.into()).await;
+                    crate::security::scan::scan(&spec, &allowlist).await
+                } => Some(r),
+                _ = stop_rx.wait_for(|stopped| *stopped) => None,
+            }
+        };
+        ctx.spawn(
+            run.into_actor(self)
+                .map(move |res, act, _| act.scan_finished(k, res)),
+        );
+    }
+
+    /// A scan ended (`None`: stopped first): the task is done; its report goes up.
+    fn scan_finished(&mut self, k: String, res: Option<crate::security::ScanReport>) {
+        let mut report = res.unwrap_or_else(|| crate::security::ScanReport {
+            notes: vec![format!(
+                "node {}: stopped before its slice was scanned",
+                self.node_id
+            )],
+            ..Default::default()
+        });
+        let Some(t) = self.tasks.get_mut(&k) else {
+            return;
+        };
+        t.done = true;
+        let send = t.share.is_some() && !t.dropped;
+        tracing::info!(task = %k, findings = report.findings.len(), "scan finished on this node");
+        self.finished.push_back(k.clone());
+        if let (true, Some(task)) = (send, self.refs.get(&k).cloned()) {
+            let report_json = fit_report(&mut report, self.timers.max_frame);
+            let slice = ScanSlice { task, report_json };
+            self.send(NodeMsg::ScanDone(Box::new(slice)), Delivery::ExactlyOnce);
+        }
+        self.trim_finished();
+        self.flush();
+    }
+
+    /// Keeps the newest [`FINISHED_KEPT`] finished tasks.
+    fn trim_finished(&mut self) {
+        while self.finished.len() > FINISHED_KEPT {
+            if let Some(old) = self.finished.pop_front() {
+                self.tasks.remove(&old);
+                self.refs.remove(&old);
+                self.local_ids.retain(|_, v| *v != old);
+            }
+        }
     }
 
     fn recipient_placeholder(&self) -> Recipient<WindowReport> {
@@ -680,13 +803,7 @@ impl Handler<WindowReport> for NodeAgent {
                 self.send(NodeMsg::Window(Box::new(window)), Delivery::ExactlyOnce);
             }
         }
-        while self.finished.len() > FINISHED_KEPT {
-            if let Some(old) = self.finished.pop_front() {
-                self.tasks.remove(&old);
-                self.refs.remove(&old);
-                self.local_ids.retain(|_, v| *v != old);
-            }
-        }
+        self.trim_finished();
         self.flush();
     }
 }
@@ -718,15 +835,17 @@ impl Handler<UseOrchestrator> for NodeAgent {
 impl Handler<StartLocal> for NodeAgent {
     type Result = Result<String, String>;
 
-    fn handle(&mut self, StartLocal(doc): StartLocal, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, StartLocal(doc): StartLocal, ctx: &mut Context<Self>) -> Self::Result {
         let task = plan::validate_task(&doc, 0, &self.settings.load_generation)
             .map_err(|e| e.to_string())?;
         let id = format!("local-{}", self.next_local);
+        self.next_local += usize::from(matches!(task.kind, TaskKind::SecurityTest(_)));
         self.launch(
             id.clone(),
             task,
             Instant::now() + Duration::from_millis(100),
             None,
+            ctx,
         );
         Ok(id)
     }

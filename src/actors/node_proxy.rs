@@ -16,7 +16,7 @@ use crate::hub::conn::{ConnEvent, Out, events};
 use crate::hub::{Delivered, Delivery, Session, SessionConfig};
 use crate::messages::cluster::{
     Deliver, GetNodeView, NodeFailed, NodeHealth, NodeLinkDown, NodeProgress, NodeRejected,
-    NodeRunning, NodeUp, NodeView, NodeWindow, TakeConn,
+    NodeRunning, NodeScan, NodeUp, NodeView, NodeWindow, TakeConn,
 };
 use crate::messages::store::{BumpNodeEpoch, GetNodeEpoch, PutWindow, SetNodeTaskSent, UpsertNode};
 use crate::messages::wire::{
@@ -290,6 +290,25 @@ impl NodeProxy {
                     node_id: self.node_id.clone(),
                     task,
                     reason,
+                });
+            }
+            NodeMsg::ScanDone(slice) => {
+                // An unreadable report still ends the node's slice (with a note), rather
+                // than leave the execution waiting for it.
+                let report = serde_json::from_str(&slice.report_json).unwrap_or_else(|e| {
+                    tracing::warn!(node = %self.node_id, error = %e, "unreadable scan report");
+                    crate::security::ScanReport {
+                        notes: vec![format!(
+                            "node {}: unreadable scan report: {e}",
+                            self.node_id
+                        )],
+                        ..Default::default()
+                    }
+                });
+                self.orchestrator.do_send(NodeScan {
+                    node_id: self.node_id.clone(),
+                    task: slice.task,
+                    report,
                 });
             }
             NodeMsg::Health(report) => {

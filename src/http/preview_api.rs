@@ -39,7 +39,8 @@ pub struct Preview {
 #[derive(Debug, Serialize, PartialEq)]
 pub struct TaskPreview {
     pub name: String,
-    pub model: Model,
+    /// `open`, `closed`, or `scan` (a `security_test`, which plans no rate).
+    pub model: &'static str,
     /// Open model: the plan's request count (its rate integral); `null` for closed.
     pub planned_requests: Option<u64>,
     /// Requests planned in each second `[k, k+1)` of the task (the last may be partial); all
@@ -62,7 +63,18 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
         .tasks
         .iter()
         .map(|t| {
-            let TaskKind::LoadTest(l) = &t.kind;
+            let l = match &t.kind {
+                TaskKind::LoadTest(l) => l,
+                TaskKind::SecurityTest(spec) => {
+                    let (_, time) = crate::security::distribute::estimate(spec);
+                    return TaskPreview {
+                        name: t.name.clone(),
+                        model: "scan",
+                        planned_requests: None,
+                        planned_rps: vec![0.0; time.as_secs_f64().ceil() as usize],
+                    };
+                }
+            };
             let rate = l.rate_plan();
             let seconds = rate.duration().as_secs_f64().ceil() as usize;
             let (planned_rps, planned_requests) = match l.model {
@@ -71,7 +83,10 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
             };
             TaskPreview {
                 name: t.name.clone(),
-                model: l.model,
+                model: match l.model {
+                    Model::Open => "open",
+                    Model::Closed => "closed",
+                },
                 planned_requests,
                 planned_rps,
             }
@@ -80,9 +95,11 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
     let duration_s = plan
         .tasks
         .iter()
-        .map(|t| {
-            let TaskKind::LoadTest(l) = &t.kind;
-            l.profile.duration.as_secs_f64()
+        .map(|t| match &t.kind {
+            TaskKind::LoadTest(l) => l.profile.duration.as_secs_f64(),
+            TaskKind::SecurityTest(spec) => {
+                crate::security::distribute::estimate(spec).1.as_secs_f64()
+            }
         })
         .fold(0.0, f64::max);
     Preview { duration_s, tasks }
@@ -149,7 +166,9 @@ mod tests {
         for mut params in shapes {
             params["targets"] = target();
             let p = plan(params.clone());
-            let TaskKind::LoadTest(l) = &p.tasks[0].kind;
+            let TaskKind::LoadTest(l) = &p.tasks[0].kind else {
+                panic!("a load test")
+            };
             let rate = l.rate_plan();
             let fast = per_second(&rate);
             assert_eq!(
@@ -187,7 +206,7 @@ mod tests {
         assert_eq!(v.duration_s, 6.0);
         assert_eq!(v.tasks[0].planned_rps, vec![20.0; 4]);
         assert_eq!(v.tasks[0].planned_requests, Some(80));
-        assert_eq!(v.tasks[1].model, Model::Closed);
+        assert_eq!(v.tasks[1].model, "closed");
         assert_eq!(v.tasks[1].planned_rps, vec![0.0; 6]);
         assert_eq!(v.tasks[1].planned_requests, None);
     }

@@ -144,6 +144,7 @@ pub struct Task {
 #[serde(tag = "type", content = "parameters", rename_all = "snake_case")]
 pub enum TaskKind {
     LoadTest(LoadTask),
+    SecurityTest(crate::security::ScanSpec),
 }
 
 /// Open model: arrivals at planned times. Closed model: users looping request → think time.
@@ -435,10 +436,25 @@ fn read_task(
             let task = crate::load::stress::read_stress_task(params, &params_path, settings, e);
             TaskKind::LoadTest(task?)
         }
+        Some("security_test") => {
+            let Some(params) = params else {
+                e.push(params_path, "is required");
+                return None;
+            };
+            TaskKind::SecurityTest(crate::security::parse::read_scan_spec(
+                params,
+                &params_path,
+                settings,
+                e,
+            )?)
+        }
         Some(other) => {
             e.push(
                 join(path, "type"),
-                format!("unknown task type {other:?}; supported: load_test, performance_test, stress_test"),
+                format!(
+                    "unknown task type {other:?}; supported: load_test, performance_test, \
+                     stress_test, security_test"
+                ),
             );
             return None;
         }
@@ -1082,7 +1098,9 @@ mod tests {
 
     fn load(doc: Value) -> LoadTask {
         let plan = validate(&doc, &settings()).unwrap_or_else(|e| panic!("{e}"));
-        let TaskKind::LoadTest(t) = plan.tasks.into_iter().next().unwrap().kind;
+        let TaskKind::LoadTest(t) = plan.tasks.into_iter().next().unwrap().kind else {
+            panic!("a load test")
+        };
         t
     }
 

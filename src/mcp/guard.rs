@@ -8,7 +8,9 @@ use url::Url;
 use crate::allowlist::Allowlist;
 use crate::settings::McpSettings;
 
-use super::tools::{MAX_TARGETS, Model, RunLoadTest};
+use super::tools::{
+    MAX_SCAN_ENDPOINTS, MAX_SCAN_PARAMS, MAX_TARGETS, Model, RunLoadTest, RunSecurityTest,
+};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {
@@ -92,23 +94,62 @@ pub fn check_load_test(p: &RunLoadTest, limits: &McpSettings) -> Result<(), Refu
 /// Every target is an http URL on the allowlist. Blocking: a host name that only an address
 /// pattern could allow is resolved.
 pub fn check_targets(p: &RunLoadTest, allowlist: &Allowlist) -> Result<(), Refusal> {
-    for t in &p.targets {
-        let url = Url::parse(&t.url).map_err(|e| Refusal::Target {
-            url: t.url.clone(),
-            why: format!("not a valid URL: {e}"),
-        })?;
-        if url.scheme() != "http" {
+    p.targets
+        .iter()
+        .try_for_each(|t| check_url(&t.url, allowlist))
+}
+
+/// One http URL on the allowlist (blocking, as [`check_targets`]).
+pub fn check_url(raw: &str, allowlist: &Allowlist) -> Result<(), Refusal> {
+    let url = Url::parse(raw).map_err(|e| Refusal::Target {
+        url: raw.to_string(),
+        why: format!("not a valid URL: {e}"),
+    })?;
+    if url.scheme() != "http" {
+        return Err(Refusal::Invalid(format!(
+            "target {raw}: only http:// URLs are supported"
+        )));
+    }
+    allowlist
+        .check_blocking(&url)
+        .map_err(|why| Refusal::Target {
+            url: raw.to_string(),
+            why,
+        })
+}
+
+/// The caps on one `run_security_test`: its rate under `mcp.max_rps`, its endpoint and
+/// parameter counts. The target's allowlist is [`check_url`], apart.
+pub fn check_security_test(p: &RunSecurityTest, limits: &McpSettings) -> Result<(), Refusal> {
+    if p.endpoints.is_empty() || p.endpoints.len() > MAX_SCAN_ENDPOINTS {
+        return Err(Refusal::Invalid(format!(
+            "endpoints must list 1 to {MAX_SCAN_ENDPOINTS} endpoints, got {}",
+            p.endpoints.len()
+        )));
+    }
+    if let Some(e) = p.endpoints.iter().find(|e| {
+        e.params
+            .as_ref()
+            .is_some_and(|ps| ps.len() > MAX_SCAN_PARAMS)
+    }) {
+        return Err(Refusal::Invalid(format!(
+            "endpoint {}: at most {MAX_SCAN_PARAMS} params",
+            e.path
+        )));
+    }
+    if let Some(v) = p.rate_limit_rps {
+        if !v.is_finite() || v <= 0.0 {
             return Err(Refusal::Invalid(format!(
-                "target {}: only http:// URLs are supported",
-                t.url
+                "rate_limit_rps must be more than 0, got {v}"
             )));
         }
-        allowlist
-            .check_blocking(&url)
-            .map_err(|why| Refusal::Target {
-                url: t.url.clone(),
-                why,
-            })?;
+        if v > limits.max_rps {
+            return Err(Refusal::Rate {
+                field: "rate_limit_rps",
+                asked: v,
+                max: limits.max_rps,
+            });
+        }
     }
     Ok(())
 }

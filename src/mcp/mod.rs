@@ -10,6 +10,7 @@
 //! | tool | does |
 //! |---|---|
 //! | `run_load_test` | submits a one-task load test, returns `{execution_id}` at once |
+//! | `run_security_test` | submits a one-task security scan, returns `{execution_id}` at once |
 //! | `get_execution` | the REST view: state, progress, live figures |
 //! | `wait_for_execution` | progress notifications every second until final or timeout, then the summary |
 //! | `cancel_execution` | `DELETE /api/executions/{id}` |
@@ -43,7 +44,10 @@ use serde_json::{Value, json};
 
 use crate::settings::Settings;
 use backend::{Backend, BackendError};
-use tools::{Compare, ExecutionId, ListExecutions, Live, RunLoadTest, WaitFor, is_final, verdict};
+use tools::{
+    Compare, ExecutionId, ListExecutions, Live, RunLoadTest, RunSecurityTest, WaitFor, is_final,
+    report_verdict,
+};
 
 /// The URI of an execution's report resource.
 pub fn report_uri(id: &str) -> String {
@@ -166,6 +170,30 @@ impl McpServer {
         failure.map_or(Ok(()), Err)
     }
 
+    /// Submits an execution started over MCP, within `mcp.max_concurrent_executions`.
+    async fn submit(&self, body: Value, what: &str) -> Result<CallToolResult, McpError> {
+        let mut started = self.ctx.started.lock().await;
+        if let Err(e) = self.unfinished(&mut started).await {
+            return tool_error(e);
+        }
+        if let Err(refusal) = guard::check_concurrency(&started, &self.ctx.settings.mcp) {
+            return tool_error(refusal);
+        }
+        match self.backend().post("/api/executions", body.clone()).await {
+            Ok(answer) => {
+                let Some(id) = answer["execution_id"].as_str() else {
+                    return tool_error(format!(
+                        "the orchestrator answered without an id: {answer}"
+                    ));
+                };
+                started.push(id.to_string());
+                tracing::info!(execution = %id, what, "started over mcp");
+                ok(json!({"execution_id": id, "name": body["name"]}))
+            }
+            Err(e) => tool_error(format!("the {what} was not started: {e}")),
+        }
+    }
+
     /// The report summary and verdict of a final execution (`view`: its REST view).
     async fn outcome(&self, id: &str, view: &Value) -> Value {
         let state = view["state"].as_str().unwrap_or("unknown");
@@ -175,7 +203,10 @@ impl McpServer {
             .await
             .ok();
         let summary = report.as_ref().map(|r| r["summary"].clone());
-        let v = verdict(state, summary.as_ref());
+        let v = match &report {
+            Some(r) => report_verdict(state, r),
+            None => tools::verdict(state, None),
+        };
         json!({
             "execution_id": id,
             "name": view["name"],
@@ -210,27 +241,29 @@ impl McpServer {
             Ok(Err(refusal)) => return tool_error(refusal),
             Err(e) => return tool_error(format!("the target check was lost: {e}")),
         }
-        let mut started = self.ctx.started.lock().await;
-        if let Err(e) = self.unfinished(&mut started).await {
-            return tool_error(e);
-        }
-        if let Err(refusal) = guard::check_concurrency(&started, &self.ctx.settings.mcp) {
+        self.submit(p.execution_body(), "load test").await
+    }
+
+    #[tool(
+        description = "Start a security scan of a target's endpoints on the cluster (reflected XSS, SQL injection, CSRF, missing security headers, open redirects) and return its execution_id at once; follow it with wait_for_execution, then get_report, whose tasks[0].security lists the findings (severity, type, endpoint, parameter, evidence, remediation). On a cluster the endpoints are dealt over the nodes. The server refuses (tool error, saying which setting) a target outside load_generation.allowed_targets (loopback only by default), a rate_limit_rps over mcp.max_rps, and more unfinished MCP-started executions than mcp.max_concurrent_executions."
+    )]
+    async fn run_security_test(
+        &self,
+        Parameters(p): Parameters<RunSecurityTest>,
+    ) -> Result<CallToolResult, McpError> {
+        if let Err(refusal) = guard::check_security_test(&p, &self.ctx.settings.mcp) {
             return tool_error(refusal);
         }
-        let body = p.execution_body();
-        match self.backend().post("/api/executions", body.clone()).await {
-            Ok(answer) => {
-                let Some(id) = answer["execution_id"].as_str() else {
-                    return tool_error(format!(
-                        "the orchestrator answered without an id: {answer}"
-                    ));
-                };
-                started.push(id.to_string());
-                tracing::info!(execution = %id, "load test started over mcp");
-                ok(json!({"execution_id": id, "name": body["name"]}))
-            }
-            Err(e) => tool_error(format!("the load test was not started: {e}")),
+        let allowlist = self.ctx.settings.load_generation.allowed_targets.clone();
+        let target = p.target.clone();
+        let allowed =
+            tokio::task::spawn_blocking(move || guard::check_url(&target, &allowlist)).await;
+        match allowed {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => return tool_error(refusal),
+            Err(e) => return tool_error(format!("the target check was lost: {e}")),
         }
+        self.submit(p.execution_body(), "security test").await
     }
 
     #[tool(
@@ -363,7 +396,7 @@ impl McpServer {
             }
             Err(e) => return execution_error(&id, e),
         };
-        let v = verdict(state, Some(&report["summary"]));
+        let v = report_verdict(state, &report);
         let tasks: Vec<Value> = report["tasks"]
             .as_array()
             .into_iter()

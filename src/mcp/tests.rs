@@ -7,7 +7,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 
-const TOOLS: [&str; 9] = [
+const TOOLS: [&str; 10] = [
     "cancel_execution",
     "cluster_health",
     "compare_executions",
@@ -16,6 +16,7 @@ const TOOLS: [&str; 9] = [
     "list_executions",
     "list_nodes",
     "run_load_test",
+    "run_security_test",
     "wait_for_execution",
 ];
 
@@ -59,7 +60,7 @@ fn text(r: &CallToolResult) -> String {
 }
 
 #[tokio::test]
-async fn nine_tools_each_with_a_bounded_schema() {
+async fn ten_tools_each_with_a_bounded_schema() {
     let mut settings = Settings::defaults();
     settings.mcp.max_rps = 123.0;
     let base = format!("http://127.0.0.1:{}", closed_port());
@@ -137,6 +138,32 @@ async fn refusals_and_an_unreachable_orchestrator_are_tool_errors() {
         "{}",
         text(&r)
     );
+
+    // A security scan: refused off the allowlist and over mcp.max_rps, like a load test.
+    let eps = json!([{"path": "/search", "params": ["q"]}]);
+    let r = call(
+        &client,
+        "run_security_test",
+        json!({"target": "http://192.0.2.7:8080/", "endpoints": eps}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text(&r).contains("allowed_targets"), "{}", text(&r));
+    let r = call(
+        &client,
+        "run_security_test",
+        json!({"target": "http://127.0.0.1:9/", "endpoints": eps, "rate_limit_rps": 1500}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text(&r).contains("MCP_MCP_MAX_RPS"), "{}", text(&r));
+    let r = call(
+        &client,
+        "run_security_test",
+        json!({"target": "http://127.0.0.1:9/", "endpoints": eps}),
+    )
+    .await;
+    assert!(text(&r).contains("is unreachable"), "{}", text(&r));
 
     let r = call(&client, "get_execution", json!({"execution_id": "abc"})).await;
     assert_eq!(r.is_error, Some(true));

@@ -383,6 +383,205 @@ pub fn verdict(state: &str, summary: Option<&Value>) -> Verdict {
     }
 }
 
+/// The most endpoints one `run_security_test` may name, and parameters per endpoint.
+pub const MAX_SCAN_ENDPOINTS: usize = 50;
+pub const MAX_SCAN_PARAMS: usize = 20;
+
+/// One endpoint of a security scan.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanEndpointParam {
+    /// The path on the target, e.g. "/search".
+    #[schemars(length(min = 1, max = 2048))]
+    pub path: String,
+    /// The HTTP method (default GET); parameters go in the query for GET, HEAD and DELETE,
+    /// in a form body otherwise.
+    pub method: Option<Method>,
+    /// The names of the parameters to probe (each sent with the harmless value "1").
+    #[schemars(length(max = 20))]
+    pub params: Option<Vec<ScanParamName>>,
+}
+
+/// A parameter name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct ScanParamName(#[schemars(length(min = 1, max = 256))] pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanTypeParam {
+    /// Reflected cross-site scripting.
+    Xss,
+    /// SQL injection (error, boolean; time-based in deep scans).
+    SqlInjection,
+    /// State-changing requests accepted without a token from a foreign origin; cookie flags.
+    Csrf,
+    /// Missing security headers, cookie flags.
+    Headers,
+    /// Redirects to any host given in a parameter.
+    OpenRedirect,
+}
+
+impl ScanTypeParam {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanTypeParam::Xss => "xss",
+            ScanTypeParam::SqlInjection => "sql_injection",
+            ScanTypeParam::Csrf => "csrf",
+            ScanTypeParam::Headers => "headers",
+            ScanTypeParam::OpenRedirect => "open_redirect",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanDepth {
+    /// One or two payloads per parameter and check.
+    Quick,
+    /// More contexts and time-based SQL injection probes (seconds each).
+    Deep,
+}
+
+/// `run_security_test`'s input.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSecurityTest {
+    /// The target's base URL, e.g. "http://127.0.0.1:8089/"; it must match the server's
+    /// load_generation.allowed_targets (loopback only by default).
+    #[schemars(length(min = 8, max = 2048))]
+    pub target: String,
+    /// The endpoints to probe (1 to 50); on a cluster they are dealt over the nodes.
+    #[schemars(length(min = 1, max = 50))]
+    pub endpoints: Vec<ScanEndpointParam>,
+    /// The checks to run (default: all five).
+    #[schemars(length(min = 1, max = 5))]
+    pub scan_types: Option<Vec<ScanTypeParam>>,
+    /// quick (default) or deep.
+    pub depth: Option<ScanDepth>,
+    /// Requests per second at most (default 10). Capped by mcp.max_rps.
+    #[schemars(range(min = 0.1, max = 1000.0))]
+    pub rate_limit_rps: Option<f64>,
+    /// A name for the execution (default: "mcp security scan" and the target).
+    #[schemars(length(min = 1, max = 200))]
+    pub name: Option<String>,
+}
+
+impl RunSecurityTest {
+    /// The `POST /api/executions` body: one `security_test` task.
+    pub fn execution_body(&self) -> Value {
+        let endpoints: Vec<Value> = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                let params: Vec<&str> = e.params.iter().flatten().map(|p| p.0.as_str()).collect();
+                json!({"path": e.path, "method": e.method.unwrap_or(Method::Get).as_str(),
+                       "params": params})
+            })
+            .collect();
+        let mut params = json!({"target": self.target, "endpoints": endpoints});
+        let p = params.as_object_mut().expect("an object");
+        if let Some(types) = &self.scan_types {
+            let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+            p.insert("scan_types".into(), json!(names));
+        }
+        if let Some(depth) = self.depth {
+            let depth = match depth {
+                ScanDepth::Quick => "quick",
+                ScanDepth::Deep => "deep",
+            };
+            p.insert("depth".into(), json!(depth));
+        }
+        if let Some(rate) = self.rate_limit_rps {
+            p.insert("rate_limit_rps".into(), json!(rate));
+        }
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("mcp security scan {}", self.target));
+        json!({"name": name, "tasks": [{"type": "security_test", "parameters": params}]})
+    }
+}
+
+/// `get_report`'s verdict over a whole report: [`verdict`] over the load figures (over the
+/// scans' own requests when every task is a scan), and the security tasks' findings: a high
+/// or critical one fails it, a medium or low one degrades it, as does a slice not scanned.
+pub fn report_verdict(state: &str, report: &Value) -> Verdict {
+    let tasks: Vec<&Value> = report["tasks"].as_array().into_iter().flatten().collect();
+    let scans: Vec<&Value> = tasks
+        .iter()
+        .copied()
+        .filter(|t| t["type"] == "security_test")
+        .collect();
+    let mut summary = report["summary"].clone();
+    if !scans.is_empty() && scans.len() == tasks.len() {
+        let sum = |k: &str| -> u64 {
+            scans
+                .iter()
+                .map(|t| t["security"][k].as_u64().unwrap_or(0))
+                .sum()
+        };
+        let (sent, errors) = (sum("requests_sent"), sum("request_errors"));
+        let rate = if sent > 0 {
+            errors as f64 / sent as f64
+        } else {
+            0.0
+        };
+        summary = json!({"total_requests": sent, "errors": {"total": errors},
+                         "error_rate": rate, "not_sent": 0,
+                         "interrupted": report["summary"]["interrupted"]});
+    }
+    let v = verdict(state, Some(&summary));
+    let (mut failed, mut degraded) = (Vec::new(), Vec::new());
+    for t in scans {
+        let findings: Vec<&Value> = t["security"]["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        let severe = findings
+            .iter()
+            .filter(|f| matches!(f["severity"].as_str(), Some("high" | "critical")))
+            .count();
+        let name = t["name"].as_str().unwrap_or("");
+        if severe > 0 {
+            failed.push(format!(
+                "security_test {name}: {} findings, {severe} high or critical",
+                findings.len()
+            ));
+        } else if !findings.is_empty() {
+            degraded.push(format!(
+                "security_test {name}: {} findings, none high or critical",
+                findings.len()
+            ));
+        }
+        if let Some(lost) = t["security"]["nodes_lost"]
+            .as_array()
+            .filter(|l| !l.is_empty())
+        {
+            degraded.push(format!(
+                "security_test {name}: the slices of {} lost nodes were not scanned",
+                lost.len()
+            ));
+        }
+    }
+    let mut reasons = if v.verdict == "passed" && (failed.len() + degraded.len()) > 0 {
+        Vec::new()
+    } else {
+        v.reasons
+    };
+    let verdict = if v.verdict == "failed" || !failed.is_empty() {
+        "failed"
+    } else if v.verdict == "degraded" || !degraded.is_empty() {
+        "degraded"
+    } else {
+        "passed"
+    };
+    reasons.extend(failed);
+    reasons.extend(degraded);
+    Verdict { verdict, reasons }
+}
+
 /// Live figures of an execution view (`GET /api/executions/{id}`), summed over its tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Live {
@@ -549,6 +748,49 @@ mod tests {
         assert_eq!(c.reasons.len(), 2, "{c:?}");
         assert_eq!(v("failed", None).verdict, "failed");
         assert_eq!(v("running", Some(summary(10, 0, 0))).verdict, "failed");
+    }
+
+    #[test]
+    fn a_security_body_is_a_valid_plan_and_its_verdict_reads_the_findings() {
+        let p: RunSecurityTest = serde_json::from_value(json!({
+            "target": "http://127.0.0.1:9/",
+            "endpoints": [{"path": "/search", "params": ["q"]}, {"path": "/t", "method": "POST"}],
+            "scan_types": ["xss", "csrf"], "depth": "deep", "rate_limit_rps": 5
+        }))
+        .unwrap();
+        let body = p.execution_body();
+        let plan = crate::load::plan::validate(&body, &Settings::defaults().load_generation)
+            .unwrap_or_else(|e| panic!("{e}\n{body}"));
+        let crate::load::plan::TaskKind::SecurityTest(spec) = &plan.tasks[0].kind else {
+            panic!("{body}")
+        };
+        assert_eq!(spec.endpoints.len(), 2);
+        assert_eq!(spec.rate_limit_rps, 5.0);
+        assert!(
+            serde_json::from_value::<RunSecurityTest>(json!({
+                "target": "http://127.0.0.1:9/", "endpoints": [{"path": "/"}], "extra": 1
+            }))
+            .is_err()
+        );
+
+        let report = |findings: Value| {
+            json!({"summary": {"total_requests": 0, "errors": {"total": 0}, "error_rate": 0.0,
+                               "not_sent": 0, "interrupted": false},
+                   "tasks": [{"type": "security_test", "name": "s", "security": {
+                       "requests_sent": 40, "request_errors": 0, "findings": findings,
+                       "nodes_lost": []}}]})
+        };
+        let clean = report_verdict("completed", &report(json!([])));
+        assert_eq!(clean.verdict, "passed", "{clean:?}");
+        let low = report_verdict("completed", &report(json!([{"severity": "low"}])));
+        assert_eq!(low.verdict, "degraded", "{low:?}");
+        assert_eq!(low.reasons.len(), 1, "{low:?}");
+        let high = report_verdict(
+            "completed",
+            &report(json!([{"severity": "low"}, {"severity": "critical"}])),
+        );
+        assert_eq!(high.verdict, "failed", "{high:?}");
+        assert!(high.reasons[0].contains("1 high or critical"), "{high:?}");
     }
 
     #[test]

@@ -124,6 +124,15 @@ pub struct NodeRejected {
     pub reason: String,
 }
 
+/// From a proxy: a node's slice of a scan task, done.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeScan {
+    pub node_id: String,
+    pub task: TaskRef,
+    pub report: crate::security::ScanReport,
+}
+
 /// From a proxy: the node's link closed; it may resume within the death timeout.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -17,7 +17,7 @@ use crate::load::share::ShareTable;
 use crate::stats::{ErrorCounts, Window};
 
 /// Bumped on any incompatible change of these types; checked in the handshake.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -97,6 +97,9 @@ pub enum NodeMsg {
     /// Every `health_monitoring.check_interval` and after joining (fire-and-forget: the next
     /// one follows): the node's sample, checks, score, alerts and capacity.
     Health(Box<crate::health::HealthReport>),
+    /// A `security_test` slice finished on this node (exactly-once, like a last window).
+    /// Added in protocol version 3.
+    ScanDone(Box<ScanSlice>),
 }
 
 /// Application messages from the orchestrator.
@@ -150,6 +153,14 @@ pub struct TaskWindow {
     pub window: WireWindow,
     /// The node's last window of the task.
     pub last: bool,
+}
+
+/// One node's slice of a scan, done. The report travels as JSON: its serde form skips empty
+/// optional fields, which postcard (not self-describing) could not read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanSlice {
+    pub task: TaskRef,
+    pub report_json: String,
 }
 
 /// A [`Window`] on the wire.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub mod csrf;
+pub mod distribute;
 pub mod headers;
 pub mod parse;
 pub mod redirect;
@@ -416,6 +417,12 @@ pub struct ScanReport {
     /// Distinct reasons requests were refused or failed, the first few.
     pub notes: Vec<String>,
     pub duration_s: f64,
+    /// A distributed scan: each node's slice (empty for a scan on one node's own).
+    #[serde(default)]
+    pub nodes: Vec<distribute::ScanNode>,
+    /// Nodes lost before their slice's report came: their endpoints were not scanned.
+    #[serde(default)]
+    pub nodes_lost: Vec<String>,
 }
 
 impl ScanReport {

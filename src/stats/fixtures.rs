@@ -61,6 +61,7 @@ pub fn task(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskRepo
             lost: false,
         }],
         thresholds: Vec::new(),
+        security: None,
         timeline: (0..10)
             .map(|s| TimelinePoint {
                 second: s,

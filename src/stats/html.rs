@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use super::report::{Report, TaskReport};
 use super::{ErrorCounts, Percentiles};
+use crate::security::ScanReport;
 
 /// The chart module, inlined into every report.
 pub const CHARTS_JS: &str = include_str!("../http/ui/charts.js");
@@ -267,7 +268,110 @@ fn stress_block(out: &mut String, i: usize, s: &crate::load::stress::StressResul
     );
 }
 
+/// A `security_test` task: its counts, a findings table (evidence excerpts escaped like
+/// every other text of the target's) and its nodes' slices.
+fn security_section(out: &mut String, i: usize, t: &TaskReport, scan: &ScanReport) {
+    let _ = write!(
+        out,
+        "<section class=\"task security\" data-task-index=\"{i}\"><h2>Task {}</h2>\
+         <p class=\"meta\">security_test</p><dl class=\"figures\">",
+        escape(&t.name)
+    );
+    let findings = scan.findings.len();
+    figure(
+        out,
+        "findings",
+        "Findings",
+        &findings.to_string(),
+        &findings.to_string(),
+        findings > 0,
+    );
+    for (key, label, n) in [
+        ("requests_sent", "Requests sent", scan.requests_sent),
+        (
+            "requests_refused",
+            "Refused (allowlist)",
+            scan.requests_refused,
+        ),
+        ("request_errors", "Request errors", scan.request_errors),
+    ] {
+        figure(
+            out,
+            key,
+            label,
+            &n.to_string(),
+            &n.to_string(),
+            key != "requests_sent" && n > 0,
+        );
+    }
+    figure(
+        out,
+        "duration_s",
+        "Duration",
+        &scan.duration_s.to_string(),
+        &fmt_seconds(scan.duration_s),
+        false,
+    );
+    out.push_str("</dl>");
+    if !scan.nodes_lost.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=\"warn nodes-lost\">Not scanned: the slices of lost nodes {}.</p>",
+            escape(&scan.nodes_lost.join(", "))
+        );
+    }
+    out.push_str("<h3>Findings</h3>");
+    if scan.findings.is_empty() {
+        out.push_str("<p class=\"muted\">no findings</p>");
+    } else {
+        out.push_str(
+            "<table class=\"findings\"><thead><tr><th>severity</th><th>type</th>\
+             <th>endpoint</th><th>parameter</th><th>title</th><th>evidence</th>\
+             <th>remediation</th></tr></thead><tbody>",
+        );
+        for f in &scan.findings {
+            let _ = write!(
+                out,
+                "<tr data-severity=\"{sev}\"><td>{sev}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td><code>{} {}</code><pre>{}</pre></td><td>{}</td></tr>",
+                f.scan_type,
+                escape(&f.endpoint),
+                escape(f.parameter.as_deref().unwrap_or("-")),
+                escape(&f.title),
+                escape(&f.evidence.request.method),
+                escape(&f.evidence.request.url),
+                escape(&f.evidence.excerpt),
+                escape(&f.remediation),
+                sev = f.severity,
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    if !scan.nodes.is_empty() {
+        out.push_str(
+            "<h3>Nodes</h3><table class=\"nodes\"><thead><tr><th>node</th><th>endpoints</th>\
+             <th>requests</th><th>findings</th><th>state</th></tr></thead><tbody>",
+        );
+        for n in &scan.nodes {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&n.node_id),
+                escape(&n.endpoints.join(", ")),
+                n.requests_sent,
+                n.findings,
+                if n.lost { "lost" } else { "ok" }
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("</section>");
+}
+
 fn task_section(out: &mut String, i: usize, t: &TaskReport) {
+    if let Some(scan) = &t.security {
+        return security_section(out, i, t, scan);
+    }
     let _ = write!(
         out,
         "<section class=\"task\" data-task-index=\"{i}\"><h2>Task {}</h2><p class=\"meta\">\
@@ -658,6 +762,46 @@ mod tests {
         let as_json = html.matches(in_json).count();
         assert_eq!(total, as_text + as_json, "a URL outside the escaped data");
         assert!(!html.contains("src=") && !html.contains("href="));
+    }
+
+    #[test]
+    fn a_security_task_shows_its_findings_escaped() {
+        use crate::security::{Evidence, Finding, ScanType, SentRequest, Severity};
+        let mut r = report_with("scan", &[("scan", 0, 0, 0.0, 0.0)]);
+        let hostile = "<script>alert(1)</script>";
+        r.tasks[0].security = Some(ScanReport {
+            findings: vec![Finding {
+                scan_type: ScanType::Xss,
+                severity: Severity::High,
+                endpoint: "GET /search".into(),
+                parameter: Some("q".into()),
+                title: "reflected XSS".into(),
+                evidence: Evidence {
+                    request: SentRequest {
+                        method: "GET".into(),
+                        url: "http://127.0.0.1:9/search?q=%3Cscript%3E".into(),
+                        body: None,
+                        headers: Vec::new(),
+                    },
+                    response_status: 200,
+                    excerpt: format!("<p>{hostile}</p>"),
+                },
+                remediation: "escape <output>".into(),
+            }],
+            requests_sent: 12,
+            nodes_lost: vec!["node-1".into()],
+            ..ScanReport::default()
+        });
+        let html = render(&r);
+        let (_, section) = html.split_once("<table class=\"findings\">").unwrap();
+        let (table, _) = section.split_once("</table>").unwrap();
+        assert!(!table.contains(hostile), "{table}");
+        assert!(table.contains(&escape(hostile)), "{table}");
+        assert!(table.contains("escape &lt;output&gt;"), "{table}");
+        for cell in ["high", "xss", "GET /search", "reflected XSS"] {
+            assert!(table.contains(cell), "{cell} missing: {table}");
+        }
+        assert!(html.contains("Not scanned: the slices of lost nodes node-1"));
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct TaskReport {
     /// Each threshold's verdict over the task's final figures (the aborting one failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Verdict>,
+    /// A `security_test`: its findings, merged over the nodes that scanned a slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<crate::security::ScanReport>,
 }
 
 /// One node's part of a task.
@@ -196,6 +199,7 @@ impl TaskReport {
             timeline: acc.timeline().to_vec(),
             stress,
             thresholds: verdicts(&info.thresholds, &Figures::so_far(acc), info.aborted),
+            security: None,
         }
     }
 }
@@ -303,6 +307,10 @@ impl Report {
             s.error_rate * 100.0
         );
         for t in &self.tasks {
+            if let Some(scan) = &t.security {
+                security_text(&mut out, &t.name, scan);
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "\ntask {} ({} model, {}, {} arrivals, {} users)",
@@ -388,5 +396,39 @@ impl Report {
             let _ = writeln!(out, "\nthresholds {verdict}");
         }
         out
+    }
+}
+
+/// A `security_test` task in the text report: its counts, its findings, its lost slices.
+fn security_text(out: &mut String, name: &str, scan: &crate::security::ScanReport) {
+    let _ = writeln!(
+        out,
+        "\ntask {name} (security_test): {} findings, {} requests sent, {} refused, {} errors, {:.1} s",
+        scan.findings.len(),
+        scan.requests_sent,
+        scan.requests_refused,
+        scan.request_errors,
+        scan.duration_s
+    );
+    let by_type: Vec<String> = scan
+        .by_type
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let _ = writeln!(out, "  by type    {}", by_type.join(", "));
+    if !scan.findings.is_empty() {
+        for line in scan.table().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if !scan.nodes_lost.is_empty() {
+        let _ = writeln!(
+            out,
+            "  NOT SCANNED: the slices of lost nodes {}",
+            scan.nodes_lost.join(", ")
+        );
+    }
+    for note in &scan.notes {
+        let _ = writeln!(out, "  note       {note}");
     }
 }

@@ -500,8 +500,10 @@ impl Orchestrator {
                 let remaining = e.duration().saturating_sub(Duration::from_millis(
                     unix_ms().saturating_sub(e.started_at_ms.unwrap_or(0)),
                 ));
-                let watchdog =
-                    remaining + self.settings.load_generation.drain_timeout + LAST_WINDOW_GRACE;
+                let watchdog = remaining
+                    + e.scan_slack()
+                    + self.settings.load_generation.drain_timeout
+                    + LAST_WINDOW_GRACE;
                 tracing::info!(execution = %id, "execution reloaded; waiting for its nodes");
                 self.order.push(id.clone());
                 self.executions.insert(id.clone(), e);

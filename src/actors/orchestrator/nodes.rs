@@ -8,8 +8,8 @@ use crate::discovery::{ServiceInstance, ServiceType, Source};
 use crate::execution::State;
 use crate::health::Status;
 use crate::messages::cluster::{
-    Attach, NodeFailed, NodeHealth, NodeLinkDown, NodeProgress, NodeRejected, NodeRunning, NodeUp,
-    NodeWindow, TakeConn,
+    Attach, NodeFailed, NodeHealth, NodeLinkDown, NodeProgress, NodeRejected, NodeRunning,
+    NodeScan, NodeUp, NodeWindow, TakeConn,
 };
 use crate::messages::discovery::{ForgetService, RegisterService};
 use crate::messages::events::EventKind;
@@ -232,6 +232,32 @@ impl Handler<NodeRunning> for Orchestrator {
             self.lose_node_in(&id, &msg.node_id, epoch, ctx);
         }
         MessageResult(go_on)
+    }
+}
+
+impl Handler<NodeScan> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeScan, ctx: &mut Context<Self>) {
+        let TaskRef {
+            execution_id,
+            task_id,
+        } = msg.task;
+        let Some(e) = self.executions.get_mut(&execution_id) else {
+            tracing::warn!(execution = %execution_id, "scan report for an unknown execution");
+            return;
+        };
+        let findings = msg.report.findings.len();
+        let taken = e
+            .tasks
+            .get_mut(task_id as usize)
+            .is_some_and(|t| t.add_scan_slice(&msg.node_id, msg.report));
+        if taken {
+            tracing::info!(execution = %execution_id, task = task_id, node = %msg.node_id, findings, "scan slice in");
+        } else {
+            tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "scan report for no open slice; ignored");
+        }
+        self.check_done(&execution_id, ctx);
     }
 }
 

@@ -43,6 +43,7 @@ pub struct NodeFacts {
 pub fn capability_for(kind: &TaskKind) -> &'static str {
     match kind {
         TaskKind::LoadTest(_) => "http_load",
+        TaskKind::SecurityTest(_) => "security_testing",
     }
 }
 
@@ -229,6 +230,10 @@ impl Orchestrator {
                     TaskKind::LoadTest(l) => {
                         let users = l.concurrent_users;
                         (users / n + u32::from((slot as u32) < users % n)).max(1)
+                    }
+                    // One request at a time, on the nodes that get a slice.
+                    TaskKind::SecurityTest(spec) => {
+                        u32::from(slot < crate::security::distribute::node_count(spec, nodes.len()))
                     }
                 })
                 .sum();
@@ -503,8 +508,11 @@ impl Orchestrator {
         let start = start.unwrap_or_else(|| unix_ms() + START_DELAY.as_millis() as u64);
         e.plan_over(nodes, start, task_jsons);
         let lead = Duration::from_millis(start.saturating_sub(unix_ms()));
-        let watchdog =
-            e.duration() + self.settings.load_generation.drain_timeout + LAST_WINDOW_GRACE + lead;
+        let watchdog = e.duration()
+            + e.scan_slack()
+            + self.settings.load_generation.drain_timeout
+            + LAST_WINDOW_GRACE
+            + lead;
         self.store_plan(id, ctx);
         self.set_state(id, State::Running, None, ctx);
         let e = &self.executions[id];

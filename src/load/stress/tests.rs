@@ -33,7 +33,9 @@ fn errors(params: Value) -> Vec<(String, String)> {
 
 fn load(params: Value) -> LoadTask {
     let plan = validate(&doc(params), &settings()).unwrap_or_else(|e| panic!("{e}"));
-    let TaskKind::LoadTest(t) = plan.tasks.into_iter().next().unwrap().kind;
+    let TaskKind::LoadTest(t) = plan.tasks.into_iter().next().unwrap().kind else {
+        panic!("a load task")
+    };
     t
 }
 
@@ -104,7 +106,9 @@ fn load_keys_pass_through_and_break_on_is_read() {
         &settings(),
     )
     .unwrap();
-    let TaskKind::LoadTest(l) = &plan.tasks[0].kind;
+    let TaskKind::LoadTest(l) = &plan.tasks[0].kind else {
+        panic!("a load task")
+    };
     assert!(l.stress.is_none());
     assert!(serde_json::to_value(l).unwrap().get("stress").is_none());
 }
