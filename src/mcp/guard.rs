@@ -10,6 +10,7 @@ use crate::settings::McpSettings;
 
 use super::tools::{
     MAX_SCAN_ENDPOINTS, MAX_SCAN_PARAMS, MAX_TARGETS, Model, RunLoadTest, RunSecurityTest,
+    RunStressTest,
 };
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -154,6 +155,41 @@ pub fn check_security_test(p: &RunSecurityTest, limits: &McpSettings) -> Result<
     Ok(())
 }
 
+/// The caps on one `run_stress_test`: every step's rate under `mcp.max_rps`, all steps
+/// together under `mcp.max_duration`. The targets' allowlist is [`check_url`], apart.
+pub fn check_stress_test(p: &RunStressTest, limits: &McpSettings) -> Result<(), Refusal> {
+    if p.targets.is_empty() || p.targets.len() > MAX_TARGETS {
+        return Err(Refusal::Invalid(format!(
+            "targets must list 1 to {MAX_TARGETS} URLs, got {}",
+            p.targets.len()
+        )));
+    }
+    for (field, v) in [
+        ("start_rps", p.start_rps),
+        ("step_rps", p.step_rps),
+        ("max_rps", p.max_rps),
+    ] {
+        if !v.is_finite() || v <= 0.0 {
+            return Err(Refusal::Invalid(format!(
+                "{field} must be more than 0, got {v}"
+            )));
+        }
+        if v > limits.max_rps {
+            return Err(Refusal::Rate {
+                field,
+                asked: v,
+                max: limits.max_rps,
+            });
+        }
+    }
+    let total = p.steps().saturating_mul(p.step_duration_s);
+    let max = limits.max_duration.as_secs();
+    if total > max {
+        return Err(Refusal::Duration { asked: total, max });
+    }
+    Ok(())
+}
+
 /// A new execution may start while fewer than `mcp.max_concurrent_executions` started over
 /// MCP are unfinished (`unfinished`: their ids).
 pub fn check_concurrency(unfinished: &[String], limits: &McpSettings) -> Result<(), Refusal> {
@@ -185,6 +221,62 @@ mod tests {
             base[k] = x.clone();
         }
         serde_json::from_value(base).unwrap()
+    }
+
+    fn stress(v: serde_json::Value) -> RunStressTest {
+        let mut base = json!({"targets": [{"url": "http://127.0.0.1:9/"}], "start_rps": 100,
+                              "step_rps": 50, "max_rps": 400, "step_duration_s": 5});
+        for (k, x) in v.as_object().unwrap() {
+            base[k] = x.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn a_stress_test_is_held_to_the_rate_and_duration_caps() {
+        // 100, 150, ..., 400: 7 steps of 5 s.
+        assert_eq!(stress(json!({})).steps(), 7);
+        assert_eq!(check_stress_test(&stress(json!({})), &limits()), Ok(()));
+        let e = check_stress_test(&stress(json!({"max_rps": 1500})), &limits()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Refusal::Rate {
+                    field: "max_rps",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // 7 steps of 60 s is 420 s, over the 300 s cap.
+        let e = check_stress_test(&stress(json!({"step_duration_s": 60})), &limits()).unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::Duration {
+                asked: 420,
+                max: 300
+            }
+        );
+        assert!(e.to_string().contains("MCP_MCP_MAX_DURATION"));
+        let body = stress(json!({"break_p99_ms": 250})).execution_body();
+        let task = &body["tasks"][0];
+        assert_eq!(task["type"], "stress_test");
+        assert_eq!(task["parameters"]["step_duration"], "5s");
+        assert_eq!(task["parameters"]["break_on"]["p99_ms"], 250.0);
+    }
+
+    #[test]
+    fn thresholds_make_a_performance_test() {
+        let body =
+            test(json!({"thresholds": ["p99_ms < 200"], "abort_on_fail": true})).execution_body();
+        let task = &body["tasks"][0];
+        assert_eq!(task["type"], "performance_test");
+        assert_eq!(task["parameters"]["thresholds"], json!(["p99_ms < 200"]));
+        assert_eq!(task["parameters"]["abort_on_fail"], true);
+        assert_eq!(
+            test(json!({})).execution_body()["tasks"][0]["type"],
+            "load_test"
+        );
     }
 
     #[test]

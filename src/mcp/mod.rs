@@ -45,8 +45,8 @@ use serde_json::{Value, json};
 use crate::settings::Settings;
 use backend::{Backend, BackendError};
 use tools::{
-    Compare, ExecutionId, ListExecutions, Live, RunLoadTest, RunSecurityTest, WaitFor, is_final,
-    report_verdict,
+    Compare, ExecutionId, ListExecutions, Live, RunLoadTest, RunSecurityTest, RunStressTest,
+    WaitFor, is_final, report_verdict,
 };
 
 /// The URI of an execution's report resource.
@@ -242,6 +242,31 @@ impl McpServer {
             Err(e) => return tool_error(format!("the target check was lost: {e}")),
         }
         self.submit(p.execution_body(), "load test").await
+    }
+
+    #[tool(
+        description = "Start a stress test: the rate steps up from start_rps by step_rps every step_duration_s until max_rps, and stops by itself once the target breaks (a second's p99 over break_p99_ms, errors over break_error_rate, or under 95% of the planned rate, for `consecutive` seconds in a row). Returns the execution_id at once; follow it with wait_for_execution, then get_report, whose tasks[0].stress gives breaking_point_rps (the last sustainable rate), the condition that broke and each step's rate, latency and errors. The server refuses (tool error, saying which setting) targets outside load_generation.allowed_targets, any rate over mcp.max_rps, all steps together over mcp.max_duration, and more unfinished MCP-started executions than mcp.max_concurrent_executions."
+    )]
+    async fn run_stress_test(
+        &self,
+        Parameters(p): Parameters<RunStressTest>,
+    ) -> Result<CallToolResult, McpError> {
+        if let Err(refusal) = guard::check_stress_test(&p, &self.ctx.settings.mcp) {
+            return tool_error(refusal);
+        }
+        let allowlist = self.ctx.settings.load_generation.allowed_targets.clone();
+        let urls: Vec<String> = p.targets.iter().map(|t| t.url.clone()).collect();
+        let allowed = tokio::task::spawn_blocking(move || {
+            urls.iter()
+                .try_for_each(|url| guard::check_url(url, &allowlist))
+        })
+        .await;
+        match allowed {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => return tool_error(refusal),
+            Err(e) => return tool_error(format!("the target check was lost: {e}")),
+        }
+        self.submit(p.execution_body(), "stress test").await
     }
 
     #[tool(

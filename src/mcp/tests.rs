@@ -7,7 +7,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 
-const TOOLS: [&str; 10] = [
+const TOOLS: [&str; 11] = [
     "cancel_execution",
     "cluster_health",
     "compare_executions",
@@ -17,6 +17,7 @@ const TOOLS: [&str; 10] = [
     "list_nodes",
     "run_load_test",
     "run_security_test",
+    "run_stress_test",
     "wait_for_execution",
 ];
 
@@ -60,7 +61,7 @@ fn text(r: &CallToolResult) -> String {
 }
 
 #[tokio::test]
-async fn ten_tools_each_with_a_bounded_schema() {
+async fn eleven_tools_each_with_a_bounded_schema() {
     let mut settings = Settings::defaults();
     settings.mcp.max_rps = 123.0;
     let base = format!("http://127.0.0.1:{}", closed_port());
@@ -84,6 +85,8 @@ async fn ten_tools_each_with_a_bounded_schema() {
                 p.get("maxItems").is_some()
             } else if types.contains("string") {
                 p.get("maxLength").is_some()
+            } else if types.contains("boolean") {
+                true
             } else {
                 // An enum, by reference.
                 p.to_string().contains("$ref")

@@ -137,6 +137,95 @@ pub struct RunLoadTest {
     /// A name for the execution (default: the pattern, rate and duration).
     #[schemars(length(min = 1, max = 200))]
     pub name: Option<String>,
+    /// Pass/fail criteria over the merged figures, e.g. "p99_ms < 200", "error_rate < 0.01",
+    /// "achieved_rps >= 0.99 * planned" (metrics p50_ms..p999_ms, max_ms, mean_ms,
+    /// error_rate, errors, achieved_rps, late_starts). With any, the task is a
+    /// performance_test and get_report gives each threshold's verdict.
+    #[schemars(length(max = 32))]
+    pub thresholds: Option<Vec<String>>,
+    /// Stop the run as soon as a threshold fails (after its first second).
+    pub abort_on_fail: Option<bool>,
+}
+
+/// `run_stress_test`'s input: the rate steps up until the target breaks.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunStressTest {
+    /// The URLs to load (1 to 16).
+    #[schemars(length(min = 1, max = 16))]
+    pub targets: Vec<TargetParam>,
+    /// The first step's rate (requests per second).
+    #[schemars(range(min = 1.0, max = 1000.0))]
+    pub start_rps: f64,
+    /// How much each step adds.
+    #[schemars(range(min = 1.0, max = 1000.0))]
+    pub step_rps: f64,
+    /// The last step's rate at most; capped by mcp.max_rps.
+    #[schemars(range(min = 1.0, max = 1000.0))]
+    pub max_rps: f64,
+    /// How long each step holds, in seconds; all steps together are capped by
+    /// mcp.max_duration.
+    #[schemars(range(min = 2, max = 300))]
+    pub step_duration_s: u64,
+    /// Breaks when the p99 latency of a second is above this (default 1000 ms).
+    #[schemars(range(min = 1.0, max = 60000.0))]
+    pub break_p99_ms: Option<f64>,
+    /// Breaks when a second's error rate is above this (default 0.05).
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub break_error_rate: Option<f64>,
+    /// Seconds in a row a condition must hold to break (default 2).
+    #[schemars(range(min = 1, max = 30))]
+    pub consecutive: Option<u32>,
+    /// A name for the execution.
+    #[schemars(length(min = 1, max = 200))]
+    pub name: Option<String>,
+}
+
+impl RunStressTest {
+    /// The steps' rates, as the plan reader makes them (the last is max_rps).
+    pub fn steps(&self) -> u64 {
+        if self.step_rps <= 0.0 || self.max_rps < self.start_rps {
+            return 1;
+        }
+        ((self.max_rps - self.start_rps) / self.step_rps).ceil() as u64 + 1
+    }
+
+    /// The `POST /api/executions` body: one `stress_test` task.
+    pub fn execution_body(&self) -> Value {
+        let targets: Vec<Value> = self
+            .targets
+            .iter()
+            .map(|t| json!({"url": t.url, "method": t.method.unwrap_or(Method::Get).as_str()}))
+            .collect();
+        let mut params = json!({
+            "targets": targets,
+            "start_rps": self.start_rps,
+            "step_rps": self.step_rps,
+            "max_rps": self.max_rps,
+            "step_duration": format!("{}s", self.step_duration_s),
+        });
+        let p = params.as_object_mut().expect("an object");
+        let mut break_on = serde_json::Map::new();
+        if let Some(v) = self.break_p99_ms {
+            break_on.insert("p99_ms".into(), json!(v));
+        }
+        if let Some(v) = self.break_error_rate {
+            break_on.insert("error_rate".into(), json!(v));
+        }
+        if !break_on.is_empty() {
+            p.insert("break_on".into(), Value::Object(break_on));
+        }
+        if let Some(n) = self.consecutive {
+            p.insert("consecutive".into(), json!(n));
+        }
+        let name = self.name.clone().unwrap_or_else(|| {
+            format!(
+                "mcp stress {} to {} rps by {}",
+                self.start_rps, self.max_rps, self.step_rps
+            )
+        });
+        json!({"name": name, "tasks": [{"type": "stress_test", "parameters": params}]})
+    }
 }
 
 impl RunLoadTest {
@@ -196,7 +285,15 @@ impl RunLoadTest {
                 self.duration_s
             ),
         });
-        json!({"name": name, "tasks": [{"type": "load_test", "parameters": params}]})
+        let mut kind = "load_test";
+        if let Some(thresholds) = self.thresholds.as_ref().filter(|t| !t.is_empty()) {
+            kind = "performance_test";
+            p.insert("thresholds".into(), json!(thresholds));
+            if let Some(abort) = self.abort_on_fail {
+                p.insert("abort_on_fail".into(), json!(abort));
+            }
+        }
+        json!({"name": name, "tasks": [{"type": kind, "parameters": params}]})
     }
 }
 
