@@ -404,6 +404,44 @@ pub fn describe(v: &Value) -> String {
     s
 }
 
+/// A required, non-empty list at `key` of at most `max` items (`noun`: "target", say; `example`
+/// shows its form). Each problem is pushed, naming the key.
+pub fn read_list<'v>(
+    o: &mut Obj<'v>,
+    key: &'static str,
+    noun: &str,
+    example: &str,
+    max: usize,
+    e: &mut FieldErrors,
+) -> Option<&'v Vec<Value>> {
+    let path = o.key_path(key);
+    match o.raw(key) {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= max => Some(items),
+        Some(Value::Array(items)) if items.is_empty() => {
+            e.push(path, format!("must list at least one {noun}"));
+            None
+        }
+        Some(Value::Array(items)) => {
+            e.push(
+                path,
+                format!("lists {} {noun}s; at most {max}", items.len()),
+            );
+            None
+        }
+        None => {
+            e.push(path, format!("is required: a list like {example}"));
+            None
+        }
+        Some(other) => {
+            e.push(
+                path,
+                format!("expected a list of {noun}s, got {}", kind(other)),
+            );
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use crate::allowlist::Allowlist;
 use crate::load::schedule::{Arrivals, LoadProfile, Pattern, RatePlan, Stage};
 use crate::settings::LoadSettings;
 use crate::stats::thresholds::{self, Threshold};
-use crate::validate::{FieldErrors, Obj, describe, join, kind};
+use crate::validate::{FieldErrors, Obj, describe, join, kind, read_list};
 
 /// A validated test plan.
 #[derive(Debug, Clone, Serialize)]
@@ -882,27 +882,14 @@ fn read_targets(
     e: &mut FieldErrors,
 ) -> Option<Vec<Target>> {
     let path = o.key_path("targets");
-    let items = match o.raw("targets") {
-        Some(Value::Array(items)) if !items.is_empty() => items,
-        Some(Value::Array(_)) => {
-            e.push(path, "must list at least one target");
-            return None;
-        }
-        None => {
-            e.push(
-                path,
-                "is required: a list like [{url: \"http://127.0.0.1:8089/\"}]",
-            );
-            return None;
-        }
-        Some(other) => {
-            e.push(
-                path,
-                format!("expected a list of targets, got {}", kind(other)),
-            );
-            return None;
-        }
-    };
+    let items = read_list(
+        o,
+        "targets",
+        "target",
+        "[{url: \"http://127.0.0.1:8089/\"}]",
+        usize::MAX,
+        e,
+    )?;
     let targets: Vec<Option<Target>> = items
         .iter()
         .enumerate()

@@ -147,6 +147,14 @@ pub struct RunLoadTest {
     pub abort_on_fail: Option<bool>,
 }
 
+/// The plan's `targets` of a tool's targets (method GET unless given).
+fn targets_json(targets: &[TargetParam]) -> Vec<Value> {
+    targets
+        .iter()
+        .map(|t| json!({"url": t.url, "method": t.method.unwrap_or(Method::Get).as_str()}))
+        .collect()
+}
+
 /// `run_stress_test`'s input: the rate steps up until the target breaks.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -192,11 +200,7 @@ impl RunStressTest {
 
     /// The `POST /api/executions` body: one `stress_test` task.
     pub fn execution_body(&self) -> Value {
-        let targets: Vec<Value> = self
-            .targets
-            .iter()
-            .map(|t| json!({"url": t.url, "method": t.method.unwrap_or(Method::Get).as_str()}))
-            .collect();
+        let targets = targets_json(&self.targets);
         let mut params = json!({
             "targets": targets,
             "start_rps": self.start_rps,
@@ -239,11 +243,7 @@ impl RunLoadTest {
 
     /// The `POST /api/executions` body (the plan schema of `src/load/plan.rs`).
     pub fn execution_body(&self) -> Value {
-        let targets: Vec<Value> = self
-            .targets
-            .iter()
-            .map(|t| json!({"url": t.url, "method": t.method.unwrap_or(Method::Get).as_str()}))
-            .collect();
+        let targets = targets_json(&self.targets);
         let mut params = json!({
             "targets": targets,
             "duration": format!("{}s", self.duration_s),

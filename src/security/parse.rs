@@ -21,7 +21,7 @@ use url::Url;
 
 use super::{DEFAULT_PARAM_VALUE, Depth, Endpoint, Param, ScanSpec, ScanType};
 use crate::settings::LoadSettings;
-use crate::validate::{FieldErrors, Obj, describe, kind};
+use crate::validate::{FieldErrors, Obj, describe, kind, read_list};
 
 /// The highest rate a scan may ask for: a scan probes, it does not load.
 pub const MAX_RATE_LIMIT_RPS: f64 = 1000.0;
@@ -152,34 +152,14 @@ fn read_scan_types(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Vec<ScanType>
 
 fn read_endpoints(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Vec<Endpoint>> {
     let path = o.key_path("endpoints");
-    let items = match o.raw("endpoints") {
-        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_ENDPOINTS => items,
-        Some(Value::Array(items)) if items.is_empty() => {
-            e.push(path, "must list at least one endpoint");
-            return None;
-        }
-        Some(Value::Array(items)) => {
-            e.push(
-                path,
-                format!("lists {} endpoints; at most {MAX_ENDPOINTS}", items.len()),
-            );
-            return None;
-        }
-        None => {
-            e.push(
-                path,
-                "is required: a list like [{path: /search, method: GET, params: [q]}]",
-            );
-            return None;
-        }
-        Some(other) => {
-            e.push(
-                path,
-                format!("expected a list of endpoints, got {}", kind(other)),
-            );
-            return None;
-        }
-    };
+    let items = read_list(
+        o,
+        "endpoints",
+        "endpoint",
+        "[{path: /search, method: GET, params: [q]}]",
+        MAX_ENDPOINTS,
+        e,
+    )?;
     let read: Vec<Option<Endpoint>> = items
         .iter()
         .enumerate()

@@ -289,21 +289,8 @@ fn html(body: String) -> HttpResponse {
         ))
 }
 
-/// Escapes the five HTML-special characters.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// The fixed twin escapes as the HTML report does.
+pub use mcp_testing::stats::html::escape;
 
 fn shown(state: &State, s: &str) -> String {
     match state.flavor {
