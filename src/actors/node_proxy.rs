@@ -49,6 +49,26 @@ impl LinkTimers {
         }
     }
 
+    /// What the orchestrator's side of a link does after hearing nothing from its node for
+    /// `silent`: the death timer's whole decision, kept apart from the clock so that tests
+    /// drive it with any durations they like.
+    ///
+    /// The node is declared failed once it has been silent for longer than the death timeout
+    /// D. Heartbeats renew the node's lease only while it has been silent for at most
+    /// `D - L - H`: a node whose frames no longer arrive (a one-way failure) then has paused
+    /// (its lease L lapsed) by the time its share is given away at D.
+    pub fn on_silence(&self, silent: Duration, connected: bool) -> Silence {
+        if silent > self.death {
+            return Silence::Fail;
+        }
+        let renewing = self.death.saturating_sub(self.lease + self.heartbeat);
+        if connected && silent <= renewing.max(self.heartbeat) {
+            Silence::Heartbeat
+        } else {
+            Silence::Wait
+        }
+    }
+
     pub fn session_config(&self) -> SessionConfig {
         SessionConfig {
             outbox_capacity: self.outbox,
@@ -57,6 +77,17 @@ impl LinkTimers {
             ..SessionConfig::default()
         }
     }
+}
+
+/// The death timer's verdict on a silence ([`LinkTimers::on_silence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// Send a heartbeat: the cumulative ack, which also renews the node's lease.
+    Heartbeat,
+    /// Send nothing and wait: the node's lease is left to lapse.
+    Wait,
+    /// Declare the node failed and fence it with a new epoch.
+    Fail,
 }
 
 /// From the orchestrator that owns this proxy, when it stops: close the link and stop.
@@ -157,22 +188,17 @@ impl NodeProxy {
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let silent = self.last_heard.elapsed();
-        if self.state != LinkState::Failed && silent > self.timers.death {
-            self.fail(ctx);
-            return;
-        }
-        // Heartbeats renew the node's lease. Once the node has been silent for D - L - H they
-        // stop, so a node whose frames no longer arrive (a one-way failure) has paused by the
-        // time its share is given away at D.
-        let renewing = self
+        match self
             .timers
-            .death
-            .saturating_sub(self.timers.lease + self.timers.heartbeat);
-        if self.state == LinkState::Connected && silent <= renewing.max(self.timers.heartbeat) {
-            // The heartbeat: the cumulative ack, which also renews the node's lease.
-            let ack = self.session.ack_frame();
-            self.write(&OrchFrame::Link(ack));
-            self.flush();
+            .on_silence(silent, self.state == LinkState::Connected)
+        {
+            Silence::Fail if self.state != LinkState::Failed => self.fail(ctx),
+            Silence::Heartbeat => {
+                let ack = self.session.ack_frame();
+                self.write(&OrchFrame::Link(ack));
+                self.flush();
+            }
+            Silence::Fail | Silence::Wait => {}
         }
     }
 
@@ -570,5 +596,89 @@ impl Handler<GetNodeView> for NodeProxy {
             fenced_frames_rejected: self.fenced_rejected,
             link: self.session.stats(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The death timer's decisions, driven by chosen silences instead of the wall clock.
+
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::{LinkTimers, Silence};
+
+    /// Valid timers (the settings require D >= L + 2H), in milliseconds.
+    fn timers() -> impl Strategy<Value = LinkTimers> {
+        (1u64..2_000, 1u64..10_000, 0u64..10_000).prop_map(|(h, l, extra)| LinkTimers {
+            heartbeat: Duration::from_millis(h),
+            lease: Duration::from_millis(l),
+            death: Duration::from_millis(l + 2 * h + extra),
+            max_frame: 1 << 20,
+            outbox: 1024,
+        })
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_test_timers_fail_a_node_after_the_death_timeout_and_not_before() {
+        let t = LinkTimers {
+            heartbeat: ms(200),
+            lease: ms(600),
+            death: ms(1200),
+            max_frame: 1 << 20,
+            outbox: 1024,
+        };
+        assert_eq!(t.on_silence(ms(0), true), Silence::Heartbeat);
+        assert_eq!(t.on_silence(ms(400), true), Silence::Heartbeat);
+        assert_eq!(t.on_silence(ms(401), true), Silence::Wait);
+        assert_eq!(t.on_silence(ms(1200), true), Silence::Wait);
+        assert_eq!(t.on_silence(ms(1201), true), Silence::Fail);
+        assert_eq!(t.on_silence(ms(1201), false), Silence::Fail);
+        assert_eq!(t.on_silence(ms(0), false), Silence::Wait);
+    }
+
+    proptest! {
+        /// A node is failed exactly when it has been silent for longer than D.
+        #[test]
+        fn fails_exactly_past_the_death_timeout(t in timers(), silent in 0u64..30_000, connected: bool) {
+            let verdict = t.on_silence(ms(silent), connected);
+            prop_assert_eq!(verdict == Silence::Fail, ms(silent) > t.death);
+        }
+
+        /// A lease renewed by the last heartbeat, delivered within H, lapses by D: the node
+        /// has paused before its share is given to the others.
+        #[test]
+        fn the_last_lease_lapses_before_the_share_moves(t in timers(), silent in 0u64..30_000) {
+            if t.on_silence(ms(silent), true) == Silence::Heartbeat {
+                prop_assert!(ms(silent) + t.lease + t.heartbeat <= t.death);
+            }
+        }
+
+        /// A healthy link (something heard every heartbeat) is always renewed, and a
+        /// disconnected one never is.
+        #[test]
+        fn healthy_links_are_renewed(t in timers(), silent in 0u64..2_000) {
+            if ms(silent) <= t.heartbeat {
+                prop_assert_eq!(t.on_silence(ms(silent), true), Silence::Heartbeat);
+            }
+            prop_assert_ne!(t.on_silence(ms(silent), false), Silence::Heartbeat);
+        }
+
+        /// Silence only gets worse: no heartbeat after the first wait, no reprieve after fail.
+        #[test]
+        fn verdicts_never_go_back(t in timers(), a in 0u64..30_000, b in 0u64..30_000) {
+            let (early, late) = (a.min(b), a.max(b));
+            let rank = |v: Silence| match v {
+                Silence::Heartbeat => 0,
+                Silence::Wait => 1,
+                Silence::Fail => 2,
+            };
+            prop_assert!(rank(t.on_silence(ms(early), true)) <= rank(t.on_silence(ms(late), true)));
+        }
     }
 }
