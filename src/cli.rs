@@ -149,7 +149,18 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
-        ExitCode::FAILURE
+        // A damaged store is a configuration the operator must fix, like an invalid one.
+        let corrupt = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<crate::store::StoreError>(),
+                Some(crate::store::StoreError::Corrupt { .. })
+            )
+        });
+        if corrupt {
+            ExitCode::from(EXIT_INVALID)
+        } else {
+            ExitCode::FAILURE
+        }
     })
 }
 
