@@ -235,6 +235,7 @@ fn stored_view(r: &crate::store::ExecutionRecord) -> Value {
         "started_at_ms": r.started_at_ms,
         "finished_at_ms": r.finished_at_ms,
         "progress_percent": if State::parse(&r.state).is_some_and(State::is_terminal) { 100.0 } else { 0.0 },
+        "achieved_rps": report.as_ref().map(|r| r["summary"]["achieved_rps"].clone()),
         "summary": report.as_ref().map(|r| r["summary"].clone()),
     })
 }

@@ -601,6 +601,7 @@ impl Handler<Cancel> for Orchestrator {
             }
             State::Planning | State::Running => {
                 e.stopping = true;
+                e.cancelled_at_ms.get_or_insert(unix_ms());
                 let reason = Some("cancelled while running".to_string());
                 self.set_state(&id, State::Cancelled, reason, ctx);
                 if let Some(e) = self.executions.get_mut(&id) {
