@@ -24,10 +24,6 @@ use crate::messages::wire::{
 };
 use crate::store::{StoreError, WindowKey};
 
-/// How many times, and how far apart, storing a window is tried before it is given up.
-const STORE_ATTEMPTS: u32 = 25;
-const STORE_RETRY: Duration = Duration::from_millis(200);
-
 /// Link timers and limits, from `communication` and `cluster` settings.
 #[derive(Debug, Clone)]
 pub struct LinkTimers {
@@ -86,6 +82,8 @@ pub struct NodeProxy {
     last_heard: Instant,
     windows_stored: u64,
     windows_duplicate: u64,
+    /// Windows counted but not kept by the store (past its memory bound for a full disk).
+    windows_unstored: u64,
     fenced_rejected: u64,
     /// The connection's queue was full at the last flush: flush again soon.
     blocked: bool,
@@ -115,6 +113,7 @@ impl NodeProxy {
             last_heard: Instant::now(),
             windows_stored: 0,
             windows_duplicate: 0,
+            windows_unstored: 0,
             fenced_rejected: 0,
             blocked: false,
         }
@@ -250,7 +249,7 @@ impl NodeProxy {
             self.session.confirm(d.seq, d.id);
         }
         match d.body {
-            NodeMsg::Window(w) => self.store_window(*w, d.epoch, d.seq, d.id, 0, ctx),
+            NodeMsg::Window(w) => self.store_window(*w, d.epoch, d.seq, d.id, ctx),
             NodeMsg::Status { tasks } => {
                 for t in &tasks {
                     self.store.do_send(SetNodeTaskSent {
@@ -328,7 +327,6 @@ impl NodeProxy {
         epoch: u64,
         seq: u64,
         id: u64,
-        attempt: u32,
         ctx: &mut Context<Self>,
     ) {
         let key = WindowKey {
@@ -346,12 +344,11 @@ impl NodeProxy {
                 return;
             }
         };
-        let retry = w.clone();
         ctx.wait(
             self.store
                 .send(PutWindow { key, payload })
                 .into_actor(self)
-                .map(move |res, act, ctx| match res {
+                .map(move |res, act, _ctx| match res {
                     Ok(Ok(inserted)) => {
                         if inserted {
                             act.windows_stored += 1;
@@ -372,15 +369,17 @@ impl NodeProxy {
                         act.session.confirm(seq, id);
                         act.flush();
                     }
-                    // The session will not deliver it again: try the store again, a while.
-                    other if attempt < STORE_ATTEMPTS => {
-                        tracing::warn!(node = %act.node_id, result = ?other, attempt, "window not stored; retrying");
-                        ctx.wait(actix::clock::sleep(STORE_RETRY).into_actor(act));
-                        act.store_window(retry, epoch, seq, id, attempt + 1, ctx);
-                    }
                     other => {
-                        // Lost, loudly: the link must not stay stuck behind it.
-                        tracing::error!(node = %act.node_id, result = ?other, "window could not be stored; dropped");
+                        // The store keeps what its disk refuses and retries it; this is a
+                        // window it could not even keep. The requests were sent: they count
+                        // (the execution merges in memory), only the store misses them. Never
+                        // wait here: a link that stops reading for a store looks dead.
+                        tracing::error!(node = %act.node_id, result = ?other, "window not stored; counted, not kept");
+                        act.windows_unstored += 1;
+                        act.orchestrator.do_send(NodeWindow {
+                            node_id: act.node_id.clone(),
+                            window: w,
+                        });
                         act.session.confirm(seq, id);
                         act.flush();
                     }
@@ -567,6 +566,7 @@ impl Handler<GetNodeView> for NodeProxy {
             last_heard_ms: self.last_heard.elapsed().as_millis() as u64,
             windows_stored: self.windows_stored,
             windows_duplicate: self.windows_duplicate,
+            windows_unstored: self.windows_unstored,
             fenced_frames_rejected: self.fenced_rejected,
             link: self.session.stats(),
         })

@@ -398,8 +398,19 @@ async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
         Some(bus) => bus.send(GetEventBusState).await.ok(),
         None => None,
     };
+    // A store that cannot write keeps what it is given in memory; the service is degraded
+    // until it writes again.
+    let store = state.registry.store.send(db::GetStoreStatus).await.ok();
+    let reasons: Vec<String> = store.iter().filter_map(|s| s.problem()).collect();
+    let status = if store.as_ref().is_some_and(|s| s.degraded()) {
+        "degraded"
+    } else {
+        "healthy"
+    };
     Ok(HttpResponse::Ok().json(json!({
-        "status": "healthy",
+        "status": status,
+        "reasons": reasons,
+        "store": store,
         "version": env!("CARGO_PKG_VERSION"),
         "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed")},
         "executions": {"running": running, "pending": pending},

@@ -184,6 +184,9 @@ pub struct NodeView {
     pub last_heard_ms: u64,
     pub windows_stored: u64,
     pub windows_duplicate: u64,
+    /// Windows counted in their execution but not kept by the store (its disk refused them
+    /// and its memory bound was reached).
+    pub windows_unstored: u64,
     /// Frames stamped with an epoch older than the node's (sent before it was fenced).
     pub fenced_frames_rejected: u64,
     pub link: crate::hub::session::SessionStats,

@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod pending;
+
 use rusqlite::{Connection, OptionalExtension, Row, ffi, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
@@ -333,6 +335,27 @@ impl Db {
             ])
             .map_err(|e| unknown_execution_or(e, &key.execution_id))?;
         Ok(inserted == 1)
+    }
+
+    /// Whether a window is stored under this key.
+    pub fn has_window(&self, key: &WindowKey) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM windows WHERE execution_id = ?1 AND task_id = ?2 \
+             AND window_index = ?3 AND node_id = ?4 AND epoch = ?5",
+        )?;
+        Ok(stmt
+            .query_row(
+                params![
+                    key.execution_id,
+                    key.task_id,
+                    int("window_index", key.window_index)?,
+                    key.node_id,
+                    int("epoch", key.epoch)?,
+                ],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// The windows of an execution ordered by task, window index, node (then epoch).
