@@ -533,13 +533,20 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             url.clone().map(crate::actors::node_agent::Connector::Ws),
         );
         crate::app::start_node_discovery(&node, settings.clone(), &id, addr.port());
+        let agent = node.agent.clone();
         let server = crate::app::serve_node(node, settings, listener)?;
         let joining = match &url {
             Some(u) => format!("joining {u}"),
             None => "looking for an orchestrator (multicast or DNS)".into(),
         };
         eprintln!("mcpt node {id} listening on http://{addr}, {joining}");
-        until_signal(server).await
+        let served = until_signal(server).await;
+        // Stopped: say goodbye, so the orchestrator shows this node `left`, not failed.
+        if let Some(agent) = agent.get() {
+            let leave = agent.send(crate::actors::node_agent::Leave);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), leave).await;
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }

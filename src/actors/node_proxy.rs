@@ -2,7 +2,9 @@
 //! state machine (sequence numbers, outbox, acks, resume), its epoch and its death timer;
 //! stores each metric window once before handing it to the `Orchestrator`, and fences the node
 //! when it goes silent for the death timeout. Outlives connections: a node that reconnects
-//! within the timeout resumes its session. Takes: `TakeConn`, `Deliver`, `GetNodeView`.
+//! within the timeout resumes its session. A node that says goodbye is fenced the same way at
+//! once and shown `left`; a node failed or left for `service_discovery.service_timeout` is
+//! forgotten (`ForgetNode` to the orchestrator). Takes: `TakeConn`, `Deliver`, `GetNodeView`.
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +17,8 @@ use crate::actors::store::Store;
 use crate::hub::conn::{ConnEvent, Out, events};
 use crate::hub::{Delivered, Delivery, Session, SessionConfig};
 use crate::messages::cluster::{
-    Deliver, GetNodeView, NodeFailed, NodeHealth, NodeLinkDown, NodeProgress, NodeRejected,
-    NodeRunning, NodeScan, NodeUp, NodeView, NodeWindow, TakeConn,
+    Deliver, ForgetNode, GetNodeView, NodeFailed, NodeHealth, NodeLeft, NodeLinkDown, NodeProgress,
+    NodeRejected, NodeRunning, NodeScan, NodeUp, NodeView, NodeWindow, TakeConn,
 };
 use crate::messages::store::{BumpNodeEpoch, GetNodeEpoch, PutWindow, SetNodeTaskSent, UpsertNode};
 use crate::messages::wire::{
@@ -32,6 +34,9 @@ pub struct LinkTimers {
     pub death: Duration,
     pub max_frame: usize,
     pub outbox: usize,
+    /// A node failed or left this long ago is forgotten
+    /// (`service_discovery.service_timeout`).
+    pub forget: Duration,
 }
 
 impl LinkTimers {
@@ -42,6 +47,7 @@ impl LinkTimers {
             death: s.communication.death_timeout,
             max_frame: s.cluster.max_frame_size,
             outbox: s.cluster.outbox_capacity,
+            forget: s.service_discovery.service_timeout,
         }
     }
 
@@ -65,6 +71,20 @@ enum LinkState {
     Connected,
     Disconnected,
     Failed,
+    /// The node said goodbye.
+    Left,
+}
+
+impl LinkState {
+    /// Fenced: failed, or left.
+    fn gone(self) -> bool {
+        matches!(self, LinkState::Failed | LinkState::Left)
+    }
+}
+
+/// Whether a node gone (failed or left) and silent for `silent` is to be forgotten now.
+fn forget_due(gone: bool, silent: Duration, forget_after: Duration) -> bool {
+    gone && silent >= forget_after
 }
 
 pub struct NodeProxy {
@@ -87,6 +107,8 @@ pub struct NodeProxy {
     fenced_rejected: u64,
     /// The connection's queue was full at the last flush: flush again soon.
     blocked: bool,
+    /// `ForgetNode` was sent.
+    forgotten: bool,
 }
 
 impl NodeProxy {
@@ -116,6 +138,7 @@ impl NodeProxy {
             windows_unstored: 0,
             fenced_rejected: 0,
             blocked: false,
+            forgotten: false,
         }
     }
 
@@ -156,7 +179,15 @@ impl NodeProxy {
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let silent = self.last_heard.elapsed();
-        if self.state != LinkState::Failed && silent > self.timers.death {
+        if forget_due(self.state.gone(), silent, self.timers.forget) && !self.forgotten {
+            self.forgotten = true;
+            tracing::info!(node = %self.node_id, silent_ms = silent.as_millis() as u64, "node gone past the service timeout; forgotten");
+            self.orchestrator.do_send(ForgetNode {
+                node_id: self.node_id.clone(),
+            });
+            return;
+        }
+        if !self.state.gone() && silent > self.timers.death {
             self.fail(ctx);
             return;
         }
@@ -180,6 +211,20 @@ impl NodeProxy {
         tracing::warn!(node = %self.node_id, silent_ms = self.last_heard.elapsed().as_millis() as u64, "node failed");
         self.state = LinkState::Failed;
         self.close(4000, "declared failed: nothing heard for the death timeout");
+        self.fence(false, ctx);
+    }
+
+    /// The node said goodbye: fenced like a failed node, at once, and shown `left`.
+    fn leave(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(node = %self.node_id, "node left the cluster");
+        self.state = LinkState::Left;
+        self.close(1000, "goodbye");
+        self.fence(true, ctx);
+    }
+
+    /// A new epoch fences whatever the node still sends from the old one; then the
+    /// orchestrator hears the node failed (or left).
+    fn fence(&mut self, left: bool, ctx: &mut Context<Self>) {
         let node_id = self.node_id.clone();
         ctx.wait(
             self.store
@@ -198,10 +243,17 @@ impl NodeProxy {
                     // (a stale Start or Confirm would give it its old load back).
                     act.session = Session::new(act.timers.session_config());
                     act.session.set_epoch(act.epoch);
-                    act.orchestrator.do_send(NodeFailed {
-                        node_id,
-                        epoch: act.epoch,
-                    });
+                    if left {
+                        act.orchestrator.do_send(NodeLeft {
+                            node_id,
+                            epoch: act.epoch,
+                        });
+                    } else {
+                        act.orchestrator.do_send(NodeFailed {
+                            node_id,
+                            epoch: act.epoch,
+                        });
+                    }
                 }),
         );
     }
@@ -316,6 +368,7 @@ impl NodeProxy {
                     report: *report,
                 });
             }
+            NodeMsg::Goodbye => self.leave(ctx),
         }
     }
 
@@ -402,7 +455,7 @@ impl NodeProxy {
                 self.node_id
             ));
         }
-        let resume = same_session && self.state != LinkState::Failed;
+        let resume = same_session && !self.state.gone();
         if resume {
             self.session.resume(hello.recv_hwm.unwrap_or(0));
         } else {
@@ -428,6 +481,7 @@ impl NodeProxy {
         let frames = events(conn.rx, generation);
         ctx.add_stream(frames);
         self.state = LinkState::Connected;
+        self.forgotten = false;
         self.last_heard = Instant::now();
         let welcome = Welcome {
             epoch: self.epoch,
@@ -533,7 +587,7 @@ impl Handler<Deliver> for NodeProxy {
     type Result = ();
 
     fn handle(&mut self, Deliver(msg): Deliver, _ctx: &mut Context<Self>) {
-        if self.state == LinkState::Failed {
+        if self.state.gone() {
             return;
         }
         if let Err(full) = self
@@ -557,6 +611,7 @@ impl Handler<GetNodeView> for NodeProxy {
                 LinkState::Connected => "connected",
                 LinkState::Disconnected => "disconnected",
                 LinkState::Failed => "failed",
+                LinkState::Left => "left",
             },
             epoch: self.epoch,
             location: h.map(|h| h.location.clone()).unwrap_or_default(),
@@ -570,5 +625,23 @@ impl Handler<GetNodeView> for NodeProxy {
             fenced_frames_rejected: self.fenced_rejected,
             link: self.session.stats(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_gone_node_is_forgotten_and_only_after_the_timeout() {
+        let after = Duration::from_secs(90);
+        assert!(
+            !forget_due(false, Duration::from_secs(1000), after),
+            "a live node stays"
+        );
+        assert!(!forget_due(true, Duration::from_secs(89), after));
+        assert!(forget_due(true, after, after));
+        assert!(LinkState::Failed.gone() && LinkState::Left.gone());
+        assert!(!LinkState::Connected.gone() && !LinkState::Disconnected.gone());
     }
 }

@@ -102,6 +102,11 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
                     .default_service(not_allowed("GET")),
             )
             .service(
+                web::resource("/nodes/{id}")
+                    .route(web::delete().to(forget_node))
+                    .default_service(not_allowed("DELETE")),
+            )
+            .service(
                 web::resource("/health")
                     .route(web::get().to(health))
                     .default_service(not_allowed("GET")),
@@ -361,6 +366,29 @@ async fn compare(
         typed_report(&b, &state).await?,
     );
     Ok(HttpResponse::Ok().json(compare::compare(&ra, &rb).with_ids(&a, &b)))
+}
+
+/// `DELETE /api/nodes/{id}`: forgets a node that failed or left (its alerts cleared, out of
+/// the cluster's health); 404 for an unknown node, 409 for one still connected.
+async fn forget_node(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let node_id = id.into_inner();
+    let forgotten = state
+        .orchestrator()?
+        .send(crate::messages::cluster::ForgetNode {
+            node_id: node_id.clone(),
+        })
+        .await
+        .map_err(unavailable)?;
+    match forgotten {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({"node_id": node_id, "forgotten": true}))),
+        Err(e @ crate::messages::cluster::ForgetRefused::Unknown(_)) => {
+            Err(ApiError::NotFound(e.to_string()))
+        }
+        Err(e) => Err(ApiError::Conflict(e.to_string())),
+    }
 }
 
 async fn nodes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
