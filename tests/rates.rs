@@ -5,14 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{Cluster, delete, load_body};
+use common::cluster::{Cluster, delete, get, load_body};
 use common::{target, wait_until};
 use serde_json::json;
 
 #[test]
 fn a_cancelled_run_reports_its_rate_over_the_seconds_that_ran() {
     let t = target();
-    let c = Cluster::start(1);
+    let mut c = Cluster::start(1);
     let id = c.submit(&load_body(t.addr, 100, 300, json!({})));
     // A few seconds of load, then the cancel.
     assert!(
@@ -66,5 +66,17 @@ fn a_cancelled_run_reports_its_rate_over_the_seconds_that_ran() {
     assert!(
         progress < 100.0 && (progress - ran_share).abs() < 0.01,
         "progress is how far it got ({ran_share:.2} %), not 100 %: {progress}"
+    );
+
+    // After a restart the execution is read from the store: the same figures.
+    c.orchestrator.kill();
+    let again = Cluster::spawn_orchestrator(&c.data, 0);
+    let stored = get(&again.url(&format!("/api/executions/{id}"))).1;
+    assert_eq!(stored["state"], "cancelled", "{stored}");
+    assert_eq!(stored["achieved_rps"], s["achieved_rps"], "{stored}");
+    let stored_progress = stored["progress_percent"].as_f64().unwrap();
+    assert!(
+        (stored_progress - ran_share).abs() < 0.01,
+        "the stored view says how far it got too: {stored_progress}"
     );
 }

@@ -219,18 +219,36 @@ async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
             records
                 .into_iter()
                 .filter(|r| !known.contains(&r.id))
-                .map(|r| stored_view(&r)),
+                .map(|r| stored_view(&r, &state.registry.settings)),
         );
     }
     Ok(HttpResponse::Ok().json(json!({"executions": out})))
 }
 
 /// The view of an execution known only to the store.
-fn stored_view(r: &crate::store::ExecutionRecord) -> Value {
+fn stored_view(r: &crate::store::ExecutionRecord, settings: &crate::settings::Settings) -> Value {
     let report: Option<Value> = r
         .report_json
         .as_deref()
         .and_then(|j| serde_json::from_str(j).ok());
+    let terminal = State::parse(&r.state).is_some_and(State::is_terminal);
+    // A run stopped before its plan ended (cancelled, or stopped by a watch) got as far as
+    // the time its report covers, as the live view says.
+    let stopped_at_percent = report
+        .as_ref()
+        .filter(|rep| rep["summary"]["interrupted"] == true)
+        .and_then(|rep| {
+            let ran = rep["summary"]["duration_s"].as_f64()?;
+            let doc: Value = serde_json::from_str(&r.request_json).ok()?;
+            let plan = plan::validate(&doc, &settings.load_generation).ok()?;
+            let planned = crate::execution::Execution::pending(r, plan).duration();
+            (!planned.is_zero()).then(|| (ran / planned.as_secs_f64() * 100.0).clamp(0.0, 100.0))
+        });
+    let progress = match (terminal, stopped_at_percent) {
+        (true, Some(p)) => p,
+        (true, None) => 100.0,
+        (false, _) => 0.0,
+    };
     json!({
         "execution_id": r.id,
         "name": r.name,
@@ -239,7 +257,7 @@ fn stored_view(r: &crate::store::ExecutionRecord) -> Value {
         "created_at_ms": r.created_at_ms,
         "started_at_ms": r.started_at_ms,
         "finished_at_ms": r.finished_at_ms,
-        "progress_percent": if State::parse(&r.state).is_some_and(State::is_terminal) { 100.0 } else { 0.0 },
+        "progress_percent": progress,
         "achieved_rps": report.as_ref().map(|r| r["summary"]["achieved_rps"].clone()),
         "summary": report.as_ref().map(|r| r["summary"].clone()),
     })
@@ -261,7 +279,7 @@ async fn get(id: web::Path<String>, state: web::Data<ApiState>) -> Result<HttpRe
         .send(db::GetExecution(id.clone()))
         .await
     {
-        Ok(Ok(Some(r))) => Ok(HttpResponse::Ok().json(stored_view(&r))),
+        Ok(Ok(Some(r))) => Ok(HttpResponse::Ok().json(stored_view(&r, &state.registry.settings))),
         Ok(Ok(None)) => Err(ApiError::NotFound(format!("execution {id}"))),
         Ok(Err(e)) => Err(unavailable(e)),
         Err(e) => Err(unavailable(e)),
