@@ -67,6 +67,12 @@ fn a_stopped_node_leaves_and_a_failed_one_is_forgotten() {
         "{h}"
     );
     assert_eq!(active_alerts_of(&c, "node-2"), 0);
+    let counts = get(&c.orchestrator.url("/api/health")).1["nodes"].clone();
+    assert_eq!(
+        (&counts["connected"], &counts["failed"], &counts["left"]),
+        (&2.into(), &0.into(), &1.into()),
+        "{counts}"
+    );
 
     // DELETE: the token is required; unknown is 404; a connected node is 409.
     let url = |id: &str| c.orchestrator.url(&format!("/api/nodes/{id}"));

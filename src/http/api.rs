@@ -458,7 +458,7 @@ async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
         "reasons": reasons,
         "store": store,
         "version": env!("CARGO_PKG_VERSION"),
-        "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed")},
+        "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed"), "left": count("left")},
         "executions": {"running": running, "pending": pending},
         "cluster": cluster,
         "events": events,

@@ -401,7 +401,7 @@
       append(cards, [
         card('Cluster health', badge(c.status || 'unknown', 'health'),
           c.status ? (c.healthy + ' healthy · ' + c.warning + ' warning · ' + c.failed + ' failed') : 'health monitor not answering'),
-        card('Nodes connected', num(n.connected), num(n.disconnected) + ' disconnected · ' + num(n.failed) + ' failed'),
+        card('Nodes connected', num(n.connected), num(n.disconnected) + ' disconnected · ' + num(n.failed) + ' failed' + (n.left ? ' · ' + num(n.left) + ' left' : '')),
         card('Average health score', finite(c.average_score) && nodes.length ? num(c.average_score, 0) : '–', 'out of 100'),
         card('Executions', num(ex.running) + ' running', num(ex.pending) + ' pending'),
         card('Active alerts', num(alerts.length), alerts.length ? 'see below' : 'none', alerts.length ? 'alerting' : '')
