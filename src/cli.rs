@@ -149,7 +149,18 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
-        ExitCode::FAILURE
+        // A damaged store is a configuration the operator must fix, like an invalid one.
+        let corrupt = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<crate::store::StoreError>(),
+                Some(crate::store::StoreError::Corrupt { .. })
+            )
+        });
+        if corrupt {
+            ExitCode::from(EXIT_INVALID)
+        } else {
+            ExitCode::FAILURE
+        }
     })
 }
 
@@ -274,11 +285,12 @@ async fn stop_on_ctrl_c(stop: tokio::sync::watch::Sender<bool>) {
 
 fn progress_line(p: &Progress) -> String {
     format!(
-        "{:>5.0}s/{:.0}s  planned {:>8.0} rps  achieved {:>8.0} rps  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+        "{:>5.0}s/{:.0}s  planned {:>8.0} rps  achieved {:>8.0} rps (average {:.1})  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
         p.elapsed.as_secs_f64(),
         p.duration.as_secs_f64(),
         p.planned_rps,
         p.achieved_rps,
+        p.average_rps,
         p.p50_ms,
         p.p99_ms,
         p.errors
@@ -521,13 +533,20 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             url.clone().map(crate::actors::node_agent::Connector::Ws),
         );
         crate::app::start_node_discovery(&node, settings.clone(), &id, addr.port());
+        let agent = node.agent.clone();
         let server = crate::app::serve_node(node, settings, listener)?;
         let joining = match &url {
             Some(u) => format!("joining {u}"),
             None => "looking for an orchestrator (multicast or DNS)".into(),
         };
         eprintln!("mcpt node {id} listening on http://{addr}, {joining}");
-        until_signal(server).await
+        let served = until_signal(server).await;
+        // Stopped: say goodbye, so the orchestrator shows this node `left`, not failed.
+        if let Some(agent) = agent.get() {
+            let leave = agent.send(crate::actors::node_agent::Leave);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), leave).await;
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -182,7 +182,9 @@ impl ExecTask {
         let acc = TaskAccumulator::for_plan(n, rate);
         let thresholds = task.thresholds.clone();
         let mut watches = if thresholds.iter().any(|t| t.abort_on_fail) {
-            vec![Watch::Thresholds(ThresholdWatch::new(thresholds))]
+            vec![Watch::Thresholds(
+                ThresholdWatch::new(thresholds).over(task.profile.duration),
+            )]
         } else {
             Vec::new()
         };
@@ -321,6 +323,9 @@ pub struct Execution {
     pub stopping: bool,
     /// A watch stopped the run: how it ends, and when (ms since the Unix epoch).
     pub stopped_early: Option<(StopAs, u64)>,
+    /// Cancelled while running, when (ms since the Unix epoch): rates and progress cover the
+    /// time until then.
+    pub cancelled_at_ms: Option<u64>,
     /// When its tasks were handed to the nodes (or restored after a restart).
     pub planned_at: Option<std::time::Instant>,
     pub report: Option<serde_json::Value>,
@@ -368,6 +373,7 @@ impl Execution {
             degraded: false,
             stopping: false,
             stopped_early: None,
+            cancelled_at_ms: None,
             planned_at: None,
             report: None,
             reservation: Reservation::None,
@@ -635,10 +641,39 @@ impl Execution {
         }
     }
 
+    /// Seconds from the start to a cancel or a watch's stop, if the run was stopped.
+    pub fn stopped_after_s(&self) -> Option<f64> {
+        let at = self
+            .stopped_early
+            .map(|(_, at)| at)
+            .or(self.cancelled_at_ms)?;
+        Some(at.saturating_sub(self.started_at_ms?) as f64 / 1000.0)
+    }
+
+    /// A task's facts for its report, its time cut at the stop of a stopped run.
+    fn task_info(&self, t: &ExecTask) -> TaskInfo {
+        let mut info = t.info();
+        if let Some(ran) = self.stopped_after_s() {
+            info.duration_s = info.duration_s.min(ran);
+        }
+        info
+    }
+
     pub fn report(&self) -> Report {
-        let tasks = self.tasks.iter().map(|t| (t.info(), &t.acc)).collect();
+        let tasks = self
+            .tasks
+            .iter()
+            .map(|t| (self.task_info(t), &t.acc))
+            .collect();
         let started = self.started_at_ms.unwrap_or(0);
         let mut report = Report::build(self.name.clone(), started, tasks);
+        if let Some(ran) = self.stopped_after_s()
+            && self.stopped_early.is_none()
+            && ran < self.duration().as_secs_f64()
+        {
+            // Cancelled before its plan ended: the figures cover the time that ran.
+            report.interrupt(ran);
+        }
         for (r, t) in report.tasks.iter_mut().zip(&self.tasks) {
             r.security = t.scan_report();
         }
@@ -680,7 +715,13 @@ impl Execution {
     pub fn view(&self, now_unix_ms: u64) -> ExecutionView {
         let duration = self.duration();
         let progress_percent = if self.state.is_terminal() {
-            100.0
+            // A run stopped before its plan ended got as far as its stop, not to 100 %.
+            match self.stopped_after_s() {
+                Some(ran) if !duration.is_zero() => {
+                    (ran / duration.as_secs_f64() * 100.0).clamp(0.0, 100.0)
+                }
+                _ => 100.0,
+            }
         } else {
             match self.started_at_ms {
                 Some(start) if !duration.is_zero() => {
@@ -690,6 +731,40 @@ impl Execution {
                 _ => 0.0,
             }
         };
+        let tasks: Vec<TaskView> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let info = self.task_info(t);
+                let ran_s = crate::stats::load_seconds(t.acc.timeline().len(), info.duration_s);
+                let report = crate::stats::report::TaskReport::build(info, &t.acc);
+                let mut figures = t.acc.snapshot();
+                // Lost nodes count with what they last said they had sent.
+                figures.sent = report.sent_requests;
+                TaskView {
+                    task_id: i as u32,
+                    name: t.name.clone(),
+                    planned_requests: report.planned_requests,
+                    achieved_rps: crate::stats::achieved_rps(figures.completed, ran_s),
+                    ran_s,
+                    figures,
+                    nodes: report.nodes,
+                    shares: t.shares.clone(),
+                }
+            })
+            .collect();
+        // The report's figure once there is one; until then the tasks' completed over the
+        // longest time any of them ran, as the report's summary counts it.
+        let achieved_rps = self
+            .report
+            .as_ref()
+            .and_then(|r| r["summary"]["achieved_rps"].as_f64())
+            .unwrap_or_else(|| {
+                let completed = tasks.iter().map(|t| t.figures.completed).sum();
+                let ran_s = tasks.iter().map(|t| t.ran_s).fold(0.0, f64::max);
+                crate::stats::achieved_rps(completed, ran_s)
+            });
         ExecutionView {
             execution_id: self.id.clone(),
             name: self.name.clone(),
@@ -700,6 +775,7 @@ impl Execution {
             finished_at_ms: self.finished_at_ms,
             progress_percent,
             duration_s: duration.as_secs_f64(),
+            achieved_rps,
             waiting_for: match (&self.state, &self.reservation) {
                 (State::Pending, Reservation::Asked { queued: true, .. }) => {
                     Some("resources: queued in the pool".into())
@@ -711,25 +787,7 @@ impl Execution {
                 (State::Pending, Reservation::None) => self.waiting.clone(),
                 _ => None,
             },
-            tasks: self
-                .tasks
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let report = crate::stats::report::TaskReport::build(t.info(), &t.acc);
-                    let mut figures = t.acc.snapshot();
-                    // Lost nodes count with what they last said they had sent.
-                    figures.sent = report.sent_requests;
-                    TaskView {
-                        task_id: i as u32,
-                        name: t.name.clone(),
-                        planned_requests: report.planned_requests,
-                        figures,
-                        nodes: report.nodes,
-                        shares: t.shares.clone(),
-                    }
-                })
-                .collect(),
+            tasks,
         }
     }
 }
@@ -746,6 +804,9 @@ pub struct ExecutionView {
     pub finished_at_ms: Option<u64>,
     pub progress_percent: f64,
     pub duration_s: f64,
+    /// Requests completed per second over the time the load ran (`stats::achieved_rps`):
+    /// so far while it runs, the report's figure once it has ended.
+    pub achieved_rps: f64,
     /// Why a pending execution has not started (no eligible node, waiting for resources).
     pub waiting_for: Option<String>,
     pub tasks: Vec<TaskView>,
@@ -756,6 +817,10 @@ pub struct TaskView {
     pub task_id: u32,
     pub name: String,
     pub planned_requests: Option<u64>,
+    /// Completed per second over the seconds its load has run so far (`stats::achieved_rps`).
+    pub achieved_rps: f64,
+    /// Those seconds (`stats::load_seconds`): merged so far, the drain excluded.
+    pub ran_s: f64,
     /// Sent, completed, errors, late starts, latency and the latest complete second (planned
     /// and achieved rate, live), merged over the nodes.
     #[serde(flatten)]
@@ -794,6 +859,7 @@ mod tests {
             degraded: false,
             stopping: false,
             stopped_early: None,
+            cancelled_at_ms: None,
             planned_at: None,
             report: None,
             reservation: Reservation::None,

@@ -257,3 +257,51 @@ fn thresholds_judge_and_abort_on_a_cluster_of_two_nodes() {
         "{e}"
     );
 }
+
+/// `achieved_rps` is one figure: the threshold reads the rate the report shows (completed over
+/// the seconds the load ran), not one diluted by the drain second in which the last requests
+/// complete. 50 rps for 4 s against a 600 ms answer: the last second's requests complete in
+/// the drain, so the timeline has a fifth second.
+#[test]
+fn an_achieved_rps_threshold_the_report_meets_passes() {
+    let t = target();
+    let (code, report, stdout) = run(&format!(
+        r#"
+name: rate-threshold
+tasks:
+  - type: performance_test
+    parameters:
+      targets: [{{url: "http://{addr}/delay?ms=600"}}]
+      duration: 4s
+      base_rps: 50
+      thresholds:
+        - "achieved_rps >= 45"
+"#,
+        addr = t.addr
+    ));
+    let task = &report["tasks"][0];
+    let verdict = &task["thresholds"][0];
+    eprintln!(
+        "report achieved_rps {} over {} s ({} completed, timeline of {} s); threshold actual {}",
+        task["achieved_rps"],
+        task["duration_s"],
+        task["total_requests"],
+        task["timeline"].as_array().map_or(0, Vec::len),
+        verdict["actual"]
+    );
+    assert!(
+        task["timeline"].as_array().unwrap().len() > 4,
+        "the drain makes a second of its own: {task}"
+    );
+    assert_eq!(
+        task["total_requests"].as_u64(),
+        Some(t.stats.view().total),
+        "the report counts what the target received"
+    );
+    assert_eq!(
+        verdict["actual"], task["achieved_rps"],
+        "the threshold reads the report's rate"
+    );
+    assert_eq!(passed(&report), [("achieved_rps >= 45".to_string(), true)]);
+    assert_eq!(code, Some(0), "{stdout}");
+}

@@ -2,6 +2,7 @@
 //! [`ClusterState`]: each node's latest report and reachability, the active alerts and the
 //! recently cleared ones; supervises nothing. Takes: `NodeHealthUpdate` (a node's report),
 //! `NodeReachability` (a node's link came up or the node was declared failed),
+//! `ForgetNodeHealth` (a node left or was forgotten),
 //! `GetClusterHealth`, `GetNodeHealth`, `GetAlerts`, `SetHealthSink`. Publishes every change
 //! (status, alert raised or cleared) as a `HealthEvent` to the recipient it was given, if any
 //! (in the orchestrator: the event bus, handed in again whenever the bus is rebuilt).
@@ -17,8 +18,8 @@ use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::execution::unix_ms;
 use crate::health::{Alert, ClusterState, HealthChange, NodeHealthDetail};
 use crate::messages::health::{
-    GetAlerts, GetClusterHealth, GetNodeHealth, HealthEvent, NodeHealthUpdate, NodeReachability,
-    SetHealthSink,
+    ForgetNodeHealth, GetAlerts, GetClusterHealth, GetNodeHealth, HealthEvent, NodeHealthUpdate,
+    NodeReachability, SetHealthSink,
 };
 
 #[derive(Default)]
@@ -97,6 +98,15 @@ impl Handler<NodeReachability> for HealthMonitor {
 
     fn handle(&mut self, m: NodeReachability, _: &mut Context<Self>) {
         let changes = self.state.reachability(&m.node_id, m.reachable, unix_ms());
+        self.publish(changes);
+    }
+}
+
+impl Handler<ForgetNodeHealth> for HealthMonitor {
+    type Result = ();
+
+    fn handle(&mut self, m: ForgetNodeHealth, _: &mut Context<Self>) {
+        let changes = self.state.forget(&m.0, unix_ms());
         self.publish(changes);
     }
 }

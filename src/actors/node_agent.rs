@@ -3,7 +3,8 @@
 //! shares, stop switches and the merging of their workers' windows into one window per second,
 //! sent exactly-once). Hands the shards to the `WorkerPool`. Adds each merged window and each
 //! health report to the node's `/metrics` series. Takes: `WindowReport` (from the workers),
-//! `StartLocal`, `StopLocal`, `GetNodeStatus` (from the node's REST API).
+//! `StartLocal`, `StopLocal`, `GetNodeStatus` (from the node's REST API), `Leave` (the
+//! process's shutdown: stop the tasks, say goodbye, close the link, reconnect no more).
 //!
 //! The lease: every frame of the current session renews it for `lease_timeout`. Once it has
 //! lapsed, only a new handshake restores it: frames that arrive late (a node resumed after
@@ -108,6 +109,13 @@ pub struct StopTask(pub String);
 #[rtype(result = "()")]
 pub struct UseOrchestrator(pub String);
 
+/// From the node's shutdown path (SIGTERM, Ctrl-C): stop every task, send `Goodbye` on the
+/// cluster link and close it, and connect no more. Answers once the link is closed (at once
+/// without one).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave;
+
 /// The node's snapshot, for `/load/status`, `/load/metrics` and `/health`.
 #[derive(Message)]
 #[rtype(result = "NodeStatus")]
@@ -144,6 +152,8 @@ pub struct NodeAgent {
     conn: Option<mpsc::Sender<Out>>,
     generation: u64,
     connecting: bool,
+    /// Leaving (`Leave`): never connect again.
+    leaving: bool,
     backoff: Duration,
     lease: Arc<Lease>,
     pool: Addr<WorkerPool>,
@@ -225,6 +235,7 @@ impl NodeAgent {
             conn: None,
             generation: 0,
             connecting: false,
+            leaving: false,
             backoff: BACKOFF_FIRST,
             lease: Arc::new(Lease::expired()),
             pool: WorkerPool::new(workers).start(),
@@ -269,7 +280,7 @@ impl NodeAgent {
         let Some(connector) = self.connector.clone() else {
             return;
         };
-        if self.connecting || self.conn.is_some() {
+        if self.connecting || self.conn.is_some() || self.leaving {
             return;
         }
         self.connecting = true;
@@ -862,6 +873,26 @@ impl Handler<StopTask> for NodeAgent {
             }
             None => false,
         }
+    }
+}
+
+impl Handler<Leave> for NodeAgent {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Leave, _ctx: &mut Context<Self>) -> Self::Result {
+        self.leaving = true;
+        for t in self.tasks.values() {
+            let _ = t.stop.send(true);
+        }
+        let Some(tx) = self.conn.clone() else {
+            return Box::pin(async {});
+        };
+        tracing::info!(node = %self.node_id, "leaving the cluster");
+        self.send(NodeMsg::Goodbye, Delivery::FireAndForget);
+        self.flush();
+        self.disconnect("node leaving");
+        // The writer ends (and drops its end) once it has sent the close.
+        Box::pin(async move { tx.closed().await })
     }
 }
 

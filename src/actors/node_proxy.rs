@@ -2,7 +2,9 @@
 //! state machine (sequence numbers, outbox, acks, resume), its epoch and its death timer;
 //! stores each metric window once before handing it to the `Orchestrator`, and fences the node
 //! when it goes silent for the death timeout. Outlives connections: a node that reconnects
-//! within the timeout resumes its session. Takes: `TakeConn`, `Deliver`, `GetNodeView`.
+//! within the timeout resumes its session. A node that says goodbye is fenced the same way at
+//! once and shown `left`; a node failed or left for `service_discovery.service_timeout` is
+//! forgotten (`ForgetNode` to the orchestrator). Takes: `TakeConn`, `Deliver`, `GetNodeView`.
 
 use std::time::{Duration, Instant};
 
@@ -15,18 +17,14 @@ use crate::actors::store::Store;
 use crate::hub::conn::{ConnEvent, Out, events};
 use crate::hub::{Delivered, Delivery, Session, SessionConfig};
 use crate::messages::cluster::{
-    Deliver, GetNodeView, NodeFailed, NodeHealth, NodeLinkDown, NodeProgress, NodeRejected,
-    NodeRunning, NodeScan, NodeUp, NodeView, NodeWindow, TakeConn,
+    Deliver, ForgetNode, GetNodeView, NodeFailed, NodeHealth, NodeLeft, NodeLinkDown, NodeProgress,
+    NodeRejected, NodeRunning, NodeScan, NodeUp, NodeView, NodeWindow, TakeConn,
 };
 use crate::messages::store::{BumpNodeEpoch, GetNodeEpoch, PutWindow, SetNodeTaskSent, UpsertNode};
 use crate::messages::wire::{
     self, Hello, NodeFrame, NodeMsg, OrchFrame, OrchMsg, TaskWindow, Welcome,
 };
 use crate::store::{StoreError, WindowKey};
-
-/// How many times, and how far apart, storing a window is tried before it is given up.
-const STORE_ATTEMPTS: u32 = 25;
-const STORE_RETRY: Duration = Duration::from_millis(200);
 
 /// Link timers and limits, from `communication` and `cluster` settings.
 #[derive(Debug, Clone)]
@@ -36,6 +34,9 @@ pub struct LinkTimers {
     pub death: Duration,
     pub max_frame: usize,
     pub outbox: usize,
+    /// A node failed or left this long ago is forgotten
+    /// (`service_discovery.service_timeout`).
+    pub forget: Duration,
 }
 
 impl LinkTimers {
@@ -46,6 +47,7 @@ impl LinkTimers {
             death: s.communication.death_timeout,
             max_frame: s.cluster.max_frame_size,
             outbox: s.cluster.outbox_capacity,
+            forget: s.service_discovery.service_timeout,
         }
     }
 
@@ -100,6 +102,20 @@ enum LinkState {
     Connected,
     Disconnected,
     Failed,
+    /// The node said goodbye.
+    Left,
+}
+
+impl LinkState {
+    /// Fenced: failed, or left.
+    fn gone(self) -> bool {
+        matches!(self, LinkState::Failed | LinkState::Left)
+    }
+}
+
+/// Whether a node gone (failed or left) and silent for `silent` is to be forgotten now.
+fn forget_due(gone: bool, silent: Duration, forget_after: Duration) -> bool {
+    gone && silent >= forget_after
 }
 
 pub struct NodeProxy {
@@ -117,9 +133,13 @@ pub struct NodeProxy {
     last_heard: Instant,
     windows_stored: u64,
     windows_duplicate: u64,
+    /// Windows counted but not kept by the store (past its memory bound for a full disk).
+    windows_unstored: u64,
     fenced_rejected: u64,
     /// The connection's queue was full at the last flush: flush again soon.
     blocked: bool,
+    /// `ForgetNode` was sent.
+    forgotten: bool,
 }
 
 impl NodeProxy {
@@ -146,8 +166,10 @@ impl NodeProxy {
             last_heard: Instant::now(),
             windows_stored: 0,
             windows_duplicate: 0,
+            windows_unstored: 0,
             fenced_rejected: 0,
             blocked: false,
+            forgotten: false,
         }
     }
 
@@ -188,11 +210,19 @@ impl NodeProxy {
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let silent = self.last_heard.elapsed();
+        if forget_due(self.state.gone(), silent, self.timers.forget) && !self.forgotten {
+            self.forgotten = true;
+            tracing::info!(node = %self.node_id, silent_ms = silent.as_millis() as u64, "node gone past the service timeout; forgotten");
+            self.orchestrator.do_send(ForgetNode {
+                node_id: self.node_id.clone(),
+            });
+            return;
+        }
         match self
             .timers
             .on_silence(silent, self.state == LinkState::Connected)
         {
-            Silence::Fail if self.state != LinkState::Failed => self.fail(ctx),
+            Silence::Fail if !self.state.gone() => self.fail(ctx),
             Silence::Heartbeat => {
                 let ack = self.session.ack_frame();
                 self.write(&OrchFrame::Link(ack));
@@ -207,6 +237,20 @@ impl NodeProxy {
         tracing::warn!(node = %self.node_id, silent_ms = self.last_heard.elapsed().as_millis() as u64, "node failed");
         self.state = LinkState::Failed;
         self.close(4000, "declared failed: nothing heard for the death timeout");
+        self.fence(false, ctx);
+    }
+
+    /// The node said goodbye: fenced like a failed node, at once, and shown `left`.
+    fn leave(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(node = %self.node_id, "node left the cluster");
+        self.state = LinkState::Left;
+        self.close(1000, "goodbye");
+        self.fence(true, ctx);
+    }
+
+    /// A new epoch fences whatever the node still sends from the old one; then the
+    /// orchestrator hears the node failed (or left).
+    fn fence(&mut self, left: bool, ctx: &mut Context<Self>) {
         let node_id = self.node_id.clone();
         ctx.wait(
             self.store
@@ -225,10 +269,17 @@ impl NodeProxy {
                     // (a stale Start or Confirm would give it its old load back).
                     act.session = Session::new(act.timers.session_config());
                     act.session.set_epoch(act.epoch);
-                    act.orchestrator.do_send(NodeFailed {
-                        node_id,
-                        epoch: act.epoch,
-                    });
+                    if left {
+                        act.orchestrator.do_send(NodeLeft {
+                            node_id,
+                            epoch: act.epoch,
+                        });
+                    } else {
+                        act.orchestrator.do_send(NodeFailed {
+                            node_id,
+                            epoch: act.epoch,
+                        });
+                    }
                 }),
         );
     }
@@ -276,7 +327,7 @@ impl NodeProxy {
             self.session.confirm(d.seq, d.id);
         }
         match d.body {
-            NodeMsg::Window(w) => self.store_window(*w, d.epoch, d.seq, d.id, 0, ctx),
+            NodeMsg::Window(w) => self.store_window(*w, d.epoch, d.seq, d.id, ctx),
             NodeMsg::Status { tasks } => {
                 for t in &tasks {
                     self.store.do_send(SetNodeTaskSent {
@@ -343,6 +394,7 @@ impl NodeProxy {
                     report: *report,
                 });
             }
+            NodeMsg::Goodbye => self.leave(ctx),
         }
     }
 
@@ -354,7 +406,6 @@ impl NodeProxy {
         epoch: u64,
         seq: u64,
         id: u64,
-        attempt: u32,
         ctx: &mut Context<Self>,
     ) {
         let key = WindowKey {
@@ -372,12 +423,11 @@ impl NodeProxy {
                 return;
             }
         };
-        let retry = w.clone();
         ctx.wait(
             self.store
                 .send(PutWindow { key, payload })
                 .into_actor(self)
-                .map(move |res, act, ctx| match res {
+                .map(move |res, act, _ctx| match res {
                     Ok(Ok(inserted)) => {
                         if inserted {
                             act.windows_stored += 1;
@@ -398,15 +448,17 @@ impl NodeProxy {
                         act.session.confirm(seq, id);
                         act.flush();
                     }
-                    // The session will not deliver it again: try the store again, a while.
-                    other if attempt < STORE_ATTEMPTS => {
-                        tracing::warn!(node = %act.node_id, result = ?other, attempt, "window not stored; retrying");
-                        ctx.wait(actix::clock::sleep(STORE_RETRY).into_actor(act));
-                        act.store_window(retry, epoch, seq, id, attempt + 1, ctx);
-                    }
                     other => {
-                        // Lost, loudly: the link must not stay stuck behind it.
-                        tracing::error!(node = %act.node_id, result = ?other, "window could not be stored; dropped");
+                        // The store keeps what its disk refuses and retries it; this is a
+                        // window it could not even keep. The requests were sent: they count
+                        // (the execution merges in memory), only the store misses them. Never
+                        // wait here: a link that stops reading for a store looks dead.
+                        tracing::error!(node = %act.node_id, result = ?other, "window not stored; counted, not kept");
+                        act.windows_unstored += 1;
+                        act.orchestrator.do_send(NodeWindow {
+                            node_id: act.node_id.clone(),
+                            window: w,
+                        });
                         act.session.confirm(seq, id);
                         act.flush();
                     }
@@ -429,7 +481,7 @@ impl NodeProxy {
                 self.node_id
             ));
         }
-        let resume = same_session && self.state != LinkState::Failed;
+        let resume = same_session && !self.state.gone();
         if resume {
             self.session.resume(hello.recv_hwm.unwrap_or(0));
         } else {
@@ -455,6 +507,7 @@ impl NodeProxy {
         let frames = events(conn.rx, generation);
         ctx.add_stream(frames);
         self.state = LinkState::Connected;
+        self.forgotten = false;
         self.last_heard = Instant::now();
         let welcome = Welcome {
             epoch: self.epoch,
@@ -560,7 +613,7 @@ impl Handler<Deliver> for NodeProxy {
     type Result = ();
 
     fn handle(&mut self, Deliver(msg): Deliver, _ctx: &mut Context<Self>) {
-        if self.state == LinkState::Failed {
+        if self.state.gone() {
             return;
         }
         if let Err(full) = self
@@ -584,6 +637,7 @@ impl Handler<GetNodeView> for NodeProxy {
                 LinkState::Connected => "connected",
                 LinkState::Disconnected => "disconnected",
                 LinkState::Failed => "failed",
+                LinkState::Left => "left",
             },
             epoch: self.epoch,
             location: h.map(|h| h.location.clone()).unwrap_or_default(),
@@ -593,6 +647,7 @@ impl Handler<GetNodeView> for NodeProxy {
             last_heard_ms: self.last_heard.elapsed().as_millis() as u64,
             windows_stored: self.windows_stored,
             windows_duplicate: self.windows_duplicate,
+            windows_unstored: self.windows_unstored,
             fenced_frames_rejected: self.fenced_rejected,
             link: self.session.stats(),
         })
@@ -607,7 +662,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{LinkTimers, Silence};
+    use super::{LinkState, LinkTimers, Silence, forget_due};
 
     /// Valid timers (the settings require D >= L + 2H), in milliseconds.
     fn timers() -> impl Strategy<Value = LinkTimers> {
@@ -617,6 +672,7 @@ mod tests {
             death: Duration::from_millis(l + 2 * h + extra),
             max_frame: 1 << 20,
             outbox: 1024,
+            forget: Duration::from_secs(90),
         })
     }
 
@@ -632,6 +688,7 @@ mod tests {
             death: ms(1200),
             max_frame: 1 << 20,
             outbox: 1024,
+            forget: Duration::from_secs(90),
         };
         assert_eq!(t.on_silence(ms(0), true), Silence::Heartbeat);
         assert_eq!(t.on_silence(ms(400), true), Silence::Heartbeat);
@@ -680,5 +737,18 @@ mod tests {
             };
             prop_assert!(rank(t.on_silence(ms(early), true)) <= rank(t.on_silence(ms(late), true)));
         }
+    }
+
+    #[test]
+    fn only_a_gone_node_is_forgotten_and_only_after_the_timeout() {
+        let after = Duration::from_secs(90);
+        assert!(
+            !forget_due(false, Duration::from_secs(1000), after),
+            "a live node stays"
+        );
+        assert!(!forget_due(true, Duration::from_secs(89), after));
+        assert!(forget_due(true, after, after));
+        assert!(LinkState::Failed.gone() && LinkState::Left.gone());
+        assert!(!LinkState::Connected.gone() && !LinkState::Disconnected.gone());
     }
 }

@@ -3,44 +3,92 @@
 //! `messages::store`: `InsertExecution`, `UpdateExecution`, `SetExecutionPlan`,
 //! `SetExecutionReport`, `GetExecution`, `ListExecutions`, `ExecutionsInStates`, `PutWindow`,
 //! `WindowsOf`, `CountWindows`, `GetNodeEpoch`, `BumpNodeEpoch`, `UpsertNode`, `ListNodes`,
-//! `SetNodeTaskSent`, `GetNodeTaskSent`; each answers the `Db` call's result.
+//! `SetNodeTaskSent`, `GetNodeTaskSent`; each answers the `Db` call's result. And
+//! `RetryPending` (the orchestrator, every second): writes the database refused for its
+//! storage (a full disk) wait in memory in order (`store::pending`) and are tried again; a
+//! write answers `Ok` once it is kept, so nothing upstream stalls on a full disk. Answers the
+//! `StoreStatus`, which `GET /api/health` and the executions' reasons report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use actix::prelude::*;
 
 use crate::messages::store::{
     BumpNodeEpoch, CountWindows, ExecutionsInStates, GetExecution, GetNodeEpoch, GetNodeTaskSent,
-    InsertExecution, ListExecutions, ListNodes, PutWindow, SetExecutionPlan, SetExecutionReport,
-    SetNodeTaskSent, UpdateExecution, UpsertNode, WindowsOf,
+    GetStoreStatus, InsertExecution, ListExecutions, ListNodes, PutWindow, RetryPending,
+    SetExecutionPlan, SetExecutionReport, SetNodeTaskSent, UpdateExecution, UpsertNode, WindowsOf,
 };
+use crate::store::pending::{MAX_PENDING_BYTES, Pending, Write, is_storage_failure};
 use crate::store::{Db, ExecutionRecord, NodeRecord, StoreError, WindowKey};
 
 pub struct Store {
     db: Db,
+    pending: Pending,
 }
 
 impl Store {
     pub fn new(db: Db) -> Self {
-        Store { db }
+        Store::in_dir(db, None)
+    }
+
+    /// A store of the database in `dir` (named in what it reports).
+    pub fn in_dir(db: Db, dir: Option<&Path>) -> Self {
+        Store {
+            db,
+            pending: Pending::new(dir.map(|d| d.display().to_string()), MAX_PENDING_BYTES),
+        }
+    }
+
+    /// Writes `w`, or keeps it for later when the storage refuses it (or earlier writes still
+    /// wait). `Ok(true)`: written or kept, and new (a window not stored before).
+    fn write(&mut self, w: Write) -> Result<bool, StoreError> {
+        if self.pending.is_empty() {
+            match w.apply(&self.db) {
+                Err(e) if is_storage_failure(&e) => {
+                    tracing::error!(error = %e, "store cannot write; keeping writes in memory");
+                    self.pending.failed(&e, crate::execution::unix_ms());
+                }
+                done => return done,
+            }
+        } else if let Write::Window { key, .. } = &w
+            && (self.pending.holds_window(key) || self.db.has_window(key).unwrap_or(false))
+        {
+            return Ok(false);
+        }
+        if self.pending.push(w) {
+            Ok(true)
+        } else {
+            let status = self.pending.status();
+            Err(StoreError::Unwritable(
+                status
+                    .problem()
+                    .unwrap_or_else(|| "the store cannot write".into()),
+            ))
+        }
+    }
+
+    fn write_unit(&mut self, w: Write) -> Result<(), StoreError> {
+        self.write(w).map(|_| ())
     }
 
     /// Opens the database in `dir` (errors surface here, before any thread starts), then
     /// starts the actor on one `SyncArbiter` thread. The first actor gets that connection; an
     /// actor rebuilt after a restart reopens the same directory.
     pub fn start(dir: PathBuf) -> Result<Addr<Store>, StoreError> {
-        Store::start_with(move || Db::open(&dir))
+        let named = dir.clone();
+        Store::start_with(move || Db::open(&dir), Some(named))
     }
 
     /// A store in memory, for a standalone run that keeps nothing (a rebuilt actor starts
     /// empty).
     pub fn start_in_memory() -> Result<Addr<Store>, StoreError> {
-        Store::start_with(Db::open_in_memory)
+        Store::start_with(Db::open_in_memory, None)
     }
 
     fn start_with(
         open: impl Fn() -> Result<Db, StoreError> + Send + Sync + 'static,
+        dir: Option<PathBuf>,
     ) -> Result<Addr<Store>, StoreError> {
         let first = Mutex::new(Some(open()?));
         Ok(SyncArbiter::start(1, move || {
@@ -54,7 +102,7 @@ impl Store {
                     panic!("store cannot reopen its database: {error}")
                 }),
             };
-            Store::new(db)
+            Store::in_dir(db, dir.as_deref())
         }))
     }
 }
@@ -75,13 +123,13 @@ impl Handler<UpdateExecution> for Store {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: UpdateExecution, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.db.update_execution(
-            &msg.id,
-            &msg.state,
-            msg.reason.as_deref(),
-            msg.started_at_ms,
-            msg.finished_at_ms,
-        )
+        self.write_unit(Write::State {
+            id: msg.id,
+            state: msg.state,
+            reason: msg.reason,
+            started_at_ms: msg.started_at_ms,
+            finished_at_ms: msg.finished_at_ms,
+        })
     }
 }
 
@@ -89,7 +137,10 @@ impl Handler<SetExecutionPlan> for Store {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: SetExecutionPlan, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.db.set_execution_plan(&msg.id, &msg.plan_json)
+        self.write_unit(Write::Plan {
+            id: msg.id,
+            plan_json: msg.plan_json,
+        })
     }
 }
 
@@ -97,7 +148,10 @@ impl Handler<SetExecutionReport> for Store {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: SetExecutionReport, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.db.set_execution_report(&msg.id, &msg.report_json)
+        self.write_unit(Write::Report {
+            id: msg.id,
+            report_json: msg.report_json,
+        })
     }
 }
 
@@ -130,7 +184,10 @@ impl Handler<PutWindow> for Store {
     type Result = Result<bool, StoreError>;
 
     fn handle(&mut self, msg: PutWindow, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.db.put_window(&msg.key, &msg.payload)
+        self.write(Write::Window {
+            key: msg.key,
+            payload: msg.payload,
+        })
     }
 }
 
@@ -170,8 +227,11 @@ impl Handler<UpsertNode> for Store {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: UpsertNode, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.db
-            .upsert_node(&msg.node_id, &msg.info_json, msg.last_seen_ms)
+        self.write_unit(Write::Node {
+            node_id: msg.node_id,
+            info_json: msg.info_json,
+            last_seen_ms: msg.last_seen_ms,
+        })
     }
 }
 
@@ -187,8 +247,12 @@ impl Handler<SetNodeTaskSent> for Store {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: SetNodeTaskSent, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.db
-            .set_node_task_sent(&msg.execution_id, msg.task_id, &msg.node_id, msg.sent)
+        self.write_unit(Write::NodeTaskSent {
+            execution_id: msg.execution_id,
+            task_id: msg.task_id,
+            node_id: msg.node_id,
+            sent: msg.sent,
+        })
     }
 }
 
@@ -197,6 +261,33 @@ impl Handler<GetNodeTaskSent> for Store {
 
     fn handle(&mut self, msg: GetNodeTaskSent, _ctx: &mut SyncContext<Self>) -> Self::Result {
         self.db.node_task_sent(&msg.0)
+    }
+}
+
+impl Handler<RetryPending> for Store {
+    type Result = MessageResult<RetryPending>;
+
+    fn handle(&mut self, _: RetryPending, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        if !self.pending.is_empty() {
+            let db = &self.db;
+            self.pending.retry(
+                crate::execution::unix_ms(),
+                |w| w.apply(db),
+                |w, e| tracing::error!(error = %e, write = ?std::mem::discriminant(w), "kept write refused; dropped"),
+            );
+            if self.pending.is_empty() {
+                tracing::info!("store writes again; every kept write is stored");
+            }
+        }
+        MessageResult(self.pending.status())
+    }
+}
+
+impl Handler<GetStoreStatus> for Store {
+    type Result = MessageResult<GetStoreStatus>;
+
+    fn handle(&mut self, _: GetStoreStatus, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        MessageResult(self.pending.status())
     }
 }
 

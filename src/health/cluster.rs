@@ -267,6 +267,24 @@ impl ClusterState {
         aggregate(&self.nodes)
     }
 
+    /// Forgets a node that left or stayed failed past `service_discovery.service_timeout`:
+    /// its active alerts are cleared at `now_ms` and it no longer counts (status, average).
+    pub fn forget(&mut self, node_id: &str, now_ms: u64) -> Vec<HealthChange> {
+        self.nodes.remove(node_id);
+        let mut changes = Vec::new();
+        let mut alerts: Vec<Alert> = self
+            .active
+            .remove(node_id)
+            .map(|a| a.into_values().collect())
+            .unwrap_or_default();
+        newest_first(&mut alerts);
+        for mut a in alerts.into_iter().rev() {
+            a.cleared_at_ms = Some(now_ms.max(a.raised_at_ms));
+            changes.push(clear(&mut self.cleared, a));
+        }
+        changes
+    }
+
     /// One node's health; `None` for a node never heard of.
     pub fn node(&self, node_id: &str) -> Option<NodeHealthDetail> {
         let entry = self.nodes.get(node_id)?;
@@ -357,6 +375,32 @@ mod tests {
             reachable,
             report: r.map(|(s, score)| report("n", s, score)),
         }
+    }
+
+    #[test]
+    fn a_forgotten_node_clears_its_alerts_and_leaves_the_average() {
+        let mut s = ClusterState::default();
+        s.report(report("a", Status::Healthy, 100.0));
+        s.report(report("b", Status::Healthy, 100.0));
+        s.reachability("b", false, 10);
+        assert_eq!(s.health().average_score, 50.0, "a failed node scores 0");
+        assert_eq!(s.alerts(true).len(), 1);
+        let changes = s.forget("b", 20);
+        assert!(
+            matches!(&changes[..], [HealthChange::AlertCleared { alert }] if alert.cleared_at_ms == Some(20)),
+            "{changes:?}"
+        );
+        let h = s.health();
+        assert_eq!(
+            (h.average_score, h.nodes.len(), h.status),
+            (100.0, 1, Status::Healthy)
+        );
+        assert!(s.alerts(true).is_empty());
+        assert!(s.node("b").is_none());
+        assert!(
+            s.forget("b", 30).is_empty(),
+            "forgetting twice changes nothing"
+        );
     }
 
     #[test]

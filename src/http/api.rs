@@ -102,6 +102,11 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
                     .default_service(not_allowed("GET")),
             )
             .service(
+                web::resource("/nodes/{id}")
+                    .route(web::delete().to(forget_node))
+                    .default_service(not_allowed("DELETE")),
+            )
+            .service(
                 web::resource("/health")
                     .route(web::get().to(health))
                     .default_service(not_allowed("GET")),
@@ -214,18 +219,36 @@ async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
             records
                 .into_iter()
                 .filter(|r| !known.contains(&r.id))
-                .map(|r| stored_view(&r)),
+                .map(|r| stored_view(&r, &state.registry.settings)),
         );
     }
     Ok(HttpResponse::Ok().json(json!({"executions": out})))
 }
 
 /// The view of an execution known only to the store.
-fn stored_view(r: &crate::store::ExecutionRecord) -> Value {
+fn stored_view(r: &crate::store::ExecutionRecord, settings: &crate::settings::Settings) -> Value {
     let report: Option<Value> = r
         .report_json
         .as_deref()
         .and_then(|j| serde_json::from_str(j).ok());
+    let terminal = State::parse(&r.state).is_some_and(State::is_terminal);
+    // A run stopped before its plan ended (cancelled, or stopped by a watch) got as far as
+    // the time its report covers, as the live view says.
+    let stopped_at_percent = report
+        .as_ref()
+        .filter(|rep| rep["summary"]["interrupted"] == true)
+        .and_then(|rep| {
+            let ran = rep["summary"]["duration_s"].as_f64()?;
+            let doc: Value = serde_json::from_str(&r.request_json).ok()?;
+            let plan = plan::validate(&doc, &settings.load_generation).ok()?;
+            let planned = crate::execution::Execution::pending(r, plan).duration();
+            (!planned.is_zero()).then(|| (ran / planned.as_secs_f64() * 100.0).clamp(0.0, 100.0))
+        });
+    let progress = match (terminal, stopped_at_percent) {
+        (true, Some(p)) => p,
+        (true, None) => 100.0,
+        (false, _) => 0.0,
+    };
     json!({
         "execution_id": r.id,
         "name": r.name,
@@ -234,7 +257,8 @@ fn stored_view(r: &crate::store::ExecutionRecord) -> Value {
         "created_at_ms": r.created_at_ms,
         "started_at_ms": r.started_at_ms,
         "finished_at_ms": r.finished_at_ms,
-        "progress_percent": if State::parse(&r.state).is_some_and(State::is_terminal) { 100.0 } else { 0.0 },
+        "progress_percent": progress,
+        "achieved_rps": report.as_ref().map(|r| r["summary"]["achieved_rps"].clone()),
         "summary": report.as_ref().map(|r| r["summary"].clone()),
     })
 }
@@ -255,7 +279,7 @@ async fn get(id: web::Path<String>, state: web::Data<ApiState>) -> Result<HttpRe
         .send(db::GetExecution(id.clone()))
         .await
     {
-        Ok(Ok(Some(r))) => Ok(HttpResponse::Ok().json(stored_view(&r))),
+        Ok(Ok(Some(r))) => Ok(HttpResponse::Ok().json(stored_view(&r, &state.registry.settings))),
         Ok(Ok(None)) => Err(ApiError::NotFound(format!("execution {id}"))),
         Ok(Err(e)) => Err(unavailable(e)),
         Err(e) => Err(unavailable(e)),
@@ -362,6 +386,29 @@ async fn compare(
     Ok(HttpResponse::Ok().json(compare::compare(&ra, &rb).with_ids(&a, &b)))
 }
 
+/// `DELETE /api/nodes/{id}`: forgets a node that failed or left (its alerts cleared, out of
+/// the cluster's health); 404 for an unknown node, 409 for one still connected.
+async fn forget_node(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let node_id = id.into_inner();
+    let forgotten = state
+        .orchestrator()?
+        .send(crate::messages::cluster::ForgetNode {
+            node_id: node_id.clone(),
+        })
+        .await
+        .map_err(unavailable)?;
+    match forgotten {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({"node_id": node_id, "forgotten": true}))),
+        Err(e @ crate::messages::cluster::ForgetRefused::Unknown(_)) => {
+            Err(ApiError::NotFound(e.to_string()))
+        }
+        Err(e) => Err(ApiError::Conflict(e.to_string())),
+    }
+}
+
 async fn nodes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let nodes = state
         .orchestrator()?
@@ -397,10 +444,21 @@ async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
         Some(bus) => bus.send(GetEventBusState).await.ok(),
         None => None,
     };
+    // A store that cannot write keeps what it is given in memory; the service is degraded
+    // until it writes again.
+    let store = state.registry.store.send(db::GetStoreStatus).await.ok();
+    let reasons: Vec<String> = store.iter().filter_map(|s| s.problem()).collect();
+    let status = if store.as_ref().is_some_and(|s| s.degraded()) {
+        "degraded"
+    } else {
+        "healthy"
+    };
     Ok(HttpResponse::Ok().json(json!({
-        "status": "healthy",
+        "status": status,
+        "reasons": reasons,
+        "store": store,
         "version": env!("CARGO_PKG_VERSION"),
-        "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed")},
+        "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed"), "left": count("left")},
         "executions": {"running": running, "pending": pending},
         "cluster": cluster,
         "events": events,

@@ -23,6 +23,9 @@ pub struct Progress {
     /// Requests planned and completed in the latest complete second (all tasks).
     pub planned_rps: f64,
     pub achieved_rps: f64,
+    /// Completed per second over the seconds the load has run so far, as the report counts
+    /// it (`stats::achieved_rps`).
+    pub average_rps: f64,
     /// Corrected latency so far (the worst task's).
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -35,6 +38,7 @@ impl Progress {
         let mut p = Progress {
             elapsed,
             duration: Duration::from_secs_f64(v.duration_s),
+            average_rps: v.achieved_rps,
             ..Progress::default()
         };
         for t in v.tasks.iter().map(|t| &t.figures) {

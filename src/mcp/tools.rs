@@ -684,7 +684,8 @@ pub fn report_verdict(state: &str, report: &Value) -> Verdict {
 pub struct Live {
     pub elapsed_s: f64,
     pub duration_s: f64,
-    /// Completed in the latest complete second.
+    /// Completed in the latest complete second while it runs; once it has ended, the
+    /// server's `achieved_rps` (completed over the seconds the load ran).
     pub rps: f64,
     /// The highest p99 so far among the tasks (ms).
     pub p99_ms: f64,
@@ -700,8 +701,14 @@ impl Live {
             duration_s,
             ..Live::default()
         };
+        let ended = view["state"].as_str().is_some_and(is_final);
+        if ended {
+            live.rps = view["achieved_rps"].as_f64().unwrap_or(0.0);
+        }
         for t in view["tasks"].as_array().into_iter().flatten() {
-            live.rps += t["last_second"]["completed"].as_f64().unwrap_or(0.0);
+            if !ended {
+                live.rps += t["last_second"]["completed"].as_f64().unwrap_or(0.0);
+            }
             live.p99_ms = live
                 .p99_ms
                 .max(t["latency_ms"]["p99"].as_f64().unwrap_or(0.0));
@@ -909,6 +916,14 @@ mod tests {
         assert_eq!(
             pending.message("pending"),
             "pending 0/8 s: 0.0 rps, p99 0.0 ms, 0 errors"
+        );
+        // Cancelled after 2 of 8 s: how far it got and the server's rate over those 2 s.
+        let cancelled = Live::of(&json!({"state": "cancelled", "duration_s": 8.0,
+            "progress_percent": 25.0, "achieved_rps": 107.0,
+            "tasks": [{"errors": 0, "latency_ms": {"p99": 1.0}, "last_second": {"completed": 3}}]}));
+        assert_eq!(
+            cancelled.message("cancelled"),
+            "cancelled 2/8 s: 107.0 rps, p99 1.0 ms, 0 errors"
         );
     }
 }

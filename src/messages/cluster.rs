@@ -149,6 +149,35 @@ pub struct NodeFailed {
     pub epoch: u64,
 }
 
+/// From a proxy: the node said goodbye (it was stopped); fenced at `epoch` like a failed node,
+/// and shown `left`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NodeLeft {
+    pub node_id: String,
+    pub epoch: u64,
+}
+
+/// Forget a node: from its proxy (failed or left for `service_discovery.service_timeout`) or
+/// `DELETE /api/nodes/{id}`. A node still connected (or inside its death timeout) is not
+/// forgotten.
+#[derive(Message)]
+#[rtype(result = "Result<(), ForgetRefused>")]
+pub struct ForgetNode {
+    pub node_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForgetRefused {
+    #[error("no node {0:?}")]
+    Unknown(String),
+    #[error(
+        "node {0:?} is connected (or may still resume its link): stop it (it leaves with a \
+         goodbye) or wait until it has failed, then forget it"
+    )]
+    Connected(String),
+}
+
 // ---- to a NodeProxy ----
 
 /// Send an application message to the node.
@@ -184,6 +213,9 @@ pub struct NodeView {
     pub last_heard_ms: u64,
     pub windows_stored: u64,
     pub windows_duplicate: u64,
+    /// Windows counted in their execution but not kept by the store (its disk refused them
+    /// and its memory bound was reached).
+    pub windows_unstored: u64,
     /// Frames stamped with an epoch older than the node's (sent before it was fenced).
     pub fenced_frames_rejected: u64,
     pub link: crate::hub::session::SessionStats,

@@ -38,6 +38,12 @@ pub struct NodeReachability {
     pub reachable: bool,
 }
 
+/// A node left the cluster or was forgotten (failed past `service_discovery.service_timeout`,
+/// or `DELETE /api/nodes/{id}`): its alerts are cleared and it no longer counts.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ForgetNodeHealth(pub String);
+
 /// From now on, publish changes to this recipient (the event bus, after it was rebuilt).
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -2,6 +2,7 @@
 
 use actix::prelude::*;
 
+use crate::store::pending::StoreStatus;
 use crate::store::{ExecutionRecord, NodeRecord, StoreError, WindowKey};
 
 // ---- executions --------------------------------------------------------------------------
@@ -114,3 +115,16 @@ pub struct SetNodeTaskSent {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<(u32, String, u64)>, StoreError>")]
 pub struct GetNodeTaskSent(pub String);
+
+// ---- the store's own health --------------------------------------------------------------
+
+/// Try the writes kept in memory again (the orchestrator, every second); answers the status
+/// after the try.
+#[derive(Debug, Message)]
+#[rtype(result = "StoreStatus")]
+pub struct RetryPending;
+
+/// Whether the store can write, and what it keeps in memory.
+#[derive(Debug, Message)]
+#[rtype(result = "StoreStatus")]
+pub struct GetStoreStatus;

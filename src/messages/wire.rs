@@ -17,7 +17,7 @@ use crate::load::share::ShareTable;
 use crate::stats::{ErrorCounts, Window};
 
 /// Bumped on any incompatible change of these types; checked in the handshake.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -100,6 +100,11 @@ pub enum NodeMsg {
     /// A `security_test` slice finished on this node (exactly-once, like a last window).
     /// Added in protocol version 3.
     ScanDone(Box<ScanSlice>),
+    /// The node is leaving (it was stopped, e.g. SIGTERM): it sends nothing more and will
+    /// not resume this session; the orchestrator shows it `left` instead of waiting for it
+    /// to fail. Fire-and-forget: a goodbye lost with the link is a failure, as before.
+    /// Added in protocol version 4.
+    Goodbye,
 }
 
 /// Application messages from the orchestrator.

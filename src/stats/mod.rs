@@ -432,6 +432,25 @@ impl TaskAccumulator {
     }
 }
 
+/// The seconds a task's load ran, for its rates: the seconds merged so far, never more than
+/// `load_s`, the time the load was meant to run (the plan's duration, or up to the stop of a
+/// run cancelled or stopped early). The drain after the last planned second is not load time.
+pub fn load_seconds(merged_seconds: usize, load_s: f64) -> f64 {
+    (merged_seconds as f64).min(load_s).max(0.0)
+}
+
+/// The achieved rate, the one definition that the report, the thresholds, the live view (REST,
+/// UI, MCP) and the CLI show: requests completed over the seconds the load ran (`ran_s`, see
+/// [`load_seconds`]). Requests that complete during the drain count; the drain's time does not.
+/// 0 when no time ran.
+pub fn achieved_rps(completed: u64, ran_s: f64) -> f64 {
+    if ran_s > 0.0 {
+        completed as f64 / ran_s
+    } else {
+        0.0
+    }
+}
+
 /// The coordinated-omission rule in one place: latency is measured from when the request
 /// *should* have started: `corrected = completed - min(planned, sent)`,
 /// `uncorrected = completed - sent`. A request sent a little early (the arrival loop wakes
@@ -453,6 +472,22 @@ pub fn latencies(
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn the_achieved_rate_is_over_the_seconds_that_ran_without_the_drain() {
+        // 50 rps for 6 s, the last requests completing in 2 drain seconds: 50, not 37.5.
+        assert_eq!(load_seconds(8, 6.0), 6.0);
+        assert_eq!(achieved_rps(300, load_seconds(8, 6.0)), 50.0);
+        // Mid-run: the seconds merged so far.
+        assert_eq!(achieved_rps(150, load_seconds(3, 6.0)), 50.0);
+        // Cancelled after 10 s of a 300 s plan at 107 rps: over the 10 s that ran.
+        assert_eq!(achieved_rps(1070, load_seconds(11, 10.0)), 107.0);
+        // A fraction of a second planned: the fraction, not the whole second.
+        assert_eq!(achieved_rps(25, load_seconds(2, 0.5)), 50.0);
+        // No time: no rate.
+        assert_eq!(achieved_rps(10, load_seconds(0, 6.0)), 0.0);
+        assert_eq!(achieved_rps(10, 0.0), 0.0);
+    }
 
     fn ok() -> Outcome {
         Outcome {

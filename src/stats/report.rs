@@ -155,11 +155,7 @@ impl TaskReport {
         } else {
             nodes.iter().map(|n| n.sent).sum()
         };
-        let achieved_rps = if info.duration_s > 0.0 {
-            total.completed as f64 / info.duration_s
-        } else {
-            0.0
-        };
+        let achieved_rps = super::achieved_rps(total.completed, info.duration_s);
         // The watch is pure: replaying the timeline gives what the live one decided.
         let stress = info.stress.as_ref().map(|spec| {
             let mut watch = crate::load::stress::StressWatch::new(spec);
@@ -198,7 +194,11 @@ impl TaskReport {
             nodes,
             timeline: acc.timeline().to_vec(),
             stress,
-            thresholds: verdicts(&info.thresholds, &Figures::so_far(acc), info.aborted),
+            thresholds: verdicts(
+                &info.thresholds,
+                &Figures::so_far(acc, info.duration_s),
+                info.aborted,
+            ),
             security: None,
         }
     }
@@ -250,11 +250,7 @@ impl Report {
                 planned_requests: planned,
                 sent_requests: sent,
                 not_sent,
-                achieved_rps: if duration_s > 0.0 {
-                    total as f64 / duration_s
-                } else {
-                    0.0
-                },
+                achieved_rps: super::achieved_rps(total, duration_s),
                 duration_s,
                 late_starts: late,
                 errors,
@@ -274,14 +270,13 @@ impl Report {
     /// the time that ran, not the planned time.
     pub fn interrupt(&mut self, ran_s: f64) {
         self.summary.interrupted = true;
-        let rate = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
         for t in &mut self.tasks {
             t.duration_s = t.duration_s.min(ran_s);
-            t.achieved_rps = rate(t.total_requests, t.duration_s);
+            t.achieved_rps = super::achieved_rps(t.total_requests, t.duration_s);
         }
         let s = &mut self.summary;
         s.duration_s = s.duration_s.min(ran_s);
-        s.achieved_rps = rate(s.total_requests, s.duration_s);
+        s.achieved_rps = super::achieved_rps(s.total_requests, s.duration_s);
     }
 
     /// The text report printed at the end of `mcpt run`.

@@ -170,12 +170,12 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// A task's figures so far: latency and counts over everything merged, rates per merged
-    /// second.
-    pub fn so_far(acc: &super::TaskAccumulator) -> Figures {
+    /// A task's figures so far: latency and counts over everything merged, rates over the
+    /// seconds the load ran (`load_s` at most: see [`super::load_seconds`]).
+    pub fn so_far(acc: &super::TaskAccumulator, load_s: f64) -> Figures {
         let total = acc.total();
         let p = super::Percentiles::of(&total.corrected);
-        let mut f = Figures::rates(acc.timeline());
+        let mut f = Figures::rates(acc.timeline(), load_s);
         f.p50_ms = p.p50;
         f.p90_ms = p.p90;
         f.p95_ms = p.p95;
@@ -189,12 +189,18 @@ impl Figures {
         f
     }
 
-    /// The achieved and planned rates over the merged seconds.
-    fn rates(timeline: &[super::TimelinePoint]) -> Figures {
-        let seconds = timeline.len().max(1) as f64;
+    /// The achieved and planned rates over the seconds the load ran (the drain excluded).
+    fn rates(timeline: &[super::TimelinePoint], load_s: f64) -> Figures {
+        let seconds = super::load_seconds(timeline.len(), load_s);
+        let completed = timeline.iter().map(|p| p.completed).sum::<u64>();
+        let planned: f64 = timeline.iter().map(|p| p.planned).sum();
         Figures {
-            achieved_rps: timeline.iter().map(|p| p.completed).sum::<u64>() as f64 / seconds,
-            planned_rps: timeline.iter().map(|p| p.planned).sum::<f64>() / seconds,
+            achieved_rps: super::achieved_rps(completed, seconds),
+            planned_rps: if seconds > 0.0 {
+                planned / seconds
+            } else {
+                0.0
+            },
             ..Figures::default()
         }
     }
@@ -273,14 +279,28 @@ pub struct ThresholdWatch {
     thresholds: Vec<Threshold>,
     /// The threshold that stopped the run, and at which second.
     aborted: Option<(usize, u64)>,
+    /// How long the load runs (seconds): rates never count the drain after it.
+    load_s: f64,
 }
 
 impl ThresholdWatch {
     pub fn new(thresholds: Vec<Threshold>) -> ThresholdWatch {
         ThresholdWatch {
+            load_s: f64::INFINITY,
             thresholds,
             aborted: None,
         }
+    }
+
+    /// For a task whose load runs `duration`.
+    pub fn over(mut self, duration: Duration) -> ThresholdWatch {
+        self.load_s = duration.as_secs_f64();
+        self
+    }
+
+    /// How long the load runs, in seconds (the rates' time, see [`super::load_seconds`]).
+    pub fn load_s(&self) -> f64 {
+        self.load_s
     }
 
     /// The figures so far after `second` (0-based) merged: the reason to stop, if any.

@@ -34,10 +34,13 @@ impl Watch {
     /// Second `second` (0-based) of the task has just been merged into `acc`.
     pub fn second(&mut self, second: u64, acc: &TaskAccumulator) -> Option<Stop> {
         match self {
-            Watch::Thresholds(w) => w.second(second, &Figures::so_far(acc)).map(|reason| Stop {
-                state: StopAs::Failed,
-                reason,
-            }),
+            Watch::Thresholds(w) => {
+                let so_far = Figures::so_far(acc, w.load_s());
+                w.second(second, &so_far).map(|reason| Stop {
+                    state: StopAs::Failed,
+                    reason,
+                })
+            }
             Watch::Stress(w) => w.catch_up(acc.timeline()).map(|reason| Stop {
                 state: StopAs::Completed,
                 reason,

@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod pending;
+
 use rusqlite::{Connection, OptionalExtension, Row, ffi, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,14 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error(
+        "database {path} is damaged ({detail}); nothing was changed. Move it aside to start with \
+         an empty store, e.g. `mv {path} {path}.damaged` (with its -wal and -shm files), or \
+         restore it from a backup"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{0}")]
+    Unwritable(String),
     #[error("no execution {0}")]
     UnknownExecution(String),
     #[error("execution {0} already exists")]
@@ -143,10 +153,21 @@ impl Db {
             source,
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // A damaged file is refused before anything reads or writes it: a header that is not
+        // SQLite's fails the first statement, damaged pages fail the check.
+        let damaged = |source: rusqlite::Error| match source.sqlite_error_code() {
+            Some(ffi::ErrorCode::NotADatabase | ffi::ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt {
+                    path: path.clone(),
+                    detail: source.to_string(),
+                }
+            }
+            _ => open_err(source),
+        };
         if wal {
             let mode: String = conn
                 .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-                .map_err(open_err)?;
+                .map_err(damaged)?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(StoreError::NoWal { path, mode });
             }
@@ -156,6 +177,13 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        quick_check(&conn).map_err(|e| match e {
+            Ok(detail) => StoreError::Corrupt {
+                path: path.clone(),
+                detail,
+            },
+            Err(source) => damaged(source),
+        })?;
 
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -309,6 +337,27 @@ impl Db {
         Ok(inserted == 1)
     }
 
+    /// Whether a window is stored under this key.
+    pub fn has_window(&self, key: &WindowKey) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM windows WHERE execution_id = ?1 AND task_id = ?2 \
+             AND window_index = ?3 AND node_id = ?4 AND epoch = ?5",
+        )?;
+        Ok(stmt
+            .query_row(
+                params![
+                    key.execution_id,
+                    key.task_id,
+                    int("window_index", key.window_index)?,
+                    key.node_id,
+                    int("epoch", key.epoch)?,
+                ],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// The windows of an execution ordered by task, window index, node (then epoch).
     pub fn windows_of(&self, execution_id: &str) -> Result<Vec<(WindowKey, Vec<u8>)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
@@ -432,6 +481,21 @@ impl Db {
     }
 }
 
+/// `PRAGMA quick_check`: `Err(Ok(what))` names the damage it found (the first few
+/// problems), `Err(Err(e))` is a check that could not run at all.
+fn quick_check(conn: &Connection) -> Result<(), Result<String, rusqlite::Error>> {
+    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(Err)?;
+    let problems: Vec<String> = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(Err)?;
+    match problems.as_slice() {
+        [ok] if ok == "ok" => Ok(()),
+        [] => Err(Ok("the integrity check found nothing to read".into())),
+        _ => Err(Ok(format!("integrity check: {}", problems.join("; ")))),
+    }
+}
+
 fn execution_from_row(row: &Row<'_>) -> rusqlite::Result<ExecutionRecord> {
     Ok(ExecutionRecord {
         id: row.get(0)?,
@@ -517,6 +581,38 @@ mod tests {
             epoch,
             window_index: window,
         }
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused_and_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(tmp.path()).unwrap();
+        db.insert_execution(&execution("a", 1)).unwrap();
+        db.conn
+            .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+            .unwrap();
+        drop(db);
+        let path = tmp.path().join(DB_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Past the header: the file still opens as SQLite, its pages are garbage.
+        for (i, b) in bytes.iter_mut().enumerate().skip(100) {
+            *b = (i as u8).wrapping_mul(31).wrapping_add(7);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        match Db::open(tmp.path()) {
+            Err(e @ StoreError::Corrupt { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(&path.display().to_string()), "{text}");
+                assert!(text.contains("mv "), "{text}");
+            }
+            other => panic!("a damaged file must be refused: {other:?}"),
+        }
+        // Not a database at all (its header too): the same answer.
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        assert!(matches!(
+            Db::open(tmp.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]

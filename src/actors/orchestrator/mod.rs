@@ -32,6 +32,7 @@ use crate::store::ExecutionRecord;
 mod metrics;
 mod nodes;
 mod planning;
+mod store_health;
 
 /// Time between planning and the common start, for the start message to reach every node.
 const START_DELAY: Duration = Duration::from_millis(500);
@@ -62,6 +63,9 @@ pub struct Orchestrator {
     executions: HashMap<String, Execution>,
     /// Execution ids, oldest first.
     order: Vec<String>,
+    /// The store's last answer on what it could not write, and whether a retry is under way.
+    store_status: crate::store::pending::StoreStatus,
+    store_retrying: bool,
 }
 
 impl Orchestrator {
@@ -82,6 +86,8 @@ impl Orchestrator {
             nodes: BTreeMap::new(),
             executions: HashMap::new(),
             order: Vec::new(),
+            store_status: Default::default(),
+            store_retrying: false,
         }
     }
 
@@ -274,6 +280,7 @@ impl Orchestrator {
 
     /// Every window is in: build and store the report, then the final state.
     fn finish(&mut self, id: &str, ctx: &mut Context<Self>) {
+        self.note_store_trouble(id);
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
@@ -529,6 +536,7 @@ impl Actor for Orchestrator {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.keep_gauges(ctx);
+        self.keep_store_writing(ctx);
         self.reload(ctx);
     }
 
@@ -601,6 +609,7 @@ impl Handler<Cancel> for Orchestrator {
             }
             State::Planning | State::Running => {
                 e.stopping = true;
+                e.cancelled_at_ms.get_or_insert(unix_ms());
                 let reason = Some("cancelled while running".to_string());
                 self.set_state(&id, State::Cancelled, reason, ctx);
                 if let Some(e) = self.executions.get_mut(&id) {

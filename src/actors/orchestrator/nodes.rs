@@ -4,16 +4,17 @@
 use actix::prelude::*;
 
 use super::Orchestrator;
+use crate::actors::node_proxy::StopProxy;
 use crate::discovery::{ServiceInstance, ServiceType, Source};
 use crate::execution::State;
 use crate::health::Status;
 use crate::messages::cluster::{
-    Attach, NodeFailed, NodeHealth, NodeLinkDown, NodeProgress, NodeRejected, NodeRunning,
-    NodeScan, NodeUp, NodeWindow, TakeConn,
+    Attach, ForgetNode, ForgetRefused, NodeFailed, NodeHealth, NodeLeft, NodeLinkDown,
+    NodeProgress, NodeRejected, NodeRunning, NodeScan, NodeUp, NodeWindow, TakeConn,
 };
 use crate::messages::discovery::{ForgetService, RegisterService};
 use crate::messages::events::EventKind;
-use crate::messages::health::{NodeHealthUpdate, NodeReachability};
+use crate::messages::health::{ForgetNodeHealth, NodeHealthUpdate, NodeReachability};
 use crate::messages::resources::SetNodeCapacity;
 use crate::messages::wire::TaskRef;
 
@@ -284,7 +285,55 @@ impl Handler<NodeFailed> for Orchestrator {
     type Result = ();
 
     fn handle(&mut self, msg: NodeFailed, ctx: &mut Context<Self>) {
+        self.node_gone(msg.node_id, msg.epoch, false, ctx);
+    }
+}
+
+impl Handler<NodeLeft> for Orchestrator {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeLeft, ctx: &mut Context<Self>) {
+        self.node_gone(msg.node_id, msg.epoch, true, ctx);
+    }
+}
+
+impl Handler<ForgetNode> for Orchestrator {
+    type Result = Result<(), ForgetRefused>;
+
+    fn handle(&mut self, msg: ForgetNode, _ctx: &mut Context<Self>) -> Self::Result {
         let node = msg.node_id;
+        let Some(e) = self.nodes.get(&node) else {
+            return Err(ForgetRefused::Unknown(node));
+        };
+        // `up` holds until the node failed or left: its work is its own until then.
+        if e.up {
+            return Err(ForgetRefused::Connected(node));
+        }
+        if let Some(e) = self.nodes.remove(&node) {
+            e.proxy.do_send(StopProxy);
+        }
+        if let Some(health) = self.registry.health.get() {
+            health.do_send(ForgetNodeHealth(node.clone()));
+        }
+        tracing::info!(node = %node, "node forgotten");
+        self.publish(EventKind::NodeLeft {
+            node_id: node,
+            reason: "forgotten: failed or left, and not back".into(),
+        });
+        Ok(())
+    }
+}
+
+impl Orchestrator {
+    /// A node failed (silent for the death timeout) or `left` (said goodbye), fenced at
+    /// `epoch`: it offers nothing, and each execution loses it by its task's policy. A node
+    /// that left no longer counts in the cluster's health; a failed one does (unreachable)
+    /// until it is back or forgotten.
+    fn node_gone(&mut self, node: String, epoch: u64, left: bool, ctx: &mut Context<Self>) {
+        let msg = NodeFailed {
+            node_id: node.clone(),
+            epoch,
+        };
         if let Some(e) = self.nodes.get_mut(&node) {
             e.up = false;
             e.epoch = msg.epoch;
@@ -293,10 +342,14 @@ impl Handler<NodeFailed> for Orchestrator {
             discovery.do_send(ForgetService(node.clone()));
         }
         if let Some(health) = self.registry.health.get() {
-            health.do_send(NodeReachability {
-                node_id: node.clone(),
-                reachable: false,
-            });
+            if left {
+                health.do_send(ForgetNodeHealth(node.clone()));
+            } else {
+                health.do_send(NodeReachability {
+                    node_id: node.clone(),
+                    reachable: false,
+                });
+            }
         }
         // A failed node offers nothing until it is back; what it held stays held until its
         // owners end.
@@ -306,13 +359,20 @@ impl Handler<NodeFailed> for Orchestrator {
                 capacity: Default::default(),
             });
         }
-        self.publish(EventKind::NodeFailed {
-            node_id: node.clone(),
-            reason: format!(
-                "nothing heard for the death timeout; fenced at epoch {}",
-                msg.epoch
-            ),
-        });
+        if left {
+            self.publish(EventKind::NodeLeft {
+                node_id: node.clone(),
+                reason: format!("the node left (goodbye); fenced at epoch {}", msg.epoch),
+            });
+        } else {
+            self.publish(EventKind::NodeFailed {
+                node_id: node.clone(),
+                reason: format!(
+                    "nothing heard for the death timeout; fenced at epoch {}",
+                    msg.epoch
+                ),
+            });
+        }
         for id in self.order.clone() {
             self.lose_node_in(&id, &node, msg.epoch, ctx);
         }

@@ -401,7 +401,7 @@
       append(cards, [
         card('Cluster health', badge(c.status || 'unknown', 'health'),
           c.status ? (c.healthy + ' healthy · ' + c.warning + ' warning · ' + c.failed + ' failed') : 'health monitor not answering'),
-        card('Nodes connected', num(n.connected), num(n.disconnected) + ' disconnected · ' + num(n.failed) + ' failed'),
+        card('Nodes connected', num(n.connected), num(n.disconnected) + ' disconnected · ' + num(n.failed) + ' failed' + (n.left ? ' · ' + num(n.left) + ' left' : '')),
         card('Average health score', finite(c.average_score) && nodes.length ? num(c.average_score, 0) : '–', 'out of 100'),
         card('Executions', num(ex.running) + ' running', num(ex.pending) + ' pending'),
         card('Active alerts', num(alerts.length), alerts.length ? 'see below' : 'none', alerts.length ? 'alerting' : '')
@@ -502,20 +502,18 @@
   // ---------------------------------------------------------------- executions list
 
   // An execution view's totals: the report's summary when there is one, else the tasks'
-  // figures; the rate is the average once finished (as in the report: completed over the
-  // planned duration), the latest second's while running.
+  // figures. The rate is the server's achieved_rps (completed over the seconds the load ran,
+  // the drain excluded), never worked out here.
   function totalsOf(x) {
     if (x.summary) {
       return { completed: x.summary.total_requests, errors: (x.summary.errors || {}).total, rps: x.summary.achieved_rps };
     }
-    var t = { completed: 0, errors: 0, rps: null }, last = 0, any = false;
+    var t = { completed: 0, errors: 0, rps: null };
     (x.tasks || []).forEach(function (task) {
       t.completed += task.completed || 0;
       t.errors += task.errors || 0;
-      if (task.last_second) { last += task.last_second.completed; any = true; }
     });
-    if (TERMINAL[x.state] && x.duration_s > 0) t.rps = t.completed / x.duration_s;
-    else if (x.state === 'running' && any) t.rps = last;
+    if (x.state !== 'pending' && finite(x.achieved_rps)) t.rps = x.achieved_rps;
     return t;
   }
 

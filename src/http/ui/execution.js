@@ -71,7 +71,8 @@
       if (why) { reason.hidden = false; reason.textContent = why; reason.className = 'banner' + (s === 'failed' ? ' error' : ''); }
       if (TERMINAL[s]) {
         links.hidden = false;
-        byId('exec-progress').style.width = '100%';
+        // How far it got, as the server says (a cancelled run stops short of 100 %).
+        byId('exec-progress').style.width = (view && finite(view.progress_percent) ? view.progress_percent : 100) + '%';
         loadReport(0);
       }
     }
@@ -92,7 +93,7 @@
           finite(x.duration_s) ? h('span', { text: 'planned ' + seconds(x.duration_s) }) : null,
           x.waiting_for ? h('span', { class: 'warn', text: 'waiting: ' + x.waiting_for }) : null
         ]);
-        byId('exec-progress').style.width = (TERMINAL[x.state] ? 100 : finite(x.progress_percent) ? x.progress_percent : 0) + '%';
+        byId('exec-progress').style.width = (finite(x.progress_percent) ? x.progress_percent : TERMINAL[x.state] ? 100 : 0) + '%';
         if (x.state !== stateNow || (x.reason && reason.hidden)) setState(x.state, x.reason);
         // Without the stream, the REST view's last complete second feeds the figures.
         if (!Live.live() && !TERMINAL[x.state]) fromPoll(x);
