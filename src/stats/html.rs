@@ -519,7 +519,11 @@ fn task_section(out: &mut String, i: usize, t: &TaskReport) {
                 n.sent,
                 n.completed,
                 n.errors,
-                if n.lost { "lost" } else { "ok" }
+                match (n.lost, n.in_flight) {
+                    (true, Some(k)) => format!("lost ({k} in flight)"),
+                    (true, None) => "lost".into(),
+                    _ => "ok".into(),
+                }
             );
         }
         out.push_str("</tbody></table></div>");

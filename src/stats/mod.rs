@@ -373,8 +373,20 @@ impl TaskAccumulator {
 
     fn settle(&mut self) {
         for w in self.merger.take_ready() {
-            // Seconds in which no shard reported anything still appear, as empty points.
             let mut next_second = self.timeline.last().map_or(0, |p| p.second + 1);
+            if w.index < next_second {
+                // A second already settled, from a shard that was given up on and came back
+                // (a lost node's late window): its counts join that second's point; the
+                // point's percentiles stay those of the windows it settled with (the totals
+                // take the late window's histograms whole).
+                if let Some(p) = self.timeline.iter_mut().find(|p| p.second == w.index) {
+                    p.sent += w.sent;
+                    p.completed += w.completed;
+                    p.errors += w.errors.total;
+                }
+                continue;
+            }
+            // Seconds in which no shard reported anything still appear, as empty points.
             while next_second < w.index {
                 let empty = TimelinePoint {
                     second: next_second,

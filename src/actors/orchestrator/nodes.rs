@@ -111,6 +111,10 @@ impl Handler<NodeWindow> for Orchestrator {
                 };
                 if !e.add_window(task_id, &msg.node_id, w, msg.window.last) {
                     tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "window for no task of the execution");
+                } else if e.state.is_terminal() && !e.stopping {
+                    // A lost node came back after the end with what it had sent before.
+                    self.amend_report(&execution_id, ctx);
+                    return;
                 }
             }
             Err(why) => tracing::warn!(%why, "undecodable window"),
