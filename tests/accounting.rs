@@ -49,14 +49,12 @@ fn wait_state(c: &Cluster, node: &str, state: &str) {
 /// Each node's completed requests in the report equal what the target got from it.
 fn report_matches_target(report: &Value, t: &TargetGuard) -> bool {
     let received = t.stats.view();
-    report["tasks"][0]["nodes"]
-        .as_array()
-        .is_some_and(|nodes| {
-            nodes.iter().all(|n| {
-                let id = n["node_id"].as_str().unwrap_or_default();
-                n["completed"].as_u64() == Some(received.nodes.get(id).copied().unwrap_or(0))
-            })
+    report["tasks"][0]["nodes"].as_array().is_some_and(|nodes| {
+        nodes.iter().all(|n| {
+            let id = n["node_id"].as_str().unwrap_or_default();
+            n["completed"].as_u64() == Some(received.nodes.get(id).copied().unwrap_or(0))
         })
+    })
 }
 
 /// The report once a lost node's late windows are in (they may come after the end, and
@@ -183,6 +181,9 @@ fn a_cancel_during_a_partition_counts_the_cut_off_node() {
     let cut = lost(&report, "node-p");
     assert_eq!(cut["lost"], true, "{cut}");
     assert!(cut["in_flight"].is_u64(), "{cut}");
+    // What it sent after its last delivered window is still on the node.
+    let before_heal = t.stats.view().nodes["node-p"];
+    assert!(cut["completed"].as_u64().unwrap() < before_heal, "{cut}");
     proxy.heal();
     let report = settled_report(&c, &id, &t);
     assert_exact(&report, &t, "cancel during a partition");
@@ -215,13 +216,19 @@ fn a_failing_execution_keeps_the_survivors_last_second() {
     );
     for node in ["node-0", "node-2"] {
         let n = lost(&report, node);
-        assert_eq!(n["completed"].as_u64(), received.nodes.get(node).copied(), "{n}");
+        assert_eq!(
+            n["completed"].as_u64(),
+            received.nodes.get(node).copied(),
+            "{n}"
+        );
         assert_eq!(n["sent"].as_u64(), received.nodes.get(node).copied(), "{n}");
         assert!(n.get("in_flight").is_none(), "{n}");
     }
     let killed = lost(&report, "node-1");
     assert_eq!(killed["lost"], true, "{killed}");
-    let in_flight = killed["in_flight"].as_u64().expect("in_flight of a lost node");
+    let in_flight = killed["in_flight"]
+        .as_u64()
+        .expect("in_flight of a lost node");
     assert_eq!(
         in_flight,
         killed["sent"].as_u64().unwrap() - killed["completed"].as_u64().unwrap(),
@@ -258,7 +265,9 @@ fn a_link_drop_that_left_requests_unsent_is_degraded() {
     assert_eq!(view["state"], "completed_degraded", "{view}");
     let reason = view["reason"].as_str().unwrap_or_default();
     assert!(
-        reason.contains(&format!("{not_sent} of 1600 planned requests were not sent")),
+        reason.contains(&format!(
+            "{not_sent} of 1600 planned requests were not sent"
+        )),
         "{view}"
     );
     // Not fenced: the session resumed.

@@ -214,7 +214,11 @@ fn the_orchestrator_restarts_without_losing_anything() {
     let report = c.report(&id);
     // Paused while the orchestrator was away: whatever was not sent makes it degraded.
     let degraded = report["summary"]["not_sent"].as_u64() > Some(0);
-    let expected = if degraded { "completed_degraded" } else { "completed" };
+    let expected = if degraded {
+        "completed_degraded"
+    } else {
+        "completed"
+    };
     assert_eq!(view["state"], expected, "{view}");
     let received = t.stats.view();
     let total = report["summary"]["total_requests"].as_u64().unwrap();
