@@ -659,25 +659,22 @@ impl Execution {
 
     /// The state to end in once every task is done, and its reason, decided over the final
     /// accounting (`report`, from [`Execution::report`]): a stop by a watch ends as the watch
-    /// said; a cancel or a failure stays what it is; otherwise a run that did not send
-    /// everything it planned (`not_sent > 0`, whatever the cause: a lost node, a paused node, a
-    /// link or orchestrator outage, arrivals that never got a slot) or that lost a node ends
-    /// `completed_degraded` with the reason, never `completed`.
+    /// said (with its reason); a cancel or a failure stays what it is; a run that ended by its
+    /// plan and did not send everything it planned (`not_sent > 0`, whatever the cause: a lost
+    /// node, a paused node, a link or orchestrator outage, arrivals that never got a slot) or
+    /// that lost a node ends `completed_degraded` with the reason, never `completed`.
     pub fn final_state(&self, report: &Report) -> (State, Option<String>) {
         match self.stopped_early {
+            // What a watch stopped was meant not to run, and the second it stopped in ran
+            // only in part: its state is the watch's.
             Some((StopAs::Failed, _)) => return (State::Failed, self.reason.clone()),
-            Some((StopAs::Completed, _)) => {}
+            Some((StopAs::Completed, _)) => return (State::Completed, self.reason.clone()),
             None if self.stopping && matches!(self.state, State::Cancelled | State::Failed) => {
                 return (self.state, self.reason.clone());
             }
             None => {}
         }
-        // A watch's stop keeps its reason first.
-        let mut why: Vec<String> = match self.stopped_early {
-            Some(_) => self.reason.iter().cloned().collect(),
-            None => Vec::new(),
-        };
-        let noted = why.len();
+        let mut why = Vec::new();
         let lost: Vec<&str> = report
             .tasks
             .iter()
@@ -697,10 +694,10 @@ impl Execution {
                 s.not_sent, s.planned_requests
             ));
         }
-        if why.len() == noted && !self.degraded {
+        if why.is_empty() && !self.degraded {
             return (State::Completed, self.reason.clone());
         }
-        if why.len() == noted {
+        if why.is_empty() {
             why.push("a node was lost".into());
         }
         (State::CompletedDegraded, Some(why.join("; ")))
@@ -913,6 +910,33 @@ mod tests {
             (8, vec!["b".to_string()])
         );
         assert_eq!(t.nodes[0].sent, 4);
+    }
+
+    /// Issue 13 item 9: whatever left requests unsent, the end is `completed_degraded` and
+    /// the reason says how many.
+    #[test]
+    fn requests_not_sent_end_degraded_with_the_reason() {
+        for (sent_each, state) in [(100, State::Completed), (97, State::CompletedDegraded)] {
+            let mut e = execution("rebalance", "open");
+            for node in ["a", "b", "c"] {
+                let mut w = Window::new(0);
+                w.sent = sent_each;
+                w.completed = sent_each;
+                assert!(e.add_window(0, node, w, true));
+            }
+            assert!(e.all_done());
+            let report = e.report();
+            let (got, reason) = e.final_state(&report);
+            assert_eq!(got, state, "{reason:?}");
+            if state == State::CompletedDegraded {
+                assert_eq!(
+                    reason.as_deref(),
+                    Some("9 of 300 planned requests were not sent")
+                );
+            } else {
+                assert_eq!(reason, None);
+            }
+        }
     }
 
     #[test]
