@@ -224,6 +224,8 @@ fn a_failing_execution_keeps_the_survivors_last_second() {
         assert_eq!(n["sent"].as_u64(), received.nodes.get(node).copied(), "{n}");
         assert!(n.get("in_flight").is_none(), "{n}");
     }
+    let problems = common::schema_errors("schemas/report.schema.json", &report);
+    assert!(problems.is_empty(), "{problems:#?}");
     let killed = lost(&report, "node-1");
     assert_eq!(killed["lost"], true, "{killed}");
     let in_flight = killed["in_flight"]
