@@ -215,17 +215,17 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
                     _ = sleep_until(end.into()) => None,
                 };
                 // Stopped, or the run ended while it waited: this arrival and the rest are
-                // not sent (never "sent and timed out").
+                // not sent (never "sent and timed out"). A slot freed just as the run ended
+                // comes too late as well.
                 let Some(permit) = acquired else { break };
-                waited_until = Some(Instant::now());
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                waited_until = Some(now);
                 (permit, true)
             }
         };
-        // A slot that came only after the run's end (the loop fell that far behind) is too
-        // late for this arrival too.
-        if Instant::now() >= end {
-            break;
-        }
         // Checked with the slot in hand: the wait for it may have outlasted the lease.
         if let Some(share) = share {
             if !share.may_send() {
