@@ -370,6 +370,12 @@ impl Orchestrator {
             && e.state == State::Running
         {
             e.stopping = true;
+            // The report so far, stored now (a failed execution is not reloaded after a
+            // restart); the final one replaces it once the last windows are in.
+            self.store.do_send(db::SetExecutionReport {
+                id: id.to_string(),
+                report_json: serde_json::to_string(&e.report()).expect("reports serialize"),
+            });
             self.set_state(id, State::Failed, Some(reason), ctx);
             if let Some(e) = self.executions.get_mut(id) {
                 e.stopping = true;
