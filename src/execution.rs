@@ -540,6 +540,15 @@ impl Execution {
         true
     }
 
+    /// `node` refused task `task_id`: it runs nothing and will send no window for it.
+    pub fn refused(&mut self, task_id: u32, node: &str) {
+        if let Some(task) = self.tasks.get_mut(task_id as usize)
+            && let Some(slot) = task.shares.slot(node)
+        {
+            task.acc.finish(slot as usize);
+        }
+    }
+
     pub fn set_reported_sent(&mut self, task_id: u32, node: &str, sent: u64) {
         if let Some(task) = self.tasks.get_mut(task_id as usize)
             && let Some(slot) = task.shares.slot(node)
@@ -576,6 +585,7 @@ impl Execution {
             return LossOutcome::Unaffected;
         }
         let winding_down = self.stopping;
+        let mut fail = None;
         let mut reshared = Vec::new();
         let mut affected = false;
         for (i, task) in self.tasks.iter_mut().enumerate() {
@@ -599,10 +609,14 @@ impl Execution {
             };
             match load.on_node_failure {
                 OnNodeFailure::Fail => {
-                    return LossOutcome::Fail(format!(
-                        "node {node} was lost and task {:?} has on_node_failure: fail",
-                        task.name
-                    ));
+                    // The other tasks' slots of the node are given up too (no early return):
+                    // the execution ends once the survivors' last windows are in.
+                    fail.get_or_insert_with(|| {
+                        format!(
+                            "node {node} was lost and task {:?} has on_node_failure: fail",
+                            task.name
+                        )
+                    });
                 }
                 OnNodeFailure::Tolerate => {}
                 OnNodeFailure::Rebalance => {
@@ -611,10 +625,13 @@ impl Execution {
                         continue;
                     }
                     if !task.shares.without(slot, at_ms) {
-                        return LossOutcome::Fail(format!(
-                            "node {node} was lost and no other node is left for task {:?}",
-                            task.name
-                        ));
+                        fail.get_or_insert_with(|| {
+                            format!(
+                                "node {node} was lost and no other node is left for task {:?}",
+                                task.name
+                            )
+                        });
+                        continue;
                     }
                     reshared.push(i as u32);
                 }
@@ -624,6 +641,9 @@ impl Execution {
             return LossOutcome::Unaffected;
         }
         self.degraded = true;
+        if let Some(reason) = fail {
+            return LossOutcome::Fail(reason);
+        }
         if reshared.is_empty() {
             LossOutcome::Tolerated
         } else {
@@ -937,6 +957,18 @@ mod tests {
                 assert_eq!(reason, None);
             }
         }
+    }
+
+    /// A node that refused its task sends no window: the end waits only for the others.
+    #[test]
+    fn a_refusing_node_is_not_waited_for() {
+        let mut e = execution("rebalance", "open");
+        e.refused(0, "b");
+        for node in ["a", "c"] {
+            assert!(!e.all_done());
+            e.add_window(0, node, Window::new(0), true);
+        }
+        assert!(e.all_done());
     }
 
     #[test]
