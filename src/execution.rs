@@ -457,7 +457,7 @@ impl Execution {
     }
 
     /// Rebuilds the tasks of a stored plan (after a restart). Replay the stored windows with
-    /// [`Execution::replay_window`], then call [`Execution::settle_losses`].
+    /// [`Execution::add_window`], then call [`Execution::settle_losses`].
     pub fn restore(&mut self, stored: StoredPlan, task_jsons: Vec<String>) {
         // Every node of the execution: a scan task may use only the first few.
         let nodes = stored
@@ -473,20 +473,6 @@ impl Execution {
                 task.lost[slot] = lost;
                 task.lost_epoch[slot] = st.lost_epoch.get(slot).copied().unwrap_or(u64::MAX);
             }
-        }
-    }
-
-    /// A stored window, replayed after a restart: a lost node's windows count when they are
-    /// of an epoch before the one it was fenced at.
-    pub fn replay_window(&mut self, task_id: u32, node: &str, epoch: u64, w: Window, last: bool) {
-        let Some(task) = self.tasks.get_mut(task_id as usize) else {
-            return;
-        };
-        let Some(slot) = task.shares.slot(node).map(usize::from) else {
-            return;
-        };
-        if !task.lost[slot] || epoch < task.lost_epoch[slot] {
-            task.acc.add(slot, w, last);
         }
     }
 
@@ -542,6 +528,13 @@ impl Execution {
     }
 
     /// Adds a node's window; `false` when it belongs to no task or node of this execution.
+    ///
+    /// A lost node's windows count like any other, whenever they come (before the end, after
+    /// it, or replayed after a restart): the fence stops its new load (its lease lapsed before
+    /// it was declared dead, and a fenced node is never confirmed again), so every window it
+    /// sends records requests it really sent before the fence. Windows are stored once by
+    /// `(execution, task, node, epoch, window_index)`, and a node queues each second once,
+    /// with the epoch it had then, so none counts twice.
     pub fn add_window(&mut self, task_id: u32, node: &str, window: Window, last: bool) -> bool {
         let Some(task) = self.tasks.get_mut(task_id as usize) else {
             return false;
@@ -549,13 +542,17 @@ impl Execution {
         let Some(slot) = task.shares.slot(node) else {
             return false;
         };
-        // A lost node's later windows (it came back after being fenced) count for nothing:
-        // its share went to the others.
-        if task.lost[slot as usize] {
-            return false;
-        }
         task.acc.add(slot as usize, window, last);
         true
+    }
+
+    /// `node` refused task `task_id`: it runs nothing and will send no window for it.
+    pub fn refused(&mut self, task_id: u32, node: &str) {
+        if let Some(task) = self.tasks.get_mut(task_id as usize)
+            && let Some(slot) = task.shares.slot(node)
+        {
+            task.acc.finish(slot as usize);
+        }
     }
 
     pub fn set_reported_sent(&mut self, task_id: u32, node: &str, sent: u64) {
@@ -585,10 +582,16 @@ impl Execution {
 
     /// Applies the loss of `node`, fenced at `epoch`, `at_ms` after the start (the time a
     /// re-split takes effect).
+    ///
+    /// While the execution winds down (cancelled, failing, or stopped by a watch) no policy
+    /// applies, but the node is still marked lost, so the end does not wait for it and the
+    /// report says so; its windows count if it comes back.
     pub fn lose_node(&mut self, node: &str, at_ms: u64, epoch: u64) -> LossOutcome {
-        if self.state != State::Running || self.stopping {
+        if self.state != State::Running && !self.stopping {
             return LossOutcome::Unaffected;
         }
+        let winding_down = self.stopping;
+        let mut fail = None;
         let mut reshared = Vec::new();
         let mut affected = false;
         for (i, task) in self.tasks.iter_mut().enumerate() {
@@ -603,16 +606,23 @@ impl Execution {
             task.lost[s] = true;
             task.lost_epoch[s] = epoch;
             task.acc.finish(s);
+            if winding_down {
+                continue;
+            }
             // A scan's lost slice is reported as not scanned; the others go on.
             let Work::Load(load) = &task.work else {
                 continue;
             };
             match load.on_node_failure {
                 OnNodeFailure::Fail => {
-                    return LossOutcome::Fail(format!(
-                        "node {node} was lost and task {:?} has on_node_failure: fail",
-                        task.name
-                    ));
+                    // The other tasks' slots of the node are given up too (no early return):
+                    // the execution ends once the survivors' last windows are in.
+                    fail.get_or_insert_with(|| {
+                        format!(
+                            "node {node} was lost and task {:?} has on_node_failure: fail",
+                            task.name
+                        )
+                    });
                 }
                 OnNodeFailure::Tolerate => {}
                 OnNodeFailure::Rebalance => {
@@ -621,10 +631,13 @@ impl Execution {
                         continue;
                     }
                     if !task.shares.without(slot, at_ms) {
-                        return LossOutcome::Fail(format!(
-                            "node {node} was lost and no other node is left for task {:?}",
-                            task.name
-                        ));
+                        fail.get_or_insert_with(|| {
+                            format!(
+                                "node {node} was lost and no other node is left for task {:?}",
+                                task.name
+                            )
+                        });
+                        continue;
                     }
                     reshared.push(i as u32);
                 }
@@ -634,6 +647,9 @@ impl Execution {
             return LossOutcome::Unaffected;
         }
         self.degraded = true;
+        if let Some(reason) = fail {
+            return LossOutcome::Fail(reason);
+        }
         if reshared.is_empty() {
             LossOutcome::Tolerated
         } else {
@@ -696,20 +712,50 @@ impl Execution {
         report
     }
 
-    /// The state to end in once every task is done.
-    pub fn final_state(&self) -> State {
-        if let Some((how, _)) = self.stopped_early {
-            match how {
-                StopAs::Completed => State::Completed,
-                StopAs::Failed => State::Failed,
+    /// The state to end in once every task is done, and its reason, decided over the final
+    /// accounting (`report`, from [`Execution::report`]): a stop by a watch ends as the watch
+    /// said (with its reason); a cancel or a failure stays what it is; a run that ended by its
+    /// plan and did not send everything it planned (`not_sent > 0`, whatever the cause: a lost
+    /// node, a paused node, a link or orchestrator outage, arrivals that never got a slot) or
+    /// that lost a node ends `completed_degraded` with the reason, never `completed`.
+    pub fn final_state(&self, report: &Report) -> (State, Option<String>) {
+        match self.stopped_early {
+            // What a watch stopped was meant not to run, and the second it stopped in ran
+            // only in part: its state is the watch's.
+            Some((StopAs::Failed, _)) => return (State::Failed, self.reason.clone()),
+            Some((StopAs::Completed, _)) => return (State::Completed, self.reason.clone()),
+            None if self.stopping && matches!(self.state, State::Cancelled | State::Failed) => {
+                return (self.state, self.reason.clone());
             }
-        } else if self.state == State::Cancelled || self.stopping {
-            State::Cancelled
-        } else if self.degraded {
-            State::CompletedDegraded
-        } else {
-            State::Completed
+            None => {}
         }
+        let mut why = Vec::new();
+        let lost: Vec<&str> = report
+            .tasks
+            .iter()
+            .flat_map(|t| t.nodes.iter().filter(|n| n.lost))
+            .map(|n| n.node_id.as_str())
+            .collect();
+        if !lost.is_empty() {
+            let mut lost = lost;
+            lost.sort_unstable();
+            lost.dedup();
+            why.push(format!("node(s) lost: {}", lost.join(", ")));
+        }
+        let s = &report.summary;
+        if s.not_sent > 0 {
+            why.push(format!(
+                "{} of {} planned requests were not sent",
+                s.not_sent, s.planned_requests
+            ));
+        }
+        if why.is_empty() && !self.degraded {
+            return (State::Completed, self.reason.clone());
+        }
+        if why.is_empty() {
+            why.push("a node was lost".into());
+        }
+        (State::CompletedDegraded, Some(why.join("; ")))
     }
 
     pub fn view(&self, now_unix_ms: u64) -> ExecutionView {
@@ -886,22 +932,24 @@ mod tests {
             e.add_window(0, node, Window::new(0), true);
         }
         assert!(e.all_done());
-        assert_eq!(e.final_state(), State::CompletedDegraded);
+        assert_eq!(e.final_state(&e.report()).0, State::CompletedDegraded);
         // The stored plan restores the loss.
         let stored = e.stored_plan();
         let mut again = execution("rebalance", "open");
         again.restore(stored, vec!["{}".into()]);
         assert!(again.tasks[0].lost[1]);
-        // Windows b sent before it was fenced (epoch 0) count again; later ones do not.
+        // Every window b recorded counts: the one of its old epoch and the one it sent after
+        // it came back (the in-flight requests of before the fence, finishing).
         let mut before = Window::new(0);
         before.sent = 7;
-        again.replay_window(0, "b", 0, before, false);
+        assert!(again.add_window(0, "b", before, false));
         let mut after = Window::new(1);
-        after.sent = 5;
-        again.replay_window(0, "b", 1, after, false);
+        after.completed = 5;
+        assert!(again.add_window(0, "b", after, false));
         again.settle_losses();
         assert!(again.tasks[0].acc.is_shard_done(1));
-        assert_eq!(again.tasks[0].acc.shard_totals()[1].sent, 7);
+        let b = again.tasks[0].acc.shard_totals()[1];
+        assert_eq!((b.sent, b.completed), (7, 5));
     }
 
     #[test]
@@ -938,7 +986,7 @@ mod tests {
         assert!(!e.tasks[0].add_scan_slice("b", slice.clone()), "b was lost");
         assert!(e.tasks[0].add_scan_slice("c", slice));
         assert!(e.all_done());
-        assert_eq!(e.final_state(), State::CompletedDegraded);
+        assert_eq!(e.final_state(&e.report()).0, State::CompletedDegraded);
         let report = e.report();
         let t = &report.tasks[0];
         assert_eq!((t.kind.as_ref(), t.achieved_rps), ("security_test", 0.0));
@@ -948,6 +996,45 @@ mod tests {
             (8, vec!["b".to_string()])
         );
         assert_eq!(t.nodes[0].sent, 4);
+    }
+
+    /// Issue 13 item 9: whatever left requests unsent, the end is `completed_degraded` and
+    /// the reason says how many.
+    #[test]
+    fn requests_not_sent_end_degraded_with_the_reason() {
+        for (sent_each, state) in [(100, State::Completed), (97, State::CompletedDegraded)] {
+            let mut e = execution("rebalance", "open");
+            for node in ["a", "b", "c"] {
+                let mut w = Window::new(0);
+                w.sent = sent_each;
+                w.completed = sent_each;
+                assert!(e.add_window(0, node, w, true));
+            }
+            assert!(e.all_done());
+            let report = e.report();
+            let (got, reason) = e.final_state(&report);
+            assert_eq!(got, state, "{reason:?}");
+            if state == State::CompletedDegraded {
+                assert_eq!(
+                    reason.as_deref(),
+                    Some("9 of 300 planned requests were not sent")
+                );
+            } else {
+                assert_eq!(reason, None);
+            }
+        }
+    }
+
+    /// A node that refused its task sends no window: the end waits only for the others.
+    #[test]
+    fn a_refusing_node_is_not_waited_for() {
+        let mut e = execution("rebalance", "open");
+        e.refused(0, "b");
+        for node in ["a", "c"] {
+            assert!(!e.all_done());
+            e.add_window(0, node, Window::new(0), true);
+        }
+        assert!(e.all_done());
     }
 
     #[test]

@@ -88,7 +88,8 @@ struct Running {
     stop: watch::Sender<bool>,
     merger: WindowMerger,
     acc: TaskAccumulator,
-    /// Not confirmed after a new session: its windows are no longer anyone's.
+    /// Not confirmed after a new session (the node was fenced): it sends no more requests;
+    /// its windows still go up (they account for what it sent before).
     dropped: bool,
     done: bool,
 }
@@ -794,7 +795,10 @@ impl Handler<WindowReport> for NodeAgent {
             let last = done && i + 1 == n;
             self.metrics.record(&w);
             t.acc.add(0, w.clone(), last);
-            if t.share.is_some() && !t.dropped {
+            // A dropped task (not confirmed after a re-join: the node was fenced) sends no
+            // new request, but its windows still go up: they record the requests it sent
+            // before the fence, finishing, and the orchestrator counts them once.
+            if t.share.is_some() {
                 out.push((w, last));
             }
         }

@@ -1,10 +1,11 @@
 //! `NodeProxy`: the orchestrator's side of one node's cluster link. Owns the node's session
 //! state machine (sequence numbers, outbox, acks, resume), its epoch and its death timer;
-//! stores each metric window once before handing it to the `Orchestrator`, and fences the node
-//! when it goes silent for the death timeout. Outlives connections: a node that reconnects
-//! within the timeout resumes its session. A node that says goodbye is fenced the same way at
-//! once and shown `left`; a node failed or left for `service_discovery.service_timeout` is
-//! forgotten (`ForgetNode` to the orchestrator). Takes: `TakeConn`, `Deliver`, `GetNodeView`.
+//! stores each metric window once before handing it to the `Orchestrator` (old-epoch windows
+//! too: they record requests sent before the fence), and fences the node when it goes silent
+//! for the death timeout. Outlives connections: a node that reconnects within the timeout
+//! resumes its session. A node that says goodbye is fenced the same way at once and shown
+//! `left`; a node failed or left for `service_discovery.service_timeout` is forgotten
+//! (`ForgetNode` to the orchestrator). Takes: `TakeConn`, `Deliver`, `GetNodeView`.
 
 use std::time::{Duration, Instant};
 
@@ -312,7 +313,10 @@ impl NodeProxy {
     }
 
     fn on_message(&mut self, d: Delivered<NodeMsg>, ctx: &mut Context<Self>) {
-        let fenced = d.is_fenced(self.epoch);
+        // The fence stops new load, not the accounting of load already sent: a window the
+        // node recorded under its old epoch (queued before the fence, resent after it came
+        // back) is stored under that epoch and counted once, like any other.
+        let fenced = d.is_fenced(self.epoch) && !matches!(d.body, NodeMsg::Window(_));
         if fenced {
             self.fenced_rejected += 1;
             tracing::debug!(node = %self.node_id, frame_epoch = d.epoch, epoch = self.epoch, "old-epoch frame rejected");

@@ -6,7 +6,10 @@
 //! measured from the planned start (coordinated-omission corrected) and, beside it, from the
 //! actual send. `concurrent_users` caps requests in flight; an arrival that finds the cap full
 //! waits (its wait shows in its corrected latency) and counts as a late start, as does every
-//! arrival whose time came while the loop was waiting for the cap.
+//! arrival whose time came while the loop was waiting for the cap. An arrival still without a
+//! slot at the run's end (the plan's duration; the drain after it only lets requests already
+//! sent finish) is not sent: `sent` counts requests handed to the target, so it equals what
+//! the target receives.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -158,7 +161,10 @@ async fn tick(spec: ShardSpec, window: Current, mut stop: oneshot::Receiver<()>)
 async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window: &Current) {
     let task = &spec.task;
     let plan = task.rate_plan();
-    let deadline = spec.start + plan.duration() + spec.drain;
+    // The run's end: an arrival that has no slot by then is not sent (DESIGN §6); the drain
+    // after it is only for the requests already sent.
+    let end = spec.start + plan.duration();
+    let deadline = end + spec.drain;
     let slots = Arc::new(Semaphore::new(cap));
     // When the loop last finished waiting for a slot: arrivals planned before it are late.
     let mut waited_until: Option<Instant> = None;
@@ -206,9 +212,17 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
                 let acquired = tokio::select! {
                     permit = slots.clone().acquire_owned() => permit.ok(),
                     _ = stop.wait() => None,
+                    _ = sleep_until(end.into()) => None,
                 };
+                // Stopped, or the run ended while it waited: this arrival and the rest are
+                // not sent (never "sent and timed out"). A slot freed just as the run ended
+                // comes too late as well.
                 let Some(permit) = acquired else { break };
-                waited_until = Some(Instant::now());
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                waited_until = Some(now);
                 (permit, true)
             }
         };

@@ -59,6 +59,7 @@ pub fn task(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskRepo
             completed: total,
             errors,
             lost: false,
+            in_flight: None,
         }],
         thresholds: Vec::new(),
         security: None,

@@ -519,7 +519,11 @@ fn task_section(out: &mut String, i: usize, t: &TaskReport) {
                 n.sent,
                 n.completed,
                 n.errors,
-                if n.lost { "lost" } else { "ok" }
+                match (n.lost, n.in_flight) {
+                    (true, Some(k)) => format!("lost ({k} in flight)"),
+                    (true, None) => "lost".into(),
+                    _ => "ok".into(),
+                }
             );
         }
         out.push_str("</tbody></table></div>");
@@ -830,5 +834,18 @@ mod tests {
             )
         );
         assert!(html.contains("data-figure=\"interrupted\" data-value=\"false\">no</dd>"));
+    }
+
+    /// Issue 13 item 5: a lost node's requests in flight, in the HTML and the text report.
+    #[test]
+    fn a_lost_nodes_requests_in_flight_are_shown() {
+        let mut r = report_with("s", &[("get", 100, 0, 10.0, 5.0)]);
+        let n = &mut r.tasks[0].nodes[0];
+        (n.lost, n.in_flight) = (true, Some(7));
+        assert!(render(&r).contains("<td>lost (7 in flight)</td>"));
+        assert!(
+            r.to_text()
+                .contains("lost node  node-1: 100 sent, 100 completed, 7 in flight")
+        );
     }
 }

@@ -373,8 +373,20 @@ impl TaskAccumulator {
 
     fn settle(&mut self) {
         for w in self.merger.take_ready() {
-            // Seconds in which no shard reported anything still appear, as empty points.
             let mut next_second = self.timeline.last().map_or(0, |p| p.second + 1);
+            if w.index < next_second {
+                // A second already settled, from a shard that was given up on and came back
+                // (a lost node's late window): its counts join that second's point; the
+                // point's percentiles stay those of the windows it settled with (the totals
+                // take the late window's histograms whole).
+                if let Some(p) = self.timeline.iter_mut().find(|p| p.second == w.index) {
+                    p.sent += w.sent;
+                    p.completed += w.completed;
+                    p.errors += w.errors.total;
+                }
+                continue;
+            }
+            // Seconds in which no shard reported anything still appear, as empty points.
             while next_second < w.index {
                 let empty = TimelinePoint {
                     second: next_second,
@@ -587,5 +599,31 @@ mod tests {
         assert!(acc.is_done());
         assert_eq!(acc.total().sent, 10);
         assert_eq!(acc.snapshot().completed, 1);
+    }
+
+    /// A shard given up on (its node was lost) that comes back: its windows of seconds that
+    /// settled without it join those seconds (no second twice), and the totals.
+    #[test]
+    fn a_given_up_shards_late_windows_join_their_seconds() {
+        let mut acc = TaskAccumulator::new(2, Box::new(|_| 10.0));
+        acc.finish(1);
+        for i in 0..3 {
+            let mut w = Window::new(i);
+            w.sent = 4;
+            acc.add(0, w, i == 2);
+        }
+        assert_eq!(acc.timeline().len(), 3);
+        let mut late = Window::new(1);
+        late.sent = 3;
+        late.record(&ok(), Duration::from_millis(2), Duration::from_millis(1));
+        acc.add(1, late, false);
+        let seconds: Vec<(u64, u64, u64)> = acc
+            .timeline()
+            .iter()
+            .map(|p| (p.second, p.sent, p.completed))
+            .collect();
+        assert_eq!(seconds, [(0, 4, 0), (1, 7, 1), (2, 4, 0)]);
+        assert_eq!(acc.shard_totals()[1].sent, 3);
+        assert_eq!((acc.total().sent, acc.total().completed), (15, 1));
     }
 }

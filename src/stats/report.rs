@@ -102,6 +102,10 @@ pub struct NodeReport {
     pub errors: u64,
     /// The node was lost during the task; `sent` is what it last reported.
     pub lost: bool,
+    /// A lost node: requests it had sent with no response recorded when it was last heard
+    /// from (its windows and heartbeats); the target may have seen them. `null` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<u64>,
 }
 
 /// What the report needs to know of a task besides its figures.
@@ -139,14 +143,17 @@ impl TaskReport {
             .enumerate()
             .map(|(slot, id)| {
                 let t = acc.shard_totals().get(slot).copied().unwrap_or_default();
+                let sent = t
+                    .sent
+                    .max(info.reported_sent.get(slot).copied().unwrap_or(0));
+                let lost = info.lost.get(slot).copied().unwrap_or(false);
                 NodeReport {
                     node_id: id.clone(),
-                    sent: t
-                        .sent
-                        .max(info.reported_sent.get(slot).copied().unwrap_or(0)),
+                    sent,
                     completed: t.completed,
                     errors: t.errors,
-                    lost: info.lost.get(slot).copied().unwrap_or(false),
+                    lost,
+                    in_flight: lost.then(|| sent.saturating_sub(t.completed)),
                 }
             })
             .collect();
@@ -366,6 +373,16 @@ impl Report {
                     out,
                     "  slow       {} responses over expected_response_time",
                     t.slow_responses
+                );
+            }
+            for n in t.nodes.iter().filter(|n| n.lost) {
+                let _ = writeln!(
+                    out,
+                    "  lost node  {}: {} sent, {} completed, {} in flight when last heard from",
+                    n.node_id,
+                    n.sent,
+                    n.completed,
+                    n.in_flight.unwrap_or(0)
                 );
             }
             if let Some(stress) = &t.stress {

@@ -284,12 +284,12 @@ impl Orchestrator {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        let state = e.final_state();
+        let built = e.report();
+        let (state, reason) = e.final_state(&built);
         e.stopping = false;
-        let report = serde_json::to_value(e.report()).expect("reports serialize");
+        let report = serde_json::to_value(built).expect("reports serialize");
         e.report = Some(report.clone());
         e.finished_at_ms = Some(unix_ms());
-        let reason = e.reason.clone();
         let msg = db::SetExecutionReport {
             id: id.to_string(),
             report_json: report.to_string(),
@@ -302,6 +302,48 @@ impl Orchestrator {
         tracing::info!(execution = %id, state = state.as_str(), "execution ended");
         self.set_state(id, state, reason, ctx);
         self.try_start(ctx);
+    }
+
+    /// A window came after the execution ended (a lost node that came back): rebuild and
+    /// store its report, and the reason of a degraded end, from the final accounting.
+    fn amend_report(&mut self, id: &str, ctx: &mut Context<Self>) {
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        if !e.state.is_terminal() || e.stopping || e.report.is_none() {
+            return;
+        }
+        let built = e.report();
+        if e.state == State::CompletedDegraded
+            && e.stopped_early.is_none()
+            && let (State::CompletedDegraded, reason) = e.final_state(&built)
+            && reason != e.reason
+        {
+            e.reason = reason.clone();
+            self.store.do_send(db::UpdateExecution {
+                id: id.to_string(),
+                state: e.state.as_str().to_string(),
+                reason,
+                started_at_ms: e.started_at_ms,
+                finished_at_ms: e.finished_at_ms,
+            });
+        }
+        let report = serde_json::to_value(built).expect("reports serialize");
+        e.report = Some(report.clone());
+        tracing::info!(execution = %id, "late window of a lost node counted; report amended");
+        ctx.wait(
+            self.store
+                .send(db::SetExecutionReport {
+                    id: id.to_string(),
+                    report_json: report.to_string(),
+                })
+                .into_actor(self)
+                .map(|res, _, _| {
+                    if !matches!(res, Ok(Ok(()))) {
+                        tracing::error!(result = ?res.map(|r| r.err()), "amended report not stored");
+                    }
+                }),
+        );
     }
 
     fn stop_everywhere(&self, id: &str) {
@@ -320,9 +362,34 @@ impl Orchestrator {
         }
     }
 
+    /// Fails an execution. A running one stops on every node and ends `failed` once the
+    /// nodes' last windows are in (as a cancel does), so the report keeps what they sent up
+    /// to the stop; one that never ran fails at once.
     fn fail_execution(&mut self, id: &str, reason: String, ctx: &mut Context<Self>) {
         tracing::warn!(execution = %id, %reason, "execution failed");
+        if self.executions.get(id).is_some_and(|e| e.stopping) {
+            // Winding down already (cancelled, failing or stopped by a watch): it ends as
+            // that decided.
+            return;
+        }
         self.stop_everywhere(id);
+        if let Some(e) = self.executions.get_mut(id)
+            && e.state == State::Running
+        {
+            e.stopping = true;
+            // The report so far, stored now (a failed execution is not reloaded after a
+            // restart); the final one replaces it once the last windows are in.
+            self.store.do_send(db::SetExecutionReport {
+                id: id.to_string(),
+                report_json: serde_json::to_string(&e.report()).expect("reports serialize"),
+            });
+            self.set_state(id, State::Failed, Some(reason), ctx);
+            if let Some(e) = self.executions.get_mut(id) {
+                e.stopping = true;
+            }
+            self.check_done(id, ctx);
+            return;
+        }
         if let Some(e) = self.executions.get_mut(id) {
             e.reason = Some(reason.clone());
             let report = serde_json::to_value(e.report()).expect("reports serialize");

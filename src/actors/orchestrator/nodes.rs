@@ -112,6 +112,10 @@ impl Handler<NodeWindow> for Orchestrator {
                 };
                 if !e.add_window(task_id, &msg.node_id, w, msg.window.last) {
                     tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "window for no task of the execution");
+                } else if e.state.is_terminal() && !e.stopping {
+                    // A lost node came back after the end with what it had sent before.
+                    self.amend_report(&execution_id, ctx);
+                    return;
                 }
             }
             Err(why) => tracing::warn!(%why, "undecodable window"),
@@ -266,11 +270,14 @@ impl Handler<NodeRejected> for Orchestrator {
     type Result = ();
 
     fn handle(&mut self, msg: NodeRejected, ctx: &mut Context<Self>) {
-        let live = self
-            .executions
-            .get(&msg.task.execution_id)
-            .is_some_and(|e| e.state == State::Running && !e.stopping);
+        let Some(e) = self.executions.get_mut(&msg.task.execution_id) else {
+            return;
+        };
+        // It will send no window for the task: the end waits only for the others.
+        e.refused(msg.task.task_id, &msg.node_id);
+        let live = e.state == State::Running && !e.stopping;
         if !live {
+            self.check_done(&msg.task.execution_id, ctx);
             return;
         }
         let reason = format!(
