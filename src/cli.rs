@@ -406,29 +406,41 @@ fn serve_settings(args: &ConfigArgs) -> Result<Settings, ExitCode> {
     }
 }
 
-/// Runs a server until Ctrl-C or SIGTERM, then stops it gracefully.
-async fn until_signal(server: actix_web::dev::Server) -> anyhow::Result<()> {
+/// Runs a server until Ctrl-C or SIGTERM (`signals`, from [`shutdown_signal`]), then stops it
+/// gracefully.
+async fn until_signal(
+    server: actix_web::dev::Server,
+    signals: impl std::future::Future<Output = ()> + 'static,
+) -> anyhow::Result<()> {
     let stop = server.handle();
     actix_rt::spawn(async move {
-        shutdown_signal().await;
+        signals.await;
         stop.stop(true).await;
     });
     server.await.context("http server")
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: call it before saying "listening", so that a signal sent as
+/// soon as the process says it is up is handled (a SIGTERM that came before the handler
+/// killed the node outright, with no goodbye).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(int) => {}
+            _ = wait(term) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 
@@ -480,8 +492,9 @@ fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
         } else {
             "mcpt orchestrator"
         };
+        let signals = shutdown_signal();
         eprintln!("{what} listening on http://{addr}");
-        until_signal(server).await
+        until_signal(server, signals).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -539,8 +552,9 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             Some(u) => format!("joining {u}"),
             None => "looking for an orchestrator (multicast or DNS)".into(),
         };
+        let signals = shutdown_signal();
         eprintln!("mcpt node {id} listening on http://{addr}, {joining}");
-        let served = until_signal(server).await;
+        let served = until_signal(server, signals).await;
         // Stopped: say goodbye, so the orchestrator shows this node `left`, not failed.
         if let Some(agent) = agent.get() {
             let leave = agent.send(crate::actors::node_agent::Leave);

