@@ -305,3 +305,42 @@ fn ctrl_c_stops_the_run_and_still_reports() {
         "achieved_rps {rps} should be over the time that ran"
     );
 }
+
+/// The spec's environment block sets the heartbeat alone: the lease and death timeouts follow
+/// from it, and a combination that still does not hold names every variable in it.
+#[test]
+fn a_heartbeat_from_the_environment_alone_is_accepted() {
+    let t = target();
+    let plan = temp_file(
+        "plan.yaml",
+        &format!(
+            "name: hb\ntasks:\n- type: load_test\n  parameters:\n    targets: ['http://{}/']\n    duration: 1s\n    base_rps: 10\n",
+            t.addr
+        ),
+    );
+    let out = ChildGuard::spawn(
+        mcpt(&["run", "--quiet", plan.path.to_str().unwrap()])
+            .env("MCP_COMM_HEARTBEAT_INTERVAL", "30"),
+    )
+    .wait(WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(t.stats.view().total, 10);
+
+    let out = ChildGuard::spawn(
+        mcpt(&["run", "--quiet", plan.path.to_str().unwrap()])
+            .env("MCP_COMM_HEARTBEAT_INTERVAL", "30")
+            .env("MCP_COMM_LEASE_TIMEOUT", "40"),
+    )
+    .wait(WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for name in [
+        "communication.death_timeout",
+        "MCP_COMM_HEARTBEAT_INTERVAL",
+        "MCP_COMM_LEASE_TIMEOUT",
+        "death_timeout 5s: the default",
+    ] {
+        assert!(stderr.contains(name), "{name} missing: {stderr}");
+    }
+}
