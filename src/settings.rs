@@ -563,7 +563,11 @@ impl Settings {
             s
         });
         let distribution = top.child("distribution", e).map(|mut o| {
-            let name: String = o.or("default_strategy", "least_loaded".into(), e);
+            let name: crate::validate::Keyword = o.or(
+                "default_strategy",
+                crate::validate::Keyword("least_loaded".into()),
+                e,
+            );
             let default_strategy =
                 name.parse()
                     .unwrap_or_else(|why: crate::placement::UnknownStrategy| {
@@ -768,7 +772,7 @@ impl FromValue for CheckSpec {
     fn from_value(v: &Value, path: &str, e: &mut FieldErrors) -> Option<Self> {
         let mut o = Obj::new(v, path, e)?;
         let name: Option<String> = o.req("name", e);
-        let kind: Option<String> = o.req("type", e);
+        let kind: Option<crate::validate::Keyword> = o.req("type", e);
         let timeout = o.or("timeout", Duration::from_secs(5), e);
         if timeout.is_zero() {
             e.push(o.key_path("timeout"), "must be greater than 0");

@@ -138,6 +138,22 @@ fn bad_plans_are_refused_before_anything_is_sent() {
             task("    pattern: zigzag\n"),
             "tasks[0].parameters.pattern",
         ),
+        (
+            "a rate beyond load_generation.max_rps",
+            task("").replace("base_rps: 50", "base_rps: 1.0e308"),
+            "tasks[0].parameters.base_rps",
+        ),
+        (
+            "a think time beyond orchestrator.task_timeout",
+            task("    model: closed\n    think_time: 100000000\n")
+                .replace("    base_rps: 50\n", ""),
+            "tasks[0].parameters.think_time",
+        ),
+        (
+            "peak_rps without a pattern",
+            task("    peak_rps: 500\n"),
+            "tasks[0].parameters.peak_rps",
+        ),
     ];
     for (what, yaml, field) in cases {
         let plan = temp_file("plan.yaml", &yaml);

@@ -227,8 +227,29 @@ fn parse_spec(v: &Value, path: &str, e: &mut FieldErrors) -> Option<ResourceSpec
         }
         (None, None) => None,
     };
-    let amount: Option<f64> = o.req("amount", e);
     let unit: Option<String> = o.opt("unit", e);
+    let amount_path = o.key_path("amount");
+    // A number in `unit` (default: the base unit), or a string with its own unit ("128GB").
+    let amount = match o.raw("amount") {
+        None => {
+            e.push(&amount_path, "is required");
+            None
+        }
+        Some(v) => {
+            let own_unit = matches!(v, Value::String(s)
+                if crate::resources::split_amount(s).is_some_and(|(_, u)| !u.is_empty()));
+            if own_unit && unit.is_some() {
+                e.push(
+                    &amount_path,
+                    "carries a unit and so does unit: give the unit once",
+                );
+                None
+            } else {
+                let name = crate::resources::normalize(resource.as_deref().unwrap_or(""));
+                crate::resources::read_amount(&name, v, &amount_path, e)
+            }
+        }
+    };
     let node_id: Option<String> = o.opt("node_id", e);
     o.finish(e);
     Some(ResourceSpec {

@@ -87,7 +87,11 @@ fn read_form(doc: &Value) -> Result<Form, FieldErrors> {
         }
         check_workload(s, "scenarios", &mut e);
     }
-    let mode: String = o.or("execution_mode", "parallel".into(), &mut e);
+    let mode: crate::validate::Keyword = o.or(
+        "execution_mode",
+        crate::validate::Keyword("parallel".into()),
+        &mut e,
+    );
     let execution_mode = mode.parse().unwrap_or_else(|why: String| {
         e.push("execution_mode", why);
         ExecutionMode::Parallel
