@@ -1126,4 +1126,21 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn enum_settings_are_read_in_any_case() {
+        let s = Settings::load(
+            None,
+            &env(&[("MCP_DISTRIBUTION_DEFAULT_STRATEGY", "ROUND_ROBIN")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.distribution.default_strategy,
+            crate::placement::Strategy::RoundRobin
+        );
+        assert_eq!(Settings::defaults().load_generation.max_rps, 1_000_000.0);
+        let bad = Settings::load(None, &env(&[("MCP_LOAD_GENERATION_MAX_RPS", "0")]), &[]);
+        assert_eq!(fields(bad.unwrap_err()), ["load_generation.max_rps"]);
+    }
 }

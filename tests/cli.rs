@@ -360,3 +360,22 @@ fn a_heartbeat_from_the_environment_alone_is_accepted() {
         assert!(stderr.contains(name), "{name} missing: {stderr}");
     }
 }
+
+/// The spec writes enum names in upper case (`LOAD_TEST`, `ROUND_ROBIN`); a plan written so
+/// runs as its lower-case twin would.
+#[test]
+fn a_plan_with_the_specs_upper_case_names_runs() {
+    let t = target();
+    let plan = temp_file(
+        "plan.yaml",
+        &format!(
+            "name: upper\nplacement:\n  strategy: ROUND_ROBIN\ntasks:\n- type: LOAD_TEST\n  parameters:\n    targets: ['http://{}/']\n    duration: 1s\n    base_rps: 10\n    pattern: CONSTANT\n    model: OPEN\n    arrivals: UNIFORM\n",
+            t.addr
+        ),
+    );
+    let out =
+        ChildGuard::spawn(&mut mcpt(&["run", "--quiet", plan.path.to_str().unwrap()])).wait(WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(t.stats.view().total, 10);
+}

@@ -348,6 +348,39 @@ mod tests {
     }
 
     #[test]
+    fn amounts_carry_the_units_the_spec_writes() {
+        let doc = json!({
+            "requester_id": "test_suite",
+            "resources": [
+                {"type": "CPU", "amount": "64 cores"},
+                {"type": "MEMORY", "amount": "128GB"},
+                {"type": "NETWORK", "amount": "10000mbps"},
+                {"type": "memory", "amount": "1.5 GiB"},
+                {"type": "cpu", "amount": "500m"},
+            ],
+        });
+        let r = parse_request(&doc).unwrap_or_else(|e| panic!("{e}"));
+        let (normal, _) = crate::resources::validate(&r).unwrap_or_else(|e| panic!("{e}"));
+        let amounts: Vec<f64> = normal.resources.iter().map(|s| s.amount).collect();
+        assert_eq!(
+            amounts,
+            [64.0, 128e9, 10000.0, 1.5 * 1024.0 * 1024.0 * 1024.0, 0.5]
+        );
+        assert_eq!(
+            fields(json!({"requester_id": "s", "resources": [
+                {"resource": "cpu", "amount": "64 cores", "unit": "cores"},
+                {"resource": "cpu", "amount": "64 GB"},
+                {"resource": "network", "amount": "fast"},
+            ]})),
+            [
+                "resources[0].amount",
+                "resources[1].amount",
+                "resources[2].amount"
+            ]
+        );
+    }
+
+    #[test]
     fn every_malformed_field_is_named() {
         assert_eq!(fields(json!([])), [""]);
         assert_eq!(fields(json!({})), ["requester_id", "resources"]);

@@ -1377,4 +1377,146 @@ mod tests {
             Err(PlanError::Syntax { .. })
         ));
     }
+
+    #[test]
+    fn options_of_another_pattern_or_model_are_errors() {
+        let base = |extra: Value| {
+            let mut p = json!({"targets": ["http://127.0.0.1:9/"], "duration": 2, "base_rps": 5});
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            task(p)
+        };
+        let field = |extra: Value| -> Vec<String> {
+            errors(base(extra)).into_iter().map(|(f, _)| f).collect()
+        };
+        let peak = "tasks[0].parameters.peak_rps";
+        let no_pattern = errors(base(json!({"peak_rps": 500})));
+        assert_eq!(no_pattern.len(), 1, "{no_pattern:?}");
+        assert_eq!(no_pattern[0].0, peak);
+        assert!(
+            no_pattern[0].1.contains("no pattern is given"),
+            "{no_pattern:?}"
+        );
+        assert_eq!(
+            field(json!({"peak_rps": 500, "pattern": "constant"})),
+            [peak]
+        );
+        assert_eq!(
+            field(json!({"peak_rps": 500, "base_rps": null,
+                "stages": [{"duration": 2, "target_rps": 5}], "duration": null})),
+            [peak]
+        );
+        assert_eq!(
+            field(json!({"model": "closed", "base_rps": null, "arrivals": "poisson"})),
+            ["tasks[0].parameters.arrivals"]
+        );
+        // Each pattern's own options are accepted with it.
+        for (pattern, option) in [
+            ("ramp_up", "ramp_duration"),
+            ("ramp_down", "ramp_duration"),
+            ("spike", "spike_at"),
+            ("spike", "spike_duration"),
+            ("wave", "wave_period"),
+            ("random", "random_step"),
+            ("burst", "burst_interval"),
+            ("burst", "burst_duration"),
+        ] {
+            let ok = base(json!({"pattern": pattern, "peak_rps": 9, option: 1}));
+            validate(&ok, &settings()).unwrap_or_else(|e| panic!("{pattern} {option}: {e}"));
+            for other in PATTERNS.iter().filter(|p| {
+                !PATTERN_OPTIONS
+                    .iter()
+                    .any(|(k, owners)| *k == option && owners.contains(p))
+            }) {
+                let mut extra = json!({"pattern": other, option: 1});
+                if !matches!(*other, "constant" | "stages") {
+                    extra["peak_rps"] = json!(9);
+                }
+                if *other == "stages" {
+                    extra["stages"] = json!([{"duration": 2, "target_rps": 5}]);
+                    extra["duration"] = Value::Null;
+                }
+                let f = field(extra);
+                assert!(
+                    f.contains(&format!("tasks[0].parameters.{option}")),
+                    "{option} with {other}: {f:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn enum_names_are_read_in_any_case() {
+        let doc = json!({"name": "t", "tasks": [{"type": "LOAD_TEST", "parameters": {
+            "targets": ["http://127.0.0.1:9/"], "duration": 2, "base_rps": 5, "peak_rps": 9,
+            "pattern": "Ramp_Up", "arrivals": "POISSON", "model": "OPEN",
+            "on_node_failure": "FAIL"}}],
+            "placement": {"strategy": "ROUND_ROBIN",
+                "resource_requirements": {"memory": "2GB", "cpu": "2 cores"}}});
+        let plan = validate(&doc, &settings()).unwrap_or_else(|e| panic!("{e}"));
+        let TaskKind::LoadTest(t) = &plan.tasks[0].kind else {
+            panic!("a load test")
+        };
+        assert!(matches!(t.profile.pattern, Pattern::RampUp { .. }));
+        assert_eq!(t.arrivals, Arrivals::Poisson);
+        assert_eq!(t.on_node_failure, OnNodeFailure::Fail);
+        assert_eq!(
+            plan.placement.strategy,
+            Some(crate::placement::Strategy::RoundRobin)
+        );
+        assert_eq!(plan.placement.resource_requirements["memory"], 2e9);
+        assert_eq!(plan.placement.resource_requirements["cpu"], 2.0);
+    }
+
+    #[test]
+    fn numbers_beyond_their_bounds_name_their_key() {
+        let mut s = settings();
+        s.max_rps = 1000.0;
+        let over = |params: Value| -> Vec<String> {
+            match validate(&task(params), &s) {
+                Ok(_) => panic!("accepted"),
+                Err(PlanError::Invalid(e)) => e.0.into_iter().map(|e| e.field).collect(),
+                Err(other) => panic!("{other}"),
+            }
+        };
+        let t = "http://127.0.0.1:9/";
+        assert_eq!(
+            over(json!({"targets": [t], "duration": 2, "base_rps": 1e308})),
+            ["tasks[0].parameters.base_rps"]
+        );
+        assert_eq!(
+            over(
+                json!({"targets": [t], "duration": 2, "base_rps": 1, "peak_rps": 1001,
+                "pattern": "spike"})
+            ),
+            ["tasks[0].parameters.peak_rps"]
+        );
+        assert_eq!(
+            over(
+                json!({"targets": [{"url": t, "expected_response_time": 1e7}],
+                "duration": 2, "base_rps": 1})
+            ),
+            ["tasks[0].parameters.targets[0].expected_response_time"]
+        );
+        assert_eq!(
+            over(
+                json!({"targets": [t], "duration": 2, "base_rps": 1, "pattern": "wave",
+                "peak_rps": 2, "wave_period": 1e9})
+            ),
+            ["tasks[0].parameters.wave_period"]
+        );
+        let many: Vec<&str> = vec![t; MAX_TARGETS + 1];
+        assert_eq!(
+            over(json!({"targets": many, "duration": 2, "base_rps": 1})),
+            ["tasks[0].parameters.targets"]
+        );
+        // At the bound is fine.
+        let at = task(json!({"targets": [t], "duration": 2, "base_rps": 1000}));
+        validate(&at, &s).unwrap_or_else(|e| panic!("{e}"));
+        let mut doc = task(json!({"targets": [t], "duration": 2, "base_rps": 1}));
+        doc["placement"] = json!({"node_count": 1_000_000});
+        assert!(matches!(validate(&doc, &s), Err(PlanError::Invalid(e))
+            if e.0[0].field == "placement.node_count"));
+    }
 }
