@@ -3,7 +3,8 @@
 //! namespace where an `mcpt target` counts what it receives. `localhost.` (trailing dot) is
 //! looked up in DNS, not in /etc/hosts, so under the default allowlist (`localhost` stands for
 //! the loopback addresses) `mcpt run`, a REST submission to `mcpt up` and a node's own
-//! `/load/start` must refuse it, and the target must count 0 requests.
+//! `/load/start` must refuse it, a redirect to it must not be followed, and the target must
+//! count 0 requests.
 //!
 //! Needs root, iproute2, python3 (the DNS responder) and curl; `.ci/run` installs them.
 
@@ -22,6 +23,7 @@ const NET: u8 = 78;
 const TARGET_PORT: u16 = 8089;
 const API_PORT: u16 = 8080;
 const NODE_PORT: u16 = 8090;
+const REDIRECT_PORT: u16 = 8091;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A DNS responder on 127.0.0.1:53 answering every A question with `argv[1]` (TTL 0) and
@@ -167,6 +169,53 @@ fn localhost_with_a_trailing_dot_answered_by_dns_gets_no_load() {
             && stderr.contains(&addr)
             && stderr.contains("loopback"),
         "the refusal does not say why: {stderr}"
+    );
+
+    // A redirect to it is not followed: a loopback target answers 302 to `localhost.`.
+    let redirector = format!("127.0.0.1:{REDIRECT_PORT}");
+    let _redirector = ChildGuard::spawn(&mut in_ns(
+        &ns,
+        mcpt,
+        &[
+            "target",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &REDIRECT_PORT.to_string(),
+            "--workers",
+            "1",
+        ],
+    ));
+    assert!(
+        wait_until(WAIT, || curl(
+            &net,
+            &ns,
+            &[&format!("http://{redirector}/stats")]
+        )
+        .0 == 200),
+        "the redirecting target did not start"
+    );
+    let plan = temp_file(
+        "plan.yaml",
+        &format!(
+            "name: hop\ntasks:\n- type: load_test\n  parameters:\n    targets: [{{url: 'http://{redirector}/redirect?to={url}', follow_redirects: true}}]\n    duration: 1s\n    base_rps: 5\n"
+        ),
+    );
+    let out = ChildGuard::spawn(&mut in_ns(
+        &ns,
+        mcpt,
+        &["run", "--quiet", plan.path.to_str().unwrap()],
+    ))
+    .wait(WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (_, hops) = curl(&net, &ns, &[&format!("http://{redirector}/stats")]);
+    let hops: Value = serde_json::from_str(&hops).unwrap();
+    assert_eq!(hops["total"], 5, "the redirects were not asked for: {hops}");
+    assert_eq!(
+        target_total(&net, &ns, &addr),
+        0,
+        "a redirect led load to the address DNS gave for localhost."
     );
 
     // REST: `mcpt up` in the namespace answers 422 naming the field.
