@@ -109,6 +109,8 @@ pub struct LoadSettings {
     /// The longest a task may plan to run: `orchestrator.task_timeout`, copied here because
     /// plans are validated against the load settings.
     pub task_timeout: Duration,
+    /// The highest rate (requests per second) a plan may ask for.
+    pub max_rps: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,17 +258,27 @@ impl Settings {
     ) -> Result<Settings, SettingsError> {
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULT_YAML, FileFormat::Yaml));
-        if let Some(path) = file {
-            builder = builder.add_source(File::from(path).format(FileFormat::Yaml).required(true));
-        }
-        // Where each overridden key came from, to name it in errors.
+        // Where each key not left at its default came from, to name it in errors.
         let mut origin: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(path) = file {
+            let source = || File::from(path).format(FileFormat::Yaml).required(true);
+            let given: Value = Config::builder()
+                .add_source(source())
+                .build()?
+                .try_deserialize()?;
+            let mut keys = Vec::new();
+            leaf_keys(&given, "", &mut keys);
+            for key in keys {
+                origin.insert(key, format!("from {}", path.display()));
+            }
+            builder = builder.add_source(source());
+        }
         let mut vars: Vec<(&String, &String)> = env.iter().collect();
         vars.sort();
         for (var, value) in vars {
             if let Some(key) = env_key(var) {
                 builder = set(builder, &key, value)?;
-                origin.insert(key, format!("environment variable {var}"));
+                origin.insert(key, format!("from environment variable {var}"));
             }
         }
         for o in overrides {
@@ -275,13 +287,16 @@ impl Settings {
                 .ok_or_else(|| SettingsError::BadOverride(o.clone()))?;
             let key = key.trim().to_string();
             builder = set(builder, &key, value.trim())?;
-            origin.insert(key, format!("--set {o}"));
+            origin.insert(key, format!("from --set {o}"));
         }
-        let doc: Value = builder.build()?.try_deserialize()?;
-        Settings::from_value(&doc).map_err(|mut errors| {
+        let mut doc: Value = builder.build()?.try_deserialize()?;
+        derive_timeouts(&mut doc, &mut origin);
+        Settings::validate(&doc, &origin).map_err(|mut errors| {
             for e in &mut errors.0 {
-                if let Some(src) = origin.get(&e.field) {
-                    e.message = format!("{} (from {src})", e.message);
+                if let Some(src) = origin.get(&e.field)
+                    && !e.message.contains(src.as_str())
+                {
+                    e.message = format!("{} ({src})", e.message);
                 }
             }
             SettingsError::Invalid(errors)
@@ -290,6 +305,11 @@ impl Settings {
 
     /// Validates a merged document.
     pub fn from_value(doc: &Value) -> Result<Settings, FieldErrors> {
+        Settings::validate(doc, &BTreeMap::new())
+    }
+
+    /// Validates a merged document; `origin` says where keys not at their default came from.
+    fn validate(doc: &Value, origin: &BTreeMap<String, String>) -> Result<Settings, FieldErrors> {
         let mut errors = FieldErrors::default();
         let e = &mut errors;
         let mut top = Obj::new(doc, "", e).ok_or_else(|| e.clone())?;
@@ -317,6 +337,13 @@ impl Settings {
                 }
             }
             let workers: u32 = o.or("workers", 0, e);
+            let max_rps: f64 = o.or("max_rps", 1_000_000.0, e);
+            if !(max_rps.is_finite() && max_rps > 0.0) {
+                e.push(
+                    o.key_path("max_rps"),
+                    format!("must be a number greater than 0, got {max_rps}"),
+                );
+            }
             let s = LoadSettings {
                 default_timeout: nonzero(&mut o, "default_timeout", 300, e),
                 max_concurrent_requests: positive(&mut o, "max_concurrent_requests", 1000, e),
@@ -325,6 +352,7 @@ impl Settings {
                 drain_timeout: o.or("drain_timeout", Duration::from_secs(10), e),
                 workers: (workers > 0).then_some(workers as usize),
                 task_timeout: Duration::from_secs(3600),
+                max_rps,
             };
             o.finish(e);
             s
@@ -443,12 +471,28 @@ impl Settings {
                 death_timeout: nonzero(&mut o, "death_timeout", 5, e),
             };
             if s.death_timeout < s.lease_timeout + 2 * s.heartbeat_interval {
+                let src = |key: &str| {
+                    origin
+                        .get(&o.key_path(key))
+                        .map_or("the default", String::as_str)
+                        .to_string()
+                };
                 e.push(
                     o.key_path("death_timeout"),
                     format!(
                         "must be at least lease_timeout + 2 * heartbeat_interval ({:?} < {:?} + 2 * {:?}), \
-                         so a node pauses before its share is given away",
-                        s.death_timeout, s.lease_timeout, s.heartbeat_interval
+                         so a node pauses before its share is given away. heartbeat_interval {:?}: {}; \
+                         lease_timeout {:?}: {}; death_timeout {:?}: {}. Set heartbeat_interval alone \
+                         (lease_timeout and death_timeout then follow as 3x and 5x) or all three",
+                        s.death_timeout,
+                        s.lease_timeout,
+                        s.heartbeat_interval,
+                        s.heartbeat_interval,
+                        src("heartbeat_interval"),
+                        s.lease_timeout,
+                        src("lease_timeout"),
+                        s.death_timeout,
+                        src("death_timeout"),
                     ),
                 );
             }
@@ -519,7 +563,11 @@ impl Settings {
             s
         });
         let distribution = top.child("distribution", e).map(|mut o| {
-            let name: String = o.or("default_strategy", "least_loaded".into(), e);
+            let name: crate::validate::Keyword = o.or(
+                "default_strategy",
+                crate::validate::Keyword("least_loaded".into()),
+                e,
+            );
             let default_strategy =
                 name.parse()
                     .unwrap_or_else(|why: crate::placement::UnknownStrategy| {
@@ -611,6 +659,57 @@ impl Settings {
     }
 }
 
+/// Every leaf's key path in `v` (`communication.heartbeat_interval`).
+fn leaf_keys(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                leaf_keys(child, &crate::validate::join(path, k), out);
+            }
+        }
+        _ if !path.is_empty() => out.push(path.to_string()),
+        _ => {}
+    }
+}
+
+/// When `communication.heartbeat_interval` was given (in the file, the environment or a flag)
+/// and neither the lease nor the death timeout was, they follow from it as the defaults do:
+/// lease 3 heartbeats, death 5. (The spec's environment block sets the heartbeat alone.) Any
+/// other combination is taken as given and checked.
+fn derive_timeouts(doc: &mut Value, origin: &mut BTreeMap<String, String>) {
+    const HEARTBEAT: &str = "communication.heartbeat_interval";
+    let Some(from) = origin.get(HEARTBEAT).cloned() else {
+        return;
+    };
+    if ["lease_timeout", "death_timeout"]
+        .iter()
+        .any(|k| origin.contains_key(&format!("communication.{k}")))
+    {
+        return;
+    }
+    let Some(comm) = doc.get_mut("communication").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut ignored = FieldErrors::default();
+    let Some(heartbeat) = comm
+        .get("heartbeat_interval")
+        .and_then(|v| Duration::from_value(v, HEARTBEAT, &mut ignored))
+    else {
+        return; // reported by validation
+    };
+    for (key, times) in [("lease_timeout", 3), ("death_timeout", 5)] {
+        let path = format!("communication.{key}");
+        let Some(derived) = heartbeat.checked_mul(times) else {
+            continue;
+        };
+        comm.insert(key.to_string(), Value::from(derived.as_secs_f64()));
+        origin.insert(
+            path,
+            format!("{times} x heartbeat_interval, which is {from}"),
+        );
+    }
+}
+
 fn set(
     builder: config::ConfigBuilder<config::builder::DefaultState>,
     key: &str,
@@ -673,7 +772,7 @@ impl FromValue for CheckSpec {
     fn from_value(v: &Value, path: &str, e: &mut FieldErrors) -> Option<Self> {
         let mut o = Obj::new(v, path, e)?;
         let name: Option<String> = o.req("name", e);
-        let kind: Option<String> = o.req("type", e);
+        let kind: Option<crate::validate::Keyword> = o.req("type", e);
         let timeout = o.or("timeout", Duration::from_secs(5), e);
         if timeout.is_zero() {
             e.push(o.key_path("timeout"), "must be greater than 0");
@@ -944,5 +1043,104 @@ mod tests {
         assert_eq!(env_key("MCP_MCP_MAX_RPS").as_deref(), Some("mcp.max_rps"));
         assert_eq!(env_key("MCP_SOMETHING_ELSE"), None);
         assert_eq!(env_key("HOME"), None);
+    }
+
+    #[test]
+    fn a_heartbeat_alone_sets_the_lease_and_death_timeouts() {
+        let secs = Duration::from_secs;
+        let from_env =
+            Settings::load(None, &env(&[("MCP_COMM_HEARTBEAT_INTERVAL", "30")]), &[]).unwrap();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "communication:\n  heartbeat_interval: 30s").unwrap();
+        let from_file = Settings::load(Some(f.path()), &HashMap::new(), &[]).unwrap();
+        let from_flag = Settings::load(
+            None,
+            &HashMap::new(),
+            &["communication.heartbeat_interval=30".to_string()],
+        )
+        .unwrap();
+        for s in [from_env, from_file, from_flag] {
+            let c = s.communication;
+            assert_eq!(
+                (c.heartbeat_interval, c.lease_timeout, c.death_timeout),
+                (secs(30), secs(90), secs(150))
+            );
+        }
+        // Given with the heartbeat, a timeout is taken as given.
+        let both = Settings::load(
+            None,
+            &env(&[
+                ("MCP_COMM_HEARTBEAT_INTERVAL", "2"),
+                ("MCP_COMM_LEASE_TIMEOUT", "4"),
+                ("MCP_COMM_DEATH_TIMEOUT", "9"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(both.communication.lease_timeout, secs(4));
+        assert_eq!(both.communication.death_timeout, secs(9));
+    }
+
+    #[test]
+    fn an_invalid_timeout_combination_names_every_source() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "communication:\n  lease_timeout: 40").unwrap();
+        let err = Settings::load(
+            Some(f.path()),
+            &env(&[("MCP_COMM_HEARTBEAT_INTERVAL", "30")]),
+            &[],
+        )
+        .unwrap_err();
+        let SettingsError::Invalid(errors) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        let e = &errors.0[0];
+        assert_eq!(e.field, "communication.death_timeout");
+        let file = f.path().display().to_string();
+        for part in [
+            "heartbeat_interval 30s: from environment variable MCP_COMM_HEARTBEAT_INTERVAL",
+            &format!("lease_timeout 40s: from {file}"),
+            "death_timeout 5s: the default",
+        ] {
+            assert!(
+                e.message.contains(part),
+                "{part:?} missing from {}",
+                e.message
+            );
+        }
+        // A flag is named as a flag.
+        let err = Settings::load(
+            None,
+            &HashMap::new(),
+            &[
+                "communication.heartbeat_interval=30".to_string(),
+                "communication.death_timeout=60".to_string(),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("from --set communication.heartbeat_interval=30")
+                && err.contains("from --set communication.death_timeout=60"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn enum_settings_are_read_in_any_case() {
+        let s = Settings::load(
+            None,
+            &env(&[("MCP_DISTRIBUTION_DEFAULT_STRATEGY", "ROUND_ROBIN")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.distribution.default_strategy,
+            crate::placement::Strategy::RoundRobin
+        );
+        assert_eq!(Settings::defaults().load_generation.max_rps, 1_000_000.0);
+        let bad = Settings::load(None, &env(&[("MCP_LOAD_GENERATION_MAX_RPS", "0")]), &[]);
+        assert_eq!(fields(bad.unwrap_err()), ["load_generation.max_rps"]);
     }
 }

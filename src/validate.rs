@@ -296,6 +296,32 @@ impl FromValue for String {
     }
 }
 
+/// The name of an enum value (`model: open`, `strategy: locality_aware`, `type: load_test`).
+/// Names are written in snake_case and read in any case (the spec writes `LOCALITY_AWARE`,
+/// `COORDINATED`, `LOAD_TEST`, `ROUND_ROBIN`): every enum of a plan, a workload or the
+/// settings is read through this one type, so every one accepts every case alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyword(pub String);
+
+impl std::ops::Deref for Keyword {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromValue for Keyword {
+    fn from_value(v: &Value, path: &str, errors: &mut FieldErrors) -> Option<Self> {
+        match v {
+            Value::String(s) => Some(Keyword(s.trim().to_ascii_lowercase())),
+            other => {
+                errors.push(path, format!("expected a name, got {}", describe(other)));
+                None
+            }
+        }
+    }
+}
+
 /// Durations: a number of seconds (`30`, `0.5`) or a string with a unit (`250ms`, `30s`, `5m`,
 /// `1h`, `1m30s`).
 impl FromValue for Duration {

@@ -721,3 +721,92 @@ fn a_configured_token_guards_every_mutating_call() {
     let listed = orch.executions();
     assert_eq!(listed.len(), 1, "{listed:?}");
 }
+
+/// Every number a plan carries has a bound: `base_rps: 1e308` was accepted (201) with
+/// `planned_requests` at u64::MAX. Over its bound, each is a 422 naming its key, on submission
+/// and on preview alike, and nothing is stored.
+#[test]
+fn numbers_beyond_their_bounds_are_422_naming_the_key() {
+    let orch = Orchestrator::start(&[("MCP_LOAD_GENERATION_MAX_RPS", "5000")]);
+    let url = format!("http://127.0.0.1:{}/", closed_port());
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "base_rps 1e308",
+            body_with(json!({"base_rps": 1e308})),
+            "tasks[0].parameters.base_rps",
+            "load_generation.max_rps (5000)",
+        ),
+        (
+            "base_rps just over max_rps",
+            body_with(json!({"base_rps": 5000.5})),
+            "tasks[0].parameters.base_rps",
+            "load_generation.max_rps",
+        ),
+        (
+            "peak_rps over max_rps",
+            body_with(json!({"pattern": "ramp_up", "peak_rps": 1e9})),
+            "tasks[0].parameters.peak_rps",
+            "load_generation.max_rps",
+        ),
+        (
+            "a stage's target_rps over max_rps",
+            body_with(json!({"base_rps": null, "duration": null,
+                "stages": [{"duration": "1s", "target_rps": 1e12}]})),
+            "tasks[0].parameters.stages[0].target_rps",
+            "load_generation.max_rps",
+        ),
+        (
+            "a target's timeout of 30 years",
+            body_with(json!({"targets": [{"url": url, "timeout": 1e9}]})),
+            "tasks[0].parameters.targets[0].timeout",
+            "orchestrator.task_timeout",
+        ),
+        (
+            "a target's weight of 2 million",
+            body_with(json!({"targets": [{"url": url, "weight": 2_000_000}]})),
+            "tasks[0].parameters.targets[0].weight",
+            "1..=1000000",
+        ),
+        (
+            "a think time of 1e7 s",
+            body_with(
+                json!({"model": "closed", "base_rps": null, "concurrent_users": 1,
+                "think_time": 1e7}),
+            ),
+            "tasks[0].parameters.think_time",
+            "orchestrator.task_timeout",
+        ),
+        (
+            "a ramp of 1e9 s",
+            body_with(json!({"pattern": "ramp_up", "peak_rps": 2, "ramp_duration": 1e9})),
+            "tasks[0].parameters.ramp_duration",
+            "orchestrator.task_timeout",
+        ),
+        (
+            "an abort delay of 1e9 s",
+            body_with(json!({"thresholds": ["p99_ms < 100"], "delay_abort_eval": 1e9})),
+            "tasks[0].parameters.delay_abort_eval",
+            "orchestrator.task_timeout",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, body, field, says) in cases {
+        for path in [EXECUTIONS, "/api/executions/preview"] {
+            let c = Case {
+                says,
+                ..invalid(name, body.clone(), field)
+            };
+            let answer = send(&orch.url(path), &Request::json(body.clone()));
+            let wrong = check(&c, &answer);
+            if !wrong.is_empty() {
+                failures.push(format!(
+                    "{name} ({path}): {} in {}",
+                    wrong.join("; "),
+                    answer.body
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert_eq!(orch.executions(), Vec::<Value>::new(), "nothing is stored");
+}

@@ -138,6 +138,22 @@ fn bad_plans_are_refused_before_anything_is_sent() {
             task("    pattern: zigzag\n"),
             "tasks[0].parameters.pattern",
         ),
+        (
+            "a rate beyond load_generation.max_rps",
+            task("").replace("base_rps: 50", "base_rps: 1.0e308"),
+            "tasks[0].parameters.base_rps",
+        ),
+        (
+            "a think time beyond orchestrator.task_timeout",
+            task("    model: closed\n    think_time: 100000000\n")
+                .replace("    base_rps: 50\n", ""),
+            "tasks[0].parameters.think_time",
+        ),
+        (
+            "peak_rps without a pattern",
+            task("    peak_rps: 500\n"),
+            "tasks[0].parameters.peak_rps",
+        ),
     ];
     for (what, yaml, field) in cases {
         let plan = temp_file("plan.yaml", &yaml);
@@ -304,4 +320,62 @@ fn ctrl_c_stops_the_run_and_still_reports() {
         rps > 50.0,
         "achieved_rps {rps} should be over the time that ran"
     );
+}
+
+/// The spec's environment block sets the heartbeat alone: the lease and death timeouts follow
+/// from it, and a combination that still does not hold names every variable in it.
+#[test]
+fn a_heartbeat_from_the_environment_alone_is_accepted() {
+    let t = target();
+    let plan = temp_file(
+        "plan.yaml",
+        &format!(
+            "name: hb\ntasks:\n- type: load_test\n  parameters:\n    targets: ['http://{}/']\n    duration: 1s\n    base_rps: 10\n",
+            t.addr
+        ),
+    );
+    let out = ChildGuard::spawn(
+        mcpt(&["run", "--quiet", plan.path.to_str().unwrap()])
+            .env("MCP_COMM_HEARTBEAT_INTERVAL", "30"),
+    )
+    .wait(WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(t.stats.view().total, 10);
+
+    let out = ChildGuard::spawn(
+        mcpt(&["run", "--quiet", plan.path.to_str().unwrap()])
+            .env("MCP_COMM_HEARTBEAT_INTERVAL", "30")
+            .env("MCP_COMM_LEASE_TIMEOUT", "40"),
+    )
+    .wait(WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for name in [
+        "communication.death_timeout",
+        "MCP_COMM_HEARTBEAT_INTERVAL",
+        "MCP_COMM_LEASE_TIMEOUT",
+        "death_timeout 5s: the default",
+    ] {
+        assert!(stderr.contains(name), "{name} missing: {stderr}");
+    }
+}
+
+/// The spec writes enum names in upper case (`LOAD_TEST`, `ROUND_ROBIN`); a plan written so
+/// runs as its lower-case twin would.
+#[test]
+fn a_plan_with_the_specs_upper_case_names_runs() {
+    let t = target();
+    let plan = temp_file(
+        "plan.yaml",
+        &format!(
+            "name: upper\nplacement:\n  strategy: ROUND_ROBIN\ntasks:\n- type: LOAD_TEST\n  parameters:\n    targets: ['http://{}/']\n    duration: 1s\n    base_rps: 10\n    pattern: CONSTANT\n    model: OPEN\n    arrivals: UNIFORM\n",
+            t.addr
+        ),
+    );
+    let out =
+        ChildGuard::spawn(&mut mcpt(&["run", "--quiet", plan.path.to_str().unwrap()])).wait(WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(t.stats.view().total, 10);
 }

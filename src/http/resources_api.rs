@@ -227,8 +227,29 @@ fn parse_spec(v: &Value, path: &str, e: &mut FieldErrors) -> Option<ResourceSpec
         }
         (None, None) => None,
     };
-    let amount: Option<f64> = o.req("amount", e);
     let unit: Option<String> = o.opt("unit", e);
+    let amount_path = o.key_path("amount");
+    // A number in `unit` (default: the base unit), or a string with its own unit ("128GB").
+    let amount = match o.raw("amount") {
+        None => {
+            e.push(&amount_path, "is required");
+            None
+        }
+        Some(v) => {
+            let own_unit = matches!(v, Value::String(s)
+                if crate::resources::split_amount(s).is_some_and(|(_, u)| !u.is_empty()));
+            if own_unit && unit.is_some() {
+                e.push(
+                    &amount_path,
+                    "carries a unit and so does unit: give the unit once",
+                );
+                None
+            } else {
+                let name = crate::resources::normalize(resource.as_deref().unwrap_or(""));
+                crate::resources::read_amount(&name, v, &amount_path, e)
+            }
+        }
+    };
     let node_id: Option<String> = o.opt("node_id", e);
     o.finish(e);
     Some(ResourceSpec {
@@ -324,6 +345,39 @@ mod tests {
         assert_eq!(r.resources[0].resource, "CPU");
         assert_eq!(r.resources[1].amount, 1024.0);
         assert_eq!(r.resources[1].node_id.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn amounts_carry_the_units_the_spec_writes() {
+        let doc = json!({
+            "requester_id": "test_suite",
+            "resources": [
+                {"type": "CPU", "amount": "64 cores"},
+                {"type": "MEMORY", "amount": "128GB"},
+                {"type": "NETWORK", "amount": "10000mbps"},
+                {"type": "memory", "amount": "1.5 GiB"},
+                {"type": "cpu", "amount": "500m"},
+            ],
+        });
+        let r = parse_request(&doc).unwrap_or_else(|e| panic!("{e}"));
+        let (normal, _) = crate::resources::validate(&r).unwrap_or_else(|e| panic!("{e}"));
+        let amounts: Vec<f64> = normal.resources.iter().map(|s| s.amount).collect();
+        assert_eq!(
+            amounts,
+            [64.0, 128e9, 10000.0, 1.5 * 1024.0 * 1024.0 * 1024.0, 0.5]
+        );
+        assert_eq!(
+            fields(json!({"requester_id": "s", "resources": [
+                {"resource": "cpu", "amount": "64 cores", "unit": "cores"},
+                {"resource": "cpu", "amount": "64 GB"},
+                {"resource": "network", "amount": "fast"},
+            ]})),
+            [
+                "resources[0].amount",
+                "resources[1].amount",
+                "resources[2].amount"
+            ]
+        );
     }
 
     #[test]

@@ -54,12 +54,7 @@ impl HttpSender {
             .map(|t| t.timeout)
             .max()
             .unwrap_or(Duration::from_secs(30));
-        let tcp = nodelay(
-            actix_tls::connect::Connector::new(actix_tls::connect::Resolver::custom(
-                AllowlistResolver(allowlist.clone()),
-            ))
-            .service(),
-        );
+        let tcp = GuardedConnector::new(allowlist.clone());
         let connector = awc::Connector::new()
             .connector(tcp)
             .limit(connections)
@@ -257,9 +252,6 @@ impl HttpSender {
     }
 }
 
-/// Resolves host names for new connections and keeps them to the allowlist: a name that
-/// resolves elsewhere than it did when the plan was validated is refused at connect time.
-/// (Addresses written as IP literals never reach a resolver; validation checked those.)
 /// A TCP connector whose connections have `TCP_NODELAY` set: a small write (the body after
 /// the head, a frame after an ack) goes out at once instead of waiting up to 40 ms for the
 /// peer's delayed ACK (Nagle). awc's own connector leaves it off.
@@ -285,26 +277,52 @@ where
     })
 }
 
-pub(crate) struct AllowlistResolver(pub(crate) Allowlist);
+/// The TCP connector of every connection to a target (load, redirects, security scans):
+/// the allowlist is enforced here, on the addresses actually connected to. A name is resolved
+/// once, every address it resolves to is checked ([`Allowlist::resolve`]), and the socket
+/// connects to those checked addresses only, so a name whose answer changed since the plan was
+/// validated, or `localhost.` answered by DNS, cannot lead load elsewhere. Address literals are
+/// checked the same way. Connections get `TCP_NODELAY` (see [`nodelay`]).
+#[derive(Clone)]
+pub(crate) struct GuardedConnector {
+    allowlist: std::sync::Arc<Allowlist>,
+}
 
-impl actix_tls::connect::Resolve for AllowlistResolver {
-    fn lookup<'a>(
-        &'a self,
-        host: &'a str,
-        port: u16,
-    ) -> futures_util::future::LocalBoxFuture<
-        'a,
-        Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error>>,
-    > {
+impl GuardedConnector {
+    pub(crate) fn new(allowlist: Allowlist) -> GuardedConnector {
+        GuardedConnector {
+            allowlist: std::sync::Arc::new(allowlist),
+        }
+    }
+}
+
+impl actix_service::Service<actix_tls::connect::ConnectInfo<Uri>> for GuardedConnector {
+    type Response = actix_tls::connect::Connection<Uri, actix_rt::net::TcpStream>;
+    type Error = actix_tls::connect::ConnectError;
+    type Future =
+        futures_util::future::LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    actix_service::always_ready!();
+
+    fn call(&self, req: actix_tls::connect::ConnectInfo<Uri>) -> Self::Future {
+        let allowlist = self.allowlist.clone();
         Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host, port)).await?.collect();
-            let ips: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.ip()).collect();
-            self.0.check_connect(host, port, &ips).map_err(|why| {
-                tracing::warn!(host, ?ips, "connection refused: {why}");
-                Box::<dyn std::error::Error>::from(why)
+            let host = req.hostname().to_string();
+            let port = req.port();
+            let addrs = allowlist.resolve(&host, port).await.map_err(|why| {
+                tracing::warn!(host, port, "connection refused: {why}");
+                actix_tls::connect::ConnectError::Resolver(why.into())
             })?;
-            Ok(addrs)
+            let req = req.set_addrs(addrs);
+            let conn = actix_service::Service::call(
+                &actix_tls::connect::tcp::TcpConnector::default().service(),
+                req,
+            )
+            .await?;
+            if let Err(e) = conn.io_ref().set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+            Ok(conn)
         })
     }
 }
@@ -317,5 +335,50 @@ fn classify(e: &SendRequestError) -> ErrorKind {
         SendRequestError::Response(_) => ErrorKind::Body,
         // Connect failures, and a connection that broke while the request was written.
         _ => ErrorKind::Connect,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_service::Service;
+    use actix_tls::connect::ConnectInfo;
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    /// Whether `listener` has a connection waiting (it never blocks).
+    fn accepted(listener: &std::net::TcpListener) -> bool {
+        listener.set_nonblocking(true).unwrap();
+        listener.accept().is_ok()
+    }
+
+    #[actix_rt::test]
+    async fn connections_go_only_to_addresses_the_allowlist_allows() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Another loopback address only: 127.0.0.1 is off the list, by name or by literal.
+        let elsewhere = GuardedConnector::new(Allowlist::new(vec!["127.0.0.2".parse().unwrap()]));
+        for host in ["127.0.0.1", "localhost"] {
+            let refused = elsewhere
+                .call(ConnectInfo::new(uri(&format!("http://{host}:{port}/"))))
+                .await;
+            let Err(actix_tls::connect::ConnectError::Resolver(why)) = refused else {
+                panic!("{host}: connected off the allowlist");
+            };
+            assert!(why.to_string().contains("allowed_targets"), "{why}");
+            assert!(!accepted(&listener), "{host}: a socket reached the server");
+        }
+        // The default list: the same literal connects, to the address it names.
+        let conn = GuardedConnector::new(Allowlist::default())
+            .call(ConnectInfo::new(uri(&format!("http://127.0.0.1:{port}/"))))
+            .await
+            .expect("loopback connects");
+        assert_eq!(
+            conn.io_ref().peer_addr().unwrap(),
+            listener.local_addr().unwrap()
+        );
+        assert!(accepted(&listener));
     }
 }

@@ -24,7 +24,7 @@ use crate::allowlist::Allowlist;
 use crate::load::schedule::{Arrivals, LoadProfile, Pattern, RatePlan, Stage};
 use crate::settings::LoadSettings;
 use crate::stats::thresholds::{self, Threshold};
-use crate::validate::{FieldErrors, Obj, describe, join, kind, read_list};
+use crate::validate::{FieldErrors, Keyword, Obj, describe, join, kind, read_list};
 
 /// A validated test plan.
 #[derive(Debug, Clone, Serialize)]
@@ -79,19 +79,40 @@ fn read_placement(v: Option<&Value>, e: &mut FieldErrors) -> PlacementRequest {
     let Some(mut o) = Obj::new(v, "placement", e) else {
         return PlacementRequest::default();
     };
-    let strategy: Option<String> = o.opt("strategy", e);
+    let strategy: Option<Keyword> = o.opt("strategy", e);
     let strategy = strategy.and_then(|s| {
         s.parse::<crate::placement::Strategy>()
             .map_err(|why| e.push("placement.strategy", why.to_string()))
             .ok()
     });
     let node_count: Option<u32> = o.opt("node_count", e);
-    if node_count == Some(0) {
-        e.push("placement.node_count", "must be at least 1");
+    if node_count.is_some_and(|n| n == 0 || n > MAX_NODE_COUNT) {
+        e.push(
+            "placement.node_count",
+            format!("must be in 1..={MAX_NODE_COUNT}"),
+        );
     }
     let priority = read_priority(&mut o, e);
-    let resource_requirements: std::collections::BTreeMap<String, f64> =
-        o.or("resource_requirements", Default::default(), e);
+    let mut resource_requirements = std::collections::BTreeMap::<String, f64>::new();
+    match o.raw("resource_requirements") {
+        None => {}
+        Some(Value::Object(map)) => {
+            for (name, v) in map {
+                let path = format!("placement.resource_requirements.{name}");
+                let resource = crate::resources::normalize(name);
+                if let Some(x) = crate::resources::read_amount(&resource, v, &path, e) {
+                    resource_requirements.insert(name.clone(), x);
+                }
+            }
+        }
+        Some(other) => e.push(
+            "placement.resource_requirements",
+            format!(
+                "expected a mapping of resource to amount, got {}",
+                kind(other)
+            ),
+        ),
+    }
     for (name, amount) in &resource_requirements {
         let path = format!("placement.resource_requirements.{name}");
         if let Some(why) = crate::resources::name_problem(&crate::resources::normalize(name)) {
@@ -406,7 +427,7 @@ fn read_task(
 ) -> Option<Task> {
     let mut o = Obj::new(v, path, e)?;
     let name: String = o.or("name", format!("task-{}", index + 1), e);
-    let kind: Option<String> = o.req("type", e);
+    let kind: Option<Keyword> = o.req("type", e);
     let params_path = o.key_path("parameters");
     let params = o.raw("parameters");
     o.finish(e);
@@ -465,6 +486,56 @@ fn read_task(
 
 /// The most pieces a rate plan may have (a wave has 32 per period, a burst 2 per interval).
 const MAX_RATE_PIECES: u128 = 200_000;
+/// The most targets a task may list.
+pub const MAX_TARGETS: usize = 1000;
+/// The most stages a `stages` pattern may list.
+pub const MAX_STAGES: usize = 1000;
+/// The largest weight of one target.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+/// The most nodes `placement.node_count` may ask for.
+pub const MAX_NODE_COUNT: u32 = 10_000;
+
+/// A rate (requests per second) within `load_generation.max_rps`; reports it at `path` when
+/// it is not.
+pub(crate) fn within_max_rps(
+    path: &str,
+    rps: f64,
+    settings: &LoadSettings,
+    e: &mut FieldErrors,
+) -> bool {
+    if rps > settings.max_rps {
+        e.push(
+            path,
+            format!(
+                "{rps} requests per second is more than load_generation.max_rps ({}); raise that setting to allow it",
+                settings.max_rps
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+/// A span of time (a timeout, a think time, a pattern's step) no longer than a task may run,
+/// `orchestrator.task_timeout`; reports it at `path` when it is.
+pub(crate) fn within_task_timeout(
+    path: &str,
+    d: Duration,
+    settings: &LoadSettings,
+    e: &mut FieldErrors,
+) -> bool {
+    if d > settings.task_timeout {
+        e.push(
+            path,
+            format!(
+                "is {d:?}, longer than orchestrator.task_timeout ({:?})",
+                settings.task_timeout
+            ),
+        );
+        return false;
+    }
+    true
+}
 
 const PATTERNS: &[&str] = &[
     "constant",
@@ -499,7 +570,7 @@ pub(crate) fn read_load_task(
 
     let targets = read_targets(&mut o, settings, e);
 
-    let model = match o.opt::<String>("model", e).as_deref() {
+    let model = match o.opt::<Keyword>("model", e).as_deref() {
         None | Some("open") => Model::Open,
         Some("closed") => Model::Closed,
         Some(other) => {
@@ -510,7 +581,7 @@ pub(crate) fn read_load_task(
             Model::Open
         }
     };
-    let on_node_failure = match o.opt::<String>("on_node_failure", e).as_deref() {
+    let on_node_failure = match o.opt::<Keyword>("on_node_failure", e).as_deref() {
         None | Some("rebalance") => OnNodeFailure::Rebalance,
         Some("tolerate") => OnNodeFailure::Tolerate,
         Some("fail") => OnNodeFailure::Fail,
@@ -522,7 +593,8 @@ pub(crate) fn read_load_task(
             OnNodeFailure::Rebalance
         }
     };
-    let arrivals = match o.opt::<String>("arrivals", e).as_deref() {
+    let arrivals_given = o.raw("arrivals").is_some();
+    let arrivals = match o.opt::<Keyword>("arrivals", e).as_deref() {
         None | Some("uniform") => Arrivals::Uniform,
         Some("poisson") => Arrivals::Poisson,
         Some(other) => {
@@ -547,8 +619,9 @@ pub(crate) fn read_load_task(
         );
     }
     let think_time: Duration = o.or("think_time", Duration::ZERO, e);
+    within_task_timeout(&o.key_path("think_time"), think_time, settings, e);
     let seed: u64 = o.opt("seed", e).unwrap_or_else(rand::random);
-    let thresholds = read_thresholds(&mut o, e);
+    let thresholds = read_thresholds(&mut o, settings, e);
 
     // Rates: checked for sign here, for presence per pattern below.
     let rate = |o: &mut Obj<'_>, key: &'static str, e: &mut FieldErrors| -> Option<f64> {
@@ -557,7 +630,7 @@ pub(crate) fn read_load_task(
             e.push(o.key_path(key), format!("must be 0 or more, got {v}"));
             return None;
         }
-        Some(v)
+        within_max_rps(&o.key_path(key), v, settings, e).then_some(v)
     };
     let base = rate(&mut o, "base_rps", e);
     let peak = rate(&mut o, "peak_rps", e);
@@ -568,7 +641,7 @@ pub(crate) fn read_load_task(
 
     let stages_path = o.key_path("stages");
     let stages_raw = o.raw("stages");
-    let pattern_name: Option<String> = o.opt("pattern", e);
+    let pattern_name: Option<String> = o.opt::<Keyword>("pattern", e).map(|k| k.0);
     let pattern_name = match (pattern_name.as_deref(), stages_raw) {
         (None, Some(_)) => "stages".to_string(),
         (None, None) => "constant".to_string(),
@@ -597,6 +670,7 @@ pub(crate) fn read_load_task(
         let Some(d) = o.opt::<Duration>(key, e) else {
             continue;
         };
+        within_task_timeout(&o.key_path(key), d, settings, e);
         if !owners.contains(&pattern_name.as_str()) {
             e.push(
                 o.key_path(key),
@@ -626,6 +700,28 @@ pub(crate) fn read_load_task(
     }
 
     let needs_peak = !matches!(pattern_name.as_str(), "constant" | "stages");
+    // `peak_rps` belongs to the patterns that have a peak; given to another, it would be
+    // silently ignored (a constant base_rps planned instead).
+    if model == Model::Open && !needs_peak && peak.is_some() {
+        let given = if o.raw("pattern").is_some() {
+            format!("the pattern is {pattern_name}")
+        } else {
+            format!("no pattern is given, so the pattern is {pattern_name}")
+        };
+        e.push(
+            o.key_path("peak_rps"),
+            format!(
+                "only applies to patterns ramp_up, ramp_down, spike, wave, random and burst \
+                 ({given}); set a pattern or leave peak_rps out"
+            ),
+        );
+    }
+    if model == Model::Closed && arrivals_given {
+        e.push(
+            o.key_path("arrivals"),
+            "applies to the open model only; the closed model's users send as responses come back",
+        );
+    }
     let rate_path = |key: &str| join(path, key);
     match model {
         Model::Open => {
@@ -662,7 +758,7 @@ pub(crate) fn read_load_task(
     }
 
     let stages = if pattern_name == "stages" {
-        read_stages(stages_raw, &stages_path, e)
+        read_stages(stages_raw, &stages_path, settings, e)
     } else {
         Some(Vec::new())
     };
@@ -781,9 +877,14 @@ pub(crate) fn read_load_task(
 
 /// `thresholds`: strings (`"p99_ms < 200"`) or `{threshold, abort_on_fail?, delay_abort_eval?}`;
 /// the task's `abort_on_fail` and `delay_abort_eval` are the defaults of each.
-fn read_thresholds(o: &mut Obj<'_>, e: &mut FieldErrors) -> Vec<Threshold> {
+fn read_thresholds(
+    o: &mut Obj<'_>,
+    settings: &LoadSettings,
+    e: &mut FieldErrors,
+) -> Vec<Threshold> {
     let abort: bool = o.or("abort_on_fail", false, e);
     let delay: Duration = o.or("delay_abort_eval", Duration::ZERO, e);
+    within_task_timeout(&o.key_path("delay_abort_eval"), delay, settings, e);
     let path = o.key_path("thresholds");
     let items = match o.raw("thresholds") {
         None => return Vec::new(),
@@ -805,6 +906,7 @@ fn read_thresholds(o: &mut Obj<'_>, e: &mut FieldErrors) -> Vec<Threshold> {
                 let expr: Option<String> = t.req("threshold", e);
                 let a: bool = t.or("abort_on_fail", abort, e);
                 let d: Duration = t.or("delay_abort_eval", delay, e);
+                within_task_timeout(&t.key_path("delay_abort_eval"), d, settings, e);
                 let expr_path = t.key_path("threshold");
                 t.finish(e);
                 let Some(expr) = expr else { continue };
@@ -833,8 +935,20 @@ fn read_thresholds(o: &mut Obj<'_>, e: &mut FieldErrors) -> Vec<Threshold> {
     out
 }
 
-fn read_stages(raw: Option<&Value>, path: &str, e: &mut FieldErrors) -> Option<Vec<Stage>> {
+fn read_stages(
+    raw: Option<&Value>,
+    path: &str,
+    settings: &LoadSettings,
+    e: &mut FieldErrors,
+) -> Option<Vec<Stage>> {
     let items = match raw {
+        Some(Value::Array(items)) if items.len() > MAX_STAGES => {
+            e.push(
+                path,
+                format!("lists {} stages, more than {MAX_STAGES}", items.len()),
+            );
+            return None;
+        }
         Some(Value::Array(items)) if !items.is_empty() => items,
         Some(Value::Array(_)) | None => {
             e.push(
@@ -865,6 +979,11 @@ fn read_stages(raw: Option<&Value>, path: &str, e: &mut FieldErrors) -> Option<V
         }
         if target.is_some_and(|t| t < 0.0) {
             e.push(join(&p, "target_rps"), "must be 0 or more");
+        } else if let Some(t) = target {
+            within_max_rps(&join(&p, "target_rps"), t, settings, e);
+        }
+        if let Some(d) = duration {
+            within_task_timeout(&join(&p, "duration"), d, settings, e);
         }
         if let (Some(duration), Some(target_rps)) = (duration, target) {
             stages.push(Stage {
@@ -887,7 +1006,7 @@ fn read_targets(
         "targets",
         "target",
         "[{url: \"http://127.0.0.1:8089/\"}]",
-        usize::MAX,
+        MAX_TARGETS,
         e,
     )?;
     let targets: Vec<Option<Target>> = items
@@ -971,13 +1090,17 @@ fn read_target(
         headers.push(("content-type".into(), "application/json".into()));
     }
     let weight: u32 = o.or("weight", 1, e);
-    if weight == 0 {
-        e.push(o.key_path("weight"), "must be at least 1");
+    if weight == 0 || weight > MAX_WEIGHT {
+        e.push(
+            o.key_path("weight"),
+            format!("must be in 1..={MAX_WEIGHT}, got {weight}"),
+        );
     }
     let timeout: Duration = o.or("timeout", settings.default_timeout, e);
     if timeout.is_zero() {
         e.push(o.key_path("timeout"), "must be greater than 0");
     }
+    within_task_timeout(&o.key_path("timeout"), timeout, settings, e);
     let expected_status = match o.raw("expected_status") {
         None => Some(ExpectedStatus::SuccessOrRedirect),
         Some(v) => {
@@ -999,6 +1122,9 @@ fn read_target(
         }
     };
     let expected_response_time: Option<Duration> = o.opt("expected_response_time", e);
+    if let Some(d) = expected_response_time {
+        within_task_timeout(&o.key_path("expected_response_time"), d, settings, e);
+    }
     let follow_redirects: bool = o.or("follow_redirects", false, e);
     o.finish(e);
     if e.0.len() != before {
@@ -1250,5 +1376,147 @@ mod tests {
             parse_document("a: [1,"),
             Err(PlanError::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn options_of_another_pattern_or_model_are_errors() {
+        let base = |extra: Value| {
+            let mut p = json!({"targets": ["http://127.0.0.1:9/"], "duration": 2, "base_rps": 5});
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            task(p)
+        };
+        let field = |extra: Value| -> Vec<String> {
+            errors(base(extra)).into_iter().map(|(f, _)| f).collect()
+        };
+        let peak = "tasks[0].parameters.peak_rps";
+        let no_pattern = errors(base(json!({"peak_rps": 500})));
+        assert_eq!(no_pattern.len(), 1, "{no_pattern:?}");
+        assert_eq!(no_pattern[0].0, peak);
+        assert!(
+            no_pattern[0].1.contains("no pattern is given"),
+            "{no_pattern:?}"
+        );
+        assert_eq!(
+            field(json!({"peak_rps": 500, "pattern": "constant"})),
+            [peak]
+        );
+        assert_eq!(
+            field(json!({"peak_rps": 500, "base_rps": null,
+                "stages": [{"duration": 2, "target_rps": 5}], "duration": null})),
+            [peak]
+        );
+        assert_eq!(
+            field(json!({"model": "closed", "base_rps": null, "arrivals": "poisson"})),
+            ["tasks[0].parameters.arrivals"]
+        );
+        // Each pattern's own options are accepted with it.
+        for (pattern, option) in [
+            ("ramp_up", "ramp_duration"),
+            ("ramp_down", "ramp_duration"),
+            ("spike", "spike_at"),
+            ("spike", "spike_duration"),
+            ("wave", "wave_period"),
+            ("random", "random_step"),
+            ("burst", "burst_interval"),
+            ("burst", "burst_duration"),
+        ] {
+            let ok = base(json!({"pattern": pattern, "peak_rps": 9, option: 1}));
+            validate(&ok, &settings()).unwrap_or_else(|e| panic!("{pattern} {option}: {e}"));
+            for other in PATTERNS.iter().filter(|p| {
+                !PATTERN_OPTIONS
+                    .iter()
+                    .any(|(k, owners)| *k == option && owners.contains(p))
+            }) {
+                let mut extra = json!({"pattern": other, option: 1});
+                if !matches!(*other, "constant" | "stages") {
+                    extra["peak_rps"] = json!(9);
+                }
+                if *other == "stages" {
+                    extra["stages"] = json!([{"duration": 2, "target_rps": 5}]);
+                    extra["duration"] = Value::Null;
+                }
+                let f = field(extra);
+                assert!(
+                    f.contains(&format!("tasks[0].parameters.{option}")),
+                    "{option} with {other}: {f:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn enum_names_are_read_in_any_case() {
+        let doc = json!({"name": "t", "tasks": [{"type": "LOAD_TEST", "parameters": {
+            "targets": ["http://127.0.0.1:9/"], "duration": 2, "base_rps": 5, "peak_rps": 9,
+            "pattern": "Ramp_Up", "arrivals": "POISSON", "model": "OPEN",
+            "on_node_failure": "FAIL"}}],
+            "placement": {"strategy": "ROUND_ROBIN",
+                "resource_requirements": {"memory": "2GB", "cpu": "2 cores"}}});
+        let plan = validate(&doc, &settings()).unwrap_or_else(|e| panic!("{e}"));
+        let TaskKind::LoadTest(t) = &plan.tasks[0].kind else {
+            panic!("a load test")
+        };
+        assert!(matches!(t.profile.pattern, Pattern::RampUp { .. }));
+        assert_eq!(t.arrivals, Arrivals::Poisson);
+        assert_eq!(t.on_node_failure, OnNodeFailure::Fail);
+        assert_eq!(
+            plan.placement.strategy,
+            Some(crate::placement::Strategy::RoundRobin)
+        );
+        assert_eq!(plan.placement.resource_requirements["memory"], 2e9);
+        assert_eq!(plan.placement.resource_requirements["cpu"], 2.0);
+    }
+
+    #[test]
+    fn numbers_beyond_their_bounds_name_their_key() {
+        let mut s = settings();
+        s.max_rps = 1000.0;
+        let over = |params: Value| -> Vec<String> {
+            match validate(&task(params), &s) {
+                Ok(_) => panic!("accepted"),
+                Err(PlanError::Invalid(e)) => e.0.into_iter().map(|e| e.field).collect(),
+                Err(other) => panic!("{other}"),
+            }
+        };
+        let t = "http://127.0.0.1:9/";
+        assert_eq!(
+            over(json!({"targets": [t], "duration": 2, "base_rps": 1e308})),
+            ["tasks[0].parameters.base_rps"]
+        );
+        assert_eq!(
+            over(
+                json!({"targets": [t], "duration": 2, "base_rps": 1, "peak_rps": 1001,
+                "pattern": "spike"})
+            ),
+            ["tasks[0].parameters.peak_rps"]
+        );
+        assert_eq!(
+            over(
+                json!({"targets": [{"url": t, "expected_response_time": 1e7}],
+                "duration": 2, "base_rps": 1})
+            ),
+            ["tasks[0].parameters.targets[0].expected_response_time"]
+        );
+        assert_eq!(
+            over(
+                json!({"targets": [t], "duration": 2, "base_rps": 1, "pattern": "wave",
+                "peak_rps": 2, "wave_period": 1e9})
+            ),
+            ["tasks[0].parameters.wave_period"]
+        );
+        let many: Vec<&str> = vec![t; MAX_TARGETS + 1];
+        assert_eq!(
+            over(json!({"targets": many, "duration": 2, "base_rps": 1})),
+            ["tasks[0].parameters.targets"]
+        );
+        // At the bound is fine.
+        let at = task(json!({"targets": [t], "duration": 2, "base_rps": 1000}));
+        validate(&at, &s).unwrap_or_else(|e| panic!("{e}"));
+        let mut doc = task(json!({"targets": [t], "duration": 2, "base_rps": 1}));
+        doc["placement"] = json!({"node_count": 1_000_000});
+        assert!(matches!(validate(&doc, &s), Err(PlanError::Invalid(e))
+            if e.0[0].field == "placement.node_count"));
     }
 }

@@ -113,7 +113,15 @@ fn requirements(
     let before = errors.0.len();
     let out: BTreeMap<String, f64> = map
         .iter()
-        .filter_map(|(k, x)| Some((k.clone(), f64::from_value(x, &join(path, k), errors)?)))
+        .filter_map(|(k, x)| {
+            let amount = crate::resources::read_amount(
+                &crate::resources::normalize(k),
+                x,
+                &join(path, k),
+                errors,
+            )?;
+            Some((k.clone(), amount))
+        })
         .collect();
     (errors.0.len() == before).then_some(out)
 }
@@ -125,7 +133,9 @@ impl FromValue for Scenario {
         let scenario_id: Option<String> = o.req("scenario_id", errors);
         let name = o.or("name", String::new(), errors);
         let description = o.or("description", String::new(), errors);
-        let test_type: Option<String> = o.req("test_type", errors);
+        let test_type: Option<String> = o
+            .req::<crate::validate::Keyword>("test_type", errors)
+            .map(|k| k.0);
         let parameters = o.raw("parameters").cloned().unwrap_or_else(empty_object);
         let required_capabilities: Option<Vec<String>> = match o.raw("required_capabilities") {
             None => Some(Vec::new()),
@@ -169,14 +179,15 @@ impl FromValue for Scenario {
 
 impl FromValue for Strategy {
     fn from_value(v: &Value, path: &str, errors: &mut FieldErrors) -> Option<Self> {
-        let Value::String(s) = v else {
+        let Value::String(_) = v else {
             errors.push(
                 path,
                 format!("expected a strategy name, got {}", describe(v)),
             );
             return None;
         };
-        s.parse()
+        let name = crate::validate::Keyword::from_value(v, path, errors)?;
+        name.parse()
             .map_err(|e: super::UnknownStrategy| errors.push(path, e.to_string()))
             .ok()
     }

@@ -445,6 +445,49 @@ pub fn unit_factor(resource: &str, unit: &str) -> Result<f64, String> {
     })
 }
 
+/// Splits an amount written with its unit (`"128GB"`, `"10000mbps"`, `"64 cores"`,
+/// `"1.5e3 millicores"`) into the number and the unit (empty when there is none).
+pub fn split_amount(text: &str) -> Option<(f64, &str)> {
+    let text = text.trim();
+    // The longest prefix that is a number; the rest, trimmed, is the unit.
+    (1..=text.len())
+        .rev()
+        .filter(|&i| text.is_char_boundary(i))
+        .find_map(|i| {
+            let number = text[..i].trim().parse::<f64>().ok()?;
+            let unit = text[i..].trim();
+            let looks_like_unit = unit.chars().all(|c| c.is_ascii_alphabetic());
+            (number.is_finite() && looks_like_unit).then_some((number, unit))
+        })
+}
+
+/// An amount of `resource` (a normalized name) as a document writes it: a number in the
+/// resource's base unit, or a string with a unit where the spec writes one (`"128GB"`,
+/// `"10000mbps"`, `"64 cores"`), converted to the base unit ([`unit_factor`]). Reports a
+/// problem at `path`.
+pub fn read_amount(
+    resource: &str,
+    v: &serde_json::Value,
+    path: &str,
+    e: &mut FieldErrors,
+) -> Option<f64> {
+    let parsed = match v {
+        serde_json::Value::Number(n) => n.as_f64().ok_or_else(|| "not a finite number".to_string()),
+        serde_json::Value::String(s) => match split_amount(s) {
+            Some((x, "")) => Ok(x),
+            Some((x, unit)) => unit_factor(resource, unit).map(|f| x * f),
+            None => Err(format!(
+                "{s:?} is not an amount: a number, or a number and a unit like \"128GB\", \"10000mbps\", \"64 cores\""
+            )),
+        },
+        other => Err(format!(
+            "expected an amount (a number, or a string like \"128GB\"), got {}",
+            crate::validate::describe(other)
+        )),
+    };
+    parsed.map_err(|why| e.push(path, why)).ok()
+}
+
 /// What a validated request needs, in units: per (node, resource) pinned, per resource not
 /// pinned, and per resource in all.
 #[derive(Debug, Clone, Default, PartialEq)]

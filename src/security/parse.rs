@@ -71,7 +71,7 @@ pub fn read_scan_spec(
     });
     let endpoints = read_endpoints(&mut o, e);
     let scan_types = read_scan_types(&mut o, e);
-    let depth = match o.opt::<String>("depth", e).as_deref() {
+    let depth = match o.opt::<crate::validate::Keyword>("depth", e).as_deref() {
         None | Some("quick") => Depth::Quick,
         Some("deep") => Depth::Deep,
         Some(other) => {
@@ -93,6 +93,7 @@ pub fn read_scan_spec(
     if timeout.is_zero() {
         e.push(o.key_path("timeout"), "must be greater than 0");
     }
+    crate::load::plan::within_task_timeout(&o.key_path("timeout"), timeout, settings, e);
     o.finish(e);
     if e.0.len() != before {
         return None;
@@ -133,14 +134,20 @@ fn read_scan_types(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Vec<ScanType>
     for (i, item) in items.iter().enumerate() {
         let p = format!("{path}[{i}]");
         match item {
-            Value::String(s) => match ScanType::from_name(s) {
-                Some(t) if out.contains(&t) => e.push(p, format!("{s:?} is listed twice")),
-                Some(t) => out.push(t),
-                None => e.push(
-                    p,
-                    format!("unknown scan type {s:?}; known: {}", known.join(", ")),
-                ),
-            },
+            Value::String(s) => {
+                match <crate::validate::Keyword as crate::validate::FromValue>::from_value(
+                    item, &p, e,
+                )
+                .and_then(|name: crate::validate::Keyword| ScanType::from_name(&name))
+                {
+                    Some(t) if out.contains(&t) => e.push(p, format!("{s:?} is listed twice")),
+                    Some(t) => out.push(t),
+                    None => e.push(
+                        p,
+                        format!("unknown scan type {s:?}; known: {}", known.join(", ")),
+                    ),
+                }
+            }
             other => e.push(
                 p,
                 format!("expected a scan type name, got {}", describe(other)),

@@ -194,7 +194,7 @@ impl Scanner<'_> {
         };
         // Redirects are read, never followed; count those that lead outside the allowlist.
         if let Some(to) = redirect::redirect_target(&x)
-            && self.allowlist.check(&to) != Verdict::Allowed
+            && !self.allowlist.lists(&to)
         {
             self.report.offsite_redirects += 1;
         }
@@ -263,12 +263,7 @@ impl Scanner<'_> {
 }
 
 fn client(allowlist: &Allowlist) -> awc::Client {
-    let tcp = crate::load::http::nodelay(
-        actix_tls::connect::Connector::new(actix_tls::connect::Resolver::custom(
-            crate::load::http::AllowlistResolver(allowlist.clone()),
-        ))
-        .service(),
-    );
+    let tcp = crate::load::http::GuardedConnector::new(allowlist.clone());
     let connector = awc::Connector::new()
         .connector(tcp)
         .limit(4)

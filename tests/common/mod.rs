@@ -160,6 +160,16 @@ impl ChildGuard {
             .expect("stderr is piped")
     }
 
+    /// The process's stdout, to read it as it comes.
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.0
+            .as_mut()
+            .expect("running")
+            .stdout
+            .take()
+            .expect("stdout is piped")
+    }
+
     /// The process id, to signal this process (and only it).
     pub fn id(&self) -> u32 {
         self.0.as_ref().expect("running").id()

@@ -204,7 +204,7 @@ fn read_spec(
             e.push(o.key_path(key), format!("must be greater than 0, got {x}"));
             return None;
         }
-        Some(x)
+        crate::load::plan::within_max_rps(&o.key_path(key), x, settings, e).then_some(x)
     };
     let start_rps = positive(&mut o, "start_rps", e);
     let step_rps = positive(&mut o, "step_rps", e);
@@ -229,8 +229,11 @@ fn read_spec(
         );
     }
     let consecutive: u32 = o.or("consecutive", 2, e);
-    if consecutive == 0 {
-        e.push(o.key_path("consecutive"), "must be at least 1");
+    if consecutive == 0 || consecutive as usize > MAX_STEPS {
+        e.push(
+            o.key_path("consecutive"),
+            format!("must be in 1..={MAX_STEPS}, got {consecutive}"),
+        );
     }
     let break_on = read_break_on(&mut o, e);
     let max_rps_path = o.key_path("max_rps");
