@@ -422,10 +422,12 @@ impl Settings {
             let alert_thresholds = o.child("alert_thresholds", e).map(|mut t| {
                 let mut pct = |key: &'static str, default: f64, e: &mut FieldErrors| {
                     let v: f64 = t.or(key, default, e);
-                    if !(0.0..=100.0).contains(&v) {
+                    // Above 100 a level is never reached: the way to switch it off (a
+                    // load generator's CPU at 100% is its job, not a fault).
+                    if !(v.is_finite() && v >= 0.0) {
                         e.push(
                             t.key_path(key),
-                            format!("must be a percentage in 0..=100, got {v}"),
+                            format!("must be a percentage (0 or more; above 100: never), got {v}"),
                         );
                     }
                     v
@@ -1142,5 +1144,32 @@ mod tests {
         assert_eq!(Settings::defaults().load_generation.max_rps, 1_000_000.0);
         let bad = Settings::load(None, &env(&[("MCP_LOAD_GENERATION_MAX_RPS", "0")]), &[]);
         assert_eq!(fields(bad.unwrap_err()), ["load_generation.max_rps"]);
+    }
+
+    #[test]
+    fn a_level_above_100_switches_a_metric_off_and_a_negative_one_is_refused() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_CPU_WARNING", "101"),
+                ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_CPU_CRITICAL", "101"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        let t = &s.health_monitoring.alert_thresholds;
+        assert_eq!(
+            crate::health::level(100.0, t.cpu_warning, t.cpu_critical),
+            crate::health::Status::Healthy
+        );
+        let bad = Settings::load(
+            None,
+            &env(&[("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_WARNING", "-1")]),
+            &[],
+        );
+        assert_eq!(
+            fields(bad.unwrap_err()),
+            ["health_monitoring.alert_thresholds.disk_warning"]
+        );
     }
 }
