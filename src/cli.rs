@@ -372,6 +372,7 @@ fn target(args: TargetArgs) -> anyhow::Result<()> {
     };
     eprintln!("mcpt target listening on http://{addr} ({workers} workers)");
     actix::System::new().block_on(async move {
+        crate::http::limits::spawn_memory_trim();
         let srv = server(listener, workers, Arc::new(TargetStats::default()))?;
         let handle = srv.handle();
         actix_rt::spawn(async move {
@@ -499,6 +500,10 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
+    if let Err(e) = crate::app::check_node_exposure(&settings, &settings.node.host) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let listener = crate::app::bind_listener(&settings.node.host, settings.node.port)
         .with_context(|| {
             format!(
@@ -521,6 +526,7 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             url.clone().map(crate::actors::node_agent::Connector::Ws),
         );
         crate::app::start_node_discovery(&node, settings.clone(), &id, addr.port());
+        crate::http::limits::spawn_memory_trim();
         let server = crate::app::serve_node(node, settings, listener)?;
         let joining = match &url {
             Some(u) => format!("joining {u}"),
