@@ -327,7 +327,8 @@ fn the_event_stream_answers_its_own_origin_or_the_token() {
     let addr = orchestrator_addr(&c);
     let hex: String = TOKEN.bytes().map(|b| format!("{b:02x}")).collect();
     let evil = ("Origin", "http://evil.example".to_string());
-    let cases: Vec<(&str, Vec<(&str, String)>, u16)> = vec![
+    type Headers = Vec<(&'static str, String)>;
+    let cases: Vec<(&str, Headers, u16)> = vec![
         ("another site", vec![evil.clone()], 403),
         ("an opaque origin", vec![("Origin", "null".into())], 403),
         (

@@ -208,7 +208,7 @@ fn slow_bodies_do_not_exhaust_the_orchestrator() {
     }
     let (opened, still_open) = burst(orch.addr, 500);
     assert_eq!((opened, still_open), (500, 0), "the warm-up burst");
-    std::thread::sleep(Duration::from_secs(6));
+    common::hold(Duration::from_secs(6));
     let rss_before = rss_kb(orch.pid());
 
     // Probes while the attack runs: health, the node list, each answered.
@@ -227,7 +227,7 @@ fn slow_bodies_do_not_exhaust_the_orchestrator() {
                         .any(|n| n["node_id"] == "steady" && n["state"] == "connected")
                 });
                 probes.push((h, s, joined, t.elapsed()));
-                std::thread::sleep(Duration::from_millis(100));
+                common::hold(Duration::from_millis(100));
             }
             probes
         })
@@ -238,7 +238,7 @@ fn slow_bodies_do_not_exhaust_the_orchestrator() {
         std::thread::spawn(move || {
             while attacking.load(Ordering::Relaxed) {
                 peak.fetch_max(rss_kb(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
+                common::hold(Duration::from_millis(50));
             }
         })
     };

@@ -193,12 +193,12 @@ pub async fn json_body(
         BodyFormat::Yaml => {
             let text = std::str::from_utf8(&body)
                 .map_err(|e| ApiError::BadJson(format!("the YAML body is not UTF-8: {e}")))?;
-            // The YAML reader and its documents recurse: refuse deep nesting first, as
-            // serde_json does for JSON.
-            let depth = yaml_depth(text).map_err(ApiError::BadJson)?;
+            // The YAML reader recurses: refuse deep nesting before it reads.
+            let depth = yaml_depth_bound(text);
             if depth > MAX_YAML_DEPTH {
                 return Err(ApiError::BadJson(format!(
-                    "the YAML body nests {depth} levels deep, more than {MAX_YAML_DEPTH}"
+                    "the YAML body may nest {depth} levels deep (counting indentation and \
+                     brackets), more than {MAX_YAML_DEPTH}"
                 )));
             }
             crate::load::plan::parse_document(text).map_err(|e| ApiError::BadJson(e.to_string()))
@@ -206,35 +206,34 @@ pub async fn json_body(
     }
 }
 
-/// Deepest nesting a YAML body may have (serde_json's limit for JSON).
-const MAX_YAML_DEPTH: usize = 128;
+/// Most nesting a YAML body may have, as [`yaml_depth_bound`] counts it. The YAML reader
+/// recurses per level (50,000 levels overflow a thread's stack); a plan needs a dozen.
+const MAX_YAML_DEPTH: usize = 256;
 
-/// How deep the collections of a YAML text nest, read by the event parser (which keeps its
-/// own stack, so any depth is safe to measure).
-fn yaml_depth(text: &str) -> Result<usize, String> {
-    use yaml_rust2::parser::{Event, EventReceiver, Parser};
-    #[derive(Default)]
-    struct Depth {
-        now: usize,
-        max: usize,
-    }
-    impl EventReceiver for Depth {
-        fn on_event(&mut self, ev: Event) {
-            match ev {
-                Event::SequenceStart(..) | Event::MappingStart(..) => {
-                    self.now += 1;
-                    self.max = self.max.max(self.now);
+/// An upper bound on how deep the collections of a YAML text nest, from its characters alone:
+/// the flow brackets open at once, plus, on each line, the columns before its content
+/// (indentation and the compact `- `, `? ` and `: ` indicators), since every block level takes
+/// at least one of them.
+fn yaml_depth_bound(text: &str) -> usize {
+    let (mut flow, mut max) = (0usize, 0usize);
+    for line in text.lines() {
+        let prefix = line
+            .chars()
+            .take_while(|c| matches!(c, ' ' | '\t' | '-' | '?' | ':'))
+            .count();
+        max = max.max(flow + prefix);
+        for c in line.chars() {
+            match c {
+                '[' | '{' => {
+                    flow += 1;
+                    max = max.max(flow + prefix);
                 }
-                Event::SequenceEnd | Event::MappingEnd => self.now = self.now.saturating_sub(1),
+                ']' | '}' => flow = flow.saturating_sub(1),
                 _ => {}
             }
         }
     }
-    let mut depth = Depth::default();
-    Parser::new_from_str(text)
-        .load(&mut depth, true)
-        .map_err(|e| format!("plan is not valid YAML: {e}"))?;
-    Ok(depth.max)
+    max
 }
 
 /// Whether a request may pass the token guard: reads always do; mutating calls need the
@@ -369,4 +368,44 @@ pub fn not_allowed(allow: &'static str) -> actix_web::Route {
         }
         .error_response()
     })
+}
+
+#[cfg(test)]
+mod yaml_tests {
+    use super::{MAX_YAML_DEPTH, yaml_depth_bound};
+
+    #[test]
+    fn the_depth_bound_counts_indentation_compact_entries_and_brackets() {
+        assert_eq!(yaml_depth_bound("name: x\ntasks:\n  - type: t\n"), 4);
+        assert_eq!(yaml_depth_bound(&("- ".repeat(50_000) + "x")), 100_000);
+        assert_eq!(yaml_depth_bound(&"[".repeat(1000)), 1000);
+        assert_eq!(yaml_depth_bound("a: [[1], [2]]\nb: {c: [3]}"), 2);
+    }
+
+    /// What the bound lets through, the YAML reader reads on a worker's 2 MiB stack.
+    #[test]
+    fn the_deepest_yaml_allowed_reads_on_a_small_stack() {
+        let half = MAX_YAML_DEPTH / 2;
+        let deepest = [
+            "- ".repeat(half) + "x",
+            "[".repeat(MAX_YAML_DEPTH) + &"]".repeat(MAX_YAML_DEPTH),
+            (0..MAX_YAML_DEPTH)
+                .map(|i| format!("{}k:\n", " ".repeat(i)))
+                .collect(),
+        ];
+        for text in deepest {
+            assert!(yaml_depth_bound(&text) <= MAX_YAML_DEPTH);
+            let t = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || crate::load::plan::parse_document(&text).map(|_| ()))
+                .unwrap();
+            // Read or refused with a message, it returns (an overflow would abort the test).
+            let read = t.join().unwrap();
+            assert!(
+                read.as_ref()
+                    .err()
+                    .is_none_or(|e| !e.to_string().is_empty())
+            );
+        }
+    }
 }
