@@ -153,6 +153,12 @@ fn old_executions_are_served_from_the_store() {
     assert_eq!(t.stats.view().total, 0);
 }
 
+/// Runs a command that should refuse to start; one that serves instead is killed (and the
+/// test fails) rather than waited for.
+fn refused(cmd: &mut std::process::Command) -> std::process::Output {
+    common::ChildGuard::spawn(cmd).wait(Duration::from_secs(30))
+}
+
 /// The message every refusal to listen beyond loopback without a token gives: it names the
 /// key, the variable and the flag that set one.
 fn assert_says_how_to_set_a_token(out: &std::process::Output) {
@@ -177,7 +183,7 @@ fn processes_beyond_loopback_refuse_to_start_without_a_token() {
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
     for serve in ["orchestrator", "up"] {
-        let out = mcpt(&[
+        let mut cmd = mcpt(&[
             serve,
             "--host",
             "0.0.0.0",
@@ -185,11 +191,9 @@ fn processes_beyond_loopback_refuse_to_start_without_a_token() {
             "0",
             "--data-dir",
             data,
-        ])
-        .env("MCP_CLUSTER_SECRET", "s3cret")
-        .output()
-        .unwrap();
-        assert_says_how_to_set_a_token(&out);
+        ]);
+        cmd.env("MCP_CLUSTER_SECRET", "s3cret");
+        assert_says_how_to_set_a_token(&refused(&mut cmd));
     }
     let orchestrator = format!("http://127.0.0.1:{}", common::closed_port());
     for secret in [None, Some("s3cret")] {
@@ -205,7 +209,7 @@ fn processes_beyond_loopback_refuse_to_start_without_a_token() {
         if let Some(s) = secret {
             cmd.env("MCP_CLUSTER_SECRET", s);
         }
-        assert_says_how_to_set_a_token(&cmd.output().unwrap());
+        assert_says_how_to_set_a_token(&refused(&mut cmd));
     }
     assert!(
         !std::path::Path::new(data).join("mcpt.db").exists(),
