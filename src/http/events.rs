@@ -336,7 +336,35 @@ async fn ping(session: &mut actix_ws::Session, written: u64) -> Step {
 
 #[cfg(test)]
 mod tests {
-    use super::{Window, filter};
+    use super::{Window, filter, same_origin};
+
+    #[test]
+    fn an_origin_is_the_same_when_it_names_the_host_and_port_served() {
+        let host = |h: &str| {
+            actix_web::test::TestRequest::default()
+                .insert_header(("Host", h))
+                .to_http_request()
+        };
+        for (origin, served) in [
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://LocalHost:8080", "localhost:8080"),
+            ("http://example.com", "example.com:80"),
+            ("https://example.com", "example.com"),
+            ("http://[::1]:8080", "[::1]:8080"),
+        ] {
+            assert!(same_origin(origin, &host(served)), "{origin} on {served}");
+        }
+        for (origin, served) in [
+            ("http://evil.example", "127.0.0.1:8080"),
+            ("http://127.0.0.1:8081", "127.0.0.1:8080"),
+            ("https://example.com", "example.com:80"),
+            ("null", "127.0.0.1:8080"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080/x"),
+            ("http://127.0.0.1:8080", "user@127.0.0.1:8080"),
+        ] {
+            assert!(!same_origin(origin, &host(served)), "{origin} on {served}");
+        }
+    }
 
     #[test]
     fn the_window_counts_what_the_pongs_acknowledge() {
