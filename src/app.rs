@@ -227,7 +227,7 @@ pub enum StartError {
     )]
     NoSecret(String),
     #[error(
-        "refusing to listen on {what} {host} without an API token: anyone who reaches it could start load. \
+        "refusing to serve {what} on {host} without an API token: anyone who reaches it could start load. \
          Set api.token (in the --config file, or MCP_API_TOKEN=<token> in the environment, or \
          --set api.token=<token>), or listen on loopback"
     )]
@@ -396,6 +396,7 @@ pub fn serve_node(
     check_node_exposure(&settings, &host)?;
     let token = settings.api.token.clone();
     let bodies = limits::BodyLimits::from_settings(&settings.api);
+    limits::spawn_memory_trim();
     let header_timeout = settings.api.header_timeout;
     let load_fds = settings.load_generation.max_concurrent_requests as usize;
     let per_worker = limits::connections_per_worker(settings.api.max_connections, load_fds, 1);

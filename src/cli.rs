@@ -526,7 +526,6 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             url.clone().map(crate::actors::node_agent::Connector::Ws),
         );
         crate::app::start_node_discovery(&node, settings.clone(), &id, addr.port());
-        crate::http::limits::spawn_memory_trim();
         let server = crate::app::serve_node(node, settings, listener)?;
         let joining = match &url {
             Some(u) => format!("joining {u}"),
