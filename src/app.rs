@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::agent_relay::AgentRelay;
@@ -22,7 +23,7 @@ use crate::actors::resource_allocator::ResourceAllocator;
 use crate::actors::store::Store;
 use crate::actors::supervisor::RootSupervisor;
 use crate::discovery::ServiceInstance;
-use crate::http::{api, node_api};
+use crate::http::{api, limits, node_api};
 use crate::messages::health::SetHealthSink;
 use crate::metrics::{NodeMetrics, OrchestratorMetrics};
 use crate::settings::Settings;
@@ -202,7 +203,7 @@ pub fn bind_listener(host: &str, port: u16) -> std::io::Result<TcpListener> {
             Some(socket2::Protocol::TCP),
         )?;
         socket.set_reuse_address(true)?;
-        match socket.bind(&addr.into()).and_then(|()| socket.listen(1024)) {
+        match socket.bind(&addr.into()).and_then(|()| socket.listen(4096)) {
             Ok(()) => return Ok(socket.into()),
             Err(e) => last = Some(e),
         }
@@ -225,16 +226,45 @@ pub enum StartError {
         "refusing to listen on {0} without a cluster secret: set cluster.secret (MCP_CLUSTER_SECRET), or listen on loopback"
     )]
     NoSecret(String),
+    #[error(
+        "refusing to serve {what} on {host} without an API token: anyone who reaches it could start load. \
+         Set api.token (in the --config file, or MCP_API_TOKEN=<token> in the environment, or \
+         --set api.token=<token>), or listen on loopback"
+    )]
+    NoToken { what: &'static str, host: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Checks that an orchestrator may listen on `host` with these settings.
+/// Checks that an orchestrator may listen on `host` with these settings: beyond loopback it
+/// needs the cluster secret (nodes prove it) and the API token (mutating calls carry it).
 pub fn check_exposure(settings: &Settings, host: &str) -> Result<(), StartError> {
-    if settings.cluster.secret.is_none() && !is_loopback_host(host) {
+    if is_loopback_host(host) {
+        return Ok(());
+    }
+    if settings.cluster.secret.is_none() {
         return Err(StartError::NoSecret(host.to_string()));
+    }
+    check_token("an orchestrator", settings, host)
+}
+
+/// Checks that a node may serve its REST API on `host`: beyond loopback, `/load/start` must
+/// need the API token.
+pub fn check_node_exposure(settings: &Settings, host: &str) -> Result<(), StartError> {
+    if is_loopback_host(host) {
+        return Ok(());
+    }
+    check_token("a node", settings, host)
+}
+
+fn check_token(what: &'static str, settings: &Settings, host: &str) -> Result<(), StartError> {
+    if settings.api.token.is_none() {
+        return Err(StartError::NoToken {
+            what,
+            host: host.to_string(),
+        });
     }
     Ok(())
 }
@@ -250,16 +280,28 @@ pub fn serve_orchestrator(
     let state = web::Data::new(api::ApiState {
         registry: handle.registry.clone(),
     });
-    let token = handle.registry.settings.api.token.clone();
-    let mcp = crate::mcp::http::service(handle.registry.settings.clone(), listener.local_addr()?);
+    let settings = &handle.registry.settings;
+    let token = settings.api.token.clone();
+    let mcp = crate::mcp::http::service(settings.clone(), listener.local_addr()?);
+    let bodies = limits::BodyLimits::from_settings(&settings.api);
+    limits::spawn_memory_trim();
+    let workers = 2;
+    // `mcpt up` runs a node's load connections in this process too.
+    let load_fds = settings.load_generation.max_concurrent_requests as usize;
+    let per_worker =
+        limits::connections_per_worker(settings.api.max_connections, load_fds, workers);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(bodies.clone())
+            .wrap(from_fn(limits::body_deadline))
             .configure(crate::mcp::http::configure(mcp.clone(), token.clone()))
             .configure(crate::http::ui::configure)
             .configure(api::routes(token.clone()))
     })
-    .workers(2)
+    .workers(workers)
+    .client_request_timeout(settings.api.header_timeout)
+    .max_connections(per_worker)
     .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(1)
@@ -350,7 +392,14 @@ pub fn serve_node(
     settings: Arc<Settings>,
     listener: TcpListener,
 ) -> Result<actix_web::dev::Server, StartError> {
+    let host = listener.local_addr()?.ip().to_string();
+    check_node_exposure(&settings, &host)?;
     let token = settings.api.token.clone();
+    let bodies = limits::BodyLimits::from_settings(&settings.api);
+    limits::spawn_memory_trim();
+    let header_timeout = settings.api.header_timeout;
+    let load_fds = settings.load_generation.max_concurrent_requests as usize;
+    let per_worker = limits::connections_per_worker(settings.api.max_connections, load_fds, 1);
     let state = web::Data::new(node_api::NodeState {
         agent: node.agent,
         monitor: node.monitor,
@@ -360,9 +409,13 @@ pub fn serve_node(
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(bodies.clone())
+            .wrap(from_fn(limits::body_deadline))
             .configure(node_api::routes(token.clone()))
     })
     .workers(1)
+    .client_request_timeout(header_timeout)
+    .max_connections(per_worker)
     .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(1)

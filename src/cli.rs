@@ -384,6 +384,7 @@ fn target(args: TargetArgs) -> anyhow::Result<()> {
     };
     eprintln!("mcpt target listening on http://{addr} ({workers} workers)");
     actix::System::new().block_on(async move {
+        crate::http::limits::spawn_memory_trim();
         let srv = server(listener, workers, Arc::new(TargetStats::default()))?;
         let handle = srv.handle();
         actix_rt::spawn(async move {
@@ -522,6 +523,10 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             "error: no orchestrator to join: pass --orchestrator URL, set node.orchestrator, \
              set service_discovery.dns_name, or set cluster.secret for multicast discovery"
         );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    if let Err(e) = crate::app::check_node_exposure(&settings, &settings.node.host) {
+        eprintln!("error: {e}");
         return Ok(ExitCode::from(EXIT_INVALID));
     }
     let listener = crate::app::bind_listener(&settings.node.host, settings.node.port)

@@ -70,6 +70,16 @@ pub struct ApiSettings {
     pub max_body_size: usize,
     /// Live events that may wait for one `/api/events` subscriber before it is dropped.
     pub event_buffer: usize,
+    /// How long a client may take to send a request's head (line and headers).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's whole body, from the end of its head.
+    pub body_timeout: Duration,
+    /// Request bodies a server receives at once; when one more starts, the one that has been
+    /// arriving longest is cut (408), so slow bodies cannot pile up.
+    pub max_pending_bodies: usize,
+    /// Connections a server keeps open at once (all its workers together); more wait in the
+    /// listen queue. Lowered at start to what the open-file limit leaves room for.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -508,6 +518,10 @@ impl Settings {
                 token: (!token.is_empty()).then_some(token),
                 max_body_size: positive(&mut o, "max_body_size", 1 << 20, e),
                 event_buffer: positive(&mut o, "event_buffer", 256, e),
+                header_timeout: nonzero(&mut o, "header_timeout", 5, e),
+                body_timeout: nonzero(&mut o, "body_timeout", 10, e),
+                max_pending_bodies: positive(&mut o, "max_pending_bodies", 256, e),
+                max_connections: positive(&mut o, "max_connections", 10_000, e),
             };
             o.finish(e);
             s

@@ -310,27 +310,49 @@ fn cases() -> Vec<Case> {
             "bad_json",
             Field::Null,
         ),
+        // A body is JSON whatever its content type says (curl's -d sends a form type), or
+        // YAML when it says so; what parses as neither is a 400 naming the content type.
+        Case {
+            says: "Content-Type",
+            ..case(
+                "a form content type and a body that is not JSON",
+                EXECUTIONS,
+                Request {
+                    content_type: Some("application/x-www-form-urlencoded"),
+                    ..Request::json("name=x&tasks=")
+                },
+                400,
+                "bad_json",
+                Field::Null,
+            )
+        },
+        Case {
+            says: "YAML",
+            ..case(
+                "YAML that does not parse",
+                EXECUTIONS,
+                Request {
+                    content_type: Some("application/yaml"),
+                    ..Request::json("name: [unclosed\ntasks: {")
+                },
+                400,
+                "bad_json",
+                Field::Null,
+            )
+        },
         case(
-            "text/plain",
+            "a YAML plan with a target outside the allowlist",
             EXECUTIONS,
             Request {
-                content_type: Some("text/plain"),
-                ..Request::json(body_with(json!({})))
+                content_type: Some("text/yaml"),
+                ..Request::json(
+                    "name: y\ntasks:\n  - type: load_test\n    parameters:\n      \
+                     targets: [{url: 'http://10.9.9.9/'}]\n      duration: 1s\n      base_rps: 1\n",
+                )
             },
-            415,
-            "unsupported_media_type",
-            Field::Null,
-        ),
-        case(
-            "a JSON look-alike content type",
-            EXECUTIONS,
-            Request {
-                content_type: Some("application/jsonx"),
-                ..Request::json(body_with(json!({})))
-            },
-            415,
-            "unsupported_media_type",
-            Field::Null,
+            422,
+            "invalid",
+            Field::Is(URL),
         ),
         Case {
             says: "empty",
@@ -633,8 +655,30 @@ fn deeply_nested_json_is_a_400_not_a_crash() {
             "[".repeat(100_000).into_bytes(),
         ),
     ];
-    for (name, body) in bodies {
-        let (status, resp) = call(&orch.url(EXECUTIONS), &Request::json(body));
+    let yaml = |text: String| Request {
+        content_type: Some("application/yaml"),
+        ..Request::json(text)
+    };
+    let requests = bodies
+        .into_iter()
+        .map(|(name, body)| (name, Request::json(body)))
+        .chain([
+            ("YAML flow arrays 100,000 deep", yaml("[".repeat(100_000))),
+            (
+                "YAML block sequences 50,000 deep",
+                yaml("- ".repeat(50_000) + "x"),
+            ),
+            (
+                "YAML mappings 1,000 deep",
+                yaml(
+                    (0..1000)
+                        .map(|i| format!("{}k:\n", " ".repeat(i)))
+                        .collect(),
+                ),
+            ),
+        ]);
+    for (name, request) in requests {
+        let (status, resp) = call(&orch.url(EXECUTIONS), &request);
         eprintln!("{status}  {name}: {resp}");
         assert_eq!(status, 400, "{name}: {resp}");
         assert_eq!(resp["error"], "bad_json", "{name}: {resp}");

@@ -217,11 +217,16 @@ fn containers_listen_on_their_configured_ports_and_share_the_secret() {
                     format!("data dir {dir} is not a mounted volume"),
                 );
             }
-            _ => p.check(
-                s.cluster.secret.is_some(),
-                at,
-                "no cluster secret: it cannot join",
-            ),
+            _ => {
+                p.check(
+                    s.cluster.secret.is_some(),
+                    at,
+                    "no cluster secret: it cannot join",
+                );
+                if let Err(e) = mcp_testing::app::check_node_exposure(&s, host) {
+                    p.push(at, e);
+                }
+            }
         }
         secrets.entry(env).or_default().insert(
             c.source("MCP_CLUSTER_SECRET")

@@ -287,3 +287,104 @@ fn a_subscriber_that_never_reads_is_dropped_while_the_rate_holds() {
     assert!(sent * 100 >= planned * 99, "sent {sent} of {planned}");
     assert_eq!(s["errors"]["total"], 0, "{s}");
 }
+
+/// Opens `/api/events` with extra request headers: the handshake's status, and the
+/// subprotocol the answer names.
+fn handshake(addr: SocketAddr, headers: &[(&str, String)]) -> (u16, Option<String>) {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/api/events")
+        .into_client_request()
+        .unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let stream = TcpStream::connect(addr).unwrap();
+    match tungstenite::client(req, stream) {
+        Ok((_, resp)) => (
+            resp.status().as_u16(),
+            resp.headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap().to_string()),
+        ),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            (resp.status().as_u16(), None)
+        }
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+/// Issue 13, item 2: any page a browser opened could read the event stream (WebSockets are
+/// not bound by the same-origin policy). Now a browser's upgrade is answered only from the
+/// orchestrator's own origin or with the API token; a client without `Origin` reads it like
+/// the rest of the API.
+#[test]
+fn the_event_stream_answers_its_own_origin_or_the_token() {
+    const TOKEN: &str = "s3cret tok/en";
+    let c = Cluster::start_with(0, &[("MCP_API_TOKEN", TOKEN)]);
+    let addr = orchestrator_addr(&c);
+    let hex: String = TOKEN.bytes().map(|b| format!("{b:02x}")).collect();
+    let evil = ("Origin", "http://evil.example".to_string());
+    type Headers = Vec<(&'static str, String)>;
+    let cases: Vec<(&str, Headers, u16)> = vec![
+        ("another site", vec![evil.clone()], 403),
+        ("an opaque origin", vec![("Origin", "null".into())], 403),
+        (
+            "the same host on another port",
+            vec![(
+                "Origin",
+                format!("http://{}:{}", addr.ip(), addr.port() + 1),
+            )],
+            403,
+        ),
+        (
+            "another site with a wrong token",
+            vec![evil.clone(), ("Authorization", "Bearer nope".into())],
+            403,
+        ),
+        (
+            "another site with a wrong token subprotocol",
+            vec![
+                evil.clone(),
+                (
+                    "Sec-WebSocket-Protocol",
+                    "mcpt.events, mcpt.token.6e6f7065".into(),
+                ),
+            ],
+            403,
+        ),
+        (
+            "its own origin",
+            vec![("Origin", format!("http://{addr}"))],
+            101,
+        ),
+        (
+            "another site with the token",
+            vec![evil.clone(), ("Authorization", format!("Bearer {TOKEN}"))],
+            101,
+        ),
+        ("no Origin (not a browser)", vec![], 101),
+    ];
+    for (what, headers, want) in cases {
+        let (status, _) = handshake(addr, &headers);
+        assert_eq!(status, want, "{what}");
+    }
+    // What the web UI sends when it holds the token: the answer names mcpt.events back.
+    let (status, protocol) = handshake(
+        addr,
+        &[
+            evil,
+            (
+                "Sec-WebSocket-Protocol",
+                format!("mcpt.events, mcpt.token.{hex}"),
+            ),
+        ],
+    );
+    assert_eq!(
+        (status, protocol.as_deref()),
+        (101, Some("mcpt.events")),
+        "the token as a subprotocol"
+    );
+}

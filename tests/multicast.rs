@@ -21,6 +21,9 @@ const GROUP: &str = "239.255.77.77";
 /// namespaces this test makes. Every TCP port is 0.
 const PORT: u16 = 19077;
 
+/// The header that carries [`TOKEN`].
+const AUTHORIZATION: &str = "Authorization: Bearer multicast-test-token";
+
 /// A JSON request made with curl inside `ns` (the test process is not on the bridge).
 fn curl(net: &Netns, ns: &str, method: &str, url: &str, body: Option<&Value>) -> Value {
     let mut argv = vec!["curl", "-s", "-m", "10", "-X", method, url];
@@ -28,6 +31,7 @@ fn curl(net: &Netns, ns: &str, method: &str, url: &str, body: Option<&Value>) ->
     if let Some(b) = body {
         text = b.to_string();
         argv.extend(["-H", "Content-Type: application/json", "-d", &text]);
+        argv.extend(["-H", AUTHORIZATION]);
     }
     let out = net.exec(ns, &argv);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
@@ -39,9 +43,14 @@ fn curl(net: &Netns, ns: &str, method: &str, url: &str, body: Option<&Value>) ->
     })
 }
 
+/// The API token of the processes here (they listen beyond loopback).
+const TOKEN: &str = "multicast-test-token";
+
 /// Environment every process of this network gets.
 fn env<'a>(cmd: &'a mut Command, iface: &str) -> &'a mut Command {
+    // They listen beyond loopback: a token is required (reads stay open).
     cmd.env("MCP_CLUSTER_SECRET", SECRET)
+        .env("MCP_API_TOKEN", TOKEN)
         .env("MCP_DISCOVERY_MULTICAST_GROUP", GROUP)
         .env("MCP_DISCOVERY_MULTICAST_PORT", PORT.to_string())
         .env("MCP_DISCOVERY_MULTICAST_INTERFACE", iface)

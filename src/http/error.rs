@@ -17,6 +17,9 @@ pub enum ApiError {
     BadJson(String),
     #[error("missing or wrong bearer token: send `Authorization: Bearer <api.token>`")]
     Unauthorized,
+    /// Refused whatever the token: e.g. a browser page of another origin.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
     /// A known path asked with a method it does not take; `allow` lists the ones it does.
@@ -34,8 +37,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("body exceeds {limit} bytes (api.max_body_size)")]
     TooLarge { limit: usize },
-    #[error("expected Content-Type: application/json, got {0:?}")]
-    UnsupportedMediaType(String),
+    /// The body did not arrive in time (`api.body_timeout`), or was cut to make room for
+    /// newer ones (`api.max_pending_bodies`).
+    #[error("{0}")]
+    Timeout(String),
     /// Values that parse but do not validate, each with its key path.
     #[error("{0}")]
     Invalid(FieldErrors),
@@ -49,12 +54,13 @@ impl ApiError {
         match self {
             ApiError::BadJson(_) => "bad_json",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge { .. } => "too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Timeout(_) => "timeout",
             ApiError::Invalid(_) => "invalid",
             ApiError::Unavailable(_) => "unavailable",
         }
@@ -66,12 +72,13 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadJson(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -97,21 +104,49 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Reads a JSON body: `Content-Type` must be JSON (or absent), at most `limit` bytes (checked
-/// while reading, so a huge body is never buffered), and it must parse. serde_json refuses
-/// nesting deeper than 128 levels, so a 10,000-deep document is a 400, not a stack overflow.
+/// How a body is to be read, by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BodyFormat {
+    /// `application/json`, or no content type.
+    Json,
+    /// `application/yaml`, `text/yaml`, `application/x-yaml`, `text/x-yaml`: read as the CLI
+    /// reads a plan file ([`crate::load::plan::parse_document`]).
+    Yaml,
+    /// Anything else (curl's `-d` sends `application/x-www-form-urlencoded`): taken when the
+    /// body parses as JSON.
+    Other,
+}
+
+fn body_format(req: &HttpRequest) -> (BodyFormat, String) {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
+        return (BodyFormat::Json, String::new());
+    };
+    let ct = String::from_utf8_lossy(ct.as_bytes()).into_owned();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let format = match essence.as_str() {
+        "application/json" => BodyFormat::Json,
+        "application/yaml" | "text/yaml" | "application/x-yaml" | "text/x-yaml" => BodyFormat::Yaml,
+        _ => BodyFormat::Other,
+    };
+    (format, ct)
+}
+
+/// Reads a body of JSON, or of YAML when its `Content-Type` says so: at most `limit` bytes
+/// (checked while reading, so a huge body is never buffered), within the server's body
+/// deadline (408 otherwise, see [`crate::http::limits`]), and it must parse. A body sent with
+/// another content type is taken when it parses as JSON. serde_json refuses nesting deeper
+/// than 128 levels, so a 10,000-deep document is a 400, not a stack overflow.
 pub async fn json_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<Value, ApiError> {
-    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
-            return Err(ApiError::UnsupportedMediaType(ct.to_string()));
-        }
-    }
+    let (format, content_type) = body_format(req);
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -123,7 +158,12 @@ pub async fn json_body(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadJson(format!("cannot read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                ApiError::Timeout(io.to_string())
+            }
+            e => ApiError::BadJson(format!("cannot read the body: {e}")),
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::TooLarge { limit });
         }
@@ -134,13 +174,66 @@ pub async fn json_body(
             "the body is empty; expected a JSON object".into(),
         ));
     }
-    serde_json::from_slice(&body).map_err(|e| {
+    let json_error = |e: serde_json::Error| {
+        let hint = if format == BodyFormat::Other {
+            format!(
+                " (Content-Type {content_type:?}: a body is read as JSON, or as YAML with Content-Type: application/yaml)"
+            )
+        } else {
+            String::new()
+        };
         ApiError::BadJson(format!(
-            "malformed JSON at line {} column {}: {e}",
+            "malformed JSON at line {} column {}: {e}{hint}",
             e.line(),
             e.column()
         ))
-    })
+    };
+    match format {
+        BodyFormat::Json | BodyFormat::Other => serde_json::from_slice(&body).map_err(json_error),
+        BodyFormat::Yaml => {
+            let text = std::str::from_utf8(&body)
+                .map_err(|e| ApiError::BadJson(format!("the YAML body is not UTF-8: {e}")))?;
+            // The YAML reader recurses: refuse deep nesting before it reads.
+            let depth = yaml_depth_bound(text);
+            if depth > MAX_YAML_DEPTH {
+                return Err(ApiError::BadJson(format!(
+                    "the YAML body may nest {depth} levels deep (counting indentation and \
+                     brackets), more than {MAX_YAML_DEPTH}"
+                )));
+            }
+            crate::load::plan::parse_document(text).map_err(|e| ApiError::BadJson(e.to_string()))
+        }
+    }
+}
+
+/// Most nesting a YAML body may have, as [`yaml_depth_bound`] counts it. The YAML reader
+/// recurses per level (50,000 levels overflow a thread's stack); a plan needs a dozen.
+const MAX_YAML_DEPTH: usize = 256;
+
+/// An upper bound on how deep the collections of a YAML text nest, from its characters alone:
+/// the flow brackets open at once, plus, on each line, the columns before its content
+/// (indentation and the compact `- `, `? ` and `: ` indicators), since every block level takes
+/// at least one of them.
+fn yaml_depth_bound(text: &str) -> usize {
+    let (mut flow, mut max) = (0usize, 0usize);
+    for line in text.lines() {
+        let prefix = line
+            .chars()
+            .take_while(|c| matches!(c, ' ' | '\t' | '-' | '?' | ':'))
+            .count();
+        max = max.max(flow + prefix);
+        for c in line.chars() {
+            match c {
+                '[' | '{' => {
+                    flow += 1;
+                    max = max.max(flow + prefix);
+                }
+                ']' | '}' => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    max
 }
 
 /// Whether a request may pass the token guard: reads always do; mutating calls need the
@@ -155,6 +248,11 @@ pub fn authorized(req: &actix_web::dev::ServiceRequest, token: Option<&str>) -> 
 
 /// Whether a request carries `Authorization: Bearer <token>`, whatever its method.
 pub fn bearer_matches(req: &actix_web::dev::ServiceRequest, token: &str) -> bool {
+    bearer_matches_request(req.request(), token)
+}
+
+/// [`bearer_matches`] for a request a handler holds.
+pub fn bearer_matches_request(req: &HttpRequest, token: &str) -> bool {
     // The scheme is case-insensitive (RFC 9110 §11.1): `bearer t0ken` is as good.
     let given = req
         .headers()
@@ -167,7 +265,7 @@ pub fn bearer_matches(req: &actix_web::dev::ServiceRequest, token: &str) -> bool
     constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -270,4 +368,44 @@ pub fn not_allowed(allow: &'static str) -> actix_web::Route {
         }
         .error_response()
     })
+}
+
+#[cfg(test)]
+mod yaml_tests {
+    use super::{MAX_YAML_DEPTH, yaml_depth_bound};
+
+    #[test]
+    fn the_depth_bound_counts_indentation_compact_entries_and_brackets() {
+        assert_eq!(yaml_depth_bound("name: x\ntasks:\n  - type: t\n"), 4);
+        assert_eq!(yaml_depth_bound(&("- ".repeat(50_000) + "x")), 100_000);
+        assert_eq!(yaml_depth_bound(&"[".repeat(1000)), 1000);
+        assert_eq!(yaml_depth_bound("a: [[1], [2]]\nb: {c: [3]}"), 2);
+    }
+
+    /// What the bound lets through, the YAML reader reads on a worker's 2 MiB stack.
+    #[test]
+    fn the_deepest_yaml_allowed_reads_on_a_small_stack() {
+        let half = MAX_YAML_DEPTH / 2;
+        let deepest = [
+            "- ".repeat(half) + "x",
+            "[".repeat(MAX_YAML_DEPTH) + &"]".repeat(MAX_YAML_DEPTH),
+            (0..MAX_YAML_DEPTH)
+                .map(|i| format!("{}k:\n", " ".repeat(i)))
+                .collect(),
+        ];
+        for text in deepest {
+            assert!(yaml_depth_bound(&text) <= MAX_YAML_DEPTH);
+            let t = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || crate::load::plan::parse_document(&text).map(|_| ()))
+                .unwrap();
+            // Read or refused with a message, it returns (an overflow would abort the test).
+            let read = t.join().unwrap();
+            assert!(
+                read.as_ref()
+                    .err()
+                    .is_none_or(|e| !e.to_string().is_empty())
+            );
+        }
+    }
 }

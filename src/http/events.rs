@@ -9,6 +9,15 @@
 //! close frame queues behind what was already written, so the server waits up to
 //! [`CLOSE_GRACE`] for the client to read that far, then cuts the connection. A client that
 //! answers no ping for [`PONG_TIMEOUT`] is closed too.
+//!
+//! Who may subscribe ([`check_origin`]): WebSockets are not bound by the browser's same-origin
+//! policy, so any page a user visits could open this stream on an orchestrator the browser
+//! reaches. A request that carries an `Origin` (every browser sends one, and a page cannot
+//! change it) must come from the origin served (`Origin` equal to `Host`, as the web UI's
+//! does), or carry the API token: `Authorization: Bearer <token>`, or, for a browser, which
+//! cannot set headers on a WebSocket, the subprotocol `mcpt.token.<token as hex>` beside
+//! [`PROTOCOL`]. Others get 403. A request without `Origin` is not a browser's; like every
+//! read of the API it is open.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +35,77 @@ pub const PONG_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// Largest frame accepted from a subscriber (it only ever sends pings and a close).
 const MAX_CLIENT_FRAME: usize = 4096;
+/// The subprotocol a browser names beside its token one; the answer names it back.
+pub const PROTOCOL: &str = "mcpt.events";
+/// The prefix of the subprotocol that carries the API token (hex of its UTF-8 bytes).
+pub const TOKEN_PROTOCOL: &str = "mcpt.token.";
+
+/// Lower-case hex of a token's bytes: how a browser puts it in a subprotocol name, whose
+/// characters are restricted.
+pub fn token_hex(token: &str) -> String {
+    token.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a request may subscribe: no `Origin` (not a browser), the origin served, or the
+/// API token in the `Authorization` header or a subprotocol.
+pub fn check_origin(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+    if same_origin(&origin, req) {
+        return Ok(());
+    }
+    let token = req
+        .app_data::<web::Data<crate::http::error::ApiToken>>()
+        .and_then(|t| t.0.clone());
+    if let Some(token) = token {
+        let offered = format!("{TOKEN_PROTOCOL}{}", token_hex(&token));
+        let by_protocol = req
+            .headers()
+            .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| crate::http::error::constant_time_eq(p.trim().as_bytes(), offered.as_bytes()));
+        if by_protocol || crate::http::error::bearer_matches_request(req, &token) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::Forbidden(format!(
+        "a browser page of origin {origin:?} may not read the event stream of another origin: \
+         open the web UI of this orchestrator, or send the API token (api.token) as \
+         `Authorization: Bearer <token>` or as the subprotocol {TOKEN_PROTOCOL}<token as hex>"
+    )))
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names the host and port the request was sent
+/// to (its `Host` header).
+fn same_origin(origin: &str, req: &HttpRequest) -> bool {
+    let Ok(o) = url::Url::parse(origin) else {
+        return false; // "null" and other opaque origins
+    };
+    let (Some(o_host), Some(o_port)) = (o.host_str(), o.port_or_known_default()) else {
+        return false;
+    };
+    let Some(host) = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    // Parse the Host header as the authority of a URL of the origin's scheme, so its default
+    // port and bracketed IPv6 read the same way.
+    match url::Url::parse(&format!("{}://{host}", o.scheme())) {
+        Ok(h) => {
+            h.host_str().is_some_and(|h| h.eq_ignore_ascii_case(o_host))
+                && h.port_or_known_default() == Some(o_port)
+                && h.path() == "/"
+                && h.username().is_empty()
+        }
+        Err(_) => false,
+    }
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -61,13 +141,14 @@ async fn events(
     body: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
+    check_origin(&req)?;
     let execution_id = filter(req.query_string())?;
     let bus = state
         .registry
         .events()
         .ok_or_else(|| ApiError::Unavailable("the event bus is restarting; retry".into()))?;
     let buffer = state.registry.settings.api.event_buffer;
-    let (resp, session, stream) = actix_ws::handle(&req, body)
+    let (resp, session, stream) = actix_ws::handle_with_protocols(&req, body, &[PROTOCOL])
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
     let subscription = bus
         .send(Subscribe {
@@ -255,7 +336,35 @@ async fn ping(session: &mut actix_ws::Session, written: u64) -> Step {
 
 #[cfg(test)]
 mod tests {
-    use super::{Window, filter};
+    use super::{Window, filter, same_origin};
+
+    #[test]
+    fn an_origin_is_the_same_when_it_names_the_host_and_port_served() {
+        let host = |h: &str| {
+            actix_web::test::TestRequest::default()
+                .insert_header(("Host", h))
+                .to_http_request()
+        };
+        for (origin, served) in [
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://LocalHost:8080", "localhost:8080"),
+            ("http://example.com", "example.com:80"),
+            ("https://example.com", "example.com"),
+            ("http://[::1]:8080", "[::1]:8080"),
+        ] {
+            assert!(same_origin(origin, &host(served)), "{origin} on {served}");
+        }
+        for (origin, served) in [
+            ("http://evil.example", "127.0.0.1:8080"),
+            ("http://127.0.0.1:8081", "127.0.0.1:8080"),
+            ("https://example.com", "example.com:80"),
+            ("null", "127.0.0.1:8080"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080/x"),
+            ("http://127.0.0.1:8080", "user@127.0.0.1:8080"),
+        ] {
+            assert!(!same_origin(origin, &host(served)), "{origin} on {served}");
+        }
+    }
 
     #[test]
     fn the_window_counts_what_the_pongs_acknowledge() {

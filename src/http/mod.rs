@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod events;
 pub mod health_api;
+pub mod limits;
 pub mod metrics_api;
 pub mod node_api;
 pub mod preview_api;

@@ -4,7 +4,7 @@
 //!
 //! | method | path | |
 //! |---|---|---|
-//! | POST | `/api/executions/preview` | the body of `POST /api/executions` → 200 `{duration_s, tasks: [{name, model, planned_requests, planned_rps: [per second]}]}`; the submit's 400/413/415/422 errors |
+//! | POST | `/api/executions/preview` | the body of `POST /api/executions` → 200 `{duration_s, tasks: [{name, model, planned_requests, planned_rps: [per second]}]}`; the submit's 400/408/413/422 errors |
 //!
 //! The preview changes nothing, so it is open like a GET: no bearer token is needed even when
 //! `api.token` is set (a form can preview while its user has not typed the token yet).

@@ -256,14 +256,25 @@ pub fn server(
     stats: Arc<TargetStats>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(stats);
+    // The deadlines of every server of ours (crate::http::limits), at their defaults; many
+    // connections, since load tests open one per user.
+    let api = crate::settings::Settings::defaults().api;
+    let bodies = crate::http::limits::BodyLimits::from_settings(&api);
+    let workers = workers.max(1);
+    let per_worker = crate::http::limits::connections_per_worker(100_000, 0, workers);
     Ok(actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .app_data(bodies.clone())
+            .wrap(actix_web::middleware::from_fn(
+                crate::http::limits::body_deadline,
+            ))
             .configure(routes)
     })
-    .workers(workers.max(1))
+    .workers(workers)
     .backlog(4096)
-    .max_connections(100_000)
+    .client_request_timeout(api.header_timeout)
+    .max_connections(per_worker)
     .max_connection_rate(4096)
     .tcp_nodelay(true)
     .keep_alive(Duration::from_secs(75))

@@ -263,8 +263,20 @@
     },
     connect: function () {
       var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/events';
+      // The page is of the orchestrator's own origin, which is enough; behind a proxy that
+      // rewrites the Host, the token the page holds (if any) opens the stream instead. A
+      // browser cannot set headers on a WebSocket, so it goes as a subprotocol (hex, since
+      // subprotocol names allow few characters); the server answers 'mcpt.events'.
+      var protocols = ['mcpt.events'];
+      var token = sessionStorage.getItem(TOKEN_KEY);
+      if (token) {
+        var hex = Array.prototype.map.call(new TextEncoder().encode(token), function (b) {
+          return ('0' + b.toString(16)).slice(-2);
+        }).join('');
+        protocols.push('mcpt.token.' + hex);
+      }
       var ws;
-      try { ws = new WebSocket(url); } catch (e) { Live.retry(); return; }
+      try { ws = new WebSocket(url, protocols); } catch (e) { Live.retry(); return; }
       Live.ws = ws;
       ws.onmessage = function (m) {
         var ev;
