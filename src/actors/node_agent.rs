@@ -113,7 +113,7 @@ pub struct UseOrchestrator(pub String);
 #[rtype(result = "NodeStatus")]
 pub struct GetNodeStatus;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     pub node_id: String,
     pub connected: bool,
@@ -123,7 +123,7 @@ pub struct NodeStatus {
     pub tasks: BTreeMap<String, TaskStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskStatus {
     pub name: String,
     pub state: &'static str,
