@@ -14,6 +14,7 @@
 //! <api.token>`); reads and the preview need no token.
 
 use actix_web::{HttpResponse, web};
+use serde_json::json;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -72,9 +73,18 @@ pub fn duration() -> RefOr<Schema> {
     )
 }
 
+/// The task of the examples: 5 requests a second for 2 s to a closed port on loopback.
+static EXAMPLE_TASK: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+    json!({"type": "load_test", "name": "example", "parameters": {
+        "targets": [{"url": "http://127.0.0.1:9/", "method": "GET"}],
+        "base_rps": 5, "duration": "2s"}})
+});
+
 /// The body of `POST /api/executions` and of its preview: an execution plan (SPEC; the same
-/// document as `mcpt run`'s plan file).
+/// document as `mcpt run`'s plan file). The example sends 10 requests to a closed loopback
+/// port.
 #[derive(ToSchema)]
+#[schema(example = json!({"name": "example", "tasks": [EXAMPLE_TASK.clone()]}))]
 #[allow(dead_code)]
 pub struct ExecutionRequest {
     /// Default `test`.
@@ -92,6 +102,7 @@ pub struct ExecutionRequest {
 
 /// One task of a plan, and the body of a node's `POST /load/start`.
 #[derive(ToSchema)]
+#[schema(example = json!(EXAMPLE_TASK.clone()))]
 #[allow(dead_code)]
 pub struct TaskRequest {
     /// `load_test`, `performance_test`, `stress_test` or `security_test`.
@@ -107,6 +118,7 @@ pub struct TaskRequest {
 
 /// The body of `POST /api/allocations`.
 #[derive(ToSchema)]
+#[schema(example = json!({"requester_id": "example", "resources": [{"resource": "cpu", "amount": 1}]}))]
 #[allow(dead_code)]
 pub struct AllocationRequest {
     /// Default: a new UUID.
@@ -146,6 +158,9 @@ pub struct ResourceRequest {
 
 /// The body of `POST /api/workloads`.
 #[derive(ToSchema)]
+#[schema(example = json!({"dry_run": true, "scenarios": [{
+    "scenario_id": "s1", "test_type": "load_test", "parameters": EXAMPLE_TASK["parameters"].clone()
+}]}))]
 #[allow(dead_code)]
 pub struct WorkloadRequest {
     #[schema(schema_with = text)]
