@@ -332,9 +332,171 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
+    fn parse(doc: &str) -> Value {
+        serde_json::from_str(doc).expect("the document is JSON")
+    }
+
+    /// `{name}` segments as `{}`: `/executions/{id}` and `/executions/{a}` are one route.
+    fn shape(path: &str) -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    inside = true;
+                    out.push_str("{}");
+                }
+                '}' => inside = false,
+                _ if inside => {}
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
     #[test]
-    fn dump() {
-        std::fs::write("/tmp/api/orch.json", orchestrator()).unwrap();
-        std::fs::write("/tmp/api/node.json", node()).unwrap();
+    fn the_documents_are_openapi_3_1_and_every_schema_compiles() {
+        for (doc, title) in [(orchestrator(), "orchestrator"), (node(), "node")] {
+            let doc = parse(&doc);
+            assert_eq!(doc["openapi"], "3.1.0", "{title}");
+            assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+            assert_eq!(
+                doc["components"]["securitySchemes"]["bearer"]["scheme"],
+                "bearer"
+            );
+            let schemas = doc["components"]["schemas"].as_object().unwrap();
+            assert!(schemas.contains_key("ApiError"), "{title}");
+            // Every component is a JSON Schema (2020-12) whose references resolve.
+            for name in schemas.keys() {
+                let mut root = doc.clone();
+                root["$ref"] = Value::from(format!("#/components/schemas/{name}"));
+                jsonschema::validator_for(&root)
+                    .unwrap_or_else(|e| panic!("{title}: {name} does not compile: {e}"));
+            }
+            // Every operation answers its errors with the ApiError body, and every mutating
+            // one (but the preview, open like a read) names the bearer scheme.
+            for (path, item) in doc["paths"].as_object().unwrap() {
+                for (method, op) in item.as_object().unwrap() {
+                    let mutating = matches!(method.as_str(), "post" | "delete" | "put" | "patch");
+                    let open = path == "/api/executions/preview";
+                    assert_eq!(
+                        op.get("security").is_some(),
+                        mutating && !open,
+                        "{title}: {method} {path} security"
+                    );
+                    if mutating && !open {
+                        let r401 = &op["responses"]["401"]["content"]["application/json"];
+                        assert_eq!(
+                            r401["schema"]["$ref"], "#/components/schemas/ApiError",
+                            "{title}: {method} {path} documents its 401"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_answer_is_the_documented_api_error() {
+        use actix_web::ResponseError;
+        use actix_web::body::MessageBody;
+        let doc = parse(&orchestrator());
+        let mut root = doc.clone();
+        root["$ref"] = Value::from("#/components/schemas/ApiError");
+        let v = jsonschema::validator_for(&root).unwrap();
+        let mut fields = crate::validate::FieldErrors::default();
+        fields.push("tasks[0].parameters.base_rps", "must be at least 0");
+        for e in [
+            crate::http::error::ApiError::Invalid(fields),
+            crate::http::error::ApiError::NotFound("execution x".into()),
+            crate::http::error::ApiError::Unauthorized,
+        ] {
+            let body = e.error_response().into_body().try_into_bytes().unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert!(v.is_valid(&body), "{body}");
+        }
+        assert!(!v.is_valid(&serde_json::json!({"error": "x"})));
+    }
+
+    /// The methods and path of each `web::resource(...)` of a route table's source.
+    fn resources(source: &str) -> Vec<(String, Vec<&'static str>)> {
+        let source = source.split("#[cfg(test)]").next().unwrap_or("");
+        let constant = |name: &str| {
+            let decl = format!("const {name}: &str = \"");
+            let at = source.find(&decl)? + decl.len();
+            Some(source[at..].split('"').next()?.to_string())
+        };
+        source
+            .split("web::resource(")
+            .skip(1)
+            .map(|chunk| {
+                let path = match chunk.strip_prefix('"') {
+                    Some(rest) => rest.split('"').next().unwrap().to_string(),
+                    None => {
+                        let name: String = chunk
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        constant(&name).unwrap_or_else(|| panic!("route path {name} not found"))
+                    }
+                };
+                let methods = [
+                    ("web::get()", "get"),
+                    ("web::post()", "post"),
+                    ("web::delete()", "delete"),
+                    ("web::put()", "put"),
+                    ("web::patch()", "patch"),
+                    // A guarded route (the UI's, GET and HEAD): documented as its GET.
+                    ("web::route()", "get"),
+                ]
+                .into_iter()
+                .filter(|(call, _)| chunk.contains(call))
+                .map(|(_, m)| m)
+                .collect();
+                (path, methods)
+            })
+            .collect()
+    }
+
+    /// Every route of the orchestrator's and the node's route tables (each `web::resource`
+    /// of `src/http/`, but `mcpt target`'s) is in a document with each of its methods: a
+    /// route added without its `#[utoipa::path]` fails here. (`/mcp` is the MCP transport,
+    /// not REST.)
+    #[test]
+    fn every_route_is_documented() {
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for doc in [orchestrator(), node()] {
+            let doc = parse(&doc);
+            for (path, item) in doc["paths"].as_object().unwrap() {
+                for method in item.as_object().unwrap().keys() {
+                    documented.push((method.clone(), shape(path)));
+                }
+            }
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("target.rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for (route, methods) in resources(&source) {
+                assert!(!methods.is_empty(), "{route} in {path:?} takes no method?");
+                for method in methods {
+                    seen += 1;
+                    let route = shape(&route);
+                    assert!(
+                        documented
+                            .iter()
+                            .any(|(m, p)| m == method && p.ends_with(&route)),
+                        "{method} {route} ({path:?}) is in no OpenAPI document: give its \
+                         handler a #[utoipa::path] and list it in OrchestratorApi or NodeApi"
+                    );
+                }
+            }
+        }
+        // The scan found the tables (it is not vacuous).
+        assert!(seen >= 30, "{seen} routes found");
     }
 }
