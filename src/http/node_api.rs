@@ -30,7 +30,6 @@ use crate::http::error::{
 use crate::http::metrics_api;
 use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
-use crate::validate::FieldErrors;
 
 pub struct NodeState {
     /// The current agent (a supervisor may have rebuilt it).
@@ -132,11 +131,7 @@ pub(crate) async fn start(
         .send(StartLocal(doc))
         .await
         .map_err(unavailable)?
-        .map_err(|why| {
-            let mut e = FieldErrors::default();
-            e.push("", why);
-            ApiError::Invalid(e)
-        })?;
+        .map_err(ApiError::Invalid)?;
     Ok(HttpResponse::Created().json(Started { task_id: id }))
 }
 
