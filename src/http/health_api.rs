@@ -83,7 +83,7 @@ pub struct AlertList {
     get,
     path = "/api/alerts",
     tag = "cluster",
-    params(("active" = Option<bool>, Query, description = "Only active alerts (`true`/`1`, `false`/`0`)")),
+    params(("active" = inline(Option<crate::http::openapi::ActiveQuery>), Query, description = "Only active alerts (`true`/`1`, `false`/`0`)")),
     responses(
         (status = 200, description = "Active alerts (newest raised first), then cleared ones", body = AlertList),
         (status = 400, description = "A bad `active`", body = ErrorBody),
@@ -103,7 +103,7 @@ pub(crate) async fn alerts(
 }
 
 /// `active` of a query string: `true`/`1` or `false`/`0`, false when absent.
-fn active_param(query: &str) -> Result<bool, ApiError> {
+pub(crate) fn active_param(query: &str) -> Result<bool, ApiError> {
     let mut active = false;
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         if k == "active" {

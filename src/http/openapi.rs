@@ -80,6 +80,67 @@ static EXAMPLE_TASK: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLoc
         "base_rps": 5, "duration": "2s"}})
 });
 
+/// A query parameter that takes one of `values`.
+fn one_of(values: &[&str], description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
+}
+
+/// A query parameter that matches `pattern`.
+fn matching(pattern: &str, description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .into()
+}
+
+/// `healthy` of `/api/services`: `true`, `false`, or empty (as absent), spaces around.
+pub struct HealthyQuery;
+
+impl utoipa::PartialSchema for HealthyQuery {
+    fn schema() -> RefOr<Schema> {
+        // The value is trimmed: ` true ` is `true`.
+        matching(
+            r"^\s*(true|false)?\s*$",
+            "`true`: only healthy ones; empty: as absent",
+        )
+    }
+}
+
+impl ToSchema for HealthyQuery {}
+
+/// `type` of `/api/services`: a service type, or empty (as absent).
+pub struct ServiceTypeQuery;
+
+impl utoipa::PartialSchema for ServiceTypeQuery {
+    fn schema() -> RefOr<Schema> {
+        matching(
+            r"^\s*(orchestrator|load_generator)?\s*$",
+            "`orchestrator` or `load_generator`; empty: as absent",
+        )
+    }
+}
+
+impl ToSchema for ServiceTypeQuery {}
+
+/// `active` of `/api/alerts`: `true`/`1` or `false`/`0`.
+pub struct ActiveQuery;
+
+impl utoipa::PartialSchema for ActiveQuery {
+    fn schema() -> RefOr<Schema> {
+        one_of(
+            &["true", "1", "false", "0"],
+            "`true`/`1`: active alerts only",
+        )
+    }
+}
+
+impl ToSchema for ActiveQuery {}
+
 /// The body of `POST /api/executions` and of its preview: an execution plan (SPEC; the same
 /// document as `mcpt run`'s plan file). The example sends 10 requests to a closed loopback
 /// port.
@@ -416,6 +477,57 @@ mod tests {
             assert!(v.is_valid(&body), "{body}");
         }
         assert!(!v.is_valid(&serde_json::json!({"error": "x"})));
+    }
+
+    /// The query parameters the document gives as it reads them: every sample the handler's
+    /// parser takes, the document allows, and the other way round (a fuzzer's "invalid"
+    /// value must be refused; `?healthy=` was taken but documented as a boolean).
+    #[test]
+    fn documented_query_values_are_the_ones_the_handlers_take() {
+        let doc = parse(&orchestrator());
+        let param = |path: &str, name: &str| {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let p = params.iter().find(|p| p["name"] == name).unwrap();
+            jsonschema::validator_for(&p["schema"]).unwrap()
+        };
+        let samples = [
+            "",
+            " ",
+            "true",
+            " true ",
+            "false",
+            "True",
+            "yes",
+            "1",
+            "0",
+            "orchestrator",
+            " load_generator",
+            "node",
+            "true false",
+        ];
+        let encode =
+            |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        for name in ["type", "healthy"] {
+            let schema = param("/api/services", name);
+            for v in samples {
+                let takes =
+                    crate::http::services_api::parse_query(&format!("{name}={}", encode(v)));
+                assert_eq!(
+                    schema.is_valid(&Value::from(v)),
+                    takes.is_ok(),
+                    "services {name}={v:?}"
+                );
+            }
+        }
+        let schema = param("/api/alerts", "active");
+        for v in samples {
+            let takes = crate::http::health_api::active_param(&format!("active={}", encode(v)));
+            assert_eq!(
+                schema.is_valid(&Value::from(v)),
+                takes.is_ok(),
+                "alerts active={v:?}"
+            );
+        }
     }
 
     /// The methods and path of each `web::resource(...)` of a route table's source.

@@ -70,9 +70,9 @@ pub struct ServiceList {
     path = "/api/services",
     tag = "cluster",
     params(
-        ("type" = Option<String>, Query, description = "`orchestrator` or `load_generator`"),
+        ("type" = inline(Option<crate::http::openapi::ServiceTypeQuery>), Query, description = "`orchestrator` or `load_generator`"),
         ("capability" = Option<String>, Query, description = "A capability the service must list"),
-        ("healthy" = Option<bool>, Query, description = "`true`: only healthy ones"),
+        ("healthy" = inline(Option<crate::http::openapi::HealthyQuery>), Query, description = "`true`: only healthy ones"),
     ),
     responses(
         (status = 200, description = "The services discovery knows of", body = ServiceList),
