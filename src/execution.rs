@@ -21,7 +21,7 @@ use crate::stats::thresholds::ThresholdWatch;
 use crate::stats::watch::{Stop, StopAs, Watch};
 use crate::stats::{Snapshot, TaskAccumulator, Window};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Pending,
@@ -839,7 +839,7 @@ impl Execution {
 }
 
 /// `GET /api/executions/{id}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExecutionView {
     pub execution_id: String,
     pub name: String,
@@ -858,7 +858,7 @@ pub struct ExecutionView {
     pub tasks: Vec<TaskView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskView {
     pub task_id: u32,
     pub name: String,

@@ -96,7 +96,7 @@ struct Running {
 
 /// A task started through the node's own REST API (not part of an execution).
 #[derive(Message)]
-#[rtype(result = "Result<String, String>")]
+#[rtype(result = "Result<String, crate::validate::FieldErrors>")]
 pub struct StartLocal(pub serde_json::Value);
 
 /// Stop a task by its id (`execution:task`, or a local task's id).
@@ -122,7 +122,7 @@ pub struct Leave;
 #[rtype(result = "NodeStatus")]
 pub struct GetNodeStatus;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     pub node_id: String,
     pub connected: bool,
@@ -132,7 +132,7 @@ pub struct NodeStatus {
     pub tasks: BTreeMap<String, TaskStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskStatus {
     pub name: String,
     pub state: &'static str,
@@ -848,11 +848,24 @@ impl Handler<UseOrchestrator> for NodeAgent {
 }
 
 impl Handler<StartLocal> for NodeAgent {
-    type Result = Result<String, String>;
+    type Result = Result<String, crate::validate::FieldErrors>;
 
     fn handle(&mut self, StartLocal(doc): StartLocal, ctx: &mut Context<Self>) -> Self::Result {
-        let task = plan::validate_task(&doc, 0, &self.settings.load_generation)
-            .map_err(|e| e.to_string())?;
+        // The body is one task: its keys are named from its top (`parameters.base_rps`), not
+        // as a plan's first task (`tasks[0].parameters.base_rps`).
+        let task = plan::validate_task(&doc, 0, &self.settings.load_generation).map_err(|e| {
+            let mut fields = crate::validate::FieldErrors::default();
+            match e {
+                plan::PlanError::Invalid(errors) => {
+                    for f in errors.0 {
+                        let field = f.field.strip_prefix("tasks[0]").unwrap_or(&f.field);
+                        fields.push(field.trim_start_matches('.'), f.message);
+                    }
+                }
+                other => fields.push("", other.to_string()),
+            }
+            fields
+        })?;
         let id = format!("local-{}", self.next_local);
         self.next_local += usize::from(matches!(task.kind, TaskKind::SecurityTest(_)));
         self.launch(

@@ -97,7 +97,7 @@ pub enum Rejection {
 }
 
 /// Datagrams accepted and dropped, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DiscoveryCounters {
     pub accepted: u64,
     /// Valid announcements of this process itself (multicast loops back).

@@ -28,7 +28,19 @@ pub use announce::{
 pub use registry::{KnownService, Query, Registry};
 
 /// What a service is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceType {
     Orchestrator,
@@ -52,7 +64,7 @@ impl ServiceType {
 }
 
 /// Where a process learned of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A signed multicast announcement.
@@ -83,7 +95,7 @@ impl Source {
 }
 
 /// A service as announced and listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceInstance {
     pub service_id: String,
     pub service_type: ServiceType,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{ServiceInstance, ServiceType, Source};
 
 /// A known service as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KnownService {
     #[serde(flatten)]
     pub service: ServiceInstance,

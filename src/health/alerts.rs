@@ -17,7 +17,7 @@ use super::{CheckResult, Status};
 /// How many cleared alerts a tracker (and the cluster's monitor) keeps, newest first.
 pub const KEEP_CLEARED: usize = 100;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// `<node>:<check>:<n>`, n counting the alerts the tracker raised.
     pub alert_id: String,

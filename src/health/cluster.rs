@@ -32,7 +32,7 @@ pub struct NodeEntry {
     pub report: Option<HealthReport>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NodeHealthView {
     pub node_id: String,
     pub status: Status,
@@ -52,7 +52,7 @@ impl NodeHealthView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ClusterHealth {
     pub status: Status,
     pub healthy: usize,
@@ -120,7 +120,7 @@ pub fn aggregate(nodes: &BTreeMap<String, NodeEntry>) -> ClusterHealth {
 }
 
 /// One node's health as the cluster sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NodeHealthDetail {
     pub node_id: String,
     pub reachable: bool,

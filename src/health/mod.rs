@@ -27,7 +27,7 @@ pub use cluster::{
 
 /// One reading of a machine's metrics. Percentages are 0..=100; byte rates are averages over
 /// the time since the previous sample.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sample {
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
@@ -57,9 +57,21 @@ pub fn percent(used: u64, total: u64) -> f64 {
 /// The state of a check, a node or the cluster, best first (so `max` is the worst). The
 /// cluster calls a node "failed" when it is critical or unreachable.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
+#[schema(as = HealthStatus)]
 pub enum Status {
     #[default]
     Healthy,
@@ -78,7 +90,7 @@ impl Status {
 }
 
 /// What ran a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckKind {
     /// CPU, memory or disk against the thresholds (or `system`, when metrics are unreadable).
@@ -88,7 +100,7 @@ pub enum CheckKind {
 }
 
 /// The outcome of one check in one round.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckResult {
     /// Stable across rounds: `cpu`, `memory`, `disk`, `http:<name>`, `tcp:<name>`.
     pub check_id: String,
@@ -260,7 +272,7 @@ pub fn capacity(
 }
 
 /// One node's health at one moment, as the node sends it to the orchestrator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HealthReport {
     pub node_id: String,
     pub at_ms: u64,

@@ -16,27 +16,36 @@
 //! | GET | `/api/events` | the live event stream (WebSocket; `?execution_id=ID`; schema `schemas/events.schema.json`) |
 //! | GET | `/cluster` | the cluster link (WebSocket, nodes only) |
 //! | GET | `/metrics` | Prometheus text: the `mcp_orchestrator_*` series (see [`crate::metrics`]) |
+//! | GET | `/api/openapi.json` | the OpenAPI 3.1 document of all of these (see [`crate::http::openapi`]) |
 
 use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::actors::orchestrator::Orchestrator;
 use crate::app::Registry;
-use crate::execution::State;
-use crate::http::error::{ApiError, ApiToken, json_body, not_allowed, not_found, require_token};
+use crate::execution::{ExecutionView, State};
+use crate::health::{ClusterHealth, NodeHealthView};
+use crate::http::error::{
+    ApiError, ApiToken, ErrorBody, json_body, not_allowed, not_found, require_token,
+};
 use crate::http::{events, health_api, metrics_api, resources_api, services_api, workloads_api};
 use crate::hub::conn::{Conn, Out};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::load::plan::{self, PlanError};
+use crate::messages::cluster::NodeView;
 use crate::messages::cluster::{
     Attach, Cancel, GetExecution, GetReport, ListExecutions, ListNodes, Submit,
 };
+use crate::messages::events::EventBusState;
 use crate::messages::events::GetEventBusState;
 use crate::messages::store as db;
 use crate::messages::wire::{CLOSE_TOO_BIG, WireError};
+use crate::stats::compare::Comparison;
 use crate::stats::report::Report;
 use crate::stats::{compare, html};
 
@@ -66,6 +75,7 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
     cfg.app_data(web::Data::new(token));
     // Before the guarded scope: the preview is open like a GET (see preview_api).
     crate::http::preview_api::configure(cfg);
+    crate::http::openapi::configure_orchestrator(cfg);
     cfg.service(
         web::scope("/api")
             .wrap(from_fn(require_token))
@@ -182,7 +192,30 @@ pub async fn read_plan(
     validate_plan(doc, settings).await
 }
 
-async fn submit(
+/// The answer of a submit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Submitted {
+    pub execution_id: String,
+}
+
+/// Submits an execution: it is validated, stored, and started once nodes are eligible.
+#[utoipa::path(
+    post,
+    path = "/api/executions",
+    tag = "executions",
+    request_body = crate::http::openapi::ExecutionRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Accepted", body = Submitted),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 413, description = "Over api.max_body_size", body = ErrorBody),
+        (status = 415, description = "Not a JSON content type", body = ErrorBody),
+        (status = 422, description = "Invalid plan: the field named", body = ErrorBody),
+        (status = 503, description = "The orchestrator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn submit(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ApiState>,
@@ -198,35 +231,105 @@ async fn submit(
         .await
         .map_err(unavailable)?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(HttpResponse::Created().json(json!({"execution_id": id})))
+    Ok(HttpResponse::Created().json(Submitted { execution_id: id }))
 }
 
-async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+/// Every execution, live ones first then those only stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExecutionList {
+    pub executions: Vec<ExecutionEntry>,
+}
+
+/// An execution the orchestrator runs (or ran since it started), or one known only to the
+/// store (finished under an earlier run of the orchestrator).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ExecutionEntry {
+    Live(ExecutionView),
+    Stored(StoredExecution),
+}
+
+impl utoipa::PartialSchema for ExecutionEntry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // anyOf, not oneOf: a live view also has every key of a stored one.
+        utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(ExecutionView::name()))
+            .item(utoipa::openapi::Ref::from_schema_name(
+                StoredExecution::name(),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ExecutionEntry {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((ExecutionView::name().into(), ExecutionView::schema()));
+        ExecutionView::schemas(schemas);
+        schemas.push((StoredExecution::name().into(), StoredExecution::schema()));
+        StoredExecution::schemas(schemas);
+    }
+}
+
+/// An execution known only to the store.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredExecution {
+    pub execution_id: String,
+    pub name: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub created_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    pub progress_percent: f64,
+    /// Completed requests per second over the seconds the load ran (`null` before the
+    /// execution has a report).
+    pub achieved_rps: Option<f64>,
+    /// The stored report's summary (`null` before it has one).
+    #[schema(value_type = Option<Object>)]
+    pub summary: Option<Value>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/executions",
+    tag = "executions",
+    responses(
+        (status = 200, description = "Newest first", body = ExecutionList),
+        (status = 503, description = "The orchestrator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let live = state
         .orchestrator()?
         .send(ListExecutions)
         .await
         .map_err(unavailable)?;
-    let mut out: Vec<Value> = live
-        .iter()
-        .map(|v| serde_json::to_value(v).expect("views serialize"))
-        .collect();
     // Finished executions of earlier runs of the orchestrator are only in the store.
     let known: std::collections::HashSet<String> =
-        live.into_iter().map(|v| v.execution_id).collect();
+        live.iter().map(|v| v.execution_id.clone()).collect();
+    let mut out: Vec<ExecutionEntry> = live.into_iter().map(ExecutionEntry::Live).collect();
     if let Ok(Ok(records)) = state.registry.store.send(db::ListExecutions).await {
         out.extend(
             records
                 .into_iter()
                 .filter(|r| !known.contains(&r.id))
-                .map(|r| stored_view(&r, &state.registry.settings)),
+                .map(|r| ExecutionEntry::Stored(stored_view(&r, &state.registry.settings))),
         );
     }
-    Ok(HttpResponse::Ok().json(json!({"executions": out})))
+    Ok(HttpResponse::Ok().json(ExecutionList { executions: out }))
 }
 
 /// The view of an execution known only to the store.
-fn stored_view(r: &crate::store::ExecutionRecord, settings: &crate::settings::Settings) -> Value {
+fn stored_view(
+    r: &crate::store::ExecutionRecord,
+    settings: &crate::settings::Settings,
+) -> StoredExecution {
     let report: Option<Value> = r
         .report_json
         .as_deref()
@@ -249,21 +352,39 @@ fn stored_view(r: &crate::store::ExecutionRecord, settings: &crate::settings::Se
         (true, None) => 100.0,
         (false, _) => 0.0,
     };
-    json!({
-        "execution_id": r.id,
-        "name": r.name,
-        "state": r.state,
-        "reason": r.reason,
-        "created_at_ms": r.created_at_ms,
-        "started_at_ms": r.started_at_ms,
-        "finished_at_ms": r.finished_at_ms,
-        "progress_percent": progress,
-        "achieved_rps": report.as_ref().map(|r| r["summary"]["achieved_rps"].clone()),
-        "summary": report.as_ref().map(|r| r["summary"].clone()),
-    })
+    StoredExecution {
+        execution_id: r.id.clone(),
+        name: r.name.clone(),
+        state: r.state.clone(),
+        reason: r.reason.clone(),
+        created_at_ms: r.created_at_ms,
+        started_at_ms: r.started_at_ms,
+        finished_at_ms: r.finished_at_ms,
+        progress_percent: progress,
+        achieved_rps: report
+            .as_ref()
+            .and_then(|r| r["summary"]["achieved_rps"].as_f64()),
+        summary: report
+            .and_then(|mut r| r.get_mut("summary").map(Value::take))
+            .filter(Value::is_object),
+    }
 }
 
-async fn get(id: web::Path<String>, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/executions/{id}",
+    tag = "executions",
+    params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "State, progress, per-task and per-node figures", body = ExecutionEntry),
+        (status = 404, description = "No such execution", body = ErrorBody),
+        (status = 503, description = "The orchestrator or the store did not answer", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     if let Some(view) = state
         .orchestrator()?
@@ -286,7 +407,30 @@ async fn get(id: web::Path<String>, state: web::Data<ApiState>) -> Result<HttpRe
     }
 }
 
-async fn cancel(
+/// The answer of a cancel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cancelled {
+    /// Always `cancelled`.
+    pub status: String,
+    pub execution_id: String,
+}
+
+/// Cancels a pending or running execution (idempotent: a cancelled one answers 200 again).
+#[utoipa::path(
+    delete,
+    path = "/api/executions/{id}",
+    tag = "executions",
+    params(("id" = String, Path, description = "The execution's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled", body = Cancelled),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such execution", body = ErrorBody),
+        (status = 409, description = "It already ended otherwise", body = ErrorBody),
+        (status = 503, description = "The orchestrator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn cancel(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -309,7 +453,10 @@ async fn cancel(
         },
     };
     if final_state == "cancelled" {
-        Ok(HttpResponse::Ok().json(json!({"status": "cancelled", "execution_id": id})))
+        Ok(HttpResponse::Ok().json(Cancelled {
+            status: "cancelled".into(),
+            execution_id: id,
+        }))
     } else {
         Err(ApiError::Conflict(format!(
             "execution {id} already ended as {final_state}; only a pending or running execution can be cancelled"
@@ -317,7 +464,19 @@ async fn cancel(
     }
 }
 
-async fn report(
+#[utoipa::path(
+    get,
+    path = "/api/executions/{id}/report",
+    tag = "executions",
+    params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "The report (schemas/report.schema.json)", body = Report),
+        (status = 404, description = "No such execution", body = ErrorBody),
+        (status = 409, description = "No report yet", body = ErrorBody),
+        (status = 503, description = "The orchestrator or the store did not answer", body = ErrorBody),
+    )
+)]
+pub(crate) async fn report(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -363,7 +522,19 @@ async fn typed_report(id: &str, state: &ApiState) -> Result<Report, ApiError> {
         .map_err(|e| unavailable(format!("the report of {id} does not read back: {e}")))
 }
 
-async fn report_html(
+#[utoipa::path(
+    get,
+    path = "/api/executions/{id}/report.html",
+    tag = "executions",
+    params(("id" = String, Path, description = "The execution's id")),
+    responses(
+        (status = 200, description = "The report as one self-contained HTML page", content_type = "text/html", body = String),
+        (status = 404, description = "No such execution", body = ErrorBody),
+        (status = 409, description = "No report yet", body = ErrorBody),
+        (status = 503, description = "The orchestrator or the store did not answer", body = ErrorBody),
+    )
+)]
+pub(crate) async fn report_html(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -374,7 +545,22 @@ async fn report_html(
         .body(html::render(&report)))
 }
 
-async fn compare(
+#[utoipa::path(
+    get,
+    path = "/api/executions/{a}/compare/{b}",
+    tag = "executions",
+    params(
+        ("a" = String, Path, description = "The baseline execution"),
+        ("b" = String, Path, description = "The execution compared with it"),
+    ),
+    responses(
+        (status = 200, description = "Deltas of b against a (schemas/compare.schema.json)", body = Comparison),
+        (status = 404, description = "No such execution", body = ErrorBody),
+        (status = 409, description = "One has no report yet", body = ErrorBody),
+        (status = 503, description = "The orchestrator or the store did not answer", body = ErrorBody),
+    )
+)]
+pub(crate) async fn compare(
     ids: web::Path<(String, String)>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -386,9 +572,31 @@ async fn compare(
     Ok(HttpResponse::Ok().json(compare::compare(&ra, &rb).with_ids(&a, &b)))
 }
 
+/// A node forgotten by `DELETE /api/nodes/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Forgotten {
+    pub node_id: String,
+    /// Always `true`.
+    pub forgotten: bool,
+}
+
 /// `DELETE /api/nodes/{id}`: forgets a node that failed or left (its alerts cleared, out of
 /// the cluster's health); 404 for an unknown node, 409 for one still connected.
-async fn forget_node(
+#[utoipa::path(
+    delete,
+    path = "/api/nodes/{id}",
+    tag = "cluster",
+    params(("id" = String, Path, description = "The node's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Forgotten", body = Forgotten),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such node", body = ErrorBody),
+        (status = 409, description = "The node is connected or may still resume its link", body = ErrorBody),
+        (status = 503, description = "The orchestrator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn forget_node(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -401,7 +609,10 @@ async fn forget_node(
         .await
         .map_err(unavailable)?;
     match forgotten {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({"node_id": node_id, "forgotten": true}))),
+        Ok(()) => Ok(HttpResponse::Ok().json(Forgotten {
+            node_id,
+            forgotten: true,
+        })),
         Err(e @ crate::messages::cluster::ForgetRefused::Unknown(_)) => {
             Err(ApiError::NotFound(e.to_string()))
         }
@@ -409,7 +620,31 @@ async fn forget_node(
     }
 }
 
-async fn nodes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+/// The cluster's nodes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeList {
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// A node with its health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeEntry {
+    #[serde(flatten)]
+    pub node: NodeView,
+    /// Status, score and usage, when the health monitor has them.
+    pub health: Option<NodeHealthView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/nodes",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The cluster's nodes, each with its health", body = NodeList),
+        (status = 503, description = "The orchestrator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn nodes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let nodes = state
         .orchestrator()?
         .send(ListNodes)
@@ -417,21 +652,62 @@ async fn nodes(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
         .map_err(unavailable)?;
     // Each node with its health (status, score, usage), when the monitor has it.
     let health = health_api::cluster_health(&state).await.ok();
-    let nodes: Vec<Value> = nodes
+    let nodes: Vec<NodeEntry> = nodes
         .into_iter()
-        .map(|n| {
-            let mut v = serde_json::to_value(&n).unwrap_or(Value::Null);
-            let h = health
+        .map(|node| {
+            let health = health
                 .as_ref()
-                .and_then(|c| c.nodes.iter().find(|h| h.node_id == n.node_id));
-            v["health"] = serde_json::to_value(h).unwrap_or(Value::Null);
-            v
+                .and_then(|c| c.nodes.iter().find(|h| h.node_id == node.node_id))
+                .cloned();
+            NodeEntry { node, health }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"nodes": nodes})))
+    Ok(HttpResponse::Ok().json(NodeList { nodes }))
 }
 
-async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+/// `GET /api/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `healthy`, or `degraded` while the store cannot write.
+    pub status: String,
+    /// What makes the service degraded (empty when healthy).
+    pub reasons: Vec<String>,
+    /// The store's state (`null` while the store restarts).
+    pub store: Option<crate::store::pending::StoreStatus>,
+    pub version: String,
+    pub nodes: NodeCounts,
+    pub executions: ExecutionCounts,
+    /// The cluster's health (`null` while the health monitor restarts).
+    pub cluster: Option<ClusterHealth>,
+    /// The event stream's figures (`null` while the event bus restarts).
+    pub events: Option<EventBusState>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeCounts {
+    pub connected: usize,
+    pub disconnected: usize,
+    pub failed: usize,
+    /// Nodes that said goodbye and are not forgotten yet.
+    pub left: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExecutionCounts {
+    pub running: usize,
+    pub pending: usize,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The orchestrator, its nodes and executions, the cluster's health", body = Health),
+        (status = 503, description = "The orchestrator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let orch = state.orchestrator()?;
     let nodes = orch.send(ListNodes).await.map_err(unavailable)?;
     let execs = orch.send(ListExecutions).await.map_err(unavailable)?;
@@ -453,19 +729,34 @@ async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     } else {
         "healthy"
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "status": status,
-        "reasons": reasons,
-        "store": store,
-        "version": env!("CARGO_PKG_VERSION"),
-        "nodes": {"connected": count("connected"), "disconnected": count("disconnected"), "failed": count("failed"), "left": count("left")},
-        "executions": {"running": running, "pending": pending},
-        "cluster": cluster,
-        "events": events,
-    })))
+    Ok(HttpResponse::Ok().json(Health {
+        status: status.into(),
+        reasons,
+        store,
+        version: env!("CARGO_PKG_VERSION").into(),
+        nodes: NodeCounts {
+            connected: count("connected"),
+            disconnected: count("disconnected"),
+            failed: count("failed"),
+            left: count("left"),
+        },
+        executions: ExecutionCounts { running, pending },
+        cluster,
+        events,
+    }))
 }
 
-async fn cluster(
+/// The nodes' cluster link: a WebSocket (nodes only; a request without the upgrade is a 400).
+#[utoipa::path(
+    get,
+    path = "/cluster",
+    tag = "cluster",
+    responses(
+        (status = 101, description = "Switching to the WebSocket link"),
+        (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+    )
+)]
+pub(crate) async fn cluster(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<ApiState>,

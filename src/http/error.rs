@@ -6,9 +6,26 @@
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::validate::FieldErrors;
+use crate::validate::{FieldError, FieldErrors};
+
+/// The body of every error answer (DESIGN §7). Some refusals add keys of their own (a 409 of
+/// `/api/allocations` lists its `shortages`, one of `/api/workloads` its `unplaced`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ApiError)]
+pub struct ErrorBody {
+    /// A stable code: `bad_json`, `unauthorized`, `not_found`, `method_not_allowed`,
+    /// `bad_request`, `conflict`, `too_large`, `unsupported_media_type`, `invalid`,
+    /// `unavailable`, or a refusal's own (`insufficient_resources`, `unplaced`, ...).
+    pub error: String,
+    pub message: String,
+    /// The key path of the (first) offending value, `null` when no one field is at fault.
+    pub field: Option<String>,
+    /// A 422: every problem found, each with its key path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -85,10 +102,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({"error": self.code(), "message": self.to_string(), "field": null});
+        let mut body = ErrorBody {
+            error: self.code().to_string(),
+            message: self.to_string(),
+            field: None,
+            errors: None,
+        };
         if let ApiError::Invalid(errors) = self {
-            body["field"] = json!(errors.0.first().map(|e| e.field.clone()));
-            body["errors"] = json!(errors.0);
+            body.field = errors.0.first().map(|e| e.field.clone());
+            body.errors = Some(errors.0.clone());
         }
         let mut resp = HttpResponse::build(self.status_code());
         match self {

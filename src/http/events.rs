@@ -136,7 +136,19 @@ fn filter(query: &str) -> Result<Option<String>, ApiError> {
     Ok(execution_id)
 }
 
-async fn events(
+/// The live event stream: a WebSocket of JSON text frames (`schemas/events.schema.json`).
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "events",
+    params(("execution_id" = Option<String>, Query, description = "Keep only this execution's events")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket stream"),
+        (status = 400, description = "Not a WebSocket upgrade, or a bad query parameter", body = crate::http::error::ErrorBody),
+        (status = 503, description = "The event bus is restarting", body = crate::http::error::ErrorBody),
+    )
+)]
+pub(crate) async fn events(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<ApiState>,

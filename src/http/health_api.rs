@@ -9,12 +9,11 @@
 
 use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
 use crate::actors::health_monitor::HealthMonitor;
-use crate::health::ClusterHealth;
+use crate::health::{Alert, ClusterHealth, NodeHealthDetail};
 use crate::http::api::ApiState;
-use crate::http::error::{ApiError, not_allowed};
+use crate::http::error::{ApiError, ErrorBody, not_allowed};
 use crate::messages::health::{GetAlerts, GetClusterHealth, GetNodeHealth};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -50,7 +49,18 @@ pub async fn cluster_health(state: &ApiState) -> Result<ClusterHealth, ApiError>
         .map_err(unavailable)
 }
 
-async fn node_health(
+#[utoipa::path(
+    get,
+    path = "/api/nodes/{id}/health",
+    tag = "cluster",
+    params(("id" = String, Path, description = "The node's id")),
+    responses(
+        (status = 200, description = "The node's latest report, its history and alerts", body = NodeHealthDetail),
+        (status = 404, description = "No such node", body = ErrorBody),
+        (status = 503, description = "The health monitor is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn node_health(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -63,17 +73,37 @@ async fn node_health(
     Ok(HttpResponse::Ok().json(detail))
 }
 
-async fn alerts(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+/// The alerts: active ones, then (unless `active`) the recently cleared ones.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AlertList {
+    pub alerts: Vec<Alert>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/alerts",
+    tag = "cluster",
+    params(("active" = inline(Option<crate::http::openapi::ActiveQuery>), Query, description = "Only active alerts (`true`/`1`, `false`/`0`)")),
+    responses(
+        (status = 200, description = "Active alerts (newest raised first), then cleared ones", body = AlertList),
+        (status = 400, description = "A bad `active`", body = ErrorBody),
+        (status = 503, description = "The health monitor is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn alerts(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
     let active_only = active_param(req.query_string())?;
     let alerts = monitor(&state)?
         .send(GetAlerts { active_only })
         .await
         .map_err(unavailable)?;
-    Ok(HttpResponse::Ok().json(json!({ "alerts": alerts })))
+    Ok(HttpResponse::Ok().json(AlertList { alerts }))
 }
 
 /// `active` of a query string: `true`/`1` or `false`/`0`, false when absent.
-fn active_param(query: &str) -> Result<bool, ApiError> {
+pub(crate) fn active_param(query: &str) -> Result<bool, ApiError> {
     let mut active = false;
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         if k == "active" {

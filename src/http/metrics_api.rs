@@ -9,11 +9,29 @@ use crate::http::error::ApiError;
 use crate::http::node_api::NodeState;
 
 /// The orchestrator's `mcp_orchestrator_*` series (and, in a standalone process, its node's).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 503, description = "The series could not be formatted", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn orchestrator(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     exposition(state.registry.metrics.encode())
 }
 
 /// A node's `mcp_load_generator_*` and `mcp_node_*` series.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 503, description = "The series could not be formatted", body = crate::http::error::ErrorBody),
+    )
+)]
 pub async fn node(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
     exposition(state.metrics.encode())
 }

@@ -8,6 +8,7 @@ pub mod health_api;
 pub mod limits;
 pub mod metrics_api;
 pub mod node_api;
+pub mod openapi;
 pub mod preview_api;
 pub mod resources_api;
 pub mod services_api;

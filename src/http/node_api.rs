@@ -9,21 +9,27 @@
 //! | GET | `/load/status` | every task, the link, the lease |
 //! | GET | `/health` | liveness and whether the node is joined |
 //! | GET | `/metrics` | Prometheus text: the node's `mcp_load_generator_*` and `mcp_node_*` series (see [`crate::metrics`]) |
+//! | GET | `/openapi.json` | the OpenAPI 3.1 document of these (see [`crate::http::openapi`]) |
 
 use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::actors::node_agent::{GetNodeStatus, NodeAgent, StartLocal, StopTask};
+use crate::actors::node_agent::{
+    GetNodeStatus, NodeAgent, NodeStatus, StartLocal, StopTask, TaskStatus,
+};
 use crate::app::Slot;
-use crate::http::error::{ApiError, ApiToken, json_body, not_allowed, not_found, require_token};
+use crate::health::HealthReport;
+use crate::http::error::{
+    ApiError, ApiToken, ErrorBody, json_body, not_allowed, not_found, require_token,
+};
 use crate::http::metrics_api;
 use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
-use crate::validate::FieldErrors;
 
 pub struct NodeState {
     /// The current agent (a supervisor may have rebuilt it).
@@ -77,6 +83,7 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
                     .default_service(not_allowed("GET")),
             ),
     )
+    .configure(crate::http::openapi::configure_node)
     .service(
         web::resource("/health")
             .route(web::get().to(health))
@@ -90,7 +97,30 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
     .default_service(web::to(not_found));
 }
 
-async fn start(
+/// The answer of a start.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Started {
+    pub task_id: String,
+}
+
+/// Starts a task on this node by hand.
+#[utoipa::path(
+    post,
+    path = "/load/start",
+    tag = "load",
+    request_body = crate::http::openapi::TaskRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Started", body = Started),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 413, description = "Over api.max_body_size", body = ErrorBody),
+        (status = 415, description = "Not a JSON content type", body = ErrorBody),
+        (status = 422, description = "Invalid task: the field named", body = ErrorBody),
+        (status = 503, description = "The node agent is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn start(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<NodeState>,
@@ -101,15 +131,32 @@ async fn start(
         .send(StartLocal(doc))
         .await
         .map_err(unavailable)?
-        .map_err(|why| {
-            let mut e = FieldErrors::default();
-            e.push("", why);
-            ApiError::Invalid(e)
-        })?;
-    Ok(HttpResponse::Created().json(json!({"task_id": id})))
+        .map_err(ApiError::Invalid)?;
+    Ok(HttpResponse::Created().json(Started { task_id: id }))
 }
 
-async fn stop(
+/// The answer of a stop.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stopping {
+    /// `stopping`.
+    pub status: String,
+    pub task_id: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/load/stop/{task_id}",
+    tag = "load",
+    params(("task_id" = String, Path, description = "The task's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Stopping", body = Stopping),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 503, description = "The node agent is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn stop(
     id: web::Path<String>,
     state: web::Data<NodeState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -120,13 +167,34 @@ async fn stop(
         .await
         .map_err(unavailable)?
     {
-        Ok(HttpResponse::Ok().json(json!({"status": "stopping", "task_id": id})))
+        Ok(HttpResponse::Ok().json(Stopping {
+            status: "stopping".into(),
+            task_id: id,
+        }))
     } else {
         Err(ApiError::NotFound(format!("task {id}")))
     }
 }
 
-async fn metrics(
+/// One task's figures on this node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskMetrics {
+    pub task_id: String,
+    pub task: TaskStatus,
+}
+
+#[utoipa::path(
+    get,
+    path = "/load/metrics/{task_id}",
+    tag = "load",
+    params(("task_id" = String, Path, description = "The task's id")),
+    responses(
+        (status = 200, description = "The task's figures on this node", body = TaskMetrics),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 503, description = "The node agent is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn metrics(
     id: web::Path<String>,
     state: web::Data<NodeState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -137,12 +205,24 @@ async fn metrics(
         .await
         .map_err(unavailable)?;
     match status.tasks.get(&id) {
-        Some(t) => Ok(HttpResponse::Ok().json(json!({"task_id": id, "task": t}))),
+        Some(t) => Ok(HttpResponse::Ok().json(TaskMetrics {
+            task_id: id,
+            task: t.clone(),
+        })),
         None => Err(ApiError::NotFound(format!("task {id}"))),
     }
 }
 
-async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/load/status",
+    tag = "load",
+    responses(
+        (status = 200, description = "Every task, the link, the lease", body = NodeStatus),
+        (status = 503, description = "The node agent is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
     let status = state
         .agent()?
         .send(GetNodeStatus)
@@ -151,7 +231,31 @@ async fn status(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(status))
 }
 
-async fn health(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
+/// A node's `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeHealthAnswer {
+    /// The latest report's status (`healthy` before the first one).
+    pub status: String,
+    pub node_id: String,
+    /// Whether the node is joined to an orchestrator.
+    pub joined: bool,
+    pub epoch: u64,
+    /// How many tasks it holds.
+    pub tasks: usize,
+    /// The latest health report (`null` before the first one).
+    pub health: Option<HealthReport>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "load",
+    responses(
+        (status = 200, description = "Liveness and whether the node is joined", body = NodeHealthAnswer),
+        (status = 503, description = "The node agent is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn health(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
     let status = state
         .agent()?
         .send(GetNodeStatus)
@@ -165,12 +269,15 @@ async fn health(state: web::Data<NodeState>) -> Result<HttpResponse, ApiError> {
             .flatten(),
         None => None,
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "status": report.as_ref().map_or("healthy", |r| r.status.as_str()),
-        "node_id": status.node_id,
-        "joined": status.connected,
-        "epoch": status.epoch,
-        "tasks": status.tasks.len(),
-        "health": report,
-    })))
+    Ok(HttpResponse::Ok().json(NodeHealthAnswer {
+        status: report
+            .as_ref()
+            .map_or("healthy", |r| r.status.as_str())
+            .into(),
+        node_id: status.node_id,
+        joined: status.connected,
+        epoch: status.epoch,
+        tasks: status.tasks.len(),
+        health: report,
+    }))
 }

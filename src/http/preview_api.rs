@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use crate::http::api::{ApiState, read_plan};
-use crate::http::error::{ApiError, not_allowed};
+use crate::http::error::{ApiError, ErrorBody, not_allowed};
 use crate::load::plan::{Model, TaskKind, TestPlan};
 use crate::load::schedule::RatePlan;
 
@@ -29,17 +29,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Preview {
     /// The longest task's duration.
     pub duration_s: f64,
     pub tasks: Vec<TaskPreview>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TaskPreview {
     pub name: String,
     /// `open`, `closed`, or `scan` (a `security_test`, which plans no rate).
+    #[schema(value_type = String)]
     pub model: &'static str,
     /// Open model: the plan's request count (its rate integral); `null` for closed.
     pub planned_requests: Option<u64>,
@@ -48,7 +49,22 @@ pub struct TaskPreview {
     pub planned_rps: Vec<f64>,
 }
 
-async fn preview(
+/// The planned rates of an execution, without submitting it (open like a GET: no token).
+#[utoipa::path(
+    post,
+    path = "/api/executions/preview",
+    tag = "executions",
+    request_body = crate::http::openapi::ExecutionRequest,
+    responses(
+        (status = 200, description = "The planned requests per second of each task", body = Preview),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 413, description = "Over api.max_body_size", body = ErrorBody),
+        (status = 415, description = "Not a JSON content type", body = ErrorBody),
+        (status = 422, description = "Invalid plan: the field named", body = ErrorBody),
+        (status = 503, description = "Validation could not run", body = ErrorBody),
+    )
+)]
+pub(crate) async fn preview(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ApiState>,

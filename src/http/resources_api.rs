@@ -32,13 +32,18 @@
 use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::actors::resource_allocator::ResourceAllocator;
 use crate::http::api::ApiState;
-use crate::http::error::{ApiError, json_body, not_allowed};
+use crate::http::error::{ApiError, ErrorBody, json_body, not_allowed};
 use crate::messages::resources::{Allocate, Confirm, Deallocate, GetAllocation, GetPoolStatus};
-use crate::resources::{AllocError, AllocationRequest, Confirmed, Outcome, Released, ResourceSpec};
+use crate::resources::{
+    AllocError, AllocationRequest, AllocationState, Confirmed, Outcome, PoolStatus, Portion,
+    Released, ResourceSpec, Shortage,
+};
 use crate::validate::{FieldErrors, Obj, describe};
 
 /// Registers the routes, relative to `/api`.
@@ -78,7 +83,16 @@ fn unavailable<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::Unavailable(format!("the resource allocator did not answer: {e}"))
 }
 
-async fn pool(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/resources",
+    tag = "resources",
+    responses(
+        (status = 200, description = "The pool: nodes, per-resource aggregates, grants and the queue", body = PoolStatus),
+        (status = 503, description = "The resource allocator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn pool(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let status = allocator(&state)?
         .send(GetPoolStatus)
         .await
@@ -86,7 +100,58 @@ async fn pool(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(status))
 }
 
-async fn allocate(
+/// The answer of an allocation: granted (201) or queued (202).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Allocated {
+    pub allocation_id: String,
+    /// `granted` or `queued`.
+    pub status: String,
+    /// Granted: what each node gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portions: Option<Vec<Portion>>,
+    /// Granted: whether it is confirmed already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<bool>,
+    /// Queued: requests ahead of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+}
+
+/// A refused allocation (409): an `ApiError` with what was short, or what is ahead.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllocationRefusal {
+    #[serde(flatten)]
+    pub body: ErrorBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortages: Option<Vec<Shortage>>,
+    /// `queued_ahead`: requests waiting before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<usize>,
+    /// `queue_full`: the queue's bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// Reserves resources in the pool: granted at once, queued, or refused.
+#[utoipa::path(
+    post,
+    path = "/api/allocations",
+    tag = "resources",
+    request_body = crate::http::openapi::AllocationRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Granted", body = Allocated),
+        (status = 202, description = "Queued", body = Allocated),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 409, description = "Refused: short, never fits, blocked, queue full, or a duplicate id", body = AllocationRefusal),
+        (status = 413, description = "Over api.max_body_size", body = ErrorBody),
+        (status = 415, description = "Not a JSON content type", body = ErrorBody),
+        (status = 422, description = "Invalid: the field named", body = ErrorBody),
+        (status = 503, description = "The resource allocator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn allocate(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ApiState>,
@@ -102,17 +167,20 @@ async fn allocate(
         .await
         .map_err(unavailable)?;
     match outcome {
-        Ok(Outcome::Granted(g)) => Ok(HttpResponse::Created().json(json!({
-            "allocation_id": g.allocation_id,
-            "status": "granted",
-            "portions": g.portions,
-            "confirmed": g.confirmed,
-        }))),
-        Ok(Outcome::Queued { position }) => Ok(HttpResponse::Accepted().json(json!({
-            "allocation_id": id,
-            "status": "queued",
-            "position": position,
-        }))),
+        Ok(Outcome::Granted(g)) => Ok(HttpResponse::Created().json(Allocated {
+            allocation_id: g.allocation_id,
+            status: "granted".into(),
+            portions: Some(g.portions),
+            confirmed: Some(g.confirmed),
+            position: None,
+        })),
+        Ok(Outcome::Queued { position }) => Ok(HttpResponse::Accepted().json(Allocated {
+            allocation_id: id,
+            status: "queued".into(),
+            portions: None,
+            confirmed: None,
+            position: Some(position),
+        })),
         Err(AllocError::Invalid(fields)) => Err(ApiError::Invalid(fields)),
         Err(e) => Ok(refusal(&e)),
     }
@@ -120,27 +188,39 @@ async fn allocate(
 
 /// The 409 of a refused request: the usual error body plus what the client needs to retry.
 pub fn refusal(e: &AllocError) -> HttpResponse {
-    let (code, field, extra) = match e {
-        AllocError::Insufficient { shortages } => (
-            "insufficient_resources",
-            "resources",
-            json!({"shortages": shortages}),
-        ),
-        AllocError::NeverFits { shortages } => (
-            "exceeds_capacity",
-            "resources",
-            json!({"shortages": shortages}),
-        ),
-        AllocError::Blocked { ahead } => ("queued_ahead", "priority", json!({"ahead": ahead})),
-        AllocError::QueueFull { limit } => ("queue_full", "queue", json!({"limit": limit})),
-        AllocError::Duplicate(_) => ("duplicate_allocation", "allocation_id", json!({})),
+    let (mut shortages, mut ahead, mut limit) = (None, None, None);
+    let (code, field) = match e {
+        AllocError::Insufficient { shortages: s } => {
+            shortages = Some(s.clone());
+            ("insufficient_resources", "resources")
+        }
+        AllocError::NeverFits { shortages: s } => {
+            shortages = Some(s.clone());
+            ("exceeds_capacity", "resources")
+        }
+        AllocError::Blocked { ahead: a } => {
+            ahead = Some(*a);
+            ("queued_ahead", "priority")
+        }
+        AllocError::QueueFull { limit: l } => {
+            limit = Some(*l);
+            ("queue_full", "queue")
+        }
+        AllocError::Duplicate(_) => ("duplicate_allocation", "allocation_id"),
         AllocError::Invalid(f) => return ApiError::Invalid(f.clone()).error_response(),
     };
-    let mut body = json!({"error": code, "message": e.to_string(), "field": field});
-    if let (Value::Object(b), Value::Object(x)) = (&mut body, extra) {
-        b.extend(x);
-    }
-    HttpResponse::build(StatusCode::CONFLICT).json(body)
+    let body = ErrorBody {
+        error: code.into(),
+        message: e.to_string(),
+        field: Some(field.into()),
+        errors: None,
+    };
+    HttpResponse::build(StatusCode::CONFLICT).json(AllocationRefusal {
+        body,
+        shortages,
+        ahead,
+        limit,
+    })
 }
 
 /// Reads the body of `POST /api/allocations`, reporting every malformed field at once. The
@@ -260,7 +340,21 @@ fn parse_spec(v: &Value, path: &str, e: &mut FieldErrors) -> Option<ResourceSpec
     })
 }
 
-async fn get(id: web::Path<String>, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/allocations/{id}",
+    tag = "resources",
+    params(("id" = String, Path, description = "The allocation's id")),
+    responses(
+        (status = 200, description = "The allocation, granted or queued", body = AllocationState),
+        (status = 404, description = "No such allocation", body = ErrorBody),
+        (status = 503, description = "The resource allocator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get(
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match allocator(&state)?
         .send(GetAllocation(id.clone()))
@@ -272,7 +366,31 @@ async fn get(id: web::Path<String>, state: web::Data<ApiState>) -> Result<HttpRe
     }
 }
 
-async fn confirm(
+/// The answer of a confirm.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfirmedAnswer {
+    pub allocation_id: String,
+    /// `confirmed`.
+    pub status: String,
+    /// Whether it was granted (a queued one is confirmed for when it is).
+    pub granted: bool,
+}
+
+/// Confirms an allocation, so it is not released at `allocation_timeout`.
+#[utoipa::path(
+    post,
+    path = "/api/allocations/{id}/confirm",
+    tag = "resources",
+    params(("id" = String, Path, description = "The allocation's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Confirmed", body = ConfirmedAnswer),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such allocation", body = ErrorBody),
+        (status = 503, description = "The resource allocator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn confirm(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -282,14 +400,38 @@ async fn confirm(
         .await
         .map_err(unavailable)?
         .map_err(|_| ApiError::NotFound(format!("allocation {id}")))?;
-    Ok(HttpResponse::Ok().json(json!({
-        "allocation_id": id,
-        "status": "confirmed",
-        "granted": confirmed == Confirmed::Granted,
-    })))
+    Ok(HttpResponse::Ok().json(ConfirmedAnswer {
+        allocation_id: id,
+        status: "confirmed".into(),
+        granted: confirmed == Confirmed::Granted,
+    }))
 }
 
-async fn deallocate(
+/// The answer of a release.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deallocated {
+    pub allocation_id: String,
+    /// `deallocated`.
+    pub status: String,
+    /// What it was: `granted` or `queued`.
+    pub was: String,
+}
+
+/// Releases an allocation (or takes it out of the queue).
+#[utoipa::path(
+    delete,
+    path = "/api/allocations/{id}",
+    tag = "resources",
+    params(("id" = String, Path, description = "The allocation's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Released", body = Deallocated),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such allocation", body = ErrorBody),
+        (status = 503, description = "The resource allocator is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn deallocate(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -303,16 +445,17 @@ async fn deallocate(
         Released::Grant(_) => "granted",
         Released::Queued { .. } => "queued",
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "allocation_id": id,
-        "status": "deallocated",
-        "was": was,
-    })))
+    Ok(HttpResponse::Ok().json(Deallocated {
+        allocation_id: id,
+        status: "deallocated".into(),
+        was: was.into(),
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn fields(doc: Value) -> Vec<String> {
         parse_request(&doc)

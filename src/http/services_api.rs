@@ -11,11 +11,10 @@
 //! (since last heard of). `counters` are the announcements accepted and dropped, by reason.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
-use crate::discovery::{Query, ServiceType};
+use crate::discovery::{DiscoveryCounters, KnownService, Query, ServiceType};
 use crate::http::api::ApiState;
-use crate::http::error::{ApiError, not_allowed};
+use crate::http::error::{ApiError, ErrorBody, not_allowed};
 use crate::messages::discovery::{GetDiscoveryStats, GetServices};
 use crate::validate::FieldErrors;
 
@@ -58,7 +57,33 @@ pub fn parse_query(query_string: &str) -> Result<Query, FieldErrors> {
     if e.0.is_empty() { Ok(q) } else { Err(e) }
 }
 
-async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+/// `GET /api/services`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ServiceList {
+    pub services: Vec<KnownService>,
+    /// Announcements accepted and dropped, by reason.
+    pub counters: DiscoveryCounters,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/services",
+    tag = "cluster",
+    params(
+        ("type" = inline(Option<crate::http::openapi::ServiceTypeQuery>), Query, description = "`orchestrator` or `load_generator`"),
+        ("capability" = Option<String>, Query, description = "A capability the service must list"),
+        ("healthy" = inline(Option<crate::http::openapi::HealthyQuery>), Query, description = "`true`: only healthy ones"),
+    ),
+    responses(
+        (status = 200, description = "The services discovery knows of", body = ServiceList),
+        (status = 422, description = "A bad query parameter, named", body = ErrorBody),
+        (status = 503, description = "Discovery is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
     let query = parse_query(req.query_string()).map_err(ApiError::Invalid)?;
     let discovery = state
         .registry
@@ -69,10 +94,10 @@ async fn list(req: HttpRequest, state: web::Data<ApiState>) -> Result<HttpRespon
         |e: actix::MailboxError| ApiError::Unavailable(format!("discovery did not answer: {e}"));
     let services = discovery.send(GetServices(query)).await.map_err(gone)?;
     let stats = discovery.send(GetDiscoveryStats).await.map_err(gone)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "services": services,
-        "counters": stats.counters,
-    })))
+    Ok(HttpResponse::Ok().json(ServiceList {
+        services,
+        counters: stats.counters,
+    }))
 }
 
 #[cfg(test)]

@@ -96,11 +96,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn index(req: HttpRequest) -> HttpResponse {
+/// The web UI.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "ui",
+    responses(
+        (status = 200, description = "The web UI's page", content_type = "text/html", body = String),
+        (status = 304, description = "Not modified (If-None-Match)"),
+    )
+)]
+pub(crate) async fn index(req: HttpRequest) -> HttpResponse {
     serve(&req, &INDEX)
 }
 
-async fn file(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
+/// One of the web UI's files (scripts, styles).
+#[utoipa::path(
+    get,
+    path = "/ui/{file}",
+    tag = "ui",
+    params(("file" = String, Path, description = "The file's name")),
+    responses(
+        (status = 200, description = "The file", content_type = "*/*", body = String),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No such file", body = crate::http::error::ErrorBody),
+    )
+)]
+pub(crate) async fn file(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     match ASSETS.iter().find(|a| a.name == name.as_str()) {
         Some(asset) => serve(&req, asset),
         None => not_found(req).await,

@@ -19,13 +19,14 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::actors::distributor::{Distributor, scenario_request};
 use crate::http::api::{ApiState, validate_plan};
-use crate::http::error::{ApiError, json_body, not_allowed};
+use crate::http::error::{ApiError, ErrorBody, json_body, not_allowed};
 use crate::messages::distributor::{
-    ExecutionMode, GetPlan, ListPlans, PreparedScenario, SubmitWorkload, Workload, WorkloadError,
+    ExecutionMode, GetPlan, ListPlans, PlanView, PreparedScenario, SubmitWorkload, Workload,
+    WorkloadError,
 };
 use crate::placement::{Scenario, Strategy, check_workload};
 use crate::validate::{FieldError, FieldErrors, Obj};
@@ -144,7 +145,36 @@ fn rename(errors: FieldErrors, i: usize) -> FieldErrors {
     )
 }
 
-async fn submit(
+/// A workload's 409: an `ApiError`; when a scenario fits no node (`"error": "unplaced"`), with
+/// each such scenario and why.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkloadRefusal {
+    #[serde(flatten)]
+    pub body: ErrorBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unplaced: Option<Vec<crate::placement::Unplaced>>,
+}
+
+/// Places a workload's scenarios on the cluster's nodes and runs them as executions.
+#[utoipa::path(
+    post,
+    path = "/api/workloads",
+    tag = "workloads",
+    request_body = crate::http::openapi::WorkloadRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A dry run: the plan, nothing started", body = PlanView),
+        (status = 201, description = "The plan, its executions submitted", body = PlanView),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 409, description = "A scenario fits no node (`unplaced`), or the workload id is taken", body = WorkloadRefusal),
+        (status = 413, description = "Over api.max_body_size", body = ErrorBody),
+        (status = 415, description = "Not a JSON content type", body = ErrorBody),
+        (status = 422, description = "Invalid: the field named", body = ErrorBody),
+        (status = 503, description = "The distributor is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn submit(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ApiState>,
@@ -190,12 +220,15 @@ async fn submit(
         Ok(view) => Ok(HttpResponse::Created().json(view)),
         Err(WorkloadError::Unplaced(unplaced)) => {
             let message = WorkloadError::Unplaced(unplaced.clone()).to_string();
-            Ok(HttpResponse::Conflict().json(json!({
-                "error": "unplaced",
-                "message": message,
-                "field": "scenarios",
-                "unplaced": unplaced,
-            })))
+            Ok(HttpResponse::Conflict().json(WorkloadRefusal {
+                body: ErrorBody {
+                    error: "unplaced".into(),
+                    message,
+                    field: Some("scenarios".into()),
+                    errors: None,
+                },
+                unplaced: Some(unplaced),
+            }))
         }
         Err(e @ WorkloadError::TooLargeToCoordinate { .. }) => {
             let mut f = FieldErrors::default();
@@ -207,15 +240,41 @@ async fn submit(
     }
 }
 
-async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+/// Every plan kept, newest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PlanList {
+    pub plans: Vec<PlanView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/plans",
+    tag = "workloads",
+    responses(
+        (status = 200, description = "Every plan kept, newest first", body = PlanList),
+        (status = 503, description = "The distributor is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let plans = distributor(&state)?
         .send(ListPlans)
         .await
         .map_err(unavailable)?;
-    Ok(HttpResponse::Ok().json(json!({"plans": plans})))
+    Ok(HttpResponse::Ok().json(PlanList { plans }))
 }
 
-async fn get(
+#[utoipa::path(
+    get,
+    path = "/api/plans/{id}",
+    tag = "workloads",
+    params(("id" = String, Path, description = "The plan's (workload's) id")),
+    responses(
+        (status = 200, description = "The plan: its assignments, their executions and progress", body = PlanView),
+        (status = 404, description = "No such plan", body = ErrorBody),
+        (status = 503, description = "The distributor is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get(
     path: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -260,7 +260,7 @@ impl<M> From<DataFrame<M>> for Delivered<M> {
 }
 
 /// Counters of one session.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionStats {
     /// Messages accepted by `send` (every mode).
     pub sent: u64,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 const MAX_MODULUS: usize = 720;
 
 /// Who owns which arrivals of one task, over time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShareTable {
     /// The nodes taking part, by slot; `owners` hold slots.
     pub nodes: Vec<String>,
@@ -27,7 +27,7 @@ pub struct ShareTable {
     pub periods: Vec<SharePeriod>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SharePeriod {
     /// Milliseconds after the task's start.
     pub from_ms: u64,

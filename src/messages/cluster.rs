@@ -199,7 +199,7 @@ pub struct TakeConn {
 pub struct GetNodeView;
 
 /// A node as the orchestrator sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub node_id: String,
     /// `connected`, `disconnected` (its session may resume) or `failed` (fenced).

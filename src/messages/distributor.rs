@@ -11,7 +11,7 @@ use crate::load::plan::TestPlan;
 use crate::placement::{Scenario, Strategy, Unplaced};
 
 /// How a workload's scenarios run relative to each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionMode {
     /// All start at one instant, once every one holds its resources (a barrier).
@@ -91,7 +91,7 @@ pub enum WorkloadError {
 }
 
 /// A distribution plan as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlanView {
     pub plan_id: String,
     pub workload_id: String,
@@ -108,7 +108,7 @@ pub struct PlanView {
     pub unplaced: Vec<Unplaced>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AssignmentView {
     pub scenario_id: String,
     pub node_id: String,

@@ -174,7 +174,7 @@ pub struct Unsubscribe {
 #[rtype(result = "EventBusState")]
 pub struct GetEventBusState;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventBusState {
     pub subscribers: usize,
     pub published: u64,

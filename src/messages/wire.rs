@@ -62,7 +62,7 @@ pub struct Hello {
     pub recv_hwm: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Capacity {
     pub cpu_cores: u32,
     pub workers: u32,

@@ -120,7 +120,19 @@ pub const TEST_TYPES: [&str; 4] = [
 ];
 
 /// The six distribution strategies; see the module documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     RoundRobin,
@@ -237,7 +249,7 @@ pub struct Assignment {
     pub node_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Unplaced {
     pub scenario_id: String,
     /// What was missing, e.g. `capability "gpu" on no healthy node` or

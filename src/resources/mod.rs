@@ -85,7 +85,7 @@ pub(crate) fn from_units(u: Units) -> f64 {
 }
 
 /// An amount of one resource, asked for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceSpec {
     pub resource: String,
     pub amount: f64,
@@ -150,7 +150,7 @@ impl AllocationRequest {
 }
 
 /// A part of a grant: an amount of one resource on one node, in the base unit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Portion {
     pub node_id: String,
     pub resource: String,
@@ -183,7 +183,7 @@ pub enum Outcome {
 /// What was short for a request: of one resource on one node (`node_id`), or in the whole
 /// pool (`node_id` absent). `available` is free now (for a request that can never fit: the
 /// capacity), `total` the capacity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Shortage {
     pub resource: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -308,7 +308,7 @@ impl Effects {
 }
 
 /// One node's capacity and what is allocated on it, per resource, in base units.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NodeUsage {
     pub node_id: String,
     pub capacity: BTreeMap<String, f64>,
@@ -319,7 +319,7 @@ pub struct NodeUsage {
 /// sum of each node's free amount (a node over its capacity adds nothing), so it may be less
 /// than `total - allocated`. `utilization_percent` is `allocated / total × 100` (above 100
 /// after a capacity shrank below its grants; 100 when nothing is left of a resource still held).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Aggregate {
     pub total: f64,
     pub allocated: f64,
@@ -328,7 +328,7 @@ pub struct Aggregate {
 }
 
 /// A granted allocation, as the status shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AllocationView {
     pub allocation_id: String,
     pub requester_id: String,
@@ -341,7 +341,7 @@ pub struct AllocationView {
 }
 
 /// A waiting request, as the status shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueuedView {
     pub allocation_id: String,
     pub requester_id: String,
@@ -355,7 +355,7 @@ pub struct QueuedView {
 }
 
 /// One allocation looked up by id.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum AllocationState {
     Granted(AllocationView),
@@ -363,7 +363,7 @@ pub enum AllocationState {
 }
 
 /// The pool: nodes, per-resource aggregates, grants (by id) and the queue (in order).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PoolStatus {
     pub nodes: Vec<NodeUsage>,
     pub aggregate_utilization: BTreeMap<String, Aggregate>,

@@ -56,7 +56,7 @@ pub fn estimate(spec: &ScanSpec) -> (u64, Duration) {
 }
 
 /// One node's part of a merged scan.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScanNode {
     pub node_id: String,
     /// `METHOD path` of each endpoint of its slice.

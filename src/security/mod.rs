@@ -24,7 +24,19 @@ pub mod sqli;
 pub mod xss;
 
 /// The kinds of check a scan can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanType {
     Xss,
@@ -74,7 +86,9 @@ pub enum Depth {
     Deep,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Low,
@@ -178,7 +192,7 @@ impl ScanSpec {
 }
 
 /// A request as sent (or as it would have been).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SentRequest {
     pub method: String,
     pub url: String,
@@ -257,7 +271,7 @@ pub struct Exchange {
 }
 
 /// Where a finding shows: the request and a short excerpt of the answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Evidence {
     pub request: SentRequest,
     pub response_status: u16,
@@ -318,7 +332,7 @@ pub fn excerpt(text: &str, needle: &str) -> String {
 }
 
 /// A flaw found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub scan_type: ScanType,
     pub severity: Severity,
@@ -401,7 +415,7 @@ pub enum Technique {
 }
 
 /// The findings of a scan and what it sent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScanReport {
     pub findings: Vec<Finding>,
     /// Requests that left for the target.

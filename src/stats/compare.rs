@@ -18,7 +18,7 @@ use super::Percentiles;
 use super::report::{Report, Summary, TaskReport};
 
 /// One figure in both runs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Delta {
     pub a: f64,
     pub b: f64,
@@ -41,7 +41,7 @@ impl Delta {
 }
 
 /// The corrected latency percentiles compared.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LatencyDeltas {
     pub p50: Delta,
     pub p95: Delta,
@@ -61,7 +61,8 @@ impl LatencyDeltas {
 }
 
 /// The figures compared for the summary and for each task.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = ComparedFigures)]
 pub struct Figures {
     pub achieved_rps: Delta,
     pub total_requests: Delta,
@@ -124,7 +125,7 @@ impl Figures {
 }
 
 /// Which run a side is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<String>,
@@ -145,14 +146,14 @@ impl RunInfo {
 }
 
 /// One task present in both runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TaskComparison {
     pub name: String,
     #[serde(flatten)]
     pub figures: Figures,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Comparison {
     pub a: RunInfo,
     pub b: RunInfo,

@@ -46,7 +46,7 @@ pub enum ErrorKind {
     Body,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorCounts {
     pub total: u64,
     pub connect: u64,
@@ -160,7 +160,7 @@ impl Window {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
@@ -198,7 +198,7 @@ impl Percentiles {
 }
 
 /// One second of a task, merged across shards.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelinePoint {
     pub second: u64,
     /// Requests the plan called for in this second (open model; 0 for closed).
@@ -214,7 +214,7 @@ pub struct TimelinePoint {
 }
 
 /// Figures of a task so far, for live progress.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Snapshot {
     pub sent: u64,
     pub completed: u64,

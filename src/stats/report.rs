@@ -10,7 +10,7 @@ use super::thresholds::{Figures, Threshold, Verdict, verdicts};
 use super::{ErrorCounts, Percentiles, TaskAccumulator, TimelinePoint, new_histogram};
 
 /// Also read back (`Deserialize`) from the store, for the HTML report and comparisons.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub name: String,
     /// Milliseconds since the Unix epoch when the first task started.
@@ -20,7 +20,7 @@ pub struct Report {
 }
 
 /// All tasks together.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     /// The run was stopped before its plan ended (Ctrl-C, or a watch: a failed threshold with
     /// `abort_on_fail`); the figures cover what ran.
@@ -48,7 +48,7 @@ pub struct Summary {
     pub latency_uncorrected_ms: Percentiles,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskReport {
     pub name: String,
     #[serde(rename = "type")]
@@ -94,7 +94,7 @@ pub struct TaskReport {
 }
 
 /// One node's part of a task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeReport {
     pub node_id: String,
     pub sent: u64,

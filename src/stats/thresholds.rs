@@ -224,7 +224,7 @@ impl Figures {
 }
 
 /// A threshold's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verdict {
     pub threshold: String,
     pub passed: bool,

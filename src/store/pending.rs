@@ -151,7 +151,7 @@ pub fn is_storage_failure(e: &StoreError) -> bool {
 }
 
 /// What `GET /api/health` and the orchestrator learn of the store.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoreStatus {
     /// The data directory (`None` for a store in memory).
     pub data_dir: Option<String>,

@@ -307,7 +307,7 @@ fn read_break_on(o: &mut Obj<'_>, e: &mut FieldErrors) -> BreakOn {
 }
 
 /// What a stress test found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StressResult {
     /// The highest step that held: the last sustainable rate (`null` when the first broke).
     pub breaking_point_rps: Option<f64>,
@@ -323,7 +323,7 @@ pub struct StressResult {
 
 /// One step's figures over its evaluated seconds (the warm-up second left out); latencies
 /// are the step's worst second.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StressStep {
     /// The planned rate.
     pub rps: f64,
