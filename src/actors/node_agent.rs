@@ -155,6 +155,8 @@ pub struct NodeAgent {
     connecting: bool,
     /// Leaving (`Leave`): never connect again.
     leaving: bool,
+    /// Told when the link has closed after a goodbye (the orchestrator's close, or the end).
+    left: Option<tokio::sync::oneshot::Sender<()>>,
     backoff: Duration,
     lease: Arc<Lease>,
     pool: Addr<WorkerPool>,
@@ -237,6 +239,7 @@ impl NodeAgent {
             generation: 0,
             connecting: false,
             leaving: false,
+            left: None,
             backoff: BACKOFF_FIRST,
             lease: Arc::new(Lease::expired()),
             pool: WorkerPool::new(workers).start(),
@@ -763,6 +766,9 @@ impl StreamHandler<ConnEvent> for NodeAgent {
         match ev {
             ConnEvent::Frame(g, bytes) if g == self.generation => self.on_frame(&bytes, ctx),
             ConnEvent::Closed(g) if g == self.generation => {
+                if let Some(left) = self.left.take() {
+                    let _ = left.send(());
+                }
                 self.conn = None;
                 self.session.on_disconnect();
                 tracing::info!(node = %self.node_id, "cluster link closed; reconnecting");
@@ -901,15 +907,23 @@ impl Handler<Leave> for NodeAgent {
         for t in self.tasks.values() {
             let _ = t.stop.send(true);
         }
-        let Some(tx) = self.conn.clone() else {
+        if self.conn.is_none() {
             return Box::pin(async {});
-        };
+        }
         tracing::info!(node = %self.node_id, "leaving the cluster");
         self.send(NodeMsg::Goodbye, Delivery::FireAndForget);
         self.flush();
         self.disconnect("node leaving");
-        // The writer ends (and drops its end) once it has sent the close.
-        Box::pin(async move { tx.closed().await })
+        // The closing handshake: wait until the orchestrator has closed its side too (it does
+        // on the goodbye) before the process exits. A socket closed with the orchestrator's
+        // heartbeats still unread is reset, and a reset can throw away the goodbye before the
+        // orchestrator reads it: the node was then shown failed, not left. The caller bounds
+        // the wait.
+        let (left, closed) = tokio::sync::oneshot::channel();
+        self.left = Some(left);
+        Box::pin(async move {
+            let _ = closed.await;
+        })
     }
 }
 
