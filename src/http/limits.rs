@@ -21,7 +21,8 @@
 //! `api.max_body_size`), all freed when the connection closes. Freed, but not given back:
 //! the C allocator keeps what thousands of short connections left in its arenas (an
 //! orchestrator stayed 40 MB above its level after 5,000 slow bodies). [`trim_memory`] runs
-//! every [`TRIM_EVERY`] and hands the free pages back, so memory returns after an attack.
+//! after bodies were cut (checked every [`TRIM_EVERY`]) and hands the free pages back, so
+//! memory returns after an attack.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -96,6 +97,7 @@ impl BodyLimits {
             if let Some((_, cut)) = p.queue.pop_front() {
                 let _ = cut.send(());
                 limits.evicted.fetch_add(1, Ordering::Relaxed);
+                BODIES_CUT.fetch_add(1, Ordering::Relaxed);
             }
         }
         let id = p.next_id;
@@ -198,6 +200,7 @@ impl Stream for Timed {
             let limits = ticket.limits.clone();
             this.ticket = None;
             limits.timed_out.fetch_add(1, Ordering::Relaxed);
+            BODIES_CUT.fetch_add(1, Ordering::Relaxed);
             return Poll::Ready(Some(Err(cut(format!(
                 "request body not received within {} s (api.body_timeout)",
                 limits.timeout.as_secs_f64()
@@ -221,14 +224,28 @@ pub fn trim_memory() {
     }
 }
 
-/// Runs [`trim_memory`] every [`TRIM_EVERY`] on the current arbiter, for as long as the
-/// process lives.
+/// Bodies cut (at their deadline, or for a newer one) by any server of this process: what
+/// tells [`spawn_memory_trim`] that slow clients came and went.
+static BODIES_CUT: AtomicU64 = AtomicU64::new(0);
+
+/// Every [`TRIM_EVERY`] on the current arbiter, for as long as the process lives: runs
+/// [`trim_memory`] when bodies were cut since the last look, and once more after that (the
+/// connections of the last cut close after it). Only then: `malloc_trim` takes each arena's
+/// lock in turn, and a node's load workers, which allocate on every request, should not
+/// queue behind it for nothing.
 pub fn spawn_memory_trim() {
     actix_rt::spawn(async {
         let mut every = actix_rt::time::interval(TRIM_EVERY);
+        let mut seen = BODIES_CUT.load(Ordering::Relaxed);
+        let mut again = false;
         loop {
             every.tick().await;
-            trim_memory();
+            let now = BODIES_CUT.load(Ordering::Relaxed);
+            if now != seen || again {
+                trim_memory();
+                again = now != seen;
+                seen = now;
+            }
         }
     });
 }
