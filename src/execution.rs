@@ -316,8 +316,11 @@ pub struct Execution {
     pub finished_at_ms: Option<u64>,
     /// Empty until planned.
     pub tasks: Vec<ExecTask>,
-    /// A node was lost while it ran.
+    /// A node was lost while it ran, or the store could not keep all of its windows.
     pub degraded: bool,
+    /// What the store's trouble with this execution was, if it had any (set when it ends;
+    /// part of the final reason).
+    pub store_note: Option<String>,
     /// Cancelled while running: the state is `cancelled` already, the nodes are stopping.
     /// Also set while a watch's stop is under way (`stopped_early`).
     pub stopping: bool,
@@ -371,6 +374,7 @@ impl Execution {
             finished_at_ms: None,
             tasks: Vec::new(),
             degraded: false,
+            store_note: None,
             stopping: false,
             stopped_early: None,
             cancelled_at_ms: None,
@@ -749,11 +753,13 @@ impl Execution {
                 s.not_sent, s.planned_requests
             ));
         }
-        if why.is_empty() && !self.degraded {
-            return (State::Completed, self.reason.clone());
-        }
-        if why.is_empty() {
+        let degraded = self.degraded || !why.is_empty();
+        if degraded && why.is_empty() && self.store_note.is_none() {
             why.push("a node was lost".into());
+        }
+        why.extend(self.store_note.iter().cloned());
+        if !degraded {
+            return (State::Completed, self.reason.clone().or(self.store_note.clone()));
         }
         (State::CompletedDegraded, Some(why.join("; ")))
     }
@@ -903,6 +909,7 @@ mod tests {
             finished_at_ms: None,
             tasks: Vec::new(),
             degraded: false,
+            store_note: None,
             stopping: false,
             stopped_early: None,
             cancelled_at_ms: None,
@@ -1022,6 +1029,38 @@ mod tests {
             } else {
                 assert_eq!(reason, None);
             }
+        }
+    }
+
+    /// A store that could not keep every window degrades the run with its own reason (not
+    /// "a node was lost"), beside any other; a note of trouble that passed keeps it completed.
+    #[test]
+    fn the_stores_trouble_is_the_reason_it_gives() {
+        for (sent_each, degraded, state, reason) in [
+            (100, true, State::CompletedDegraded, "the store is full"),
+            (
+                97,
+                true,
+                State::CompletedDegraded,
+                "9 of 300 planned requests were not sent; the store is full",
+            ),
+            (100, false, State::Completed, "the store is full"),
+        ] {
+            let mut e = execution("rebalance", "open");
+            for node in ["a", "b", "c"] {
+                let mut w = Window::new(0);
+                w.sent = sent_each;
+                w.completed = sent_each;
+                assert!(e.add_window(0, node, w, true));
+            }
+            e.degraded = degraded;
+            e.store_note = Some("the store is full".into());
+            let report = e.report();
+            let (got, why) = e.final_state(&report);
+            assert_eq!((got, why.as_deref()), (state, Some(reason)));
+            // Asked again (a late window amends the report), the reason does not grow.
+            e.reason = why;
+            assert_eq!(e.final_state(&report).1.as_deref(), Some(reason));
         }
     }
 

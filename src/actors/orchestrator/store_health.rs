@@ -36,7 +36,7 @@ impl Orchestrator {
         });
     }
 
-    /// Puts the store's trouble with execution `id` (if it had any) into its reason, and
+    /// Notes the store's trouble with execution `id` (if it had any) for its final reason, and
     /// degrades it while some of its windows are not in the store.
     pub(super) fn note_store_trouble(&mut self, id: &str) {
         let s = &self.store_status;
@@ -64,9 +64,6 @@ impl Orchestrator {
             return;
         };
         e.degraded |= still;
-        e.reason = Some(match e.reason.take() {
-            Some(r) => format!("{r}; {note}"),
-            None => note,
-        });
+        e.store_note = Some(note);
     }
 }
