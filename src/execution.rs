@@ -178,7 +178,9 @@ impl ExecTask {
     pub fn new(name: String, task: LoadTask, task_json: String, shares: ShareTable) -> ExecTask {
         let n = shares.nodes.len();
         let rate = (task.model == Model::Open).then(|| task.rate_plan());
-        let planned_requests = rate.as_ref().map(|r| r.total().round() as u64);
+        let planned_requests = rate
+            .as_ref()
+            .map(|r| r.planned_requests(task.arrivals, task.profile.seed));
         let acc = TaskAccumulator::for_plan(n, rate);
         let thresholds = task.thresholds.clone();
         let mut watches = if thresholds.iter().any(|t| t.abort_on_fail) {
@@ -759,7 +761,10 @@ impl Execution {
         }
         why.extend(self.store_note.iter().cloned());
         if !degraded {
-            return (State::Completed, self.reason.clone().or(self.store_note.clone()));
+            return (
+                State::Completed,
+                self.reason.clone().or(self.store_note.clone()),
+            );
         }
         (State::CompletedDegraded, Some(why.join("; ")))
     }

@@ -214,6 +214,14 @@ impl FromValue for f64 {
 
 impl FromValue for u64 {
     fn from_value(v: &Value, path: &str, errors: &mut FieldErrors) -> Option<Self> {
+        // Exactly, where the value is a whole number (or its text): through f64 a u64 past
+        // 2^53 came back as another number (a pinned 64-bit seed drew another sequence).
+        if let Some(x) = v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        {
+            return Some(x);
+        }
         match number(v) {
             Some(x) if x >= 0.0 && x.fract() == 0.0 && x <= u64::MAX as f64 => Some(x as u64),
             _ => {
@@ -472,6 +480,21 @@ pub fn read_list<'v>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A 64-bit number (a seed) is read exactly, not through f64.
+    #[test]
+    fn whole_numbers_past_2_pow_53_are_exact() {
+        let mut e = FieldErrors::default();
+        let big = 9_307_846_775_626_449_086u64;
+        assert_eq!(u64::from_value(&json!(big), "seed", &mut e), Some(big));
+        assert_eq!(
+            u64::from_value(&json!(big.to_string()), "seed", &mut e),
+            Some(big)
+        );
+        assert_eq!(u64::from_value(&json!(3.0), "n", &mut e), Some(3));
+        assert!(e.is_empty());
+        assert_eq!(u64::from_value(&json!(-1), "n", &mut e), None);
+    }
 
     #[test]
     fn durations_parse_in_every_form() {

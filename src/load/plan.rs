@@ -161,6 +161,26 @@ pub struct Task {
     pub kind: TaskKind,
 }
 
+/// Writes each load task's seed into the plan document `doc` (the one `plan` was read
+/// from), where the plan left it to chance. Whoever reads the document again (every node the
+/// task is sent to, a restarted orchestrator) then draws the same arrival sequence, which is
+/// one global sequence shared out by index (DESIGN §6), and the report's `seed` is the one
+/// that ran.
+pub fn pin_seeds(doc: &mut serde_json::Value, plan: &TestPlan) {
+    let Some(tasks) = doc.get_mut("tasks").and_then(|t| t.as_array_mut()) else {
+        return;
+    };
+    for (t, task) in tasks.iter_mut().zip(&plan.tasks) {
+        if let TaskKind::LoadTest(load) = &task.kind
+            && let Some(params) = t.get_mut("parameters").and_then(|p| p.as_object_mut())
+        {
+            params
+                .entry("seed")
+                .or_insert_with(|| serde_json::Value::from(load.profile.seed));
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "parameters", rename_all = "snake_case")]
 pub enum TaskKind {

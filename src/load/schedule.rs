@@ -28,6 +28,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
+/// The largest Poisson plan whose arrivals [`RatePlan::planned_requests`] counts one by one.
+pub const POISSON_COUNT_LIMIT: f64 = 20_000_000.0;
+
 /// One linear piece of a rate plan: the rate moves from `from_rps` to `to_rps` over `duration`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Segment {
@@ -256,6 +259,22 @@ impl RatePlan {
     /// Requests planned in `[from, to)`.
     pub fn between(&self, from: Duration, to: Duration) -> f64 {
         self.integral(to) - self.integral(from)
+    }
+
+    /// The requests a run of this plan is to send: for `uniform` arrivals the integral
+    /// (rounded), for `poisson` the number of arrivals the seeded sequence places in
+    /// `[0, T)`, which the nodes share out between them, so that a run that sent all it was
+    /// given reports nothing unsent (the integral is only that count's mean). Counting costs
+    /// one draw per arrival: past [`POISSON_COUNT_LIMIT`] planned requests the integral
+    /// stands in for it.
+    pub fn planned_requests(&self, mode: Arrivals, seed: u64) -> u64 {
+        let total = self.total();
+        match mode {
+            Arrivals::Poisson if total <= POISSON_COUNT_LIMIT => {
+                self.arrivals(mode, seed).count() as u64
+            }
+            _ => total.round() as u64,
+        }
     }
 
     /// Arrival offsets from the start, in order, all before [`RatePlan::duration`].
@@ -518,6 +537,24 @@ mod tests {
             "coefficient of variation {}",
             gsd / gm
         );
+    }
+
+    #[test]
+    fn a_poisson_plan_plans_what_its_sequence_holds() {
+        let plan = RatePlan::constant(80.0, Duration::from_secs(4));
+        assert_eq!(plan.planned_requests(Arrivals::Uniform, 1), 320);
+        let counts: Vec<u64> = (0..20)
+            .map(|seed| {
+                let planned = plan.planned_requests(Arrivals::Poisson, seed);
+                assert_eq!(
+                    planned,
+                    plan.arrivals(Arrivals::Poisson, seed).count() as u64
+                );
+                planned
+            })
+            .collect();
+        // The count is the sequence's, not the integral: it varies with the seed.
+        assert!(counts.iter().any(|&c| c != 320), "{counts:?}");
     }
 
     #[test]

@@ -624,8 +624,9 @@ impl Actor for Orchestrator {
 impl Handler<Submit> for Orchestrator {
     type Result = ResponseActFuture<Self, Result<String, SubmitError>>;
 
-    fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut msg: Submit, _ctx: &mut Context<Self>) -> Self::Result {
         let id = uuid::Uuid::new_v4().to_string();
+        crate::load::plan::pin_seeds(&mut msg.request, &msg.plan);
         let record = ExecutionRecord {
             id: id.clone(),
             name: msg.plan.name.clone(),
