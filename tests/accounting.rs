@@ -13,37 +13,11 @@ use common::{mcpt, target};
 use mcp_testing::cli::TargetGuard;
 use serde_json::{Value, json};
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// Waits until `at_s` seconds after the execution's common start.
-fn wait_for_second(c: &Cluster, id: &str, at_s: f64) {
-    let mut start = None;
-    assert!(common::wait_until(Duration::from_secs(30), || {
-        start = c.execution(id)["started_at_ms"].as_u64();
-        start.is_some()
-    }));
-    let at = start.unwrap() + (at_s * 1000.0) as u64;
-    common::wait_until(Duration::from_secs(60), || now_ms() >= at);
-}
-
-fn node_view(c: &Cluster, node: &str) -> Value {
-    c.nodes_view()
-        .into_iter()
-        .find(|v| v["node_id"] == node)
-        .unwrap_or_default()
-}
-
 fn wait_state(c: &Cluster, node: &str, state: &str) {
     let ok = common::wait_until(Duration::from_secs(20), || {
-        node_view(c, node)["state"] == state
+        c.node_view(node)["state"] == state
     });
-    assert!(ok, "{node} never {state}: {}", node_view(c, node));
+    assert!(ok, "{node} never {state}: {}", c.node_view(node));
 }
 
 /// Each node's completed requests in the report equal what the target got from it.
@@ -118,7 +92,7 @@ fn a_frozen_nodes_windows_count_once() {
     let t = target();
     let c = Cluster::start(3);
     let id = c.submit(&load_body(t.addr, 300, 12, json!({})));
-    wait_for_second(&c, &id, 4.0);
+    c.wait_for_second(&id, 4.0);
     c.nodes[1].signal("STOP");
     wait_state(&c, "node-1", "failed");
     common::hold(Duration::from_millis(1000));
@@ -130,7 +104,7 @@ fn a_frozen_nodes_windows_count_once() {
     assert_exact(&report, &t, "SIGSTOP");
     let n1 = lost(&report, "node-1");
     assert_eq!(n1["lost"], true, "{n1}");
-    assert!(node_view(&c, "node-1")["epoch"].as_u64().unwrap() >= 1);
+    assert!(c.node_view("node-1")["epoch"].as_u64().unwrap() >= 1);
 }
 
 /// Issue 13 item 5: an 8 s partition of one node's link: fenced, re-split, and after the
@@ -143,7 +117,7 @@ fn a_partitioned_nodes_windows_count_once() {
     c.add_node_via("node-p", &format!("http://{}", proxy.addr));
     c.wait_connected(3);
     let id = c.submit(&load_body(t.addr, 300, 14, json!({})));
-    wait_for_second(&c, &id, 3.0);
+    c.wait_for_second(&id, 3.0);
     proxy.partition();
     common::hold(Duration::from_secs(8));
     proxy.heal();
@@ -168,7 +142,7 @@ fn a_cancel_during_a_partition_counts_the_cut_off_node() {
     c.add_node_via("node-p", &format!("http://{}", proxy.addr));
     c.wait_connected(2);
     let id = c.submit(&load_body(t.addr, 200, 30, json!({})));
-    wait_for_second(&c, &id, 3.0);
+    c.wait_for_second(&id, 3.0);
     proxy.partition();
     common::hold(Duration::from_millis(300));
     let url = c.orchestrator.url(&format!("/api/executions/{id}"));
@@ -204,7 +178,7 @@ fn a_failing_execution_keeps_the_survivors_last_second() {
         12,
         json!({"on_node_failure": "fail"}),
     ));
-    wait_for_second(&c, &id, 4.5);
+    c.wait_for_second(&id, 4.5);
     c.nodes[1].kill();
     let view = c.wait_done(&id, Duration::from_secs(60));
     assert_eq!(view["state"], "failed", "{view}");
@@ -250,7 +224,7 @@ fn a_link_drop_that_left_requests_unsent_is_degraded() {
     c.add_node_with("node-p", &format!("http://{}", proxy.addr), &long_death);
     c.wait_connected(1);
     let id = c.submit(&load_body(t.addr, 200, 8, json!({})));
-    wait_for_second(&c, &id, 2.0);
+    c.wait_for_second(&id, 2.0);
     proxy.partition();
     common::hold(Duration::from_secs(2));
     proxy.heal();
@@ -273,7 +247,7 @@ fn a_link_drop_that_left_requests_unsent_is_degraded() {
         "{view}"
     );
     // Not fenced: the session resumed.
-    assert_eq!(node_view(&c, "node-p")["epoch"].as_u64(), Some(0));
+    assert_eq!(c.node_view("node-p")["epoch"].as_u64(), Some(0));
     assert_exact(&report, &t, "2 s link drop");
 }
 

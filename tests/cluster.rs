@@ -46,32 +46,6 @@ fn three_nodes_share_an_execution_exactly() {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// Waits until `at_s` seconds after the execution's common start.
-fn wait_for_second(c: &Cluster, id: &str, at_s: f64) {
-    let mut start = None;
-    assert!(common::wait_until(Duration::from_secs(30), || {
-        start = c.execution(id)["started_at_ms"].as_u64();
-        start.is_some()
-    }));
-    let at = start.unwrap() + (at_s * 1000.0) as u64;
-    common::wait_until(Duration::from_secs(60), || now_ms() >= at);
-}
-
-fn node_view(c: &Cluster, node: &str) -> serde_json::Value {
-    c.nodes_view()
-        .into_iter()
-        .find(|v| v["node_id"] == node)
-        .unwrap_or_default()
-}
-
 /// Acceptance 2: `kill -9` a node at t = 8 s. It is marked failed (how soon is measured by
 /// `benches/failover.sh`, not asserted: a busy machine delays it), its share moves to the others, the execution ends `completed_degraded`, the target gets nearly all
 /// of the plan, and the report's planned-minus-sent matches what the target missed.
@@ -80,11 +54,11 @@ fn a_killed_node_is_replaced_by_the_others() {
     let t = target();
     let mut c = Cluster::start(3);
     let id = c.submit(&load_body(t.addr, 300, 20, json!({})));
-    wait_for_second(&c, &id, 8.0);
+    c.wait_for_second(&id, 8.0);
     c.nodes[1].kill();
     let killed = std::time::Instant::now();
     assert!(common::wait_until(Duration::from_secs(10), || {
-        node_view(&c, "node-1")["state"] == "failed"
+        c.node_view("node-1")["state"] == "failed"
     }));
     let detected = killed.elapsed();
     let view = c.wait_done(&id, Duration::from_secs(60));
@@ -127,7 +101,7 @@ fn a_killed_node_is_replaced_by_the_others() {
             "{n}"
         );
         assert_eq!(n["sent"].as_u64(), received.nodes.get(node).copied(), "{n}");
-        let v = node_view(&c, node);
+        let v = c.node_view(node);
         assert_eq!(v["windows_duplicate"].as_u64(), Some(0), "{v}");
     }
     // Survivors took over: each sent more than its third.
@@ -148,10 +122,10 @@ fn a_frozen_node_is_fenced() {
     let t = target();
     let c = Cluster::start(3);
     let id = c.submit(&load_body(t.addr, 300, 16, json!({})));
-    wait_for_second(&c, &id, 6.0);
+    c.wait_for_second(&id, 6.0);
     c.nodes[1].signal("STOP");
     assert!(common::wait_until(Duration::from_secs(10), || {
-        node_view(&c, "node-1")["state"] == "failed"
+        c.node_view("node-1")["state"] == "failed"
     }));
     // Frozen a while longer than the death timeout.
     common::hold(Duration::from_millis(1000));
@@ -161,9 +135,9 @@ fn a_frozen_node_is_fenced() {
     assert_eq!(view["state"], "completed_degraded", "{view}");
     let after = t.stats.view().nodes.get("node-1").copied().unwrap_or(0);
     assert!(common::wait_until(Duration::from_secs(10), || {
-        node_view(&c, "node-1")["state"] == "connected"
+        c.node_view("node-1")["state"] == "connected"
     }));
-    let v = node_view(&c, "node-1");
+    let v = c.node_view("node-1");
     eprintln!(
         "node-1 sent {before} before SIGCONT and {after} in all; rejected {} old-epoch frames; epoch now {}",
         v["fenced_frames_rejected"], v["epoch"]
@@ -197,7 +171,7 @@ fn the_orchestrator_restarts_without_losing_anything() {
     let t = target();
     let mut c = Cluster::start(3);
     let id = c.submit(&load_body(t.addr, 300, 20, json!({})));
-    wait_for_second(&c, &id, 8.0);
+    c.wait_for_second(&id, 8.0);
     let port = c.orchestrator.addr.port();
     c.orchestrator.kill();
     common::hold(Duration::from_millis(1000));
@@ -244,7 +218,7 @@ fn a_cancelled_execution_stops_on_every_node() {
     let t = target();
     let c = Cluster::start(2);
     let id = c.submit(&load_body(t.addr, 200, 30, json!({})));
-    wait_for_second(&c, &id, 3.0);
+    c.wait_for_second(&id, 3.0);
     let url = c.orchestrator.url(&format!("/api/executions/{id}"));
     let (status, body) = common::cluster::delete(&url, None);
     assert_eq!(
@@ -287,11 +261,11 @@ fn a_cut_link_resumes_its_session() {
     c.add_node_via("node-via-proxy", &format!("http://{}", proxy.addr));
     c.wait_connected(2);
     let id = c.submit(&load_body(t.addr, 200, 8, json!({})));
-    wait_for_second(&c, &id, 3.0);
+    c.wait_for_second(&id, 3.0);
     proxy.cut();
     let view = c.wait_done(&id, Duration::from_secs(40));
     assert_eq!(view["state"], "completed", "{view}");
-    let v = node_view(&c, "node-via-proxy");
+    let v = c.node_view("node-via-proxy");
     let node_log = c.nodes[1].log_text();
     eprintln!(
         "after the cut: {} connections through the proxy, epoch {}, link {}",

@@ -205,6 +205,25 @@ impl Cluster {
         }
     }
 
+    /// One node's entry in `GET /api/nodes` (`null` when it is not listed).
+    pub fn node_view(&self, node: &str) -> Value {
+        self.nodes_view()
+            .into_iter()
+            .find(|v| v["node_id"] == node)
+            .unwrap_or_default()
+    }
+
+    /// Waits until `at_s` seconds after execution `id`'s common start.
+    pub fn wait_for_second(&self, id: &str, at_s: f64) {
+        let mut start = None;
+        assert!(wait_until(Duration::from_secs(30), || {
+            start = self.execution(id)["started_at_ms"].as_u64();
+            start.is_some()
+        }));
+        let at = start.unwrap() + (at_s * 1000.0) as u64;
+        wait_until(Duration::from_secs(60), || now_ms() >= at);
+    }
+
     pub fn nodes_view(&self) -> Vec<Value> {
         get(&self.orchestrator.url("/api/nodes")).1["nodes"]
             .as_array()
@@ -326,4 +345,12 @@ pub fn load_body(target: SocketAddr, rps: u32, duration_s: u32, extra: Value) ->
         }
     }
     serde_json::json!({"name": "cluster-test", "tasks": [{"type": "load_test", "parameters": params}]})
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
