@@ -59,9 +59,12 @@ fn ramp_up_is_delivered() {
     // Second k of the ramp plans 100 + 100 × (k + 0.5) requests.
     let frac = seconds_within(&seen.per_second, |k| 100.0 + 100.0 * (k as f64 + 0.5), 4);
     assert!(frac >= 0.95, "per-second counts {:?}", seen.per_second);
-    // The report's own timeline follows the same plan.
+    // The report's own timeline follows the same plan: four planned seconds, then at most a
+    // drain second (requests that completed after the fourth; a busy machine has some) with
+    // nothing planned.
     let planned: Vec<f64> = report.tasks[0].timeline.iter().map(|p| p.planned).collect();
-    assert_eq!(planned.len(), 4, "{planned:?}");
+    assert!(planned.len() == 4 || planned.len() == 5, "{planned:?}");
+    assert!(planned[4..].iter().all(|p| *p == 0.0), "{planned:?}");
     assert!(
         (planned[0] - 150.0).abs() < 1e-6 && (planned[3] - 450.0).abs() < 1e-6,
         "{planned:?}"
