@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcp_testing::load::schedule::{Arrivals, LoadProfile, Pattern, RatePlan};
+use mcp_testing::engine::schedule::{Arrivals, LoadProfile, Pattern, RatePlan};
 use mcp_testing::stats::{Outcome, Window};
 
 fn arrivals(c: &mut Criterion) {

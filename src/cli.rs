@@ -12,8 +12,8 @@ use anyhow::{Context as _, anyhow};
 use clap::{Args, Parser, Subcommand};
 
 use crate::http::target::{TargetStats, server};
-use crate::load::plan::{self, TaskKind, TestPlan};
-use crate::load::runner::{Progress, run_plan};
+use crate::plan::{self, TaskKind, TestPlan};
+use crate::run::{Progress, run_plan};
 use crate::settings::{Settings, SettingsError};
 
 /// Exit code for an invalid plan, configuration or command line.

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::plan::{LoadTask, Model, OnNodeFailure, TaskKind, TestPlan};
-use crate::load::schedule::{Arrivals, Pattern};
-use crate::load::share::ShareTable;
+use crate::engine::schedule::{Arrivals, Pattern};
+use crate::engine::share::ShareTable;
 use crate::messages::events::TaskSecond;
 use crate::messages::wire::TaskRef;
-use crate::security::distribute;
-use crate::security::{ScanReport, ScanSpec};
+use crate::plan::{LoadTask, Model, OnNodeFailure, TaskKind, TestPlan};
 use crate::stats::report::{NodeReport, Report, TaskInfo};
 use crate::stats::thresholds::ThresholdWatch;
 use crate::stats::watch::{Stop, StopAs, Watch};
 use crate::stats::{Snapshot, TaskAccumulator, Window};
+use crate::task::security::distribute;
+use crate::task::security::{ScanReport, ScanSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -192,7 +192,7 @@ impl ExecTask {
         };
         if let Some(spec) = &task.stress {
             watches.push(Watch::Stress(Box::new(
-                crate::load::stress::StressWatch::new(spec),
+                crate::task::stress::StressWatch::new(spec),
             )));
         }
         ExecTask {
@@ -901,7 +901,7 @@ mod tests {
             params["base_rps"] = json!(30);
         }
         let doc = json!({"name": "e", "tasks": [{"type": "load_test", "parameters": params}]});
-        let plan = crate::load::plan::validate(&doc, &settings.load_generation).unwrap();
+        let plan = crate::plan::validate(&doc, &settings.load_generation).unwrap();
         let mut e = Execution {
             id: "x".into(),
             name: "e".into(),
@@ -972,7 +972,7 @@ mod tests {
             .collect();
         let doc = json!({"name": "s", "tasks": [{"type": "security_test", "parameters": {
             "target": "http://127.0.0.1:9/", "endpoints": eps}}]});
-        let plan = crate::load::plan::validate(&doc, &settings.load_generation).unwrap();
+        let plan = crate::plan::validate(&doc, &settings.load_generation).unwrap();
         let mut e = execution("rebalance", "open");
         e.plan = plan;
         let nodes: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();

@@ -7,9 +7,9 @@ use common::{closed_port, plan, run, target, try_run_with};
 use std::time::{Duration, Instant};
 
 use mcp_testing::allowlist::Allowlist;
-use mcp_testing::load::http::HttpSender;
-use mcp_testing::load::plan::TaskKind;
-use mcp_testing::load::runner::RunError;
+use mcp_testing::engine::http::HttpSender;
+use mcp_testing::plan::TaskKind;
+use mcp_testing::run::RunError;
 use mcp_testing::settings::Settings;
 use mcp_testing::stats::ErrorKind;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::vulnerable::{Flavor, KNOWN_FLAWS, VulnServer, endpoints};
 use mcp_testing::allowlist::Allowlist;
-use mcp_testing::security::scan::scan;
-use mcp_testing::security::{Depth, Endpoint, Param, ScanReport, ScanSpec, ScanType};
+use mcp_testing::task::security::scan::scan;
+use mcp_testing::task::security::{Depth, Endpoint, Param, ScanReport, ScanSpec, ScanType};
 
 fn spec(server: &VulnServer, depth: Depth, rate: f64) -> ScanSpec {
     ScanSpec {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::cluster::{Cluster, post};
 use common::vulnerable::{Flavor, KNOWN_FLAWS, VulnServer, endpoints};
 use common::{ChildGuard, mcpt, schema_errors, temp_file};
-use mcp_testing::security::{Finding, ScanReport};
+use mcp_testing::task::security::{Finding, ScanReport};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -166,7 +166,7 @@ fn two_nodes_each_scan_a_slice_and_the_report_merges_them() {
     let site_wide: Vec<_> = scan
         .findings
         .iter()
-        .filter(|f| f.scan_type == mcp_testing::security::ScanType::Headers)
+        .filter(|f| f.scan_type == mcp_testing::task::security::ScanType::Headers)
         .map(|f| (f.parameter.clone(), f.title.clone()))
         .collect();
     let once: BTreeSet<_> = site_wide.iter().collect();

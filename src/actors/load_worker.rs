@@ -4,7 +4,7 @@
 
 use actix::prelude::*;
 
-use crate::load::engine::run_shard;
+use crate::engine::workers::run_shard;
 use crate::messages::load::RunShard;
 
 #[derive(Default)]

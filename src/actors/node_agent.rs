@@ -29,8 +29,6 @@ use crate::actors::worker_pool::WorkerPool;
 use crate::hub::conn::{Conn, ConnEvent, Out, events};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
 use crate::hub::{Delivery, Session};
-use crate::load::plan::{self, TaskKind};
-use crate::load::runner::worker_count;
 use crate::messages::health::NodeHealthSampled;
 use crate::messages::load::{
     Lease, NodeShare, StartTask as PoolStart, WindowReport, node_users, shard_count,
@@ -40,6 +38,8 @@ use crate::messages::wire::{
     TaskProgress, TaskRef, TaskWindow, Welcome, WireWindow,
 };
 use crate::metrics::NodeMetrics;
+use crate::plan::{self, TaskKind};
+use crate::run::worker_count;
 use crate::settings::Settings;
 use crate::stats::{Snapshot, TaskAccumulator, WindowMerger};
 
@@ -176,7 +176,7 @@ pub struct NodeAgent {
     /// Finished tasks, oldest first; only the newest [`FINISHED_KEPT`] are kept for the API.
     finished: VecDeque<String>,
     /// New shares that came for a task still being validated.
-    reshared_early: HashMap<String, crate::load::share::ShareTable>,
+    reshared_early: HashMap<String, crate::engine::share::ShareTable>,
     supervisor: Option<Recipient<ChildExited>>,
     /// The connection's queue was full at the last flush: flush again soon.
     blocked: bool,
@@ -188,7 +188,7 @@ pub struct NodeAgent {
 
 /// A scan report as JSON within the frame cap: when too big (thousands of findings), the
 /// least severe findings are dropped, and a note says how many.
-fn fit_report(report: &mut crate::security::ScanReport, cap: usize) -> String {
+fn fit_report(report: &mut crate::task::security::ScanReport, cap: usize) -> String {
     // Room for the frame around it (task ref, sequence numbers, the enum tags).
     let room = cap.saturating_sub(4096);
     let mut dropped = 0;
@@ -611,7 +611,7 @@ impl NodeAgent {
         let local_id = self.next_local;
         self.next_local += 1;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let open = load.model == crate::load::plan::Model::Open;
+        let open = load.model == crate::plan::Model::Open;
         let acc = TaskAccumulator::for_plan(1, open.then(|| load.rate_plan()));
         let msg = PoolStart {
             task_id: local_id,
@@ -648,7 +648,7 @@ impl NodeAgent {
         &mut self,
         k: String,
         name: String,
-        spec: crate::security::ScanSpec,
+        spec: crate::task::security::ScanSpec,
         start: Instant,
         share: Option<Arc<NodeShare>>,
         ctx: &mut Context<Self>,
@@ -656,7 +656,7 @@ impl NodeAgent {
         let spec = match &share {
             Some(s) => {
                 let n = s.table().nodes.len();
-                crate::security::distribute::slice(&spec, usize::from(s.slot), n)
+                crate::task::security::distribute::slice(&spec, usize::from(s.slot), n)
             }
             None => spec,
         };
@@ -679,7 +679,7 @@ impl NodeAgent {
             tokio::select! {
                 r = async {
                     actix_rt::time::sleep_until(start.into()).await;
-                    crate::security::scan::scan(&spec, &allowlist).await
+                    crate::task::security::scan::scan(&spec, &allowlist).await
                 } => Some(r),
                 _ = stop_rx.wait_for(|stopped| *stopped) => None,
             }
@@ -691,8 +691,8 @@ impl NodeAgent {
     }
 
     /// A scan ended (`None`: stopped first): the task is done; its report goes up.
-    fn scan_finished(&mut self, k: String, res: Option<crate::security::ScanReport>) {
-        let mut report = res.unwrap_or_else(|| crate::security::ScanReport {
+    fn scan_finished(&mut self, k: String, res: Option<crate::task::security::ScanReport>) {
+        let mut report = res.unwrap_or_else(|| crate::task::security::ScanReport {
             notes: vec![format!(
                 "node {}: stopped before its slice was scanned",
                 self.node_id

@@ -378,7 +378,7 @@ impl NodeProxy {
                 // than leave the execution waiting for it.
                 let report = serde_json::from_str(&slice.report_json).unwrap_or_else(|e| {
                     tracing::warn!(node = %self.node_id, error = %e, "unreadable scan report");
-                    crate::security::ScanReport {
+                    crate::task::security::ScanReport {
                         notes: vec![format!(
                             "node {}: unreadable scan report: {e}",
                             self.node_id

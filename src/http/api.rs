@@ -36,7 +36,6 @@ use crate::http::error::{
 use crate::http::{events, health_api, metrics_api, resources_api, services_api, workloads_api};
 use crate::hub::conn::{Conn, Out};
 use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
-use crate::load::plan::{self, PlanError};
 use crate::messages::cluster::NodeView;
 use crate::messages::cluster::{
     Attach, Cancel, GetExecution, GetReport, ListExecutions, ListNodes, Submit,
@@ -45,6 +44,7 @@ use crate::messages::events::EventBusState;
 use crate::messages::events::GetEventBusState;
 use crate::messages::store as db;
 use crate::messages::wire::{CLOSE_TOO_BIG, WireError};
+use crate::plan::{self, PlanError};
 use crate::stats::compare::Comparison;
 use crate::stats::report::Report;
 use crate::stats::{compare, html};

@@ -132,7 +132,7 @@ enum BodyFormat {
     /// `application/json`, or no content type.
     Json,
     /// `application/yaml`, `text/yaml`, `application/x-yaml`, `text/x-yaml`: read as the CLI
-    /// reads a plan file ([`crate::load::plan::parse_document`]).
+    /// reads a plan file ([`crate::plan::parse_document`]).
     Yaml,
     /// Anything else (curl's `-d` sends `application/x-www-form-urlencoded`): taken when the
     /// body parses as JSON.
@@ -223,7 +223,7 @@ pub async fn json_body(
                      brackets), more than {MAX_YAML_DEPTH}"
                 )));
             }
-            crate::load::plan::parse_document(text).map_err(|e| ApiError::BadJson(e.to_string()))
+            crate::plan::parse_document(text).map_err(|e| ApiError::BadJson(e.to_string()))
         }
     }
 }
@@ -419,7 +419,7 @@ mod yaml_tests {
             assert!(yaml_depth_bound(&text) <= MAX_YAML_DEPTH);
             let t = std::thread::Builder::new()
                 .stack_size(2 << 20)
-                .spawn(move || crate::load::plan::parse_document(&text).map(|_| ()))
+                .spawn(move || crate::plan::parse_document(&text).map(|_| ()))
                 .unwrap();
             // Read or refused with a message, it returns (an overflow would abort the test).
             let read = t.join().unwrap();

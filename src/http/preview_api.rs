@@ -12,10 +12,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
+use crate::engine::schedule::RatePlan;
 use crate::http::api::{ApiState, read_plan};
 use crate::http::error::{ApiError, ErrorBody, not_allowed};
-use crate::load::plan::{Model, TaskKind, TestPlan};
-use crate::load::schedule::RatePlan;
+use crate::plan::{Model, TaskKind, TestPlan};
 
 pub const PATH: &str = "/api/executions/preview";
 
@@ -82,7 +82,7 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
             let l = match &t.kind {
                 TaskKind::LoadTest(l) => l,
                 TaskKind::SecurityTest(spec) => {
-                    let (_, time) = crate::security::distribute::estimate(spec);
+                    let (_, time) = crate::task::security::distribute::estimate(spec);
                     return TaskPreview {
                         name: t.name.clone(),
                         model: "scan",
@@ -113,9 +113,9 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
         .iter()
         .map(|t| match &t.kind {
             TaskKind::LoadTest(l) => l.profile.duration.as_secs_f64(),
-            TaskKind::SecurityTest(spec) => {
-                crate::security::distribute::estimate(spec).1.as_secs_f64()
-            }
+            TaskKind::SecurityTest(spec) => crate::task::security::distribute::estimate(spec)
+                .1
+                .as_secs_f64(),
         })
         .fold(0.0, f64::max);
     Preview { duration_s, tasks }
@@ -159,8 +159,7 @@ mod tests {
 
     fn plan(params: Value) -> TestPlan {
         let doc = json!({"name": "p", "tasks": [{"type": "load_test", "parameters": params}]});
-        crate::load::plan::validate(&doc, &crate::settings::Settings::defaults().load_generation)
-            .unwrap()
+        crate::plan::validate(&doc, &crate::settings::Settings::defaults().load_generation).unwrap()
     }
 
     fn target() -> Value {
@@ -213,11 +212,8 @@ mod tests {
             {"type": "load_test", "name": "open", "parameters": {"targets": target(), "base_rps": 20, "duration": 4}},
             {"type": "load_test", "name": "closed", "parameters": {"targets": target(), "model": "closed", "concurrent_users": 3, "duration": 6}},
         ]});
-        let p = crate::load::plan::validate(
-            &doc,
-            &crate::settings::Settings::defaults().load_generation,
-        )
-        .unwrap();
+        let p = crate::plan::validate(&doc, &crate::settings::Settings::defaults().load_generation)
+            .unwrap();
         let v = preview_of(&p);
         assert_eq!(v.duration_s, 6.0);
         assert_eq!(v.tasks[0].planned_rps, vec![20.0; 4]);

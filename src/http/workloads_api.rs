@@ -102,7 +102,7 @@ fn read_form(doc: &Value) -> Result<Form, FieldErrors> {
     if timeout.is_some_and(|t| t.is_zero()) {
         e.push("timeout", "must be greater than 0");
     }
-    let priority = crate::load::plan::read_priority(&mut o, &mut e);
+    let priority = crate::plan::read_priority(&mut o, &mut e);
     let form = Form {
         workload_id,
         name,

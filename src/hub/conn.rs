@@ -198,7 +198,7 @@ pub struct ConnectError {
 
 /// Opens the node's WebSocket to the orchestrator's `/cluster` route.
 pub async fn connect_ws(url: &str, cap: usize, timeout: Duration) -> Result<Conn, ConnectError> {
-    let tcp = crate::load::http::nodelay(actix_tls::connect::Connector::default().service());
+    let tcp = crate::engine::http::nodelay(actix_tls::connect::Connector::default().service());
     let client = awc::Client::builder()
         .connector(awc::Connector::new().connector(tcp))
         .timeout(timeout)

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::execution::ExecutionView;
 use crate::hub::conn::Conn;
-use crate::load::plan::TestPlan;
 use crate::messages::wire::{Hello, OrchMsg, TaskProgress, TaskRef, TaskWindow};
+use crate::plan::TestPlan;
 
 // ---- to the Orchestrator ----
 
@@ -130,7 +130,7 @@ pub struct NodeRejected {
 pub struct NodeScan {
     pub node_id: String,
     pub task: TaskRef,
-    pub report: crate::security::ScanReport,
+    pub report: crate::task::security::ScanReport,
 }
 
 /// From a proxy: the node's link closed; it may resume within the death timeout.

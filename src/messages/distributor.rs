@@ -7,8 +7,8 @@ use actix::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::load::plan::TestPlan;
 use crate::placement::{Scenario, Strategy, Unplaced};
+use crate::plan::TestPlan;
 
 /// How a workload's scenarios run relative to each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

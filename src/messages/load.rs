@@ -8,8 +8,8 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use crate::allowlist::Allowlist;
-use crate::load::plan::LoadTask;
-use crate::load::share::ShareTable;
+use crate::engine::share::ShareTable;
+use crate::plan::LoadTask;
 use crate::stats::Window;
 
 /// Everything a worker needs to run its share of a task.

@@ -12,8 +12,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::share::ShareTable;
 use crate::hub::session::LinkFrame;
-use crate::load::share::ShareTable;
 use crate::stats::{ErrorCounts, Window};
 
 /// Bumped on any incompatible change of these types; checked in the handshake.

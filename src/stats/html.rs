@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use super::report::{Report, TaskReport};
 use super::{ErrorCounts, Percentiles};
-use crate::security::ScanReport;
+use crate::task::security::ScanReport;
 
 /// The chart module, inlined into every report.
 pub const CHARTS_JS: &str = include_str!("../http/ui/charts.js");
@@ -214,7 +214,7 @@ fn errors_table(out: &mut String, e: &ErrorCounts) {
 }
 
 /// A stress test's verdict, its steps table, and a place for its rate charts.
-fn stress_block(out: &mut String, i: usize, s: &crate::load::stress::StressResult) {
+fn stress_block(out: &mut String, i: usize, s: &crate::task::stress::StressResult) {
     let rps = |r: Option<f64>| r.map_or("none".to_string(), |r| format!("{r} req/s"));
     let raw = |r: Option<f64>| r.map_or("null".to_string(), |r| r.to_string());
     out.push_str("<h3>Stress</h3><dl class=\"figures stress\">");
@@ -770,7 +770,7 @@ mod tests {
 
     #[test]
     fn a_security_task_shows_its_findings_escaped() {
-        use crate::security::{Evidence, Finding, ScanType, SentRequest, Severity};
+        use crate::task::security::{Evidence, Finding, ScanType, SentRequest, Severity};
         let mut r = report_with("scan", &[("scan", 0, 0, 0.0, 0.0)]);
         let hostile = "<script>alert(1)</script>";
         r.tasks[0].security = Some(ScanReport {

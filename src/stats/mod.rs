@@ -334,7 +334,7 @@ impl TaskAccumulator {
     }
 
     /// For a task with this rate plan (`None`: a closed model, which plans no rate).
-    pub fn for_plan(shards: usize, rate: Option<crate::load::schedule::RatePlan>) -> Self {
+    pub fn for_plan(shards: usize, rate: Option<crate::engine::schedule::RatePlan>) -> Self {
         let per_second: Box<dyn Fn(u64) -> f64 + Send> = match rate {
             Some(rate) => {
                 Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1)))

@@ -84,13 +84,13 @@ pub struct TaskReport {
     pub timeline: Vec<TimelinePoint>,
     /// A `stress_test`: the breaking point and the curve of rate against latency and errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stress: Option<crate::load::stress::StressResult>,
+    pub stress: Option<crate::task::stress::StressResult>,
     /// Each threshold's verdict over the task's final figures (the aborting one failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Verdict>,
     /// A `security_test`: its findings, merged over the nodes that scanned a slice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security: Option<crate::security::ScanReport>,
+    pub security: Option<crate::task::security::ScanReport>,
 }
 
 /// One node's part of a task.
@@ -126,7 +126,7 @@ pub struct TaskInfo {
     /// its windows show when it was lost before its last window.
     pub reported_sent: Vec<u64>,
     /// A `stress_test`'s spec: its result is the merged timeline read by its watch.
-    pub stress: Option<crate::load::stress::StressSpec>,
+    pub stress: Option<crate::task::stress::StressSpec>,
     /// The task's type: `load_test` or `performance_test`.
     pub kind: &'static str,
     pub thresholds: Vec<Threshold>,
@@ -165,7 +165,7 @@ impl TaskReport {
         let achieved_rps = super::achieved_rps(total.completed, info.duration_s);
         // The watch is pure: replaying the timeline gives what the live one decided.
         let stress = info.stress.as_ref().map(|spec| {
-            let mut watch = crate::load::stress::StressWatch::new(spec);
+            let mut watch = crate::task::stress::StressWatch::new(spec);
             for p in acc.timeline() {
                 watch.second(p);
             }
@@ -412,7 +412,7 @@ impl Report {
 }
 
 /// A `security_test` task in the text report: its counts, its findings, its lost slices.
-fn security_text(out: &mut String, name: &str, scan: &crate::security::ScanReport) {
+fn security_text(out: &mut String, name: &str, scan: &crate::task::security::ScanReport) {
     let _ = writeln!(
         out,
         "\ntask {name} (security_test): {} findings, {} requests sent, {} refused, {} errors, {:.1} s",

@@ -5,7 +5,7 @@
 
 use super::TaskAccumulator;
 use super::thresholds::{Figures, ThresholdWatch};
-use crate::load::stress::StressWatch;
+use crate::task::stress::StressWatch;
 
 /// How an execution stopped by a watch ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ pub mod netns;
 pub mod proxy;
 pub mod vulnerable;
 pub use mcp_testing::cli::TargetGuard;
-use mcp_testing::load::plan::{self, TestPlan};
+use mcp_testing::plan::{self, TestPlan};
 use mcp_testing::settings::Settings;
 use mcp_testing::stats::report::Report;
 
@@ -109,10 +109,10 @@ pub fn run_with(plan: &Plan, settings: &mcp_testing::settings::LoadSettings) -> 
 pub fn try_run_with(
     plan: &Plan,
     settings: &mcp_testing::settings::LoadSettings,
-) -> Result<Report, mcp_testing::load::runner::RunError> {
+) -> Result<Report, mcp_testing::run::RunError> {
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let settings = mcp_testing::load::runner::standalone_settings(settings);
-    actix::System::new().block_on(mcp_testing::load::runner::run_plan(
+    let settings = mcp_testing::run::standalone_settings(settings);
+    actix::System::new().block_on(mcp_testing::run::run_plan(
         &plan.doc,
         &plan.plan,
         &settings,

@@ -26,7 +26,7 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use mcp_testing::security::{Endpoint, Param, ScanType};
+use mcp_testing::task::security::{Endpoint, Param, ScanType};
 use rusqlite::Connection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +125,7 @@ pub const KNOWN_FLAWS: &[KnownFlaw] = &[
 
 impl KnownFlaw {
     /// Whether `f` reports this flaw.
-    pub fn matches(&self, f: &mcp_testing::security::Finding) -> bool {
+    pub fn matches(&self, f: &mcp_testing::task::security::Finding) -> bool {
         let path = f.endpoint.split_once(' ').map_or("", |(_, p)| p);
         f.scan_type == self.scan_type
             && (self.path == "*" || self.path == path)

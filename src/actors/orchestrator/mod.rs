@@ -17,7 +17,6 @@ use crate::actors::store::Store;
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::app::Registry;
 use crate::execution::{Execution, LossOutcome, State, StoredPlan, task_jsons, unix_ms};
-use crate::load::plan;
 use crate::messages::cluster::{
     BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
     NodeView, Submit, SubmitError,
@@ -25,6 +24,7 @@ use crate::messages::cluster::{
 use crate::messages::events::{Event, EventKind, Publish};
 use crate::messages::store as db;
 use crate::messages::wire::{OrchMsg, TaskWindow};
+use crate::plan;
 use crate::settings::Settings;
 use crate::stats::watch::Stop;
 use crate::store::ExecutionRecord;
@@ -626,7 +626,7 @@ impl Handler<Submit> for Orchestrator {
 
     fn handle(&mut self, mut msg: Submit, _ctx: &mut Context<Self>) -> Self::Result {
         let id = uuid::Uuid::new_v4().to_string();
-        crate::load::plan::pin_seeds(&mut msg.request, &msg.plan);
+        crate::plan::pin_seeds(&mut msg.request, &msg.plan);
         let record = ExecutionRecord {
             id: id.clone(),
             name: msg.plan.name.clone(),

@@ -11,11 +11,11 @@ use actix::prelude::*;
 
 use super::{LAST_WINDOW_GRACE, Orchestrator, START_DELAY};
 use crate::execution::{Reservation, State, task_jsons, unix_ms};
-use crate::load::plan::TaskKind;
 use crate::messages::cluster::GetNodeStates;
 use crate::messages::resources::{Allocate, AllocationEvent, Deallocate, SetNodeCapacity};
 use crate::messages::wire::{OrchMsg, StartTask};
 use crate::placement::{self, NodeRecord, NodeState, PlacementInput, Scenario};
+use crate::plan::TaskKind;
 use crate::resources::{AllocError, AllocationRequest, Outcome, ResourceSpec};
 use crate::stats::Window;
 
@@ -232,9 +232,9 @@ impl Orchestrator {
                         (users / n + u32::from((slot as u32) < users % n)).max(1)
                     }
                     // One request at a time, on the nodes that get a slice.
-                    TaskKind::SecurityTest(spec) => {
-                        u32::from(slot < crate::security::distribute::node_count(spec, nodes.len()))
-                    }
+                    TaskKind::SecurityTest(spec) => u32::from(
+                        slot < crate::task::security::distribute::node_count(spec, nodes.len()),
+                    ),
                 })
                 .sum();
             resources.push(ResourceSpec {

@@ -116,7 +116,7 @@ fn present(x: &Exchange) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::{Response, SentRequest};
+    use crate::task::security::{Response, SentRequest};
 
     fn x(headers: &[(&str, &str)]) -> Exchange {
         Exchange {

@@ -143,7 +143,7 @@ pub fn judge_cookies(endpoint: &Endpoint, baseline: &Exchange) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::{Param, Response, SentRequest};
+    use crate::task::security::{Param, Response, SentRequest};
 
     fn endpoint(method: &str) -> Endpoint {
         Endpoint {

@@ -93,7 +93,7 @@ pub fn read_scan_spec(
     if timeout.is_zero() {
         e.push(o.key_path("timeout"), "must be greater than 0");
     }
-    crate::load::plan::within_task_timeout(&o.key_path("timeout"), timeout, settings, e);
+    crate::plan::within_task_timeout(&o.key_path("timeout"), timeout, settings, e);
     o.finish(e);
     if e.0.len() != before {
         return None;

@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::actors::store::Store;
 use crate::app::{local_connector, start_node, start_orchestrator_on};
 use crate::execution::{ExecutionView, State};
-use crate::load::plan::TestPlan;
 use crate::messages::cluster::{BuildReport, Cancel, GetExecution, Submit};
+use crate::plan::TestPlan;
 use crate::settings::{LoadSettings, Settings};
 use crate::stats::report::Report;
 

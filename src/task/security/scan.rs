@@ -263,7 +263,7 @@ impl Scanner<'_> {
 }
 
 fn client(allowlist: &Allowlist) -> awc::Client {
-    let tcp = crate::load::http::GuardedConnector::new(allowlist.clone());
+    let tcp = crate::engine::http::GuardedConnector::new(allowlist.clone());
     let connector = awc::Connector::new()
         .connector(tcp)
         .limit(4)

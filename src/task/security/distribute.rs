@@ -136,7 +136,7 @@ pub fn merge(spec: &ScanSpec, nodes: &[String], slices: &[Option<ScanReport>]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::{Depth, Endpoint, Evidence, Param, SentRequest, Severity};
+    use crate::task::security::{Depth, Endpoint, Evidence, Param, SentRequest, Severity};
     use url::Url;
 
     fn spec(endpoints: usize) -> ScanSpec {

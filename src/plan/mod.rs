@@ -21,7 +21,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::allowlist::Allowlist;
-use crate::load::schedule::{Arrivals, LoadProfile, Pattern, RatePlan, Stage};
+use crate::engine::schedule::{Arrivals, LoadProfile, Pattern, RatePlan, Stage};
 use crate::settings::LoadSettings;
 use crate::stats::thresholds::{self, Threshold};
 use crate::validate::{FieldErrors, Keyword, Obj, describe, join, kind, read_list};
@@ -185,7 +185,7 @@ pub fn pin_seeds(doc: &mut serde_json::Value, plan: &TestPlan) {
 #[serde(tag = "type", content = "parameters", rename_all = "snake_case")]
 pub enum TaskKind {
     LoadTest(LoadTask),
-    SecurityTest(crate::security::ScanSpec),
+    SecurityTest(crate::task::security::ScanSpec),
 }
 
 /// Open model: arrivals at planned times. Closed model: users looping request → think time.
@@ -210,7 +210,7 @@ pub struct LoadTask {
     pub on_node_failure: OnNodeFailure,
     /// A `stress_test`: the stepped rate's spec and breaking conditions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stress: Option<crate::load::stress::StressSpec>,
+    pub stress: Option<crate::task::stress::StressSpec>,
     /// The task's type as submitted: `load_test` or `performance_test`.
     #[serde(skip)]
     pub label: &'static str,
@@ -474,7 +474,7 @@ fn read_task(
                 e.push(params_path, "is required");
                 return None;
             };
-            let task = crate::load::stress::read_stress_task(params, &params_path, settings, e);
+            let task = crate::task::stress::read_stress_task(params, &params_path, settings, e);
             TaskKind::LoadTest(task?)
         }
         Some("security_test") => {
@@ -482,7 +482,7 @@ fn read_task(
                 e.push(params_path, "is required");
                 return None;
             };
-            TaskKind::SecurityTest(crate::security::parse::read_scan_spec(
+            TaskKind::SecurityTest(crate::task::security::parse::read_scan_spec(
                 params,
                 &params_path,
                 settings,

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::time::sleep_until;
 
-use crate::load::http::HttpSender;
-use crate::load::plan::Model;
+use crate::engine::http::HttpSender;
 use crate::messages::load::{ShardSpec, WindowReport, node_users, share};
+use crate::plan::Model;
 use crate::stats::{Window, latencies};
 
 type Current = Rc<RefCell<Window>>;

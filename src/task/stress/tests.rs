@@ -1,7 +1,7 @@
 //! The stress spec's parsing, the watch on synthetic timelines, and the report sections.
 
 use super::*;
-use crate::load::plan::{PlanError, TaskKind, validate};
+use crate::plan::{PlanError, TaskKind, validate};
 use crate::settings::Settings;
 use proptest::prelude::*;
 
@@ -89,7 +89,7 @@ fn load_keys_pass_through_and_break_on_is_read() {
     p["consecutive"] = json!(3);
     let t = load(p);
     assert_eq!(t.concurrent_users, 7);
-    assert_eq!(t.arrivals, crate::load::schedule::Arrivals::Poisson);
+    assert_eq!(t.arrivals, crate::engine::schedule::Arrivals::Poisson);
     let s = t.stress.unwrap();
     assert_eq!(
         s.break_on,

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use url::Url;
 
 use crate::allowlist::{Allowlist, Verdict};
-use crate::load::plan::{ExpectedStatus, LoadTask};
+use crate::plan::{ExpectedStatus, LoadTask};
 use crate::stats::{ErrorKind, Outcome};
 
 /// Redirects followed at most, for targets that follow them.

@@ -224,7 +224,7 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::{Param, Response, SentRequest};
+    use crate::task::security::{Param, Response, SentRequest};
 
     fn endpoint() -> Endpoint {
         Endpoint {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::load::plan::LoadTask;
+use crate::plan::LoadTask;
 use crate::settings::LoadSettings;
 use crate::stats::TimelinePoint;
 use crate::validate::{FieldErrors, Obj, join};
@@ -134,7 +134,7 @@ pub(crate) fn read_stress_task(
 ) -> Option<LoadTask> {
     let Value::Object(map) = v else {
         // Let the load reader name the problem.
-        return crate::load::plan::read_load_task(v, path, settings, e);
+        return crate::plan::read_load_task(v, path, settings, e);
     };
     let (mut own, mut rest) = (Map::new(), Map::new());
     for (k, val) in map {
@@ -179,7 +179,7 @@ pub(crate) fn read_stress_task(
     };
     rest.insert("base_rps".into(), json!(base));
     rest.insert("stages".into(), Value::Array(stages));
-    let task = crate::load::plan::read_load_task(&Value::Object(rest), path, settings, e);
+    let task = crate::plan::read_load_task(&Value::Object(rest), path, settings, e);
     if e.0.len() != before {
         return None;
     }
@@ -204,7 +204,7 @@ fn read_spec(
             e.push(o.key_path(key), format!("must be greater than 0, got {x}"));
             return None;
         }
-        crate::load::plan::within_max_rps(&o.key_path(key), x, settings, e).then_some(x)
+        crate::plan::within_max_rps(&o.key_path(key), x, settings, e).then_some(x)
     };
     let start_rps = positive(&mut o, "start_rps", e);
     let step_rps = positive(&mut o, "step_rps", e);

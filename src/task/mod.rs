@@ -1,0 +1,5 @@
+//! The task kinds, one folder each: what a kind reads from a plan, runs on a node, merges on
+//! the orchestrator and reports.
+
+pub mod security;
+pub mod stress;
