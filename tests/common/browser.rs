@@ -287,10 +287,18 @@ impl Browser {
         n.as_u64().unwrap_or(0) as usize
     }
 
-    /// The visible text of the first element matching `selector`.
+    /// The visible text of the first element matching `selector`. Found and read in one
+    /// script: the UI re-renders live, and a handle found in one WebDriver step can be stale
+    /// by the next.
     pub fn text(&self, selector: &str) -> String {
-        let selector = selector.to_string();
-        self.run(|c| async move { c.find(Locator::Css(&selector)).await?.text().await })
+        let v = self.eval(&format!(
+            "const e = document.querySelector({}); return e === null ? null : e.innerText;",
+            js_string(selector)
+        ));
+        match v {
+            Value::String(s) => s,
+            _ => panic!("no element matches {selector}"),
+        }
     }
 
     /// Clicks the first element matching `selector`.
