@@ -14,6 +14,35 @@ use tungstenite::{Message, WebSocket};
 
 type Socket = WebSocket<TcpStream>;
 
+/// A subscriber's stream that can stop writing: once muted, what the client would write (the
+/// pongs tungstenite sends on its own when it reads a ping) is dropped. A subscriber the server
+/// has dropped then reads what was written to it up to the close frame, whether or not the
+/// server has closed the connection by then (a pong written to a closed connection fails the
+/// read with a broken pipe).
+struct Mutable {
+    stream: TcpStream,
+    muted: bool,
+}
+
+impl std::io::Read for Mutable {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl std::io::Write for Mutable {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.muted {
+            return Ok(buf.len());
+        }
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
+}
+
 fn schema() -> jsonschema::Validator {
     common::schema("schemas/events.schema.json")
 }
@@ -210,8 +239,13 @@ fn a_subscriber_that_never_reads_is_dropped_while_the_rate_holds() {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&addr.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    let mut lazy = subscribe_over(stream, addr, "");
+    let stream = Mutable {
+        stream: socket.into(),
+        muted: false,
+    };
+    let (mut lazy, resp) = tungstenite::client(format!("ws://{addr}/api/events").as_str(), stream)
+        .expect("websocket handshake");
+    assert_eq!(resp.status().as_u16(), 101);
     let dropped = |c: &Cluster| {
         get(&c.orchestrator.url("/api/health")).1["events"]["dropped_slow"]
             .as_u64()
@@ -240,8 +274,11 @@ fn a_subscriber_that_never_reads_is_dropped_while_the_rate_holds() {
     );
     eprintln!("lazy subscriber dropped after {churned} executions churned");
 
-    // Reading now, it finds what was written, then the close frame with the reason.
+    // Reading now (and writing nothing), it finds what was written, then the close frame
+    // with the reason.
+    lazy.get_mut().muted = true;
     lazy.get_ref()
+        .stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut frames = 0;
