@@ -56,10 +56,10 @@ impl Method {
 }
 
 /// The names the plan gives the patterns, models and arrivals, in the order of the variants
-/// below (a test checks each variant reads as its name).
-// Issue 14: each becomes one line naming `crate::engine::schedule::Pattern::NAMES`,
-// `Arrivals::NAMES` and the load task's `Model::NAMES` once the slices branch has them
-// (MCP offers every pattern but `stages`, which needs a plan's stages).
+/// below (a test checks each variant reads as its name). MCP offers every pattern but the
+/// last, `stages`, which needs a plan's stages.
+// Issue 14: once the slices branch (commit "names:") is merged, each of these three is one
+// line: `&crate::engine::schedule::Pattern::NAMES` (and `Model::NAMES`, `Arrivals::NAMES`).
 const PATTERN_NAMES: &[&str] = &[
     "constant",
     "ramp_up",
@@ -368,10 +368,13 @@ mod tests {
     /// The names the schema offers are the plan's: each variant reads as its name.
     #[test]
     fn each_variant_reads_as_its_name() {
-        let read = |v: &str| serde_json::from_value::<PatternParam>(json!(v)).unwrap();
-        for (i, name) in PATTERN_NAMES.iter().enumerate() {
-            assert_eq!(read(name).name(), *name);
-            assert_eq!(read(name) as usize, i);
+        let offered: Vec<PatternParam> = PATTERN_NAMES
+            .iter()
+            .filter_map(|n| serde_json::from_value(json!(n)).ok())
+            .collect();
+        assert_eq!(offered.len(), 7, "every pattern but stages");
+        for (i, p) in offered.iter().enumerate() {
+            assert_eq!((p.name(), *p as usize), (PATTERN_NAMES[i], i));
         }
         for name in MODEL_NAMES {
             let m: ModelParam = serde_json::from_value(json!(name)).unwrap();
