@@ -14,10 +14,11 @@ use crate::engine::share::ShareTable;
 use crate::messages::events::TaskSecond;
 use crate::messages::wire::TaskRef;
 use crate::plan::{LoadTask, Model, OnNodeFailure, TaskKind, TestPlan};
-use crate::stats::report::{NodeReport, Report, TaskInfo};
+use crate::stats::report::{NodeReport, TaskInfo};
 use crate::stats::thresholds::ThresholdWatch;
 use crate::stats::watch::{Stop, StopAs, Watch};
 use crate::stats::{Snapshot, TaskAccumulator, Window};
+use crate::task::report::{Report, Section};
 use crate::task::security::distribute;
 use crate::task::security::{ScanReport, ScanSpec};
 
@@ -191,7 +192,7 @@ impl ExecTask {
             Vec::new()
         };
         if let Some(spec) = &task.stress {
-            watches.push(Watch::Stress(Box::new(
+            watches.push(Watch::Kind(Box::new(
                 crate::task::stress::StressWatch::new(spec),
             )));
         }
@@ -215,6 +216,14 @@ impl ExecTask {
         match &self.work {
             Work::Load(l) => Some(l),
             Work::Scan(_) => None,
+        }
+    }
+
+    /// The task's part of the report that only its kind has.
+    pub fn section(&self) -> Section {
+        match &self.work {
+            Work::Load(l) => Section::of_load(l.stress.as_ref(), self.acc.timeline()),
+            Work::Scan(_) => Section::Security(self.scan_report().unwrap_or_default()),
         }
     }
 
@@ -262,7 +271,6 @@ impl ExecTask {
                 kind: "security_test",
                 thresholds: Vec::new(),
                 aborted: None,
-                stress: None,
             };
         };
         let open = load.model == Model::Open;
@@ -281,12 +289,11 @@ impl ExecTask {
             nodes: self.shares.nodes.clone(),
             lost: self.lost.clone(),
             reported_sent: self.reported_sent.clone(),
-            stress: load.stress.clone(),
             kind: load.label,
             thresholds: load.thresholds.clone(),
             aborted: self.watches.iter().find_map(|w| match w {
                 Watch::Thresholds(t) => t.aborted(),
-                Watch::Stress(_) => None,
+                Watch::Kind(_) => None,
             }),
         }
     }
@@ -685,7 +692,7 @@ impl Execution {
         let tasks = self
             .tasks
             .iter()
-            .map(|t| (self.task_info(t), &t.acc))
+            .map(|t| (self.task_info(t), &t.acc, t.section()))
             .collect();
         let started = self.started_at_ms.unwrap_or(0);
         let mut report = Report::build(self.name.clone(), started, tasks);
@@ -695,9 +702,6 @@ impl Execution {
         {
             // Cancelled before its plan ended: the figures cover the time that ran.
             report.interrupt(ran);
-        }
-        for (r, t) in report.tasks.iter_mut().zip(&self.tasks) {
-            r.security = t.scan_report();
         }
         if let Some((_, at_ms)) = self.stopped_early {
             report.interrupt(at_ms.saturating_sub(started) as f64 / 1000.0);
@@ -795,7 +799,7 @@ impl Execution {
             .map(|(i, t)| {
                 let info = self.task_info(t);
                 let ran_s = crate::stats::load_seconds(t.acc.timeline().len(), info.duration_s);
-                let report = crate::stats::report::TaskReport::build(info, &t.acc);
+                let report = crate::stats::report::TaskReport::build(info, &t.acc, ());
                 let mut figures = t.acc.snapshot();
                 // Lost nodes count with what they last said they had sent.
                 figures.sent = report.sent_requests;
@@ -1002,7 +1006,7 @@ mod tests {
         let report = e.report();
         let t = &report.tasks[0];
         assert_eq!((t.kind.as_ref(), t.achieved_rps), ("security_test", 0.0));
-        let scan = t.security.as_ref().unwrap();
+        let scan = t.section.security().unwrap();
         assert_eq!(
             (scan.requests_sent, scan.nodes_lost.clone()),
             (8, vec!["b".to_string()])

@@ -13,7 +13,7 @@ use crate::execution::{ExecutionView, State};
 use crate::messages::cluster::{BuildReport, Cancel, GetExecution, Submit};
 use crate::plan::TestPlan;
 use crate::settings::{LoadSettings, Settings};
-use crate::stats::report::Report;
+use crate::task::report::Report;
 
 /// The run so far, once a second.
 #[derive(Debug, Clone, Default)]

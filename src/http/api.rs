@@ -46,8 +46,8 @@ use crate::messages::store as db;
 use crate::messages::wire::{CLOSE_TOO_BIG, WireError};
 use crate::plan::{self, PlanError};
 use crate::stats::compare::Comparison;
-use crate::stats::report::Report;
 use crate::stats::{compare, html};
+use crate::task::report::Report;
 
 pub struct ApiState {
     pub registry: Arc<Registry>,

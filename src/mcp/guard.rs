@@ -8,10 +8,9 @@ use url::Url;
 use crate::allowlist::Allowlist;
 use crate::settings::McpSettings;
 
-use super::tools::{
-    MAX_SCAN_ENDPOINTS, MAX_SCAN_PARAMS, MAX_TARGETS, Model, RunLoadTest, RunSecurityTest,
-    RunStressTest,
-};
+use crate::task::load::mcp::{MAX_TARGETS, ModelParam, PatternParam, RunLoadTest};
+use crate::task::security::mcp::{MAX_SCAN_ENDPOINTS, MAX_SCAN_PARAMS, RunSecurityTest};
+use crate::task::stress::mcp::RunStressTest;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {
@@ -83,7 +82,7 @@ pub fn check_load_test(p: &RunLoadTest, limits: &McpSettings) -> Result<(), Refu
             max,
         });
     }
-    if p.model() == Model::Closed && p.pattern.is_some_and(|x| x.as_str() != "constant") {
+    if p.model() == ModelParam::Closed && p.pattern.is_some_and(|x| x != PatternParam::Constant) {
         return Err(Refusal::Invalid(
             "the closed model runs a fixed number of users; patterns apply to the open model"
                 .into(),

@@ -24,6 +24,7 @@
 pub mod backend;
 pub mod guard;
 pub mod http;
+mod kinds;
 pub mod stdio;
 pub mod tools;
 
@@ -44,10 +45,7 @@ use serde_json::{Value, json};
 
 use crate::settings::Settings;
 use backend::{Backend, BackendError};
-use tools::{
-    Compare, ExecutionId, ListExecutions, Live, RunLoadTest, RunSecurityTest, RunStressTest,
-    WaitFor, is_final, report_verdict,
-};
+use tools::{Compare, ExecutionId, ListExecutions, Live, WaitFor, is_final, report_verdict};
 
 /// The URI of an execution's report resource.
 pub fn report_uri(id: &str) -> String {
@@ -89,8 +87,8 @@ impl McpContext {
     }
 }
 
-/// One MCP session's server: the shared context and the tool router (whose
-/// `run_load_test` schema states this server's caps).
+/// One MCP session's server: the shared context and the tool router: the generic tools and
+/// each task kind's ([`kinds`]; `run_load_test`'s schema states this server's caps).
 #[derive(Clone)]
 pub struct McpServer {
     ctx: Arc<McpContext>,
@@ -131,12 +129,7 @@ fn no_execution(id: &str) -> Result<CallToolResult, McpError> {
 
 impl McpServer {
     pub fn new(ctx: Arc<McpContext>) -> McpServer {
-        let mut tool_router = Self::tool_router();
-        if let Some(route) = tool_router.map.get_mut("run_load_test") {
-            let mut schema = (*route.attr.input_schema).clone();
-            tools::bound_load_test_schema(&mut schema, &ctx.settings);
-            route.attr.input_schema = Arc::new(schema);
-        }
+        let tool_router = Self::tool_router() + Self::kind_tools(&ctx.settings);
         McpServer { ctx, tool_router }
     }
 
@@ -222,75 +215,6 @@ impl McpServer {
 
 #[tool_router]
 impl McpServer {
-    #[tool(
-        description = "Start an HTTP load test on the cluster and return its execution_id at once (it runs in the background; follow it with wait_for_execution, then get_report). One task: the targets share the requests; `rps` is the base rate, `peak_rps` the top of ramp_up/ramp_down/spike/wave/random/burst patterns. The server refuses (tool error, saying which setting) targets outside load_generation.allowed_targets (loopback only by default), rates over mcp.max_rps, durations over mcp.max_duration, and more unfinished MCP-started executions than mcp.max_concurrent_executions."
-    )]
-    async fn run_load_test(
-        &self,
-        Parameters(p): Parameters<RunLoadTest>,
-    ) -> Result<CallToolResult, McpError> {
-        if let Err(refusal) = guard::check_load_test(&p, &self.ctx.settings.mcp) {
-            return tool_error(refusal);
-        }
-        let allowlist = self.ctx.settings.load_generation.allowed_targets.clone();
-        let checked = p.clone();
-        let allowed =
-            tokio::task::spawn_blocking(move || guard::check_targets(&checked, &allowlist)).await;
-        match allowed {
-            Ok(Ok(())) => {}
-            Ok(Err(refusal)) => return tool_error(refusal),
-            Err(e) => return tool_error(format!("the target check was lost: {e}")),
-        }
-        self.submit(p.execution_body(), "load test").await
-    }
-
-    #[tool(
-        description = "Start a stress test: the rate steps up from start_rps by step_rps every step_duration_s until max_rps, and stops by itself once the target breaks (a second's p99 over break_p99_ms, errors over break_error_rate, or under 95% of the planned rate, for `consecutive` seconds in a row). Returns the execution_id at once; follow it with wait_for_execution, then get_report, whose tasks[0].stress gives breaking_point_rps (the last sustainable rate), the condition that broke and each step's rate, latency and errors. The server refuses (tool error, saying which setting) targets outside load_generation.allowed_targets, any rate over mcp.max_rps, all steps together over mcp.max_duration, and more unfinished MCP-started executions than mcp.max_concurrent_executions."
-    )]
-    async fn run_stress_test(
-        &self,
-        Parameters(p): Parameters<RunStressTest>,
-    ) -> Result<CallToolResult, McpError> {
-        if let Err(refusal) = guard::check_stress_test(&p, &self.ctx.settings.mcp) {
-            return tool_error(refusal);
-        }
-        let allowlist = self.ctx.settings.load_generation.allowed_targets.clone();
-        let urls: Vec<String> = p.targets.iter().map(|t| t.url.clone()).collect();
-        let allowed = tokio::task::spawn_blocking(move || {
-            urls.iter()
-                .try_for_each(|url| guard::check_url(url, &allowlist))
-        })
-        .await;
-        match allowed {
-            Ok(Ok(())) => {}
-            Ok(Err(refusal)) => return tool_error(refusal),
-            Err(e) => return tool_error(format!("the target check was lost: {e}")),
-        }
-        self.submit(p.execution_body(), "stress test").await
-    }
-
-    #[tool(
-        description = "Start a security scan of a target's endpoints on the cluster (reflected XSS, SQL injection, CSRF, missing security headers, open redirects) and return its execution_id at once; follow it with wait_for_execution, then get_report, whose tasks[0].security lists the findings (severity, type, endpoint, parameter, evidence, remediation). On a cluster the endpoints are dealt over the nodes. The server refuses (tool error, saying which setting) a target outside load_generation.allowed_targets (loopback only by default), a rate_limit_rps over mcp.max_rps, and more unfinished MCP-started executions than mcp.max_concurrent_executions."
-    )]
-    async fn run_security_test(
-        &self,
-        Parameters(p): Parameters<RunSecurityTest>,
-    ) -> Result<CallToolResult, McpError> {
-        if let Err(refusal) = guard::check_security_test(&p, &self.ctx.settings.mcp) {
-            return tool_error(refusal);
-        }
-        let allowlist = self.ctx.settings.load_generation.allowed_targets.clone();
-        let target = p.target.clone();
-        let allowed =
-            tokio::task::spawn_blocking(move || guard::check_url(&target, &allowlist)).await;
-        match allowed {
-            Ok(Ok(())) => {}
-            Ok(Err(refusal)) => return tool_error(refusal),
-            Err(e) => return tool_error(format!("the target check was lost: {e}")),
-        }
-        self.submit(p.execution_body(), "security test").await
-    }
-
     #[tool(
         description = "An execution's current state (pending, planning, running, completed, completed_degraded, failed, cancelled), progress_percent, planned duration_s, and live figures per task (sent, completed, errors, latency percentiles so far, the latest second).",
         annotations(read_only_hint = true)

@@ -65,7 +65,7 @@ pub struct GetReport(pub String);
 
 /// The report of an execution in memory as a value (for `mcpt run`'s text report).
 #[derive(Message)]
-#[rtype(result = "Option<crate::stats::report::Report>")]
+#[rtype(result = "Option<crate::task::report::Report>")]
 pub struct BuildReport(pub String);
 
 /// The cluster's nodes.

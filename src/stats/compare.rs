@@ -90,8 +90,8 @@ impl<'a> From<&'a Summary> for Side<'a> {
     }
 }
 
-impl<'a> From<&'a TaskReport> for Side<'a> {
-    fn from(t: &'a TaskReport) -> Self {
+impl<'a, S> From<&'a TaskReport<S>> for Side<'a> {
+    fn from(t: &'a TaskReport<S>) -> Self {
         Side {
             achieved_rps: t.achieved_rps,
             total_requests: t.total_requests,
@@ -135,7 +135,7 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
-    fn of(r: &Report) -> RunInfo {
+    fn of<S>(r: &Report<S>) -> RunInfo {
         RunInfo {
             execution_id: None,
             name: r.name.clone(),
@@ -175,8 +175,8 @@ impl Comparison {
 
 /// Compares run `b` against run `a` (deltas are `b - a`). Tasks are matched by name; a name
 /// that occurs twice in a run is matched once, by its first occurrence.
-pub fn compare(a: &Report, b: &Report) -> Comparison {
-    let find = |r: &'_ Report, name: &str| r.tasks.iter().position(|t| t.name == name);
+pub fn compare<S>(a: &Report<S>, b: &Report<S>) -> Comparison {
+    let find = |r: &'_ Report<S>, name: &str| r.tasks.iter().position(|t| t.name == name);
     let mut tasks = Vec::new();
     let mut only_in_a = Vec::new();
     for (i, ta) in a.tasks.iter().enumerate() {
@@ -210,7 +210,11 @@ pub fn compare(a: &Report, b: &Report) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::fixtures::report_with;
+
+    /// A report of plain tasks (no kind adds a part).
+    fn report_with(name: &str, tasks: &[(&str, u64, u64, f64, f64)]) -> Report<()> {
+        crate::stats::fixtures::report_with(name, tasks)
+    }
 
     #[test]
     fn delta_of_known_values() {
@@ -307,7 +311,7 @@ mod tests {
     fn reports_read_back() {
         let a = report_with("a", &[("get", 500, 5, 50.0, 8.0)]);
         let json = serde_json::to_value(&a).unwrap();
-        let back: Report = serde_json::from_value(json.clone()).unwrap();
+        let back: Report<()> = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(serde_json::to_value(&back).unwrap(), json);
     }
 }

@@ -20,7 +20,7 @@ pub fn percentiles(p99: f64) -> Percentiles {
 
 /// A task of `total` requests over 10 s with `errors` status errors, `rps` achieved, and a
 /// timeline of 10 points.
-pub fn task(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskReport {
+pub fn task<S: Default>(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskReport<S> {
     let err = ErrorCounts {
         total: errors,
         status: errors,
@@ -34,7 +34,6 @@ pub fn task(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskRepo
     TaskReport {
         name: name.into(),
         kind: "load_test".into(),
-        stress: None,
         model: "open".into(),
         pattern: "constant".into(),
         arrivals: "uniform".into(),
@@ -62,7 +61,7 @@ pub fn task(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskRepo
             in_flight: None,
         }],
         thresholds: Vec::new(),
-        security: None,
+        section: S::default(),
         timeline: (0..10)
             .map(|s| TimelinePoint {
                 second: s,
@@ -79,8 +78,8 @@ pub fn task(name: &str, total: u64, errors: u64, rps: f64, p99: f64) -> TaskRepo
 }
 
 /// A report of the given tasks `(name, total, errors, rps, p99_ms)`; its summary adds them up.
-pub fn report_with(name: &str, tasks: &[(&str, u64, u64, f64, f64)]) -> Report {
-    let tasks: Vec<TaskReport> = tasks
+pub fn report_with<S: Default>(name: &str, tasks: &[(&str, u64, u64, f64, f64)]) -> Report<S> {
+    let tasks: Vec<TaskReport<S>> = tasks
         .iter()
         .map(|&(n, total, errors, rps, p99)| task(n, total, errors, rps, p99))
         .collect();

@@ -8,9 +8,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::{Report, TaskReport};
+use super::report::{Report, Section, Summary};
 use super::{ErrorCounts, Percentiles};
-use crate::task::security::ScanReport;
 
 /// The chart module, inlined into every report.
 pub const CHARTS_JS: &str = include_str!("../http/ui/charts.js");
@@ -48,8 +47,9 @@ thead th { color: #555; font-weight: 600; font-size: 12px; }
 footer { color: #777; font-size: 12px; }
 "#;
 
-/// The page's own script: draws each task's charts from the embedded report.
-const DRAW: &str = r#"
+/// The page's own script: draws each task's charts from the embedded report; each task kind
+/// may add its own ([`Section::CHARTS_JS`]) between [`DRAW_HEAD`] and [`DRAW_TAIL`].
+const DRAW_HEAD: &str = r#"
 (function () {
   'use strict';
   var report = JSON.parse(document.getElementById('report-data').textContent);
@@ -72,24 +72,9 @@ const DRAW: &str = r#"
       C.line({ title: 'Errors per second', unit: 'errors/s', x: x, series: [
         { name: 'errors', values: col('errors'), color: '#D55E00' }] })
     ].join('');
-    var st = document.querySelector('.charts[data-stress="' + i + '"]');
-    if (st && t.stress) {
-      var steps = t.stress.steps || [];
-      var rx = steps.map(function (s) { return s.rps; });
-      var sc = function (k) { return steps.map(function (s) { return s[k]; }); };
-      st.innerHTML = [
-        C.line({ title: 'Latency by step rate', unit: 'ms', xUnit: 'req/s', x: rx, series: [
-          { name: 'p50', values: sc('p50_ms') },
-          { name: 'p95', values: sc('p95_ms') },
-          { name: 'p99', values: sc('p99_ms') }] }),
-        C.line({ title: 'Achieved rate and errors by step rate', unit: 'req/s', xUnit: 'req/s', x: rx, series: [
-          { name: 'planned', values: rx, dashed: true },
-          { name: 'achieved', values: sc('achieved_rps') },
-          { name: 'errors', values: steps.map(function (s) { return s.error_rate * s.achieved_rps; }),
-            color: '#D55E00' }] })
-      ].join('');
-    }
-  });
+"#;
+
+const DRAW_TAIL: &str = r#"  });
   document.documentElement.setAttribute('data-charts', 'drawn');
 })();
 "#;
@@ -172,7 +157,7 @@ pub fn fmt_ms(v: f64) -> String {
 }
 
 /// One figure: `<div><dt>label</dt><dd data-figure=key data-value=raw>shown</dd></div>`.
-fn figure(out: &mut String, key: &str, label: &str, raw: &str, shown: &str, warn: bool) {
+pub fn figure(out: &mut String, key: &str, label: &str, raw: &str, shown: &str, warn: bool) {
     let _ = write!(
         out,
         "<div{}><dt>{}</dt><dd data-figure=\"{}\" data-value=\"{}\">{}</dd></div>",
@@ -184,7 +169,8 @@ fn figure(out: &mut String, key: &str, label: &str, raw: &str, shown: &str, warn
     );
 }
 
-fn percentile_table(out: &mut String, corrected: &Percentiles, uncorrected: &Percentiles) {
+/// The latency percentiles, corrected and uncorrected, as a table.
+pub fn percentile_table(out: &mut String, corrected: &Percentiles, uncorrected: &Percentiles) {
     out.push_str(
         "<table class=\"percentiles\"><thead><tr><th>latency ms</th><th>p50</th><th>p90</th>\
          <th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr></thead><tbody>",
@@ -199,7 +185,8 @@ fn percentile_table(out: &mut String, corrected: &Percentiles, uncorrected: &Per
     out.push_str("</tbody></table>");
 }
 
-fn errors_table(out: &mut String, e: &ErrorCounts) {
+/// The error counts by kind as a table.
+pub fn errors_table(out: &mut String, e: &ErrorCounts) {
     out.push_str("<table class=\"errors\"><thead><tr><th>errors by kind</th><th>count</th></tr></thead><tbody>");
     for (k, v) in [
         ("connect", e.connect),
@@ -213,327 +200,13 @@ fn errors_table(out: &mut String, e: &ErrorCounts) {
     out.push_str("</tbody></table>");
 }
 
-/// A stress test's verdict, its steps table, and a place for its rate charts.
-fn stress_block(out: &mut String, i: usize, s: &crate::task::stress::StressResult) {
-    let rps = |r: Option<f64>| r.map_or("none".to_string(), |r| format!("{r} req/s"));
-    let raw = |r: Option<f64>| r.map_or("null".to_string(), |r| r.to_string());
-    out.push_str("<h3>Stress</h3><dl class=\"figures stress\">");
-    figure(
-        out,
-        "breaking_point_rps",
-        "Breaking point",
-        &raw(s.breaking_point_rps),
-        &rps(s.breaking_point_rps),
-        false,
-    );
-    figure(
-        out,
-        "broke_at_rps",
-        "Broke at",
-        &raw(s.broke_at_rps),
-        &rps(s.broke_at_rps),
-        s.broke,
-    );
-    out.push_str("</dl>");
-    let verdict = match &s.condition {
-        Some(c) if s.broke => format!("Broke: {c}."),
-        _ => "Did not break: the steps reached max_rps.".to_string(),
-    };
-    let _ = write!(
-        out,
-        "<p class=\"meta\" data-figure=\"condition\">{}</p>",
-        escape(&verdict)
-    );
-    out.push_str(
-        "<table class=\"stress-steps\"><thead><tr><th>step req/s</th><th>achieved req/s</th>\
-         <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>error rate</th><th>seconds</th>\
-         </tr></thead><tbody>",
-    );
-    for st in &s.steps {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            fmt_rate(st.rps),
-            fmt_rate(st.achieved_rps),
-            fmt_ms(st.p50_ms),
-            fmt_ms(st.p95_ms),
-            fmt_ms(st.p99_ms),
-            fmt_percent(st.error_rate),
-            st.seconds
-        );
-    }
-    let _ = write!(
-        out,
-        "</tbody></table><div class=\"charts\" data-stress=\"{i}\"></div>"
-    );
-}
-
-/// A `security_test` task: its counts, a findings table (evidence excerpts escaped like
-/// every other text of the target's) and its nodes' slices.
-fn security_section(out: &mut String, i: usize, t: &TaskReport, scan: &ScanReport) {
-    let _ = write!(
-        out,
-        "<section class=\"task security\" data-task-index=\"{i}\"><h2>Task {}</h2>\
-         <p class=\"meta\">security_test</p><dl class=\"figures\">",
-        escape(&t.name)
-    );
-    let findings = scan.findings.len();
-    figure(
-        out,
-        "findings",
-        "Findings",
-        &findings.to_string(),
-        &findings.to_string(),
-        findings > 0,
-    );
-    for (key, label, n) in [
-        ("requests_sent", "Requests sent", scan.requests_sent),
-        (
-            "requests_refused",
-            "Refused (allowlist)",
-            scan.requests_refused,
-        ),
-        ("request_errors", "Request errors", scan.request_errors),
-    ] {
-        figure(
-            out,
-            key,
-            label,
-            &n.to_string(),
-            &n.to_string(),
-            key != "requests_sent" && n > 0,
-        );
-    }
-    figure(
-        out,
-        "duration_s",
-        "Duration",
-        &scan.duration_s.to_string(),
-        &fmt_seconds(scan.duration_s),
-        false,
-    );
-    out.push_str("</dl>");
-    if !scan.nodes_lost.is_empty() {
-        let _ = write!(
-            out,
-            "<p class=\"warn nodes-lost\">Not scanned: the slices of lost nodes {}.</p>",
-            escape(&scan.nodes_lost.join(", "))
-        );
-    }
-    out.push_str("<h3>Findings</h3>");
-    if scan.findings.is_empty() {
-        out.push_str("<p class=\"muted\">no findings</p>");
-    } else {
-        out.push_str(
-            "<table class=\"findings\"><thead><tr><th>severity</th><th>type</th>\
-             <th>endpoint</th><th>parameter</th><th>title</th><th>evidence</th>\
-             <th>remediation</th></tr></thead><tbody>",
-        );
-        for f in &scan.findings {
-            let _ = write!(
-                out,
-                "<tr data-severity=\"{sev}\"><td>{sev}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td><code>{} {}</code><pre>{}</pre></td><td>{}</td></tr>",
-                f.scan_type,
-                escape(&f.endpoint),
-                escape(f.parameter.as_deref().unwrap_or("-")),
-                escape(&f.title),
-                escape(&f.evidence.request.method),
-                escape(&f.evidence.request.url),
-                escape(&f.evidence.excerpt),
-                escape(&f.remediation),
-                sev = f.severity,
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
-    if !scan.nodes.is_empty() {
-        out.push_str(
-            "<h3>Nodes</h3><table class=\"nodes\"><thead><tr><th>node</th><th>endpoints</th>\
-             <th>requests</th><th>findings</th><th>state</th></tr></thead><tbody>",
-        );
-        for n in &scan.nodes {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&n.node_id),
-                escape(&n.endpoints.join(", ")),
-                n.requests_sent,
-                n.findings,
-                if n.lost { "lost" } else { "ok" }
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
-    out.push_str("</section>");
-}
-
-fn task_section(out: &mut String, i: usize, t: &TaskReport) {
-    if let Some(scan) = &t.security {
-        return security_section(out, i, t, scan);
-    }
-    let _ = write!(
-        out,
-        "<section class=\"task\" data-task-index=\"{i}\"><h2>Task {}</h2><p class=\"meta\">\
-         {} model, {} pattern, {} arrivals, {} users, seed {}</p><dl class=\"figures\">",
-        escape(&t.name),
-        escape(&t.model),
-        escape(&t.pattern),
-        escape(&t.arrivals),
-        t.concurrent_users,
-        t.seed
-    );
-    figure(
-        out,
-        "total_requests",
-        "Requests",
-        &t.total_requests.to_string(),
-        &t.total_requests.to_string(),
-        false,
-    );
-    if let Some(p) = t.planned_requests {
-        figure(
-            out,
-            "planned_requests",
-            "Planned",
-            &p.to_string(),
-            &p.to_string(),
-            false,
-        );
-    }
-    figure(
-        out,
-        "achieved_rps",
-        "Achieved req/s",
-        &t.achieved_rps.to_string(),
-        &fmt_rate(t.achieved_rps),
-        false,
-    );
-    figure(
-        out,
-        "duration_s",
-        "Duration",
-        &t.duration_s.to_string(),
-        &fmt_seconds(t.duration_s),
-        false,
-    );
-    let rate = if t.total_requests > 0 {
-        t.errors.total as f64 / t.total_requests as f64
-    } else {
-        0.0
-    };
-    figure(
-        out,
-        "error_rate",
-        "Error rate",
-        &rate.to_string(),
-        &fmt_percent(rate),
-        t.errors.total > 0,
-    );
-    figure(
-        out,
-        "late_starts",
-        "Late starts",
-        &t.late_starts.to_string(),
-        &t.late_starts.to_string(),
-        t.late_starts > 0,
-    );
-    if let Some(n) = t.not_sent {
-        figure(
-            out,
-            "not_sent",
-            "Not sent",
-            &n.to_string(),
-            &n.to_string(),
-            n > 0,
-        );
-    }
-    figure(
-        out,
-        "slow_responses",
-        "Slow responses",
-        &t.slow_responses.to_string(),
-        &t.slow_responses.to_string(),
-        t.slow_responses > 0,
-    );
-    out.push_str("</dl>");
-    if !t.thresholds.is_empty() {
-        out.push_str(
-            "<h3>Thresholds</h3><table class=\"thresholds\"><thead><tr><th>threshold</th>\
-             <th>verdict</th><th>actual</th><th>bound</th></tr></thead><tbody>",
-        );
-        for v in &t.thresholds {
-            let verdict = match (v.passed, v.aborted_at_s) {
-                (true, _) => "pass".to_string(),
-                (false, Some(at)) => format!("FAIL, aborted the run at {at} s"),
-                (false, None) => "FAIL".to_string(),
-            };
-            let _ = write!(
-                out,
-                "<tr class=\"{}\"><td>{}</td><td>{verdict}</td><td>{}</td><td>{}</td></tr>",
-                if v.passed { "pass" } else { "fail" },
-                escape(&v.threshold),
-                (v.actual * 1000.0).round() / 1000.0,
-                (v.bound * 1000.0).round() / 1000.0
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
-    if let Some(stress) = &t.stress {
-        stress_block(out, i, stress);
-    }
-    out.push_str("<h3>Latency</h3>");
-    percentile_table(out, &t.latency_ms, &t.latency_uncorrected_ms);
-    let _ = write!(
-        out,
-        "<h3>Timeline</h3><div class=\"charts\" data-task=\"{i}\">"
-    );
-    if t.timeline.is_empty() {
-        out.push_str("<p class=\"muted\">No timeline: no complete second was recorded.</p>");
-    }
-    out.push_str("</div><div class=\"tables\"><div><h3>Status codes</h3>");
-    if t.status_codes.is_empty() {
-        out.push_str("<p class=\"muted\">no responses</p>");
-    } else {
-        out.push_str(
-            "<table class=\"status-codes\"><thead><tr><th>status</th><th>count</th></tr></thead><tbody>",
-        );
-        for (code, n) in &t.status_codes {
-            let _ = write!(out, "<tr><td>{}</td><td>{n}</td></tr>", escape(code));
-        }
-        out.push_str("</tbody></table>");
-    }
-    out.push_str("</div><div><h3>Errors</h3>");
-    errors_table(out, &t.errors);
-    out.push_str("</div>");
-    if !t.nodes.is_empty() {
-        out.push_str(
-            "<div><h3>Nodes</h3><table class=\"nodes\"><thead><tr><th>node</th><th>sent</th>\
-             <th>completed</th><th>errors</th><th>state</th></tr></thead><tbody>",
-        );
-        for n in &t.nodes {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&n.node_id),
-                n.sent,
-                n.completed,
-                n.errors,
-                match (n.lost, n.in_flight) {
-                    (true, Some(k)) => format!("lost ({k} in flight)"),
-                    (true, None) => "lost".into(),
-                    _ => "ok".into(),
-                }
-            );
-        }
-        out.push_str("</tbody></table></div>");
-    }
-    out.push_str("</div></section>");
+/// The page's script: the report's charts, each task kind's own among them.
+pub fn draw_script<S: Section>() -> String {
+    format!("{DRAW_HEAD}{}{DRAW_TAIL}", S::CHARTS_JS)
 }
 
 /// The report as one self-contained HTML page.
-pub fn render(report: &Report) -> String {
-    let s = &report.summary;
+pub fn render<S: Section + serde::Serialize>(report: &Report<S>) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let _ = write!(
         out,
@@ -551,7 +224,26 @@ pub fn render(report: &Report) -> String {
         if report.tasks.len() == 1 { "" } else { "s" },
         env!("CARGO_PKG_VERSION"),
     );
+    summary_section(&mut out, &report.summary);
+    for (i, t) in report.tasks.iter().enumerate() {
+        S::html(t, i, &mut out);
+    }
+    let _ = writeln!(
+        out,
+        "<footer>Corrected latency is measured from each request's planned start \
+         (coordinated omission corrected); uncorrected from its actual send. The report's \
+         JSON is embedded in this page (element #report-data).</footer></main>\
+         <script>{CHARTS_JS}</script>\
+         <script type=\"application/json\" id=\"report-data\">{}</script>\
+         <script>{}</script></body></html>",
+        script_json(report),
+        draw_script::<S>()
+    );
+    out
+}
 
+/// The summary: how the run ended, the thresholds' verdict, the figures of all tasks.
+fn summary_section(out: &mut String, s: &Summary) {
     out.push_str("<section id=\"summary\"><h2>Summary</h2>");
     if let Some(why) = &s.stopped_by {
         let _ = write!(
@@ -574,113 +266,97 @@ pub fn render(report: &Report) -> String {
         );
     }
     out.push_str("<dl class=\"figures\">");
-    let n = |v: u64| v.to_string();
-    figure(
-        &mut out,
-        "total_requests",
-        "Requests",
-        &n(s.total_requests),
-        &n(s.total_requests),
-        false,
-    );
-    figure(
-        &mut out,
-        "achieved_rps",
-        "Achieved req/s",
-        &s.achieved_rps.to_string(),
-        &fmt_rate(s.achieved_rps),
-        false,
-    );
-    figure(
-        &mut out,
-        "duration_s",
-        "Duration",
-        &s.duration_s.to_string(),
-        &fmt_seconds(s.duration_s),
-        false,
-    );
-    figure(
-        &mut out,
-        "error_rate",
-        "Error rate",
-        &s.error_rate.to_string(),
-        &fmt_percent(s.error_rate),
-        s.errors.total > 0,
-    );
-    figure(
-        &mut out,
-        "errors",
-        "Errors",
-        &n(s.errors.total),
-        &n(s.errors.total),
-        s.errors.total > 0,
-    );
-    figure(
-        &mut out,
-        "late_starts",
-        "Late starts",
-        &n(s.late_starts),
-        &n(s.late_starts),
-        s.late_starts > 0,
-    );
-    figure(
-        &mut out,
-        "interrupted",
-        "Interrupted",
-        &s.interrupted.to_string(),
-        if s.interrupted { "yes" } else { "no" },
-        s.interrupted,
-    );
-    figure(
-        &mut out,
-        "planned_requests",
-        "Planned",
-        &n(s.planned_requests),
-        &n(s.planned_requests),
-        false,
-    );
-    figure(
-        &mut out,
-        "sent_requests",
-        "Sent",
-        &n(s.sent_requests),
-        &n(s.sent_requests),
-        false,
-    );
-    figure(
-        &mut out,
-        "not_sent",
-        "Not sent",
-        &n(s.not_sent),
-        &n(s.not_sent),
-        s.not_sent > 0,
-    );
+    summary_figures(out, s);
     out.push_str("</dl><h3>Latency, all tasks</h3>");
-    percentile_table(&mut out, &s.latency_ms, &s.latency_uncorrected_ms);
+    percentile_table(out, &s.latency_ms, &s.latency_uncorrected_ms);
     out.push_str("<h3>Errors, all tasks</h3>");
-    errors_table(&mut out, &s.errors);
+    errors_table(out, &s.errors);
     out.push_str("</section>");
+}
 
-    for (i, t) in report.tasks.iter().enumerate() {
-        task_section(&mut out, i, t);
+/// The summary's figures: `(key, label, raw value, shown value, warn)` each.
+fn summary_figures(out: &mut String, s: &Summary) {
+    let n = |v: u64| v.to_string();
+    let rows: [(&str, &str, String, String, bool); 10] = [
+        (
+            "total_requests",
+            "Requests",
+            n(s.total_requests),
+            n(s.total_requests),
+            false,
+        ),
+        (
+            "achieved_rps",
+            "Achieved req/s",
+            s.achieved_rps.to_string(),
+            fmt_rate(s.achieved_rps),
+            false,
+        ),
+        (
+            "duration_s",
+            "Duration",
+            s.duration_s.to_string(),
+            fmt_seconds(s.duration_s),
+            false,
+        ),
+        (
+            "error_rate",
+            "Error rate",
+            s.error_rate.to_string(),
+            fmt_percent(s.error_rate),
+            s.errors.total > 0,
+        ),
+        (
+            "errors",
+            "Errors",
+            n(s.errors.total),
+            n(s.errors.total),
+            s.errors.total > 0,
+        ),
+        (
+            "late_starts",
+            "Late starts",
+            n(s.late_starts),
+            n(s.late_starts),
+            s.late_starts > 0,
+        ),
+        (
+            "interrupted",
+            "Interrupted",
+            s.interrupted.to_string(),
+            if s.interrupted { "yes" } else { "no" }.to_string(),
+            s.interrupted,
+        ),
+        (
+            "planned_requests",
+            "Planned",
+            n(s.planned_requests),
+            n(s.planned_requests),
+            false,
+        ),
+        (
+            "sent_requests",
+            "Sent",
+            n(s.sent_requests),
+            n(s.sent_requests),
+            false,
+        ),
+        (
+            "not_sent",
+            "Not sent",
+            n(s.not_sent),
+            n(s.not_sent),
+            s.not_sent > 0,
+        ),
+    ];
+    for (key, label, raw, shown, warn) in rows {
+        figure(out, key, label, &raw, &shown, warn);
     }
-    let _ = writeln!(
-        out,
-        "<footer>Corrected latency is measured from each request's planned start \
-         (coordinated omission corrected); uncorrected from its actual send. The report's \
-         JSON is embedded in this page (element #report-data).</footer></main>\
-         <script>{CHARTS_JS}</script>\
-         <script type=\"application/json\" id=\"report-data\">{}</script>\
-         <script>{DRAW}</script></body></html>",
-        script_json(report)
-    );
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::fixtures::report_with;
 
     #[test]
     fn escapes_text() {
@@ -702,150 +378,5 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
-    }
-
-    /// A hostile task name stays text: it never closes a script, opens an element or adds an
-    /// attribute, in the markup or in the embedded JSON.
-    #[test]
-    fn a_hostile_task_name_cannot_break_out() {
-        let evil = "</script><img src=x onerror=alert(1)>";
-        let mut r = report_with(evil, &[(evil, 100, 1, 10.0, 5.0)]);
-        r.tasks[0].nodes[0].node_id = evil.into();
-        r.tasks[0].status_codes.insert("<b>\u{2028}".into(), 1);
-        let html = render(&r);
-        // Exactly the page's three script elements, each closed once.
-        assert_eq!(html.matches("<script").count(), 3, "{html}");
-        assert_eq!(html.matches("</script>").count(), 3);
-        assert!(!html.contains("<img"), "no element from the name");
-        assert!(!html.contains("<b>"));
-        assert!(html.contains("&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"));
-        assert!(html.contains(r"\u003c/script\u003e\u003cimg src=x onerror=alert(1)\u003e"));
-        // The embedded JSON is the report, with no raw line separator (a JavaScript string
-        // may not hold one in older engines; in HTML text it is harmless).
-        let start = html.find("id=\"report-data\">").unwrap() + "id=\"report-data\">".len();
-        let end = start + html[start..].find("</script>").unwrap();
-        assert!(!html[start..end].contains('\u{2028}'));
-        let back: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
-        assert_eq!(back, serde_json::to_value(&r).unwrap());
-    }
-
-    /// The page fetches nothing: its own markup, style and script name no URL and load
-    /// nothing. A URL can appear only where the report's data holds one (say, a task named
-    /// after its target), and there only as escaped text or inside the JSON string, never as
-    /// an attribute the browser would follow.
-    #[test]
-    fn no_external_url() {
-        let r = report_with("plain", &[("get", 100, 0, 10.0, 5.0)]);
-        let html = render(&r);
-        for needle in [
-            "http:", "https:", "//", "src=", "href=", "url(", "@import", "<link",
-        ] {
-            let hits: Vec<_> = html.match_indices(needle).map(|(i, _)| i).collect();
-            // `//` opens comments in the inlined charts.js; none of them names a URL (the
-            // `http:`/`https:` checks above would see one).
-            if needle == "//" {
-                assert!(
-                    CHARTS_JS.matches("//").count() + DRAW.matches("//").count() == hits.len(),
-                    "`//` outside the scripts' comments"
-                );
-                continue;
-            }
-            assert!(hits.is_empty(), "{needle} in the page at {hits:?}");
-        }
-        assert!(html.contains(CSP));
-
-        // With a URL in the data it appears only as text and as a JSON string.
-        let named = "https://target.test/x?a=1&b=2";
-        let r = report_with(named, &[(named, 100, 0, 10.0, 5.0)]);
-        let html = render(&r);
-        let escaped = escape(named);
-        let in_json = script_json(&named);
-        let in_json = &in_json[1..in_json.len() - 1];
-        let total = html.matches("https:").count();
-        let as_text = html.matches(escaped.as_str()).count();
-        let as_json = html.matches(in_json).count();
-        assert_eq!(total, as_text + as_json, "a URL outside the escaped data");
-        assert!(!html.contains("src=") && !html.contains("href="));
-    }
-
-    #[test]
-    fn a_security_task_shows_its_findings_escaped() {
-        use crate::task::security::{Evidence, Finding, ScanType, SentRequest, Severity};
-        let mut r = report_with("scan", &[("scan", 0, 0, 0.0, 0.0)]);
-        let hostile = "<script>alert(1)</script>";
-        r.tasks[0].security = Some(ScanReport {
-            findings: vec![Finding {
-                scan_type: ScanType::Xss,
-                severity: Severity::High,
-                endpoint: "GET /search".into(),
-                parameter: Some("q".into()),
-                title: "reflected XSS".into(),
-                evidence: Evidence {
-                    request: SentRequest {
-                        method: "GET".into(),
-                        url: "http://127.0.0.1:9/search?q=%3Cscript%3E".into(),
-                        body: None,
-                        headers: Vec::new(),
-                    },
-                    response_status: 200,
-                    excerpt: format!("<p>{hostile}</p>"),
-                },
-                remediation: "escape <output>".into(),
-            }],
-            requests_sent: 12,
-            nodes_lost: vec!["node-1".into()],
-            ..ScanReport::default()
-        });
-        let html = render(&r);
-        let (_, section) = html.split_once("<table class=\"findings\">").unwrap();
-        let (table, _) = section.split_once("</table>").unwrap();
-        assert!(!table.contains(hostile), "{table}");
-        assert!(table.contains(&escape(hostile)), "{table}");
-        assert!(table.contains("escape &lt;output&gt;"), "{table}");
-        for cell in ["high", "xss", "GET /search", "reflected XSS"] {
-            assert!(table.contains(cell), "{cell} missing: {table}");
-        }
-        assert!(html.contains("Not scanned: the slices of lost nodes node-1"));
-    }
-
-    #[test]
-    fn renders_an_empty_timeline_and_no_tasks() {
-        let mut r = report_with("empty", &[("idle", 0, 0, 0.0, 0.0)]);
-        r.tasks[0].timeline.clear();
-        r.tasks[0].nodes.clear();
-        let html = render(&r);
-        assert!(html.contains("No timeline"));
-        assert!(html.contains("data-task=\"0\""));
-        let markup = &html[..html.find("<script").unwrap()];
-        assert!(!markup.contains("NaN"));
-        let none = report_with("none", &[]);
-        let html = render(&none);
-        assert!(html.contains("id=\"summary\"") && !html.contains("class=\"task\""));
-    }
-
-    #[test]
-    fn summary_figures_show_the_report() {
-        let r = report_with("s", &[("get", 1234, 12, 123.4, 5.0)]);
-        let html = render(&r);
-        assert!(html.contains("<dd data-figure=\"total_requests\" data-value=\"1234\">1234</dd>"));
-        assert!(
-            html.contains(
-                "data-figure=\"error_rate\" data-value=\"0.009724473257698542\">0.97%</dd>"
-            )
-        );
-        assert!(html.contains("data-figure=\"interrupted\" data-value=\"false\">no</dd>"));
-    }
-
-    /// Issue 13 item 5: a lost node's requests in flight, in the HTML and the text report.
-    #[test]
-    fn a_lost_nodes_requests_in_flight_are_shown() {
-        let mut r = report_with("s", &[("get", 100, 0, 10.0, 5.0)]);
-        let n = &mut r.tasks[0].nodes[0];
-        (n.lost, n.in_flight) = (true, Some(7));
-        assert!(render(&r).contains("<td>lost (7 in flight)</td>"));
-        assert!(
-            r.to_text()
-                .contains("lost node  node-1: 100 sent, 100 completed, 7 in flight")
-        );
     }
 }

@@ -1,4 +1,8 @@
 //! The run report: JSON (its schema is `schemas/report.schema.json`, a contract) and text.
+//!
+//! The report knows no task kind: each task carries its kind's [`Section`] (flattened into the
+//! task's JSON object), which also says how the task reads in text and HTML.
+//! `crate::task::report` lists the kinds.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -9,14 +13,27 @@ use serde::{Deserialize, Serialize};
 use super::thresholds::{Figures, Threshold, Verdict, verdicts};
 use super::{ErrorCounts, Percentiles, TaskAccumulator, TimelinePoint, new_histogram};
 
+/// What a task kind adds to its task's report: its part of the JSON (the fields of its
+/// serialization, flattened into the task's object after `timeline`), and how the task reads
+/// in the text and the HTML report.
+pub trait Section: Sized {
+    /// The task in the text report (`t.section` is `self`).
+    fn text(t: &TaskReport<Self>, out: &mut String);
+    /// The task's `<section>` in the HTML report; `i` is its index in `tasks`.
+    fn html(t: &TaskReport<Self>, i: usize, out: &mut String);
+    /// Page script drawing the kind's own charts, run once per task with `t` (the task's
+    /// JSON), `i` (its index) and `C` (the chart module) in scope.
+    const CHARTS_JS: &'static str = "";
+}
+
 /// Also read back (`Deserialize`) from the store, for the HTML report and comparisons.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Report {
+pub struct Report<S> {
     pub name: String,
     /// Milliseconds since the Unix epoch when the first task started.
     pub started_at_ms: u64,
     pub summary: Summary,
-    pub tasks: Vec<TaskReport>,
+    pub tasks: Vec<TaskReport<S>>,
 }
 
 /// All tasks together.
@@ -49,7 +66,7 @@ pub struct Summary {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TaskReport {
+pub struct TaskReport<S> {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: Cow<'static, str>,
@@ -82,15 +99,12 @@ pub struct TaskReport {
     /// Per node (a standalone run has one, `local`).
     pub nodes: Vec<NodeReport>,
     pub timeline: Vec<TimelinePoint>,
-    /// A `stress_test`: the breaking point and the curve of rate against latency and errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stress: Option<crate::task::stress::StressResult>,
+    /// The kind's own part (a stress test's curve, a scan's findings; nothing for a load test).
+    #[serde(flatten)]
+    pub section: S,
     /// Each threshold's verdict over the task's final figures (the aborting one failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Verdict>,
-    /// A `security_test`: its findings, merged over the nodes that scanned a slice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security: Option<crate::task::security::ScanReport>,
 }
 
 /// One node's part of a task.
@@ -125,8 +139,6 @@ pub struct TaskInfo {
     /// Per slot: requests the node said it had sent (its heartbeats), which may exceed what
     /// its windows show when it was lost before its last window.
     pub reported_sent: Vec<u64>,
-    /// A `stress_test`'s spec: its result is the merged timeline read by its watch.
-    pub stress: Option<crate::task::stress::StressSpec>,
     /// The task's type: `load_test` or `performance_test`.
     pub kind: &'static str,
     pub thresholds: Vec<Threshold>,
@@ -134,8 +146,9 @@ pub struct TaskInfo {
     pub aborted: Option<(usize, u64)>,
 }
 
-impl TaskReport {
-    pub fn build(info: TaskInfo, acc: &TaskAccumulator) -> TaskReport {
+impl<S> TaskReport<S> {
+    /// The task's figures from its accumulator; `section` is its kind's part.
+    pub fn build(info: TaskInfo, acc: &TaskAccumulator, section: S) -> TaskReport<S> {
         let total = acc.total();
         let nodes: Vec<NodeReport> = info
             .nodes
@@ -163,14 +176,6 @@ impl TaskReport {
             nodes.iter().map(|n| n.sent).sum()
         };
         let achieved_rps = super::achieved_rps(total.completed, info.duration_s);
-        // The watch is pure: replaying the timeline gives what the live one decided.
-        let stress = info.stress.as_ref().map(|spec| {
-            let mut watch = crate::task::stress::StressWatch::new(spec);
-            for p in acc.timeline() {
-                watch.second(p);
-            }
-            watch.result()
-        });
         TaskReport {
             name: info.name,
             kind: info.kind.into(),
@@ -200,24 +205,23 @@ impl TaskReport {
             bytes_received: total.bytes,
             nodes,
             timeline: acc.timeline().to_vec(),
-            stress,
+            section,
             thresholds: verdicts(
                 &info.thresholds,
                 &Figures::so_far(acc, info.duration_s),
                 info.aborted,
             ),
-            security: None,
         }
     }
 }
 
-impl Report {
-    /// Builds the report from each task's description and accumulator.
+impl<S> Report<S> {
+    /// Builds the report from each task's description, accumulator and kind's section.
     pub fn build(
         name: String,
         started_at_ms: u64,
-        tasks: Vec<(TaskInfo, &TaskAccumulator)>,
-    ) -> Report {
+        tasks: Vec<(TaskInfo, &TaskAccumulator, S)>,
+    ) -> Report<S> {
         let mut corrected = new_histogram();
         let mut uncorrected = new_histogram();
         let mut errors = ErrorCounts::default();
@@ -225,7 +229,7 @@ impl Report {
         let (mut sent, mut not_sent) = (0, 0);
         let mut duration_s: f64 = 0.0;
         let mut reports = Vec::new();
-        for (info, acc) in tasks {
+        for (info, acc, section) in tasks {
             let t = acc.total();
             corrected
                 .add(&t.corrected)
@@ -238,7 +242,7 @@ impl Report {
             late += t.late_starts;
             planned += info.planned_requests.unwrap_or(0);
             duration_s = duration_s.max(info.duration_s);
-            let task = TaskReport::build(info, acc);
+            let task = TaskReport::build(info, acc, section);
             sent += task.sent_requests;
             not_sent += task.not_sent.unwrap_or(0);
             reports.push(task);
@@ -285,7 +289,9 @@ impl Report {
         s.duration_s = s.duration_s.min(ran_s);
         s.achieved_rps = super::achieved_rps(s.total_requests, s.duration_s);
     }
+}
 
+impl<S: Section> Report<S> {
     /// The text report printed at the end of `mcpt run`.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -309,138 +315,12 @@ impl Report {
             s.error_rate * 100.0
         );
         for t in &self.tasks {
-            if let Some(scan) = &t.security {
-                security_text(&mut out, &t.name, scan);
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "\ntask {} ({} model, {}, {} arrivals, {} users)",
-                t.name, t.model, t.pattern, t.arrivals, t.concurrent_users
-            );
-            match t.planned_requests {
-                Some(p) => {
-                    let _ = writeln!(
-                        out,
-                        "  requests   {} of {} planned, {:.1} req/s, {} late starts",
-                        t.total_requests, p, t.achieved_rps, t.late_starts
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "  requests   {}, {:.1} req/s",
-                        t.total_requests, t.achieved_rps
-                    );
-                }
-            }
-            let _ = writeln!(
-                out,
-                "  latency ms       p50       p90       p95       p99     p99.9       max      mean"
-            );
-            for (label, p) in [
-                ("corrected", &t.latency_ms),
-                ("uncorrected", &t.latency_uncorrected_ms),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "  {label:<12}{:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-                    p.p50, p.p90, p.p95, p.p99, p.p999, p.max, p.mean
-                );
-            }
-            let e = &t.errors;
-            let _ = writeln!(
-                out,
-                "  errors     {} (connect {}, timeout {}, status {}, body {})",
-                e.total, e.connect, e.timeout, e.status, e.body
-            );
-            let codes: Vec<String> = t
-                .status_codes
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
-            let _ = writeln!(
-                out,
-                "  status     {}",
-                if codes.is_empty() {
-                    "none".into()
-                } else {
-                    codes.join(", ")
-                }
-            );
-            if t.slow_responses > 0 {
-                let _ = writeln!(
-                    out,
-                    "  slow       {} responses over expected_response_time",
-                    t.slow_responses
-                );
-            }
-            for n in t.nodes.iter().filter(|n| n.lost) {
-                let _ = writeln!(
-                    out,
-                    "  lost node  {}: {} sent, {} completed, {} in flight when last heard from",
-                    n.node_id,
-                    n.sent,
-                    n.completed,
-                    n.in_flight.unwrap_or(0)
-                );
-            }
-            if let Some(stress) = &t.stress {
-                out.push_str(&stress.to_text());
-            }
-            for v in &t.thresholds {
-                let mark = match (v.passed, v.aborted_at_s) {
-                    (true, _) => "pass".to_string(),
-                    (false, Some(at)) => format!("FAIL (aborted the run at {at} s)"),
-                    (false, None) => "FAIL".to_string(),
-                };
-                let _ = writeln!(
-                    out,
-                    "  threshold  {:<36} {mark}: {} against {}",
-                    v.threshold,
-                    (v.actual * 1000.0).round() / 1000.0,
-                    (v.bound * 1000.0).round() / 1000.0
-                );
-            }
+            S::text(t, &mut out);
         }
         if let Some(passed) = s.thresholds_passed {
             let verdict = if passed { "passed" } else { "FAILED" };
             let _ = writeln!(out, "\nthresholds {verdict}");
         }
         out
-    }
-}
-
-/// A `security_test` task in the text report: its counts, its findings, its lost slices.
-fn security_text(out: &mut String, name: &str, scan: &crate::task::security::ScanReport) {
-    let _ = writeln!(
-        out,
-        "\ntask {name} (security_test): {} findings, {} requests sent, {} refused, {} errors, {:.1} s",
-        scan.findings.len(),
-        scan.requests_sent,
-        scan.requests_refused,
-        scan.request_errors,
-        scan.duration_s
-    );
-    let by_type: Vec<String> = scan
-        .by_type
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    let _ = writeln!(out, "  by type    {}", by_type.join(", "));
-    if !scan.findings.is_empty() {
-        for line in scan.table().lines() {
-            let _ = writeln!(out, "  {line}");
-        }
-    }
-    if !scan.nodes_lost.is_empty() {
-        let _ = writeln!(
-            out,
-            "  NOT SCANNED: the slices of lost nodes {}",
-            scan.nodes_lost.join(", ")
-        );
-    }
-    for note in &scan.notes {
-        let _ = writeln!(out, "  note       {note}");
     }
 }

@@ -1,11 +1,18 @@
 //! Watches: what looks at a task's merged seconds while it runs and may stop the execution
-//! early: its thresholds with `abort_on_fail`, and a stress test's breaking conditions. The
+//! early: its thresholds with `abort_on_fail`, and a task kind's own (a stress test's breaking
+//! conditions, [`KindWatch`]). The
 //! orchestrator feeds each task's watches every merged second (`Execution::new_seconds`) and
 //! stops the execution on the first `Stop`.
 
-use super::TaskAccumulator;
 use super::thresholds::{Figures, ThresholdWatch};
-use crate::task::stress::StressWatch;
+use super::{TaskAccumulator, TimelinePoint};
+
+/// A task kind's own watch over its merged timeline; the run it stops ends `completed` (it did
+/// what it was for).
+pub trait KindWatch: std::fmt::Debug + Send {
+    /// Reads the seconds of `timeline` it has not seen yet; the reason to stop, once.
+    fn catch_up(&mut self, timeline: &[TimelinePoint]) -> Option<String>;
+}
 
 /// How an execution stopped by a watch ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +30,12 @@ pub struct Stop {
     pub reason: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Watch {
     Thresholds(ThresholdWatch),
-    /// A stress test's breaking conditions: it ends `completed` once they hold.
-    Stress(Box<StressWatch>),
+    /// A task kind's own (a stress test's breaking conditions): it ends `completed` once it
+    /// stops the run.
+    Kind(Box<dyn KindWatch>),
 }
 
 impl Watch {
@@ -41,7 +49,7 @@ impl Watch {
                     reason,
                 })
             }
-            Watch::Stress(w) => w.catch_up(acc.timeline()).map(|reason| Stop {
+            Watch::Kind(w) => w.catch_up(acc.timeline()).map(|reason| Stop {
                 state: StopAs::Completed,
                 reason,
             }),

@@ -20,7 +20,7 @@ pub mod vulnerable;
 pub use mcp_testing::cli::TargetGuard;
 use mcp_testing::plan::{self, TestPlan};
 use mcp_testing::settings::Settings;
-use mcp_testing::stats::report::Report;
+use mcp_testing::task::report::Report;
 
 /// Polls `pred` every 10 ms until it holds or `timeout` passes; says which.
 pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {

@@ -535,6 +535,12 @@ impl StressWatch {
     }
 }
 
+impl crate::stats::watch::KindWatch for StressWatch {
+    fn catch_up(&mut self, timeline: &[TimelinePoint]) -> Option<String> {
+        StressWatch::catch_up(self, timeline)
+    }
+}
+
 impl StressResult {
     /// The stress part of the text report: the verdict, then one line per step.
     pub fn to_text(&self) -> String {
@@ -575,5 +581,7 @@ fn error_rate(errors: u64, completed: u64) -> f64 {
     }
 }
 
+pub mod mcp;
+pub mod report;
 #[cfg(test)]
 mod tests;

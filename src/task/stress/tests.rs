@@ -333,8 +333,9 @@ fn seconds_past_the_last_step_are_not_evaluated() {
 
 #[test]
 fn a_stress_task_reports_its_result_in_json_text_and_html() {
-    use crate::stats::report::{Report, TaskInfo};
+    use crate::stats::report::TaskInfo;
     use crate::stats::{TaskAccumulator, Window};
+    use crate::task::report::{Report, Section};
     let s = spec(100.0, 100.0, 300.0, 2);
     let steps = s.steps();
     let rate = move |k: u64| steps.get(k as usize / 2).copied().unwrap_or(0.0);
@@ -360,7 +361,7 @@ fn a_stress_task_reports_its_result_in_json_text_and_html() {
         }
         acc.add(0, w, k == 5);
     }
-    let info = |stress: Option<StressSpec>| TaskInfo {
+    let info = |stress: Option<&StressSpec>| TaskInfo {
         name: "capacity".into(),
         model: "open",
         pattern: "stages".into(),
@@ -377,14 +378,21 @@ fn a_stress_task_reports_its_result_in_json_text_and_html() {
         } else {
             "load_test"
         },
-        stress,
         thresholds: Vec::new(),
         aborted: None,
     };
-    let report = Report::build("stress".into(), 0, vec![(info(Some(s)), &acc)]);
+    let report = Report::build(
+        "stress".into(),
+        0,
+        vec![(
+            info(Some(&s)),
+            &acc,
+            Section::of_load(Some(&s), acc.timeline()),
+        )],
+    );
     let t = &report.tasks[0];
     assert_eq!(t.kind, "stress_test");
-    let r = t.stress.as_ref().expect("a stress result");
+    let r = t.section.stress().expect("a stress result");
     assert_eq!(
         (r.breaking_point_rps, r.broke_at_rps),
         (Some(100.0), Some(200.0))
@@ -402,7 +410,7 @@ fn a_stress_task_reports_its_result_in_json_text_and_html() {
     assert!(html.contains(r#"data-figure="breaking_point_rps" data-value="100""#));
     assert!(html.contains(r#"<div class="charts" data-stress="0">"#));
     // A load test has neither.
-    let plain = Report::build("load".into(), 0, vec![(info(None), &acc)]);
+    let plain = Report::build("load".into(), 0, vec![(info(None), &acc, Section::Load)]);
     assert_eq!(plain.tasks[0].kind, "load_test");
     let json = serde_json::to_value(&plain).unwrap();
     assert!(json["tasks"][0].get("stress").is_none());
