@@ -3,3 +3,4 @@
 
 pub mod security;
 pub mod stress;
+pub mod work;
