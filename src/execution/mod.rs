@@ -207,7 +207,7 @@ impl Execution {
 
     /// How much longer than planned its tasks may take before the watchdog gives up on them
     /// (a scan's slow answers stretch it).
-    pub fn scan_slack(&self) -> Duration {
+    pub fn slack(&self) -> Duration {
         self.plan
             .tasks
             .iter()

@@ -49,33 +49,19 @@ impl ExecTask {
         }
     }
 
-    /// The load test this task runs, if it is one.
-    pub fn load(&self) -> Option<&crate::plan::LoadTask> {
-        match &self.work {
-            Work::Load(l) => Some(&l.task),
-            Work::Scan(_) => None,
-        }
-    }
-
     /// A scan task's merged report: every slice in so far, the lost ones marked.
     pub fn scan_report(&self) -> Option<ScanReport> {
-        match &self.work {
-            Work::Scan(s) => Some(s.report(&self.shares.nodes)),
-            Work::Load(_) => None,
-        }
+        self.work.scan_report(&self.shares.nodes)
     }
 
-    /// Takes a node's slice report; `false` when the node has no slot, was lost, or already
-    /// sent it (a resent report counts once).
+    /// Takes a node's slice report; `false` when the task is no scan, the node has no slot,
+    /// was lost, or already sent it (a resent report counts once).
     pub fn add_scan_slice(&mut self, node: &str, report: ScanReport) -> bool {
-        let Work::Scan(s) = &mut self.work else {
-            return false;
-        };
         let Some(slot) = self.shares.slot(node).map(usize::from) else {
             return false;
         };
         let sent = report.requests_sent;
-        if self.lost[slot] || !s.add_slice(slot, report) {
+        if self.lost[slot] || !self.work.add_scan_slice(slot, report) {
             return false;
         }
         self.reported_sent[slot] = sent;

@@ -10,6 +10,7 @@ use crate::plan::TaskKind;
 use crate::stats::TaskAccumulator;
 use crate::stats::report::TaskInfo;
 use crate::stats::watch::Watch;
+use crate::task::security::ScanReport;
 
 #[path = "load/exec.rs"]
 pub mod load;
@@ -120,6 +121,22 @@ impl Work {
         match self {
             Work::Load(l) => l.on_loss(name, node, slot, shares, at_ms),
             Work::Scan(_) => Loss::Tolerated,
+        }
+    }
+
+    /// A scan's merged report over `nodes`: every slice in so far, the lost ones marked.
+    pub fn scan_report(&self, nodes: &[String]) -> Option<ScanReport> {
+        match self {
+            Work::Scan(s) => Some(s.report(nodes)),
+            Work::Load(_) => None,
+        }
+    }
+
+    /// Takes a scan's slice of `slot`; `false` for a load task, or a slice already in.
+    pub fn add_scan_slice(&mut self, slot: usize, report: ScanReport) -> bool {
+        match self {
+            Work::Scan(s) => s.add_slice(slot, report),
+            Work::Load(_) => false,
         }
     }
 

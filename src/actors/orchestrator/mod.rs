@@ -564,7 +564,7 @@ impl Orchestrator {
                     unix_ms().saturating_sub(e.started_at_ms.unwrap_or(0)),
                 ));
                 let watchdog = remaining
-                    + e.scan_slack()
+                    + e.slack()
                     + self.settings.load_generation.drain_timeout
                     + LAST_WINDOW_GRACE;
                 tracing::info!(execution = %id, "execution reloaded; waiting for its nodes");

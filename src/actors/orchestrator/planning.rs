@@ -367,7 +367,7 @@ impl Orchestrator {
         e.plan_over(nodes, start, task_jsons);
         let lead = Duration::from_millis(start.saturating_sub(unix_ms()));
         let watchdog = e.duration()
-            + e.scan_slack()
+            + e.slack()
             + self.settings.load_generation.drain_timeout
             + LAST_WINDOW_GRACE
             + lead;
