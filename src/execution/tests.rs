@@ -199,3 +199,42 @@ fn policies_tolerate_and_fail() {
     let mut e = execution("rebalance", "closed");
     assert_eq!(e.lose_node("a", 1000, 1), LossOutcome::Tolerated);
 }
+
+/// The state shown in every phase: a stopping execution shows what stopped it (a watch's stop
+/// shows `running` until the end), and ends as that decided.
+#[test]
+fn each_phase_shows_its_state_and_a_stop_ends_as_decided() {
+    use crate::stats::watch::StopAs;
+    let watch = Halt::Watch {
+        ends_as: StopAs::Failed,
+        at_ms: 3000,
+    };
+    for (phase, shown) in [
+        (Phase::pending(), "pending"),
+        (Phase::Planning, "planning"),
+        (Phase::Running, "running"),
+        (Phase::Stopping(watch), "running"),
+        (
+            Phase::Stopping(Halt::Cancelled { at_ms: None }),
+            "cancelled",
+        ),
+        (Phase::Stopping(Halt::Failed), "failed"),
+        (
+            Phase::Ended {
+                state: State::CompletedDegraded,
+                halt: None,
+            },
+            "completed_degraded",
+        ),
+    ] {
+        assert_eq!(phase.state().as_str(), shown, "{phase:?}");
+    }
+    let mut e = execution("rebalance", "open");
+    e.phase = Phase::Stopping(watch);
+    assert!(!e.node_should_run(0, "a"));
+    assert_eq!(e.stopped_after_s(), Some(2.0));
+    assert_eq!(e.final_state(&e.report()).0, State::Failed);
+    e.phase = Phase::Stopping(Halt::Cancelled { at_ms: Some(1500) });
+    assert_eq!(e.final_state(&e.report()).0, State::Cancelled);
+    assert_eq!(e.stopped_after_s(), Some(0.5));
+}
