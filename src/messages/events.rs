@@ -7,7 +7,6 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::health::{Alert, Status};
-use crate::stats::TimelinePoint;
 
 /// One live event: when it happened, and what.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,63 +59,13 @@ pub enum EventKind {
     },
 }
 
-/// One second of one task, merged across its nodes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaskSecond {
-    pub execution_id: String,
-    pub task_id: u32,
-    pub task: String,
-    pub second: u64,
-    pub planned_rps: f64,
-    pub achieved_rps: f64,
-    pub sent: u64,
-    pub completed: u64,
-    pub errors: u64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    /// The task's figures so far, every node.
-    pub total_completed: u64,
-    pub total_errors: u64,
-    /// Nodes the task runs on (0 standalone).
-    pub nodes: usize,
-}
-
-impl TaskSecond {
-    /// The event of a settled timeline point.
-    pub fn of(
-        execution_id: &str,
-        task_id: u32,
-        task: &str,
-        point: &TimelinePoint,
-        totals: (u64, u64),
-        nodes: usize,
-    ) -> TaskSecond {
-        TaskSecond {
-            execution_id: execution_id.to_string(),
-            task_id,
-            task: task.to_string(),
-            second: point.second,
-            planned_rps: point.planned,
-            achieved_rps: point.completed as f64,
-            sent: point.sent,
-            completed: point.completed,
-            errors: point.errors,
-            p50_ms: point.p50_ms,
-            p95_ms: point.p95_ms,
-            p99_ms: point.p99_ms,
-            total_completed: totals.0,
-            total_errors: totals.1,
-            nodes,
-        }
-    }
-}
+pub use crate::execution::TaskSecond;
 
 impl Event {
     pub fn now(kind: EventKind) -> Event {
         Event {
             kind,
-            at_ms: crate::execution::unix_ms(),
+            at_ms: crate::clock::unix_ms(),
         }
     }
 

@@ -126,11 +126,7 @@ pub enum OrchMsg {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TaskRef {
-    pub execution_id: String,
-    pub task_id: u32,
-}
+pub use crate::execution::TaskRef;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartTask {

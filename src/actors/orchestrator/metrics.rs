@@ -1,6 +1,6 @@
 //! The orchestrator's part in `/metrics` ([`crate::metrics`]): the gauges are counted from the
 //! orchestrator's state when it starts and then every [`GAUGE_REFRESH`]; the task counters are
-//! bumped by `set_state` when an execution first reaches a final state.
+//! bumped by `set_phase` when an execution first reaches a final state.
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ impl Orchestrator {
         let active = self
             .executions
             .values()
-            .filter(|e| !e.state.is_terminal())
+            .filter(|e| !e.state().is_terminal())
             .count();
         let nodes = self.nodes.values().filter(|n| n.up).count();
         self.registry.metrics.set_gauges(active, nodes);

@@ -1,10 +1,18 @@
-//! `Orchestrator`: owns the executions (their state machine, shares and merged windows) and the
+//! `Orchestrator`: owns the executions (their phases, shares and merged windows) and the
 //! registry of nodes; supervises one `NodeProxy` per node. Plans an execution over the
 //! connected nodes, re-splits a lost node's share by the task's policy, stores every state
 //! change before announcing it, and on start reloads whatever was running from the store.
-//! Takes: `Submit`, `Cancel`, `GetExecution`, `ListExecutions`, `GetReport`, `ListNodes`,
-//! `Attach`, and from the proxies `NodeUp`, `NodeWindow`, `NodeProgress`, `NodeRunning`,
-//! `NodeRejected`, `NodeFailed`.
+//! The decisions are pure functions of `crate::execution` (`admission` among them).
+//!
+//! Takes:
+//! - from the REST API, the MCP server, the distributor and the runner: `Submit`, `Cancel`,
+//!   `GetExecution`, `ListExecutions`, `GetReport`, `BuildReport`, `ListNodes`,
+//!   `GetNodeStates`;
+//! - from the REST API's cluster endpoint (`nodes.rs`): `Attach`, a node's new connection;
+//! - from the proxies (`nodes.rs`): `NodeUp`, `NodeLinkDown`, `NodeWindow`, `NodeHealth`,
+//!   `NodeProgress`, `NodeRunning`, `NodeScan`, `NodeRejected`, `NodeFailed`, `NodeLeft`,
+//!   `ForgetNode`;
+//! - from the resource pool (`planning.rs`): `AllocationEvent`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,7 +24,8 @@ use crate::actors::node_proxy::{LinkTimers, NodeProxy, StopProxy};
 use crate::actors::store::Store;
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::app::Registry;
-use crate::execution::{Execution, LossOutcome, State, StoredPlan, task_jsons, unix_ms};
+use crate::clock::unix_ms;
+use crate::execution::{Execution, Halt, LossOutcome, Phase, State, StoredPlan, task_jsons};
 use crate::messages::cluster::{
     BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
     NodeView, Submit, SubmitError,
@@ -104,7 +113,7 @@ impl Orchestrator {
             self.publish(EventKind::ExecutionState {
                 execution_id: id.to_string(),
                 name: e.name.clone(),
-                state: e.state.as_str(),
+                state: e.state().as_str(),
                 reason: e.reason.clone(),
             });
         }
@@ -132,12 +141,14 @@ impl Orchestrator {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        if e.state != State::Running || e.stopping {
+        if e.phase != Phase::Running {
             return;
         }
         tracing::info!(execution = %id, reason = %stop.reason, "execution stopped early");
-        e.stopping = true;
-        e.stopped_early = Some((stop.state, unix_ms()));
+        e.phase = Phase::Stopping(Halt::Watch {
+            ends_as: stop.state,
+            at_ms: unix_ms(),
+        });
         e.reason = Some(stop.reason);
         self.stop_everywhere(id);
         self.check_done(id, ctx);
@@ -174,28 +185,30 @@ impl Orchestrator {
         }
     }
 
-    /// Stores a state change, then announces it.
-    fn set_state(
+    /// Moves an execution to `phase`, stores its state, then announces it.
+    fn set_phase(
         &mut self,
         id: &str,
-        state: State,
+        phase: Phase,
         reason: Option<String>,
         ctx: &mut Context<Self>,
     ) {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        if state.is_terminal() && !e.state.is_terminal() {
+        let state = phase.state();
+        if state.is_terminal() && !e.state().is_terminal() {
             self.registry
                 .metrics
                 .execution_ended(state, e.plan.tasks.len());
         }
-        e.state = state;
+        e.phase = phase;
         e.reason = reason.clone();
-        if state.is_terminal() && e.finished_at_ms.is_none() && !e.stopping {
+        let ended = e.phase.is_ended();
+        if ended && e.finished_at_ms.is_none() {
             e.finished_at_ms = Some(unix_ms());
         }
-        if state.is_terminal() && !e.stopping {
+        if ended {
             self.release(id);
             self.break_group(id, ctx);
         }
@@ -240,11 +253,7 @@ impl Orchestrator {
         let finished: Vec<String> = self
             .order
             .iter()
-            .filter(|id| {
-                self.executions
-                    .get(*id)
-                    .is_some_and(|e| e.state.is_terminal() && !e.stopping)
-            })
+            .filter(|id| self.executions.get(*id).is_some_and(|e| e.phase.is_ended()))
             .cloned()
             .collect();
         let excess = finished.len().saturating_sub(FINISHED_KEPT);
@@ -261,7 +270,7 @@ impl Orchestrator {
             let Some(e) = act.executions.get_mut(&id) else {
                 return;
             };
-            if e.all_done() || !(e.state == State::Running || e.stopping) {
+            if e.all_done() || !e.phase.is_live() {
                 return;
             }
             tracing::warn!(execution = %id, "last windows missing after the grace period; ending");
@@ -286,7 +295,7 @@ impl Orchestrator {
         };
         let built = e.report();
         let (state, reason) = e.final_state(&built);
-        e.stopping = false;
+        let halt = e.phase.halt();
         let report = serde_json::to_value(built).expect("reports serialize");
         e.report = Some(report.clone());
         e.finished_at_ms = Some(unix_ms());
@@ -300,7 +309,7 @@ impl Orchestrator {
             }
         }));
         tracing::info!(execution = %id, state = state.as_str(), "execution ended");
-        self.set_state(id, state, reason, ctx);
+        self.set_phase(id, Phase::Ended { state, halt }, reason, ctx);
         self.try_start(ctx);
     }
 
@@ -310,19 +319,19 @@ impl Orchestrator {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        if !e.state.is_terminal() || e.stopping || e.report.is_none() {
+        if !e.phase.is_ended() || e.report.is_none() {
             return;
         }
         let built = e.report();
-        if e.state == State::CompletedDegraded
-            && e.stopped_early.is_none()
+        if e.state() == State::CompletedDegraded
+            && e.watch_stop().is_none()
             && let (State::CompletedDegraded, reason) = e.final_state(&built)
             && reason != e.reason
         {
             e.reason = reason.clone();
             self.store.do_send(db::UpdateExecution {
                 id: id.to_string(),
-                state: e.state.as_str().to_string(),
+                state: e.state().as_str().to_string(),
                 reason,
                 started_at_ms: e.started_at_ms,
                 finished_at_ms: e.finished_at_ms,
@@ -367,26 +376,22 @@ impl Orchestrator {
     /// to the stop; one that never ran fails at once.
     fn fail_execution(&mut self, id: &str, reason: String, ctx: &mut Context<Self>) {
         tracing::warn!(execution = %id, %reason, "execution failed");
-        if self.executions.get(id).is_some_and(|e| e.stopping) {
+        if self.executions.get(id).is_some_and(Execution::stopping) {
             // Winding down already (cancelled, failing or stopped by a watch): it ends as
             // that decided.
             return;
         }
         self.stop_everywhere(id);
         if let Some(e) = self.executions.get_mut(id)
-            && e.state == State::Running
+            && e.phase == Phase::Running
         {
-            e.stopping = true;
             // The report so far, stored now (a failed execution is not reloaded after a
             // restart); the final one replaces it once the last windows are in.
             self.store.do_send(db::SetExecutionReport {
                 id: id.to_string(),
                 report_json: serde_json::to_string(&e.report()).expect("reports serialize"),
             });
-            self.set_state(id, State::Failed, Some(reason), ctx);
-            if let Some(e) = self.executions.get_mut(id) {
-                e.stopping = true;
-            }
+            self.set_phase(id, Phase::Stopping(Halt::Failed), Some(reason), ctx);
             self.check_done(id, ctx);
             return;
         }
@@ -399,7 +404,11 @@ impl Orchestrator {
                 report_json: report.to_string(),
             });
         }
-        self.set_state(id, State::Failed, Some(reason), ctx);
+        let ended = Phase::Ended {
+            state: State::Failed,
+            halt: None,
+        };
+        self.set_phase(id, ended, Some(reason), ctx);
         self.try_start(ctx);
     }
 
@@ -407,7 +416,7 @@ impl Orchestrator {
         let done = self
             .executions
             .get(id)
-            .is_some_and(|e| e.all_done() && (e.state == State::Running || e.stopping));
+            .is_some_and(|e| e.all_done() && e.phase.is_live());
         if done {
             self.finish(id, ctx);
         }
@@ -539,33 +548,13 @@ impl Orchestrator {
             // again and end it (a cancelled one ends cancelled, with its report).
             (State::Running | State::Cancelled, Some(stored)) => {
                 e.restore(stored, task_jsons(&r.request_json));
-                e.state = state;
-                e.stopping = state == State::Cancelled;
+                e.phase = if state == State::Cancelled {
+                    Phase::Stopping(Halt::Cancelled { at_ms: None })
+                } else {
+                    Phase::Running
+                };
                 e.reason = r.reason.clone();
-                for (key, payload) in windows {
-                    match postcard::from_bytes::<TaskWindow>(&payload)
-                        .map_err(|e| e.to_string())
-                        .and_then(|w| {
-                            w.window
-                                .to_window()
-                                .map(|win| (w, win))
-                                .map_err(|e| e.to_string())
-                        }) {
-                        Ok((w, win)) => {
-                            e.add_window(key.task_id, &key.node_id, win, w.last);
-                        }
-                        Err(why) => {
-                            tracing::error!(execution = %id, %why, "stored window unreadable")
-                        }
-                    }
-                }
-                for (task, node, n) in sent {
-                    e.set_reported_sent(task, &node, n);
-                }
-                // Lost nodes count with what they sent before they were lost, then no more.
-                e.settle_losses();
-                // The replayed seconds were streamed before the restart (or nobody listened).
-                let _ = e.new_seconds();
+                replay(&mut e, windows, sent);
                 let nodes: Vec<String> = e
                     .tasks
                     .iter()
@@ -575,7 +564,7 @@ impl Orchestrator {
                     unix_ms().saturating_sub(e.started_at_ms.unwrap_or(0)),
                 ));
                 let watchdog = remaining
-                    + e.scan_slack()
+                    + e.slack()
                     + self.settings.load_generation.drain_timeout
                     + LAST_WINDOW_GRACE;
                 tracing::info!(execution = %id, "execution reloaded; waiting for its nodes");
@@ -589,8 +578,8 @@ impl Orchestrator {
                 self.check_done(&id, ctx);
             }
             _ => {
-                // Pending, or planning when the orchestrator stopped: plan again.
-                e.state = State::Pending;
+                // Pending, or planning when the orchestrator stopped: plan again (a new
+                // execution is pending).
                 self.order.push(id.clone());
                 self.executions.insert(id, e);
             }
@@ -666,31 +655,30 @@ impl Handler<Cancel> for Orchestrator {
 
     fn handle(&mut self, Cancel(id): Cancel, ctx: &mut Context<Self>) -> Option<String> {
         let e = self.executions.get_mut(&id)?;
-        match e.state {
-            State::Pending => {
-                self.set_state(
-                    &id,
-                    State::Cancelled,
-                    Some("cancelled before it started".into()),
-                    ctx,
-                );
+        match e.phase {
+            Phase::Pending { .. } => {
+                let ended = Phase::Ended {
+                    state: State::Cancelled,
+                    halt: None,
+                };
+                let reason = Some("cancelled before it started".into());
+                self.set_phase(&id, ended, reason, ctx);
             }
-            State::Planning | State::Running => {
-                e.stopping = true;
-                e.cancelled_at_ms.get_or_insert(unix_ms());
+            Phase::Planning | Phase::Running => {
+                let halt = Halt::Cancelled {
+                    at_ms: Some(unix_ms()),
+                };
                 let reason = Some("cancelled while running".to_string());
-                self.set_state(&id, State::Cancelled, reason, ctx);
-                if let Some(e) = self.executions.get_mut(&id) {
-                    e.stopping = true;
-                }
+                self.set_phase(&id, Phase::Stopping(halt), reason, ctx);
                 self.stop_everywhere(&id);
                 self.check_done(&id, ctx);
             }
+            // Ended, or stopping already: a watch's stop under way ends as the watch said.
             _ => {}
         }
         self.executions
             .get(&id)
-            .map(|e| e.state.as_str().to_string())
+            .map(|e| e.state().as_str().to_string())
     }
 }
 
@@ -753,4 +741,38 @@ impl Handler<ListNodes> for Orchestrator {
             views
         })
     }
+}
+
+/// Replays a reloaded execution's stored windows and the sent counts its nodes reported,
+/// then gives up on its lost nodes; the replayed seconds are not announced again (they were
+/// before the restart, or nobody listened).
+fn replay(
+    e: &mut Execution,
+    windows: Vec<(crate::store::WindowKey, Vec<u8>)>,
+    sent: Vec<(u32, String, u64)>,
+) {
+    for (key, payload) in windows {
+        match postcard::from_bytes::<TaskWindow>(&payload)
+            .map_err(|e| e.to_string())
+            .and_then(|w| {
+                w.window
+                    .to_window()
+                    .map(|win| (w, win))
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok((w, win)) => {
+                e.add_window(key.task_id, &key.node_id, win, w.last);
+            }
+            Err(why) => {
+                tracing::error!(execution = %e.id, %why, "stored window unreadable")
+            }
+        }
+    }
+    for (task, node, n) in sent {
+        e.set_reported_sent(task, &node, n);
+    }
+    // Lost nodes count with what they sent before they were lost, then no more.
+    e.settle_losses();
+    // The replayed seconds were streamed before the restart (or nobody listened).
+    let _ = e.new_seconds();
 }

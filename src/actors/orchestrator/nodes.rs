@@ -6,7 +6,6 @@ use actix::prelude::*;
 use super::Orchestrator;
 use crate::actors::node_proxy::StopProxy;
 use crate::discovery::{ServiceInstance, ServiceType, Source};
-use crate::execution::State;
 use crate::health::Status;
 use crate::messages::cluster::{
     Attach, ForgetNode, ForgetRefused, NodeFailed, NodeHealth, NodeLeft, NodeLinkDown,
@@ -112,7 +111,7 @@ impl Handler<NodeWindow> for Orchestrator {
                 };
                 if !e.add_window(task_id, &msg.node_id, w, msg.window.last) {
                     tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "window for no task of the execution");
-                } else if e.state.is_terminal() && !e.stopping {
+                } else if e.phase.is_ended() {
                     // A lost node came back after the end with what it had sent before.
                     self.amend_report(&execution_id, ctx);
                     return;
@@ -275,7 +274,7 @@ impl Handler<NodeRejected> for Orchestrator {
         };
         // It will send no window for the task: the end waits only for the others.
         e.refused(msg.task.task_id, &msg.node_id);
-        let live = e.state == State::Running && !e.stopping;
+        let live = e.phase == crate::execution::Phase::Running;
         if !live {
             self.check_done(&msg.task.execution_id, ctx);
             return;

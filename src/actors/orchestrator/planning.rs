@@ -10,13 +10,14 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::{LAST_WINDOW_GRACE, Orchestrator, START_DELAY};
-use crate::execution::{Reservation, State, task_jsons, unix_ms};
+use crate::clock::unix_ms;
+use crate::execution::admission::{self, NodeChoice};
+use crate::execution::{Phase, Reservation, State, task_jsons};
 use crate::messages::cluster::GetNodeStates;
 use crate::messages::resources::{Allocate, AllocationEvent, Deallocate, SetNodeCapacity};
 use crate::messages::wire::{OrchMsg, StartTask};
-use crate::placement::{self, NodeRecord, NodeState, PlacementInput, Scenario};
-use crate::plan::TaskKind;
-use crate::resources::{AllocError, AllocationRequest, Outcome, ResourceSpec};
+use crate::placement::{NodeRecord, NodeState};
+use crate::resources::{AllocError, Outcome};
 use crate::stats::Window;
 
 /// How soon to try again after a reservation was given back (its node went away).
@@ -37,14 +38,6 @@ pub struct NodeFacts {
     /// Its latest health score and whether it is short of critical; `None` before a report.
     pub health: Option<(f64, bool)>,
     pub record: NodeRecord,
-}
-
-/// The node capability a task type needs.
-pub fn capability_for(kind: &TaskKind) -> &'static str {
-    match kind {
-        TaskKind::LoadTest(_) => "http_load",
-        TaskKind::SecurityTest(_) => "security_testing",
-    }
 }
 
 /// Folds one of a node's metric windows into its record: how many of its requests started
@@ -114,155 +107,25 @@ impl Orchestrator {
     fn active_tasks(&self, node: &str) -> u32 {
         self.executions
             .values()
-            .filter(|e| e.state == State::Running || e.stopping)
+            .filter(|e| e.phase.is_live())
             .flat_map(|e| e.tasks.iter())
             .filter(|t| t.shares.slot(node).is_some())
             .count() as u32
     }
 
-    /// The nodes an execution runs on: its pinned ones, or the eligible ones (capabilities
-    /// met; a critical node only when no other is eligible), narrowed to `node_count` by the
-    /// strategy. `Err` says what it waits for.
+    /// The nodes execution `id` runs on, of the connected ones (see
+    /// [`admission::choose_nodes`]); `Err` says what it waits for.
     fn choose_nodes(&self, id: &str) -> Result<Vec<String>, String> {
         let e = &self.executions[id];
-        let p = &e.plan.placement;
-        let mut states = self.node_states();
-        if !p.nodes.is_empty() {
-            return match p
-                .nodes
-                .iter()
-                .find(|n| !states.iter().any(|s| &s.node_id == *n))
-            {
-                Some(missing) => Err(format!("node {missing} to connect")),
-                None => Ok(p.nodes.clone()),
-            };
-        }
-        let mut required: BTreeSet<String> = p.required_capabilities.iter().cloned().collect();
-        required.extend(
-            e.plan
-                .tasks
-                .iter()
-                .map(|t| capability_for(&t.kind).to_string()),
-        );
-        let scenario = Scenario {
-            scenario_id: id.to_string(),
-            name: e.name.clone(),
-            description: String::new(),
-            test_type: "load_test".into(),
-            parameters: serde_json::Value::Null,
-            required_capabilities: required.iter().cloned().collect(),
-            estimated_duration: e.duration(),
-            resource_requirements: BTreeMap::new(),
-            preferred_location: p.preferred_location.clone(),
-        };
-        let mut eligible: Vec<String> = placement::eligible(&scenario, &states)
-            .into_iter()
-            .map(|s| s.node_id.clone())
-            .collect();
-        if eligible.is_empty() {
-            for s in &mut states {
-                s.healthy = true;
-            }
-            eligible = placement::eligible(&scenario, &states)
-                .into_iter()
-                .map(|s| s.node_id.clone())
-                .collect();
-        }
-        if eligible.is_empty() {
-            let caps: Vec<&str> = required.iter().map(String::as_str).collect();
-            return Err(format!(
-                "a connected node with the capabilities [{}]",
-                caps.join(", ")
-            ));
-        }
-        let wanted = p.node_count.map_or(eligible.len(), |n| n as usize);
-        if wanted > eligible.len() {
-            return Err(format!(
-                "{wanted} eligible nodes ({} connected now)",
-                eligible.len()
-            ));
-        }
-        if wanted == eligible.len() {
-            return Ok(eligible);
-        }
-        // Pick one node at a time by the strategy, each pick counted as load on its node.
-        let strategy = p
-            .strategy
-            .unwrap_or(self.settings.distribution.default_strategy);
-        let seed = placement::seed_of(id);
-        let mut pool: Vec<NodeState> = states
-            .into_iter()
-            .filter(|s| eligible.contains(&s.node_id))
-            .collect();
-        let mut chosen = Vec::new();
-        for _ in 0..wanted {
-            let plan = placement::place(&PlacementInput {
-                scenarios: std::slice::from_ref(&scenario),
-                nodes: &pool,
-                strategy,
-                weights: &self.settings.distribution.weights,
-                seed,
-                preferred_location: p.preferred_location.as_deref(),
-            });
-            let Some(a) = plan.assignments.first() else {
-                break;
-            };
-            chosen.push(a.node_id.clone());
-            pool.retain(|s| s.node_id != a.node_id);
-        }
-        chosen.sort();
-        Ok(chosen)
-    }
-
-    /// What an execution reserves on `nodes`: the connections its tasks hold open there (each
-    /// node's part of every task's `concurrent_users`), plus its declared requirements split
-    /// evenly over the nodes.
-    fn allocation_request(&self, id: &str, nodes: &[String]) -> AllocationRequest {
-        let e = &self.executions[id];
-        let n = nodes.len().max(1) as u32;
-        let mut resources = Vec::new();
-        for (slot, node) in nodes.iter().enumerate() {
-            let connections: u32 = e
-                .plan
-                .tasks
-                .iter()
-                .map(|t| match &t.kind {
-                    TaskKind::LoadTest(l) => {
-                        let users = l.concurrent_users;
-                        (users / n + u32::from((slot as u32) < users % n)).max(1)
-                    }
-                    // One request at a time, on the nodes that get a slice.
-                    TaskKind::SecurityTest(spec) => u32::from(
-                        slot < crate::task::security::distribute::node_count(spec, nodes.len()),
-                    ),
-                })
-                .sum();
-            resources.push(ResourceSpec {
-                resource: "connections".into(),
-                amount: f64::from(connections),
-                unit: None,
-                node_id: Some(node.clone()),
-            });
-            for (name, total) in &e.plan.placement.resource_requirements {
-                resources.push(ResourceSpec {
-                    resource: name.clone(),
-                    amount: total / f64::from(n),
-                    unit: None,
-                    node_id: Some(node.clone()),
-                });
-            }
-        }
-        // Amounts too small for the pool to count are not asked for.
-        resources.retain(|r| r.amount >= crate::resources::MIN_AMOUNT);
-        AllocationRequest {
-            allocation_id: Reservation::allocation_id(id),
-            requester_id: id.to_string(),
-            resources,
-            priority: e.plan.placement.priority,
-            queue: true,
-            // Held until the execution ends, however long its group waits to start.
-            confirm: true,
-        }
+        admission::choose_nodes(NodeChoice {
+            execution_id: id,
+            name: &e.name,
+            plan: &e.plan,
+            duration: e.duration(),
+            nodes: self.node_states(),
+            default_strategy: self.settings.distribution.default_strategy,
+            weights: &self.settings.distribution.weights,
+        })
     }
 
     /// Starts pending executions while there are nodes and free slots: each gets its nodes
@@ -273,18 +136,7 @@ impl Orchestrator {
             return;
         }
         let max = self.settings.orchestrator.max_concurrent_executions as usize;
-        // Slots: running executions and pending ones that hold or await a reservation. One
-        // still waiting for a node takes none, so it never blocks those behind it.
-        let taken = self
-            .executions
-            .values()
-            .filter(|e| {
-                matches!(e.state, State::Planning | State::Running)
-                    || e.stopping
-                    || (e.state == State::Pending && e.reservation != Reservation::None)
-            })
-            .count();
-        let mut free = max.saturating_sub(taken);
+        let mut free = admission::free_slots(max, self.executions.values().map(|e| &e.phase));
         let mut again = false;
         let pending: Vec<String> = self
             .order
@@ -292,7 +144,7 @@ impl Orchestrator {
             .filter(|id| {
                 self.executions
                     .get(*id)
-                    .is_some_and(|e| e.state == State::Pending)
+                    .is_some_and(|e| e.state() == State::Pending)
             })
             .cloned()
             .collect();
@@ -301,22 +153,22 @@ impl Orchestrator {
             let Some(e) = self
                 .executions
                 .get(&id)
-                .filter(|e| e.state == State::Pending)
+                .filter(|e| e.state() == State::Pending)
             else {
                 continue;
             };
-            match e.reservation.clone() {
+            match e.phase.reservation().cloned().unwrap_or(Reservation::None) {
                 Reservation::None if free > 0 => match self.choose_nodes(&id) {
                     Ok(nodes) => {
                         free -= 1;
                         if let Some(e) = self.executions.get_mut(&id) {
-                            e.waiting = None;
+                            e.set_waiting(None);
                         }
                         self.reserve(&id, nodes, ctx);
                     }
                     Err(what) => {
                         if let Some(e) = self.executions.get_mut(&id) {
-                            e.waiting = Some(what);
+                            e.set_waiting(Some(what));
                         }
                     }
                 },
@@ -360,7 +212,7 @@ impl Orchestrator {
             .iter()
             .filter(|o| {
                 self.executions.get(*o).is_some_and(|e| {
-                    e.state == State::Pending
+                    e.state() == State::Pending
                         && e.barrier.as_ref().is_some_and(|(g, _)| *g == group)
                 })
             })
@@ -370,7 +222,11 @@ impl Orchestrator {
             let reason = format!(
                 "execution {id} of its coordinated group ended before the group could start"
             );
-            self.set_state(&o, State::Cancelled, Some(reason), ctx);
+            let ended = Phase::Ended {
+                state: State::Cancelled,
+                halt: None,
+            };
+            self.set_phase(&o, ended, Some(reason), ctx);
         }
     }
 
@@ -383,8 +239,8 @@ impl Orchestrator {
             .filter_map(|id| {
                 let e = self.executions.get(id)?;
                 let in_group = e.barrier.as_ref().is_some_and(|(g, _)| g == group);
-                match (&e.reservation, e.state) {
-                    (Reservation::Granted { nodes }, State::Pending) if in_group => {
+                match e.phase.reservation() {
+                    Some(Reservation::Granted { nodes }) if in_group => {
                         Some((id.clone(), nodes.clone()))
                     }
                     _ => None,
@@ -406,18 +262,19 @@ impl Orchestrator {
         let Some(allocator) = self.registry.allocator.get() else {
             // No pool in this process: nothing to share, start at once.
             if let Some(e) = self.executions.get_mut(id) {
-                e.reservation = Reservation::Granted { nodes };
+                e.set_reservation(Reservation::Granted { nodes });
             }
             self.try_start(ctx);
             return;
         };
-        let request = self.allocation_request(id, &nodes);
-        if let Some(e) = self.executions.get_mut(id) {
-            e.reservation = Reservation::Asked {
-                nodes: nodes.clone(),
-                queued: false,
-            };
-        }
+        let Some(e) = self.executions.get_mut(id) else {
+            return;
+        };
+        let request = admission::allocation_request(id, &e.plan, &nodes);
+        e.set_reservation(Reservation::Asked {
+            nodes: nodes.clone(),
+            queued: false,
+        });
         let msg = Allocate {
             request,
             notify: Some(ctx.address().recipient()),
@@ -431,46 +288,47 @@ impl Orchestrator {
                     let Some(e) = act.executions.get_mut(&id) else {
                         return;
                     };
-                    if e.state.is_terminal() && !e.stopping {
+                    if e.phase.is_ended() {
                         // Cancelled meanwhile: whatever the pool answered goes back.
                         act.release(&id);
                         return;
                     }
-                    if e.state != State::Pending
-                        || matches!(e.reservation, Reservation::Granted { .. })
-                    {
+                    if !matches!(
+                        e.phase.reservation(),
+                        Some(Reservation::None | Reservation::Asked { .. })
+                    ) {
                         // A grant event came before this answer (the pool freed room in
                         // between) and the execution may have started: nothing to change.
                         return;
                     }
                     match res {
                         Ok(Ok(Outcome::Granted(_))) => {
-                            e.reservation = Reservation::Granted { nodes };
+                            e.set_reservation(Reservation::Granted { nodes });
                             act.try_start(ctx);
                         }
                         Ok(Ok(Outcome::Queued { .. })) => {
-                            e.reservation = Reservation::Asked {
+                            e.set_reservation(Reservation::Asked {
                                 nodes,
                                 queued: true,
-                            };
+                            });
                         }
                         Ok(Err(AllocError::Duplicate(_))) => {
                             // Asked for by this orchestrator before it restarted: its events
                             // went to the old one. Give it back and ask again.
-                            e.reservation = Reservation::None;
+                            e.set_reservation(Reservation::None);
                             if let Some(allocator) = act.registry.allocator.get() {
                                 allocator.do_send(Deallocate(Reservation::allocation_id(&id)));
                             }
                             act.try_start(ctx);
                         }
                         Ok(Err(why)) => {
-                            e.reservation = Reservation::None;
+                            e.set_reservation(Reservation::None);
                             let reason = format!("the resource pool refused it: {why}");
                             act.fail_execution(&id, reason, ctx);
                         }
                         Err(_) => {
                             tracing::warn!(execution = %id, "the resource pool did not answer; starting without a reservation");
-                            e.reservation = Reservation::Granted { nodes };
+                            e.set_reservation(Reservation::Granted { nodes });
                             act.try_start(ctx);
                         }
                     }
@@ -485,7 +343,7 @@ impl Orchestrator {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        e.reservation = Reservation::None;
+        e.set_reservation(Reservation::None);
         if let Some(allocator) = self.registry.allocator.get() {
             allocator.do_send(Deallocate(Reservation::allocation_id(id)));
         }
@@ -500,7 +358,7 @@ impl Orchestrator {
         start: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
-        self.set_state(id, State::Planning, None, ctx);
+        self.set_phase(id, Phase::Planning, None, ctx);
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
@@ -509,12 +367,12 @@ impl Orchestrator {
         e.plan_over(nodes, start, task_jsons);
         let lead = Duration::from_millis(start.saturating_sub(unix_ms()));
         let watchdog = e.duration()
-            + e.scan_slack()
+            + e.slack()
             + self.settings.load_generation.drain_timeout
             + LAST_WINDOW_GRACE
             + lead;
         self.store_plan(id, ctx);
-        self.set_state(id, State::Running, None, ctx);
+        self.set_phase(id, Phase::Running, None, ctx);
         let e = &self.executions[id];
         let starts: Vec<(String, OrchMsg)> = e
             .tasks
@@ -564,23 +422,25 @@ impl Handler<AllocationEvent> for Orchestrator {
         let Some(e) = self.executions.get_mut(&id) else {
             return;
         };
-        if e.state != State::Pending {
+        if e.state() != State::Pending {
             if granted {
                 self.release(&id);
             }
             return;
         }
-        let nodes = match &e.reservation {
-            Reservation::Asked { nodes, .. } | Reservation::Granted { nodes } => nodes.clone(),
-            Reservation::None => return,
+        let nodes = match e.phase.reservation() {
+            Some(Reservation::Asked { nodes, .. } | Reservation::Granted { nodes }) => {
+                nodes.clone()
+            }
+            _ => return,
         };
         if granted {
-            e.reservation = Reservation::Granted { nodes };
+            e.set_reservation(Reservation::Granted { nodes });
         } else {
             // Its grant lapsed before it started (a coordinated group waited too long), or
             // it waited in the queue past allocation_timeout: ask again from scratch.
             tracing::info!(execution = %id, event = ?msg, "reservation lapsed; asking again");
-            e.reservation = Reservation::None;
+            e.set_reservation(Reservation::None);
         }
         self.try_start(ctx);
     }

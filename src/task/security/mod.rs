@@ -16,6 +16,7 @@ use url::Url;
 
 pub mod csrf;
 pub mod distribute;
+pub mod exec;
 pub mod headers;
 pub mod mcp;
 pub mod parse;

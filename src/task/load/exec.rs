@@ -1,0 +1,125 @@
+//! A load task on the orchestrator's side: its rate plan split into shares over its nodes,
+//! the accumulator and watches its merged seconds feed, what a lost node does to it (its
+//! `on_node_failure` policy), and its facts for the report.
+
+use crate::engine::schedule::{Arrivals, Pattern};
+use crate::engine::share::ShareTable;
+use crate::plan::{LoadTask, Model, OnNodeFailure};
+use crate::stats::TaskAccumulator;
+use crate::stats::report::TaskInfo;
+use crate::stats::thresholds::ThresholdWatch;
+use crate::stats::watch::Watch;
+
+use crate::task::work::{Loss, Slots};
+
+/// A load task under way.
+pub struct LoadWork {
+    pub task: LoadTask,
+    /// Open model: the plan's request count (its rate integral), computed once.
+    pub planned_requests: Option<u64>,
+}
+
+impl LoadWork {
+    /// Its accumulator over `n` nodes, and the watches of its merged seconds.
+    pub fn new(task: LoadTask, n: usize) -> (LoadWork, TaskAccumulator, Vec<Watch>) {
+        let rate = (task.model == Model::Open).then(|| task.rate_plan());
+        let planned_requests = rate
+            .as_ref()
+            .map(|r| r.planned_requests(task.arrivals, task.profile.seed));
+        let acc = TaskAccumulator::for_plan(n, rate);
+        let thresholds = task.thresholds.clone();
+        let mut watches = if thresholds.iter().any(|t| t.abort_on_fail) {
+            vec![Watch::Thresholds(
+                ThresholdWatch::new(thresholds).over(task.profile.duration),
+            )]
+        } else {
+            Vec::new()
+        };
+        if let Some(spec) = &task.stress {
+            watches.push(Watch::Kind(Box::new(
+                crate::task::stress::StressWatch::new(spec),
+            )));
+        }
+        let work = LoadWork {
+            task,
+            planned_requests,
+        };
+        (work, acc, watches)
+    }
+
+    /// What the loss of `slot` (not lost before) means for the task, by its policy; a
+    /// re-split takes effect `at_ms` after the start.
+    pub fn on_loss(
+        &self,
+        name: &str,
+        node: &str,
+        slot: u16,
+        shares: &mut ShareTable,
+        at_ms: u64,
+    ) -> Loss {
+        match self.task.on_node_failure {
+            OnNodeFailure::Fail => Loss::Fail(format!(
+                "node {node} was lost and task {name:?} has on_node_failure: fail"
+            )),
+            OnNodeFailure::Tolerate => Loss::Tolerated,
+            // A closed model's users are fixed per node at the start.
+            OnNodeFailure::Rebalance if self.task.model == Model::Closed => Loss::Tolerated,
+            OnNodeFailure::Rebalance => {
+                if shares.without(slot, at_ms) {
+                    Loss::Reshared
+                } else {
+                    Loss::Fail(format!(
+                        "node {node} was lost and no other node is left for task {name:?}"
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Its facts for the report; `aborted` is the threshold that stopped it, if one did.
+    pub fn info(&self, slots: Slots, aborted: Option<(usize, u64)>) -> TaskInfo {
+        let load = &self.task;
+        let open = load.model == Model::Open;
+        TaskInfo {
+            name: slots.name,
+            model: if open { "open" } else { "closed" },
+            pattern: pattern_name(&load.profile.pattern).to_string(),
+            arrivals: match load.arrivals {
+                Arrivals::Uniform => "uniform",
+                Arrivals::Poisson => "poisson",
+            },
+            seed: load.profile.seed,
+            concurrent_users: load.concurrent_users,
+            duration_s: load.profile.duration.as_secs_f64(),
+            planned_requests: self.planned_requests,
+            nodes: slots.nodes,
+            lost: slots.lost,
+            reported_sent: slots.reported_sent,
+            kind: load.label,
+            thresholds: load.thresholds.clone(),
+            aborted,
+        }
+    }
+}
+
+/// The connections a load task holds open on the node of `slot` of `nodes`: its part of the
+/// task's `concurrent_users`, one at least.
+pub fn connections(task: &LoadTask, slot: usize, nodes: usize) -> u32 {
+    let n = nodes.max(1) as u32;
+    let users = task.concurrent_users;
+    (users / n + u32::from((slot as u32) < users % n)).max(1)
+}
+
+// The one name function of the patterns replaces this once it exists (issue 14 item 6).
+fn pattern_name(p: &Pattern) -> &'static str {
+    match p {
+        Pattern::Constant => "constant",
+        Pattern::RampUp { .. } => "ramp_up",
+        Pattern::RampDown { .. } => "ramp_down",
+        Pattern::Spike { .. } => "spike",
+        Pattern::Wave { .. } => "wave",
+        Pattern::Random { .. } => "random",
+        Pattern::Burst { .. } => "burst",
+        Pattern::Stages { .. } => "stages",
+    }
+}

@@ -1,0 +1,162 @@
+//! What a task of a running execution does on the orchestrator's side, by kind: the one enum
+//! of the kinds there, each arm calling into its kind's folder (`load/exec.rs`,
+//! `security/exec.rs`). The execution (`crate::execution`) holds one per task and asks it
+//! whatever depends on the kind.
+
+use std::time::Duration;
+
+use crate::engine::share::ShareTable;
+use crate::plan::TaskKind;
+use crate::stats::TaskAccumulator;
+use crate::stats::report::TaskInfo;
+use crate::stats::watch::Watch;
+use crate::task::security::ScanReport;
+
+use crate::task::load::exec as load;
+
+pub use crate::task::load::exec::LoadWork;
+pub use crate::task::security::exec::ScanWork;
+
+/// What a task of a running execution does.
+pub enum Work {
+    /// A load test: its rate plan split into shares over its nodes.
+    Load(LoadWork),
+    /// A security scan: its endpoints dealt over its nodes.
+    Scan(ScanWork),
+}
+
+/// What the loss of one of its nodes means for a task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loss {
+    /// It goes on without the node's part.
+    Tolerated,
+    /// Its share table was re-split over the survivors.
+    Reshared,
+    /// The execution fails, with the reason.
+    Fail(String),
+}
+
+/// The per-slot facts of a task that go into its report.
+pub struct Slots {
+    pub name: String,
+    pub nodes: Vec<String>,
+    pub lost: Vec<bool>,
+    pub reported_sent: Vec<u64>,
+}
+
+impl Work {
+    /// A task of `kind` planned over `nodes`: what it does, its share table, the accumulator
+    /// of its nodes' windows (a scan's, which receives none, finishes its slots as their
+    /// reports come), and the watches of its merged seconds.
+    pub fn plan(
+        kind: &TaskKind,
+        nodes: &[String],
+    ) -> (Work, ShareTable, TaskAccumulator, Vec<Watch>) {
+        match kind {
+            TaskKind::LoadTest(task) => {
+                let (work, acc, watches) = LoadWork::new(task.clone(), nodes.len());
+                let shares = ShareTable::equal(nodes.to_vec());
+                (Work::Load(work), shares, acc, watches)
+            }
+            TaskKind::SecurityTest(spec) => {
+                let n = ScanWork::node_count(spec, nodes.len());
+                let work = ScanWork::new(spec.clone(), n);
+                let shares = ShareTable::equal(nodes[..n].to_vec());
+                (
+                    Work::Scan(work),
+                    shares,
+                    TaskAccumulator::for_plan(n, None),
+                    Vec::new(),
+                )
+            }
+        }
+    }
+
+    /// A task's planned duration.
+    pub fn duration(kind: &TaskKind) -> Duration {
+        match kind {
+            TaskKind::LoadTest(l) => l.profile.duration,
+            TaskKind::SecurityTest(spec) => ScanWork::duration(spec),
+        }
+    }
+
+    /// How much longer than planned a task may take before the watchdog gives up on it.
+    pub fn slack(kind: &TaskKind) -> Duration {
+        match kind {
+            TaskKind::LoadTest(_) => Duration::ZERO,
+            TaskKind::SecurityTest(spec) => ScanWork::slack(spec),
+        }
+    }
+
+    /// The node capability a task needs.
+    pub fn capability(kind: &TaskKind) -> &'static str {
+        match kind {
+            TaskKind::LoadTest(_) => "http_load",
+            TaskKind::SecurityTest(_) => "security_testing",
+        }
+    }
+
+    /// The connections a task holds open on the node of `slot` of `nodes`.
+    pub fn connections(kind: &TaskKind, slot: usize, nodes: usize) -> u32 {
+        match kind {
+            TaskKind::LoadTest(l) => load::connections(l, slot, nodes),
+            // One request at a time, on the nodes that get a slice.
+            TaskKind::SecurityTest(spec) => u32::from(slot < ScanWork::node_count(spec, nodes)),
+        }
+    }
+
+    /// What the loss of `slot` means for the task. A scan's lost slice is reported as not
+    /// scanned; the others go on.
+    pub fn on_loss(
+        &self,
+        name: &str,
+        node: &str,
+        slot: u16,
+        shares: &mut ShareTable,
+        at_ms: u64,
+    ) -> Loss {
+        match self {
+            Work::Load(l) => l.on_loss(name, node, slot, shares, at_ms),
+            Work::Scan(_) => Loss::Tolerated,
+        }
+    }
+
+    /// A scan's merged report over `nodes`: every slice in so far, the lost ones marked.
+    pub fn scan_report(&self, nodes: &[String]) -> Option<ScanReport> {
+        match self {
+            Work::Scan(s) => Some(s.report(nodes)),
+            Work::Load(_) => None,
+        }
+    }
+
+    /// Takes a scan's slice of `slot`; `false` for a load task, or a slice already in.
+    pub fn add_scan_slice(&mut self, slot: usize, report: ScanReport) -> bool {
+        match self {
+            Work::Scan(s) => s.add_slice(slot, report),
+            Work::Load(_) => false,
+        }
+    }
+
+    /// The task's part of the report that only its kind has, from its merged `timeline` and
+    /// (a scan) its slices over `nodes`.
+    pub fn section(
+        &self,
+        nodes: &[String],
+        timeline: &[crate::stats::TimelinePoint],
+    ) -> crate::task::report::Section {
+        use crate::task::report::Section;
+        match self {
+            Work::Load(l) => Section::of_load(l.task.stress.as_ref(), timeline),
+            Work::Scan(s) => Section::Security(s.report(nodes)),
+        }
+    }
+
+    /// The task's facts for its report; `aborted` is the threshold that stopped it, if one
+    /// did.
+    pub fn info(&self, slots: Slots, aborted: Option<(usize, u64)>) -> TaskInfo {
+        match self {
+            Work::Load(l) => l.info(slots, aborted),
+            Work::Scan(s) => s.info(slots),
+        }
+    }
+}
