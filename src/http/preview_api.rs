@@ -99,10 +99,7 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
             };
             TaskPreview {
                 name: t.name.clone(),
-                model: match l.model {
-                    Model::Open => "open",
-                    Model::Closed => "closed",
-                },
+                model: l.model.name(),
                 planned_requests,
                 planned_rps,
             }

@@ -188,14 +188,7 @@ pub enum TaskKind {
     SecurityTest(crate::task::security::ScanSpec),
 }
 
-/// Open model: arrivals at planned times. Closed model: users looping request → think time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Model {
-    #[default]
-    Open,
-    Closed,
-}
+pub use crate::engine::schedule::Model;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadTask {
@@ -228,6 +221,25 @@ pub enum OnNodeFailure {
     Rebalance,
     Tolerate,
     Fail,
+}
+
+impl OnNodeFailure {
+    pub const ALL: [OnNodeFailure; 3] = [
+        OnNodeFailure::Rebalance,
+        OnNodeFailure::Tolerate,
+        OnNodeFailure::Fail,
+    ];
+    /// Every policy, as a plan names it.
+    pub const NAMES: [&'static str; 3] = ["rebalance", "tolerate", "fail"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The policy a plan names `name` (lower case).
+    pub fn from_name(name: &str) -> Option<OnNodeFailure> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
 }
 
 impl LoadTask {
@@ -557,27 +569,14 @@ pub(crate) fn within_task_timeout(
     true
 }
 
-const PATTERNS: &[&str] = &[
-    "constant",
-    "ramp_up",
-    "ramp_down",
-    "spike",
-    "wave",
-    "random",
-    "burst",
-    "stages",
-];
-
-/// Pattern options and the patterns they belong to.
-const PATTERN_OPTIONS: &[(&str, &[&str])] = &[
-    ("ramp_duration", &["ramp_up", "ramp_down"]),
-    ("spike_at", &["spike"]),
-    ("spike_duration", &["spike"]),
-    ("wave_period", &["wave"]),
-    ("burst_interval", &["burst"]),
-    ("burst_duration", &["burst"]),
-    ("random_step", &["random"]),
-];
+/// Names as a sentence lists them: `a, b or c` (`and` for `last`).
+fn listed(names: &[&str], last: &str) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., end] => format!("{} {last} {end}", init.join(", ")),
+    }
+}
 
 pub(crate) fn read_load_task(
     v: &Value,
@@ -590,41 +589,24 @@ pub(crate) fn read_load_task(
 
     let targets = read_targets(&mut o, settings, e);
 
-    let model = match o.opt::<Keyword>("model", e).as_deref() {
-        None | Some("open") => Model::Open,
-        Some("closed") => Model::Closed,
-        Some(other) => {
-            e.push(
-                o.key_path("model"),
-                format!("unknown model {other:?}; expected open or closed"),
-            );
-            Model::Open
-        }
-    };
-    let on_node_failure = match o.opt::<Keyword>("on_node_failure", e).as_deref() {
-        None | Some("rebalance") => OnNodeFailure::Rebalance,
-        Some("tolerate") => OnNodeFailure::Tolerate,
-        Some("fail") => OnNodeFailure::Fail,
-        Some(other) => {
-            e.push(
-                o.key_path("on_node_failure"),
-                format!("unknown policy {other:?}; expected rebalance, tolerate or fail"),
-            );
-            OnNodeFailure::Rebalance
-        }
-    };
+    let model = read_name(&mut o, "model", "model", &Model::NAMES, Model::from_name, e);
+    let on_node_failure = read_name(
+        &mut o,
+        "on_node_failure",
+        "policy",
+        &OnNodeFailure::NAMES,
+        OnNodeFailure::from_name,
+        e,
+    );
     let arrivals_given = o.raw("arrivals").is_some();
-    let arrivals = match o.opt::<Keyword>("arrivals", e).as_deref() {
-        None | Some("uniform") => Arrivals::Uniform,
-        Some("poisson") => Arrivals::Poisson,
-        Some(other) => {
-            e.push(
-                o.key_path("arrivals"),
-                format!("unknown arrivals {other:?}; expected uniform or poisson"),
-            );
-            Arrivals::Uniform
-        }
-    };
+    let arrivals = read_name(
+        &mut o,
+        "arrivals",
+        "arrivals",
+        &Arrivals::NAMES,
+        Arrivals::from_name,
+        e,
+    );
 
     let max_users = settings.max_concurrent_requests;
     let concurrent_users: u32 = o.or("concurrent_users", 100, e);
@@ -663,19 +645,19 @@ pub(crate) fn read_load_task(
     let stages_raw = o.raw("stages");
     let pattern_name: Option<String> = o.opt::<Keyword>("pattern", e).map(|k| k.0);
     let pattern_name = match (pattern_name.as_deref(), stages_raw) {
-        (None, Some(_)) => "stages".to_string(),
-        (None, None) => "constant".to_string(),
-        (Some(p), _) if !PATTERNS.contains(&p) => {
+        (None, Some(_)) => Pattern::STAGES.to_string(),
+        (None, None) => Pattern::CONSTANT.to_string(),
+        (Some(p), _) if !Pattern::NAMES.contains(&p) => {
             e.push(
                 o.key_path("pattern"),
                 format!(
                     "unknown pattern {p:?}; expected one of {}",
-                    PATTERNS.join(", ")
+                    Pattern::NAMES.join(", ")
                 ),
             );
             return None;
         }
-        (Some(p), Some(_)) if p != "stages" => {
+        (Some(p), Some(_)) if p != Pattern::STAGES => {
             e.push(
                 stages_path,
                 format!("only applies to pattern stages (the pattern is {p})"),
@@ -686,7 +668,7 @@ pub(crate) fn read_load_task(
     };
 
     let mut opts = std::collections::HashMap::new();
-    for (key, owners) in PATTERN_OPTIONS {
+    for (key, owners) in Pattern::OPTIONS {
         let Some(d) = o.opt::<Duration>(key, e) else {
             continue;
         };
@@ -700,29 +682,26 @@ pub(crate) fn read_load_task(
                 ),
             );
         }
-        opts.insert(*key, d);
+        opts.insert(key, d);
     }
-    let opt = |key: &str, default: Duration| opts.get(key).copied().unwrap_or(default);
     let positive_opt = |key: &'static str, e: &mut FieldErrors| {
         if opts.get(key).is_some_and(|d| d.is_zero()) {
             e.push(join(path, key), "must be greater than 0");
         }
     };
-    for key in [
-        "ramp_duration",
-        "spike_duration",
-        "wave_period",
-        "burst_interval",
-        "burst_duration",
-        "random_step",
-    ] {
+    // Every option but `spike_at` is a length: 0 would be no pattern at all.
+    for (key, _) in Pattern::OPTIONS.iter().filter(|(k, _)| *k != "spike_at") {
         positive_opt(key, e);
     }
 
-    let needs_peak = !matches!(pattern_name.as_str(), "constant" | "stages");
+    let needs_peak = Pattern::has_peak(&pattern_name);
     // `peak_rps` belongs to the patterns that have a peak; given to another, it would be
     // silently ignored (a constant base_rps planned instead).
     if model == Model::Open && !needs_peak && peak.is_some() {
+        let with_peak: Vec<&str> = Pattern::NAMES
+            .into_iter()
+            .filter(|p| Pattern::has_peak(p))
+            .collect();
         let given = if o.raw("pattern").is_some() {
             format!("the pattern is {pattern_name}")
         } else {
@@ -731,8 +710,8 @@ pub(crate) fn read_load_task(
         e.push(
             o.key_path("peak_rps"),
             format!(
-                "only applies to patterns ramp_up, ramp_down, spike, wave, random and burst \
-                 ({given}); set a pattern or leave peak_rps out"
+                "only applies to patterns {} ({given}); set a pattern or leave peak_rps out",
+                listed(&with_peak, "and")
             ),
         );
     }
@@ -745,7 +724,7 @@ pub(crate) fn read_load_task(
     let rate_path = |key: &str| join(path, key);
     match model {
         Model::Open => {
-            if pattern_name != "stages"
+            if pattern_name != Pattern::STAGES
                 && base.is_none()
                 && !e.0.iter().any(|x| x.field == rate_path("base_rps"))
             {
@@ -768,7 +747,7 @@ pub(crate) fn read_load_task(
                     e.push(rate_path(key), "does not apply to the closed model, whose users send as fast as responses come back; use the open model for a rate");
                 }
             }
-            if pattern_name != "constant" {
+            if pattern_name != Pattern::CONSTANT {
                 e.push(rate_path("pattern"), "the closed model runs a fixed number of users; patterns apply to the open model");
             }
         }
@@ -777,13 +756,13 @@ pub(crate) fn read_load_task(
         e.push(o.key_path("think_time"), "applies to the closed model only");
     }
 
-    let stages = if pattern_name == "stages" {
+    let stages = if pattern_name == Pattern::STAGES {
         read_stages(stages_raw, &stages_path, settings, e)
     } else {
         Some(Vec::new())
     };
     let stages_total: Duration = stages.iter().flatten().map(|s| s.duration).sum();
-    let duration = if pattern_name == "stages" {
+    let duration = if pattern_name == Pattern::STAGES {
         if let Some(d) = duration.filter(|d| *d != stages_total && stages.is_some()) {
             e.push(
                 o.key_path("duration"),
@@ -818,33 +797,7 @@ pub(crate) fn read_load_task(
         return None;
     }
     let (base, peak) = (base.unwrap_or(0.0), peak.unwrap_or(base.unwrap_or(0.0)));
-    let pattern = match pattern_name.as_str() {
-        "constant" => Pattern::Constant,
-        "ramp_up" => Pattern::RampUp {
-            ramp_duration: opt("ramp_duration", duration),
-        },
-        "ramp_down" => Pattern::RampDown {
-            ramp_duration: opt("ramp_duration", duration),
-        },
-        "spike" => Pattern::Spike {
-            spike_at: opt("spike_at", duration / 2),
-            spike_duration: opt(
-                "spike_duration",
-                (duration / 10).max(Duration::from_secs(1)),
-            ),
-        },
-        "wave" => Pattern::Wave {
-            wave_period: opt("wave_period", Duration::from_secs(60)),
-        },
-        "random" => Pattern::Random {
-            random_step: opt("random_step", Duration::from_secs(5)),
-        },
-        "burst" => Pattern::Burst {
-            burst_interval: opt("burst_interval", Duration::from_secs(10)),
-            burst_duration: opt("burst_duration", Duration::from_secs(1)),
-        },
-        _ => Pattern::Stages { stages: stages? },
-    };
+    let pattern = Pattern::from_name(&pattern_name, duration, |k| opts.get(k).copied(), stages)?;
     // Wave, random and burst plans have a rate piece per step: keep their number sane.
     let steps = |key: &'static str, step: Duration, per_step: u128| {
         (key, duration.as_nanos() / step.as_nanos().max(1) * per_step)
@@ -892,6 +845,33 @@ pub(crate) fn read_load_task(
         stress: None,
         label: "load_test",
         thresholds,
+    })
+}
+
+/// The optional keyword `key`, one of `names` (read by `from_name`); the first name when
+/// absent or unknown (reported as an unknown `what`).
+fn read_name<T>(
+    o: &mut Obj<'_>,
+    key: &'static str,
+    what: &str,
+    names: &[&str],
+    from_name: fn(&str) -> Option<T>,
+    e: &mut FieldErrors,
+) -> T {
+    let default = || from_name(names[0]).expect("the first name reads");
+    let Some(name) = o.opt::<Keyword>(key, e) else {
+        return default();
+    };
+    from_name(&name).unwrap_or_else(|| {
+        e.push(
+            o.key_path(key),
+            format!(
+                "unknown {what} {:?}; expected {}",
+                &*name,
+                listed(names, "or")
+            ),
+        );
+        default()
     })
 }
 
@@ -1444,8 +1424,8 @@ mod tests {
         ] {
             let ok = base(json!({"pattern": pattern, "peak_rps": 9, option: 1}));
             validate(&ok, &settings()).unwrap_or_else(|e| panic!("{pattern} {option}: {e}"));
-            for other in PATTERNS.iter().filter(|p| {
-                !PATTERN_OPTIONS
+            for other in Pattern::NAMES.iter().filter(|p| {
+                !Pattern::OPTIONS
                     .iter()
                     .any(|(k, owners)| *k == option && owners.contains(p))
             }) {
