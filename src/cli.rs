@@ -12,9 +12,9 @@ use anyhow::{Context as _, anyhow};
 use clap::{Args, Parser, Subcommand};
 
 use crate::http::target::{TargetStats, server};
-use crate::plan::{self, TaskKind, TestPlan};
 use crate::run::{Progress, run_plan};
 use crate::settings::{Settings, SettingsError};
+use crate::task::{self, TaskKind, TestPlan};
 
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
@@ -202,7 +202,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     init_tracing(settings.orchestrator.log_level, true);
-    let (doc, plan) = match plan::read_file(&args.plan, &settings.load_generation) {
+    let (doc, plan) = match task::read_file(&args.plan, &settings.load_generation) {
         Ok(read) => read,
         Err(e) => {
             eprintln!("error: {e}");

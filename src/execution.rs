@@ -13,13 +13,14 @@ use crate::engine::schedule::{Arrivals, Pattern};
 use crate::engine::share::ShareTable;
 use crate::messages::events::TaskSecond;
 use crate::messages::wire::TaskRef;
-use crate::plan::{LoadTask, Model, OnNodeFailure, TaskKind, TestPlan};
 use crate::stats::report::{NodeReport, Report, TaskInfo};
 use crate::stats::thresholds::ThresholdWatch;
 use crate::stats::watch::{Stop, StopAs, Watch};
 use crate::stats::{Snapshot, TaskAccumulator, Window};
+use crate::task::load::{LoadTask, Model, OnNodeFailure};
 use crate::task::security::distribute;
 use crate::task::security::{ScanReport, ScanSpec};
+use crate::task::{TaskKind, TestPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -901,7 +902,7 @@ mod tests {
             params["base_rps"] = json!(30);
         }
         let doc = json!({"name": "e", "tasks": [{"type": "load_test", "parameters": params}]});
-        let plan = crate::plan::validate(&doc, &settings.load_generation).unwrap();
+        let plan = crate::task::validate(&doc, &settings.load_generation).unwrap();
         let mut e = Execution {
             id: "x".into(),
             name: "e".into(),
@@ -972,7 +973,7 @@ mod tests {
             .collect();
         let doc = json!({"name": "s", "tasks": [{"type": "security_test", "parameters": {
             "target": "http://127.0.0.1:9/", "endpoints": eps}}]});
-        let plan = crate::plan::validate(&doc, &settings.load_generation).unwrap();
+        let plan = crate::task::validate(&doc, &settings.load_generation).unwrap();
         let mut e = execution("rebalance", "open");
         e.plan = plan;
         let nodes: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();

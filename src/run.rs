@@ -11,9 +11,9 @@ use crate::actors::store::Store;
 use crate::app::{local_connector, start_node, start_orchestrator_on};
 use crate::execution::{ExecutionView, State};
 use crate::messages::cluster::{BuildReport, Cancel, GetExecution, Submit};
-use crate::plan::TestPlan;
 use crate::settings::{LoadSettings, Settings};
 use crate::stats::report::Report;
+use crate::task::TestPlan;
 
 /// The run so far, once a second.
 #[derive(Debug, Clone, Default)]

@@ -15,7 +15,8 @@ use serde::Serialize;
 use crate::engine::schedule::RatePlan;
 use crate::http::api::{ApiState, read_plan};
 use crate::http::error::{ApiError, ErrorBody, not_allowed};
-use crate::plan::{Model, TaskKind, TestPlan};
+use crate::task::load::Model;
+use crate::task::{TaskKind, TestPlan};
 
 pub const PATH: &str = "/api/executions/preview";
 
@@ -156,7 +157,7 @@ mod tests {
 
     fn plan(params: Value) -> TestPlan {
         let doc = json!({"name": "p", "tasks": [{"type": "load_test", "parameters": params}]});
-        crate::plan::validate(&doc, &crate::settings::Settings::defaults().load_generation).unwrap()
+        crate::task::validate(&doc, &crate::settings::Settings::defaults().load_generation).unwrap()
     }
 
     fn target() -> Value {
@@ -209,7 +210,7 @@ mod tests {
             {"type": "load_test", "name": "open", "parameters": {"targets": target(), "base_rps": 20, "duration": 4}},
             {"type": "load_test", "name": "closed", "parameters": {"targets": target(), "model": "closed", "concurrent_users": 3, "duration": 6}},
         ]});
-        let p = crate::plan::validate(&doc, &crate::settings::Settings::defaults().load_generation)
+        let p = crate::task::validate(&doc, &crate::settings::Settings::defaults().load_generation)
             .unwrap();
         let v = preview_of(&p);
         assert_eq!(v.duration_s, 6.0);

@@ -15,9 +15,9 @@ use crate::messages::cluster::GetNodeStates;
 use crate::messages::resources::{Allocate, AllocationEvent, Deallocate, SetNodeCapacity};
 use crate::messages::wire::{OrchMsg, StartTask};
 use crate::placement::{self, NodeRecord, NodeState, PlacementInput, Scenario};
-use crate::plan::TaskKind;
 use crate::resources::{AllocError, AllocationRequest, Outcome, ResourceSpec};
 use crate::stats::Window;
+use crate::task::TaskKind;
 
 /// How soon to try again after a reservation was given back (its node went away).
 const RETRY_START: Duration = Duration::from_millis(100);

@@ -17,9 +17,9 @@ use url::Url;
 pub mod csrf;
 pub mod distribute;
 pub mod headers;
-pub mod parse;
 pub mod redirect;
 pub mod scan;
+pub mod spec;
 pub mod sqli;
 pub mod xss;
 
