@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::http::target::{TargetStats, server};
 use crate::run::{Progress, run_plan};
 use crate::settings::{Settings, SettingsError};
-use crate::task::{self, TaskKind, TestPlan};
+use crate::task::{self, TestPlan};
 
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
@@ -352,10 +352,7 @@ impl Drop for TargetGuard {
 /// `--start-target`: a target on the address of the plan's first target, which must be a
 /// loopback address with an explicit port.
 fn start_target_for(plan: &TestPlan) -> anyhow::Result<TargetGuard> {
-    let url = match &plan.tasks[0].kind {
-        TaskKind::LoadTest(task) => &task.targets[0].url,
-        TaskKind::SecurityTest(spec) => &spec.target,
-    };
+    let url = plan.tasks[0].kind.first_target();
     let addrs: Vec<SocketAddr> = url
         .socket_addrs(|| None)
         .context("resolving the first target")?;

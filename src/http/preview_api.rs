@@ -15,8 +15,8 @@ use serde::Serialize;
 use crate::engine::schedule::RatePlan;
 use crate::http::api::{ApiState, read_plan};
 use crate::http::error::{ApiError, ErrorBody, not_allowed};
+use crate::task::TestPlan;
 use crate::task::load::Model;
-use crate::task::{TaskKind, TestPlan};
 
 pub const PATH: &str = "/api/executions/preview";
 
@@ -80,17 +80,14 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
         .tasks
         .iter()
         .map(|t| {
-            let l = match &t.kind {
-                TaskKind::LoadTest(l) => l,
-                TaskKind::SecurityTest(spec) => {
-                    let (_, time) = crate::task::security::distribute::estimate(spec);
-                    return TaskPreview {
-                        name: t.name.clone(),
-                        model: "scan",
-                        planned_requests: None,
-                        planned_rps: vec![0.0; time.as_secs_f64().ceil() as usize],
-                    };
-                }
+            let Some(l) = t.kind.load() else {
+                let seconds = t.kind.planned_duration().as_secs_f64().ceil() as usize;
+                return TaskPreview {
+                    name: t.name.clone(),
+                    model: "scan",
+                    planned_requests: None,
+                    planned_rps: vec![0.0; seconds],
+                };
             };
             let rate = l.rate_plan();
             let seconds = rate.duration().as_secs_f64().ceil() as usize;
@@ -109,12 +106,7 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
     let duration_s = plan
         .tasks
         .iter()
-        .map(|t| match &t.kind {
-            TaskKind::LoadTest(l) => l.profile.duration.as_secs_f64(),
-            TaskKind::SecurityTest(spec) => crate::task::security::distribute::estimate(spec)
-                .1
-                .as_secs_f64(),
-        })
+        .map(|t| t.kind.planned_duration().as_secs_f64())
         .fold(0.0, f64::max);
     Preview { duration_s, tasks }
 }
@@ -149,6 +141,7 @@ pub fn per_second(plan: &RatePlan) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::actors::store::Store;
+    use crate::task::TaskKind;
     use actix_web::App;
     use actix_web::test as web_test;
     use serde_json::{Value, json};

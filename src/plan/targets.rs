@@ -57,6 +57,54 @@ fn read_target(
     };
     let mut o = Obj::new(v, path, e)?;
     let before = e.0.len();
+    let url = read_url(&mut o, settings, e);
+    let method = o
+        .or::<String>("method", "GET".into(), e)
+        .to_ascii_uppercase();
+    if awc::http::Method::from_bytes(method.as_bytes()).is_err() {
+        e.push(
+            o.key_path("method"),
+            format!("{method:?} is not an HTTP method"),
+        );
+    }
+    let (body, headers) = read_body(&mut o, e);
+    let weight: u32 = o.or("weight", 1, e);
+    if weight == 0 || weight > MAX_WEIGHT {
+        e.push(
+            o.key_path("weight"),
+            format!("must be in 1..={MAX_WEIGHT}, got {weight}"),
+        );
+    }
+    let timeout: Duration = o.or("timeout", settings.default_timeout, e);
+    if timeout.is_zero() {
+        e.push(o.key_path("timeout"), "must be greater than 0");
+    }
+    within_task_timeout(&o.key_path("timeout"), timeout, settings, e);
+    let expected_status = read_expected_status(&mut o, e);
+    let expected_response_time: Option<Duration> = o.opt("expected_response_time", e);
+    if let Some(d) = expected_response_time {
+        within_task_timeout(&o.key_path("expected_response_time"), d, settings, e);
+    }
+    let follow_redirects: bool = o.or("follow_redirects", false, e);
+    o.finish(e);
+    if e.0.len() != before {
+        return None;
+    }
+    Some(Target {
+        url: url?,
+        method,
+        headers,
+        body,
+        weight,
+        timeout,
+        expected_status: expected_status?,
+        expected_response_time,
+        follow_redirects,
+    })
+}
+
+/// The `url`: an http URL the allowlist lets through.
+fn read_url(o: &mut Obj<'_>, settings: &LoadSettings, e: &mut FieldErrors) -> Option<Url> {
     let url = o.req::<String>("url", e).and_then(|s| {
         let url_path = o.key_path("url");
         match Url::parse(&s) {
@@ -81,16 +129,13 @@ fn read_target(
     if let Some(u) = &url {
         check_allowed(&settings.allowed_targets, u, &o.key_path("url"), e);
     }
-    let method = o
-        .or::<String>("method", "GET".into(), e)
-        .to_ascii_uppercase();
-    if awc::http::Method::from_bytes(method.as_bytes()).is_err() {
-        e.push(
-            o.key_path("method"),
-            format!("{method:?} is not an HTTP method"),
-        );
-    }
-    let headers = read_headers(&mut o, e);
+    url
+}
+
+/// The `headers` and the `body`: a string, or a mapping sent as JSON (with a JSON
+/// content type unless the headers name one).
+fn read_body(o: &mut Obj<'_>, e: &mut FieldErrors) -> (Option<String>, Vec<(String, String)>) {
+    let headers = read_headers(o, e);
     let body = match o.raw("body") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -112,19 +157,12 @@ fn read_target(
     {
         headers.push(("content-type".into(), "application/json".into()));
     }
-    let weight: u32 = o.or("weight", 1, e);
-    if weight == 0 || weight > MAX_WEIGHT {
-        e.push(
-            o.key_path("weight"),
-            format!("must be in 1..={MAX_WEIGHT}, got {weight}"),
-        );
-    }
-    let timeout: Duration = o.or("timeout", settings.default_timeout, e);
-    if timeout.is_zero() {
-        e.push(o.key_path("timeout"), "must be greater than 0");
-    }
-    within_task_timeout(&o.key_path("timeout"), timeout, settings, e);
-    let expected_status = match o.raw("expected_status") {
+    (body, headers)
+}
+
+/// `expected_status`: a code or a list of codes; 200..=399 when absent.
+fn read_expected_status(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<ExpectedStatus> {
+    match o.raw("expected_status") {
         None => Some(ExpectedStatus::SuccessOrRedirect),
         Some(v) => {
             let p = o.key_path("expected_status");
@@ -143,27 +181,7 @@ fn read_target(
                 None => None,
             }
         }
-    };
-    let expected_response_time: Option<Duration> = o.opt("expected_response_time", e);
-    if let Some(d) = expected_response_time {
-        within_task_timeout(&o.key_path("expected_response_time"), d, settings, e);
     }
-    let follow_redirects: bool = o.or("follow_redirects", false, e);
-    o.finish(e);
-    if e.0.len() != before {
-        return None;
-    }
-    Some(Target {
-        url: url?,
-        method,
-        headers,
-        body,
-        weight,
-        timeout,
-        expected_status: expected_status?,
-        expected_response_time,
-        follow_redirects,
-    })
 }
 
 fn read_headers(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Vec<(String, String)>> {

@@ -9,9 +9,11 @@
 //! | `security_test` | [`security`] |
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
+use url::Url;
 
 use crate::plan::{self, Plan, PlanError};
 use crate::settings::LoadSettings;
@@ -40,6 +42,32 @@ pub enum TaskKind {
     /// `load_test`, `performance_test` and `stress_test`: traffic at a rate or from users.
     LoadTest(LoadTask),
     SecurityTest(security::ScanSpec),
+}
+
+impl TaskKind {
+    /// The load task, for the kinds that run as one.
+    pub fn load(&self) -> Option<&LoadTask> {
+        match self {
+            TaskKind::LoadTest(load) => Some(load),
+            TaskKind::SecurityTest(_) => None,
+        }
+    }
+
+    /// The URL the task sends to first: a load task's first target, a scan's target.
+    pub fn first_target(&self) -> &Url {
+        match self {
+            TaskKind::LoadTest(load) => &load.targets[0].url,
+            TaskKind::SecurityTest(spec) => &spec.target,
+        }
+    }
+
+    /// How long the task is planned to run (for a scan, the estimate of its probes).
+    pub fn planned_duration(&self) -> Duration {
+        match self {
+            TaskKind::LoadTest(load) => load.profile.duration,
+            TaskKind::SecurityTest(spec) => security::distribute::estimate(spec).1,
+        }
+    }
 }
 
 /// Reads a task's `parameters` at a key path.
