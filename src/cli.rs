@@ -12,9 +12,9 @@ use anyhow::{Context as _, anyhow};
 use clap::{Args, Parser, Subcommand};
 
 use crate::http::target::{TargetStats, server};
-use crate::plan::{self, TaskKind, TestPlan};
 use crate::run::{Progress, run_plan};
 use crate::settings::{Settings, SettingsError};
+use crate::task::{self, TestPlan};
 
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
@@ -202,7 +202,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     init_tracing(settings.orchestrator.log_level, true);
-    let (doc, plan) = match plan::read_file(&args.plan, &settings.load_generation) {
+    let (doc, plan) = match task::read_file(&args.plan, &settings.load_generation) {
         Ok(read) => read,
         Err(e) => {
             eprintln!("error: {e}");
@@ -352,10 +352,7 @@ impl Drop for TargetGuard {
 /// `--start-target`: a target on the address of the plan's first target, which must be a
 /// loopback address with an explicit port.
 fn start_target_for(plan: &TestPlan) -> anyhow::Result<TargetGuard> {
-    let url = match &plan.tasks[0].kind {
-        TaskKind::LoadTest(task) => &task.targets[0].url,
-        TaskKind::SecurityTest(spec) => &spec.target,
-    };
+    let url = plan.tasks[0].kind.first_target();
     let addrs: Vec<SocketAddr> = url
         .socket_addrs(|| None)
         .context("resolving the first target")?;

@@ -5,14 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Addr;
 use serde_json::Value;
 
+use crate::actors::orchestrator::Orchestrator;
 use crate::actors::store::Store;
 use crate::app::{local_connector, start_node, start_orchestrator_on};
 use crate::execution::{ExecutionView, State};
 use crate::messages::cluster::{BuildReport, Cancel, GetExecution, Submit};
-use crate::plan::TestPlan;
 use crate::settings::{LoadSettings, Settings};
+use crate::task::TestPlan;
 use crate::task::report::Report;
 
 /// The run so far, once a second.
@@ -85,8 +87,8 @@ pub async fn run_plan(
     doc: &Value,
     plan: &TestPlan,
     settings: &Settings,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    mut on_progress: impl FnMut(&Progress),
+    stop: tokio::sync::watch::Receiver<bool>,
+    on_progress: impl FnMut(&Progress),
 ) -> Result<Report, RunError> {
     let settings = Arc::new(settings.clone());
     let store = Store::start_in_memory().map_err(|e| RunError::Start(e.to_string()))?;
@@ -110,33 +112,65 @@ pub async fn run_plan(
         .await
         .map_err(|e| RunError::Start(e.to_string()))?
         .map_err(|e| RunError::Submit(e.to_string()))?;
-    let mut interrupted = false;
+    let cancelled_at_ms = match watch(&orch, &id, stop, on_progress).await? {
+        Watched::Aborted(report) => return Ok(*report),
+        Watched::Over { cancelled_at_ms } => cancelled_at_ms,
+    };
+    let mut report = orch
+        .send(BuildReport(id))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| RunError::Start("the orchestrator lost the execution".into()))?;
+    if let Some(cancelled_at_ms) = cancelled_at_ms {
+        // The time that ran: from the common start to the cancellation.
+        let ran_ms = cancelled_at_ms.saturating_sub(report.started_at_ms);
+        report.interrupt(ran_ms as f64 / 1000.0);
+    }
+    Ok(report)
+}
+
+/// How a watched execution ended.
+enum Watched {
+    /// Failed, with a report to show (a threshold aborted it).
+    Aborted(Box<Report>),
+    /// Over: finished, or cancelled at this time.
+    Over { cancelled_at_ms: Option<u64> },
+}
+
+/// Watches execution `id` until it is over: cancels it when `stop` turns true, and calls
+/// `on_progress` once a second.
+async fn watch(
+    orch: &Addr<Orchestrator>,
+    id: &str,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Watched, RunError> {
+    let mut cancelled_at_ms = None;
     // Nobody can stop the run any more (the sender is gone): stop listening.
     let mut unstoppable = false;
-    let mut cancelled_at_ms = 0;
     // Seconds of the run shown so far.
     let mut shown = 0u64;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            changed = stop.changed(), if !interrupted && !unstoppable => {
+            changed = stop.changed(), if cancelled_at_ms.is_none() && !unstoppable => {
                 unstoppable = changed.is_err();
                 if changed.is_ok() && *stop.borrow() {
-                    interrupted = true;
-                    cancelled_at_ms = crate::execution::unix_ms();
-                    let _ = orch.send(Cancel(id.clone())).await;
+                    cancelled_at_ms = Some(crate::execution::unix_ms());
+                    let _ = orch.send(Cancel(id.to_string())).await;
                 }
                 continue;
             }
         }
-        let Ok(Some(view)) = orch.send(GetExecution(id.clone())).await else {
+        let Ok(Some(view)) = orch.send(GetExecution(id.to_string())).await else {
             break;
         };
         if view.state == State::Failed {
             // A run aborted by a threshold has a report to show; any other failure has not.
-            let report = orch.send(BuildReport(id.clone())).await.ok().flatten();
+            let report = orch.send(BuildReport(id.to_string())).await.ok().flatten();
             return match report {
-                Some(r) if r.summary.stopped_by.is_some() => Ok(r),
+                Some(r) if r.summary.stopped_by.is_some() => Ok(Watched::Aborted(Box::new(r))),
                 _ => Err(RunError::Failed(view.reason.unwrap_or_default())),
             };
         }
@@ -153,18 +187,7 @@ pub async fn run_plan(
             }
         }
     }
-    let mut report = orch
-        .send(BuildReport(id))
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| RunError::Start("the orchestrator lost the execution".into()))?;
-    if interrupted {
-        // The time that ran: from the common start to the cancellation.
-        let ran_ms = cancelled_at_ms.saturating_sub(report.started_at_ms);
-        report.interrupt(ran_ms as f64 / 1000.0);
-    }
-    Ok(report)
+    Ok(Watched::Over { cancelled_at_ms })
 }
 
 /// The settings of a standalone run with these load settings.

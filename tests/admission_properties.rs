@@ -16,9 +16,9 @@ use std::time::Duration;
 use mcp_testing::execution::admission::{self, NodeChoice};
 use mcp_testing::execution::{Halt, Phase, Reservation, State};
 use mcp_testing::placement::{NodeRecord, NodeState, Strategy as Placing, Weights};
-use mcp_testing::plan::{self, TestPlan};
 use mcp_testing::settings::Settings;
 use mcp_testing::stats::watch::StopAs;
+use mcp_testing::task::{self, TestPlan};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -72,7 +72,7 @@ fn load_plan(
     let mut placement = placement;
     placement["resource_requirements"] = json!(requirements);
     let doc = json!({"name": "p", "tasks": tasks, "placement": placement});
-    plan::validate(&doc, &Settings::defaults().load_generation).expect("a valid plan")
+    task::validate(&doc, &Settings::defaults().load_generation).expect("a valid plan")
 }
 
 fn node(i: usize, caps: u8, healthy: bool) -> NodeState {

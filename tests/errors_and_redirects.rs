@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use mcp_testing::allowlist::Allowlist;
 use mcp_testing::engine::http::HttpSender;
-use mcp_testing::plan::TaskKind;
 use mcp_testing::run::RunError;
 use mcp_testing::settings::Settings;
 use mcp_testing::stats::ErrorKind;
+use mcp_testing::task::TaskKind;
 
 #[test]
 fn every_kind_of_failure_is_counted_and_the_run_goes_on() {

@@ -38,10 +38,11 @@ use crate::messages::wire::{
     TaskProgress, TaskRef, TaskWindow, Welcome, WireWindow,
 };
 use crate::metrics::NodeMetrics;
-use crate::plan::{self, TaskKind};
+use crate::plan;
 use crate::run::worker_count;
 use crate::settings::Settings;
 use crate::stats::{Snapshot, TaskAccumulator, WindowMerger};
+use crate::task::{self, TaskKind};
 
 /// How the node reaches the orchestrator.
 #[derive(Clone)]
@@ -538,7 +539,7 @@ impl NodeAgent {
             actix_rt::task::spawn_blocking(move || {
                 let doc: serde_json::Value =
                     serde_json::from_str(&json).map_err(|e| format!("task is not JSON: {e}"))?;
-                plan::validate_task(&doc, index, &settings).map_err(|e| e.to_string())
+                task::validate_task(&doc, index, &settings).map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| format!("validation did not finish: {e}"))?
@@ -569,7 +570,7 @@ impl NodeAgent {
         k: String,
         st: StartTask,
         slot: u16,
-        task: plan::Task,
+        task: task::Task,
         ctx: &mut Context<Self>,
     ) {
         let now_ms = crate::execution::unix_ms();
@@ -595,7 +596,7 @@ impl NodeAgent {
     fn launch(
         &mut self,
         k: String,
-        task: plan::Task,
+        task: task::Task,
         start: Instant,
         share: Option<Arc<NodeShare>>,
         ctx: &mut Context<Self>,
@@ -611,7 +612,7 @@ impl NodeAgent {
         let local_id = self.next_local;
         self.next_local += 1;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let open = load.model == crate::plan::Model::Open;
+        let open = load.model == crate::task::load::Model::Open;
         let acc = TaskAccumulator::for_plan(1, open.then(|| load.rate_plan()));
         let msg = PoolStart {
             task_id: local_id,
@@ -859,7 +860,7 @@ impl Handler<StartLocal> for NodeAgent {
     fn handle(&mut self, StartLocal(doc): StartLocal, ctx: &mut Context<Self>) -> Self::Result {
         // The body is one task: its keys are named from its top (`parameters.base_rps`), not
         // as a plan's first task (`tasks[0].parameters.base_rps`).
-        let task = plan::validate_task(&doc, 0, &self.settings.load_generation).map_err(|e| {
+        let task = task::validate_task(&doc, 0, &self.settings.load_generation).map_err(|e| {
             let mut fields = crate::validate::FieldErrors::default();
             match e {
                 plan::PlanError::Invalid(errors) => {

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use url::Url;
 
 use crate::allowlist::{Allowlist, Verdict};
-use crate::plan::{ExpectedStatus, LoadTask};
+use crate::engine::target::{ExpectedStatus, Traffic};
 use crate::stats::{ErrorKind, Outcome};
 
 /// Redirects followed at most, for targets that follow them.
@@ -43,7 +43,7 @@ impl HttpSender {
     /// `connections` is the pool limit of this worker's client; `node` (a cluster node's id)
     /// goes out in the `x-mcpt-node` header, so a target can tell the nodes apart.
     pub fn new(
-        task: &LoadTask,
+        task: &Traffic,
         allowlist: Allowlist,
         connections: usize,
         node: Option<&str>,

@@ -4,4 +4,5 @@
 pub mod http;
 pub mod schedule;
 pub mod share;
+pub mod target;
 pub mod workers;

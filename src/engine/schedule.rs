@@ -80,6 +80,45 @@ pub enum Arrivals {
     Poisson,
 }
 
+impl Arrivals {
+    /// Every kind of arrivals, as a plan names it.
+    pub const ALL: [Arrivals; 2] = [Arrivals::Uniform, Arrivals::Poisson];
+    pub const NAMES: [&'static str; 2] = ["uniform", "poisson"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The arrivals a plan names `name` (lower case).
+    pub fn from_name(name: &str) -> Option<Arrivals> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// Open model: arrivals at planned times. Closed model: users looping request → think time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    #[default]
+    Open,
+    Closed,
+}
+
+impl Model {
+    pub const ALL: [Model; 2] = [Model::Open, Model::Closed];
+    /// Every model, as a plan names it.
+    pub const NAMES: [&'static str; 2] = ["open", "closed"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The model a plan names `name` (lower case).
+    pub fn from_name(name: &str) -> Option<Model> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// One stage of an explicit `stages` profile.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Stage {
@@ -115,6 +154,95 @@ pub enum Pattern {
     Stages {
         stages: Vec<Stage>,
     },
+}
+
+impl Pattern {
+    /// Every pattern, as a plan names it (and as it is tagged when serialized).
+    pub const NAMES: [&'static str; 8] = [
+        "constant",
+        "ramp_up",
+        "ramp_down",
+        "spike",
+        "wave",
+        "random",
+        "burst",
+        "stages",
+    ];
+
+    /// The options a plan may give a pattern (spans of time), and the patterns they belong to.
+    pub const OPTIONS: [(&'static str, &'static [&'static str]); 7] = [
+        ("ramp_duration", &["ramp_up", "ramp_down"]),
+        ("spike_at", &["spike"]),
+        ("spike_duration", &["spike"]),
+        ("wave_period", &["wave"]),
+        ("burst_interval", &["burst"]),
+        ("burst_duration", &["burst"]),
+        ("random_step", &["random"]),
+    ];
+
+    /// The pattern of a plan that gives none, and the one its `stages` key implies.
+    pub const CONSTANT: &'static str = Self::NAMES[0];
+    pub const STAGES: &'static str = Self::NAMES[7];
+
+    /// The pattern's name, one of [`Pattern::NAMES`].
+    pub fn name(&self) -> &'static str {
+        let i = match self {
+            Pattern::Constant => 0,
+            Pattern::RampUp { .. } => 1,
+            Pattern::RampDown { .. } => 2,
+            Pattern::Spike { .. } => 3,
+            Pattern::Wave { .. } => 4,
+            Pattern::Random { .. } => 5,
+            Pattern::Burst { .. } => 6,
+            Pattern::Stages { .. } => 7,
+        };
+        Self::NAMES[i]
+    }
+
+    /// Whether the pattern named `name` moves between `base_rps` and a `peak_rps`.
+    pub fn has_peak(name: &str) -> bool {
+        name != Self::CONSTANT && name != Self::STAGES
+    }
+
+    /// The pattern a plan names, for a task of `duration`: each option from `option` or its
+    /// default (see the module's description); `stages` for the `stages` pattern. `None` for
+    /// an unknown name, or `stages` without its stages.
+    pub fn from_name(
+        name: &str,
+        duration: Duration,
+        option: impl Fn(&str) -> Option<Duration>,
+        stages: Option<Vec<Stage>>,
+    ) -> Option<Pattern> {
+        let opt = |key: &str, default: Duration| option(key).unwrap_or(default);
+        let i = Self::NAMES.iter().position(|n| *n == name)?;
+        Some(match i {
+            0 => Pattern::Constant,
+            1 => Pattern::RampUp {
+                ramp_duration: opt("ramp_duration", duration),
+            },
+            2 => Pattern::RampDown {
+                ramp_duration: opt("ramp_duration", duration),
+            },
+            3 => Pattern::Spike {
+                spike_at: opt("spike_at", duration / 2),
+                spike_duration: opt(
+                    "spike_duration",
+                    (duration / 10).max(Duration::from_secs(1)),
+                ),
+            },
+            4 => Pattern::Wave {
+                wave_period: opt("wave_period", Duration::from_secs(60)),
+            },
+            5 => Pattern::Random {
+                random_step: opt("random_step", Duration::from_secs(5)),
+            },
+            6 => Pattern::Burst {
+                burst_interval: opt("burst_interval", Duration::from_secs(10)),
+                burst_duration: opt("burst_duration", Duration::from_secs(1)),
+            },
+            _ => Pattern::Stages { stages: stages? },
+        })
+    }
 }
 
 /// Everything that decides a task's planned rate.
@@ -380,6 +508,36 @@ mod tests {
             peak_rps: peak,
             pattern,
             seed,
+        }
+    }
+
+    #[test]
+    fn names_read_back_and_match_the_serialized_tags() {
+        let d = Duration::from_secs(20);
+        for name in Pattern::NAMES {
+            let stages = Some(vec![Stage {
+                duration: d,
+                target_rps: 1.0,
+            }]);
+            let p = Pattern::from_name(name, d, |_| None, stages).unwrap();
+            assert_eq!(p.name(), name);
+            assert_eq!(serde_json::to_value(&p).unwrap()["pattern"], name);
+        }
+        assert!(Pattern::from_name("zigzag", d, |_| None, None).is_none());
+        assert!(Pattern::from_name(Pattern::STAGES, d, |_| None, None).is_none());
+        for a in Arrivals::ALL {
+            assert_eq!(Arrivals::from_name(a.name()), Some(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
+        }
+        for m in Model::ALL {
+            assert_eq!(Model::from_name(m.name()), Some(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+        }
+        for (option, owners) in Pattern::OPTIONS {
+            assert!(
+                owners.iter().all(|o| Pattern::NAMES.contains(o)),
+                "{option}"
+            );
         }
     }
 

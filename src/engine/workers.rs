@@ -21,8 +21,8 @@ use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::time::sleep_until;
 
 use crate::engine::http::HttpSender;
+use crate::engine::schedule::Model;
 use crate::messages::load::{ShardSpec, WindowReport, node_users, share};
-use crate::plan::Model;
 use crate::stats::{Window, latencies};
 
 type Current = Rc<RefCell<Window>>;

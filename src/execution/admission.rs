@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{Phase, Reservation};
 use crate::placement::{self, NodeState, PlacementInput, Scenario, Strategy, Weights};
-use crate::plan::TestPlan;
 use crate::resources::{AllocationRequest, ResourceSpec};
+use crate::task::TestPlan;
 use crate::task::work::Work;
 
 /// Whether an execution in `phase` takes one of the `max_concurrent_executions` slots: running

@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::share::ShareTable;
-use crate::plan::TestPlan;
 use crate::stats::Window;
 use crate::stats::watch::Stop;
+use crate::task::TestPlan;
 use crate::task::work::{Loss, Work};
 
 pub mod admission;

@@ -2,10 +2,10 @@
 //! nodes, which of them were lost, and the accumulator of their windows.
 
 use crate::engine::share::ShareTable;
-use crate::plan::TaskKind;
 use crate::stats::TaskAccumulator;
 use crate::stats::report::TaskInfo;
 use crate::stats::watch::Watch;
+use crate::task::TaskKind;
 use crate::task::security::ScanReport;
 use crate::task::work::{Loss, Slots, Work};
 

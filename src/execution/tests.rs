@@ -17,7 +17,7 @@ fn execution(policy: &str, model: &str) -> Execution {
         params["base_rps"] = json!(30);
     }
     let doc = json!({"name": "e", "tasks": [{"type": "load_test", "parameters": params}]});
-    let plan = crate::plan::validate(&doc, &settings.load_generation).unwrap();
+    let plan = crate::task::validate(&doc, &settings.load_generation).unwrap();
     let record = crate::store::ExecutionRecord {
         id: "x".into(),
         name: "e".into(),
@@ -80,7 +80,7 @@ fn a_scan_task_ends_when_every_slice_is_in_or_lost() {
         .collect();
     let doc = json!({"name": "s", "tasks": [{"type": "security_test", "parameters": {
         "target": "http://127.0.0.1:9/", "endpoints": eps}}]});
-    let plan = crate::plan::validate(&doc, &settings.load_generation).unwrap();
+    let plan = crate::task::validate(&doc, &settings.load_generation).unwrap();
     let mut e = execution("rebalance", "open");
     e.plan = plan;
     let nodes: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();

@@ -44,9 +44,10 @@ use crate::messages::events::EventBusState;
 use crate::messages::events::GetEventBusState;
 use crate::messages::store as db;
 use crate::messages::wire::{CLOSE_TOO_BIG, WireError};
-use crate::plan::{self, PlanError};
+use crate::plan::PlanError;
 use crate::stats::compare::Comparison;
 use crate::stats::{compare, html};
+use crate::task;
 use crate::task::report::Report;
 
 pub struct ApiState {
@@ -146,10 +147,10 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
 pub(crate) async fn validate_plan(
     doc: Value,
     settings: Arc<crate::settings::Settings>,
-) -> Result<(Value, plan::TestPlan), ApiError> {
+) -> Result<(Value, task::TestPlan), ApiError> {
     let (doc, result) = web::block(move || {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            plan::validate(&doc, &settings.load_generation)
+            task::validate(&doc, &settings.load_generation)
         }));
         (doc, r)
     })
@@ -181,7 +182,7 @@ pub async fn read_plan(
     req: &HttpRequest,
     payload: web::Payload,
     state: &ApiState,
-) -> Result<(Value, plan::TestPlan), ApiError> {
+) -> Result<(Value, task::TestPlan), ApiError> {
     let settings = state.registry.settings.clone();
     let doc = json_body(req, payload, settings.api.max_body_size).await?;
     if !doc.is_object() {
@@ -343,7 +344,7 @@ fn stored_view(
         .and_then(|rep| {
             let ran = rep["summary"]["duration_s"].as_f64()?;
             let doc: Value = serde_json::from_str(&r.request_json).ok()?;
-            let plan = plan::validate(&doc, &settings.load_generation).ok()?;
+            let plan = task::validate(&doc, &settings.load_generation).ok()?;
             let planned = crate::execution::Execution::pending(r, plan).duration();
             (!planned.is_zero()).then(|| (ran / planned.as_secs_f64() * 100.0).clamp(0.0, 100.0))
         });

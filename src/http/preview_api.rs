@@ -15,7 +15,8 @@ use serde::Serialize;
 use crate::engine::schedule::RatePlan;
 use crate::http::api::{ApiState, read_plan};
 use crate::http::error::{ApiError, ErrorBody, not_allowed};
-use crate::plan::{Model, TaskKind, TestPlan};
+use crate::task::TestPlan;
+use crate::task::load::Model;
 
 pub const PATH: &str = "/api/executions/preview";
 
@@ -79,17 +80,14 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
         .tasks
         .iter()
         .map(|t| {
-            let l = match &t.kind {
-                TaskKind::LoadTest(l) => l,
-                TaskKind::SecurityTest(spec) => {
-                    let (_, time) = crate::task::security::distribute::estimate(spec);
-                    return TaskPreview {
-                        name: t.name.clone(),
-                        model: "scan",
-                        planned_requests: None,
-                        planned_rps: vec![0.0; time.as_secs_f64().ceil() as usize],
-                    };
-                }
+            let Some(l) = t.kind.load() else {
+                let seconds = t.kind.planned_duration().as_secs_f64().ceil() as usize;
+                return TaskPreview {
+                    name: t.name.clone(),
+                    model: "scan",
+                    planned_requests: None,
+                    planned_rps: vec![0.0; seconds],
+                };
             };
             let rate = l.rate_plan();
             let seconds = rate.duration().as_secs_f64().ceil() as usize;
@@ -99,10 +97,7 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
             };
             TaskPreview {
                 name: t.name.clone(),
-                model: match l.model {
-                    Model::Open => "open",
-                    Model::Closed => "closed",
-                },
+                model: l.model.name(),
                 planned_requests,
                 planned_rps,
             }
@@ -111,12 +106,7 @@ pub fn preview_of(plan: &TestPlan) -> Preview {
     let duration_s = plan
         .tasks
         .iter()
-        .map(|t| match &t.kind {
-            TaskKind::LoadTest(l) => l.profile.duration.as_secs_f64(),
-            TaskKind::SecurityTest(spec) => crate::task::security::distribute::estimate(spec)
-                .1
-                .as_secs_f64(),
-        })
+        .map(|t| t.kind.planned_duration().as_secs_f64())
         .fold(0.0, f64::max);
     Preview { duration_s, tasks }
 }
@@ -151,6 +141,7 @@ pub fn per_second(plan: &RatePlan) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::actors::store::Store;
+    use crate::task::TaskKind;
     use actix_web::App;
     use actix_web::test as web_test;
     use serde_json::{Value, json};
@@ -159,7 +150,7 @@ mod tests {
 
     fn plan(params: Value) -> TestPlan {
         let doc = json!({"name": "p", "tasks": [{"type": "load_test", "parameters": params}]});
-        crate::plan::validate(&doc, &crate::settings::Settings::defaults().load_generation).unwrap()
+        crate::task::validate(&doc, &crate::settings::Settings::defaults().load_generation).unwrap()
     }
 
     fn target() -> Value {
@@ -212,7 +203,7 @@ mod tests {
             {"type": "load_test", "name": "open", "parameters": {"targets": target(), "base_rps": 20, "duration": 4}},
             {"type": "load_test", "name": "closed", "parameters": {"targets": target(), "model": "closed", "concurrent_users": 3, "duration": 6}},
         ]});
-        let p = crate::plan::validate(&doc, &crate::settings::Settings::defaults().load_generation)
+        let p = crate::task::validate(&doc, &crate::settings::Settings::defaults().load_generation)
             .unwrap();
         let v = preview_of(&p);
         assert_eq!(v.duration_s, 6.0);

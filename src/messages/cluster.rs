@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::execution::ExecutionView;
 use crate::hub::conn::Conn;
 use crate::messages::wire::{Hello, OrchMsg, TaskProgress, TaskRef, TaskWindow};
-use crate::plan::TestPlan;
+use crate::task::TestPlan;
 
 // ---- to the Orchestrator ----
 

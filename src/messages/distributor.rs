@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::placement::{Scenario, Strategy, Unplaced};
-use crate::plan::TestPlan;
+use crate::task::TestPlan;
 
 /// How a workload's scenarios run relative to each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -9,8 +9,8 @@ use actix::prelude::*;
 
 use crate::allowlist::Allowlist;
 use crate::engine::share::ShareTable;
-use crate::plan::LoadTask;
 use crate::stats::Window;
+use crate::task::load::LoadTask;
 
 /// Everything a worker needs to run its share of a task.
 #[derive(Clone)]

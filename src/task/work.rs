@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use crate::engine::share::ShareTable;
-use crate::plan::TaskKind;
 use crate::stats::TaskAccumulator;
 use crate::stats::report::TaskInfo;
 use crate::stats::watch::Watch;
+use crate::task::TaskKind;
 use crate::task::security::ScanReport;
 
 use crate::task::load::exec as load;

@@ -18,9 +18,10 @@ pub mod netns;
 pub mod proxy;
 pub mod vulnerable;
 pub use mcp_testing::cli::TargetGuard;
-use mcp_testing::plan::{self, TestPlan};
+use mcp_testing::plan;
 use mcp_testing::settings::Settings;
 use mcp_testing::task::report::Report;
+use mcp_testing::task::{self, TestPlan};
 
 /// Polls `pred` every 10 ms until it holds or `timeout` passes; says which.
 pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
@@ -89,7 +90,7 @@ pub struct Plan {
 /// Validates a plan against the default settings, panicking with the errors.
 pub fn plan(yaml: &str) -> Plan {
     let doc = plan::parse_document(yaml).expect("plan parses");
-    let plan = plan::validate(&doc, &Settings::defaults().load_generation)
+    let plan = task::validate(&doc, &Settings::defaults().load_generation)
         .unwrap_or_else(|e| panic!("{e}"));
     Plan { doc, plan }
 }

@@ -33,10 +33,10 @@ use crate::messages::cluster::{
 use crate::messages::events::{Event, EventKind, Publish};
 use crate::messages::store as db;
 use crate::messages::wire::{OrchMsg, TaskWindow};
-use crate::plan;
 use crate::settings::Settings;
 use crate::stats::watch::Stop;
 use crate::store::ExecutionRecord;
+use crate::task;
 
 mod metrics;
 mod nodes;
@@ -520,7 +520,7 @@ impl Orchestrator {
         let plan = serde_json::from_str(&r.request_json)
             .map_err(|e| e.to_string())
             .and_then(|doc| {
-                plan::validate(&doc, &self.settings.load_generation).map_err(|e| e.to_string())
+                task::validate(&doc, &self.settings.load_generation).map_err(|e| e.to_string())
             });
         let mut e = match plan {
             Ok(plan) => Execution::pending(&r, plan),
@@ -615,7 +615,7 @@ impl Handler<Submit> for Orchestrator {
 
     fn handle(&mut self, mut msg: Submit, _ctx: &mut Context<Self>) -> Self::Result {
         let id = uuid::Uuid::new_v4().to_string();
-        crate::plan::pin_seeds(&mut msg.request, &msg.plan);
+        crate::task::pin_seeds(&mut msg.request, &msg.plan);
         let record = ExecutionRecord {
             id: id.clone(),
             name: msg.plan.name.clone(),

@@ -2,9 +2,9 @@
 //! the accumulator and watches its merged seconds feed, what a lost node does to it (its
 //! `on_node_failure` policy), and its facts for the report.
 
+use super::{LoadTask, Model, OnNodeFailure};
 use crate::engine::schedule::{Arrivals, Pattern};
 use crate::engine::share::ShareTable;
-use crate::plan::{LoadTask, Model, OnNodeFailure};
 use crate::stats::TaskAccumulator;
 use crate::stats::report::TaskInfo;
 use crate::stats::thresholds::ThresholdWatch;

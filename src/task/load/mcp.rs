@@ -302,7 +302,7 @@ mod tests {
                 "base_rps": 10.0, "peak_rps": 50.0, "arrivals": "poisson", "concurrent_users": 20}}]})
         );
         let settings = Settings::defaults();
-        crate::plan::validate(&body, &settings.load_generation).expect("a valid plan");
+        crate::task::validate(&body, &settings.load_generation).expect("a valid plan");
     }
 
     #[test]
@@ -317,7 +317,7 @@ mod tests {
         assert!(params.get("base_rps").is_none() && params.get("pattern").is_none());
         assert_eq!(body["name"], "mcp closed 4 users 3 s");
         let settings = Settings::defaults();
-        crate::plan::validate(&body, &settings.load_generation).expect("a valid plan");
+        crate::task::validate(&body, &settings.load_generation).expect("a valid plan");
         let open = params_default();
         assert_eq!(open.execution_body()["name"], "mcp constant 100 rps 5 s");
     }

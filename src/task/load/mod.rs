@@ -1,6 +1,13 @@
-//! The load and performance tests: the request engine at a planned rate or with a number of
-//! users, judged by thresholds.
+//! Load tasks (`load_test`, `performance_test`): a rate shape or a number of users sent to
+//! weighted targets, merged second by second, judged by thresholds.
 
 pub mod exec;
 pub mod mcp;
 pub mod report;
+pub mod spec;
+
+pub use crate::engine::schedule::Model;
+pub use spec::{LoadTask, OnNodeFailure, read_load_task};
+
+#[cfg(test)]
+mod tests;

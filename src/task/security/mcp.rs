@@ -203,9 +203,9 @@ mod tests {
         }))
         .unwrap();
         let body = p.execution_body();
-        let plan = crate::plan::validate(&body, &Settings::defaults().load_generation)
+        let plan = crate::task::validate(&body, &Settings::defaults().load_generation)
             .unwrap_or_else(|e| panic!("{e}\n{body}"));
-        let crate::plan::TaskKind::SecurityTest(spec) = &plan.tasks[0].kind else {
+        let crate::task::TaskKind::SecurityTest(spec) = &plan.tasks[0].kind else {
             panic!("{body}")
         };
         assert_eq!(spec.endpoints.len(), 2);

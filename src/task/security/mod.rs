@@ -19,10 +19,10 @@ pub mod distribute;
 pub mod exec;
 pub mod headers;
 pub mod mcp;
-pub mod parse;
 pub mod redirect;
 pub mod report;
 pub mod scan;
+pub mod spec;
 pub mod sqli;
 pub mod xss;
 

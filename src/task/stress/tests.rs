@@ -1,9 +1,13 @@
 //! The stress spec's parsing, the watch on synthetic timelines, and the report sections.
 
 use super::*;
-use crate::plan::{PlanError, TaskKind, validate};
-use crate::settings::Settings;
+use crate::plan::PlanError;
+use crate::settings::{LoadSettings, Settings};
+use crate::task::load::LoadTask;
+use crate::task::{TaskKind, validate};
 use proptest::prelude::*;
+use serde_json::{Value, json};
+use std::time::Duration;
 
 fn settings() -> LoadSettings {
     Settings::defaults().load_generation
