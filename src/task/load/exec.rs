@@ -3,7 +3,6 @@
 //! `on_node_failure` policy), and its facts for the report.
 
 use super::{LoadTask, Model, OnNodeFailure};
-use crate::engine::schedule::{Arrivals, Pattern};
 use crate::engine::share::ShareTable;
 use crate::stats::TaskAccumulator;
 use crate::stats::report::TaskInfo;
@@ -79,15 +78,11 @@ impl LoadWork {
     /// Its facts for the report; `aborted` is the threshold that stopped it, if one did.
     pub fn info(&self, slots: Slots, aborted: Option<(usize, u64)>) -> TaskInfo {
         let load = &self.task;
-        let open = load.model == Model::Open;
         TaskInfo {
             name: slots.name,
-            model: if open { "open" } else { "closed" },
-            pattern: pattern_name(&load.profile.pattern).to_string(),
-            arrivals: match load.arrivals {
-                Arrivals::Uniform => "uniform",
-                Arrivals::Poisson => "poisson",
-            },
+            model: load.model.name(),
+            pattern: load.profile.pattern.name().to_string(),
+            arrivals: load.arrivals.name(),
             seed: load.profile.seed,
             concurrent_users: load.concurrent_users,
             duration_s: load.profile.duration.as_secs_f64(),
@@ -110,16 +105,3 @@ pub fn connections(task: &LoadTask, slot: usize, nodes: usize) -> u32 {
     (users / n + u32::from((slot as u32) < users % n)).max(1)
 }
 
-// The one name function of the patterns replaces this once it exists (issue 14 item 6).
-fn pattern_name(p: &Pattern) -> &'static str {
-    match p {
-        Pattern::Constant => "constant",
-        Pattern::RampUp { .. } => "ramp_up",
-        Pattern::RampDown { .. } => "ramp_down",
-        Pattern::Spike { .. } => "spike",
-        Pattern::Wave { .. } => "wave",
-        Pattern::Random { .. } => "random",
-        Pattern::Burst { .. } => "burst",
-        Pattern::Stages { .. } => "stages",
-    }
-}

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::engine::schedule::{Arrivals, Model, Pattern};
 use crate::settings::Settings;
 
 /// A tool's input schema (an object).
@@ -58,19 +59,9 @@ impl Method {
 /// The names the plan gives the patterns, models and arrivals, in the order of the variants
 /// below (a test checks each variant reads as its name). MCP offers every pattern but the
 /// last, `stages`, which needs a plan's stages.
-// Issue 14: once the slices branch (commit "names:") is merged, each of these three is one
-// line: `&crate::engine::schedule::Pattern::NAMES` (and `Model::NAMES`, `Arrivals::NAMES`).
-const PATTERN_NAMES: &[&str] = &[
-    "constant",
-    "ramp_up",
-    "ramp_down",
-    "spike",
-    "wave",
-    "random",
-    "burst",
-];
-const MODEL_NAMES: &[&str] = &["open", "closed"];
-const ARRIVALS_NAMES: &[&str] = &["uniform", "poisson"];
+const PATTERN_NAMES: &[&str] = Pattern::NAMES.split_last().expect("patterns").1;
+const MODEL_NAMES: &[&str] = &Model::NAMES;
+const ARRIVALS_NAMES: &[&str] = &Arrivals::NAMES;
 
 /// The rate shapes of a plan (README, "Patterns"); `b` is rps, `p` is peak_rps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
