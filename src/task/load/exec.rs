@@ -104,4 +104,3 @@ pub fn connections(task: &LoadTask, slot: usize, nodes: usize) -> u32 {
     let users = task.concurrent_users;
     (users / n + u32::from((slot as u32) < users % n)).max(1)
 }
-
