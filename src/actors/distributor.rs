@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::{Value, json};
 
+use crate::actors::registry::Registry;
 use crate::actors::supervisor::{ChildExited, ExitReason};
-use crate::app::Registry;
 use crate::execution::unix_ms;
 use crate::messages::cluster::{Cancel, GetExecution, GetNodeStates, Submit};
 use crate::messages::distributor::{

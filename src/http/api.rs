@@ -27,7 +27,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::actors::orchestrator::Orchestrator;
-use crate::app::Registry;
+use crate::actors::registry::Registry;
 use crate::execution::{ExecutionView, State};
 use crate::health::{ClusterHealth, NodeHealthView};
 use crate::http::error::{

@@ -13,9 +13,9 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actors::node_proxy::{LinkTimers, NodeProxy, StopProxy};
+use crate::actors::registry::Registry;
 use crate::actors::store::Store;
 use crate::actors::supervisor::{ChildExited, ExitReason};
-use crate::app::Registry;
 use crate::execution::{Execution, LossOutcome, State, StoredPlan, task_jsons, unix_ms};
 use crate::messages::cluster::{
     BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
