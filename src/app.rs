@@ -24,7 +24,7 @@ use crate::actors::resource_allocator::ResourceAllocator;
 use crate::actors::store::Store;
 use crate::actors::supervisor::RootSupervisor;
 use crate::discovery::ServiceInstance;
-use crate::http::{api, limits, node_api};
+use crate::http::{api, cluster_route, limits, node_api};
 use crate::messages::health::SetHealthSink;
 use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
@@ -363,7 +363,7 @@ pub fn local_connector(registry: Arc<Registry>) -> Connector {
     let cap = registry.settings.cluster.max_frame_size;
     Connector::Local(std::rc::Rc::new(move || {
         let (node_end, orch_end) = crate::hub::conn::local_pair(cap);
-        actix_rt::spawn(api::serve_link(orch_end, registry.clone()));
+        actix_rt::spawn(cluster_route::serve_link(orch_end, registry.clone()));
         node_end
     }))
 }

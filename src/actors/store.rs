@@ -6,8 +6,8 @@
 //! `SetNodeTaskSent`, `GetNodeTaskSent`; each answers the `Db` call's result. And
 //! `RetryPending` (the orchestrator, every second): writes the database refused for its
 //! storage (a full disk) wait in memory in order (`store::pending`) and are tried again; a
-//! write answers `Ok` once it is kept, so nothing upstream stalls on a full disk. Answers the
-//! `StoreStatus`, which `GET /api/health` and the executions' reasons report.
+//! write answers `Ok` once it is kept, so nothing upstream stalls on a full disk. And
+//! `GetStoreStatus`: the `StoreStatus`, which `GET /api/health` and the executions' reasons report.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
