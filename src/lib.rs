@@ -11,6 +11,7 @@ pub mod actors;
 pub mod allowlist;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod discovery;
 pub mod engine;
 pub mod execution;

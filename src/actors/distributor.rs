@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::actors::registry::Registry;
 use crate::actors::supervisor::{ChildExited, ExitReason};
-use crate::execution::unix_ms;
+use crate::clock::unix_ms;
 use crate::messages::cluster::{Cancel, GetExecution, GetNodeStates, Submit, SubmitError};
 use crate::messages::distributor::{
     AssignmentView, ExecutionMode, GetPlan, ListPlans, PlanView, SubmitWorkload, Workload,

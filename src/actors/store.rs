@@ -47,7 +47,7 @@ impl Store {
             match w.apply(&self.db) {
                 Err(e) if is_storage_failure(&e) => {
                     tracing::error!(error = %e, "store cannot write; keeping writes in memory");
-                    self.pending.failed(&e, crate::execution::unix_ms());
+                    self.pending.failed(&e, crate::clock::unix_ms());
                 }
                 done => return done,
             }
@@ -271,7 +271,7 @@ impl Handler<RetryPending> for Store {
         if !self.pending.is_empty() {
             let db = &self.db;
             self.pending.retry(
-                crate::execution::unix_ms(),
+                crate::clock::unix_ms(),
                 |w| w.apply(db),
                 |w, e| tracing::error!(error = %e, write = ?std::mem::discriminant(w), "kept write refused; dropped"),
             );

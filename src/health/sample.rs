@@ -25,7 +25,7 @@ use sysinfo::{
 };
 
 use super::{Sample, percent};
-use crate::execution::unix_ms;
+use crate::clock::unix_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
