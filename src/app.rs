@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::net::TcpListener;
 use std::rc::Rc;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use actix_web::middleware::from_fn;
@@ -19,73 +19,16 @@ use crate::actors::health_monitor::HealthMonitor;
 use crate::actors::node_agent::{Connector, NodeAgent};
 use crate::actors::node_monitor::NodeMonitor;
 use crate::actors::orchestrator::Orchestrator;
+use crate::actors::registry::{Registry, Slot};
 use crate::actors::resource_allocator::ResourceAllocator;
 use crate::actors::store::Store;
 use crate::actors::supervisor::RootSupervisor;
 use crate::discovery::ServiceInstance;
-use crate::http::{api, limits, node_api};
+use crate::http::{api, cluster_route, limits, node_api};
 use crate::messages::health::SetHealthSink;
-use crate::metrics::{NodeMetrics, OrchestratorMetrics};
+use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
 use crate::store::StoreError;
-
-/// The current address of a supervised actor: a restart puts the new one here.
-pub struct Slot<A: Actor>(RwLock<Option<Addr<A>>>);
-
-impl<A: Actor> Default for Slot<A> {
-    fn default() -> Self {
-        Slot(RwLock::new(None))
-    }
-}
-
-impl<A: Actor> Slot<A> {
-    pub fn get(&self) -> Option<Addr<A>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn set(&self, addr: Addr<A>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(addr);
-    }
-}
-
-/// The current addresses of the orchestrator's supervised actors.
-pub struct Registry {
-    orchestrator: Slot<Orchestrator>,
-    events: Slot<EventBus>,
-    pub allocator: Slot<ResourceAllocator>,
-    pub health: Slot<HealthMonitor>,
-    pub discovery: Slot<Discovery>,
-    pub distributor: Slot<Distributor>,
-    pub store: Addr<Store>,
-    pub settings: Arc<Settings>,
-    /// The `mcp_orchestrator_*` series `/metrics` serves.
-    pub metrics: Arc<OrchestratorMetrics>,
-}
-
-impl Registry {
-    /// A registry with no actor in it yet (handler tests fill in the ones they use).
-    pub fn new(settings: Arc<Settings>, store: Addr<Store>) -> Registry {
-        Registry {
-            orchestrator: Slot::default(),
-            events: Slot::default(),
-            allocator: Slot::default(),
-            health: Slot::default(),
-            discovery: Slot::default(),
-            distributor: Slot::default(),
-            store,
-            settings,
-            metrics: Arc::default(),
-        }
-    }
-
-    pub fn orchestrator(&self) -> Option<Addr<Orchestrator>> {
-        self.orchestrator.get()
-    }
-
-    pub fn events(&self) -> Option<Addr<EventBus>> {
-        self.events.get()
-    }
-}
 
 /// The orchestrator's actors, running.
 #[derive(Clone)]
@@ -180,15 +123,6 @@ pub fn host_name() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// The cluster route of an orchestrator address: `http://h:p` → `ws://h:p/cluster`.
-pub fn cluster_url(orchestrator: &url::Url) -> String {
-    let mut u = orchestrator.clone();
-    let scheme = if u.scheme() == "https" { "wss" } else { "ws" };
-    let _ = u.set_scheme(scheme);
-    u.set_path("/cluster");
-    u.to_string()
 }
 
 /// Binds a listener with `SO_REUSEADDR`, so a restarted orchestrator gets its port back while
@@ -429,7 +363,7 @@ pub fn local_connector(registry: Arc<Registry>) -> Connector {
     let cap = registry.settings.cluster.max_frame_size;
     Connector::Local(std::rc::Rc::new(move || {
         let (node_end, orch_end) = crate::hub::conn::local_pair(cap);
-        actix_rt::spawn(api::serve_link(orch_end, registry.clone()));
+        actix_rt::spawn(cluster_route::serve_link(orch_end, registry.clone()));
         node_end
     }))
 }

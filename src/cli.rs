@@ -538,7 +538,9 @@ fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
         .id
         .or(settings.node.id.clone())
         .unwrap_or_else(|| default_node_id(addr.port()));
-    let url = orchestrator.as_ref().map(crate::app::cluster_url);
+    let url = orchestrator
+        .as_ref()
+        .map(crate::actors::agent_relay::cluster_url);
     let settings = Arc::new(settings);
     actix::System::new().block_on(async move {
         let node = crate::app::start_node(

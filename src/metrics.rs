@@ -211,7 +211,7 @@ impl EncodeMetric for LatencyHistogram {
 type Label = [(&'static str, &'static str); 1];
 
 /// The orchestrator's series. Shared (`Arc`) through the orchestrator's
-/// [`Registry`](crate::app::Registry), so they outlive a restart of the orchestrator actor.
+/// [`Registry`](crate::actors::registry::Registry), so they outlive a restart of the orchestrator actor.
 #[derive(Debug)]
 pub struct OrchestratorMetrics {
     registry: Registry,

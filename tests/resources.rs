@@ -322,8 +322,8 @@ async fn a_higher_priority_waits_its_turn_and_is_served_first() {
 
 mod rest {
     use super::*;
+    use mcp_testing::actors::registry::Registry;
     use mcp_testing::actors::store::Store;
-    use mcp_testing::app::Registry;
     use mcp_testing::http::api::{self, ApiState};
     use mcp_testing::settings::Settings;
 

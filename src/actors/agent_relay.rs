@@ -11,7 +11,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::actors::node_agent::{Connector, NodeAgent, UseOrchestrator};
-use crate::app::{Slot, cluster_url};
+use crate::actors::registry::Slot;
 use crate::messages::discovery::OrchestratorFound;
 use crate::messages::health::NodeHealthSampled;
 
@@ -56,4 +56,13 @@ impl Handler<NodeHealthSampled> for AgentRelay {
             agent.do_send(msg);
         }
     }
+}
+
+/// The cluster route of an orchestrator address: `http://h:p` → `ws://h:p/cluster`.
+pub fn cluster_url(orchestrator: &url::Url) -> String {
+    let mut u = orchestrator.clone();
+    let scheme = if u.scheme() == "https" { "wss" } else { "ws" };
+    let _ = u.set_scheme(scheme);
+    u.set_path("/cluster");
+    u.to_string()
 }

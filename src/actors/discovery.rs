@@ -20,12 +20,12 @@ use actix::prelude::*;
 use tokio::net::UdpSocket;
 
 use crate::actors::supervisor::{ChildExited, ExitReason};
+use crate::clock::unix_ms;
 use crate::discovery::multicast::{self, Endpoint};
 use crate::discovery::{
     Announcement, DiscoveryCounters, Registry, ReplayGuard, ServiceInstance, ServiceType, Source,
     dns, effective_host, http_url, sign, verify,
 };
-use crate::execution::unix_ms;
 use crate::messages::discovery::{
     DiscoveryStats, ForgetService, GetDiscoveryStats, GetServices, OrchestratorFound,
     RegisterService,

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::{Value, json};
 
+use crate::actors::registry::Registry;
 use crate::actors::supervisor::{ChildExited, ExitReason};
-use crate::app::Registry;
-use crate::execution::unix_ms;
-use crate::messages::cluster::{Cancel, GetExecution, GetNodeStates, Submit};
+use crate::clock::unix_ms;
+use crate::messages::cluster::{Cancel, GetExecution, GetNodeStates, Submit, SubmitError};
 use crate::messages::distributor::{
     AssignmentView, ExecutionMode, GetPlan, ListPlans, PlanView, SubmitWorkload, Workload,
     WorkloadError,
@@ -41,9 +41,56 @@ struct PlanState {
     submitting: bool,
 }
 
+/// What the orchestrator answered a `Submit`.
+type Submitted = Result<Result<String, SubmitError>, MailboxError>;
+
 impl PlanState {
     fn finished(&self) -> bool {
         !matches!(self.view.state, "running")
+    }
+
+    /// The assignments that may be submitted now: every one not yet submitted, or in
+    /// sequential mode the next one once none runs.
+    fn ready(&self) -> Vec<usize> {
+        let assignments = &self.view.assignments;
+        let waiting = (0..assignments.len()).filter(|&i| assignments[i].execution_id.is_none());
+        let busy = assignments
+            .iter()
+            .any(|a| a.execution_id.is_some() && !a.state.as_deref().is_some_and(terminal));
+        match self.workload.execution_mode {
+            ExecutionMode::Sequential if busy => Vec::new(),
+            ExecutionMode::Sequential => waiting.take(1).collect(),
+            _ => waiting.collect(),
+        }
+    }
+
+    /// The execution request of assignment `i`: its scenario's plan, placed on its node.
+    fn submit(&self, i: usize, barrier: Option<(String, usize)>) -> Submit {
+        let a = &self.view.assignments[i];
+        let prepared = self
+            .workload
+            .scenarios
+            .iter()
+            .find(|s| s.scenario.scenario_id == a.scenario_id)
+            .expect("every assignment comes from a scenario");
+        let s = &prepared.scenario;
+        let mut plan = prepared.plan.clone();
+        plan.placement.nodes = vec![a.node_id.clone()];
+        plan.placement.priority = self.workload.priority;
+        plan.placement.required_capabilities = s.required_capabilities.clone();
+        plan.placement.resource_requirements = s.resource_requirements.clone();
+        let mut request = prepared.request.clone();
+        request["placement"] = json!({
+            "nodes": [a.node_id],
+            "priority": self.workload.priority,
+            "required_capabilities": s.required_capabilities,
+            "resource_requirements": s.resource_requirements,
+        });
+        Submit {
+            request,
+            plan,
+            barrier,
+        }
     }
 }
 
@@ -53,6 +100,17 @@ pub struct Distributor {
     /// Plan ids, oldest first.
     order: VecDeque<String>,
     supervisor: Option<Recipient<ChildExited>>,
+}
+
+/// An assignment as the API shows it before its execution is submitted.
+fn unsubmitted(a: placement::Assignment) -> AssignmentView {
+    AssignmentView {
+        scenario_id: a.scenario_id,
+        node_id: a.node_id,
+        execution_id: None,
+        state: None,
+        progress_percent: 0.0,
+    }
 }
 
 fn terminal(state: &str) -> bool {
@@ -118,55 +176,15 @@ impl Distributor {
         if p.submitting || p.finished() {
             return;
         }
-        let mode = p.workload.execution_mode;
-        let waiting: Vec<usize> = (0..p.view.assignments.len())
-            .filter(|&i| p.view.assignments[i].execution_id.is_none())
-            .collect();
-        let busy = p
-            .view
-            .assignments
-            .iter()
-            .any(|a| a.execution_id.is_some() && !a.state.as_deref().is_some_and(terminal));
-        let batch: Vec<usize> = match mode {
-            ExecutionMode::Sequential if busy => return,
-            ExecutionMode::Sequential => waiting.into_iter().take(1).collect(),
-            _ => waiting,
-        };
+        let batch = p.ready();
         if batch.is_empty() {
             return;
         }
-        let group = (mode == ExecutionMode::Coordinated)
+        let group = (p.workload.execution_mode == ExecutionMode::Coordinated)
             .then(|| (plan_id.to_string(), p.view.assignments.len()));
         let submits: Vec<(usize, Submit)> = batch
             .into_iter()
-            .map(|i| {
-                let a = &p.view.assignments[i];
-                let prepared = p
-                    .workload
-                    .scenarios
-                    .iter()
-                    .find(|s| s.scenario.scenario_id == a.scenario_id)
-                    .expect("every assignment comes from a scenario");
-                let s = &prepared.scenario;
-                let mut plan = prepared.plan.clone();
-                plan.placement.nodes = vec![a.node_id.clone()];
-                plan.placement.priority = p.workload.priority;
-                plan.placement.required_capabilities = s.required_capabilities.clone();
-                plan.placement.resource_requirements = s.resource_requirements.clone();
-                let mut request = prepared.request.clone();
-                request["placement"] = json!({
-                    "nodes": [a.node_id],
-                    "priority": p.workload.priority,
-                    "required_capabilities": s.required_capabilities,
-                    "resource_requirements": s.resource_requirements,
-                });
-                let submit = Submit {
-                    request,
-                    plan,
-                    barrier: group.clone(),
-                };
-                (i, submit)
-            })
+            .map(|i| (i, p.submit(i, group.clone())))
             .collect();
         p.submitting = true;
         let fut = async move {
@@ -177,49 +195,56 @@ impl Distributor {
             ids
         };
         let plan_id = plan_id.to_string();
-        ctx.spawn(fut.into_actor(self).map(move |ids, act, _| {
-            let Some(p) = act.plans.get_mut(&plan_id) else {
-                return;
-            };
-            p.submitting = false;
-            let ended = p.finished();
-            for (i, res) in ids {
-                match res {
-                    Ok(Ok(id)) => {
-                        if ended {
-                            // The plan timed out (or failed) while this was on its way.
-                            if let Some(o) = act.registry.orchestrator() {
-                                o.do_send(Cancel(id.clone()));
-                            }
-                        }
-                        let a = &mut p.view.assignments[i];
-                        a.execution_id = Some(id);
-                        a.state = Some("pending".into());
-                    }
-                    other => {
-                        let why = match other {
-                            Ok(Err(e)) => e.to_string(),
-                            Err(e) => e.to_string(),
-                            Ok(Ok(_)) => unreachable!(),
-                        };
-                        tracing::warn!(plan = %plan_id, error = %why, "scenario not submitted");
-                        p.view.state = "failed";
-                        p.view.finished_at_ms = Some(unix_ms());
-                    }
-                }
-            }
-            if !ended && p.view.state == "failed" {
-                // A workload runs whole or not at all: what was submitted is cancelled (a
-                // coordinated group would otherwise wait for its missing member forever).
-                if let Some(o) = act.registry.orchestrator() {
-                    for a in &p.view.assignments {
-                        if let Some(id) = &a.execution_id {
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |ids, act, _| act.submitted(&plan_id, ids)),
+        );
+    }
+
+    /// Records the ids the orchestrator gave a plan's submissions; a refused one fails the
+    /// plan.
+    fn submitted(&mut self, plan_id: &str, ids: Vec<(usize, Submitted)>) {
+        let Some(p) = self.plans.get_mut(plan_id) else {
+            return;
+        };
+        p.submitting = false;
+        let ended = p.finished();
+        for (i, res) in ids {
+            match res {
+                Ok(Ok(id)) => {
+                    if ended {
+                        // The plan timed out (or failed) while this was on its way.
+                        if let Some(o) = self.registry.orchestrator() {
                             o.do_send(Cancel(id.clone()));
                         }
                     }
+                    let a = &mut p.view.assignments[i];
+                    a.execution_id = Some(id);
+                    a.state = Some("pending".into());
+                }
+                other => {
+                    let why = match other {
+                        Ok(Err(e)) => e.to_string(),
+                        Err(e) => e.to_string(),
+                        Ok(Ok(_)) => unreachable!(),
+                    };
+                    tracing::warn!(plan = %plan_id, error = %why, "scenario not submitted");
+                    p.view.state = "failed";
+                    p.view.finished_at_ms = Some(unix_ms());
                 }
             }
-        }));
+        }
+        if !ended && p.view.state == "failed" {
+            // A workload runs whole or not at all: what was submitted is cancelled (a
+            // coordinated group would otherwise wait for its missing member forever).
+            if let Some(o) = self.registry.orchestrator() {
+                for a in &p.view.assignments {
+                    if let Some(id) = &a.execution_id {
+                        o.do_send(Cancel(id.clone()));
+                    }
+                }
+            }
+        }
     }
 
     /// Reads the state of every plan's executions, submits what may go next, ends plans.
@@ -378,82 +403,88 @@ impl Handler<SubmitWorkload> for Distributor {
             };
             Ok::<_, WorkloadError>(Distributor::with_pool(nodes, pool))
         };
-        Box::pin(fut.into_actor(self).map(move |nodes, act, ctx| {
-            let nodes = nodes?;
-            let SubmitWorkload {
-                workload,
-                strategy,
-                dry_run,
-            } = msg;
-            let settings = &act.registry.settings;
-            if act
-                .plans
-                .values()
-                .any(|p| p.workload.workload_id == workload.workload_id && !p.finished())
-            {
-                return Err(WorkloadError::Duplicate(workload.workload_id));
-            }
-            let max = settings.orchestrator.max_concurrent_executions;
-            if workload.execution_mode == ExecutionMode::Coordinated
-                && workload.scenarios.len() > max as usize
-            {
-                return Err(WorkloadError::TooLargeToCoordinate {
-                    size: workload.scenarios.len(),
-                    max,
-                });
-            }
-            let scenarios: Vec<placement::Scenario> =
-                workload.scenarios.iter().map(|s| s.scenario.clone()).collect();
-            let plan = placement::place(&PlacementInput {
-                scenarios: &scenarios,
-                nodes: &nodes,
-                strategy,
-                weights: &settings.distribution.weights,
-                seed: placement::seed_of(&workload.workload_id),
-                preferred_location: workload.preferred_location.as_deref(),
+        Box::pin(
+            fut.into_actor(self)
+                .map(move |nodes, act, ctx| act.accept(msg, nodes?, ctx)),
+        )
+    }
+}
+
+impl Distributor {
+    /// Places a workload on the nodes seen, keeps its plan and, unless a dry run, submits what
+    /// may start.
+    fn accept(
+        &mut self,
+        msg: SubmitWorkload,
+        nodes: Vec<NodeState>,
+        ctx: &mut Context<Self>,
+    ) -> Result<PlanView, WorkloadError> {
+        let SubmitWorkload {
+            workload,
+            strategy,
+            dry_run,
+        } = msg;
+        let settings = self.registry.settings.clone();
+        if self
+            .plans
+            .values()
+            .any(|p| p.workload.workload_id == workload.workload_id && !p.finished())
+        {
+            return Err(WorkloadError::Duplicate(workload.workload_id));
+        }
+        let max = settings.orchestrator.max_concurrent_executions;
+        if workload.execution_mode == ExecutionMode::Coordinated
+            && workload.scenarios.len() > max as usize
+        {
+            return Err(WorkloadError::TooLargeToCoordinate {
+                size: workload.scenarios.len(),
+                max,
             });
-            if !plan.unplaced.is_empty() {
-                return Err(WorkloadError::Unplaced(plan.unplaced));
-            }
-            let plan_id = uuid::Uuid::new_v4().to_string();
-            let view = PlanView {
-                plan_id: plan_id.clone(),
-                workload_id: workload.workload_id.clone(),
-                name: workload.name.clone(),
-                strategy,
-                execution_mode: workload.execution_mode,
-                state: if dry_run { "planned" } else { "running" },
-                created_at_ms: unix_ms(),
-                finished_at_ms: None,
-                progress_percent: 0.0,
-                assignments: plan
-                    .assignments
-                    .into_iter()
-                    .map(|a| AssignmentView {
-                        scenario_id: a.scenario_id,
-                        node_id: a.node_id,
-                        execution_id: None,
-                        state: None,
-                        progress_percent: 0.0,
-                    })
-                    .collect(),
-                unplaced: Vec::new(),
-            };
-            tracing::info!(plan = %plan_id, workload = %workload.workload_id, %strategy, dry_run, "workload placed");
-            act.keep(
-                plan_id.clone(),
-                PlanState {
-                    view: view.clone(),
-                    workload,
-                    started: Instant::now(),
-                    submitting: false,
-                },
-            );
-            if !dry_run {
-                act.submit_ready(&plan_id, ctx);
-            }
-            Ok(view)
-        }))
+        }
+        let scenarios: Vec<placement::Scenario> = workload
+            .scenarios
+            .iter()
+            .map(|s| s.scenario.clone())
+            .collect();
+        let plan = placement::place(&PlacementInput {
+            scenarios: &scenarios,
+            nodes: &nodes,
+            strategy,
+            weights: &settings.distribution.weights,
+            seed: placement::seed_of(&workload.workload_id),
+            preferred_location: workload.preferred_location.as_deref(),
+        });
+        if !plan.unplaced.is_empty() {
+            return Err(WorkloadError::Unplaced(plan.unplaced));
+        }
+        let plan_id = uuid::Uuid::new_v4().to_string();
+        let view = PlanView {
+            plan_id: plan_id.clone(),
+            workload_id: workload.workload_id.clone(),
+            name: workload.name.clone(),
+            strategy,
+            execution_mode: workload.execution_mode,
+            state: if dry_run { "planned" } else { "running" },
+            created_at_ms: unix_ms(),
+            finished_at_ms: None,
+            progress_percent: 0.0,
+            assignments: plan.assignments.into_iter().map(unsubmitted).collect(),
+            unplaced: Vec::new(),
+        };
+        tracing::info!(plan = %plan_id, workload = %workload.workload_id, %strategy, dry_run, "workload placed");
+        self.keep(
+            plan_id.clone(),
+            PlanState {
+                view: view.clone(),
+                workload,
+                started: Instant::now(),
+                submitting: false,
+            },
+        );
+        if !dry_run {
+            self.submit_ready(&plan_id, ctx);
+        }
+        Ok(view)
     }
 }
 

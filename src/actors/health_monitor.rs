@@ -15,7 +15,7 @@
 use actix::prelude::*;
 
 use crate::actors::supervisor::{ChildExited, ExitReason};
-use crate::execution::unix_ms;
+use crate::clock::unix_ms;
 use crate::health::{Alert, ClusterState, HealthChange, NodeHealthDetail};
 use crate::messages::health::{
     ForgetNodeHealth, GetAlerts, GetClusterHealth, GetNodeHealth, HealthEvent, NodeHealthUpdate,

@@ -12,6 +12,7 @@ pub mod node_monitor;
 pub mod node_proxy;
 pub mod orchestrator;
 pub mod recorder;
+pub mod registry;
 pub mod resource_allocator;
 pub mod store;
 pub mod supervisor;

@@ -39,8 +39,8 @@ use crate::messages::wire::{
 };
 use crate::metrics::NodeMetrics;
 use crate::plan;
-use crate::run::worker_count;
 use crate::settings::Settings;
+use crate::settings::worker_count;
 use crate::stats::{Snapshot, TaskAccumulator, WindowMerger};
 use crate::task::{self, TaskKind};
 

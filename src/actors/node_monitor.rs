@@ -114,7 +114,7 @@ impl NodeMonitor {
             }
             Err(why) => {
                 let s = Sample {
-                    at_ms: crate::execution::unix_ms(),
+                    at_ms: crate::clock::unix_ms(),
                     ..Sample::default()
                 };
                 let check = CheckResult {

@@ -8,17 +8,6 @@ use actix::prelude::*;
 
 pub struct Recorder<M>(pub Arc<Mutex<Vec<M>>>);
 
-impl<M> Recorder<M>
-where
-    M: Message<Result = ()> + Send + Unpin + 'static,
-{
-    /// A started recorder's recipient and the list it fills.
-    pub fn start_new() -> (Recipient<M>, Arc<Mutex<Vec<M>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        (Recorder(seen.clone()).start().recipient(), seen)
-    }
-}
-
 impl<M: Unpin + 'static> Actor for Recorder<M> {
     type Context = Context<Self>;
 }

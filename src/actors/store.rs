@@ -6,8 +6,8 @@
 //! `SetNodeTaskSent`, `GetNodeTaskSent`; each answers the `Db` call's result. And
 //! `RetryPending` (the orchestrator, every second): writes the database refused for its
 //! storage (a full disk) wait in memory in order (`store::pending`) and are tried again; a
-//! write answers `Ok` once it is kept, so nothing upstream stalls on a full disk. Answers the
-//! `StoreStatus`, which `GET /api/health` and the executions' reasons report.
+//! write answers `Ok` once it is kept, so nothing upstream stalls on a full disk. And
+//! `GetStoreStatus`: the `StoreStatus`, which `GET /api/health` and the executions' reasons report.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -47,7 +47,7 @@ impl Store {
             match w.apply(&self.db) {
                 Err(e) if is_storage_failure(&e) => {
                     tracing::error!(error = %e, "store cannot write; keeping writes in memory");
-                    self.pending.failed(&e, crate::execution::unix_ms());
+                    self.pending.failed(&e, crate::clock::unix_ms());
                 }
                 done => return done,
             }
@@ -271,7 +271,7 @@ impl Handler<RetryPending> for Store {
         if !self.pending.is_empty() {
             let db = &self.db;
             self.pending.retry(
-                crate::execution::unix_ms(),
+                crate::clock::unix_ms(),
                 |w| w.apply(db),
                 |w, e| tracing::error!(error = %e, write = ?std::mem::discriminant(w), "kept write refused; dropped"),
             );

@@ -118,6 +118,8 @@ impl DiscoveryCounters {
         }
     }
 
+    /// Every rejection (the tests' total).
+    #[cfg(test)]
     pub fn rejected(&self) -> u64 {
         self.malformed + self.unsigned + self.bad_signature + self.replayed
     }

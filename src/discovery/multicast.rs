@@ -109,7 +109,7 @@ mod tests {
             healthy: true,
             metadata: Default::default(),
         };
-        let now = crate::execution::unix_ms();
+        let now = crate::clock::unix_ms();
         let d = sign(&Announcement::new(me, now), b"k").unwrap();
         sender.send_to(&d, ("127.0.0.1", port)).await.unwrap();
         let (got, from) = recv(&listener).await.unwrap();

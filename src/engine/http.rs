@@ -15,6 +15,8 @@ use crate::allowlist::{Allowlist, Verdict};
 use crate::engine::target::{ExpectedStatus, Traffic};
 use crate::stats::{ErrorKind, Outcome};
 
+/// The header a cluster node puts on its requests, with its id (`mcpt target` counts by it).
+pub const NODE_HEADER: &str = "x-mcpt-node";
 /// Redirects followed at most, for targets that follow them.
 const MAX_REDIRECTS: usize = 10;
 
@@ -63,7 +65,7 @@ impl HttpSender {
             .conn_lifetime(Duration::from_secs(300));
         let mut builder = awc::Client::builder();
         if let Some(node) = node.and_then(|n| HeaderValue::from_str(n).ok()) {
-            builder = builder.add_default_header((crate::http::target::NODE_HEADER, node));
+            builder = builder.add_default_header((NODE_HEADER, node));
         }
         let client = builder
             .connector(connector)

@@ -25,7 +25,7 @@ use sysinfo::{
 };
 
 use super::{Sample, percent};
-use crate::execution::unix_ms;
+use crate::clock::unix_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
@@ -94,7 +94,8 @@ impl Sampler {
         })
     }
 
-    /// The mount point of the disk sampled, `None` when the sum of all is.
+    /// The mount point of the disk sampled, `None` when the sum of all is (for the tests).
+    #[cfg(test)]
     pub fn disk_mount_point(&self) -> Option<&Path> {
         let disks = self.disks.as_ref()?;
         Some(disks.get(self.disk?)?.mount_point())

@@ -12,9 +12,10 @@
 //! | GET | `/api/executions/{id}/report.html` | the report as one self-contained HTML page (`mcpt run --html`) |
 //! | GET | `/api/executions/{a}/compare/{b}` | deltas of `b` against `a`: summary and tasks matched by name (`schemas/compare.schema.json`) |
 //! | GET | `/api/nodes` | the cluster's nodes, each with its health |
+//! | DELETE | `/api/nodes/{id}` | forget a failed or departed node → `{node_id, forgotten}` (404 unknown, 409 connected) |
 //! | GET | `/api/health` | the orchestrator, counts of nodes and executions, and the cluster's health (`cluster`: healthy, warning and failed nodes, average score, per node), and the event stream's figures (`events`: subscribers, published, dropped_slow) |
 //! | GET | `/api/events` | the live event stream (WebSocket; `?execution_id=ID`; schema `schemas/events.schema.json`) |
-//! | GET | `/cluster` | the cluster link (WebSocket, nodes only) |
+//! | GET | `/cluster` | the cluster link (WebSocket, nodes only; [`cluster_route`]) |
 //! | GET | `/metrics` | Prometheus text: the `mcp_orchestrator_*` series (see [`crate::metrics`]) |
 //! | GET | `/api/openapi.json` | the OpenAPI 3.1 document of all of these (see [`crate::http::openapi`]) |
 
@@ -27,23 +28,22 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::actors::orchestrator::Orchestrator;
-use crate::app::Registry;
+use crate::actors::registry::Registry;
 use crate::execution::{ExecutionView, State};
 use crate::health::{ClusterHealth, NodeHealthView};
 use crate::http::error::{
     ApiError, ApiToken, ErrorBody, json_body, not_allowed, not_found, require_token,
 };
-use crate::http::{events, health_api, metrics_api, resources_api, services_api, workloads_api};
-use crate::hub::conn::{Conn, Out};
-use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
+use crate::http::{
+    cluster_route, events, health_api, metrics_api, resources_api, services_api, workloads_api,
+};
 use crate::messages::cluster::NodeView;
 use crate::messages::cluster::{
-    Attach, Cancel, GetExecution, GetReport, ListExecutions, ListNodes, Submit,
+    Cancel, GetExecution, GetReport, ListExecutions, ListNodes, Submit,
 };
 use crate::messages::events::EventBusState;
 use crate::messages::events::GetEventBusState;
 use crate::messages::store as db;
-use crate::messages::wire::{CLOSE_TOO_BIG, WireError};
 use crate::plan::PlanError;
 use crate::stats::compare::Comparison;
 use crate::stats::{compare, html};
@@ -130,7 +130,7 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
     )
     .service(
         web::resource("/cluster")
-            .route(web::get().to(cluster))
+            .route(web::get().to(cluster_route::cluster))
             .default_service(not_allowed("GET")),
     )
     .service(
@@ -745,81 +745,4 @@ pub(crate) async fn health(state: web::Data<ApiState>) -> Result<HttpResponse, A
         cluster,
         events,
     }))
-}
-
-/// The nodes' cluster link: a WebSocket (nodes only; a request without the upgrade is a 400).
-#[utoipa::path(
-    get,
-    path = "/cluster",
-    tag = "cluster",
-    responses(
-        (status = 101, description = "Switching to the WebSocket link"),
-        (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
-    )
-)]
-pub(crate) async fn cluster(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<ApiState>,
-) -> Result<HttpResponse, ApiError> {
-    let cap = state.registry.settings.cluster.max_frame_size;
-    let (resp, conn) = crate::hub::conn::accept_ws(&req, body, cap).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "/cluster is the nodes' WebSocket link and needs a WebSocket upgrade: {e}"
-        ))
-    })?;
-    actix_rt::spawn(serve_link(conn, state.registry.clone()));
-    Ok(resp)
-}
-
-/// The WebSocket close code and reason for a failed handshake that is not closed yet.
-fn handshake_close(e: &JoinError) -> Option<(u16, &'static str)> {
-    match e {
-        JoinError::Refused(_) | JoinError::Closed => None,
-        JoinError::Timeout(_) => Some((1008, "no handshake in time")),
-        JoinError::Wire(WireError::TooBig { .. }) => Some((CLOSE_TOO_BIG, "frame over the cap")),
-        JoinError::Wire(_) | JoinError::Unexpected(_) => Some((1002, "handshake expected")),
-    }
-}
-
-/// Runs the orchestrator's half of the handshake on a new connection, then hands it to the
-/// node's proxy. Shared by the WebSocket route and the in-process transport.
-pub async fn serve_link(mut conn: Conn, registry: Arc<Registry>) {
-    let settings = &registry.settings;
-    let cap = settings.cluster.max_frame_size;
-    let hello = match handshake::accept(
-        &mut conn,
-        settings.cluster.secret.as_deref(),
-        cap,
-        HANDSHAKE_TIMEOUT,
-    )
-    .await
-    {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::warn!(error = %e, "node handshake failed");
-            // A refusal has closed the link already. Otherwise close it here: dropping `conn`
-            // alone leaves the socket open for as long as the peer keeps it.
-            if let Some((code, reason)) = handshake_close(&e) {
-                let _ = conn
-                    .tx
-                    .send(Out::Close {
-                        code,
-                        reason: reason.into(),
-                    })
-                    .await;
-            }
-            return;
-        }
-    };
-    let tx = conn.tx.clone();
-    let Some(orch) = registry.orchestrator() else {
-        handshake::refuse(&tx, "the orchestrator is restarting", cap).await;
-        return;
-    };
-    match orch.send(Attach { hello, conn }).await {
-        Ok(Ok(())) => {}
-        Ok(Err(reason)) => handshake::refuse(&tx, &reason, cap).await,
-        Err(_) => handshake::refuse(&tx, "the orchestrator is restarting", cap).await,
-    }
 }

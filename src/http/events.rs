@@ -283,26 +283,9 @@ async fn serve(
                     sub.dropped.try_recv().unwrap_or_else(|_| restarted()),
                 ),
             },
-            msg = futures_util::StreamExt::next(&mut stream) => match msg {
-                Some(Ok(actix_ws::Message::Pong(p))) => {
-                    heard = Instant::now();
-                    window.pong(&p);
-                    Step::Go
-                }
-                Some(Ok(actix_ws::Message::Ping(p))) => {
-                    heard = Instant::now();
-                    match actix_rt::time::timeout(Duration::from_secs(1), session.pong(&p)).await {
-                        Ok(Err(_)) => Step::End,
-                        _ => Step::Go,
-                    }
-                }
-                Some(Ok(actix_ws::Message::Close(_))) | None => Step::End,
-                Some(Ok(_)) => {
-                    heard = Instant::now();
-                    Step::Go
-                }
-                Some(Err(e)) => Step::Close(actix_ws::CloseCode::Protocol, format!("protocol error: {e}")),
-            },
+            msg = futures_util::StreamExt::next(&mut stream) => {
+                from_client(&mut session, msg, &mut heard, &mut window).await
+            }
             _ = heartbeat.tick() => {
                 if heard.elapsed() > PONG_TIMEOUT {
                     Step::Close(
@@ -322,6 +305,43 @@ async fn serve(
             other => break other,
         }
     };
+    close(session, end).await
+}
+
+/// Answers what the client sent: its pongs move the window, its pings get a pong.
+async fn from_client(
+    session: &mut actix_ws::Session,
+    msg: Option<Result<actix_ws::Message, actix_ws::ProtocolError>>,
+    heard: &mut Instant,
+    window: &mut Window,
+) -> Step {
+    match msg {
+        Some(Ok(actix_ws::Message::Pong(p))) => {
+            *heard = Instant::now();
+            window.pong(&p);
+            Step::Go
+        }
+        Some(Ok(actix_ws::Message::Ping(p))) => {
+            *heard = Instant::now();
+            match actix_rt::time::timeout(Duration::from_secs(1), session.pong(&p)).await {
+                Ok(Err(_)) => Step::End,
+                _ => Step::Go,
+            }
+        }
+        Some(Ok(actix_ws::Message::Close(_))) | None => Step::End,
+        Some(Ok(_)) => {
+            *heard = Instant::now();
+            Step::Go
+        }
+        Some(Err(e)) => Step::Close(
+            actix_ws::CloseCode::Protocol,
+            format!("protocol error: {e}"),
+        ),
+    }
+}
+
+/// Closes the connection the way `end` says; true when the subscriber was too slow.
+async fn close(session: actix_ws::Session, end: Step) -> bool {
     let slow = matches!(&end, Step::Close(_, reason) if reason.starts_with("slow subscriber"));
     if let Step::Close(code, reason) = end {
         tracing::info!(%reason, "closing an event subscriber");

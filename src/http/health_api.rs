@@ -163,7 +163,7 @@ mod tests {
     #[actix_rt::test]
     async fn routes_answer_from_the_monitor() {
         let settings = Arc::new(crate::settings::Settings::defaults());
-        let registry = Arc::new(crate::app::Registry::new(
+        let registry = Arc::new(crate::actors::registry::Registry::new(
             settings,
             Store::start_in_memory().unwrap(),
         ));

@@ -1,7 +1,11 @@
-//! HTTP surfaces: the orchestrator's REST API and cluster route, a node's REST API, the
-//! `ApiError` they share, the web UI, and the `mcpt target` server.
+//! HTTP surfaces: the orchestrator's REST API (`api.rs`, with the health, resources, services,
+//! workloads and preview routes in their own files), its cluster route (`cluster_route.rs`),
+//! the event stream (`events.rs`), `/metrics`, the OpenAPI documents, the limits on slow and
+//! large requests, a node's REST API, the `ApiError` they share, the web UI, and the
+//! `mcpt target` server.
 
 pub mod api;
+pub mod cluster_route;
 pub mod error;
 pub mod events;
 pub mod health_api;

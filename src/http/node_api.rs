@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use crate::actors::node_agent::{
     GetNodeStatus, NodeAgent, NodeStatus, StartLocal, StopTask, TaskStatus,
 };
-use crate::app::Slot;
+use crate::actors::registry::Slot;
 use crate::health::HealthReport;
 use crate::http::error::{
     ApiError, ApiToken, ErrorBody, json_body, not_allowed, not_found, require_token,

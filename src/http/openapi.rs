@@ -297,7 +297,7 @@ impl Modify for Bearer {
         crate::http::workloads_api::submit,
         crate::http::workloads_api::list,
         crate::http::workloads_api::get,
-        crate::http::api::cluster,
+        crate::http::cluster_route::cluster,
         crate::http::metrics_api::orchestrator,
         orchestrator_document,
         crate::http::ui::index,

@@ -219,7 +219,7 @@ mod tests {
     macro_rules! app {
         ($token:expr) => {{
             let settings = Arc::new(crate::settings::Settings::defaults());
-            let registry = Arc::new(crate::app::Registry::new(
+            let registry = Arc::new(crate::actors::registry::Registry::new(
                 settings,
                 Store::start_in_memory().unwrap(),
             ));

@@ -104,8 +104,8 @@ pub(crate) async fn list(
 mod tests {
     use super::*;
     use crate::actors::discovery::Discovery;
+    use crate::actors::registry::Registry;
     use crate::actors::store::Store;
-    use crate::app::Registry;
     use crate::discovery::{ServiceInstance, Source};
     use crate::messages::discovery::RegisterService;
     use crate::settings::Settings;

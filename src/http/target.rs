@@ -18,6 +18,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
+use crate::engine::http::NODE_HEADER;
+
 /// Paths counted one by one; anything else counts as `other`.
 const PATHS: [&str; 7] = [
     "/",
@@ -38,8 +40,6 @@ const REDIRECT: usize = 5;
 const OTHER: usize = 6;
 /// Seconds of per-second counts kept (one day); later requests count in the last slot.
 const SECONDS_KEPT: usize = 86_400;
-/// The header a cluster node puts on its requests, with its id.
-pub const NODE_HEADER: &str = "x-mcpt-node";
 
 /// What the target received since it started or was last reset.
 pub struct TargetStats {

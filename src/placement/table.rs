@@ -124,31 +124,52 @@ fn quoted(names: &[&str]) -> String {
         .join(", ")
 }
 
-impl<'a> Table<'a> {
-    pub(super) fn new(scenarios: &'a [Scenario], nodes: &'a [NodeState], seed: u64) -> Self {
-        let mut cap_index = HashMap::new();
-        let mut res = Vec::new();
-        let mut res_index = HashMap::new();
-        for s in scenarios {
-            for c in &s.required_capabilities {
-                let next = cap_index.len();
-                cap_index.entry(c.as_str()).or_insert(next);
-            }
-            for (r, amount) in &s.resource_requirements {
-                if needed(*amount) {
-                    res_index.entry(r.as_str()).or_insert_with(|| {
-                        res.push(r.as_str());
-                        res.len() - 1
-                    });
-                }
+/// A bit per capability and a column per resource the scenarios ask for (resource names in
+/// column order).
+#[allow(clippy::type_complexity)]
+fn columns(scenarios: &[Scenario]) -> (HashMap<&str, usize>, Vec<&str>, HashMap<&str, usize>) {
+    let mut cap_index = HashMap::new();
+    let mut res = Vec::new();
+    let mut res_index = HashMap::new();
+    for s in scenarios {
+        for c in &s.required_capabilities {
+            let next = cap_index.len();
+            cap_index.entry(c.as_str()).or_insert(next);
+        }
+        for (r, amount) in &s.resource_requirements {
+            if needed(*amount) {
+                res_index.entry(r.as_str()).or_insert_with(|| {
+                    res.push(r.as_str());
+                    res.len() - 1
+                });
             }
         }
+    }
+    (cap_index, res, res_index)
+}
 
-        // Node id order; the first entry of an id counts.
-        let mut order: Vec<usize> = (0..nodes.len()).collect();
-        order.sort_by(|&a, &b| nodes[a].node_id.cmp(&nodes[b].node_id).then(a.cmp(&b)));
-        order.dedup_by(|b, a| nodes[*a].node_id == nodes[*b].node_id);
-        order.retain(|&i| nodes[i].healthy);
+/// The healthy nodes' indexes in node id order; the first entry of an id counts.
+fn live_order(nodes: &[NodeState]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_by(|&a, &b| nodes[a].node_id.cmp(&nodes[b].node_id).then(a.cmp(&b)));
+    order.dedup_by(|b, a| nodes[*a].node_id == nodes[*b].node_id);
+    order.retain(|&i| nodes[i].healthy);
+    order
+}
+
+/// A node's health score as a fraction (0 when unknown).
+fn health_of(node: &NodeState) -> f64 {
+    if node.health_score.is_nan() {
+        0.0
+    } else {
+        (node.health_score / 100.0).clamp(0.0, 1.0)
+    }
+}
+
+impl<'a> Table<'a> {
+    pub(super) fn new(scenarios: &'a [Scenario], nodes: &'a [NodeState], seed: u64) -> Self {
+        let (cap_index, res, res_index) = columns(scenarios);
+        let order = live_order(nodes);
 
         let words = cap_index.len().div_ceil(64);
         let mut have = vec![0u64; order.len() * words];
@@ -190,18 +211,13 @@ impl<'a> Table<'a> {
             };
             let location = place_id(&node.location);
             let region = place_id(region(&node.location));
-            let health = if node.health_score.is_nan() {
-                0.0
-            } else {
-                (node.health_score / 100.0).clamp(0.0, 1.0)
-            };
             cands.push(Cand {
                 node,
                 cap_count: node.capabilities.len() as u64,
                 util,
                 tasks: u64::from(node.active_tasks),
                 tie: mix(seed ^ mix(pos as u64)),
-                health,
+                health: health_of(node),
                 record: record_score(&node.record),
                 location,
                 region,

@@ -417,6 +417,15 @@ impl Ledger {
         {
             problems.push("the queue's head fits but waits".into());
         }
+        self.audit_totals(&mut problems);
+        if deadlines != self.deadlines {
+            problems.push("deadlines do not match the unconfirmed grants and the queue".into());
+        }
+        problems
+    }
+
+    /// The kept totals against the sums of the nodes' capacity and free amounts.
+    fn audit_totals(&self, problems: &mut Vec<String>) {
         let mut totals: BTreeMap<String, Total> = BTreeMap::new();
         for node in self.nodes.values() {
             for (r, &cap) in &node.capacity {
@@ -433,10 +442,6 @@ impl Ledger {
                 "totals {kept:?} differ from the nodes' sums {totals:?}"
             ));
         }
-        if deadlines != self.deadlines {
-            problems.push("deadlines do not match the unconfirmed grants and the queue".into());
-        }
-        problems
     }
 
     /// What is short for `needs` against the free amounts or the capacity; empty: it fits.

@@ -519,51 +519,10 @@ pub(crate) fn validate(req: &AllocationRequest) -> Result<(AllocationRequest, Ne
     let mut needs = Needs::default();
     let mut specs = Vec::with_capacity(req.resources.len());
     for (i, spec) in req.resources.iter().enumerate() {
-        let path = format!("resources[{i}]");
-        let resource = normalize(&spec.resource);
-        if let Some(p) = name_problem(&resource) {
-            e.push(format!("{path}.resource"), p);
+        let Some((resource, amount, units)) = read_spec(spec, &format!("resources[{i}]"), &mut e)
+        else {
             continue;
-        }
-        let factor = match spec.unit.as_deref() {
-            None => 1.0,
-            Some(u) => match unit_factor(&resource, u) {
-                Ok(f) => f,
-                Err(p) => {
-                    e.push(format!("{path}.unit"), p);
-                    continue;
-                }
-            },
         };
-        if let Some(n) = &spec.node_id
-            && let Some(p) = id_problem(n)
-        {
-            e.push(format!("{path}.node_id"), p);
-            continue;
-        }
-        let amount = spec.amount * factor;
-        if !(amount.is_finite() && amount > 0.0) {
-            e.push(
-                format!("{path}.amount"),
-                format!("must be a finite number > 0, got {}", spec.amount),
-            );
-            continue;
-        }
-        if amount > MAX_AMOUNT {
-            e.push(
-                format!("{path}.amount"),
-                format!("must be at most {MAX_AMOUNT:e} {resource} base units"),
-            );
-            continue;
-        }
-        let units = to_units(amount);
-        if units == 0 {
-            e.push(
-                format!("{path}.amount"),
-                format!("must be at least {MIN_AMOUNT} in the base unit of {resource}"),
-            );
-            continue;
-        }
         *needs.total.entry(resource.clone()).or_default() += units;
         match &spec.node_id {
             Some(n) => {
@@ -586,6 +545,56 @@ pub(crate) fn validate(req: &AllocationRequest) -> Result<(AllocationRequest, Ne
         ..req.clone()
     };
     e.into_result((normalized, needs))
+}
+
+/// One entry of a request's resources: its name normalized, its amount in the base unit and
+/// in units, or None with the problems pushed to `e`.
+fn read_spec(spec: &ResourceSpec, path: &str, e: &mut FieldErrors) -> Option<(String, f64, Units)> {
+    let resource = normalize(&spec.resource);
+    if let Some(p) = name_problem(&resource) {
+        e.push(format!("{path}.resource"), p);
+        return None;
+    }
+    let factor = match spec.unit.as_deref() {
+        None => 1.0,
+        Some(u) => match unit_factor(&resource, u) {
+            Ok(f) => f,
+            Err(p) => {
+                e.push(format!("{path}.unit"), p);
+                return None;
+            }
+        },
+    };
+    if let Some(n) = &spec.node_id
+        && let Some(p) = id_problem(n)
+    {
+        e.push(format!("{path}.node_id"), p);
+        return None;
+    }
+    let amount = spec.amount * factor;
+    if !(amount.is_finite() && amount > 0.0) {
+        e.push(
+            format!("{path}.amount"),
+            format!("must be a finite number > 0, got {}", spec.amount),
+        );
+        return None;
+    }
+    if amount > MAX_AMOUNT {
+        e.push(
+            format!("{path}.amount"),
+            format!("must be at most {MAX_AMOUNT:e} {resource} base units"),
+        );
+        return None;
+    }
+    let units = to_units(amount);
+    if units == 0 {
+        e.push(
+            format!("{path}.amount"),
+            format!("must be at least {MIN_AMOUNT} in the base unit of {resource}"),
+        );
+        return None;
+    }
+    Some((resource, amount, units))
 }
 
 /// Checks a node's capacity and returns it in units, names lowercase.

@@ -21,9 +21,9 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actors::node_proxy::{LinkTimers, NodeProxy, StopProxy};
+use crate::actors::registry::Registry;
 use crate::actors::store::Store;
 use crate::actors::supervisor::{ChildExited, ExitReason};
-use crate::app::Registry;
 use crate::clock::unix_ms;
 use crate::execution::{Execution, Halt, LossOutcome, Phase, State, StoredPlan, task_jsons};
 use crate::messages::cluster::{
