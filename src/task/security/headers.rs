@@ -6,6 +6,13 @@ use super::csrf::Cookie;
 use super::{Endpoint, Evidence, Exchange, Finding, ScanType, Severity, endpoint_label};
 
 pub fn judge(endpoint: &Endpoint, baseline: &Exchange) -> Vec<Finding> {
+    let mut out = missing_headers(endpoint, baseline);
+    out.extend(cookie_flags(endpoint, baseline));
+    out
+}
+
+/// The security headers the baseline answer lacks.
+fn missing_headers(endpoint: &Endpoint, baseline: &Exchange) -> Vec<Finding> {
     let r = &baseline.response;
     let mut out = Vec::new();
     let mut missing = |header: &str, severity: Severity, title: &str, remediation: &str| {
@@ -58,7 +65,13 @@ pub fn judge(endpoint: &Endpoint, baseline: &Exchange) -> Vec<Finding> {
             "send X-Frame-Options: DENY (or SAMEORIGIN), or CSP frame-ancestors 'none'",
         );
     }
-    for raw in r.header_all("set-cookie") {
+    out
+}
+
+/// The `HttpOnly` and `Secure` flags each cookie the baseline answer sets lacks.
+fn cookie_flags(endpoint: &Endpoint, baseline: &Exchange) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for raw in baseline.response.header_all("set-cookie") {
         let Some(c) = Cookie::parse(raw) else {
             continue;
         };

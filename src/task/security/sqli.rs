@@ -134,13 +134,29 @@ pub fn judge(
     got: &[Exchange],
 ) -> Option<Finding> {
     let param = probe.parameter.clone().unwrap_or_default();
-    let base_value = endpoint
-        .params
-        .iter()
-        .find(|p| p.name == param)
-        .map(|p| p.value.as_str())
-        .unwrap_or_default();
-    let finding = |title: String, evidence: Evidence| Finding {
+    let (title, evidence) = match &probe.technique {
+        Technique::SqlError { .. } => by_error(&param, baseline, got)?,
+        Technique::SqlBoolean {
+            when_true,
+            when_false,
+        } => {
+            let base_value = endpoint
+                .params
+                .iter()
+                .find(|p| p.name == param)
+                .map(|p| p.value.as_str())
+                .unwrap_or_default();
+            let echoed = [when_true.as_str(), when_false.as_str(), base_value];
+            by_boolean(&param, baseline, got, (when_true, when_false), &echoed)?
+        }
+        Technique::SqlTime {
+            sleep,
+            payload,
+            margin,
+        } => by_time(&param, baseline, got, payload, *sleep, *margin)?,
+        _ => return None,
+    };
+    Some(Finding {
         scan_type: ScanType::SqlInjection,
         severity: Severity::Critical,
         endpoint: endpoint_label(endpoint),
@@ -148,77 +164,85 @@ pub fn judge(
         title,
         evidence,
         remediation: REMEDIATION.into(),
-    };
-    match &probe.technique {
-        Technique::SqlError { .. } => {
-            let x = got.first()?;
-            let sig = error_signature(&x.response.body)?;
-            if error_signature(&baseline.response.body).is_some() {
-                return None;
-            }
-            // Find the signature as written, for the excerpt.
-            let lower = x.response.body.to_ascii_lowercase();
-            let at = lower.find(sig)?;
-            let needle = &x.response.body[at..at + sig.len()];
-            Some(finding(
-                format!("SQL injection: a quote in {param:?} causes a database error"),
-                Evidence::around(x, needle),
-            ))
-        }
-        Technique::SqlBoolean {
-            when_true,
-            when_false,
-        } => {
-            let [t, f] = got else { return None };
-            let echoed = [when_true.as_str(), when_false.as_str(), base_value];
-            let true_like_baseline = similar(&t.response, &baseline.response, &echoed);
-            let false_differs = !similar(&f.response, &t.response, &echoed)
-                && !similar(&f.response, &baseline.response, &echoed);
-            if !(true_like_baseline && false_differs) {
-                return None;
-            }
-            let note = format!(
-                "{when_true:?} answered {} like the baseline ({} bytes); {when_false:?} answered {} ({} bytes): {}",
-                t.response.status,
-                t.response.body.len(),
-                f.response.status,
-                f.response.body.len(),
-                f.response.body
-            );
-            Some(finding(
-                format!(
-                    "SQL injection: {param:?} takes boolean conditions (true and false answer differently)"
-                ),
-                Evidence::noting(f, note),
-            ))
-        }
-        Technique::SqlTime {
-            sleep,
-            payload,
-            margin,
-        } => {
-            let [slow, control] = got else { return None };
-            let base = baseline.response.elapsed;
-            let slowed = slow.response.elapsed >= base + *margin;
-            let control_fast = control.response.elapsed < base + *margin;
-            if !(slowed && control_fast) {
-                return None;
-            }
-            let note = format!(
-                "{payload:?} answered after {} ms; the same with a zero sleep after {} ms; baseline {} ms (sleep {} s, margin {} s)",
-                slow.response.elapsed.as_millis(),
-                control.response.elapsed.as_millis(),
-                base.as_millis(),
-                sleep.as_secs(),
-                margin.as_secs()
-            );
-            Some(finding(
-                format!("SQL injection: a sleep in {param:?} delays the answer (time-based)"),
-                Evidence::noting(slow, note),
-            ))
-        }
-        _ => None,
+    })
+}
+
+/// A quote that makes the answer show a database error the baseline did not.
+fn by_error(param: &str, baseline: &Exchange, got: &[Exchange]) -> Option<(String, Evidence)> {
+    let x = got.first()?;
+    let sig = error_signature(&x.response.body)?;
+    if error_signature(&baseline.response.body).is_some() {
+        return None;
     }
+    // Find the signature as written, for the excerpt.
+    let lower = x.response.body.to_ascii_lowercase();
+    let at = lower.find(sig)?;
+    let needle = &x.response.body[at..at + sig.len()];
+    Some((
+        format!("SQL injection: a quote in {param:?} causes a database error"),
+        Evidence::around(x, needle),
+    ))
+}
+
+/// A true condition answered like the baseline, a false one differently.
+fn by_boolean(
+    param: &str,
+    baseline: &Exchange,
+    got: &[Exchange],
+    (when_true, when_false): (&str, &str),
+    echoed: &[&str],
+) -> Option<(String, Evidence)> {
+    let [t, f] = got else { return None };
+    let true_like_baseline = similar(&t.response, &baseline.response, echoed);
+    let false_differs = !similar(&f.response, &t.response, echoed)
+        && !similar(&f.response, &baseline.response, echoed);
+    if !(true_like_baseline && false_differs) {
+        return None;
+    }
+    let note = format!(
+        "{when_true:?} answered {} like the baseline ({} bytes); {when_false:?} answered {} ({} bytes): {}",
+        t.response.status,
+        t.response.body.len(),
+        f.response.status,
+        f.response.body.len(),
+        f.response.body
+    );
+    Some((
+        format!(
+            "SQL injection: {param:?} takes boolean conditions (true and false answer differently)"
+        ),
+        Evidence::noting(f, note),
+    ))
+}
+
+/// A sleep that delays the answer by the margin, while the same with a zero sleep does not.
+fn by_time(
+    param: &str,
+    baseline: &Exchange,
+    got: &[Exchange],
+    payload: &str,
+    sleep: std::time::Duration,
+    margin: std::time::Duration,
+) -> Option<(String, Evidence)> {
+    let [slow, control] = got else { return None };
+    let base = baseline.response.elapsed;
+    let slowed = slow.response.elapsed >= base + margin;
+    let control_fast = control.response.elapsed < base + margin;
+    if !(slowed && control_fast) {
+        return None;
+    }
+    let note = format!(
+        "{payload:?} answered after {} ms; the same with a zero sleep after {} ms; baseline {} ms (sleep {} s, margin {} s)",
+        slow.response.elapsed.as_millis(),
+        control.response.elapsed.as_millis(),
+        base.as_millis(),
+        sleep.as_secs(),
+        margin.as_secs()
+    );
+    Some((
+        format!("SQL injection: a sleep in {param:?} delays the answer (time-based)"),
+        Evidence::noting(slow, note),
+    ))
 }
 
 #[cfg(test)]
