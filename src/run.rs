@@ -70,13 +70,6 @@ pub enum RunError {
     Failed(String),
 }
 
-/// Workers for a run: the configured number, else one per available core.
-pub fn worker_count(settings: &LoadSettings) -> usize {
-    settings
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// Runs every task of `plan` (validated from `doc`) and returns the report. Must run inside
 /// an actix `System`. `on_progress` is called about once a second. When `stop` turns true the
 /// execution is cancelled: no more requests start, those in flight finish, and the report

@@ -1,9 +1,11 @@
-//! `NodeAgent`: the node's side of the cluster link and the tasks it runs. Owns the session
-//! state machine, the lease, the reconnection with backoff, and the running tasks (their
-//! shares, stop switches and the merging of their workers' windows into one window per second,
-//! sent exactly-once). Hands the shards to the `WorkerPool`. Adds each merged window and each
-//! health report to the node's `/metrics` series. Takes: `WindowReport` (from the workers),
-//! `StartLocal`, `StopLocal`, `GetNodeStatus` (from the node's REST API), `Leave` (the
+//! `NodeAgent`: the node's side of the cluster link and the tasks it runs. Its [`NodeLink`]
+//! holds the session, the connection and the pump between them (see `hub::link`); the agent
+//! owns the lease, the reconnection with backoff, and the tasks: one [`NodeTask`] per
+//! [`TaskRef`], with its share, its stop switch and the merging of its workers' windows into
+//! one window per second, sent exactly-once. Hands the shards to the `WorkerPool`. Adds each
+//! merged window and each health report to the node's `/metrics` series. Takes:
+//! `WindowReport` (from the workers), `NodeHealthSampled`, `UseOrchestrator` (from the node's
+//! relay), `StartLocal`, `StopTask`, `GetNodeStatus` (from the node's REST API), `Leave` (the
 //! process's shutdown: stop the tasks, say goodbye, close the link, reconnect no more).
 //!
 //! The lease: every frame of the current session renews it for `lease_timeout`. Once it has
@@ -12,7 +14,7 @@
 //! on never sends another request on an old say-so. After a handshake that did not resume the
 //! session, every task is held until the orchestrator confirms it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,25 +23,24 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::actors::node_proxy::LinkTimers;
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::actors::worker_pool::WorkerPool;
-use crate::hub::conn::{Conn, ConnEvent, Out, events};
-use crate::hub::handshake::{self, HANDSHAKE_TIMEOUT, JoinError};
-use crate::hub::{Delivery, Session};
+use crate::engine::share::{Lease, NodeShare, ShareTable, UserSplit};
+use crate::engine::workers::{WindowReport, worker_count};
+use crate::hub::conn::{Conn, ConnEvent};
+use crate::hub::handshake::{self, Capacity, HANDSHAKE_TIMEOUT, Hello, JoinError, Welcome};
+use crate::hub::link::{Event, LinkActor, LinkTimers, run_timers};
+use crate::hub::{Delivery, LinkFrame};
 use crate::messages::health::NodeHealthSampled;
-use crate::messages::load::{
-    Lease, NodeShare, StartTask as PoolStart, WindowReport, node_users, shard_count,
-};
+use crate::messages::load::StartTask as PoolStart;
 use crate::messages::wire::{
-    self, Capacity, Hello, NodeMsg, OrchFrame, OrchMsg, PROTOCOL_VERSION, ScanSlice, StartTask,
-    TaskProgress, TaskRef, TaskWindow, Welcome, WireWindow,
+    NodeFrame, NodeLink, NodeMsg, OrchFrame, OrchMsg, PROTOCOL_VERSION, ScanSlice, StartTask,
+    TaskProgress, TaskRef,
 };
 use crate::metrics::NodeMetrics;
 use crate::plan::{self, TaskKind};
-use crate::run::worker_count;
 use crate::settings::Settings;
 use crate::stats::{Snapshot, TaskAccumulator, WindowMerger};
 
@@ -74,16 +75,30 @@ impl Connector {
 /// Finished tasks a node keeps (with their figures) for its REST API.
 const FINISHED_KEPT: usize = 64;
 
-/// How soon a flush that found the connection's queue full tries again.
-pub const FLUSH_RETRY: Duration = Duration::from_millis(5);
-
 /// Backoff between reconnection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// One task this node runs.
+/// One task on this node, from its start message until it is forgotten (it finished and is
+/// no longer among the newest [`FINISHED_KEPT`]). A task started through the node's REST API
+/// has no execution: its ref is `("", N)`, its id `local-N`.
+enum NodeTask {
+    /// Being validated: `stopped` once a stop came meanwhile, `reshared` the new shares that
+    /// came meanwhile.
+    Starting {
+        stopped: bool,
+        reshared: Option<ShareTable>,
+    },
+    Running(Box<Running>),
+}
+
+/// A task that started on this node.
 struct Running {
+    /// Its id in the node's REST API: `execution:task`, or `local-N`.
+    id: String,
     name: String,
+    /// The worker pool's number of a load task: its windows come back under it.
+    pool_id: Option<usize>,
     share: Option<Arc<NodeShare>>,
     stop: watch::Sender<bool>,
     merger: WindowMerger,
@@ -91,7 +106,10 @@ struct Running {
     /// Not confirmed after a new session (the node was fenced): it sends no more requests;
     /// its windows still go up (they account for what it sent before).
     dropped: bool,
-    done: bool,
+    /// Reported in `Running` after a new session, not confirmed or stopped since.
+    awaiting_confirm: bool,
+    /// Once it has finished: its place among the finished tasks (oldest first).
+    finished: Option<u64>,
 }
 
 /// A task started through the node's own REST API (not part of an execution).
@@ -146,12 +164,9 @@ pub struct NodeAgent {
     node_id: String,
     rest_addr: String,
     connector: Option<Connector>,
-    timers: LinkTimers,
-    session: Session<NodeMsg, OrchMsg>,
+    link: NodeLink,
     session_id: Option<u64>,
     epoch: u64,
-    conn: Option<mpsc::Sender<Out>>,
-    generation: u64,
     connecting: bool,
     /// Leaving (`Leave`): never connect again.
     leaving: bool,
@@ -161,25 +176,14 @@ pub struct NodeAgent {
     lease: Arc<Lease>,
     pool: Addr<WorkerPool>,
     workers: usize,
-    tasks: HashMap<String, Running>,
-    refs: HashMap<String, TaskRef>,
-    local_ids: HashMap<usize, String>,
+    tasks: HashMap<TaskRef, NodeTask>,
+    /// The next local task's number (and worker pool number).
     next_local: usize,
-    /// Messages waiting for room in the outbox, with their delivery mode.
-    waiting: VecDeque<(NodeMsg, Delivery)>,
+    /// The next finished task's place ([`Running::finished`]).
+    next_finished: u64,
     last_refusal: Option<String>,
     me: Option<Addr<NodeAgent>>,
-    /// Tasks reported in `Running` and not confirmed or stopped yet.
-    awaiting_confirm: Vec<String>,
-    /// Tasks being validated; `true` once a stop came for one meanwhile.
-    starting: HashMap<String, bool>,
-    /// Finished tasks, oldest first; only the newest [`FINISHED_KEPT`] are kept for the API.
-    finished: VecDeque<String>,
-    /// New shares that came for a task still being validated.
-    reshared_early: HashMap<String, crate::engine::share::ShareTable>,
     supervisor: Option<Recipient<ChildExited>>,
-    /// The connection's queue was full at the last flush: flush again soon.
-    blocked: bool,
     /// The node monitor's latest report, sent again after each join.
     last_health: Option<crate::health::HealthReport>,
     /// The node's `/metrics` series: every merged window and health report goes in.
@@ -211,10 +215,6 @@ fn fit_report(report: &mut crate::task::security::ScanReport, cap: usize) -> Str
     }
 }
 
-fn key(t: &TaskRef) -> String {
-    format!("{}:{}", t.execution_id, t.task_id)
-}
-
 impl NodeAgent {
     /// `connector`: `None` for a node that only serves its REST API (no orchestrator yet).
     pub fn new(
@@ -225,18 +225,14 @@ impl NodeAgent {
         metrics: Arc<NodeMetrics>,
         supervisor: Option<Recipient<ChildExited>>,
     ) -> NodeAgent {
-        let timers = LinkTimers::from_settings(&settings);
         let workers = worker_count(&settings.load_generation);
         NodeAgent {
-            session: Session::new(timers.session_config()),
-            timers,
+            link: NodeLink::new(LinkTimers::from_settings(&settings)),
             node_id,
             rest_addr,
             connector,
             session_id: None,
             epoch: 0,
-            conn: None,
-            generation: 0,
             connecting: false,
             leaving: false,
             left: None,
@@ -245,18 +241,11 @@ impl NodeAgent {
             pool: WorkerPool::new(workers).start(),
             workers,
             tasks: HashMap::new(),
-            refs: HashMap::new(),
-            local_ids: HashMap::new(),
             next_local: 0,
-            waiting: VecDeque::new(),
+            next_finished: 0,
             last_refusal: None,
             me: None,
-            awaiting_confirm: Vec::new(),
-            starting: HashMap::new(),
-            reshared_early: HashMap::new(),
-            finished: VecDeque::new(),
             supervisor,
-            blocked: false,
             last_health: None,
             metrics,
             settings,
@@ -276,21 +265,36 @@ impl NodeAgent {
             location: self.settings.node.location.clone(),
             rest_addr: self.rest_addr.clone(),
             session_id: self.session_id,
-            recv_hwm: self.session_id.map(|_| self.session.ack_hwm()),
+            recv_hwm: self.session_id.map(|_| self.link.ack_hwm()),
         }
+    }
+
+    /// The running tasks (not those being validated).
+    fn running(&self) -> impl Iterator<Item = (&TaskRef, &Running)> {
+        self.tasks.iter().filter_map(|(k, t)| match t {
+            NodeTask::Running(r) => Some((k, &**r)),
+            NodeTask::Starting { .. } => None,
+        })
+    }
+
+    fn running_mut(&mut self) -> impl Iterator<Item = (&TaskRef, &mut Running)> {
+        self.tasks.iter_mut().filter_map(|(k, t)| match t {
+            NodeTask::Running(r) => Some((k, &mut **r)),
+            NodeTask::Starting { .. } => None,
+        })
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
         let Some(connector) = self.connector.clone() else {
             return;
         };
-        if self.connecting || self.conn.is_some() || self.leaving {
+        if self.connecting || self.link.is_connected() || self.leaving {
             return;
         }
         self.connecting = true;
         let hello = self.hello();
         let secret = self.settings.cluster.secret.clone();
-        let cap = self.timers.max_frame;
+        let cap = self.link.timers().max_frame;
         let fut = async move {
             let mut conn = connector.open(cap).await.map_err(JoinError::Refused)?;
             let welcome =
@@ -326,145 +330,54 @@ impl NodeAgent {
         self.epoch = welcome.epoch;
         let resumed = welcome.resume && self.session_id == Some(welcome.session_id);
         if resumed {
-            self.session.resume(welcome.recv_hwm);
+            self.link.session().resume(welcome.recv_hwm);
         } else {
-            self.session.restart();
+            self.link.session().restart();
             // Everything waits for the orchestrator's word (it may have moved on without us).
-            for t in self.tasks.values() {
+            for (_, t) in self.running() {
                 if let Some(s) = &t.share {
                     s.held.store(true, Ordering::Relaxed);
                 }
             }
         }
-        self.session.set_epoch(welcome.epoch);
+        self.link.session().set_epoch(welcome.epoch);
         self.session_id = Some(welcome.session_id);
-        self.generation += 1;
-        let generation = self.generation;
-        self.conn = Some(conn.tx);
-        let frames = events(conn.rx, generation);
-        ctx.add_stream(frames);
-        self.lease.renew(self.timers.lease);
+        ctx.add_stream(self.link.attach(conn));
+        self.lease.renew(self.link.timers().lease);
         tracing::info!(node = %self.node_id, epoch = welcome.epoch, resumed, "joined the orchestrator");
         if !resumed {
-            let held: Vec<String> = self
-                .tasks
-                .iter()
-                .filter(|(_, t)| t.share.is_some() && !t.done && !t.dropped)
-                .map(|(k, _)| k.clone())
-                .collect();
-            let tasks = held
-                .iter()
-                .filter_map(|k| self.refs.get(k).cloned())
-                .collect();
-            self.awaiting_confirm = held;
-            self.send(NodeMsg::Running { tasks }, Delivery::AtLeastOnce);
+            let mut tasks = Vec::new();
+            for (k, t) in self.running_mut() {
+                t.awaiting_confirm = t.share.is_some() && t.finished.is_none() && !t.dropped;
+                if t.awaiting_confirm {
+                    tasks.push(k.clone());
+                }
+            }
+            self.link
+                .queue(NodeMsg::Running { tasks }, Delivery::AtLeastOnce);
         }
         if let Some(report) = self.last_health.clone() {
-            self.send(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);
+            self.link
+                .queue(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);
         }
-        self.flush();
+        self.link.flush();
     }
 
     fn disconnect(&mut self, why: &str) {
-        if let Some(tx) = self.conn.take() {
+        if self.link.is_connected() {
             tracing::info!(node = %self.node_id, why, "cluster link down");
-            let _ = tx.try_send(Out::Close {
-                code: 1000,
-                reason: why.to_string(),
-            });
         }
-        self.session.on_disconnect();
+        self.link.close(1000, why);
     }
 
-    fn send(&mut self, msg: NodeMsg, delivery: Delivery) {
-        if !self.waiting.is_empty() && delivery != Delivery::FireAndForget {
-            self.waiting.push_back((msg, delivery));
-            return;
-        }
-        if let Err(full) = self.session.send(msg, delivery, Instant::now()) {
-            self.waiting.push_back((full.body, full.delivery));
-        }
-    }
-
-    fn flush(&mut self) {
-        while let Some((msg, delivery)) = self.waiting.pop_front() {
-            if let Err(full) = self.session.send(msg, delivery, Instant::now()) {
-                self.waiting.push_front((full.body, full.delivery));
-                break;
-            }
-        }
-        let Some(tx) = &self.conn else { return };
-        let now = Instant::now();
-        // Only as many frames as the connection takes now; the rest stay in the session
-        // until the queue drains (see FLUSH_RETRY), instead of being lost and resent later.
-        self.blocked = false;
-        while tx.capacity() > 0 {
-            let Some(frame) = self.session.poll_transmit(now) else {
-                return;
-            };
-            match wire::encode(&wire::NodeFrame::Link(frame), self.timers.max_frame) {
-                Ok(bytes) => {
-                    let _ = tx.try_send(Out::Frame(bytes.into()));
-                }
-                Err(e) => tracing::error!(error = %e, "frame not sent"),
-            }
-        }
-        self.blocked = true;
-    }
-
-    fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.conn.is_some() {
-            if !self.lease.is_valid() {
-                // Silent for the whole lease: this link is dead; a new handshake decides.
-                self.disconnect("lease lapsed");
-                self.connect(ctx);
-                return;
-            }
-            let tasks = self
-                .tasks
-                .iter()
-                .filter(|(_, t)| !t.done)
-                .filter_map(|(k, t)| {
-                    let share = t.share.as_ref()?;
-                    Some(TaskProgress {
-                        task: self.refs.get(k)?.clone(),
-                        sent: share.sent.load(Ordering::Relaxed),
-                        paused: share.paused.load(Ordering::Relaxed),
-                    })
-                })
-                .collect();
-            self.send(NodeMsg::Status { tasks }, Delivery::FireAndForget);
-            let ack = self.session.ack_frame();
-            if let Some(tx) = &self.conn
-                && let Ok(bytes) = wire::encode(&wire::NodeFrame::Link(ack), self.timers.max_frame)
-            {
-                let _ = tx.try_send(Out::Frame(bytes.into()));
-            }
-            self.flush();
-        } else {
-            self.connect(ctx);
-        }
-    }
-
-    fn on_frame(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
-        let frame = match wire::decode::<OrchFrame>(bytes, self.timers.max_frame) {
-            Ok(OrchFrame::Link(f)) => f,
-            Ok(other) => {
-                tracing::warn!(frame = ?other, "unexpected frame after the handshake");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "bad frame from the orchestrator");
-                return;
-            }
-        };
+    fn on_frame(&mut self, frame: LinkFrame<OrchMsg>, ctx: &mut Context<Self>) {
         if !self.lease.is_valid() {
             // Late frames never revive a lapsed lease; the tick reconnects.
             return;
         }
-        self.lease.renew(self.timers.lease);
-        self.session.on_frame(frame, Instant::now());
-        while let Some(d) = self.session.poll_deliver() {
+        self.lease.renew(self.link.timers().lease);
+        self.link.receive(frame, Instant::now());
+        while let Some(d) = self.link.poll_deliver() {
             // Queued for an epoch this node has left (it was fenced): not its word any more.
             if d.is_fenced(self.epoch) {
                 tracing::warn!(
@@ -476,55 +389,54 @@ impl NodeAgent {
             }
             self.on_message(d.body, ctx);
         }
-        self.flush();
+        self.link.flush();
     }
 
     fn on_message(&mut self, msg: OrchMsg, ctx: &mut Context<Self>) {
         match msg {
             OrchMsg::Start(st) => self.start_task(*st, ctx),
-            OrchMsg::Reshare { task, shares } => {
-                let k = key(&task);
-                if let Some(share) = self.tasks.get(&k).and_then(|t| t.share.as_ref()) {
-                    tracing::info!(task = %k, "new shares");
-                    share.set_table(shares);
-                } else if self.starting.contains_key(&k) {
-                    self.reshared_early.insert(k, shares);
+            OrchMsg::Reshare { task, shares } => match self.tasks.get_mut(&task) {
+                Some(NodeTask::Running(t)) => {
+                    if let Some(share) = &t.share {
+                        tracing::info!(task = %t.id, "new shares");
+                        share.set_table(shares);
+                    }
                 }
-            }
-            OrchMsg::Stop { task } => {
-                let k = key(&task);
-                if let Some(t) = self.tasks.get(&k) {
+                Some(NodeTask::Starting { reshared, .. }) => *reshared = Some(shares),
+                None => {}
+            },
+            OrchMsg::Stop { task } => match self.tasks.get_mut(&task) {
+                Some(NodeTask::Running(t)) => {
                     let _ = t.stop.send(true);
                 }
-                if let Some(stopped) = self.starting.get_mut(&k) {
-                    *stopped = true;
-                }
+                Some(NodeTask::Starting { stopped, .. }) => *stopped = true,
+                None => {}
+            },
+            OrchMsg::Confirm { tasks } => self.confirm(&tasks),
+        }
+    }
+
+    /// The orchestrator's answer to `Running`: only the tasks of the report it answers go on
+    /// or stop (a task started since is the orchestrator's own recent word).
+    fn confirm(&mut self, keep: &[TaskRef]) {
+        for (k, t) in self.running_mut() {
+            let asked = std::mem::take(&mut t.awaiting_confirm);
+            let Some(share) = &t.share else { continue };
+            if !asked {
+                continue;
             }
-            OrchMsg::Confirm { tasks } => {
-                // Only the tasks of the report this answers: a task started since is the
-                // orchestrator's own recent word.
-                let keep: Vec<String> = tasks.iter().map(key).collect();
-                let asked = std::mem::take(&mut self.awaiting_confirm);
-                for (k, t) in &mut self.tasks {
-                    let Some(share) = &t.share else { continue };
-                    if !asked.contains(k) {
-                        continue;
-                    }
-                    if keep.contains(k) {
-                        share.held.store(false, Ordering::Relaxed);
-                    } else if !t.done {
-                        tracing::warn!(task = %k, "task not confirmed after rejoining; stopping it");
-                        t.dropped = true;
-                        let _ = t.stop.send(true);
-                    }
-                }
+            if keep.contains(k) {
+                share.held.store(false, Ordering::Relaxed);
+            } else if t.finished.is_none() {
+                tracing::warn!(task = %t.id, "task not confirmed after rejoining; stopping it");
+                t.dropped = true;
+                let _ = t.stop.send(true);
             }
         }
     }
 
     fn start_task(&mut self, st: StartTask, ctx: &mut Context<Self>) {
-        let k = key(&st.task);
-        if self.tasks.contains_key(&k) || self.starting.contains_key(&k) {
+        if self.tasks.contains_key(&st.task) {
             return;
         }
         let Some(slot) = st.shares.slot(&self.node_id) else {
@@ -543,32 +455,40 @@ impl NodeAgent {
             .await
             .map_err(|e| format!("validation did not finish: {e}"))?
         };
-        self.starting.insert(k.clone(), false);
+        let starting = NodeTask::Starting {
+            stopped: false,
+            reshared: None,
+        };
+        self.tasks.insert(st.task.clone(), starting);
         ctx.spawn(validated.into_actor(self).map(move |res, act, ctx| {
-            let stopped = act.starting.remove(&k).unwrap_or(false);
-            if stopped {
-                act.reshared_early.remove(&k);
-            }
+            let (stopped, reshared) = match act.tasks.remove(&st.task) {
+                Some(NodeTask::Starting { stopped, reshared }) => (stopped, reshared),
+                _ => (false, None),
+            };
             match res {
                 Err(reason) => act.reject(st.task, reason),
-                Ok(_) if stopped => tracing::info!(task = %k, "stopped before it started"),
-                Ok(task) => act.begin(k, st, slot, task, ctx),
+                Ok(_) if stopped => {
+                    let t = &st.task;
+                    tracing::info!(task = %format!("{}:{}", t.execution_id, t.task_id), "stopped before it started");
+                }
+                Ok(task) => act.begin(st, slot, reshared, task, ctx),
             }
         }));
     }
 
     fn reject(&mut self, task: TaskRef, reason: String) {
-        tracing::warn!(task = %key(&task), %reason, "task refused");
-        self.send(NodeMsg::Rejected { task, reason }, Delivery::AtLeastOnce);
-        self.flush();
+        tracing::warn!(task = %format!("{}:{}", task.execution_id, task.task_id), %reason, "task refused");
+        self.link
+            .queue(NodeMsg::Rejected { task, reason }, Delivery::AtLeastOnce);
+        self.link.flush();
     }
 
     /// Starts a validated task at the execution's common start.
     fn begin(
         &mut self,
-        k: String,
         st: StartTask,
         slot: u16,
+        reshared: Option<ShareTable>,
         task: plan::Task,
         ctx: &mut Context<Self>,
     ) {
@@ -580,65 +500,73 @@ impl NodeAgent {
                 .checked_sub(Duration::from_millis(now_ms - st.start_unix_ms))
                 .unwrap_or_else(Instant::now)
         };
-        let shares = self.reshared_early.remove(&k).unwrap_or(st.shares);
-        let share = Arc::new(NodeShare::new(
-            self.node_id.clone(),
-            slot,
-            shares,
-            self.lease.clone(),
-        ));
-        self.refs.insert(k.clone(), st.task.clone());
-        self.launch(k, task, start, Some(share), ctx);
+        let shares = reshared.unwrap_or(st.shares);
+        let share = NodeShare::new(self.node_id.clone(), slot, shares, self.lease.clone());
+        let id = format!("{}:{}", st.task.execution_id, st.task.task_id);
+        self.launch(st.task, id, task, start, Some(Arc::new(share)), ctx);
     }
 
-    /// Hands a task to the worker pool.
+    /// Starts a task: a load task on the worker pool, a scan on this arbiter.
     fn launch(
         &mut self,
-        k: String,
+        key: TaskRef,
+        id: String,
         task: plan::Task,
         start: Instant,
         share: Option<Arc<NodeShare>>,
         ctx: &mut Context<Self>,
     ) {
-        let load = match task.kind {
-            TaskKind::LoadTest(load) => load,
+        let (stop, stop_rx) = watch::channel(false);
+        let mut run = Running {
+            id,
+            name: task.name,
+            pool_id: None,
+            share,
+            stop,
+            merger: WindowMerger::new(1),
+            acc: TaskAccumulator::for_plan(1, None),
+            dropped: false,
+            awaiting_confirm: false,
+            finished: None,
+        };
+        match task.kind {
+            TaskKind::LoadTest(load) => self.launch_load(&mut run, load, start, stop_rx),
             TaskKind::SecurityTest(spec) => {
-                return self.launch_scan(k, task.name, spec, start, share, ctx);
+                self.launch_scan(key.clone(), &run, spec, start, stop_rx, ctx)
             }
-        };
-        let users = node_users(load.concurrent_users, share.as_deref());
-        let shards = shard_count(self.workers, users);
-        let local_id = self.next_local;
+        }
+        self.tasks.insert(key, NodeTask::Running(Box::new(run)));
+    }
+
+    /// Hands a load task to the worker pool.
+    fn launch_load(
+        &mut self,
+        run: &mut Running,
+        load: plan::LoadTask,
+        start: Instant,
+        stop: watch::Receiver<bool>,
+    ) {
+        let split = UserSplit::new(load.concurrent_users, run.share.as_deref(), self.workers);
+        let pool_id = self.next_local;
         self.next_local += 1;
-        let (stop_tx, stop_rx) = watch::channel(false);
         let open = load.model == crate::plan::Model::Open;
-        let acc = TaskAccumulator::for_plan(1, open.then(|| load.rate_plan()));
-        let msg = PoolStart {
-            task_id: local_id,
+        run.acc = TaskAccumulator::for_plan(1, open.then(|| load.rate_plan()));
+        run.merger = WindowMerger::new(split.shards);
+        run.pool_id = Some(pool_id);
+        tracing::info!(task = %run.id, shards = split.shards, "task starting");
+        let load_settings = &self.settings.load_generation;
+        self.pool.do_send(PoolStart {
+            task_id: pool_id,
             task: Arc::new(load),
+            split,
             start,
-            drain: self.settings.load_generation.drain_timeout,
-            allowlist: self.settings.load_generation.allowed_targets.clone(),
-            pool_size: self.settings.load_generation.connection_pool_size as usize,
-            sink: self.recipient_placeholder(),
-            stop: stop_rx,
-            share: share.clone(),
-        };
-        tracing::info!(task = %k, shards, "task starting");
-        self.local_ids.insert(local_id, k.clone());
-        self.tasks.insert(
-            k,
-            Running {
-                name: task.name,
-                share,
-                stop: stop_tx,
-                merger: WindowMerger::new(shards),
-                acc,
-                dropped: false,
-                done: false,
-            },
-        );
-        self.pool.do_send(msg);
+            drain: load_settings.drain_timeout,
+            allowlist: load_settings.allowed_targets.clone(),
+            pool_size: load_settings.connection_pool_size as usize,
+            sink: self.sink(),
+            stop,
+            share: run.share.clone(),
+        });
     }
 
     /// Runs a scan (this node's slice of it) on the agent's own arbiter, where its `awc`
@@ -646,52 +574,39 @@ impl NodeAgent {
     /// A scan paces itself (`rate_limit_rps`) and does not pause with the lease.
     fn launch_scan(
         &mut self,
-        k: String,
-        name: String,
+        key: TaskRef,
+        run: &Running,
         spec: crate::task::security::ScanSpec,
         start: Instant,
-        share: Option<Arc<NodeShare>>,
+        mut stop: watch::Receiver<bool>,
         ctx: &mut Context<Self>,
     ) {
-        let spec = match &share {
+        let spec = match &run.share {
             Some(s) => {
                 let n = s.table().nodes.len();
                 crate::task::security::distribute::slice(&spec, usize::from(s.slot), n)
             }
             None => spec,
         };
-        let (stop_tx, mut stop_rx) = watch::channel(false);
-        tracing::info!(task = %k, endpoints = spec.endpoints.len(), "scan starting");
-        self.tasks.insert(
-            k.clone(),
-            Running {
-                name,
-                share,
-                stop: stop_tx,
-                merger: WindowMerger::new(1),
-                acc: TaskAccumulator::for_plan(1, None),
-                dropped: false,
-                done: false,
-            },
-        );
+        tracing::info!(task = %run.id, endpoints = spec.endpoints.len(), "scan starting");
         let allowlist = self.settings.load_generation.allowed_targets.clone();
-        let run = async move {
+        let scan = async move {
             tokio::select! {
                 r = async {
                     actix_rt::time::sleep_until(start.into()).await;
                     crate::task::security::scan::scan(&spec, &allowlist).await
                 } => Some(r),
-                _ = stop_rx.wait_for(|stopped| *stopped) => None,
+                _ = stop.wait_for(|stopped| *stopped) => None,
             }
         };
         ctx.spawn(
-            run.into_actor(self)
-                .map(move |res, act, _| act.scan_finished(k, res)),
+            scan.into_actor(self)
+                .map(move |res, act, _| act.scan_finished(&key, res)),
         );
     }
 
     /// A scan ended (`None`: stopped first): the task is done; its report goes up.
-    fn scan_finished(&mut self, k: String, res: Option<crate::task::security::ScanReport>) {
+    fn scan_finished(&mut self, key: &TaskRef, res: Option<crate::task::security::ScanReport>) {
         let mut report = res.unwrap_or_else(|| crate::task::security::ScanReport {
             notes: vec![format!(
                 "node {}: stopped before its slice was scanned",
@@ -699,38 +614,85 @@ impl NodeAgent {
             )],
             ..Default::default()
         });
-        let Some(t) = self.tasks.get_mut(&k) else {
+        let Some(NodeTask::Running(t)) = self.tasks.get_mut(key) else {
             return;
         };
-        t.done = true;
+        t.finished = Some(self.next_finished);
+        self.next_finished += 1;
         let send = t.share.is_some() && !t.dropped;
-        tracing::info!(task = %k, findings = report.findings.len(), "scan finished on this node");
-        self.finished.push_back(k.clone());
-        if let (true, Some(task)) = (send, self.refs.get(&k).cloned()) {
-            let report_json = fit_report(&mut report, self.timers.max_frame);
-            let slice = ScanSlice { task, report_json };
-            self.send(NodeMsg::ScanDone(Box::new(slice)), Delivery::ExactlyOnce);
+        tracing::info!(task = %t.id, findings = report.findings.len(), "scan finished on this node");
+        if send {
+            let report_json = fit_report(&mut report, self.link.timers().max_frame);
+            let slice = ScanSlice {
+                task: key.clone(),
+                report_json,
+            };
+            self.link
+                .queue(NodeMsg::ScanDone(Box::new(slice)), Delivery::ExactlyOnce);
         }
         self.trim_finished();
-        self.flush();
+        self.link.flush();
     }
 
     /// Keeps the newest [`FINISHED_KEPT`] finished tasks.
     fn trim_finished(&mut self) {
-        while self.finished.len() > FINISHED_KEPT {
-            if let Some(old) = self.finished.pop_front() {
-                self.tasks.remove(&old);
-                self.refs.remove(&old);
-                self.local_ids.retain(|_, v| *v != old);
-            }
+        let mut finished: Vec<(u64, TaskRef)> = self
+            .running()
+            .filter_map(|(k, t)| Some((t.finished?, k.clone())))
+            .collect();
+        if finished.len() <= FINISHED_KEPT {
+            return;
+        }
+        finished.sort_unstable();
+        for (_, old) in &finished[..finished.len() - FINISHED_KEPT] {
+            self.tasks.remove(old);
         }
     }
 
-    fn recipient_placeholder(&self) -> Recipient<WindowReport> {
+    fn sink(&self) -> Recipient<WindowReport> {
         self.me
             .clone()
             .expect("the agent knows its address once started")
             .recipient()
+    }
+}
+
+impl LinkActor for NodeAgent {
+    type Out = NodeFrame;
+    type In = OrchFrame;
+
+    fn link(&mut self) -> &mut NodeLink {
+        &mut self.link
+    }
+
+    /// Every heartbeat: the tasks' progress and the cumulative ack go up; a link silent for
+    /// the whole lease is dropped, and a node without one connects.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if !self.link.is_connected() {
+            return self.connect(ctx);
+        }
+        if !self.lease.is_valid() {
+            // Silent for the whole lease: this link is dead; a new handshake decides.
+            self.disconnect("lease lapsed");
+            self.connect(ctx);
+            return;
+        }
+        let tasks = self
+            .running()
+            .filter(|(_, t)| t.finished.is_none())
+            .filter_map(|(k, t)| {
+                let share = t.share.as_ref()?;
+                Some(TaskProgress {
+                    task: k.clone(),
+                    sent: share.sent.load(Ordering::Relaxed),
+                    paused: share.paused.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        self.link
+            .queue(NodeMsg::Status { tasks }, Delivery::FireAndForget);
+        self.link.heartbeat();
+        self.link.flush();
     }
 }
 
@@ -739,17 +701,12 @@ impl Actor for NodeAgent {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.me = Some(ctx.address());
-        ctx.run_interval(self.timers.heartbeat, |act, ctx| act.tick(ctx));
-        ctx.run_interval(FLUSH_RETRY, |act, _| {
-            if act.blocked {
-                act.flush();
-            }
-        });
+        run_timers(self, ctx);
         self.connect(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        for t in self.tasks.values() {
+        for (_, t) in self.running() {
             let _ = t.stop.send(true);
         }
         if let Some(s) = &self.supervisor {
@@ -763,18 +720,22 @@ impl Actor for NodeAgent {
 
 impl StreamHandler<ConnEvent> for NodeAgent {
     fn handle(&mut self, ev: ConnEvent, ctx: &mut Context<Self>) {
-        match ev {
-            ConnEvent::Frame(g, bytes) if g == self.generation => self.on_frame(&bytes, ctx),
-            ConnEvent::Closed(g) if g == self.generation => {
+        match self.link.on_event(ev) {
+            Some(Event::Frame(frame)) => self.on_frame(frame, ctx),
+            Some(Event::Bad(Ok(other))) => {
+                tracing::warn!(frame = ?other, "unexpected frame after the handshake");
+            }
+            Some(Event::Bad(Err(e))) => {
+                tracing::warn!(error = %e, "bad frame from the orchestrator");
+            }
+            Some(Event::Closed) => {
                 if let Some(left) = self.left.take() {
                     let _ = left.send(());
                 }
-                self.conn = None;
-                self.session.on_disconnect();
                 tracing::info!(node = %self.node_id, "cluster link closed; reconnecting");
                 self.retry(ctx);
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -786,10 +747,10 @@ impl Handler<WindowReport> for NodeAgent {
     type Result = ();
 
     fn handle(&mut self, msg: WindowReport, _ctx: &mut Context<Self>) {
-        let Some(k) = self.local_ids.get(&msg.task_id).cloned() else {
-            return;
-        };
-        let Some(t) = self.tasks.get_mut(&k) else {
+        let Some((task, t)) = self.tasks.iter_mut().find_map(|(k, t)| match t {
+            NodeTask::Running(r) if r.pool_id == Some(msg.task_id) => Some((k, r)),
+            _ => None,
+        }) else {
             return;
         };
         t.merger.add(msg.shard, msg.window, msg.last);
@@ -797,35 +758,29 @@ impl Handler<WindowReport> for NodeAgent {
         let done = t.merger.is_done();
         let n = ready.len();
         let mut out = Vec::new();
-        for (i, w) in ready.into_iter().enumerate() {
+        for (i, window) in ready.into_iter().enumerate() {
             let last = done && i + 1 == n;
-            self.metrics.record(&w);
-            t.acc.add(0, w.clone(), last);
+            self.metrics.record(&window);
+            t.acc.add(0, window.clone(), last);
             // A dropped task (not confirmed after a re-join: the node was fenced) sends no
             // new request, but its windows still go up: they record the requests it sent
             // before the fence, finishing, and the orchestrator counts them once.
             if t.share.is_some() {
-                out.push((w, last));
+                let window = Box::new(window);
+                let task = task.clone();
+                out.push(NodeMsg::Window { task, window, last });
             }
         }
-        if done {
-            t.done = true;
-            tracing::info!(task = %k, "task finished on this node");
-            self.finished.push_back(k.clone());
+        if done && t.finished.is_none() {
+            t.finished = Some(self.next_finished);
+            self.next_finished += 1;
+            tracing::info!(task = %t.id, "task finished on this node");
         }
-        let task_ref = self.refs.get(&k).cloned();
-        if let Some(task) = task_ref {
-            for (w, last) in out {
-                let window = TaskWindow {
-                    task: task.clone(),
-                    window: WireWindow::from_window(&w),
-                    last,
-                };
-                self.send(NodeMsg::Window(Box::new(window)), Delivery::ExactlyOnce);
-            }
+        for msg in out {
+            self.link.queue(msg, Delivery::ExactlyOnce);
         }
         self.trim_finished();
-        self.flush();
+        self.link.flush();
     }
 }
 
@@ -835,9 +790,10 @@ impl Handler<NodeHealthSampled> for NodeAgent {
     fn handle(&mut self, NodeHealthSampled(report): NodeHealthSampled, _ctx: &mut Context<Self>) {
         self.metrics.observe_health(&report);
         self.last_health = Some(report.clone());
-        if self.conn.is_some() {
-            self.send(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);
-            self.flush();
+        if self.link.is_connected() {
+            self.link
+                .queue(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);
+            self.link.flush();
         }
     }
 }
@@ -872,15 +828,16 @@ impl Handler<StartLocal> for NodeAgent {
             }
             fields
         })?;
-        let id = format!("local-{}", self.next_local);
+        // A load task takes this number in the worker pool too (`launch_load`).
+        let n = self.next_local;
+        let id = format!("local-{n}");
         self.next_local += usize::from(matches!(task.kind, TaskKind::SecurityTest(_)));
-        self.launch(
-            id.clone(),
-            task,
-            Instant::now() + Duration::from_millis(100),
-            None,
-            ctx,
-        );
+        let key = TaskRef {
+            execution_id: String::new(),
+            task_id: n as u32,
+        };
+        let start = Instant::now() + Duration::from_millis(100);
+        self.launch(key, id.clone(), task, start, None, ctx);
         Ok(id)
     }
 }
@@ -889,8 +846,8 @@ impl Handler<StopTask> for NodeAgent {
     type Result = bool;
 
     fn handle(&mut self, StopTask(id): StopTask, _ctx: &mut Context<Self>) -> bool {
-        match self.tasks.get(&id) {
-            Some(t) => {
+        match self.running().find(|(_, t)| t.id == id) {
+            Some((_, t)) => {
                 let _ = t.stop.send(true);
                 true
             }
@@ -904,15 +861,15 @@ impl Handler<Leave> for NodeAgent {
 
     fn handle(&mut self, _: Leave, _ctx: &mut Context<Self>) -> Self::Result {
         self.leaving = true;
-        for t in self.tasks.values() {
+        for (_, t) in self.running() {
             let _ = t.stop.send(true);
         }
-        if self.conn.is_none() {
+        if !self.link.is_connected() {
             return Box::pin(async {});
         }
         tracing::info!(node = %self.node_id, "leaving the cluster");
-        self.send(NodeMsg::Goodbye, Delivery::FireAndForget);
-        self.flush();
+        self.link.queue(NodeMsg::Goodbye, Delivery::FireAndForget);
+        self.link.flush();
         self.disconnect("node leaving");
         // The closing handshake: wait until the orchestrator has closed its side too (it does
         // on the goodbye) before the process exits. A socket closed with the orchestrator's
@@ -932,16 +889,15 @@ impl Handler<GetNodeStatus> for NodeAgent {
 
     fn handle(&mut self, _: GetNodeStatus, _ctx: &mut Context<Self>) -> Self::Result {
         let tasks = self
-            .tasks
-            .iter()
-            .map(|(k, t)| {
+            .running()
+            .map(|(_, t)| {
                 let (sent, paused) = t.share.as_ref().map_or((t.acc.total().sent, 0), |s| {
                     (
                         s.sent.load(Ordering::Relaxed),
                         s.paused.load(Ordering::Relaxed),
                     )
                 });
-                let state = if t.done {
+                let state = if t.finished.is_some() {
                     "finished"
                 } else if *t.stop.borrow() {
                     "stopping"
@@ -957,15 +913,15 @@ impl Handler<GetNodeStatus> for NodeAgent {
                     paused,
                     figures: t.acc.snapshot(),
                 };
-                (k.clone(), status)
+                (t.id.clone(), status)
             })
             .collect();
         MessageResult(NodeStatus {
             node_id: self.node_id.clone(),
-            connected: self.conn.is_some(),
+            connected: self.link.is_connected(),
             epoch: self.epoch,
             lease_valid: self.lease.is_valid(),
-            session: self.session.stats(),
+            session: self.link.stats(),
             tasks,
         })
     }

@@ -17,13 +17,59 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use actix::{Message, Recipient};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::time::sleep_until;
 
+use crate::allowlist::Allowlist;
 use crate::engine::http::HttpSender;
-use crate::messages::load::{ShardSpec, WindowReport, node_users, share};
-use crate::plan::Model;
+use crate::engine::share::NodeShare;
+use crate::plan::{LoadTask, Model};
+use crate::settings::LoadSettings;
 use crate::stats::{Window, latencies};
+
+/// Workers for a node or a run: the configured number, else one per available core.
+pub fn worker_count(settings: &LoadSettings) -> usize {
+    settings
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Everything a worker needs to run its share of a task.
+#[derive(Clone)]
+pub struct ShardSpec {
+    pub task_id: usize,
+    pub task: Arc<LoadTask>,
+    /// This shard's index and the number of shards: the shard takes arrivals
+    /// `shard, shard + shards, ...` (open model) or its share of the users (closed).
+    pub shard: usize,
+    pub shards: usize,
+    /// The users (closed model) or the in-flight cap (open model) of this shard
+    /// (`UserSplit::shard_users`).
+    pub users: usize,
+    /// The common start of every shard of the task.
+    pub start: Instant,
+    /// How long in-flight requests may finish after the planned end.
+    pub drain: Duration,
+    pub allowlist: Allowlist,
+    /// The least number of pooled connections per worker.
+    pub pool_size: usize,
+    pub sink: Recipient<WindowReport>,
+    /// Turns true when the run is interrupted: start no more requests.
+    pub stop: watch::Receiver<bool>,
+    /// On a cluster node: which of the task's arrivals are this node's, and its lease.
+    pub share: Option<Arc<NodeShare>>,
+}
+
+/// From a worker: one second of one shard; `last` on the shard's final window.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WindowReport {
+    pub task_id: usize,
+    pub shard: usize,
+    pub window: Window,
+    pub last: bool,
+}
 
 type Current = Rc<RefCell<Window>>;
 
@@ -85,7 +131,7 @@ const LEASE_POLL: Duration = Duration::from_millis(50);
 /// Runs the shard to its end and sends its last window.
 pub async fn run_shard(spec: ShardSpec) {
     let task = spec.task.clone();
-    let users = shard_users(&spec);
+    let users = spec.users;
     let node = spec.share.as_ref().map(|s| s.node_id.as_str());
     let sender = HttpSender::new(
         &task,
@@ -121,13 +167,6 @@ pub async fn run_shard(spec: ShardSpec) {
             "collector gone; final window lost"
         );
     }
-}
-
-/// The users (closed model) or the in-flight cap (open model) of this shard: its part of the
-/// node's part.
-fn shard_users(spec: &ShardSpec) -> usize {
-    let users = node_users(spec.task.concurrent_users, spec.share.as_deref());
-    share(users, spec.shard, spec.shards).max(1) as usize
 }
 
 /// Every second (aligned on the task's start) hands the current window to the collector.

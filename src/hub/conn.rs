@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::messages::wire::CLOSE_TOO_BIG;
+use crate::hub::frame::CLOSE_TOO_BIG;
 
 /// Frames queued towards the peer before senders wait.
 const QUEUE: usize = 256;
