@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix::{Message, Recipient};
-use tokio::sync::{Notify, Semaphore, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::time::sleep_until;
 
 use crate::allowlist::Allowlist;
@@ -245,25 +245,11 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
         if !go_on {
             break;
         }
-        let (permit, late) = match slots.clone().try_acquire_owned() {
-            Ok(permit) => (permit, waited_until.is_some_and(|w| planned < w)),
-            Err(_) => {
-                let acquired = tokio::select! {
-                    permit = slots.clone().acquire_owned() => permit.ok(),
-                    _ = stop.wait() => None,
-                    _ = sleep_until(end.into()) => None,
-                };
-                // Stopped, or the run ended while it waited: this arrival and the rest are
-                // not sent (never "sent and timed out"). A slot freed just as the run ended
-                // comes too late as well.
-                let Some(permit) = acquired else { break };
-                let now = Instant::now();
-                if now >= end {
-                    break;
-                }
-                waited_until = Some(now);
-                (permit, true)
-            }
+        // Stopped, or the run ended while it waited: this arrival and the rest are not sent
+        // (never "sent and timed out").
+        let Some((permit, late)) = take_slot(&slots, planned, &mut waited_until, &stop, end).await
+        else {
+            break;
         };
         // Checked with the slot in hand: the wait for it may have outlasted the lease.
         if let Some(share) = share {
@@ -290,6 +276,33 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     }
     // Every request is bounded by the deadline, so this wait is too.
     let _all = slots.acquire_many(cap as u32).await;
+}
+
+/// A slot in flight for the arrival planned at `planned`, and whether it starts late: at once
+/// (late if planned before the loop last finished waiting, `waited_until`), or after waiting
+/// for one (late). `None` when stopped or when the run ended first; a slot freed just as the
+/// run ended comes too late as well.
+async fn take_slot(
+    slots: &Arc<Semaphore>,
+    planned: Instant,
+    waited_until: &mut Option<Instant>,
+    stop: &LocalStop,
+    end: Instant,
+) -> Option<(OwnedSemaphorePermit, bool)> {
+    if let Ok(permit) = slots.clone().try_acquire_owned() {
+        return Some((permit, waited_until.is_some_and(|w| planned < w)));
+    }
+    let permit = tokio::select! {
+        permit = slots.clone().acquire_owned() => permit.ok(),
+        _ = stop.wait() => None,
+        _ = sleep_until(end.into()) => None,
+    }?;
+    let now = Instant::now();
+    if now >= end {
+        return None;
+    }
+    *waited_until = Some(now);
+    Some((permit, true))
 }
 
 async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, window: &Current) {
