@@ -1,12 +1,12 @@
-//! `NodeProxy`: the orchestrator's side of one node's cluster link. Owns the node's session
-//! state machine (sequence numbers, outbox, acks, resume), its epoch and its death timer;
-//! stores each metric window once before handing it to the `Orchestrator` (old-epoch windows
-//! too: they record requests sent before the fence), and fences the node when it goes silent
-//! for the death timeout. Outlives connections: a node that reconnects within the timeout
-//! resumes its session. A node that says goodbye is fenced the same way at once and shown
-//! `left`; a node failed or left for `service_discovery.service_timeout` is forgotten
-//! (`ForgetNode` to the orchestrator). The session, the connection and its pump are the
-//! [`Link`](crate::hub::Link)'s. Takes: `TakeConn`, `Deliver`, `GetNodeView`, `StopProxy`.
+//! `NodeProxy`: the orchestrator's side of one node's cluster link. Owns the node's
+//! [`Link`](crate::hub::Link) (the session with its sequence numbers, outbox, acks and resume;
+//! the connection and the pump between them), its epoch and its death timer; stores each
+//! metric window once before handing it to the `Orchestrator` (old-epoch windows too: they
+//! record requests sent before the fence), and fences the node when it goes silent for the
+//! death timeout. Outlives connections: a node that reconnects within the timeout resumes its
+//! session. A node that says goodbye is fenced the same way at once and shown `left`; a node
+//! failed or left for `service_discovery.service_timeout` is forgotten (`ForgetNode` to the
+//! orchestrator). Takes: `TakeConn`, `Deliver`, `GetNodeView`, `StopProxy`.
 
 use std::time::{Duration, Instant};
 
