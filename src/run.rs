@@ -150,7 +150,7 @@ async fn watch(
             changed = stop.changed(), if cancelled_at_ms.is_none() && !unstoppable => {
                 unstoppable = changed.is_err();
                 if changed.is_ok() && *stop.borrow() {
-                    cancelled_at_ms = Some(crate::execution::unix_ms());
+                    cancelled_at_ms = Some(crate::clock::unix_ms());
                     let _ = orch.send(Cancel(id.to_string())).await;
                 }
                 continue;
@@ -173,7 +173,7 @@ async fn watch(
         }
         // Once a second, when the second's windows are in.
         if let (State::Running, Some(start)) = (view.state, view.started_at_ms) {
-            let elapsed = crate::execution::unix_ms().saturating_sub(start);
+            let elapsed = crate::clock::unix_ms().saturating_sub(start);
             if elapsed / 1000 > shown && elapsed % 1000 >= WINDOW_SETTLE_MS {
                 shown = elapsed / 1000;
                 on_progress(&Progress::from_view(Duration::from_millis(elapsed), &view));

@@ -1,10 +1,11 @@
 //! `WorkerPool`: owns the load workers, one `LoadWorker` per arbiter thread, and splits each
-//! task into shards across them. Takes: `StartTask`.
+//! task into the shards its `UserSplit` says. Takes: `StartTask`.
 
 use actix::prelude::*;
 
 use crate::actors::load_worker::LoadWorker;
-use crate::messages::load::{RunShard, ShardSpec, StartTask, node_users, shard_count};
+use crate::engine::workers::ShardSpec;
+use crate::messages::load::{RunShard, StartTask};
 
 pub struct WorkerPool {
     workers: Vec<(Arbiter, Addr<LoadWorker>)>,
@@ -36,17 +37,17 @@ impl Actor for WorkerPool {
 }
 
 impl Handler<StartTask> for WorkerPool {
-    type Result = usize;
+    type Result = ();
 
-    fn handle(&mut self, msg: StartTask, _ctx: &mut Context<Self>) -> usize {
-        let users = node_users(msg.task.concurrent_users, msg.share.as_deref());
-        let shards = shard_count(self.workers.len(), users);
+    fn handle(&mut self, msg: StartTask, _ctx: &mut Context<Self>) {
+        let shards = msg.split.shards;
         for (shard, (_, worker)) in self.workers.iter().take(shards).enumerate() {
             let spec = ShardSpec {
                 task_id: msg.task_id,
                 task: msg.task.clone(),
                 shard,
                 shards,
+                users: msg.split.shard_users(shard),
                 start: msg.start,
                 drain: msg.drain,
                 allowlist: msg.allowlist.clone(),
@@ -58,6 +59,5 @@ impl Handler<StartTask> for WorkerPool {
             // One message per shard per task: not a hot path.
             worker.do_send(RunShard(spec));
         }
-        shards
     }
 }

@@ -11,7 +11,9 @@
 //! Splitting arrival numbers (not rates) keeps the sum exact: every planned arrival has
 //! exactly one owner, so the nodes' planned counts add up to the task's.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +133,141 @@ impl ShareTable {
     }
 }
 
+/// A node's part of a cluster task, shared by its workers: the arrivals it owns (the table
+/// changes when a node is lost), the lease without which it sends nothing, and its counters.
+pub struct NodeShare {
+    pub node_id: String,
+    pub slot: u16,
+    table: RwLock<Arc<ShareTable>>,
+    pub lease: Arc<Lease>,
+    /// Held after the node's session was renewed, until the orchestrator confirms the task.
+    pub held: AtomicBool,
+    /// Requests this node started for the task.
+    pub sent: AtomicU64,
+    /// Arrivals this node owned but skipped because its lease had run out.
+    pub paused: AtomicU64,
+}
+
+impl NodeShare {
+    pub fn new(node_id: String, slot: u16, table: ShareTable, lease: Arc<Lease>) -> NodeShare {
+        NodeShare {
+            node_id,
+            slot,
+            table: RwLock::new(Arc::new(table)),
+            lease,
+            held: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            paused: AtomicU64::new(0),
+        }
+    }
+
+    pub fn table(&self) -> Arc<ShareTable> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_table(&self, table: ShareTable) {
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+    }
+
+    /// Whether the node may send now: its lease is valid and the task is not held.
+    pub fn may_send(&self) -> bool {
+        self.lease.is_valid() && !self.held.load(Ordering::Relaxed)
+    }
+
+    /// Whether arrival `n`, planned `offset` after the start, is this node's.
+    pub fn owns(&self, n: u64, offset: Duration) -> bool {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .owner(n, offset)
+            == self.slot
+    }
+}
+
+/// A node's right to send load: renewed by every frame from the orchestrator, it runs out
+/// after `cluster.lease_timeout` of silence, and the node's load pauses until it is renewed.
+#[derive(Debug)]
+pub struct Lease {
+    base: Instant,
+    /// Milliseconds after `base` until which load may be sent.
+    until_ms: AtomicU64,
+}
+
+impl Lease {
+    /// A lease that has run out.
+    pub fn expired() -> Lease {
+        Lease {
+            base: Instant::now(),
+            until_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Valid for `length` from now.
+    pub fn renew(&self, length: Duration) {
+        let until = (Instant::now() + length).saturating_duration_since(self.base);
+        self.until_ms
+            .fetch_max(until.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn is_valid(&self) -> bool {
+        let now = Instant::now()
+            .saturating_duration_since(self.base)
+            .as_millis() as u64;
+        now < self.until_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// How a task's `concurrent_users` split on one node: the node's part and the number of its
+/// shards. The only place that counts users per node and per shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserSplit {
+    /// The node's users: all of them standalone; in a cluster, those the share table's first
+    /// period deals to the node (at least one).
+    pub users: u32,
+    /// One shard per worker, never more than the node's users.
+    pub shards: usize,
+}
+
+impl UserSplit {
+    pub fn new(users: u32, share: Option<&NodeShare>, workers: usize) -> UserSplit {
+        let users = node_users(users, share);
+        UserSplit {
+            users,
+            shards: shard_count(workers, users),
+        }
+    }
+
+    /// The users (closed model) or the in-flight cap (open model) of shard `shard`: its part
+    /// of the node's, at least one.
+    pub fn shard_users(&self, shard: usize) -> usize {
+        share(self.users, shard, self.shards).max(1) as usize
+    }
+}
+
+fn node_users(users: u32, share: Option<&NodeShare>) -> u32 {
+    match share {
+        None => users,
+        Some(s) => {
+            let table = s.table();
+            let owned = (0..u64::from(users))
+                .filter(|&u| table.owner(u, Duration::ZERO) == s.slot)
+                .count() as u32;
+            owned.max(1)
+        }
+    }
+}
+
+/// Every shard needs at least one user or one slot in flight.
+fn shard_count(workers: usize, users: u32) -> usize {
+    workers.min(users as usize).max(1)
+}
+
+/// Shard `shard`'s part of `total`, spread as evenly as possible.
+fn share(total: u32, shard: usize, shards: usize) -> u32 {
+    let shards = shards as u32;
+    total / shards + u32::from((shard as u32) < total % shards)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +347,18 @@ mod tests {
             let shares: Vec<usize> = active.iter().map(|&s| per[s as usize]).collect();
             prop_assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1,
                 "uneven shares {:?} of {:?}", shares, last.owners);
+        }
+    }
+
+    #[test]
+    fn shares_add_up() {
+        for total in 1..50u32 {
+            for workers in 1..9 {
+                let shards = shard_count(workers, total);
+                let parts: Vec<u32> = (0..shards).map(|s| share(total, s, shards)).collect();
+                assert_eq!(parts.iter().sum::<u32>(), total);
+                assert!(parts.iter().all(|&p| p >= 1));
+            }
         }
     }
 }

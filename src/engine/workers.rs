@@ -17,13 +17,60 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, Semaphore, oneshot, watch};
+use actix::{Message, Recipient};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::time::sleep_until;
 
+use crate::allowlist::Allowlist;
 use crate::engine::http::HttpSender;
 use crate::engine::schedule::Model;
-use crate::messages::load::{ShardSpec, WindowReport, node_users, share};
+use crate::engine::share::NodeShare;
+use crate::engine::target::Traffic;
+use crate::settings::LoadSettings;
 use crate::stats::{Window, latencies};
+
+/// Workers for a node or a run: the configured number, else one per available core.
+pub fn worker_count(settings: &LoadSettings) -> usize {
+    settings
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Everything a worker needs to run its share of a task.
+#[derive(Clone)]
+pub struct ShardSpec {
+    pub task_id: usize,
+    pub task: Arc<Traffic>,
+    /// This shard's index and the number of shards: the shard takes arrivals
+    /// `shard, shard + shards, ...` (open model) or its share of the users (closed).
+    pub shard: usize,
+    pub shards: usize,
+    /// The users (closed model) or the in-flight cap (open model) of this shard
+    /// (`UserSplit::shard_users`).
+    pub users: usize,
+    /// The common start of every shard of the task.
+    pub start: Instant,
+    /// How long in-flight requests may finish after the planned end.
+    pub drain: Duration,
+    pub allowlist: Allowlist,
+    /// The least number of pooled connections per worker.
+    pub pool_size: usize,
+    pub sink: Recipient<WindowReport>,
+    /// Turns true when the run is interrupted: start no more requests.
+    pub stop: watch::Receiver<bool>,
+    /// On a cluster node: which of the task's arrivals are this node's, and its lease.
+    pub share: Option<Arc<NodeShare>>,
+}
+
+/// From a worker: one second of one shard; `last` on the shard's final window.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WindowReport {
+    pub task_id: usize,
+    pub shard: usize,
+    pub window: Window,
+    pub last: bool,
+}
 
 type Current = Rc<RefCell<Window>>;
 
@@ -85,7 +132,7 @@ const LEASE_POLL: Duration = Duration::from_millis(50);
 /// Runs the shard to its end and sends its last window.
 pub async fn run_shard(spec: ShardSpec) {
     let task = spec.task.clone();
-    let users = shard_users(&spec);
+    let users = spec.users;
     let node = spec.share.as_ref().map(|s| s.node_id.as_str());
     let sender = HttpSender::new(
         &task,
@@ -121,13 +168,6 @@ pub async fn run_shard(spec: ShardSpec) {
             "collector gone; final window lost"
         );
     }
-}
-
-/// The users (closed model) or the in-flight cap (open model) of this shard: its part of the
-/// node's part.
-fn shard_users(spec: &ShardSpec) -> usize {
-    let users = node_users(spec.task.concurrent_users, spec.share.as_deref());
-    share(users, spec.shard, spec.shards).max(1) as usize
 }
 
 /// Every second (aligned on the task's start) hands the current window to the collector.
@@ -206,25 +246,11 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
         if !go_on {
             break;
         }
-        let (permit, late) = match slots.clone().try_acquire_owned() {
-            Ok(permit) => (permit, waited_until.is_some_and(|w| planned < w)),
-            Err(_) => {
-                let acquired = tokio::select! {
-                    permit = slots.clone().acquire_owned() => permit.ok(),
-                    _ = stop.wait() => None,
-                    _ = sleep_until(end.into()) => None,
-                };
-                // Stopped, or the run ended while it waited: this arrival and the rest are
-                // not sent (never "sent and timed out"). A slot freed just as the run ended
-                // comes too late as well.
-                let Some(permit) = acquired else { break };
-                let now = Instant::now();
-                if now >= end {
-                    break;
-                }
-                waited_until = Some(now);
-                (permit, true)
-            }
+        // Stopped, or the run ended while it waited: this arrival and the rest are not sent
+        // (never "sent and timed out").
+        let Some((permit, late)) = take_slot(&slots, planned, &mut waited_until, &stop, end).await
+        else {
+            break;
         };
         // Checked with the slot in hand: the wait for it may have outlasted the lease.
         if let Some(share) = share {
@@ -251,6 +277,33 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     }
     // Every request is bounded by the deadline, so this wait is too.
     let _all = slots.acquire_many(cap as u32).await;
+}
+
+/// A slot in flight for the arrival planned at `planned`, and whether it starts late: at once
+/// (late if planned before the loop last finished waiting, `waited_until`), or after waiting
+/// for one (late). `None` when stopped or when the run ended first; a slot freed just as the
+/// run ended comes too late as well.
+async fn take_slot(
+    slots: &Arc<Semaphore>,
+    planned: Instant,
+    waited_until: &mut Option<Instant>,
+    stop: &LocalStop,
+    end: Instant,
+) -> Option<(OwnedSemaphorePermit, bool)> {
+    if let Ok(permit) = slots.clone().try_acquire_owned() {
+        return Some((permit, waited_until.is_some_and(|w| planned < w)));
+    }
+    let permit = tokio::select! {
+        permit = slots.clone().acquire_owned() => permit.ok(),
+        _ = stop.wait() => None,
+        _ = sleep_until(end.into()) => None,
+    }?;
+    let now = Instant::now();
+    if now >= end {
+        return None;
+    }
+    *waited_until = Some(now);
+    Some((permit, true))
 }
 
 async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, window: &Current) {

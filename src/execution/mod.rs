@@ -32,7 +32,6 @@ pub use task::ExecTask;
 pub use view::{ExecutionView, TaskView};
 
 // Kept while callers move to `crate::clock` (issue 14: the clock is no part of an execution).
-pub use crate::clock::unix_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::messages::wire::CLOSE_TOO_BIG;
+use crate::hub::frame::CLOSE_TOO_BIG;
 
 /// Frames queued towards the peer before senders wait.
 const QUEUE: usize = 256;
@@ -113,7 +113,7 @@ pub fn accept_ws(
         .max_frame_size(cap)
         .aggregate_continuations()
         .max_continuation_size(cap);
-    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
+    let (out_tx, out_rx) = mpsc::channel::<Out>(QUEUE);
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(QUEUE);
 
     let mut reader_session = session.clone();
@@ -154,32 +154,7 @@ pub fn accept_ws(
         // Dropping `in_tx` ends the reader side for the session logic.
     });
 
-    let mut session = session;
-    actix_rt::spawn(async move {
-        while let Some(out) = out_rx.recv().await {
-            match out {
-                Out::Frame(b) => {
-                    if session.binary(b).await.is_err() {
-                        return;
-                    }
-                }
-                Out::Pong(p) => {
-                    if session.pong(&p).await.is_err() {
-                        return;
-                    }
-                }
-                Out::Close { code, reason } => {
-                    let reason = actix_ws::CloseReason {
-                        code: code.into(),
-                        description: Some(reason),
-                    };
-                    let _ = session.close(Some(reason)).await;
-                    return;
-                }
-            }
-        }
-        let _ = session.close(None).await;
-    });
+    actix_rt::spawn(ws_writer(session, out_rx));
     Ok((
         resp,
         Conn {
@@ -187,6 +162,33 @@ pub fn accept_ws(
             rx: in_rx,
         },
     ))
+}
+
+/// Writes what the orchestrator's side of a WebSocket link sends, until it closes.
+async fn ws_writer(mut session: actix_ws::Session, mut out_rx: mpsc::Receiver<Out>) {
+    while let Some(out) = out_rx.recv().await {
+        match out {
+            Out::Frame(b) => {
+                if session.binary(b).await.is_err() {
+                    return;
+                }
+            }
+            Out::Pong(p) => {
+                if session.pong(&p).await.is_err() {
+                    return;
+                }
+            }
+            Out::Close { code, reason } => {
+                let reason = actix_ws::CloseReason {
+                    code: code.into(),
+                    description: Some(reason),
+                };
+                let _ = session.close(Some(reason)).await;
+                return;
+            }
+        }
+    }
+    let _ = session.close(None).await;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,8 +214,8 @@ pub async fn connect_ws(url: &str, cap: usize, timeout: Duration) -> Result<Conn
             url: url.to_string(),
             why: e.to_string(),
         })?;
-    let (mut sink, mut stream) = framed.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
+    let (sink, mut stream) = framed.split();
+    let (out_tx, out_rx) = mpsc::channel::<Out>(QUEUE);
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(QUEUE);
     // Weak: dropping the `Conn` must end the writer, and with it the socket.
     let ponger = out_tx.downgrade();
@@ -244,37 +246,43 @@ pub async fn connect_ws(url: &str, cap: usize, timeout: Duration) -> Result<Conn
             }
         }
     });
-    actix_rt::spawn(async move {
-        // Every frame already queued goes into one flush: with TCP_NODELAY a flush per frame
-        // would be a packet per frame.
-        while let Some(first) = out_rx.recv().await {
-            let mut next = Some(first);
-            while let Some(out) = next.take() {
-                let msg = match out {
-                    Out::Pong(p) => awc::ws::Message::Pong(p),
-                    Out::Frame(b) => awc::ws::Message::Binary(b),
-                    Out::Close { code, reason } => {
-                        let reason = awc::ws::CloseReason {
-                            code: code.into(),
-                            description: Some(reason),
-                        };
-                        let _ = sink.send(awc::ws::Message::Close(Some(reason))).await;
-                        return;
-                    }
-                };
-                if sink.feed(msg).await.is_err() {
-                    return;
-                }
-                next = out_rx.try_recv().ok();
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.send(awc::ws::Message::Close(None)).await;
-    });
+    actix_rt::spawn(awc_writer(sink, out_rx));
     Ok(Conn {
         tx: out_tx,
         rx: in_rx,
     })
+}
+
+/// Writes what the node's side of a WebSocket link sends, until it closes. Every frame
+/// already queued goes into one flush: with TCP_NODELAY a flush per frame would be a packet
+/// per frame.
+async fn awc_writer<S>(mut sink: S, mut out_rx: mpsc::Receiver<Out>)
+where
+    S: futures_util::Sink<awc::ws::Message> + Unpin,
+{
+    while let Some(first) = out_rx.recv().await {
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            let msg = match out {
+                Out::Pong(p) => awc::ws::Message::Pong(p),
+                Out::Frame(b) => awc::ws::Message::Binary(b),
+                Out::Close { code, reason } => {
+                    let reason = awc::ws::CloseReason {
+                        code: code.into(),
+                        description: Some(reason),
+                    };
+                    let _ = sink.send(awc::ws::Message::Close(Some(reason))).await;
+                    return;
+                }
+            };
+            if sink.feed(msg).await.is_err() {
+                return;
+            }
+            next = out_rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.send(awc::ws::Message::Close(None)).await;
 }

@@ -8,10 +8,75 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use hmac::{KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+
 use crate::hub::conn::{Conn, Out};
-use crate::messages::wire::{
-    self, Hello, NodeFrame, OrchFrame, PROTOCOL_VERSION, Welcome, WireError,
-};
+use crate::hub::frame::{self, PROTOCOL_VERSION, Unread, WireError};
+
+/// The handshake reads no application message: a link frame's body stays unread.
+type NodeFrame = frame::NodeFrame<Unread>;
+type OrchFrame = frame::OrchFrame<Unread>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub node_id: String,
+    pub protocol_version: u32,
+    pub capabilities: Vec<String>,
+    pub capacity: Capacity,
+    pub location: String,
+    /// Where the node's own REST API listens.
+    pub rest_addr: String,
+    /// Set when the node wants to resume this session after a broken connection.
+    pub session_id: Option<u64>,
+    /// With `session_id`: the highest contiguous sequence number the node received.
+    pub recv_hwm: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Capacity {
+    pub cpu_cores: u32,
+    pub workers: u32,
+    pub max_concurrent_requests: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The node's epoch: frames stamped with an older one are rejected (fenced).
+    pub epoch: u64,
+    pub session_id: u64,
+    /// The session continues (the node resends what `recv_hwm` shows missing); otherwise a
+    /// new session starts and the node re-reports its running tasks.
+    pub resume: bool,
+    pub recv_hwm: u64,
+    pub heartbeat_ms: u64,
+    pub lease_ms: u64,
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn keyed(secret: Option<&str>, nonce: &[u8], node_id: &str) -> HmacSha256 {
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.unwrap_or("").as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(nonce);
+    mac.update(&[0]);
+    mac.update(node_id.as_bytes());
+    mac
+}
+
+/// The proof a node sends: HMAC-SHA256 over the nonce and its id, keyed by the secret (an
+/// empty key when the cluster has none, which only a loopback orchestrator accepts).
+pub fn proof(secret: Option<&str>, nonce: &[u8], node_id: &str) -> Vec<u8> {
+    keyed(secret, nonce, node_id)
+        .finalize()
+        .into_bytes()
+        .to_vec()
+}
+
+/// Checks a proof in constant time.
+pub fn verify(secret: Option<&str>, nonce: &[u8], node_id: &str, mac: &[u8]) -> bool {
+    keyed(secret, nonce, node_id).verify_slice(mac).is_ok()
+}
 
 /// Longest wait for each handshake frame.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,7 +108,7 @@ async fn send<T: serde::Serialize>(
     frame: &T,
     cap: usize,
 ) -> Result<(), JoinError> {
-    let bytes = wire::encode(frame, cap)?;
+    let bytes = frame::encode(frame, cap)?;
     tx.send(Out::Frame(bytes.into()))
         .await
         .map_err(|_| JoinError::Closed)
@@ -76,7 +141,7 @@ pub async fn accept(
     cap: usize,
     timeout: Duration,
 ) -> Result<Hello, JoinError> {
-    let hello = match wire::decode::<NodeFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
+    let hello = match frame::decode::<NodeFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
         NodeFrame::Hello(h) => h,
         other => {
             return Err(JoinError::Unexpected(
@@ -106,7 +171,7 @@ pub async fn accept(
         cap,
     )
     .await?;
-    let mac = match wire::decode::<NodeFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
+    let mac = match frame::decode::<NodeFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
         NodeFrame::Proof { mac } => mac,
         other => {
             return Err(JoinError::Unexpected(
@@ -114,7 +179,7 @@ pub async fn accept(
             ));
         }
     };
-    if !wire::verify(secret, &nonce, &hello.node_id, &mac) {
+    if !verify(secret, &nonce, &hello.node_id, &mac) {
         let why = "wrong cluster secret".to_string();
         refuse(&conn.tx, &why, cap).await;
         return Err(JoinError::Refused(why));
@@ -132,7 +197,7 @@ pub async fn join(
 ) -> Result<Welcome, JoinError> {
     let node_id = hello.node_id.clone();
     send(&conn.tx, &NodeFrame::Hello(hello), cap).await?;
-    let nonce = match wire::decode::<OrchFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
+    let nonce = match frame::decode::<OrchFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
         OrchFrame::Challenge { nonce } => nonce,
         OrchFrame::Refused { reason } => return Err(JoinError::Refused(reason)),
         other => {
@@ -141,13 +206,28 @@ pub async fn join(
             ));
         }
     };
-    let mac = wire::proof(secret, &nonce, &node_id);
+    let mac = proof(secret, &nonce, &node_id);
     send(&conn.tx, &NodeFrame::Proof { mac }, cap).await?;
-    match wire::decode::<OrchFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
+    match frame::decode::<OrchFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
         OrchFrame::Welcome(w) => Ok(w),
         OrchFrame::Refused { reason } => Err(JoinError::Refused(reason)),
         other => Err(JoinError::Unexpected(
             format!("{other:?}").chars().take(80).collect(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proofs_bind_secret_nonce_and_node() {
+        let mac = proof(Some("s3cret"), b"nonce-1", "node-a");
+        assert!(verify(Some("s3cret"), b"nonce-1", "node-a", &mac));
+        assert!(!verify(Some("other"), b"nonce-1", "node-a", &mac));
+        assert!(!verify(Some("s3cret"), b"nonce-2", "node-a", &mac));
+        assert!(!verify(Some("s3cret"), b"nonce-1", "node-b", &mac));
+        assert!(!verify(None, b"nonce-1", "node-a", &mac));
     }
 }

@@ -8,17 +8,23 @@
 //! attempts or deadline, then an explicit [`Failed`] report, never silent). The epoch in every
 //! frame lets the caller fence a node that was declared dead ([`Delivered::is_fenced`]).
 //!
-//! Transports own the IO, the postcard encoding, the frame-size cap, the handshake (whose
-//! `recv_hwm` is the peer's [`Session::ack_hwm`], fed to [`Session::resume`]; a handshake
-//! without resume means [`Session::restart`] on both ends) and the heartbeat/lease timers.
+//! Around it, the other modules own the IO, the postcard encoding, the frame-size cap, the
+//! handshake (whose `recv_hwm` is the peer's [`Session::ack_hwm`], fed to [`Session::resume`];
+//! a handshake without resume means [`Session::restart`] on both ends) and the timers.
 //!
-//! - this module: the wire frames ([`LinkFrame`], [`DataFrame`]), the [`SessionConfig`] and the
-//!   values the session hands out ([`Delivered`], [`Failed`], [`Full`], [`SessionStats`]).
+//! - this module: the session's frames ([`LinkFrame`], [`DataFrame`]), the [`SessionConfig`]
+//!   and the values the session hands out ([`Delivered`], [`Failed`], [`Full`],
+//!   [`SessionStats`]).
 //! - `session`: the state machine.
+//! - `frame`: the envelope of each direction (handshake frames and link frames), its postcard
+//!   encoding under the frame-size cap, and the protocol version.
+//! - `handshake`: joining (`Hello`, `Challenge`, `Proof`, `Welcome`) and its HMAC proof.
+//! - `conn`: one connection as a pair of channels, over a WebSocket (actix-ws on the
+//!   orchestrator, awc on the node) or in process (standalone mode and tests).
+//! - `link`: [`Link`], one end of the link as an actor holds it (session, connection pump,
+//!   timers), used by the node's `NodeAgent` and the orchestrator's `NodeProxy`.
 //! - `fault`: a seeded, virtual-clock fault injector between two sessions (drops, duplicates,
 //!   reordering, cuts with resume or restart), used by the property tests.
-//! - `ws` and `local` (to come): the WebSocket transport (actix-ws on the orchestrator, awc on
-//!   the node) and the in-process transport for standalone mode and tests.
 //!
 //! # Sequencing and acks
 //! Every sequenced message (all modes but fire-and-forget) gets the next `seq` of the session
@@ -69,7 +75,9 @@
 
 pub mod conn;
 pub mod fault;
+pub mod frame;
 pub mod handshake;
+pub mod link;
 pub mod session;
 
 use std::fmt;
@@ -78,6 +86,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use fault::{FaultConfig, FaultLink, FaultStats, Observed, Side};
+pub use link::{Link, LinkTimers};
 pub use session::Session;
 
 /// Limits and timers of one session.

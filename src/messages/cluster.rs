@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::execution::ExecutionView;
 use crate::hub::conn::Conn;
-use crate::messages::wire::{Hello, OrchMsg, TaskProgress, TaskRef, TaskWindow};
+use crate::hub::handshake::{Capacity, Hello};
+use crate::messages::wire::{OrchMsg, TaskProgress, TaskRef};
 use crate::task::TestPlan;
 
 // ---- to the Orchestrator ----
@@ -91,12 +92,15 @@ pub struct NodeUp {
     pub hello: Hello,
 }
 
-/// From a proxy: a window was stored for the first time; merge it.
+/// From a proxy: a window was stored for the first time; merge it (`last`: the node's last
+/// window of the task).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct NodeWindow {
     pub node_id: String,
-    pub window: TaskWindow,
+    pub task: TaskRef,
+    pub window: crate::stats::Window,
+    pub last: bool,
 }
 
 /// From a proxy: what a node says it has sent.
@@ -207,7 +211,7 @@ pub struct NodeView {
     pub epoch: u64,
     pub location: String,
     pub capabilities: Vec<String>,
-    pub capacity: crate::messages::wire::Capacity,
+    pub capacity: Capacity,
     pub rest_addr: String,
     /// Milliseconds since the node was last heard from.
     pub last_heard_ms: u64,

@@ -1,5 +1,5 @@
-//! Messages between actors, grouped by receiver. The cluster wire protocol will get its own
-//! module here (`wire.rs`).
+//! Messages between actors, grouped by receiver; `wire.rs` holds the cluster's application
+//! messages, carried in the link's frames (`hub::frame`).
 
 pub mod cluster;
 pub mod discovery;

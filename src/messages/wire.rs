@@ -1,94 +1,37 @@
-//! The cluster wire protocol: one tagged enum per direction, postcard-encoded, one frame per
-//! binary WebSocket message (or in-process channel item), each at most `cluster.max_frame_size`
-//! bytes. A link opens with the handshake (`Hello` → `Challenge` → `Proof` → `Welcome`);
-//! everything after is a [`LinkFrame`] of the session state machine in `hub::session`.
-//!
-//! HDR histograms travel as their own V2+DEFLATE bytes inside [`WireWindow`] (hdrhistogram has
-//! no serde).
+//! The cluster's application messages, carried in the link's frames ([`crate::hub::frame`]:
+//! the envelope, the handshake, the encoding and the frame-size cap, re-exported here). A
+//! window travels as [`Window`]'s own encoding (its histograms as V2+DEFLATE bytes).
 
-use std::collections::BTreeMap;
-
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
-use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::share::ShareTable;
-use crate::hub::session::LinkFrame;
-use crate::stats::{ErrorCounts, Window};
+use crate::stats::Window;
 
-/// Bumped on any incompatible change of these types; checked in the handshake.
-pub const PROTOCOL_VERSION: u32 = 4;
-
-/// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
-pub const CLOSE_TOO_BIG: u16 = 1009;
+pub use crate::hub::frame::{CLOSE_TOO_BIG, PROTOCOL_VERSION, WireError, decode, encode};
+pub use crate::hub::handshake::{Capacity, Hello, Welcome, proof, verify};
 
 /// Node → orchestrator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum NodeFrame {
-    Hello(Hello),
-    /// HMAC-SHA256 of the challenge's nonce and the node id, keyed by the cluster secret.
-    Proof {
-        mac: Vec<u8>,
-    },
-    Link(LinkFrame<NodeMsg>),
-}
-
+pub type NodeFrame = crate::hub::frame::NodeFrame<NodeMsg>;
 /// Orchestrator → node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum OrchFrame {
-    Challenge {
-        nonce: Vec<u8>,
-    },
-    Welcome(Welcome),
-    /// The join was refused; the link closes after this frame.
-    Refused {
-        reason: String,
-    },
-    Link(LinkFrame<OrchMsg>),
-}
+pub type OrchFrame = crate::hub::frame::OrchFrame<OrchMsg>;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hello {
-    pub node_id: String,
-    pub protocol_version: u32,
-    pub capabilities: Vec<String>,
-    pub capacity: Capacity,
-    pub location: String,
-    /// Where the node's own REST API listens.
-    pub rest_addr: String,
-    /// Set when the node wants to resume this session after a broken connection.
-    pub session_id: Option<u64>,
-    /// With `session_id`: the highest contiguous sequence number the node received.
-    pub recv_hwm: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Capacity {
-    pub cpu_cores: u32,
-    pub workers: u32,
-    pub max_concurrent_requests: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Welcome {
-    /// The node's epoch: frames stamped with an older one are rejected (fenced).
-    pub epoch: u64,
-    pub session_id: u64,
-    /// The session continues (the node resends what `recv_hwm` shows missing); otherwise a
-    /// new session starts and the node re-reports its running tasks.
-    pub resume: bool,
-    pub recv_hwm: u64,
-    pub heartbeat_ms: u64,
-    pub lease_ms: u64,
-}
+/// The node's end of the link.
+pub type NodeLink = crate::hub::Link<NodeFrame, OrchFrame>;
+/// The orchestrator's end of one node's link.
+pub type OrchLink = crate::hub::Link<OrchFrame, NodeFrame>;
 
 /// Application messages from a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NodeMsg {
     /// Every heartbeat (fire-and-forget): what each running task has sent so far.
     Status { tasks: Vec<TaskProgress> },
-    /// One second of one task on this node, merged over its workers (exactly-once).
-    Window(Box<TaskWindow>),
+    /// One second of one task on this node, merged over its workers (exactly-once); `last`
+    /// on the node's last window of the task.
+    Window {
+        task: TaskRef,
+        window: Box<Window>,
+        last: bool,
+    },
     /// After a new session: the tasks the node is running (or paused), for the orchestrator
     /// to confirm or stop.
     Running { tasks: Vec<TaskRef> },
@@ -148,14 +91,6 @@ pub struct TaskProgress {
     pub paused: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskWindow {
-    pub task: TaskRef,
-    pub window: WireWindow,
-    /// The node's last window of the task.
-    pub last: bool,
-}
-
 /// One node's slice of a scan, done. The report travels as JSON: its serde form skips empty
 /// optional fields, which postcard (not self-describing) could not read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,140 +99,15 @@ pub struct ScanSlice {
     pub report_json: String,
 }
 
-/// A [`Window`] on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WireWindow {
-    pub index: u64,
-    pub sent: u64,
-    pub completed: u64,
-    pub late_starts: u64,
-    pub errors: [u64; 5],
-    pub slow: u64,
-    pub bytes: u64,
-    pub status_codes: Vec<(u16, u64)>,
-    /// V2+DEFLATE histograms.
-    pub corrected: Vec<u8>,
-    pub uncorrected: Vec<u8>,
+/// A node's window as the store keeps it: the same fields as [`NodeMsg::Window`], so a
+/// window stored by an older orchestrator reads the same.
+pub fn stored_window(task: &TaskRef, window: &Window, last: bool) -> Result<Vec<u8>, WireError> {
+    Ok(postcard::to_allocvec(&(task, window, last))?)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    #[error("frame of {size} bytes exceeds the {cap}-byte cap")]
-    TooBig { size: usize, cap: usize },
-    #[error("undecodable frame: {0}")]
-    Decode(#[from] postcard::Error),
-    #[error("bad histogram: {0}")]
-    Histogram(String),
-}
-
-/// Encodes a frame, refusing one over `cap` bytes.
-pub fn encode<T: Serialize>(frame: &T, cap: usize) -> Result<Vec<u8>, WireError> {
-    let bytes = postcard::to_allocvec(frame)?;
-    if bytes.len() > cap {
-        return Err(WireError::TooBig {
-            size: bytes.len(),
-            cap,
-        });
-    }
-    Ok(bytes)
-}
-
-/// Decodes a frame, refusing one over `cap` bytes before reading it.
-pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], cap: usize) -> Result<T, WireError> {
-    if bytes.len() > cap {
-        return Err(WireError::TooBig {
-            size: bytes.len(),
-            cap,
-        });
-    }
+/// Reads back [`stored_window`]'s bytes: the window and its `last` flag.
+pub fn read_stored_window(bytes: &[u8]) -> Result<(TaskRef, Window, bool), WireError> {
     Ok(postcard::from_bytes(bytes)?)
-}
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
-fn keyed(secret: Option<&str>, nonce: &[u8], node_id: &str) -> HmacSha256 {
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.unwrap_or("").as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(nonce);
-    mac.update(&[0]);
-    mac.update(node_id.as_bytes());
-    mac
-}
-
-/// The proof a node sends: HMAC-SHA256 over the nonce and its id, keyed by the secret (an
-/// empty key when the cluster has none, which only a loopback orchestrator accepts).
-pub fn proof(secret: Option<&str>, nonce: &[u8], node_id: &str) -> Vec<u8> {
-    keyed(secret, nonce, node_id)
-        .finalize()
-        .into_bytes()
-        .to_vec()
-}
-
-/// Checks a proof in constant time.
-pub fn verify(secret: Option<&str>, nonce: &[u8], node_id: &str, mac: &[u8]) -> bool {
-    keyed(secret, nonce, node_id).verify_slice(mac).is_ok()
-}
-
-impl WireWindow {
-    pub fn from_window(w: &Window) -> WireWindow {
-        let mut ser = V2DeflateSerializer::new();
-        let mut hist = |h: &hdrhistogram::Histogram<u64>| {
-            let mut out = Vec::new();
-            ser.serialize(h, &mut out)
-                .expect("serializing into memory cannot fail");
-            out
-        };
-        let e = &w.errors;
-        WireWindow {
-            index: w.index,
-            sent: w.sent,
-            completed: w.completed,
-            late_starts: w.late_starts,
-            errors: [e.total, e.connect, e.timeout, e.status, e.body],
-            slow: w.slow,
-            bytes: w.bytes,
-            status_codes: w.status_codes.iter().map(|(k, v)| (*k, *v)).collect(),
-            corrected: hist(&w.corrected),
-            uncorrected: hist(&w.uncorrected),
-        }
-    }
-
-    pub fn to_window(&self) -> Result<Window, WireError> {
-        let mut de = Deserializer::new();
-        let mut hist = |bytes: &[u8]| -> Result<hdrhistogram::Histogram<u64>, WireError> {
-            let h: hdrhistogram::Histogram<u64> = de
-                .deserialize(&mut std::io::Cursor::new(bytes))
-                .map_err(|e| WireError::Histogram(format!("{e:?}")))?;
-            // Re-home into our bounds so merging cannot fail.
-            let mut ours = crate::stats::new_histogram();
-            ours.add(&h)
-                .map_err(|e| WireError::Histogram(format!("{e:?}")))?;
-            Ok(ours)
-        };
-        let [total, connect, timeout, status, body] = self.errors;
-        Ok(Window {
-            index: self.index,
-            sent: self.sent,
-            completed: self.completed,
-            late_starts: self.late_starts,
-            errors: ErrorCounts {
-                total,
-                connect,
-                timeout,
-                status,
-                body,
-            },
-            slow: self.slow,
-            bytes: self.bytes,
-            status_codes: self
-                .status_codes
-                .iter()
-                .copied()
-                .collect::<BTreeMap<_, _>>(),
-            corrected: hist(&self.corrected)?,
-            uncorrected: hist(&self.uncorrected)?,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -323,10 +133,8 @@ mod tests {
                 Duration::from_millis(ms / 2 + 1),
             );
         }
-        let wire = WireWindow::from_window(&w);
-        let bytes = encode(&wire, 1 << 20).unwrap();
-        let back: WireWindow = decode(&bytes, 1 << 20).unwrap();
-        let w2 = back.to_window().unwrap();
+        let bytes = encode(&w, 1 << 20).unwrap();
+        let w2: Window = decode(&bytes, 1 << 20).unwrap();
         assert_eq!(w2.index, 7);
         assert_eq!(
             (w2.sent, w2.completed, w2.errors, w2.slow),
@@ -341,29 +149,29 @@ mod tests {
         );
     }
 
+    /// The stored form reads like the message it came in: the same bytes as
+    /// protocol version 4's `TaskWindow { task, window, last }`.
     #[test]
-    fn oversize_frames_are_refused_both_ways() {
-        let big = OrchFrame::Refused {
-            reason: "x".repeat(2000),
+    fn stored_windows_read_back() {
+        let task = TaskRef {
+            execution_id: "e".into(),
+            task_id: 2,
         };
-        assert!(matches!(
-            encode(&big, 1024),
-            Err(WireError::TooBig { cap: 1024, .. })
-        ));
-        let bytes = encode(&big, 4096).unwrap();
-        assert!(matches!(
-            decode::<OrchFrame>(&bytes, 1024),
-            Err(WireError::TooBig { .. })
-        ));
-    }
-
-    #[test]
-    fn proofs_bind_secret_nonce_and_node() {
-        let mac = proof(Some("s3cret"), b"nonce-1", "node-a");
-        assert!(verify(Some("s3cret"), b"nonce-1", "node-a", &mac));
-        assert!(!verify(Some("other"), b"nonce-1", "node-a", &mac));
-        assert!(!verify(Some("s3cret"), b"nonce-2", "node-a", &mac));
-        assert!(!verify(Some("s3cret"), b"nonce-1", "node-b", &mac));
-        assert!(!verify(None, b"nonce-1", "node-a", &mac));
+        let mut w = Window::new(4);
+        w.sent = 9;
+        let bytes = stored_window(&task, &w, true).unwrap();
+        let (t, back, last) = read_stored_window(&bytes).unwrap();
+        assert_eq!((t, back.index, back.sent, last), (task.clone(), 4, 9, true));
+        let msg = NodeMsg::Window {
+            task,
+            window: Box::new(w),
+            last: true,
+        };
+        let framed = postcard::to_allocvec(&msg).unwrap();
+        assert_eq!(
+            &framed[1..],
+            &bytes[..],
+            "the message is its variant tag and the stored bytes"
+        );
     }
 }

@@ -86,8 +86,100 @@ pub struct Outcome {
     pub slow: bool,
 }
 
-/// What one worker saw of one task during one second.
-#[derive(Debug, Clone)]
+/// [`Window`]'s serde form, for postcard (the cluster link and the store): the counters, the
+/// error counts as `[total, connect, timeout, status, body]`, the status codes as pairs, and
+/// each histogram as its V2+DEFLATE bytes (hdrhistogram has no serde). A histogram read back
+/// is re-homed into [`new_histogram`]'s bounds, so merging it cannot fail.
+mod encoding {
+    use std::collections::BTreeMap;
+
+    use hdrhistogram::Histogram;
+    use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Serialize};
+
+    use super::{ErrorCounts, Window, new_histogram};
+
+    #[derive(Serialize, Deserialize)]
+    struct Encoded {
+        index: u64,
+        sent: u64,
+        completed: u64,
+        late_starts: u64,
+        errors: [u64; 5],
+        slow: u64,
+        bytes: u64,
+        status_codes: Vec<(u16, u64)>,
+        corrected: Vec<u8>,
+        uncorrected: Vec<u8>,
+    }
+
+    fn histogram_bytes(h: &Histogram<u64>) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(h, &mut out)
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(out)
+    }
+
+    fn read_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
+        let h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(bytes))
+            .map_err(|e| format!("bad histogram: {e:?}"))?;
+        let mut ours = new_histogram();
+        ours.add(&h).map_err(|e| format!("bad histogram: {e:?}"))?;
+        Ok(ours)
+    }
+
+    impl Serialize for Window {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let e = &self.errors;
+            Encoded {
+                index: self.index,
+                sent: self.sent,
+                completed: self.completed,
+                late_starts: self.late_starts,
+                errors: [e.total, e.connect, e.timeout, e.status, e.body],
+                slow: self.slow,
+                bytes: self.bytes,
+                status_codes: self.status_codes.iter().map(|(k, v)| (*k, *v)).collect(),
+                corrected: histogram_bytes(&self.corrected).map_err(S::Error::custom)?,
+                uncorrected: histogram_bytes(&self.uncorrected).map_err(S::Error::custom)?,
+            }
+            .serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Window {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let w = Encoded::deserialize(d)?;
+            let [total, connect, timeout, status, body] = w.errors;
+            Ok(Window {
+                index: w.index,
+                sent: w.sent,
+                completed: w.completed,
+                late_starts: w.late_starts,
+                errors: ErrorCounts {
+                    total,
+                    connect,
+                    timeout,
+                    status,
+                    body,
+                },
+                slow: w.slow,
+                bytes: w.bytes,
+                status_codes: w.status_codes.into_iter().collect::<BTreeMap<_, _>>(),
+                corrected: read_histogram(&w.corrected).map_err(D::Error::custom)?,
+                uncorrected: read_histogram(&w.uncorrected).map_err(D::Error::custom)?,
+            })
+        }
+    }
+}
+
+/// What one worker saw of one task during one second. Its serde form is its wire and store
+/// encoding (see [`encoding`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Window {
     /// Seconds since the task's start: this window covers `[index, index + 1)`.
     pub index: u64,

@@ -20,19 +20,20 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actors::node_proxy::{LinkTimers, NodeProxy, StopProxy};
+use crate::actors::node_proxy::{NodeProxy, StopProxy};
 use crate::actors::registry::Registry;
 use crate::actors::store::Store;
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::clock::unix_ms;
 use crate::execution::{Execution, Halt, LossOutcome, Phase, State, StoredPlan, task_jsons};
+use crate::hub::LinkTimers;
 use crate::messages::cluster::{
     BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
     NodeView, Submit, SubmitError,
 };
 use crate::messages::events::{Event, EventKind, Publish};
 use crate::messages::store as db;
-use crate::messages::wire::{OrchMsg, TaskWindow};
+use crate::messages::wire::{OrchMsg, read_stored_window};
 use crate::settings::Settings;
 use crate::stats::watch::Stop;
 use crate::store::ExecutionRecord;
@@ -752,16 +753,9 @@ fn replay(
     sent: Vec<(u32, String, u64)>,
 ) {
     for (key, payload) in windows {
-        match postcard::from_bytes::<TaskWindow>(&payload)
-            .map_err(|e| e.to_string())
-            .and_then(|w| {
-                w.window
-                    .to_window()
-                    .map(|win| (w, win))
-                    .map_err(|e| e.to_string())
-            }) {
-            Ok((w, win)) => {
-                e.add_window(key.task_id, &key.node_id, win, w.last);
+        match read_stored_window(&payload) {
+            Ok((_, win, last)) => {
+                e.add_window(key.task_id, &key.node_id, win, last);
             }
             Err(why) => {
                 tracing::error!(execution = %e.id, %why, "stored window unreadable")

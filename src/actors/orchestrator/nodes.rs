@@ -96,28 +96,24 @@ impl Handler<NodeWindow> for Orchestrator {
         let TaskRef {
             execution_id,
             task_id,
-        } = msg.window.task.clone();
+        } = msg.task;
         if !self.executions.contains_key(&execution_id) {
             tracing::warn!(execution = %execution_id, "window for an unknown execution");
             return;
         }
-        match msg.window.window.to_window() {
-            Ok(w) => {
-                if let Some(n) = self.nodes.get_mut(&msg.node_id) {
-                    super::planning::observe(&mut n.facts.record, &w);
-                }
-                let Some(e) = self.executions.get_mut(&execution_id) else {
-                    return;
-                };
-                if !e.add_window(task_id, &msg.node_id, w, msg.window.last) {
-                    tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "window for no task of the execution");
-                } else if e.phase.is_ended() {
-                    // A lost node came back after the end with what it had sent before.
-                    self.amend_report(&execution_id, ctx);
-                    return;
-                }
-            }
-            Err(why) => tracing::warn!(%why, "undecodable window"),
+        let w = msg.window;
+        if let Some(n) = self.nodes.get_mut(&msg.node_id) {
+            super::planning::observe(&mut n.facts.record, &w);
+        }
+        let Some(e) = self.executions.get_mut(&execution_id) else {
+            return;
+        };
+        if !e.add_window(task_id, &msg.node_id, w, msg.last) {
+            tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "window for no task of the execution");
+        } else if e.phase.is_ended() {
+            // A lost node came back after the end with what it had sent before.
+            self.amend_report(&execution_id, ctx);
+            return;
         }
         self.publish_seconds(&execution_id, ctx);
         self.check_done(&execution_id, ctx);
