@@ -262,6 +262,18 @@ pub struct RatePlan {
     pub segments: Vec<Segment>,
 }
 
+/// The accumulator of a task with this rate plan (`None`: a closed model, which plans no
+/// rate): each merged second shows what the plan asked of it.
+pub fn accumulator(shards: usize, rate: Option<RatePlan>) -> crate::stats::TaskAccumulator {
+    match rate {
+        Some(rate) => crate::stats::TaskAccumulator::new(
+            shards,
+            Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1))),
+        ),
+        None => crate::stats::TaskAccumulator::unplanned(shards),
+    }
+}
+
 impl RatePlan {
     pub fn from_profile(p: &LoadProfile) -> RatePlan {
         let total = p.duration;

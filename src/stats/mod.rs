@@ -425,15 +425,9 @@ impl TaskAccumulator {
         }
     }
 
-    /// For a task with this rate plan (`None`: a closed model, which plans no rate).
-    pub fn for_plan(shards: usize, rate: Option<crate::engine::schedule::RatePlan>) -> Self {
-        let per_second: Box<dyn Fn(u64) -> f64 + Send> = match rate {
-            Some(rate) => {
-                Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1)))
-            }
-            None => Box::new(|_| 0.0),
-        };
-        TaskAccumulator::new(shards, per_second)
+    /// For a task that plans no rate (a closed model, a scan).
+    pub fn unplanned(shards: usize) -> Self {
+        TaskAccumulator::new(shards, Box::new(|_| 0.0))
     }
 
     /// Adds one shard's window; `last` marks the shard's final window.

@@ -65,7 +65,7 @@ impl Work {
                 (
                     Work::Scan(work),
                     shares,
-                    TaskAccumulator::for_plan(n, None),
+                    TaskAccumulator::unplanned(n),
                     Vec::new(),
                 )
             }

@@ -203,7 +203,7 @@ impl NodeAgent {
             share,
             stop,
             merger: WindowMerger::new(1),
-            acc: TaskAccumulator::for_plan(1, None),
+            acc: TaskAccumulator::unplanned(1),
             dropped: false,
             awaiting_confirm: false,
             finished: None,
@@ -229,7 +229,7 @@ impl NodeAgent {
         let pool_id = self.next_local;
         self.next_local += 1;
         let open = load.model == crate::engine::schedule::Model::Open;
-        run.acc = TaskAccumulator::for_plan(1, open.then(|| load.rate_plan()));
+        run.acc = crate::engine::schedule::accumulator(1, open.then(|| load.rate_plan()));
         run.merger = WindowMerger::new(split.shards);
         run.pool_id = Some(pool_id);
         tracing::info!(task = %run.id, shards = split.shards, "task starting");
