@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The largest Poisson plan whose arrivals [`RatePlan::planned_requests`] counts one by one.
 pub const POISSON_COUNT_LIMIT: f64 = 20_000_000.0;
@@ -72,7 +72,7 @@ impl Segment {
 }
 
 /// How arrival times are spread under the planned rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrivals {
     #[default]
@@ -96,7 +96,7 @@ impl Arrivals {
 }
 
 /// Open model: arrivals at planned times. Closed model: users looping request → think time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Model {
     #[default]
@@ -120,15 +120,15 @@ impl Model {
 }
 
 /// One stage of an explicit `stages` profile.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
     pub duration: Duration,
     pub target_rps: f64,
 }
 
 /// A load shape with every option resolved to a value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "pattern", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Pattern {
     Constant,
     RampUp {
@@ -157,7 +157,7 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    /// Every pattern, as a plan names it (and as it is tagged when serialized).
+    /// Every pattern, as a plan names it (and as its variant is named when serialized).
     pub const NAMES: [&'static str; 8] = [
         "constant",
         "ramp_up",
@@ -246,7 +246,7 @@ impl Pattern {
 }
 
 /// Everything that decides a task's planned rate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadProfile {
     pub duration: Duration,
     pub base_rps: f64,

@@ -74,9 +74,9 @@ pub use crate::execution::TaskRef;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartTask {
     pub task: TaskRef,
-    /// The task as submitted (`{"type", "name", "parameters"}`, JSON); the node validates it
-    /// again against its own settings, allowlist included.
-    pub task_json: String,
+    /// The task as the orchestrator validated it; the node runs it as is, after checking its
+    /// targets against its own allowlist.
+    pub spec: crate::task::Task,
     /// When every node starts it, milliseconds since the Unix epoch (clocks are assumed in
     /// sync, as NTP keeps them).
     pub start_unix_ms: u64,
