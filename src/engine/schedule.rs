@@ -126,9 +126,11 @@ pub struct Stage {
     pub target_rps: f64,
 }
 
-/// A load shape with every option resolved to a value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A load shape with every option resolved to a value. In JSON it is tagged by its `pattern`
+/// name; on the cluster's wire (postcard, which cannot read a tag inside) it goes as
+/// [`WirePattern`] (see [`LoadProfile::pattern`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "pattern", rename_all = "snake_case")]
 pub enum Pattern {
     Constant,
     RampUp {
@@ -156,8 +158,59 @@ pub enum Pattern {
     },
 }
 
+/// [`Pattern`]'s form on the cluster's wire: the variant first, then its fields. The same
+/// variants (serde checks that they match).
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Pattern", rename_all = "snake_case")]
+enum WirePattern {
+    Constant,
+    RampUp {
+        ramp_duration: Duration,
+    },
+    RampDown {
+        ramp_duration: Duration,
+    },
+    Spike {
+        spike_at: Duration,
+        spike_duration: Duration,
+    },
+    Wave {
+        wave_period: Duration,
+    },
+    Random {
+        random_step: Duration,
+    },
+    Burst {
+        burst_interval: Duration,
+        burst_duration: Duration,
+    },
+    Stages {
+        stages: Vec<Stage>,
+    },
+}
+
+/// A profile's pattern: tagged in human-readable formats (JSON), as [`WirePattern`] in the
+/// others (postcard); it is read back only from the wire.
+mod pattern_form {
+    use serde::{Deserializer, Serialize, Serializer};
+
+    use super::{Pattern, WirePattern};
+
+    pub fn serialize<S: Serializer>(p: &Pattern, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            p.serialize(s)
+        } else {
+            WirePattern::serialize(p, s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pattern, D::Error> {
+        WirePattern::deserialize(d)
+    }
+}
+
 impl Pattern {
-    /// Every pattern, as a plan names it (and as its variant is named when serialized).
+    /// Every pattern, as a plan names it (and as it is tagged when serialized).
     pub const NAMES: [&'static str; 8] = [
         "constant",
         "ramp_up",
@@ -251,6 +304,7 @@ pub struct LoadProfile {
     pub duration: Duration,
     pub base_rps: f64,
     pub peak_rps: f64,
+    #[serde(with = "pattern_form")]
     pub pattern: Pattern,
     /// Seeds the `random` pattern and Poisson arrivals.
     pub seed: u64,

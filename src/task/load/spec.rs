@@ -22,9 +22,10 @@ use crate::validate::{FieldErrors, Keyword, Obj, join};
 /// The most pieces a rate plan may have (a wave has 32 per period, a burst 2 per interval).
 const MAX_RATE_PIECES: u128 = 200_000;
 
-/// A load task: the traffic the engine sends, and what the orchestrator does around it. It
-/// goes to the nodes as postcard (not self-describing): every field comes back, none skipped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A load task: the traffic the engine sends, and what the orchestrator does around it. In
+/// JSON, empty optional parts are left out; on the cluster's wire (postcard, not
+/// self-describing) every field goes, and comes back: [`WireLoadTask`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadTask {
     pub traffic: Traffic,
     /// What a cluster does when a node running the task is lost.
@@ -32,10 +33,52 @@ pub struct LoadTask {
     /// A `stress_test`: the stepped rate's spec and breaking conditions.
     pub stress: Option<crate::task::stress::StressSpec>,
     /// The task's type as submitted: `load_test`, `performance_test` or `stress_test`.
-    #[serde(with = "label")]
     pub label: Label,
     /// Pass/fail criteria over the task's merged figures (`performance_test` needs one).
     pub thresholds: Vec<Threshold>,
+}
+
+/// [`LoadTask`] in JSON (human-readable formats).
+#[derive(Serialize)]
+#[serde(remote = "LoadTask")]
+struct JsonLoadTask {
+    traffic: Traffic,
+    on_node_failure: OnNodeFailure,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stress: Option<crate::task::stress::StressSpec>,
+    #[serde(skip)]
+    label: Label,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    thresholds: Vec<Threshold>,
+}
+
+/// [`LoadTask`] on the cluster's wire: every field, in order.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "LoadTask")]
+struct WireLoadTask {
+    traffic: Traffic,
+    on_node_failure: OnNodeFailure,
+    stress: Option<crate::task::stress::StressSpec>,
+    #[serde(with = "label")]
+    label: Label,
+    thresholds: Vec<Threshold>,
+}
+
+impl Serialize for LoadTask {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            JsonLoadTask::serialize(self, s)
+        } else {
+            WireLoadTask::serialize(self, s)
+        }
+    }
+}
+
+/// Read back only from the wire.
+impl<'de> Deserialize<'de> for LoadTask {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LoadTask, D::Error> {
+        WireLoadTask::deserialize(d)
+    }
 }
 
 /// A load task's type, as submitted (one of [`LABELS`]). A name for `&'static str`: serde
