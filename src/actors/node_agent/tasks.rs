@@ -56,7 +56,7 @@ pub(super) struct Running {
 }
 
 impl NodeAgent {
-    /// The running tasks (not those being validated).
+    /// The running tasks (not those whose targets are being checked).
     pub(super) fn running(&self) -> impl Iterator<Item = (&TaskRef, &Running)> {
         self.tasks.iter().filter_map(|(k, t)| match t {
             NodeTask::Running(r) => Some((k, &**r)),
@@ -102,7 +102,7 @@ impl NodeAgent {
         // loop, which also carries the heartbeats.
         let allowlist = self.settings.load_generation.allowed_targets.clone();
         let spec = st.spec.clone();
-        let validated = async move {
+        let allowed = async move {
             actix_rt::task::spawn_blocking(move || spec.check_allowed(&allowlist).map(|()| spec))
                 .await
                 .map_err(|e| format!("the allowlist check did not finish: {e}"))?
@@ -112,7 +112,7 @@ impl NodeAgent {
             reshared: None,
         };
         self.tasks.insert(st.task.clone(), starting);
-        ctx.spawn(validated.into_actor(self).map(move |res, act, ctx| {
+        ctx.spawn(allowed.into_actor(self).map(move |res, act, ctx| {
             let (stopped, reshared) = match act.tasks.remove(&st.task) {
                 Some(NodeTask::Starting { stopped, reshared }) => (stopped, reshared),
                 _ => (false, None),
