@@ -284,3 +284,39 @@ fn a_cut_link_resumes_its_session() {
     );
     assert_eq!(v["windows_duplicate"].as_u64(), Some(0), "{v}");
 }
+
+/// A node checks every task it is given against its OWN allowlist (the orchestrator's is
+/// wider): it refuses the task, the execution fails naming the node and the allowlist, and the
+/// target receives nothing. Both kinds of targets: a load test's and a scan's.
+#[test]
+fn a_node_refuses_a_task_its_own_allowlist_refuses() {
+    let t = target();
+    let mut c = Cluster::empty();
+    let url = c.orchestrator.url("");
+    c.add_node_with(
+        "narrow",
+        &url,
+        &[
+            ("MCP_LOAD_GENERATION_ALLOWED_TARGETS", "127.0.0.2"),
+            ("MCP_NODE_CAPABILITIES", "http_load,security_testing"),
+        ],
+    );
+    c.wait_connected(1);
+    let scan = json!({"name": "scan", "tasks": [{"type": "security_test", "parameters": {
+        "target": format!("http://{}/", t.addr),
+        "endpoints": [{"path": "/search", "params": ["q"]}],
+        "timeout": "2s"}}]});
+    for body in [load_body(t.addr, 50, 4, json!({})), scan] {
+        let id = c.submit(&body);
+        let view = c.wait_done(&id, Duration::from_secs(30));
+        assert_eq!(view["state"], "failed", "{view}");
+        let reason = view["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("node narrow refused task 0")
+                && reason.contains(&t.addr.ip().to_string())
+                && reason.contains("allowed_targets"),
+            "{reason}"
+        );
+    }
+    assert_eq!(t.stats.view().total, 0, "a refused task reached the target");
+}

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The largest Poisson plan whose arrivals [`RatePlan::planned_requests`] counts one by one.
 pub const POISSON_COUNT_LIMIT: f64 = 20_000_000.0;
@@ -72,7 +72,7 @@ impl Segment {
 }
 
 /// How arrival times are spread under the planned rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrivals {
     #[default]
@@ -96,7 +96,7 @@ impl Arrivals {
 }
 
 /// Open model: arrivals at planned times. Closed model: users looping request → think time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Model {
     #[default]
@@ -120,13 +120,15 @@ impl Model {
 }
 
 /// One stage of an explicit `stages` profile.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
     pub duration: Duration,
     pub target_rps: f64,
 }
 
-/// A load shape with every option resolved to a value.
+/// A load shape with every option resolved to a value. In JSON it is tagged by its `pattern`
+/// name; on the cluster's wire (postcard, which cannot read a tag inside) it goes as
+/// [`WirePattern`] (see [`LoadProfile::pattern`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "pattern", rename_all = "snake_case")]
 pub enum Pattern {
@@ -154,6 +156,57 @@ pub enum Pattern {
     Stages {
         stages: Vec<Stage>,
     },
+}
+
+/// [`Pattern`]'s form on the cluster's wire: the variant first, then its fields. The same
+/// variants (serde checks that they match).
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Pattern", rename_all = "snake_case")]
+enum WirePattern {
+    Constant,
+    RampUp {
+        ramp_duration: Duration,
+    },
+    RampDown {
+        ramp_duration: Duration,
+    },
+    Spike {
+        spike_at: Duration,
+        spike_duration: Duration,
+    },
+    Wave {
+        wave_period: Duration,
+    },
+    Random {
+        random_step: Duration,
+    },
+    Burst {
+        burst_interval: Duration,
+        burst_duration: Duration,
+    },
+    Stages {
+        stages: Vec<Stage>,
+    },
+}
+
+/// A profile's pattern: tagged in human-readable formats (JSON), as [`WirePattern`] in the
+/// others (postcard); it is read back only from the wire.
+mod pattern_form {
+    use serde::{Deserializer, Serialize, Serializer};
+
+    use super::{Pattern, WirePattern};
+
+    pub fn serialize<S: Serializer>(p: &Pattern, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            p.serialize(s)
+        } else {
+            WirePattern::serialize(p, s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pattern, D::Error> {
+        WirePattern::deserialize(d)
+    }
 }
 
 impl Pattern {
@@ -246,11 +299,12 @@ impl Pattern {
 }
 
 /// Everything that decides a task's planned rate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadProfile {
     pub duration: Duration,
     pub base_rps: f64,
     pub peak_rps: f64,
+    #[serde(with = "pattern_form")]
     pub pattern: Pattern,
     /// Seeds the `random` pattern and Poisson arrivals.
     pub seed: u64,

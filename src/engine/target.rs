@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::engine::schedule::{Arrivals, LoadProfile, Model, RatePlan};
 
 /// One endpoint of a load task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
     pub url: Url,
     pub method: String,
@@ -24,7 +24,7 @@ pub struct Target {
 }
 
 /// Which status codes count as success.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpectedStatus {
     /// 200..=399, the default.
@@ -42,7 +42,7 @@ impl ExpectedStatus {
 }
 
 /// The traffic of a load task: its targets and when requests go to them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Traffic {
     pub targets: Vec<Target>,
     pub profile: LoadProfile,

@@ -79,18 +79,6 @@ impl State {
     }
 }
 
-/// Each task of a submitted execution body, as the JSON its nodes are given.
-pub fn task_jsons(request_json: &str) -> Vec<String> {
-    serde_json::from_str::<serde_json::Value>(request_json)
-        .ok()
-        .and_then(|doc| {
-            doc["tasks"]
-                .as_array()
-                .map(|ts| ts.iter().map(|t| t.to_string()).collect())
-        })
-        .unwrap_or_default()
-}
-
 /// What is stored of a plan once it starts, so a restarted orchestrator can go on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredPlan {
@@ -216,15 +204,14 @@ impl Execution {
     }
 
     /// Splits every task equally over `nodes` and starts it at `start_unix_ms`.
-    pub fn plan_over(&mut self, nodes: &[String], start_unix_ms: u64, task_jsons: Vec<String>) {
+    pub fn plan_over(&mut self, nodes: &[String], start_unix_ms: u64) {
         self.started_at_ms = Some(start_unix_ms);
         self.planned_at = Some(std::time::Instant::now());
         self.tasks = self
             .plan
             .tasks
             .iter()
-            .zip(task_jsons)
-            .map(|(t, json)| ExecTask::new(t.name.clone(), &t.kind, json, nodes))
+            .map(|t| ExecTask::new(t.name.clone(), &t.kind, nodes))
             .collect();
     }
 
@@ -245,7 +232,7 @@ impl Execution {
 
     /// Rebuilds the tasks of a stored plan (after a restart). Replay the stored windows with
     /// [`Execution::add_window`], then call [`Execution::settle_losses`].
-    pub fn restore(&mut self, stored: StoredPlan, task_jsons: Vec<String>) {
+    pub fn restore(&mut self, stored: StoredPlan) {
         // Every node of the execution: a scan task may use only the first few.
         let nodes = stored
             .tasks
@@ -253,7 +240,7 @@ impl Execution {
             .max_by_key(|t| t.shares.nodes.len())
             .map(|t| t.shares.nodes.clone())
             .unwrap_or_default();
-        self.plan_over(&nodes, stored.start_unix_ms, task_jsons);
+        self.plan_over(&nodes, stored.start_unix_ms);
         for (task, st) in self.tasks.iter_mut().zip(stored.tasks) {
             task.shares = st.shares;
             for (slot, lost) in st.lost.into_iter().enumerate() {

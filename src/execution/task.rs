@@ -15,8 +15,6 @@ use crate::task::work::{Loss, Slots, Work};
 pub struct ExecTask {
     pub name: String,
     pub work: Work,
-    /// The task as submitted, sent to the nodes as is.
-    pub task_json: String,
     pub shares: ShareTable,
     pub lost: Vec<bool>,
     /// Per slot: the epoch a lost node was fenced at.
@@ -32,13 +30,12 @@ pub struct ExecTask {
 
 impl ExecTask {
     /// A task of `kind` over `nodes` (a scan may use only the first few).
-    pub fn new(name: String, kind: &TaskKind, task_json: String, nodes: &[String]) -> ExecTask {
+    pub fn new(name: String, kind: &TaskKind, nodes: &[String]) -> ExecTask {
         let (work, shares, acc, watches) = Work::plan(kind, nodes);
         let n = shares.nodes.len();
         ExecTask {
             name,
             work,
-            task_json,
             lost: vec![false; n],
             lost_epoch: vec![0; n],
             reported_sent: vec![0; n],

@@ -33,7 +33,7 @@ fn execution(policy: &str, model: &str) -> Execution {
     let mut e = Execution::pending(&record, plan);
     e.phase = Phase::Running;
     let nodes: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-    e.plan_over(&nodes, 1000, vec!["{}".into()]);
+    e.plan_over(&nodes, 1000);
     e
 }
 
@@ -56,7 +56,7 @@ fn a_lost_node_is_reshared_then_done() {
     // The stored plan restores the loss.
     let stored = e.stored_plan();
     let mut again = execution("rebalance", "open");
-    again.restore(stored, vec!["{}".into()]);
+    again.restore(stored);
     assert!(again.tasks[0].lost[1]);
     // Every window b recorded counts: the one of its old epoch and the one it sent after
     // it came back (the in-flight requests of before the fence, finishing).
@@ -84,7 +84,7 @@ fn a_scan_task_ends_when_every_slice_is_in_or_lost() {
     let mut e = execution("rebalance", "open");
     e.plan = plan;
     let nodes: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-    e.plan_over(&nodes, 1000, vec!["{}".into()]);
+    e.plan_over(&nodes, 1000);
     // Three endpoints: three nodes at most.
     assert_eq!(e.tasks[0].shares.nodes, ["a", "b", "c"]);
     assert!(e.duration() > Duration::ZERO);

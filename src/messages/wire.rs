@@ -74,9 +74,9 @@ pub use crate::execution::TaskRef;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartTask {
     pub task: TaskRef,
-    /// The task as submitted (`{"type", "name", "parameters"}`, JSON); the node validates it
-    /// again against its own settings, allowlist included.
-    pub task_json: String,
+    /// The task as the orchestrator validated it; the node runs it as is, after checking its
+    /// targets against its own allowlist.
+    pub spec: crate::task::Task,
     /// When every node starts it, milliseconds since the Unix epoch (clocks are assumed in
     /// sync, as NTP keeps them).
     pub start_unix_ms: u64,
@@ -147,6 +147,65 @@ mod tests {
             "compressed window is {} bytes",
             bytes.len()
         );
+    }
+
+    /// Every kind of task comes back from its postcard frame as it was validated, every field
+    /// (a performance test's thresholds, a stress test's steps, a scan's endpoints) and the
+    /// type it was submitted as included.
+    #[test]
+    fn typed_tasks_round_trip_through_a_start_frame() {
+        use serde_json::json;
+        let target = json!([{"url": "http://127.0.0.1:9/a", "method": "POST", "body": "{}",
+                              "headers": {"x-k": "v"}, "expected_status": [201]}]);
+        let doc = json!({"name": "every kind", "tasks": [
+            {"type": "load_test", "name": "load", "parameters": {
+                "targets": target, "pattern": "burst", "base_rps": 5, "peak_rps": 40,
+                "duration": "20s", "burst_interval": "4s", "burst_duration": "1s",
+                "arrivals": "poisson", "on_node_failure": "tolerate"}},
+            {"type": "stress_test", "name": "stress", "parameters": {
+                "targets": ["http://127.0.0.1:9/"], "start_rps": 100, "step_rps": 50,
+                "step_duration": "2s", "max_rps": 300, "break_on": {"p99_ms": 250}}},
+            {"type": "performance_test", "name": "perf", "parameters": {
+                "targets": ["http://localhost:9/"], "duration": "3s", "base_rps": 50,
+                "thresholds": ["p99_ms < 1000", "achieved_rps >= 0.95 * planned"]}},
+            {"type": "security_test", "name": "scan", "parameters": {
+                "target": "http://127.0.0.1:9/",
+                "endpoints": [{"path": "/search", "params": ["q"]},
+                              {"path": "/t", "method": "POST", "params": [{"name": "id", "value": "7"}]}],
+                "scan_types": ["xss", "csrf"], "depth": "deep", "timeout": "2s"}},
+        ]});
+        let plan =
+            crate::task::validate(&doc, &crate::settings::Settings::defaults().load_generation)
+                .expect("a valid plan");
+        let labels: Vec<&str> = plan
+            .tasks
+            .iter()
+            .map(|t| t.kind.load().map_or("security_test", |l| l.label))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "load_test",
+                "stress_test",
+                "performance_test",
+                "security_test"
+            ]
+        );
+        for (i, task) in plan.tasks.iter().enumerate() {
+            let start = StartTask {
+                task: TaskRef {
+                    execution_id: "e".into(),
+                    task_id: i as u32,
+                },
+                spec: task.clone(),
+                start_unix_ms: 1_000,
+                shares: ShareTable::equal(vec!["a".into(), "b".into()]),
+            };
+            let msg = OrchMsg::Start(Box::new(start));
+            let bytes = encode(&msg, 1 << 20).unwrap();
+            let back: OrchMsg = decode(&bytes, 1 << 20).unwrap();
+            assert_eq!(back, msg, "task {} ({})", task.name, labels[i]);
+        }
     }
 
     /// The stored form reads like the message it came in: the same bytes as

@@ -11,10 +11,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use crate::allowlist::Allowlist;
 use crate::plan::{self, Plan, PlanError};
 use crate::settings::LoadSettings;
 use crate::validate::{FieldErrors, Keyword, Obj, join};
@@ -30,23 +31,44 @@ use load::LoadTask;
 /// A validated test plan: the plan header over this crate's tasks.
 pub type TestPlan = Plan<Task>;
 
-/// One task of a plan.
-#[derive(Debug, Clone, Serialize)]
+/// One task of a plan, validated once on the orchestrator and sent to its nodes as is (in
+/// postcard, which is not self-describing: no flattened, tagged or skipped fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     pub name: String,
-    #[serde(flatten)]
     pub kind: TaskKind,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", content = "parameters", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TaskKind {
     /// `load_test`, `performance_test` and `stress_test`: traffic at a rate or from users.
     LoadTest(LoadTask),
     SecurityTest(security::ScanSpec),
 }
 
+impl Task {
+    /// Checks the task's targets against `allowlist` (a node's own: the task was validated
+    /// against the orchestrator's), resolving names with the system resolver where only an
+    /// address pattern could allow them (blocking). The sender checks again at connect time.
+    pub fn check_allowed(&self, allowlist: &Allowlist) -> Result<(), String> {
+        for url in self.kind.targets() {
+            allowlist
+                .check_blocking(url)
+                .map_err(|why| format!("target {url}: {why}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl TaskKind {
+    /// Every URL the task sends to (a scan: its target, under which it probes).
+    pub fn targets(&self) -> Vec<&Url> {
+        match self {
+            TaskKind::LoadTest(load) => load.targets.iter().map(|t| &t.url).collect(),
+            TaskKind::SecurityTest(spec) => vec![&spec.target],
+        }
+    }
+
     /// The load task, for the kinds that run as one.
     pub fn load(&self) -> Option<&LoadTask> {
         match self {
@@ -108,8 +130,8 @@ pub fn read_file(path: &Path, settings: &LoadSettings) -> Result<(Value, TestPla
     plan::read_file(path, settings, read_task)
 }
 
-/// Validates one task (`{"type", "name", "parameters"}`) on its own, as a node does with
-/// the tasks it is given; errors are named under `tasks[index]`.
+/// Validates one task (`{"type", "name", "parameters"}`) on its own, as a node does with a
+/// task posted to its REST API; errors are named under `tasks[index]`.
 pub fn validate_task(v: &Value, index: usize, settings: &LoadSettings) -> Result<Task, PlanError> {
     let mut errors = FieldErrors::default();
     let task = read_task(v, &format!("tasks[{index}]"), index, settings, &mut errors);

@@ -1,11 +1,18 @@
-//! What a task of a running execution does on the orchestrator's side, by kind: the one enum
-//! of the kinds there, each arm calling into its kind's folder (`load/exec.rs`,
-//! `security/exec.rs`). The execution (`crate::execution`) holds one per task and asks it
-//! whatever depends on the kind.
+//! What a task does, by kind, on both sides of the cluster, each arm calling into its kind's
+//! folder. On the orchestrator's side, [`Work`] (`load/exec.rs`, `security/exec.rs`): the
+//! execution (`crate::execution`) holds one per task and asks it whatever depends on the kind.
+//! On a node, [`Work::on_node`] (`load/node.rs`, `security/node.rs`) turns the task into a
+//! [`NodeRun`], a mechanism the node agent runs without knowing the kinds.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::engine::share::ShareTable;
+use futures_util::future::LocalBoxFuture;
+use tokio::sync::watch;
+
+use crate::allowlist::Allowlist;
+use crate::engine::schedule::RatePlan;
+use crate::engine::share::{NodeShare, ShareTable, UserSplit};
+use crate::engine::target::Traffic;
 use crate::stats::TaskAccumulator;
 use crate::stats::report::TaskInfo;
 use crate::stats::watch::Watch;
@@ -34,6 +41,35 @@ pub enum Loss {
     Reshared,
     /// The execution fails, with the reason.
     Fail(String),
+}
+
+/// What a node knows of itself when it starts its part of a task.
+pub struct NodeCtx<'a> {
+    /// The task's id in the node's REST API (for the logs).
+    pub id: &'a str,
+    pub node_id: &'a str,
+    /// The node's share of the task in a cluster; `None` standalone (the node's REST API).
+    pub share: Option<&'a NodeShare>,
+    /// The worker pool's workers.
+    pub workers: usize,
+    /// The node's own allowlist (its own settings, checked again after DNS at connect time).
+    pub allowlist: &'a Allowlist,
+    /// The largest frame the link carries.
+    pub max_frame: usize,
+}
+
+/// How a node runs its part of a task: the mechanisms the node agent knows.
+pub enum NodeRun {
+    /// Traffic for the worker pool, split into shards; its windows merge into the task's
+    /// figures, accounted against `rate_plan` (open model).
+    Pool {
+        traffic: Traffic,
+        split: UserSplit,
+        rate_plan: Option<RatePlan>,
+    },
+    /// A job on the agent's arbiter (it ends early when told to stop); its result, JSON within
+    /// the frame cap, goes to the orchestrator once, which hands it to the task's [`Work`].
+    Job(LocalBoxFuture<'static, String>),
 }
 
 /// The per-slot facts of a task that go into its report.
@@ -68,6 +104,21 @@ impl Work {
                     TaskAccumulator::unplanned(n),
                     Vec::new(),
                 )
+            }
+        }
+    }
+
+    /// How a node runs its part of a task, from `start` until done or `stop`.
+    pub fn on_node(
+        kind: TaskKind,
+        ctx: &NodeCtx,
+        start: Instant,
+        stop: watch::Receiver<bool>,
+    ) -> NodeRun {
+        match kind {
+            TaskKind::LoadTest(load) => crate::task::load::node::run(load, ctx),
+            TaskKind::SecurityTest(spec) => {
+                crate::task::security::node::run(spec, ctx, start, stop)
             }
         }
     }

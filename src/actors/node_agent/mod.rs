@@ -2,8 +2,11 @@
 //! holds the session, the connection and the pump between them (see `hub::link`); the agent
 //! owns the lease, the reconnection with backoff, and the tasks: one [`NodeTask`] per
 //! [`TaskRef`], with its share, its stop switch and the merging of its workers' windows into
-//! one window per second, sent exactly-once. Hands the shards to the `WorkerPool`. Adds each
-//! merged window and each health report to the node's `/metrics` series. Takes:
+//! one window per second, sent exactly-once. A task comes typed (the orchestrator validated it);
+//! the agent checks its targets against the node's own allowlist, then runs what the task's
+//! kind makes of it (`task::work::Work::on_node`): shards for the `WorkerPool`, or a job whose
+//! result goes up once. It knows no task kind. Adds each merged window and each health report
+//! to the node's `/metrics` series. Takes:
 //! `WindowReport` (from the workers), `NodeHealthSampled`, `UseOrchestrator` (from the node's
 //! relay), `StartLocal`, `StopTask`, `GetNodeStatus` (from the node's REST API), `Leave` (the
 //! process's shutdown: stop the tasks, say goodbye, close the link, reconnect no more).
@@ -141,7 +144,8 @@ pub struct NodeAgent {
     pool: Addr<WorkerPool>,
     workers: usize,
     tasks: HashMap<TaskRef, NodeTask>,
-    /// The next local task's number (and worker pool number).
+    /// The next task's number: every task started takes one (a local task's id is `local-N`;
+    /// a worker-pool task's windows come back under it).
     next_local: usize,
     /// The next finished task's place ([`Running::finished`]).
     next_finished: u64,

@@ -1,6 +1,7 @@
 //! The tasks of a `NodeAgent`: one [`NodeTask`] per [`TaskRef`], from the start message (or
-//! the node's REST API) through validation, the worker pool or the scan, the merging of the
-//! workers' windows, to the finished tasks the node keeps for its REST API.
+//! the node's REST API) through the node's own allowlist check, the worker pool or a job (what
+//! the task's kind makes of it: [`Work::on_node`]), the merging of the workers' windows, to the
+//! finished tasks the node keeps for its REST API. Nothing here knows the task kinds.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,13 +11,13 @@ use actix::prelude::*;
 use tokio::sync::watch;
 
 use super::{GetNodeStatus, NodeAgent, NodeStatus, StartLocal, StopTask, TaskStatus};
-use crate::engine::share::{NodeShare, ShareTable, UserSplit};
+use crate::engine::share::{NodeShare, ShareTable};
 use crate::engine::workers::WindowReport;
 use crate::hub::Delivery;
 use crate::messages::load::StartTask as PoolStart;
 use crate::messages::wire::{NodeMsg, ScanSlice, StartTask, TaskRef};
 use crate::stats::{TaskAccumulator, WindowMerger};
-use crate::task::{self, TaskKind};
+use crate::task::{self, work::NodeCtx, work::NodeRun, work::Work};
 
 /// Finished tasks a node keeps (with their figures) for its REST API.
 pub(super) const FINISHED_KEPT: usize = 64;
@@ -25,8 +26,8 @@ pub(super) const FINISHED_KEPT: usize = 64;
 /// no longer among the newest [`FINISHED_KEPT`]). A task started through the node's REST API
 /// has no execution: its ref is `("", N)`, its id `local-N`.
 pub(super) enum NodeTask {
-    /// Being validated: `stopped` once a stop came meanwhile, `reshared` the new shares that
-    /// came meanwhile.
+    /// Its targets being checked against the node's allowlist: `stopped` once a stop came
+    /// meanwhile, `reshared` the new shares that came meanwhile.
     Starting {
         stopped: bool,
         reshared: Option<ShareTable>,
@@ -54,33 +55,8 @@ pub(super) struct Running {
     pub(super) finished: Option<u64>,
 }
 
-/// A scan report as JSON within the frame cap: when too big (thousands of findings), the
-/// least severe findings are dropped, and a note says how many.
-fn fit_report(report: &mut crate::task::security::ScanReport, cap: usize) -> String {
-    // Room for the frame around it (task ref, sequence numbers, the enum tags).
-    let room = cap.saturating_sub(4096);
-    let mut dropped = 0;
-    loop {
-        let json = serde_json::to_string(&*report).unwrap_or_else(|_| "{}".into());
-        if json.len() <= room || report.findings.is_empty() {
-            return json;
-        }
-        let cut = report.findings.len().div_ceil(10);
-        report.findings.truncate(report.findings.len() - cut);
-        if dropped == 0 {
-            report.notes.push(String::new());
-        }
-        dropped += cut;
-        if let Some(note) = report.notes.last_mut() {
-            *note = format!(
-                "{dropped} least severe findings dropped: the report exceeded the frame cap"
-            );
-        }
-    }
-}
-
 impl NodeAgent {
-    /// The running tasks (not those being validated).
+    /// The running tasks (not those whose targets are being checked).
     pub(super) fn running(&self) -> impl Iterator<Item = (&TaskRef, &Running)> {
         self.tasks.iter().filter_map(|(k, t)| match t {
             NodeTask::Running(r) => Some((k, &**r)),
@@ -121,25 +97,22 @@ impl NodeAgent {
         let Some(slot) = st.shares.slot(&self.node_id) else {
             return self.reject(st.task, "this node has no share of the task".into());
         };
-        // Validation may resolve host names (the allowlist): off this event loop, which
-        // also carries the heartbeats.
-        let settings = self.settings.load_generation.clone();
-        let (json, index) = (st.task_json.clone(), st.task.task_id as usize);
-        let validated = async move {
-            actix_rt::task::spawn_blocking(move || {
-                let doc: serde_json::Value =
-                    serde_json::from_str(&json).map_err(|e| format!("task is not JSON: {e}"))?;
-                task::validate_task(&doc, index, &settings).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| format!("validation did not finish: {e}"))?
+        // The orchestrator validated the task against its settings; the node checks only its
+        // targets against its own allowlist. That may resolve host names: off this event
+        // loop, which also carries the heartbeats.
+        let allowlist = self.settings.load_generation.allowed_targets.clone();
+        let spec = st.spec.clone();
+        let allowed = async move {
+            actix_rt::task::spawn_blocking(move || spec.check_allowed(&allowlist).map(|()| spec))
+                .await
+                .map_err(|e| format!("the allowlist check did not finish: {e}"))?
         };
         let starting = NodeTask::Starting {
             stopped: false,
             reshared: None,
         };
         self.tasks.insert(st.task.clone(), starting);
-        ctx.spawn(validated.into_actor(self).map(move |res, act, ctx| {
+        ctx.spawn(allowed.into_actor(self).map(move |res, act, ctx| {
             let (stopped, reshared) = match act.tasks.remove(&st.task) {
                 Some(NodeTask::Starting { stopped, reshared }) => (stopped, reshared),
                 _ => (false, None),
@@ -162,7 +135,7 @@ impl NodeAgent {
         self.link.flush();
     }
 
-    /// Starts a validated task at the execution's common start.
+    /// Starts a task its node allows at the execution's common start.
     fn begin(
         &mut self,
         st: StartTask,
@@ -185,7 +158,8 @@ impl NodeAgent {
         self.launch(st.task, id, task, start, Some(Arc::new(share)), ctx);
     }
 
-    /// Starts a task: a load task on the worker pool, a scan on this arbiter.
+    /// Starts a task by what its kind makes of it: traffic for the worker pool, or a job on
+    /// this arbiter. Every task takes a number (a pool task's windows come back under it).
     fn launch(
         &mut self,
         key: TaskRef,
@@ -196,7 +170,19 @@ impl NodeAgent {
         ctx: &mut Context<Self>,
     ) {
         let (stop, stop_rx) = watch::channel(false);
-        let mut run = Running {
+        let number = self.next_local;
+        self.next_local += 1;
+        let load_settings = &self.settings.load_generation;
+        let node = NodeCtx {
+            id: &id,
+            node_id: &self.node_id,
+            share: share.as_deref(),
+            workers: self.workers,
+            allowlist: &load_settings.allowed_targets,
+            max_frame: self.link.timers().max_frame,
+        };
+        let run = Work::on_node(task.kind, &node, start, stop_rx.clone());
+        let mut running = Running {
             id,
             name: task.name,
             pool_id: None,
@@ -208,107 +194,51 @@ impl NodeAgent {
             awaiting_confirm: false,
             finished: None,
         };
-        match task.kind {
-            TaskKind::LoadTest(load) => self.launch_load(&mut run, load, start, stop_rx),
-            TaskKind::SecurityTest(spec) => {
-                self.launch_scan(key.clone(), &run, spec, start, stop_rx, ctx)
+        match run {
+            NodeRun::Pool {
+                traffic,
+                split,
+                rate_plan,
+            } => {
+                running.acc = crate::engine::schedule::accumulator(1, rate_plan);
+                running.merger = WindowMerger::new(split.shards);
+                running.pool_id = Some(number);
+                tracing::info!(task = %running.id, shards = split.shards, "task starting");
+                self.pool.do_send(PoolStart {
+                    task_id: number,
+                    task: Arc::new(traffic),
+                    split,
+                    start,
+                    drain: load_settings.drain_timeout,
+                    allowlist: load_settings.allowed_targets.clone(),
+                    pool_size: load_settings.connection_pool_size as usize,
+                    sink: self.sink(),
+                    stop: stop_rx,
+                    share: running.share.clone(),
+                });
+            }
+            NodeRun::Job(job) => {
+                let key = key.clone();
+                ctx.spawn(
+                    job.into_actor(self)
+                        .map(move |result, act, _| act.job_finished(&key, result)),
+                );
             }
         }
-        self.tasks.insert(key, NodeTask::Running(Box::new(run)));
+        self.tasks.insert(key, NodeTask::Running(Box::new(running)));
     }
 
-    /// Hands a load task to the worker pool.
-    fn launch_load(
-        &mut self,
-        run: &mut Running,
-        load: task::load::LoadTask,
-        start: Instant,
-        stop: watch::Receiver<bool>,
-    ) {
-        let split = UserSplit::new(load.concurrent_users, run.share.as_deref(), self.workers);
-        let pool_id = self.next_local;
-        self.next_local += 1;
-        let open = load.model == crate::engine::schedule::Model::Open;
-        run.acc = crate::engine::schedule::accumulator(1, open.then(|| load.rate_plan()));
-        run.merger = WindowMerger::new(split.shards);
-        run.pool_id = Some(pool_id);
-        tracing::info!(task = %run.id, shards = split.shards, "task starting");
-        let load_settings = &self.settings.load_generation;
-        self.pool.do_send(PoolStart {
-            task_id: pool_id,
-            task: Arc::new(load.traffic),
-            split,
-            start,
-            drain: load_settings.drain_timeout,
-            allowlist: load_settings.allowed_targets.clone(),
-            pool_size: load_settings.connection_pool_size as usize,
-            sink: self.sink(),
-            stop,
-            share: run.share.clone(),
-        });
-    }
-
-    /// Runs a scan (this node's slice of it) on the agent's own arbiter, where its `awc`
-    /// client lives, with the node's own allowlist; its report goes to the orchestrator once.
-    /// A scan paces itself (`rate_limit_rps`) and does not pause with the lease.
-    fn launch_scan(
-        &mut self,
-        key: TaskRef,
-        run: &Running,
-        spec: crate::task::security::ScanSpec,
-        start: Instant,
-        mut stop: watch::Receiver<bool>,
-        ctx: &mut Context<Self>,
-    ) {
-        let spec = match &run.share {
-            Some(s) => {
-                let n = s.table().nodes.len();
-                crate::task::security::distribute::slice(&spec, usize::from(s.slot), n)
-            }
-            None => spec,
-        };
-        tracing::info!(task = %run.id, endpoints = spec.endpoints.len(), "scan starting");
-        let allowlist = self.settings.load_generation.allowed_targets.clone();
-        let scan = async move {
-            tokio::select! {
-                r = async {
-                    actix_rt::time::sleep_until(start.into()).await;
-                    crate::task::security::scan::scan(&spec, &allowlist).await
-                } => Some(r),
-                _ = stop.wait_for(|stopped| *stopped) => None,
-            }
-        };
-        ctx.spawn(
-            scan.into_actor(self)
-                .map(move |res, act, _| act.scan_finished(&key, res)),
-        );
-    }
-
-    /// A scan ended (`None`: stopped first): the task is done; its report goes up.
-    pub(super) fn scan_finished(
-        &mut self,
-        key: &TaskRef,
-        res: Option<crate::task::security::ScanReport>,
-    ) {
-        let mut report = res.unwrap_or_else(|| crate::task::security::ScanReport {
-            notes: vec![format!(
-                "node {}: stopped before its slice was scanned",
-                self.node_id
-            )],
-            ..Default::default()
-        });
+    /// A job ended (it was stopped, or done): the task is done; its result goes up once.
+    pub(super) fn job_finished(&mut self, key: &TaskRef, result: String) {
         let Some(NodeTask::Running(t)) = self.tasks.get_mut(key) else {
             return;
         };
         t.finished = Some(self.next_finished);
         self.next_finished += 1;
-        let send = t.share.is_some() && !t.dropped;
-        tracing::info!(task = %t.id, findings = report.findings.len(), "scan finished on this node");
-        if send {
-            let report_json = fit_report(&mut report, self.link.timers().max_frame);
+        if t.share.is_some() && !t.dropped {
             let slice = ScanSlice {
                 task: key.clone(),
-                report_json,
+                report_json: result,
             };
             self.link
                 .queue(NodeMsg::ScanDone(Box::new(slice)), Delivery::ExactlyOnce);
@@ -400,10 +330,9 @@ impl Handler<StartLocal> for NodeAgent {
             }
             fields
         })?;
-        // A load task takes this number in the worker pool too (`launch_load`).
+        // `launch` takes this number (a pool task's windows come back under it).
         let n = self.next_local;
         let id = format!("local-{n}");
-        self.next_local += usize::from(matches!(task.kind, TaskKind::SecurityTest(_)));
         let key = TaskRef {
             execution_id: String::new(),
             task_id: n as u32,

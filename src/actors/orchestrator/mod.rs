@@ -25,7 +25,7 @@ use crate::actors::registry::Registry;
 use crate::actors::store::Store;
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::clock::unix_ms;
-use crate::execution::{Execution, Halt, LossOutcome, Phase, State, StoredPlan, task_jsons};
+use crate::execution::{Execution, Halt, LossOutcome, Phase, State, StoredPlan};
 use crate::hub::LinkTimers;
 use crate::messages::cluster::{
     BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
@@ -548,7 +548,7 @@ impl Orchestrator {
             // Running, or cancelled while its nodes were still stopping: gather the windows
             // again and end it (a cancelled one ends cancelled, with its report).
             (State::Running | State::Cancelled, Some(stored)) => {
-                e.restore(stored, task_jsons(&r.request_json));
+                e.restore(stored);
                 e.phase = if state == State::Cancelled {
                     Phase::Stopping(Halt::Cancelled { at_ms: None })
                 } else {

@@ -12,7 +12,7 @@ use actix::prelude::*;
 use super::{LAST_WINDOW_GRACE, Orchestrator, START_DELAY};
 use crate::clock::unix_ms;
 use crate::execution::admission::{self, NodeChoice};
-use crate::execution::{Phase, Reservation, State, task_jsons};
+use crate::execution::{Phase, Reservation, State};
 use crate::messages::cluster::GetNodeStates;
 use crate::messages::resources::{Allocate, AllocationEvent, Deallocate, SetNodeCapacity};
 use crate::messages::wire::{OrchMsg, StartTask};
@@ -362,9 +362,8 @@ impl Orchestrator {
         let Some(e) = self.executions.get_mut(id) else {
             return;
         };
-        let task_jsons = task_jsons(&e.request_json);
         let start = start.unwrap_or_else(|| unix_ms() + START_DELAY.as_millis() as u64);
-        e.plan_over(nodes, start, task_jsons);
+        e.plan_over(nodes, start);
         let lead = Duration::from_millis(start.saturating_sub(unix_ms()));
         let watchdog = e.duration()
             + e.slack()
@@ -381,7 +380,7 @@ impl Orchestrator {
             .flat_map(|(i, t)| {
                 let start = StartTask {
                     task: e.task_ref(i as u32),
-                    task_json: t.task_json.clone(),
+                    spec: e.plan.tasks[i].clone(),
                     start_unix_ms: start,
                     shares: t.shares.clone(),
                 };

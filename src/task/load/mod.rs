@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod mcp;
+pub mod node;
 pub mod report;
 pub mod spec;
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::schedule::{Arrivals, LoadProfile, Model, Pattern, RatePlan, Stage};
@@ -22,22 +22,88 @@ use crate::validate::{FieldErrors, Keyword, Obj, join};
 /// The most pieces a rate plan may have (a wave has 32 per period, a burst 2 per interval).
 const MAX_RATE_PIECES: u128 = 200_000;
 
-/// A load task: the traffic the engine sends, and what the orchestrator does around it.
-#[derive(Debug, Clone, Serialize)]
+/// A load task: the traffic the engine sends, and what the orchestrator does around it. In
+/// JSON, empty optional parts are left out; on the cluster's wire (postcard, not
+/// self-describing) every field goes, and comes back: [`WireLoadTask`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadTask {
     pub traffic: Traffic,
     /// What a cluster does when a node running the task is lost.
     pub on_node_failure: OnNodeFailure,
     /// A `stress_test`: the stepped rate's spec and breaking conditions.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stress: Option<crate::task::stress::StressSpec>,
     /// The task's type as submitted: `load_test`, `performance_test` or `stress_test`.
-    #[serde(skip)]
-    pub label: &'static str,
+    pub label: Label,
     /// Pass/fail criteria over the task's merged figures (`performance_test` needs one).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Threshold>,
 }
+
+/// [`LoadTask`] in JSON (human-readable formats).
+#[derive(Serialize)]
+#[serde(remote = "LoadTask")]
+struct JsonLoadTask {
+    traffic: Traffic,
+    on_node_failure: OnNodeFailure,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stress: Option<crate::task::stress::StressSpec>,
+    #[serde(skip)]
+    label: Label,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    thresholds: Vec<Threshold>,
+}
+
+/// [`LoadTask`] on the cluster's wire: every field, in order.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "LoadTask")]
+struct WireLoadTask {
+    traffic: Traffic,
+    on_node_failure: OnNodeFailure,
+    stress: Option<crate::task::stress::StressSpec>,
+    #[serde(with = "label")]
+    label: Label,
+    thresholds: Vec<Threshold>,
+}
+
+impl Serialize for LoadTask {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            JsonLoadTask::serialize(self, s)
+        } else {
+            WireLoadTask::serialize(self, s)
+        }
+    }
+}
+
+/// Read back only from the wire.
+impl<'de> Deserialize<'de> for LoadTask {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LoadTask, D::Error> {
+        WireLoadTask::deserialize(d)
+    }
+}
+
+/// A load task's type, as submitted (one of [`LABELS`]). A name for `&'static str`: serde
+/// would borrow a field of that type from its input, which a task read off a frame outlives.
+pub type Label = &'static str;
+
+/// A task type's name as serialized: read back as the one of [`LABELS`] it is.
+mod label {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(label: &super::Label, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(label)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<super::Label, D::Error> {
+        let name = String::deserialize(d)?;
+        super::LABELS
+            .into_iter()
+            .find(|l| *l == name)
+            .ok_or_else(|| D::Error::custom(format!("unknown load task type {name:?}")))
+    }
+}
+
+/// The types a [`LoadTask`] may have been submitted as.
+pub const LABELS: [&str; 3] = ["load_test", "performance_test", "stress_test"];
 
 /// A load task reads as its traffic (`task.targets`, `task.model`, `task.rate_plan()`), and
 /// goes to the engine as it.
@@ -50,7 +116,7 @@ impl Deref for LoadTask {
 
 /// A lost node's share: re-split over the others (the global rate holds), left unsent (the
 /// run goes on, degraded), or the end of the execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OnNodeFailure {
     #[default]

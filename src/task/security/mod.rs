@@ -19,6 +19,7 @@ pub mod distribute;
 pub mod exec;
 pub mod headers;
 pub mod mcp;
+pub mod node;
 pub mod redirect;
 pub mod report;
 pub mod scan;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::settings::LoadSettings;
@@ -17,7 +17,7 @@ pub const MAX_STEPS: usize = 1000;
 const RISE: Duration = Duration::from_millis(1);
 
 /// The stepped rate and the breaking conditions of a stress test.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StressSpec {
     pub start_rps: f64,
     pub step_rps: f64,
@@ -30,7 +30,7 @@ pub struct StressSpec {
 }
 
 /// The conditions under which a step is not sustainable.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BreakOn {
     /// Errors over completed requests, above which a second is bad.
     pub error_rate: f64,
