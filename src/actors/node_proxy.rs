@@ -19,12 +19,12 @@ use crate::hub::handshake::{Hello, Welcome};
 use crate::hub::link::{Event, LinkActor, LinkTimers, Silence, bad_frame_code, run_timers};
 use crate::hub::{Delivered, Delivery};
 use crate::messages::cluster::{
-    Deliver, ForgetNode, GetNodeView, NodeFailed, NodeHealth, NodeLeft, NodeLinkDown, NodeProgress,
-    NodeRejected, NodeRunning, NodeScan, NodeUp, NodeView, NodeWindow, TakeConn,
+    Deliver, ForgetNode, GetNodeView, NodeFailed, NodeHealth, NodeJobDone, NodeLeft, NodeLinkDown,
+    NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeView, NodeWindow, TakeConn,
 };
 use crate::messages::store::{BumpNodeEpoch, GetNodeEpoch, PutWindow, SetNodeTaskSent, UpsertNode};
 use crate::messages::wire::{
-    NodeFrame, NodeMsg, OrchFrame, OrchLink, OrchMsg, ScanSlice, TaskProgress, TaskRef,
+    JobResult, NodeFrame, NodeMsg, OrchFrame, OrchLink, OrchMsg, TaskProgress, TaskRef,
     stored_window,
 };
 use crate::stats::Window;
@@ -244,7 +244,7 @@ impl NodeProxy {
                 };
                 self.orchestrator.do_send(msg);
             }
-            NodeMsg::ScanDone(slice) => self.on_scan_done(*slice),
+            NodeMsg::JobDone(done) => self.on_job_done(*done),
             NodeMsg::Health(report) => {
                 let report = *report;
                 self.orchestrator.do_send(NodeHealth { node_id, report });
@@ -288,23 +288,12 @@ impl NodeProxy {
         );
     }
 
-    fn on_scan_done(&mut self, slice: ScanSlice) {
-        // An unreadable report still ends the node's slice (with a note), rather than leave
-        // the execution waiting for it.
-        let report = serde_json::from_str(&slice.report_json).unwrap_or_else(|e| {
-            tracing::warn!(node = %self.node_id, error = %e, "unreadable scan report");
-            crate::task::security::ScanReport {
-                notes: vec![format!(
-                    "node {}: unreadable scan report: {e}",
-                    self.node_id
-                )],
-                ..Default::default()
-            }
-        });
-        self.orchestrator.do_send(NodeScan {
+    /// A job's result goes to the orchestrator as the node sent it: the task's kind reads it.
+    fn on_job_done(&mut self, done: JobResult) {
+        self.orchestrator.do_send(NodeJobDone {
             node_id: self.node_id.clone(),
-            task: slice.task,
-            report,
+            task: done.task,
+            result_json: done.result_json,
         });
     }
 

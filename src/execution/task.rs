@@ -6,7 +6,6 @@ use crate::stats::TaskAccumulator;
 use crate::stats::report::TaskInfo;
 use crate::stats::watch::Watch;
 use crate::task::TaskKind;
-use crate::task::security::ScanReport;
 use crate::task::work::{Loss, Slots, Work};
 
 /// One task of a running execution. A scan task keeps an accumulator too (it receives no
@@ -51,21 +50,19 @@ impl ExecTask {
         self.work.section(&self.shares.nodes, self.acc.timeline())
     }
 
-    /// A scan task's merged report: every slice in so far, the lost ones marked.
-    pub fn scan_report(&self) -> Option<ScanReport> {
-        self.work.scan_report(&self.shares.nodes)
-    }
-
-    /// Takes a node's slice report; `false` when the task is no scan, the node has no slot,
-    /// was lost, or already sent it (a resent report counts once).
-    pub fn add_scan_slice(&mut self, node: &str, report: ScanReport) -> bool {
+    /// Takes a node's job result (JSON, read by the task's kind); `false` when the task does
+    /// not run as a job, the node has no slot, was lost, or already sent it (a resent result
+    /// counts once).
+    pub fn add_result(&mut self, node: &str, json: &str) -> bool {
         let Some(slot) = self.shares.slot(node).map(usize::from) else {
             return false;
         };
-        let sent = report.requests_sent;
-        if self.lost[slot] || !self.work.add_scan_slice(slot, report) {
+        if self.lost[slot] {
             return false;
         }
+        let Some(sent) = self.work.add_result(slot, node, json) else {
+            return false;
+        };
         self.reported_sent[slot] = sent;
         self.acc.finish(slot);
         true

@@ -88,23 +88,18 @@ fn a_scan_task_ends_when_every_slice_is_in_or_lost() {
     // Three endpoints: three nodes at most.
     assert_eq!(e.tasks[0].shares.nodes, ["a", "b", "c"]);
     assert!(e.duration() > Duration::ZERO);
-    let slice = ScanReport {
+    let slice = serde_json::to_string(&ScanReport {
         requests_sent: 4,
         ..ScanReport::default()
-    };
-    assert!(e.tasks[0].add_scan_slice("a", slice.clone()));
-    assert!(
-        !e.tasks[0].add_scan_slice("a", slice.clone()),
-        "counted twice"
-    );
-    assert!(
-        !e.tasks[0].add_scan_slice("d", slice.clone()),
-        "d has no slice"
-    );
+    })
+    .unwrap();
+    assert!(e.tasks[0].add_result("a", &slice));
+    assert!(!e.tasks[0].add_result("a", &slice), "counted twice");
+    assert!(!e.tasks[0].add_result("d", &slice), "d has no slice");
     assert_eq!(e.lose_node("b", 2000, 1), LossOutcome::Tolerated);
     assert!(!e.all_done());
-    assert!(!e.tasks[0].add_scan_slice("b", slice.clone()), "b was lost");
-    assert!(e.tasks[0].add_scan_slice("c", slice));
+    assert!(!e.tasks[0].add_result("b", &slice), "b was lost");
+    assert!(e.tasks[0].add_result("c", &slice));
     assert!(e.all_done());
     assert_eq!(e.final_state(&e.report()).0, State::CompletedDegraded);
     let report = e.report();

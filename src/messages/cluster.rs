@@ -128,13 +128,14 @@ pub struct NodeRejected {
     pub reason: String,
 }
 
-/// From a proxy: a node's slice of a scan task, done.
+/// From a proxy: a node's part of a task run as a job, done, with its result as the node
+/// sent it (JSON, read by the task's kind).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct NodeScan {
+pub struct NodeJobDone {
     pub node_id: String,
     pub task: TaskRef,
-    pub report: crate::task::security::ScanReport,
+    pub result_json: String,
 }
 
 /// From a proxy: the node's link closed; it may resume within the death timeout.

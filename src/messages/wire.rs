@@ -40,9 +40,9 @@ pub enum NodeMsg {
     /// Every `health_monitoring.check_interval` and after joining (fire-and-forget: the next
     /// one follows): the node's sample, checks, score, alerts and capacity.
     Health(Box<crate::health::HealthReport>),
-    /// A `security_test` slice finished on this node (exactly-once, like a last window).
-    /// Added in protocol version 3.
-    ScanDone(Box<ScanSlice>),
+    /// A task that runs as a job (a `security_test` slice) finished on this node, with its
+    /// result (exactly-once, like a last window). Added in protocol version 3 (as `ScanDone`).
+    JobDone(Box<JobResult>),
     /// The node is leaving (it was stopped, e.g. SIGTERM): it sends nothing more and will
     /// not resume this session; the orchestrator shows it `left` instead of waiting for it
     /// to fail. Fire-and-forget: a goodbye lost with the link is a failure, as before.
@@ -91,12 +91,13 @@ pub struct TaskProgress {
     pub paused: u64,
 }
 
-/// One node's slice of a scan, done. The report travels as JSON: its serde form skips empty
-/// optional fields, which postcard (not self-describing) could not read back.
+/// One node's part of a task run as a job, done. The result travels as JSON, which the
+/// task's kind reads on the orchestrator (a scan's report skips empty optional fields, which
+/// postcard, not self-describing, could not read back).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScanSlice {
+pub struct JobResult {
     pub task: TaskRef,
-    pub report_json: String,
+    pub result_json: String,
 }
 
 /// A node's window as the store keeps it: the same fields as [`NodeMsg::Window`], so a

@@ -17,7 +17,6 @@ use crate::stats::TaskAccumulator;
 use crate::stats::report::TaskInfo;
 use crate::stats::watch::Watch;
 use crate::task::TaskKind;
-use crate::task::security::ScanReport;
 
 use crate::task::load::exec as load;
 
@@ -172,19 +171,13 @@ impl Work {
         }
     }
 
-    /// A scan's merged report over `nodes`: every slice in so far, the lost ones marked.
-    pub fn scan_report(&self, nodes: &[String]) -> Option<ScanReport> {
+    /// Takes the result of the job `slot` (on `node`) ran, as the node sent it (a
+    /// [`NodeRun::Job`]'s JSON), each kind reading its own: the requests the node sent, or
+    /// `None` for a kind that runs no job, or a result already in.
+    pub fn add_result(&mut self, slot: usize, node: &str, json: &str) -> Option<u64> {
         match self {
-            Work::Scan(s) => Some(s.report(nodes)),
+            Work::Scan(s) => s.add_result(slot, node, json),
             Work::Load(_) => None,
-        }
-    }
-
-    /// Takes a scan's slice of `slot`; `false` for a load task, or a slice already in.
-    pub fn add_scan_slice(&mut self, slot: usize, report: ScanReport) -> bool {
-        match self {
-            Work::Scan(s) => s.add_slice(slot, report),
-            Work::Load(_) => false,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::engine::share::{NodeShare, ShareTable};
 use crate::engine::workers::WindowReport;
 use crate::hub::Delivery;
 use crate::messages::load::StartTask as PoolStart;
-use crate::messages::wire::{NodeMsg, ScanSlice, StartTask, TaskRef};
+use crate::messages::wire::{JobResult, NodeMsg, StartTask, TaskRef};
 use crate::stats::{TaskAccumulator, WindowMerger};
 use crate::task::{self, work::NodeCtx, work::NodeRun, work::Work};
 
@@ -236,12 +236,12 @@ impl NodeAgent {
         t.finished = Some(self.next_finished);
         self.next_finished += 1;
         if t.share.is_some() && !t.dropped {
-            let slice = ScanSlice {
+            let done = JobResult {
                 task: key.clone(),
-                report_json: result,
+                result_json: result,
             };
             self.link
-                .queue(NodeMsg::ScanDone(Box::new(slice)), Delivery::ExactlyOnce);
+                .queue(NodeMsg::JobDone(Box::new(done)), Delivery::ExactlyOnce);
         }
         self.trim_finished();
         self.link.flush();

@@ -10,7 +10,7 @@
 //!   `GetNodeStates`;
 //! - from the REST API's cluster endpoint (`nodes.rs`): `Attach`, a node's new connection;
 //! - from the proxies (`nodes.rs`): `NodeUp`, `NodeLinkDown`, `NodeWindow`, `NodeHealth`,
-//!   `NodeProgress`, `NodeRunning`, `NodeScan`, `NodeRejected`, `NodeFailed`, `NodeLeft`,
+//!   `NodeProgress`, `NodeRunning`, `NodeJobDone`, `NodeRejected`, `NodeFailed`, `NodeLeft`,
 //!   `ForgetNode`;
 //! - from the resource pool (`planning.rs`): `AllocationEvent`.
 

@@ -8,8 +8,8 @@ use crate::actors::node_proxy::StopProxy;
 use crate::discovery::{ServiceInstance, ServiceType, Source};
 use crate::health::Status;
 use crate::messages::cluster::{
-    Attach, ForgetNode, ForgetRefused, NodeFailed, NodeHealth, NodeLeft, NodeLinkDown,
-    NodeProgress, NodeRejected, NodeRunning, NodeScan, NodeUp, NodeWindow, TakeConn,
+    Attach, ForgetNode, ForgetRefused, NodeFailed, NodeHealth, NodeJobDone, NodeLeft, NodeLinkDown,
+    NodeProgress, NodeRejected, NodeRunning, NodeUp, NodeWindow, TakeConn,
 };
 use crate::messages::discovery::{ForgetService, RegisterService};
 use crate::messages::events::EventKind;
@@ -235,27 +235,26 @@ impl Handler<NodeRunning> for Orchestrator {
     }
 }
 
-impl Handler<NodeScan> for Orchestrator {
+impl Handler<NodeJobDone> for Orchestrator {
     type Result = ();
 
-    fn handle(&mut self, msg: NodeScan, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: NodeJobDone, ctx: &mut Context<Self>) {
         let TaskRef {
             execution_id,
             task_id,
         } = msg.task;
         let Some(e) = self.executions.get_mut(&execution_id) else {
-            tracing::warn!(execution = %execution_id, "scan report for an unknown execution");
+            tracing::warn!(execution = %execution_id, "job result for an unknown execution");
             return;
         };
-        let findings = msg.report.findings.len();
         let taken = e
             .tasks
             .get_mut(task_id as usize)
-            .is_some_and(|t| t.add_scan_slice(&msg.node_id, msg.report));
+            .is_some_and(|t| t.add_result(&msg.node_id, &msg.result_json));
         if taken {
-            tracing::info!(execution = %execution_id, task = task_id, node = %msg.node_id, findings, "scan slice in");
+            tracing::info!(execution = %execution_id, task = task_id, node = %msg.node_id, "job result in");
         } else {
-            tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "scan report for no open slice; ignored");
+            tracing::warn!(execution = %execution_id, task = task_id, node = %msg.node_id, "job result for no open slot; ignored");
         }
         self.check_done(&execution_id, ctx);
     }

@@ -44,13 +44,24 @@ impl ScanWork {
         distribute::merge(&self.spec, nodes, &self.slices)
     }
 
-    /// Takes the slice of `slot`; `false` when it already came (a resent report counts once).
-    pub fn add_slice(&mut self, slot: usize, report: ScanReport) -> bool {
+    /// Takes the slice report of `slot` (on `node`) as the node sent it (JSON): the requests
+    /// it sent, or `None` when it already came (a resent report counts once). An unreadable
+    /// report still ends the node's slice (with a note), rather than leave the execution
+    /// waiting for it.
+    pub fn add_result(&mut self, slot: usize, node: &str, json: &str) -> Option<u64> {
         if self.slices[slot].is_some() {
-            return false;
+            return None;
         }
+        let report = serde_json::from_str(json).unwrap_or_else(|e| {
+            tracing::warn!(node, error = %e, "unreadable scan report");
+            ScanReport {
+                notes: vec![format!("node {node}: unreadable scan report: {e}")],
+                ..Default::default()
+            }
+        });
+        let sent = report.requests_sent;
         self.slices[slot] = Some(report);
-        true
+        Some(sent)
     }
 
     /// Its facts for the report.
