@@ -330,7 +330,75 @@ pub struct NodeApi;
 
 fn document(mut doc: utoipa::openapi::OpenApi) -> String {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc.to_json().expect("an OpenAPI document serializes")
+    let mut doc = serde_json::to_value(&doc).expect("an OpenAPI document serializes");
+    name_task_report(&mut doc);
+    doc.to_string()
+}
+
+/// A report's task is generic over its kind's section (`stats::report::TaskReport<S>`), and
+/// utoipa names a generic component after its argument: `TaskReport_TaskSection`, an `allOf`
+/// of the section's fields and the task's. The document keeps the one object the API has
+/// always described: `TaskReport`, the task's fields with the section's where they stood.
+fn name_task_report(doc: &mut serde_json::Value) {
+    use serde_json::{Map, Value};
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let Some(generic) = schemas
+        .keys()
+        .find(|k| k.starts_with("TaskReport_"))
+        .cloned()
+    else {
+        return;
+    };
+    let merged = match &schemas[&generic]["allOf"] {
+        Value::Array(parts) if parts.len() == 2 => {
+            let (section, task) = (&parts[0]["properties"], &parts[1]);
+            let mut object = task.clone();
+            let mut properties = Map::new();
+            let section = section.as_object().cloned().unwrap_or_default();
+            for (k, v) in task["properties"].as_object().into_iter().flatten() {
+                properties.insert(k.clone(), v.clone());
+                // Where each kind's field always stood; a new kind's goes after `timeline`.
+                for (field, schema) in &section {
+                    let after = match field.as_str() {
+                        "security" => "thresholds",
+                        _ => "timeline",
+                    };
+                    if k == after {
+                        properties.insert(field.clone(), schema.clone());
+                    }
+                }
+            }
+            object["properties"] = Value::Object(properties);
+            object
+        }
+        _ => return,
+    };
+    let renamed: Map<String, Value> = std::mem::take(schemas)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == generic {
+                ("TaskReport".to_string(), merged.clone())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    *schemas = renamed;
+    let from = format!("#/components/schemas/{generic}");
+    fn retarget(v: &mut Value, from: &str) {
+        match v {
+            Value::String(s) if s == from => *s = "#/components/schemas/TaskReport".into(),
+            Value::Array(items) => items.iter_mut().for_each(|i| retarget(i, from)),
+            Value::Object(map) => map.values_mut().for_each(|i| retarget(i, from)),
+            _ => {}
+        }
+    }
+    retarget(doc, &from);
 }
 
 /// The orchestrator's document, as served.
@@ -396,6 +464,30 @@ mod tests {
 
     fn parse(doc: &str) -> Value {
         serde_json::from_str(doc).expect("the document is JSON")
+    }
+
+    /// The report's task is one object named `TaskReport`, as the API always described it,
+    /// with each kind's field where it stood, although the type is generic over its section.
+    #[test]
+    fn a_reports_task_is_one_object_named_task_report() {
+        let doc = parse(&orchestrator());
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        assert!(!schemas.keys().any(|k| k.starts_with("TaskReport_")));
+        let task = &schemas["TaskReport"];
+        assert!(task.get("allOf").is_none(), "{task}");
+        let names: Vec<&str> = task["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let at = |n: &str| names.iter().position(|k| *k == n).unwrap();
+        assert_eq!(at("stress"), at("timeline") + 1);
+        assert_eq!(at("security"), at("thresholds") + 1);
+        assert_eq!(
+            doc["components"]["schemas"]["Report"]["properties"]["tasks"]["items"]["$ref"],
+            "#/components/schemas/TaskReport"
+        );
     }
 
     /// `{name}` segments as `{}`: `/executions/{id}` and `/executions/{a}` are one route.
