@@ -21,6 +21,74 @@ pub struct Target {
     pub expected_status: ExpectedStatus,
     pub expected_response_time: Option<Duration>,
     pub follow_redirects: bool,
+    /// How an `https` URL is secured (the task's `tls`, overridden key by key by the
+    /// target's); unused for `http`.
+    pub tls: Tls,
+    /// `http_version`: the task's, or the target's own.
+    pub http_version: HttpVersion,
+}
+
+/// A PEM file named in a plan, read when the plan is read, so a node needs no files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pem {
+    /// The path as the plan gave it, for messages and reports.
+    pub path: String,
+    /// The file's contents.
+    pub pem: String,
+}
+
+/// `tls: {ca, insecure, cert, key, server_name}` of a task or a target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tls {
+    /// Roots trusted beside the system's.
+    pub ca: Option<Pem>,
+    /// `insecure: true`: no verification of the server's certificate (the report says so).
+    pub insecure: bool,
+    /// A client certificate chain and its key, for mutual TLS.
+    pub identity: Option<Identity>,
+    /// The name sent in SNI and verified, instead of the URL's host.
+    pub server_name: Option<String>,
+}
+
+/// A client certificate chain and its private key (mTLS). The key is sent to the nodes on
+/// the cluster's wire and never shown in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub cert: Pem,
+    pub key: Pem,
+}
+
+/// `http_version`: which HTTP a target is spoken to in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpVersion {
+    /// HTTP/2 when the server offers it by ALPN over TLS; HTTP/1.1 in clear.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "1.1")]
+    Http1,
+    /// Over TLS by ALPN; in clear, h2c with prior knowledge.
+    #[serde(rename = "2")]
+    Http2,
+}
+
+impl HttpVersion {
+    pub const NAMES: [&'static str; 3] = ["auto", "1.1", "2"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpVersion::Auto => "auto",
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HttpVersion> {
+        HttpVersion::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| [HttpVersion::Auto, HttpVersion::Http1, HttpVersion::Http2][i])
+    }
 }
 
 /// Which status codes count as success.
@@ -51,6 +119,9 @@ pub struct Traffic {
     /// Open model: the cap on requests in flight. Closed model: the number of users.
     pub concurrent_users: u32,
     pub think_time: Duration,
+    /// `connections`: the sockets a node opens to the targets at most (HTTP/2 multiplexes
+    /// streams over them); `None` lets the engine choose (one per user for HTTP/1.1).
+    pub connections: Option<u32>,
 }
 
 impl Traffic {

@@ -8,7 +8,7 @@ use url::Url;
 
 use super::within_task_timeout;
 use crate::allowlist::Allowlist;
-use crate::engine::target::{ExpectedStatus, Target};
+use crate::engine::target::{ExpectedStatus, HttpVersion, Target, Tls};
 use crate::settings::LoadSettings;
 use crate::validate::{FieldErrors, Obj, describe, join, kind, read_list};
 
@@ -100,6 +100,8 @@ fn read_target(
         expected_status: expected_status?,
         expected_response_time,
         follow_redirects,
+        tls: Tls::default(),
+        http_version: HttpVersion::default(),
     })
 }
 

@@ -216,6 +216,7 @@ pub fn read_load_task(
         model,
         concurrent_users,
         think_time,
+        connections: None,
     };
     Some(LoadTask {
         traffic,
