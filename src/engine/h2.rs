@@ -232,9 +232,8 @@ fn before_send(e: &h2::Error) -> H2Error {
 /// Classifies an error met on an open stream. h2 hands a stream the remote GOAWAY only when
 /// the stream's id is above the GOAWAY's last stream id, i.e. the server never processed it.
 fn on_stream(e: &h2::Error, part: &str) -> H2Error {
-    if e.is_reset() && e.reason() == Some(Reason::REFUSED_STREAM) {
-        H2Error::Refused
-    } else if e.is_go_away() && e.is_remote() {
+    let refused = e.is_reset() && e.reason() == Some(Reason::REFUSED_STREAM);
+    if refused || (e.is_go_away() && e.is_remote()) {
         H2Error::Refused
     } else if e.is_reset() {
         H2Error::Body(format!("{part}: {e}"))
