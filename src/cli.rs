@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Parser, Subcommand};
 
-use crate::http::target::{TargetStats, server};
+use crate::http::target::{TargetStats, Transport, server};
 use crate::run::{Progress, run_plan};
 use crate::settings::{Settings, SettingsError};
 use crate::task::{self, TestPlan};
@@ -314,7 +314,7 @@ impl TargetGuard {
         let thread_stats = stats.clone();
         let thread = std::thread::spawn(move || {
             actix::System::new().block_on(async move {
-                match server(listener, workers, thread_stats) {
+                match server(listener, workers, thread_stats, &Transport::default()) {
                     Ok(srv) => {
                         let _ = tx.send(Ok(srv.handle()));
                         let _ = srv.await;
@@ -382,7 +382,7 @@ fn target(args: TargetArgs) -> anyhow::Result<()> {
     eprintln!("mcpt target listening on http://{addr} ({workers} workers)");
     actix::System::new().block_on(async move {
         crate::http::limits::spawn_memory_trim();
-        let srv = server(listener, workers, Arc::new(TargetStats::default()))?;
+        let srv = server(listener, workers, Arc::new(TargetStats::default()), &Transport::default())?;
         let handle = srv.handle();
         actix_rt::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
