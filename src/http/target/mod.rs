@@ -8,6 +8,10 @@
 //! - `/echo`: answers with the request body and content type
 //! - `/bytes?n=N`: N bytes (at most 100 MiB)
 //! - `/redirect?to=URL`: a 302 to URL (not decoded: pass a path or a plain URL)
+//!
+//! It speaks HTTP/1.1, and HTTP/2 when asked (h2c with prior knowledge in clear, ALPN over
+//! TLS); TLS with a generated or given certificate, and mTLS (`tls.rs`). `/stats` counts per
+//! path, second, node, protocol and TLS version (`stats.rs`).
 
 mod stats;
 mod tls;
@@ -271,8 +275,9 @@ fn tls_server(
     actix_tls::accept::max_concurrent_tls_connect(BACKLOG as usize);
     let Tuning { data, bodies, .. } = tuning;
     let factory = move || {
-        let app = actix_service::IntoServiceFactory::into_factory(app(data.clone(), bodies.clone()))
-            .map_err(|e| e.error_response());
+        let app =
+            actix_service::IntoServiceFactory::into_factory(app(data.clone(), bodies.clone()))
+                .map_err(|e| e.error_response());
         let http = actix_http::HttpService::build()
             .keep_alive(KEEP_ALIVE)
             .client_request_timeout(tuning.header_timeout)
@@ -368,10 +373,14 @@ mod tests {
         assert_eq!(view.paths["/status"], 2);
         assert_eq!(view.paths["other"], 1);
         assert_eq!(view.per_second.iter().sum::<u64>(), 9);
+        assert_eq!(view.protocols["h1"], 9);
+        assert_eq!(view.protocols["h2"], 0);
+        assert_eq!(view.tls_versions.values().sum::<u64>(), 0);
         let resp =
             test::call_service(&app, test::TestRequest::delete().uri("/stats").to_request()).await;
         assert_eq!(resp.status(), 204);
         assert_eq!(stats.view().total, 0);
         assert!(stats.view().per_second.is_empty());
+        assert_eq!(stats.view().protocols["h1"], 0);
     }
 }

@@ -143,7 +143,9 @@ impl TargetStats {
     pub fn reset(&self) {
         self.first.store(0, Relaxed);
         let counters = self.per_path.iter().chain(self.per_second.iter());
-        let counters = counters.chain(&self.per_protocol).chain(&self.per_tls_version);
+        let counters = counters
+            .chain(&self.per_protocol)
+            .chain(&self.per_tls_version);
         for n in counters {
             n.store(0, Relaxed);
         }

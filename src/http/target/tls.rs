@@ -111,7 +111,9 @@ type Chain = Vec<CertificateDer<'static>>;
 
 /// A fresh CA and a leaf it signs for the loopback names and `extra_names`: the leaf's chain,
 /// the leaf's key and the CA certificate's PEM.
-fn generate(extra_names: &[String]) -> Result<(Chain, PrivateKeyDer<'static>, String), rcgen::Error> {
+fn generate(
+    extra_names: &[String],
+) -> Result<(Chain, PrivateKeyDer<'static>, String), rcgen::Error> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
@@ -131,7 +133,8 @@ fn generate(extra_names: &[String]) -> Result<(Chain, PrivateKeyDer<'static>, St
         .chain(extra_names.iter().cloned())
         .collect();
     let mut leaf = CertificateParams::new(names)?;
-    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
     leaf.use_authority_key_identifier_extension = true;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
