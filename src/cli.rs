@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Parser, Subcommand};
 
-use crate::http::target::{TargetStats, server};
+use crate::http::target::{CertSource, TargetStats, TlsOptions, Transport, server, server_tls};
 use crate::run::{Progress, run_plan};
 use crate::settings::{Settings, SettingsError};
 use crate::task::{self, TestPlan};
@@ -127,6 +127,7 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("tls_mode").args(["tls", "tls_cert"]).multiple(true))]
 pub struct TargetArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -135,13 +136,67 @@ pub struct TargetArgs {
     /// Server threads; 0 means one per available core.
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Serve HTTPS with a certificate made at start: a fresh CA signs a leaf for localhost,
+    /// 127.0.0.1, ::1 and the --tls-name names.
+    #[arg(long)]
+    pub tls: bool,
+    /// Write the generated CA's certificate (PEM) to this file, for clients to trust.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "tls",
+        conflicts_with = "tls_cert"
+    )]
+    pub tls_ca_out: Option<PathBuf>,
+    /// Another name (DNS name or IP address) for the generated certificate; repeatable.
+    #[arg(
+        long = "tls-name",
+        value_name = "NAME",
+        requires = "tls",
+        conflicts_with = "tls_cert"
+    )]
+    pub tls_names: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM) instead of a generated one.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTP/2 beside HTTP/1.1: offered by ALPN over TLS, with prior knowledge (h2c) in
+    /// clear.
+    #[arg(long)]
+    pub h2: bool,
+    /// Demand a client certificate signed by a CA of this PEM file (mTLS); needs TLS.
+    #[arg(long, value_name = "CA_PATH", requires = "tls_mode")]
+    pub require_client_cert: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    /// The TLS the flags ask for, if any.
+    fn tls_options(&self) -> Option<TlsOptions> {
+        let cert = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ if self.tls => CertSource::Generated {
+                extra_names: self.tls_names.clone(),
+            },
+            _ => return None,
+        };
+        Some(TlsOptions {
+            cert,
+            client_ca: self.require_client_cert.clone(),
+            h2: self.h2,
+        })
+    }
 }
 
 /// Runs the parsed command; the binary turns the code into the process's exit status.
 pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Target(args) => target(args).map(|()| ExitCode::SUCCESS),
+        Command::Target(args) => target(args),
         Command::Orchestrator(args) => serve(args, false),
         Command::Node(args) => node(args),
         Command::Up(args) => serve(args, true),
@@ -306,15 +361,24 @@ pub struct TargetGuard {
 }
 
 impl TargetGuard {
-    /// Starts a target on `listener` in a thread of its own.
+    /// Starts a plain HTTP/1.1 target on `listener` in a thread of its own.
     pub fn start(listener: TcpListener, workers: usize) -> anyhow::Result<TargetGuard> {
+        TargetGuard::start_with(listener, workers, Transport::default())
+    }
+
+    /// Starts a target speaking `transport` on `listener` in a thread of its own.
+    pub fn start_with(
+        listener: TcpListener,
+        workers: usize,
+        transport: Transport,
+    ) -> anyhow::Result<TargetGuard> {
         let addr = listener.local_addr()?;
         let stats = Arc::new(TargetStats::default());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread_stats = stats.clone();
         let thread = std::thread::spawn(move || {
             actix::System::new().block_on(async move {
-                match server(listener, workers, thread_stats) {
+                match server(listener, workers, thread_stats, &transport) {
                     Ok(srv) => {
                         let _ = tx.send(Ok(srv.handle()));
                         let _ = srv.await;
@@ -368,9 +432,45 @@ fn start_target_for(plan: &TestPlan) -> anyhow::Result<TargetGuard> {
     Ok(guard)
 }
 
-fn target(args: TargetArgs) -> anyhow::Result<()> {
+/// The target's transport from its flags, and what to say about it beside the listening line;
+/// a bad certificate file or an unwritable --tls-ca-out is an error for exit code 2.
+fn target_transport(args: &TargetArgs) -> anyhow::Result<(Transport, String)> {
+    let Some(options) = args.tls_options() else {
+        let protocols = if args.h2 {
+            "HTTP/1.1 and h2c"
+        } else {
+            "HTTP/1.1"
+        };
+        return Ok((Transport::Clear { h2: args.h2 }, protocols.to_string()));
+    };
+    let tls = server_tls(&options)?;
+    let mut about = if args.h2 {
+        "HTTP/1.1 and h2 by ALPN"
+    } else {
+        "HTTP/1.1"
+    }
+    .to_string();
+    if let (Some(path), Some(pem)) = (&args.tls_ca_out, &tls.ca_pem) {
+        std::fs::write(path, pem)
+            .with_context(|| format!("--tls-ca-out {}: cannot write the CA", path.display()))?;
+        about += &format!(", CA certificate in {}", path.display());
+    }
+    if let Some(ca) = &options.client_ca {
+        about += &format!(", client certificates signed by {}", ca.display());
+    }
+    Ok((Transport::Tls(tls.config), about))
+}
+
+fn target(args: TargetArgs) -> anyhow::Result<ExitCode> {
     init_tracing(tracing::Level::INFO, false);
     raise_fd_limit();
+    let (transport, about) = match target_transport(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
@@ -379,10 +479,19 @@ fn target(args: TargetArgs) -> anyhow::Result<()> {
     } else {
         args.workers
     };
-    eprintln!("mcpt target listening on http://{addr} ({workers} workers)");
+    let scheme = match transport {
+        Transport::Tls(_) => "https",
+        Transport::Clear { .. } => "http",
+    };
+    eprintln!("mcpt target listening on {scheme}://{addr} ({workers} workers, {about})");
     actix::System::new().block_on(async move {
         crate::http::limits::spawn_memory_trim();
-        let srv = server(listener, workers, Arc::new(TargetStats::default()))?;
+        let srv = server(
+            listener,
+            workers,
+            Arc::new(TargetStats::default()),
+            &transport,
+        )?;
         let handle = srv.handle();
         actix_rt::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
@@ -390,7 +499,7 @@ fn target(args: TargetArgs) -> anyhow::Result<()> {
         });
         srv.await
     })?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Settings for a serving command, or the exit code of a configuration error.

@@ -8,29 +8,25 @@
 //! - `/echo`: answers with the request body and content type
 //! - `/bytes?n=N`: N bytes (at most 100 MiB)
 //! - `/redirect?to=URL`: a 302 to URL (not decoded: pass a path or a plain URL)
+//!
+//! It speaks HTTP/1.1, and HTTP/2 when asked (h2c with prior knowledge in clear, ALPN over
+//! TLS); TLS with a generated or given certificate, and mTLS (`tls.rs`). `/stats` counts per
+//! path, second, node, protocol and TLS version (`stats.rs`).
+
+mod stats;
+mod tls;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 
-use crate::engine::http::NODE_HEADER;
+pub use stats::{StatsView, TargetStats, TlsVersion};
+pub use tls::{CertSource, ServerTls, TlsOptions, TlsSetupError, server_tls};
 
-/// Paths counted one by one; anything else counts as `other`.
-const PATHS: [&str; 7] = [
-    "/",
-    "/delay",
-    "/status",
-    "/echo",
-    "/bytes",
-    "/redirect",
-    "other",
-];
-// Each handler's slot in PATHS.
+// Each handler's slot in stats::PATHS.
 const ROOT: usize = 0;
 const DELAY: usize = 1;
 const STATUS: usize = 2;
@@ -38,92 +34,6 @@ const ECHO: usize = 3;
 const BYTES: usize = 4;
 const REDIRECT: usize = 5;
 const OTHER: usize = 6;
-/// Seconds of per-second counts kept (one day); later requests count in the last slot.
-const SECONDS_KEPT: usize = 86_400;
-
-/// What the target received since it started or was last reset.
-pub struct TargetStats {
-    epoch: Instant,
-    /// Nanoseconds after `epoch` of the first request since the last reset, plus one (0: none).
-    first: AtomicU64,
-    per_path: [AtomicU64; PATHS.len()],
-    per_second: Box<[AtomicU64]>,
-    /// Requests per value of the `x-mcpt-node` header (which node of a cluster sent them).
-    per_node: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
-}
-
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
-pub struct StatsView {
-    pub total: u64,
-    pub paths: std::collections::BTreeMap<String, u64>,
-    /// Requests received in each second since the first request (trailing empty seconds cut).
-    pub per_second: Vec<u64>,
-    /// Requests per sending node (the `x-mcpt-node` header), when nodes sent them.
-    #[serde(default)]
-    pub nodes: std::collections::BTreeMap<String, u64>,
-}
-
-impl Default for TargetStats {
-    fn default() -> Self {
-        TargetStats {
-            epoch: Instant::now(),
-            first: AtomicU64::new(0),
-            per_path: Default::default(),
-            per_second: (0..SECONDS_KEPT).map(|_| AtomicU64::new(0)).collect(),
-            per_node: Default::default(),
-        }
-    }
-}
-
-impl TargetStats {
-    fn count(&self, path: usize, req: &HttpRequest) {
-        self.per_path[path].fetch_add(1, Relaxed);
-        if let Some(node) = req.headers().get(NODE_HEADER).and_then(|v| v.to_str().ok()) {
-            let mut nodes = self.per_node.lock().unwrap_or_else(|e| e.into_inner());
-            *nodes.entry(node.to_string()).or_default() += 1;
-        }
-        let now = self.epoch.elapsed().as_nanos() as u64 + 1;
-        let first = match self.first.compare_exchange(0, now, Relaxed, Relaxed) {
-            Ok(_) => now,
-            Err(existing) => existing,
-        };
-        let second = (now.saturating_sub(first) / 1_000_000_000) as usize;
-        self.per_second[second.min(SECONDS_KEPT - 1)].fetch_add(1, Relaxed);
-    }
-
-    pub fn view(&self) -> StatsView {
-        let paths: std::collections::BTreeMap<String, u64> = PATHS
-            .iter()
-            .zip(&self.per_path)
-            .map(|(p, n)| (p.to_string(), n.load(Relaxed)))
-            .collect();
-        let mut per_second: Vec<u64> = self.per_second.iter().map(|n| n.load(Relaxed)).collect();
-        while per_second.last() == Some(&0) {
-            per_second.pop();
-        }
-        StatsView {
-            total: paths.values().sum(),
-            paths,
-            per_second,
-            nodes: self
-                .per_node
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        }
-    }
-
-    pub fn reset(&self) {
-        self.first.store(0, Relaxed);
-        for n in self.per_path.iter().chain(self.per_second.iter()) {
-            n.store(0, Relaxed);
-        }
-        self.per_node
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-}
 
 type Stats = web::Data<Arc<TargetStats>>;
 
@@ -248,39 +158,160 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(other));
 }
 
+/// How the target speaks on its listener.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain TCP: HTTP/1.1, and with `h2` also HTTP/2 with prior knowledge (h2c) on the same
+    /// port.
+    Clear { h2: bool },
+    /// TLS; the configuration's ALPN list says whether HTTP/2 is offered beside HTTP/1.1.
+    Tls(Arc<rustls::ServerConfig>),
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport::Clear { h2: false }
+    }
+}
+
+/// Idle keep-alive connections are closed after this long.
+const KEEP_ALIVE: Duration = Duration::from_secs(75);
+/// Pending connections the listener queues, and TLS handshakes in progress per worker.
+const BACKLOG: u32 = 4096;
+
+/// The server's settings beside the transport: the deadlines of every server of ours
+/// (crate::http::limits) at their defaults, and many connections, since load tests open one
+/// per user.
+struct Tuning {
+    workers: usize,
+    per_worker: usize,
+    header_timeout: Duration,
+    data: web::Data<Arc<TargetStats>>,
+    bodies: web::Data<crate::http::limits::BodyLimits>,
+}
+
+/// The application: the routes with the target's counts and the body deadline.
+fn app(
+    data: web::Data<Arc<TargetStats>>,
+    bodies: web::Data<crate::http::limits::BodyLimits>,
+) -> actix_web::App<
+    impl actix_service::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .app_data(data)
+        .app_data(bodies)
+        .wrap(actix_web::middleware::from_fn(
+            crate::http::limits::body_deadline,
+        ))
+        .configure(routes)
+}
+
 /// Builds the target server on a bound listener; run it by awaiting it (inside an actix
 /// `System`), stop it with its handle.
 pub fn server(
     listener: TcpListener,
     workers: usize,
     stats: Arc<TargetStats>,
+    transport: &Transport,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let data = web::Data::new(stats);
-    // The deadlines of every server of ours (crate::http::limits), at their defaults; many
-    // connections, since load tests open one per user.
     let api = crate::settings::Settings::defaults().api;
-    let bodies = crate::http::limits::BodyLimits::from_settings(&api);
     let workers = workers.max(1);
-    let per_worker = crate::http::limits::connections_per_worker(100_000, 0, workers);
-    Ok(actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(data.clone())
-            .app_data(bodies.clone())
-            .wrap(actix_web::middleware::from_fn(
-                crate::http::limits::body_deadline,
-            ))
-            .configure(routes)
-    })
-    .workers(workers)
-    .backlog(4096)
-    .client_request_timeout(api.header_timeout)
-    .max_connections(per_worker)
-    .max_connection_rate(4096)
-    .tcp_nodelay(true)
-    .keep_alive(Duration::from_secs(75))
-    .disable_signals()
-    .listen(listener)?
-    .run())
+    let tuning = Tuning {
+        workers,
+        per_worker: crate::http::limits::connections_per_worker(100_000, 0, workers),
+        header_timeout: api.header_timeout,
+        data: web::Data::new(stats),
+        bodies: crate::http::limits::BodyLimits::from_settings(&api),
+    };
+    match transport {
+        Transport::Clear { h2 } => clear_server(listener, tuning, *h2),
+        Transport::Tls(config) => tls_server(listener, tuning, config.clone()),
+    }
+}
+
+fn clear_server(
+    listener: TcpListener,
+    tuning: Tuning,
+    h2: bool,
+) -> std::io::Result<actix_web::dev::Server> {
+    let Tuning { data, bodies, .. } = tuning;
+    let server = actix_web::HttpServer::new(move || app(data.clone(), bodies.clone()))
+        .workers(tuning.workers)
+        .backlog(BACKLOG)
+        .client_request_timeout(tuning.header_timeout)
+        .max_connections(tuning.per_worker)
+        .max_connection_rate(BACKLOG as usize)
+        .tcp_nodelay(true)
+        .keep_alive(KEEP_ALIVE)
+        .disable_signals();
+    let server = if h2 {
+        server.listen_auto_h2c(listener)?
+    } else {
+        server.listen(listener)?
+    };
+    Ok(server.run())
+}
+
+/// The TLS server, assembled from actix's parts because actix-web's own TLS listener always
+/// offers h2 by ALPN: here the configuration's ALPN list decides, and the negotiated protocol
+/// picks the HTTP/1.1 or HTTP/2 dispatcher. Each connection's TLS version is stashed in its
+/// extensions for the counts.
+fn tls_server(
+    listener: TcpListener,
+    tuning: Tuning,
+    config: Arc<rustls::ServerConfig>,
+) -> std::io::Result<actix_web::dev::Server> {
+    use actix_rt::net::TcpStream;
+    use actix_service::ServiceFactoryExt as _;
+    use actix_tls::accept::TlsError;
+    use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+
+    actix_tls::accept::max_concurrent_tls_connect(BACKLOG as usize);
+    let Tuning { data, bodies, .. } = tuning;
+    let factory = move || {
+        let app =
+            actix_service::IntoServiceFactory::into_factory(app(data.clone(), bodies.clone()))
+                .map_err(|e| e.error_response());
+        let http = actix_http::HttpService::build()
+            .keep_alive(KEEP_ALIVE)
+            .client_request_timeout(tuning.header_timeout)
+            .on_connect_ext(|io: &TlsStream<TcpStream>, ext| {
+                let version = io.get_ref().1.protocol_version();
+                if let Some(version) = version.and_then(TlsVersion::of) {
+                    ext.insert(version);
+                }
+            })
+            .finish(actix_service::map_config(app, |_| {
+                actix_web::dev::AppConfig::default()
+            }));
+        Acceptor::new((*config).clone())
+            .map_init_err(|_| ())
+            .map_err(TlsError::into_service_error)
+            .and_then(|io: TlsStream<TcpStream>| async move {
+                let (tcp, tls) = io.get_ref();
+                let _ = tcp.set_nodelay(true);
+                let protocol = match tls.alpn_protocol() {
+                    Some(b"h2") => actix_http::Protocol::Http2,
+                    _ => actix_http::Protocol::Http1,
+                };
+                let peer = tcp.peer_addr().ok();
+                Ok::<_, TlsError<_, actix_http::error::DispatchError>>((io, protocol, peer))
+            })
+            .and_then(http.map_err(TlsError::Service))
+    };
+    Ok(actix_server::Server::build()
+        .workers(tuning.workers)
+        .backlog(BACKLOG)
+        .max_concurrent_connections(tuning.per_worker)
+        .disable_signals()
+        .listen("mcpt-target-tls", listener, factory)?
+        .run())
 }
 
 #[cfg(test)]
@@ -342,10 +373,14 @@ mod tests {
         assert_eq!(view.paths["/status"], 2);
         assert_eq!(view.paths["other"], 1);
         assert_eq!(view.per_second.iter().sum::<u64>(), 9);
+        assert_eq!(view.protocols["h1"], 9);
+        assert_eq!(view.protocols["h2"], 0);
+        assert_eq!(view.tls_versions.values().sum::<u64>(), 0);
         let resp =
             test::call_service(&app, test::TestRequest::delete().uri("/stats").to_request()).await;
         assert_eq!(resp.status(), 204);
         assert_eq!(stats.view().total, 0);
         assert!(stats.view().per_second.is_empty());
+        assert_eq!(stats.view().protocols["h1"], 0);
     }
 }
