@@ -7,6 +7,7 @@
   open RAW REPORT RATE SECS                  acceptance 3 from nginx's count and mcpt's report
   memory RAW WORK                            acceptance 5: peak RSS at many connections
   soak RAW                                   acceptance 5: RSS of 600 s over RSS of 60 s
+  wakes STRACE COUNTED                       eventfd writes per counted request, by thread
 """
 import json
 import math
@@ -202,6 +203,21 @@ def soak(raw):
     return good
 
 
+def wakes(trace, counted):
+    counted = int(counted)
+    by_thread = {}
+    for line in open(trace, errors="replace"):
+        if "<anon_inode:[eventfd]>" in line and " write(" in line:
+            tid = line.split()[0]
+            by_thread[tid] = by_thread.get(tid, 0) + 1
+    total = sum(by_thread.values())
+    print(f"===== wakes: {total} eventfd writes over {counted} requests (nginx) ="
+          f" {total / max(counted, 1):.3f} per request =====")
+    for tid, n in sorted(by_thread.items(), key=lambda x: -x[1]):
+        print(f"  thread {tid}: {n} ({n / max(counted, 1):.3f} per request)")
+    return counted > 0
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "parse":
@@ -210,7 +226,8 @@ def main(argv):
     if cmd == "probe":
         print(probe(*args))
         return 0
-    ok = {"summary": summary, "open": open_check, "memory": memory, "soak": soak}[cmd](*args)
+    table = {"summary": summary, "open": open_check, "memory": memory, "soak": soak, "wakes": wakes}
+    ok = table[cmd](*args)
     return 0 if ok else 1
 
 

@@ -28,6 +28,9 @@
 #           are read half-way through to show they were open.
 #   soak    (not in the default set) mcpt closed model for 60 s and 600 s over http: peak RSS
 #           of the long run ≤ 1.2 × the short one (acceptance 5).
+#   wakes   (not in the default set) mcpt closed model, CONNS users, 3 s, under `strace -f -y`:
+#           writes to an eventfd (a runtime waking a thread) per request nginx counted, by
+#           thread (needs strace; the slowdown under strace makes it a count, not a speed).
 #
 # Setup: one nginx (1 worker, access_log off, keep-alive without a request limit, its config
 # and a self-signed CA + leaf made with the openssl CLI in a temp dir) on 127.0.0.1, with an
@@ -280,6 +283,18 @@ soak_check() {
   python3 "$PY" soak "$RAW" || CRIT_FAIL=1
 }
 
+# wakes_check: eventfd writes per request, by thread, from strace.
+wakes_check() {
+  local base="$WORK/wakes" before after
+  command -v strace >/dev/null || { echo "wakes: missing tool strace (apt-get install strace)" >&2; exit 2; }
+  mcpt_plan "$base.yaml" http "$CONNS" 3
+  before=$(nginx_requests)
+  run_gen "$base" 120 strace -f -y -qq -e trace=write,writev,sendto,sendmsg -o "$base.strace" \
+    "$MCPT" run "$base.yaml" -q --output "$base.json" --set load_generation.workers=1
+  after=$(nginx_requests)
+  python3 "$PY" wakes "$base.strace" $((after - before - 1))
+}
+
 start_bench_nginx "$WORK/nginx"
 echo "nginx $NGINX_PID (worker $NGINX_WORKER): http $P_HTTP, https $P_HTTPS, h2 $P_H2, status $P_STAT; results in $WORK" >&2
 for mode in $MODES; do
@@ -290,6 +305,7 @@ for mode in $MODES; do
     open) open_check ;;
     memory) memory_check ;;
     soak) soak_check ;;
+    wakes) wakes_check ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
   esac
 done
