@@ -1,5 +1,5 @@
-//! `WorkerPool`: owns the load workers, one `LoadWorker` per arbiter thread, and splits each
-//! task into the shards its `UserSplit` says. Takes: `StartTask`.
+//! `WorkerPool`: owns the load workers, one `LoadWorker` thread each, and splits each task
+//! into the shards its `UserSplit` says. Takes: `StartTask`.
 
 use actix::prelude::*;
 
@@ -8,19 +8,14 @@ use crate::engine::workers::ShardSpec;
 use crate::messages::load::{RunShard, StartTask};
 
 pub struct WorkerPool {
-    workers: Vec<(Arbiter, Addr<LoadWorker>)>,
+    workers: Vec<LoadWorker>,
 }
 
 impl WorkerPool {
-    /// Starts `n` workers (at least one), each on a new arbiter.
+    /// Starts `n` workers (at least one), each on a thread of its own.
     pub fn new(n: usize) -> WorkerPool {
         let workers = (0..n.max(1))
-            .map(|_| {
-                let arbiter = Arbiter::new();
-                let addr =
-                    LoadWorker::start_in_arbiter(&arbiter.handle(), |_| LoadWorker::default());
-                (arbiter, addr)
-            })
+            .map(|i| LoadWorker::spawn(i).expect("cannot start a load worker thread"))
             .collect();
         WorkerPool { workers }
     }
@@ -30,9 +25,8 @@ impl Actor for WorkerPool {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        for (arbiter, _) in &self.workers {
-            arbiter.stop();
-        }
+        // Dropping a worker ends its thread.
+        self.workers.clear();
     }
 }
 
@@ -41,7 +35,7 @@ impl Handler<StartTask> for WorkerPool {
 
     fn handle(&mut self, msg: StartTask, _ctx: &mut Context<Self>) {
         let shards = msg.split.shards;
-        for (shard, (_, worker)) in self.workers.iter().take(shards).enumerate() {
+        for (shard, worker) in self.workers.iter().take(shards).enumerate() {
             let spec = ShardSpec {
                 task_id: msg.task_id,
                 task: msg.task.clone(),
@@ -56,8 +50,7 @@ impl Handler<StartTask> for WorkerPool {
                 stop: msg.stop.clone(),
                 share: msg.share.clone(),
             };
-            // One message per shard per task: not a hot path.
-            worker.do_send(RunShard(spec));
+            worker.run(RunShard(spec));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! One shard of a load task, run on a worker's arbiter: the arrival loop (open model) or the
+//! One shard of a load task, run on a load worker's thread: the arrival loop (open model) or the
 //! user loops (closed model), recording into a one-second [`Window`] that a ticker hands to
 //! the collector every second.
 //!
@@ -12,6 +12,7 @@
 //! the target receives.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use actix::{Message, Recipient};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::task::spawn_local;
 use tokio::time::sleep_until;
 
 use crate::allowlist::Allowlist;
@@ -84,7 +86,7 @@ impl LocalStop {
     fn watch(mut run_stop: watch::Receiver<bool>) -> LocalStop {
         let stop = LocalStop(Rc::new((Cell::new(false), Notify::new())));
         let local = stop.clone();
-        actix_rt::spawn(async move {
+        spawn_local(async move {
             // Only an explicit stop counts: a closed channel (no one can stop the run any
             // more) lets the shard run to its end.
             if run_stop.wait_for(|stopped| *stopped).await.is_ok() {
@@ -143,7 +145,7 @@ pub async fn run_shard(spec: ShardSpec) {
     let window: Current = Rc::new(RefCell::new(Window::new(0)));
 
     let (stop_tx, stop_rx) = oneshot::channel();
-    let ticker = actix_rt::spawn(tick(spec.clone(), window.clone(), stop_rx));
+    let ticker = spawn_local(tick(spec.clone(), window.clone(), stop_rx));
     match task.model {
         Model::Open => run_open(&spec, users, &sender, &window).await,
         Model::Closed => run_closed(&spec, users, &sender, &window).await,
@@ -206,6 +208,7 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     let end = spec.start + plan.duration();
     let deadline = end + spec.drain;
     let slots = Arc::new(Semaphore::new(cap));
+    let runners = Runners::new(sender, window, deadline);
     // When the loop last finished waiting for a slot: arrivals planned before it are late.
     let mut waited_until: Option<Instant> = None;
     let stop = LocalStop::watch(spec.stop.clone());
@@ -265,18 +268,94 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
             w.sent += 1;
             w.late_starts += u64::from(late);
         }
-        let target = sender.pick(n as u64);
-        let (sender, window) = (sender.clone(), window.clone());
-        actix_rt::spawn(async move {
-            let sent = Instant::now();
-            let outcome = sender.send(target, deadline).await;
-            let (corrected, uncorrected) = latencies(planned, sent, Instant::now());
-            window.borrow_mut().record(&outcome, corrected, uncorrected);
-            drop(permit);
+        runners.start(Request {
+            target: sender.pick(n as u64),
+            planned,
+            permit,
         });
     }
+    runners.close();
     // Every request is bounded by the deadline, so this wait is too.
     let _all = slots.acquire_many(cap as u32).await;
+}
+
+/// One open-model arrival with its slot, handed to a runner.
+struct Request {
+    target: usize,
+    planned: Instant,
+    permit: OwnedSemaphorePermit,
+}
+
+/// The open model's request tasks: long-lived, each sending one request after another from a
+/// local queue, so nothing is spawned per arrival. A runner is added only when every runner
+/// is busy, so there are never more than the requests in flight at once (the cap).
+struct Runners {
+    shared: Rc<RunnerQueue>,
+    sender: Rc<HttpSender>,
+    window: Current,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct RunnerQueue {
+    queue: RefCell<VecDeque<Request>>,
+    /// Runners waiting for a request and not yet claimed by one.
+    idle: Cell<usize>,
+    wake: Notify,
+    closed: Cell<bool>,
+}
+
+impl Runners {
+    fn new(sender: &Rc<HttpSender>, window: &Current, deadline: Instant) -> Runners {
+        Runners {
+            shared: Rc::default(),
+            sender: sender.clone(),
+            window: window.clone(),
+            deadline,
+        }
+    }
+
+    /// Sends `request` now: an idle runner takes it, else a new runner does.
+    fn start(&self, request: Request) {
+        let q = &self.shared;
+        q.queue.borrow_mut().push_back(request);
+        let idle = q.idle.get();
+        if idle > 0 {
+            // Claimed here, so a second request before it wakes goes to another runner.
+            q.idle.set(idle - 1);
+            q.wake.notify_one();
+        } else {
+            let (q, sender, window) = (q.clone(), self.sender.clone(), self.window.clone());
+            spawn_local(run_requests(q, sender, window, self.deadline));
+        }
+    }
+
+    /// No more requests: idle runners end, busy ones after their request.
+    fn close(&self) {
+        self.shared.closed.set(true);
+        self.shared.wake.notify_waiters();
+    }
+}
+
+/// One runner: takes the next request, or waits to be handed one, until closed.
+async fn run_requests(q: Rc<RunnerQueue>, sender: Rc<HttpSender>, window: Current, until: Instant) {
+    loop {
+        // The queue's borrow ends here, before any await.
+        let next = q.queue.borrow_mut().pop_front();
+        let Some(request) = next else {
+            if q.closed.get() {
+                return;
+            }
+            q.idle.set(q.idle.get() + 1);
+            q.wake.notified().await;
+            continue;
+        };
+        let sent = Instant::now();
+        let outcome = sender.send(request.target, until).await;
+        let (corrected, uncorrected) = latencies(request.planned, sent, Instant::now());
+        window.borrow_mut().record(&outcome, corrected, uncorrected);
+        drop(request.permit);
+    }
 }
 
 /// A slot in flight for the arrival planned at `planned`, and whether it starts late: at once
@@ -320,7 +399,7 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
             let start = spec.start;
             let stop = stop.clone();
             let node_share = spec.share.clone();
-            actix_rt::spawn(async move {
+            spawn_local(async move {
                 if !sleep_or_stop(start, &stop).await {
                     return;
                 }
