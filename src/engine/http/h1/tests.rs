@@ -6,12 +6,19 @@ use tokio::io::ReadBuf;
 
 use super::*;
 
-/// A reader that hands out its data in the given pieces, then the end of the stream.
+/// A reader that hands out its data in the given pieces, then the end of the stream (an
+/// empty read), so empty pieces are left out.
 struct Pieces(VecDeque<Vec<u8>>);
 
 impl Pieces {
     fn new<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Pieces {
-        Pieces(parts.into_iter().map(<[u8]>::to_vec).collect())
+        Pieces(
+            parts
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect(),
+        )
     }
 }
 
