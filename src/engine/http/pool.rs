@@ -126,7 +126,7 @@ impl Pool {
     /// new one while under the limit; else waits. The handshake is that of a new connection.
     pub async fn acquire(&self, ep: usize) -> Result<(Lease, Option<Handshake>), Failure> {
         loop {
-            {
+            let slot = {
                 let mut eps = self.endpoints.borrow_mut();
                 let at_limit = self.sockets.open.get() >= self.sockets.limit;
                 let e = &mut eps[ep];
@@ -138,19 +138,19 @@ impl Pool {
                 if let Some(conn) = e.idle.pop() {
                     return Ok((Lease::H1 { conn, reused: true }, None));
                 }
-                if !at_limit {
-                    self.sockets.open.set(self.sockets.open.get() + 1);
-                    let slot = Slot(self.sockets.clone());
-                    drop(eps);
-                    return self.open(ep, slot).await;
-                }
                 // At the limit with nothing here: close a socket another endpoint is not
-                // using, and take its place.
-                if free_one(&mut eps) {
-                    continue;
+                // using, and take its place; else wait.
+                if at_limit && !free_one(&mut eps) {
+                    None
+                } else {
+                    self.sockets.open.set(self.sockets.open.get() + 1);
+                    Some(Slot(self.sockets.clone()))
                 }
+            };
+            match slot {
+                Some(slot) => return self.open(ep, slot).await,
+                None => self.sockets.freed.notified().await,
             }
-            self.sockets.freed.notified().await;
         }
     }
 
