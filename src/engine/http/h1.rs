@@ -142,6 +142,24 @@ impl Buffer {
         }
     }
 
+    /// Consumes everything up to the end of the stream; how many bytes that was.
+    async fn to_end<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<u64, Broken> {
+        let mut n = self.available() as u64;
+        self.pos = self.end;
+        loop {
+            match self.fill(io).await {
+                Ok(0) => return Ok(n),
+                Ok(k) => {
+                    n += k as u64;
+                    self.pos = self.end;
+                }
+                // A TLS peer that closes without close_notify still ends the body.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
+                Err(e) => return Err(Broken::Io(e)),
+            }
+        }
+    }
+
     /// Makes at least `n` bytes available; `false` at the end of the stream.
     async fn want<R: AsyncRead + Unpin>(&mut self, io: &mut R, n: usize) -> Result<bool, Broken> {
         while self.available() < n {
@@ -245,23 +263,7 @@ pub(super) async fn read_response<R: AsyncRead + Unpin>(
             n
         }
         Framing::Chunked => chunked(io, buf).await?,
-        Framing::ToEnd => {
-            let mut n = buf.available() as u64;
-            buf.pos = buf.end;
-            loop {
-                match buf.fill(io).await {
-                    Ok(0) => break,
-                    Ok(k) => {
-                        n += k as u64;
-                        buf.pos = buf.end;
-                    }
-                    // A TLS peer that closes without close_notify still ends the body.
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => return Err(Broken::Io(e)),
-                }
-            }
-            n
-        }
+        Framing::ToEnd => buf.to_end(io).await?,
     };
     Ok(Response {
         status,
