@@ -143,7 +143,7 @@ impl Buffer {
     }
 
     /// Consumes everything up to the end of the stream; how many bytes that was.
-    async fn to_end<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<u64, Broken> {
+    async fn skip_to_end<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<u64, Broken> {
         let mut n = self.available() as u64;
         self.pos = self.end;
         loop {
@@ -263,7 +263,7 @@ pub(super) async fn read_response<R: AsyncRead + Unpin>(
             n
         }
         Framing::Chunked => chunked(io, buf).await?,
-        Framing::ToEnd => buf.to_end(io).await?,
+        Framing::ToEnd => buf.skip_to_end(io).await?,
     };
     Ok(Response {
         status,
