@@ -491,6 +491,7 @@ mod tests {
             error: Some(crate::stats::ErrorKind::Status),
             bytes: 0,
             slow: false,
+            handshake: None,
         };
         let ms = std::time::Duration::from_millis(3);
         w.record(&outcome, ms, ms);

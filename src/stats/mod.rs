@@ -44,6 +44,8 @@ pub enum ErrorKind {
     Status,
     /// A response that could not be read or parsed.
     Body,
+    /// A TLS handshake that failed, or a server certificate that was not trusted.
+    Tls,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -53,6 +55,8 @@ pub struct ErrorCounts {
     pub timeout: u64,
     pub status: u64,
     pub body: u64,
+    #[serde(default)]
+    pub tls: u64,
 }
 
 impl ErrorCounts {
@@ -63,6 +67,7 @@ impl ErrorCounts {
             ErrorKind::Timeout => self.timeout += 1,
             ErrorKind::Status => self.status += 1,
             ErrorKind::Body => self.body += 1,
+            ErrorKind::Tls => self.tls += 1,
         }
     }
 
@@ -72,6 +77,7 @@ impl ErrorCounts {
         self.timeout += o.timeout;
         self.status += o.status;
         self.body += o.body;
+        self.tls += o.tls;
     }
 }
 
@@ -84,6 +90,15 @@ pub struct Outcome {
     pub bytes: u64,
     /// Slower than the target's `expected_response_time`.
     pub slow: bool,
+    /// On the request whose exchange opened a TLS connection: how its handshake went.
+    pub handshake: Option<Handshake>,
+}
+
+/// How a TLS handshake went: a full one, or a session resumed from an earlier connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    Full,
+    Resumed,
 }
 
 /// [`Window`]'s serde form, for postcard (the cluster link and the store): the counters, the
@@ -166,6 +181,7 @@ mod encoding {
                     timeout,
                     status,
                     body,
+                    tls: 0,
                 },
                 slow: w.slow,
                 bytes: w.bytes,
@@ -593,6 +609,7 @@ mod tests {
             error: None,
             bytes: 10,
             slow: false,
+            handshake: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! TLS for `mcpt target`: the server's certificate, generated at start (a fresh CA signs a leaf
 //! for `localhost`, `127.0.0.1`, `::1` and any extra names) or read from PEM files; client
 //! certificates demanded when a CA is given for them; the protocols offered by ALPN. rustls
-//! with the ring provider, as the load engine's client.
+//! with the aws-lc-rs provider, as the load engine's client.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,11 +64,9 @@ pub struct ServerTls {
     pub ca_pem: Option<String>,
 }
 
-/// rustls with ring (deprecated in rustls 0.23.48 for lacking post-quantum key exchange): the
-/// issue's choice, since aws-lc-rs costs CI minutes to build; the load engine's client uses it too.
-#[allow(deprecated)]
+/// rustls with aws-lc-rs, as the load engine's client.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Builds the server's TLS configuration from `options`.
@@ -100,7 +98,7 @@ pub fn server_tls(options: &TlsOptions) -> Result<ServerTls, TlsSetupError> {
         vec![b"http/1.1".to_vec()]
     };
     config.session_storage = ServerSessionMemoryCache::new(SESSIONS_KEPT);
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsSetupError::Config)?;
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsSetupError::Config)?;
     Ok(ServerTls {
         config: Arc::new(config),
         ca_pem,
