@@ -33,6 +33,7 @@ fn windows(c: &mut Criterion) {
         error: None,
         bytes: 13,
         slow: false,
+        handshake: None,
     };
     let mut w = Window::new(0);
     let mut n = 0u64;

@@ -25,6 +25,7 @@ fn window(index: u64, (sent, ok, failed, late, latency_ms): (u64, u64, u64, u64,
             error: (i >= ok).then_some(ErrorKind::Connect),
             bytes: 10,
             slow: false,
+            handshake: None,
         };
         let latency = Duration::from_millis(latency_ms + i);
         w.record(&outcome, latency, latency);

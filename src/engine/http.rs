@@ -139,6 +139,7 @@ impl HttpSender {
                 error: Some(ErrorKind::Timeout),
                 bytes: 0,
                 slow: false,
+                handshake: None,
             },
         };
         if let Some(expected) = target.expected_response_time {
@@ -147,6 +148,7 @@ impl HttpSender {
         outcome
     }
 
+    // long: awc's send, body and redirect steps in one loop, until the new sender replaces it
     async fn exchange(&self, target: &Prepared) -> Outcome {
         let mut method = target.method.clone();
         let mut uri = target.uri.clone();
@@ -171,6 +173,7 @@ impl HttpSender {
                         error: Some(classify(&e)),
                         bytes: 0,
                         slow: false,
+                        handshake: None,
                     };
                 }
             };
@@ -185,6 +188,7 @@ impl HttpSender {
                             error: Some(ErrorKind::Body),
                             bytes,
                             slow: false,
+                            handshake: None,
                         };
                     }
                 }
@@ -213,6 +217,7 @@ impl HttpSender {
                             error: Some(ErrorKind::Status),
                             bytes,
                             slow: false,
+                            handshake: None,
                         };
                     }
                 }
@@ -223,6 +228,7 @@ impl HttpSender {
                 error,
                 bytes,
                 slow: false,
+                handshake: None,
             };
         }
     }

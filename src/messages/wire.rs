@@ -127,6 +127,7 @@ mod tests {
                 error: (ms == 900).then_some(ErrorKind::Timeout),
                 bytes: 12,
                 slow: ms > 100,
+                handshake: None,
             };
             w.record(
                 &outcome,

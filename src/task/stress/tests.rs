@@ -356,6 +356,7 @@ fn a_stress_task_reports_its_result_in_json_text_and_html() {
                 error: None,
                 bytes: 0,
                 slow: false,
+                handshake: None,
             };
             w.record(
                 &outcome,
@@ -384,6 +385,7 @@ fn a_stress_task_reports_its_result_in_json_text_and_html() {
         },
         thresholds: Vec::new(),
         aborted: None,
+        tls: None,
     };
     let report = Report::build(
         "stress".into(),
