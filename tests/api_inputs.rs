@@ -442,7 +442,7 @@ fn cases() -> Vec<Case> {
         ),
         invalid(
             "a security scan of an https URL",
-            br#"{"tasks": [{"type": "security_test", "parameters": {"target": "https://127.0.0.1:9/"}}]}"#
+            br#"{"tasks": [{"type": "security_test", "parameters": {"target": "https://127.0.0.1:9/", "endpoints": [{"path": "/", "params": ["q"]}]}}]}"#
                 .to_vec(),
             "tasks[0].parameters.target",
         ),
