@@ -329,6 +329,7 @@ pub struct NodeMetrics {
     registry: Registry,
     requests: Total,
     errors: Family<Label, Total>,
+    handshakes: Family<Label, Total>,
     duration: LatencyHistogram,
     cpu: Reading,
     memory: Reading,
@@ -343,6 +344,7 @@ impl NodeMetrics {
         )));
         let requests = Total::default();
         let errors = Family::<Label, Total>::default();
+        let handshakes = Family::<Label, Total>::default();
         let duration = LatencyHistogram::default();
         let (cpu, memory, health) = (Reading::default(), Reading::default(), Reading::default());
         registry.register(
@@ -352,8 +354,13 @@ impl NodeMetrics {
         );
         registry.register(
             "mcp_load_generator_errors_total",
-            "Failed requests of this node, by kind (connect, timeout, status, body)",
+            "Failed requests of this node, by kind (connect, timeout, status, body, tls)",
             errors.clone(),
+        );
+        registry.register(
+            "mcp_load_generator_tls_handshakes_total",
+            "TLS connections this node opened, by handshake (full, resumed)",
+            handshakes.clone(),
         );
         registry.register(
             "mcp_load_generator_request_duration_seconds",
@@ -378,10 +385,14 @@ impl NodeMetrics {
         for kind in ERROR_KINDS {
             let _ = errors.get_or_create(&[("kind", kind)]);
         }
+        for kind in HANDSHAKE_KINDS {
+            let _ = handshakes.get_or_create(&[("kind", kind)]);
+        }
         NodeMetrics {
             registry,
             requests,
             errors,
+            handshakes,
             duration,
             cpu,
             memory,
@@ -395,10 +406,16 @@ impl NodeMetrics {
         let e = &w.errors;
         for (kind, n) in ERROR_KINDS
             .iter()
-            .zip([e.connect, e.timeout, e.status, e.body])
+            .zip([e.connect, e.timeout, e.status, e.body, e.tls])
         {
             if n > 0 {
                 self.errors.get_or_create(&[("kind", kind)]).inc_by(n);
+            }
+        }
+        let handshakes = [w.tls_handshakes_full, w.tls_handshakes_resumed];
+        for (kind, n) in HANDSHAKE_KINDS.iter().zip(handshakes) {
+            if n > 0 {
+                self.handshakes.get_or_create(&[("kind", kind)]).inc_by(n);
             }
         }
         self.duration.add(&latency_buckets(&w.corrected));
@@ -420,7 +437,10 @@ impl NodeMetrics {
 }
 
 /// The `kind` label values, in the order of [`crate::stats::ErrorCounts`]' fields.
-const ERROR_KINDS: [&str; 4] = ["connect", "timeout", "status", "body"];
+const ERROR_KINDS: [&str; 5] = ["connect", "timeout", "status", "body", "tls"];
+
+/// The `kind` label values of the TLS handshakes.
+const HANDSHAKE_KINDS: [&str; 2] = ["full", "resumed"];
 
 #[cfg(test)]
 mod tests {
@@ -495,12 +515,29 @@ mod tests {
         };
         let ms = std::time::Duration::from_millis(3);
         w.record(&outcome, ms, ms);
+        let refused = crate::stats::Outcome {
+            status: None,
+            error: Some(crate::stats::ErrorKind::Tls),
+            handshake: Some(crate::stats::Handshake::Resumed),
+            ..outcome
+        };
+        w.record(&refused, ms, ms);
         m.record(&w);
         let text = m.encode().unwrap();
-        assert!(text.contains("mcp_load_generator_total_requests{node_id=\"n-1\"} 1\n"));
+        assert!(text.contains("mcp_load_generator_total_requests{node_id=\"n-1\"} 2\n"));
         assert!(text.contains("kind=\"status\"} 1\n"), "{text}");
+        assert!(
+            text.contains("mcp_load_generator_errors_total{node_id=\"n-1\",kind=\"tls\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "mcp_load_generator_tls_handshakes_total{node_id=\"n-1\",kind=\"resumed\"} 1\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
-            "mcp_load_generator_request_duration_seconds_bucket{node_id=\"n-1\",le=\"0.005\"} 1\n"
+            "mcp_load_generator_request_duration_seconds_bucket{node_id=\"n-1\",le=\"0.005\"} 2\n"
         ));
     }
 

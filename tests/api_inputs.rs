@@ -246,6 +246,11 @@ fn invalid(name: &'static str, body: Vec<u8>, field: &'static str) -> Case {
 }
 
 const URL: &str = "tasks[0].parameters.targets[0].url";
+/// A client certificate the reader accepts (its key left out on purpose).
+const CLIENT_CERT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/tls/client-cert.pem"
+);
 
 fn cases() -> Vec<Case> {
     let big = {
@@ -419,7 +424,28 @@ fn cases() -> Vec<Case> {
             with_url("http://[::ffff:10.1.2.3]/"),
             URL,
         ),
-        invalid("https", with_url("https://127.0.0.1/"), URL),
+        invalid("an https private address", with_url("https://10.1.2.3/"), URL),
+        invalid(
+            "a CA file that does not exist",
+            body_with(json!({"tls": {"ca": "/nonexistent/ca.pem"}})),
+            "tasks[0].parameters.tls.ca",
+        ),
+        invalid(
+            "a client certificate without its key",
+            body_with(json!({"tls": {"cert": CLIENT_CERT}})),
+            "tasks[0].parameters.tls.key",
+        ),
+        invalid(
+            "an http_version that does not exist",
+            body_with(json!({"http_version": 3})),
+            "tasks[0].parameters.http_version",
+        ),
+        invalid(
+            "a security scan of an https URL",
+            br#"{"tasks": [{"type": "security_test", "parameters": {"target": "https://127.0.0.1:9/", "endpoints": [{"path": "/", "params": ["q"]}]}}]}"#
+                .to_vec(),
+            "tasks[0].parameters.target",
+        ),
         invalid("a file URL", with_url("file:///etc/passwd"), URL),
         invalid(
             "unknown top-level key",

@@ -28,8 +28,9 @@ pub struct Target {
     pub http_version: HttpVersion,
 }
 
-/// A PEM file named in a plan, read when the plan is read, so a node needs no files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A PEM file named in a plan, read when the plan is read, so a node needs no files. In JSON
+/// it is its path only (serde in `crate::plan::tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pem {
     /// The path as the plan gave it, for messages and reports.
     pub path: String,
@@ -37,8 +38,9 @@ pub struct Pem {
     pub pem: String,
 }
 
-/// `tls: {ca, insecure, cert, key, server_name}` of a task or a target.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `tls: {ca, insecure, cert, key, server_name}` of a task or a target. In JSON the plan's
+/// keys, files by their paths (serde in `crate::plan::tls`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tls {
     /// Roots trusted beside the system's.
     pub ca: Option<Pem>,

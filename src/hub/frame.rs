@@ -13,7 +13,8 @@ use crate::hub::handshake::{Hello, Welcome};
 /// Bumped on any incompatible change of the frames or of the messages they carry (the
 /// cluster's in `messages::wire`, the `Window` encoding in `stats`); checked in the handshake.
 /// 5: a window travels as `stats::Window`'s own encoding.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: a window counts `tls` errors and TLS handshakes.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;

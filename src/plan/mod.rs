@@ -16,7 +16,7 @@
 //!
 //! This module reads what every task kind shares: the document ([`parse_document`]), the plan
 //! header ([`Plan`]: its name, its tasks, its [`placement`]) and the readers of targets,
-//! headers, stages, thresholds, rates and durations. It does not know the task kinds: a plan
+//! headers, stages, thresholds, TLS, rates and durations. It does not know the task kinds: a plan
 //! is read with a task reader, which [`crate::task`] provides.
 
 use std::path::Path;
@@ -33,6 +33,7 @@ pub mod placement;
 pub mod stages;
 pub mod targets;
 pub mod thresholds;
+pub mod tls;
 
 pub use document::parse_document;
 pub use limits::{listed, read_name, within_max_rps, within_task_timeout};

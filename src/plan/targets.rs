@@ -1,14 +1,15 @@
-//! The `targets` of a load task: each a request template, its URL checked against the
-//! allowlist.
+//! The `targets` of a load task: each a request template, its URL (`http` or `https`) checked
+//! against the allowlist, its `tls` and `http_version` the task's unless it gives its own.
 
 use std::time::Duration;
 
 use serde_json::Value;
 use url::Url;
 
+use super::tls::{TargetDefaults, read_defaults};
 use super::within_task_timeout;
 use crate::allowlist::Allowlist;
-use crate::engine::target::{ExpectedStatus, HttpVersion, Target, Tls};
+use crate::engine::target::{ExpectedStatus, Target};
 use crate::settings::LoadSettings;
 use crate::validate::{FieldErrors, Obj, describe, join, kind, read_list};
 
@@ -17,10 +18,12 @@ pub const MAX_TARGETS: usize = 1000;
 /// The largest weight of one target.
 pub const MAX_WEIGHT: u32 = 1_000_000;
 
-/// Reads the `targets` key of `o`.
+/// Reads the `targets` key of `o`; each target takes `defaults` (the task's `tls` and
+/// `http_version`) where it does not give its own.
 pub fn read_targets(
     o: &mut Obj<'_>,
     settings: &LoadSettings,
+    defaults: &TargetDefaults,
     e: &mut FieldErrors,
 ) -> Option<Vec<Target>> {
     let path = o.key_path("targets");
@@ -35,7 +38,7 @@ pub fn read_targets(
     let targets: Vec<Option<Target>> = items
         .iter()
         .enumerate()
-        .map(|(i, t)| read_target(t, &format!("{path}[{i}]"), settings, e))
+        .map(|(i, t)| read_target(t, &format!("{path}[{i}]"), settings, defaults, e))
         .collect();
     targets.into_iter().collect()
 }
@@ -44,6 +47,7 @@ fn read_target(
     v: &Value,
     path: &str,
     settings: &LoadSettings,
+    defaults: &TargetDefaults,
     e: &mut FieldErrors,
 ) -> Option<Target> {
     // A bare string is a URL with every default.
@@ -86,6 +90,7 @@ fn read_target(
         within_task_timeout(&o.key_path("expected_response_time"), d, settings, e);
     }
     let follow_redirects: bool = o.or("follow_redirects", false, e);
+    let own = read_defaults(&mut o, defaults, e);
     o.finish(e);
     if e.0.len() != before {
         return None;
@@ -100,25 +105,21 @@ fn read_target(
         expected_status: expected_status?,
         expected_response_time,
         follow_redirects,
-        tls: Tls::default(),
-        http_version: HttpVersion::default(),
+        tls: own.tls,
+        http_version: own.http_version,
     })
 }
 
-/// The `url`: an http URL the allowlist lets through.
+/// The `url`: an http or https URL the allowlist lets through.
 fn read_url(o: &mut Obj<'_>, settings: &LoadSettings, e: &mut FieldErrors) -> Option<Url> {
     let url = o.req::<String>("url", e).and_then(|s| {
         let url_path = o.key_path("url");
         match Url::parse(&s) {
-            Ok(u) if u.scheme() == "http" => Some(u),
-            Ok(u) if u.scheme() == "https" => {
-                e.push(url_path, "https targets are not supported yet; use http");
-                None
-            }
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
             Ok(u) => {
                 e.push(
                     url_path,
-                    format!("unsupported scheme {:?}; use http", u.scheme()),
+                    format!("unsupported scheme {:?}; use http or https", u.scheme()),
                 );
                 None
             }

@@ -52,6 +52,7 @@ pub fn task<S: Default>(name: &str, total: u64, errors: u64, rps: f64, p99: f64)
         status_codes: codes,
         slow_responses: 0,
         bytes_received: total * 10,
+        tls: None,
         nodes: vec![NodeReport {
             node_id: "node-1".into(),
             sent: total,

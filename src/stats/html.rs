@@ -193,6 +193,7 @@ pub fn errors_table(out: &mut String, e: &ErrorCounts) {
         ("timeout", e.timeout),
         ("status", e.status),
         ("body", e.body),
+        ("tls", e.tls),
         ("total", e.total),
     ] {
         let _ = write!(out, "<tr data-kind=\"{k}\"><td>{k}</td><td>{v}</td></tr>");

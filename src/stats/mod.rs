@@ -44,7 +44,7 @@ pub enum ErrorKind {
     Status,
     /// A response that could not be read or parsed.
     Body,
-    /// A TLS handshake that failed, or a server certificate that was not trusted.
+    /// A TLS handshake that failed or a certificate that was refused.
     Tls,
 }
 
@@ -55,6 +55,7 @@ pub struct ErrorCounts {
     pub timeout: u64,
     pub status: u64,
     pub body: u64,
+    /// Absent from reports stored before TLS was added (read as 0).
     #[serde(default)]
     pub tls: u64,
 }
@@ -90,11 +91,11 @@ pub struct Outcome {
     pub bytes: u64,
     /// Slower than the target's `expected_response_time`.
     pub slow: bool,
-    /// On the request whose exchange opened a TLS connection: how its handshake went.
+    /// The TLS handshake of the connection this exchange opened, if it opened one.
     pub handshake: Option<Handshake>,
 }
 
-/// How a TLS handshake went: a full one, or a session resumed from an earlier connection.
+/// A TLS handshake: a full one, or a session resumed from an earlier connection's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handshake {
     Full,
@@ -102,9 +103,11 @@ pub enum Handshake {
 }
 
 /// [`Window`]'s serde form, for postcard (the cluster link and the store): the counters, the
-/// error counts as `[total, connect, timeout, status, body]`, the status codes as pairs, and
-/// each histogram as its V2+DEFLATE bytes (hdrhistogram has no serde). A histogram read back
-/// is re-homed into [`new_histogram`]'s bounds, so merging it cannot fail.
+/// error counts as `[total, connect, timeout, status, body, tls]`, the status codes as pairs,
+/// each histogram as its V2+DEFLATE bytes (hdrhistogram has no serde), then the TLS
+/// handshakes. A histogram read back is re-homed into [`new_histogram`]'s bounds, so merging
+/// it cannot fail. Any change here is a new `hub::frame::PROTOCOL_VERSION` (6: `tls` and the
+/// handshakes).
 mod encoding {
     use std::collections::BTreeMap;
 
@@ -122,12 +125,13 @@ mod encoding {
         sent: u64,
         completed: u64,
         late_starts: u64,
-        errors: [u64; 5],
+        errors: [u64; 6],
         slow: u64,
         bytes: u64,
         status_codes: Vec<(u16, u64)>,
         corrected: Vec<u8>,
         uncorrected: Vec<u8>,
+        tls_handshakes: [u64; 2],
     }
 
     fn histogram_bytes(h: &Histogram<u64>) -> Result<Vec<u8>, String> {
@@ -155,12 +159,13 @@ mod encoding {
                 sent: self.sent,
                 completed: self.completed,
                 late_starts: self.late_starts,
-                errors: [e.total, e.connect, e.timeout, e.status, e.body],
+                errors: [e.total, e.connect, e.timeout, e.status, e.body, e.tls],
                 slow: self.slow,
                 bytes: self.bytes,
                 status_codes: self.status_codes.iter().map(|(k, v)| (*k, *v)).collect(),
                 corrected: histogram_bytes(&self.corrected).map_err(S::Error::custom)?,
                 uncorrected: histogram_bytes(&self.uncorrected).map_err(S::Error::custom)?,
+                tls_handshakes: [self.tls_handshakes_full, self.tls_handshakes_resumed],
             }
             .serialize(s)
         }
@@ -169,7 +174,8 @@ mod encoding {
     impl<'de> Deserialize<'de> for Window {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             let w = Encoded::deserialize(d)?;
-            let [total, connect, timeout, status, body] = w.errors;
+            let [total, connect, timeout, status, body, tls] = w.errors;
+            let [tls_handshakes_full, tls_handshakes_resumed] = w.tls_handshakes;
             Ok(Window {
                 index: w.index,
                 sent: w.sent,
@@ -181,13 +187,15 @@ mod encoding {
                     timeout,
                     status,
                     body,
-                    tls: 0,
+                    tls,
                 },
                 slow: w.slow,
                 bytes: w.bytes,
                 status_codes: w.status_codes.into_iter().collect::<BTreeMap<_, _>>(),
                 corrected: read_histogram(&w.corrected).map_err(D::Error::custom)?,
                 uncorrected: read_histogram(&w.uncorrected).map_err(D::Error::custom)?,
+                tls_handshakes_full,
+                tls_handshakes_resumed,
             })
         }
     }
@@ -213,6 +221,9 @@ pub struct Window {
     pub corrected: Histogram<u64>,
     /// Latency from the actual send.
     pub uncorrected: Histogram<u64>,
+    /// TLS connections opened with a full handshake, and with a resumed session.
+    pub tls_handshakes_full: u64,
+    pub tls_handshakes_resumed: u64,
 }
 
 impl Window {
@@ -228,6 +239,8 @@ impl Window {
             status_codes: BTreeMap::new(),
             corrected: new_histogram(),
             uncorrected: new_histogram(),
+            tls_handshakes_full: 0,
+            tls_handshakes_resumed: 0,
         }
     }
 
@@ -245,6 +258,11 @@ impl Window {
         }
         self.bytes += outcome.bytes;
         self.slow += u64::from(outcome.slow);
+        match outcome.handshake {
+            Some(Handshake::Full) => self.tls_handshakes_full += 1,
+            Some(Handshake::Resumed) => self.tls_handshakes_resumed += 1,
+            None => {}
+        }
     }
 
     pub fn merge(&mut self, o: &Window) {
@@ -254,6 +272,8 @@ impl Window {
         self.errors.merge(&o.errors);
         self.slow += o.slow;
         self.bytes += o.bytes;
+        self.tls_handshakes_full += o.tls_handshakes_full;
+        self.tls_handshakes_resumed += o.tls_handshakes_resumed;
         for (code, n) in &o.status_codes {
             *self.status_codes.entry(*code).or_default() += n;
         }

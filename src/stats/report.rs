@@ -96,6 +96,10 @@ pub struct TaskReport<S> {
     /// Responses slower than their target's `expected_response_time`.
     pub slow_responses: u64,
     pub bytes_received: u64,
+    /// A task with https targets: its TLS handshakes, and whether certificates went
+    /// unverified. Absent for a task that spoke only http.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
     /// Per node (a standalone run has one, `local`).
     pub nodes: Vec<NodeReport>,
     pub timeline: Vec<TimelinePoint>,
@@ -105,6 +109,17 @@ pub struct TaskReport<S> {
     /// Each threshold's verdict over the task's final figures (the aborting one failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Verdict>,
+}
+
+/// The TLS of a task with https targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TlsReport {
+    /// Connections opened with a full handshake.
+    pub handshakes_full: u64,
+    /// Connections opened by resuming an earlier connection's session.
+    pub handshakes_resumed: u64,
+    /// A target had `insecure: true`: its server's certificate was not verified.
+    pub insecure: bool,
 }
 
 /// One node's part of a task.
@@ -144,6 +159,9 @@ pub struct TaskInfo {
     pub thresholds: Vec<Threshold>,
     /// The threshold that stopped the run (its index), and at which second (0-based).
     pub aborted: Option<(usize, u64)>,
+    /// `Some` for a task with https targets, with `insecure` set when one of them had
+    /// `insecure: true`; the handshakes are counted from the windows.
+    pub tls: Option<TlsReport>,
 }
 
 impl<S> TaskReport<S> {
@@ -203,6 +221,11 @@ impl<S> TaskReport<S> {
                 .collect(),
             slow_responses: total.slow,
             bytes_received: total.bytes,
+            tls: info.tls.map(|t| TlsReport {
+                handshakes_full: total.tls_handshakes_full,
+                handshakes_resumed: total.tls_handshakes_resumed,
+                insecure: t.insecure,
+            }),
             nodes,
             timeline: acc.timeline().to_vec(),
             section,

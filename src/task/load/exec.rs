@@ -5,7 +5,7 @@
 use super::{LoadTask, Model, OnNodeFailure};
 use crate::engine::share::ShareTable;
 use crate::stats::TaskAccumulator;
-use crate::stats::report::TaskInfo;
+use crate::stats::report::{TaskInfo, TlsReport};
 use crate::stats::thresholds::ThresholdWatch;
 use crate::stats::watch::Watch;
 
@@ -93,8 +93,22 @@ impl LoadWork {
             kind: load.label,
             thresholds: load.thresholds.clone(),
             aborted,
+            tls: tls_of(load),
         }
     }
+}
+
+/// A task with https targets: whether one of them had `insecure: true`.
+fn tls_of(load: &LoadTask) -> Option<TlsReport> {
+    let https: Vec<_> = load
+        .targets
+        .iter()
+        .filter(|t| t.url.scheme() == "https")
+        .collect();
+    (!https.is_empty()).then(|| TlsReport {
+        insecure: https.iter().any(|t| t.tls.insecure),
+        ..TlsReport::default()
+    })
 }
 
 /// The connections a load task holds open on the node of `slot` of `nodes`: its part of the

@@ -65,9 +65,10 @@ fn outcomes_text<S>(t: &TaskReport<S>, out: &mut String) {
     let e = &t.errors;
     let _ = writeln!(
         out,
-        "  errors     {} (connect {}, timeout {}, status {}, body {})",
-        e.total, e.connect, e.timeout, e.status, e.body
+        "  errors     {} (connect {}, timeout {}, status {}, body {}, tls {})",
+        e.total, e.connect, e.timeout, e.status, e.body, e.tls
     );
+    tls_text(t, out);
     let codes: Vec<String> = t
         .status_codes
         .iter()
@@ -101,6 +102,26 @@ fn outcomes_text<S>(t: &TaskReport<S>, out: &mut String) {
     }
 }
 
+/// The TLS handshakes of a task with https targets, and a warning when certificates went
+/// unverified.
+fn tls_text<S>(t: &TaskReport<S>, out: &mut String) {
+    let Some(tls) = &t.tls else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "  tls        {} full handshakes, {} resumed",
+        tls.handshakes_full, tls.handshakes_resumed
+    );
+    if tls.insecure {
+        let _ = writeln!(out, "  tls        {INSECURE}");
+    }
+}
+
+/// What the report says of a task run with `insecure: true`.
+pub const INSECURE: &str =
+    "certificates NOT verified: a target has insecure: true (any server was trusted)";
+
 /// Each threshold's verdict.
 pub fn thresholds_text<S>(t: &TaskReport<S>, out: &mut String) {
     for v in &t.thresholds {
@@ -132,6 +153,13 @@ pub fn html_head<S>(t: &TaskReport<S>, i: usize, out: &mut String) {
         t.concurrent_users,
         t.seed
     );
+    if t.tls.is_some_and(|tls| tls.insecure) {
+        let _ = write!(
+            out,
+            "<p class=\"warn\" data-tls=\"insecure\"><strong>TLS:</strong> {}</p>",
+            escape(INSECURE)
+        );
+    }
     for (key, label, raw, shown, warn) in html_figures(t) {
         figure(out, key, label, &raw, &shown, warn);
     }
@@ -197,6 +225,23 @@ fn html_figures<S>(t: &TaskReport<S>) -> Vec<(&'static str, &'static str, String
         n(t.slow_responses),
         t.slow_responses > 0,
     ));
+    if let Some(tls) = &t.tls {
+        let (full, resumed) = (tls.handshakes_full, tls.handshakes_resumed);
+        rows.push((
+            "tls.handshakes_full",
+            "TLS handshakes, full",
+            n(full),
+            n(full),
+            false,
+        ));
+        rows.push((
+            "tls.handshakes_resumed",
+            "TLS handshakes, resumed",
+            n(resumed),
+            n(resumed),
+            false,
+        ));
+    }
     rows
 }
 
@@ -280,4 +325,144 @@ fn nodes_html<S>(t: &TaskReport<S>, out: &mut String) {
         );
     }
     out.push_str("</tbody></table></div>");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use crate::stats::report::{TaskInfo, TlsReport};
+    use crate::stats::{ErrorKind, Handshake, Outcome, TaskAccumulator, Window};
+    use crate::task::report::{Report, Section};
+
+    fn info(tls: Option<TlsReport>) -> TaskInfo {
+        TaskInfo {
+            name: "secure".into(),
+            model: "closed",
+            pattern: "constant".into(),
+            arrivals: "uniform",
+            seed: 1,
+            concurrent_users: 2,
+            duration_s: 1.0,
+            planned_requests: None,
+            nodes: Vec::new(),
+            lost: Vec::new(),
+            reported_sent: Vec::new(),
+            kind: "load_test",
+            thresholds: Vec::new(),
+            aborted: None,
+            tls,
+        }
+    }
+
+    /// One second: 2 full handshakes, 3 resumed, 1 refused certificate, over 6 requests.
+    fn accumulator() -> TaskAccumulator {
+        let mut w = Window::new(0);
+        let ok = Outcome {
+            status: Some(200),
+            error: None,
+            bytes: 1,
+            slow: false,
+            handshake: None,
+        };
+        let shakes = [Some(Handshake::Full), Some(Handshake::Full)]
+            .into_iter()
+            .chain([Some(Handshake::Resumed); 3])
+            .chain([None]);
+        for (i, handshake) in shakes.enumerate() {
+            let outcome = match i {
+                5 => Outcome {
+                    status: None,
+                    error: Some(ErrorKind::Tls),
+                    ..ok
+                },
+                _ => Outcome { handshake, ..ok },
+            };
+            w.sent += 1;
+            w.record(&outcome, Duration::from_millis(2), Duration::from_millis(1));
+        }
+        let mut acc = TaskAccumulator::unplanned(1);
+        acc.add(0, w, true);
+        acc
+    }
+
+    fn report(tls: Option<TlsReport>) -> Report {
+        let acc = accumulator();
+        Report::build("r".into(), 0, vec![(info(tls), &acc, Section::Load)])
+    }
+
+    fn schema_errors(v: &Value) -> Vec<String> {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../../schemas/report.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+        validator.iter_errors(v).map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn an_https_task_reports_its_handshakes_and_tls_errors() {
+        let https = Some(TlsReport::default());
+        let r = report(https);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v["tasks"][0]["tls"],
+            json!({"handshakes_full": 2, "handshakes_resumed": 3, "insecure": false})
+        );
+        assert_eq!(v["tasks"][0]["errors"]["tls"], json!(1));
+        assert_eq!(v["summary"]["errors"]["tls"], json!(1));
+        assert!(schema_errors(&v).is_empty(), "{:#?}", schema_errors(&v));
+        let text = r.to_text();
+        assert!(text.contains("body 0, tls 1)"), "{text}");
+        assert!(
+            text.contains("tls        2 full handshakes, 3 resumed"),
+            "{text}"
+        );
+        assert!(!text.contains("NOT verified"), "{text}");
+        let html = crate::stats::html::render(&r);
+        assert!(html.contains("data-figure=\"tls.handshakes_full\" data-value=\"2\""));
+        assert!(html.contains("data-figure=\"tls.handshakes_resumed\" data-value=\"3\""));
+        assert!(html.contains("<tr data-kind=\"tls\"><td>tls</td><td>1</td></tr>"));
+        assert!(!html.contains("data-tls=\"insecure\""));
+        // Read back from the store as written.
+        let back: Report = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), v);
+    }
+
+    #[test]
+    fn insecure_is_said_in_json_text_and_html() {
+        let r = report(Some(TlsReport {
+            insecure: true,
+            ..TlsReport::default()
+        }));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["tasks"][0]["tls"]["insecure"], json!(true));
+        assert!(schema_errors(&v).is_empty(), "{:#?}", schema_errors(&v));
+        let text = r.to_text();
+        assert!(
+            text.contains(&format!("tls        {}", super::INSECURE)),
+            "{text}"
+        );
+        let html = crate::stats::html::render(&r);
+        assert!(html.contains("data-tls=\"insecure\""), "{html}");
+        assert!(html.contains("certificates NOT verified"));
+    }
+
+    #[test]
+    fn an_http_task_has_no_tls_part() {
+        let r = report(None);
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v["tasks"][0].get("tls").is_none(), "{v:#}");
+        assert!(schema_errors(&v).is_empty(), "{:#?}", schema_errors(&v));
+        assert!(!r.to_text().contains("handshakes"));
+        assert!(!crate::stats::html::render(&r).contains("tls.handshakes_full"));
+        // A report stored before `tls` existed reads back, its errors' tls as 0.
+        let mut old = v.clone();
+        old["tasks"][0]["errors"]
+            .as_object_mut()
+            .unwrap()
+            .remove("tls");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(back.tasks[0].errors.tls, 0);
+    }
 }

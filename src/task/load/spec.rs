@@ -14,6 +14,7 @@ use crate::engine::target::Traffic;
 use crate::plan::stages::read_stages;
 use crate::plan::targets::read_targets;
 use crate::plan::thresholds::read_thresholds;
+use crate::plan::tls::{TargetDefaults, read_defaults};
 use crate::plan::{listed, read_name, within_max_rps, within_task_timeout};
 use crate::settings::LoadSettings;
 use crate::stats::thresholds::Threshold;
@@ -166,7 +167,9 @@ pub fn read_load_task(
 ) -> Option<LoadTask> {
     let mut o = Obj::new(v, path, e)?;
     let before = e.0.len();
-    let targets = read_targets(&mut o, settings, e);
+    let defaults = read_defaults(&mut o, &TargetDefaults::default(), e);
+    let targets = read_targets(&mut o, settings, &defaults, e);
+    let connections = read_connections(&mut o, settings, e);
     let model = read_name(&mut o, "model", "model", &Model::NAMES, Model::from_name, e);
     let on_node_failure = read_name(
         &mut o,
@@ -216,7 +219,7 @@ pub fn read_load_task(
         model,
         concurrent_users,
         think_time,
-        connections: None,
+        connections,
     };
     Some(LoadTask {
         traffic,
@@ -260,6 +263,21 @@ fn read_users(o: &mut Obj<'_>, settings: &LoadSettings, e: &mut FieldErrors) -> 
         );
     }
     concurrent_users
+}
+
+/// `connections`: the sockets a node opens at most, 1 to
+/// `load_generation.max_concurrent_requests`; absent, the engine chooses.
+fn read_connections(o: &mut Obj<'_>, settings: &LoadSettings, e: &mut FieldErrors) -> Option<u32> {
+    let n: u32 = o.opt("connections", e)?;
+    let max = settings.max_concurrent_requests;
+    if n == 0 || n > max {
+        e.push(
+            o.key_path("connections"),
+            format!("must be in 1..={max} (load_generation.max_concurrent_requests), got {n}"),
+        );
+        return None;
+    }
+    Some(n)
 }
 
 /// The rates, the duration, the pattern and its options; `None` when the pattern is unknown

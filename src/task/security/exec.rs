@@ -82,6 +82,7 @@ impl ScanWork {
             kind: "security_test",
             thresholds: Vec::new(),
             aborted: None,
+            tls: None,
         }
     }
 }

@@ -59,6 +59,14 @@ pub fn read_scan_spec(
                     Some(u)
                 }
             }
+            Ok(u) if u.scheme() == "https" => {
+                e.push(
+                    p,
+                    "security_test scans speak plain http only; https targets are for \
+                     load_test, performance_test and stress_test",
+                );
+                None
+            }
             Ok(u) => {
                 e.push(p, format!("unsupported scheme {:?}; use http", u.scheme()));
                 None

@@ -385,6 +385,7 @@ fn a_stress_task_reports_its_result_in_json_text_and_html() {
         },
         thresholds: Vec::new(),
         aborted: None,
+        tls: None,
     };
     let report = Report::build(
         "stress".into(),

@@ -1,0 +1,81 @@
+//! HTTPS through the real `mcpt run` and a plan's `tls` keys (issue 15), against the tests'
+//! own HTTPS server, which counts what reaches it.
+
+mod common;
+#[path = "common/tls.rs"]
+mod tls_server;
+
+use std::time::Duration;
+
+use common::{ChildGuard, mcpt, temp_file};
+use serde_json::Value;
+use tls_server::{Behaviour, Server, authority, server_tls};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs `plan` with `mcpt run`; the JSON report and stderr.
+fn run(plan: &str) -> (Value, String) {
+    let plan = temp_file("plan.yaml", plan);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let output = ChildGuard::spawn(&mut mcpt(&[
+        "run",
+        plan.path.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]))
+    .wait(WAIT);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let report = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    (report, stderr)
+}
+
+fn plan(url: &str, tls: &str) -> String {
+    format!(
+        "tasks:\n- type: load_test\n  parameters:\n    targets: ['{url}']\n    duration: 1s\n    base_rps: 10\n    tls: {tls}\n"
+    )
+}
+
+#[test]
+fn https_with_the_plans_ca_reaches_the_server() {
+    let ca = authority("test CA");
+    let server = Server::start(Some(server_tls(&ca, None)), Behaviour::default());
+    let ca_file = temp_file("ca.pem", &ca.pem());
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let (report, stderr) = run(&plan(
+        &url,
+        &format!("{{ca: '{}'}}", ca_file.path.display()),
+    ));
+    let task = &report["tasks"][0];
+    assert_eq!(task["total_requests"], 10, "{stderr}");
+    assert_eq!(task["errors"]["total"], 0, "{task}");
+    assert_eq!(server.requests(), 10);
+}
+
+#[test]
+fn a_wrong_ca_gives_tls_errors_with_a_reason_and_no_requests() {
+    let server = Server::start(
+        Some(server_tls(&authority("server CA"), None)),
+        Behaviour::default(),
+    );
+    let other = temp_file("ca.pem", &authority("other CA").pem());
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let (report, stderr) = run(&plan(&url, &format!("{{ca: '{}'}}", other.path.display())));
+    let errors = &report["tasks"][0]["errors"];
+    assert_eq!(errors["tls"], 10, "{errors}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+    assert_eq!(server.requests(), 0);
+}
+
+#[test]
+fn insecure_trusts_an_unknown_ca() {
+    let server = Server::start(
+        Some(server_tls(&authority("unknown CA"), None)),
+        Behaviour::default(),
+    );
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let (report, _) = run(&plan(&url, "{insecure: true}"));
+    assert_eq!(report["tasks"][0]["errors"]["total"], 0);
+    assert_eq!(server.requests(), 10);
+}
