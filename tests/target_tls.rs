@@ -322,3 +322,68 @@ fn bad_tls_flags_and_files_exit_2_with_a_clear_message() {
         "--tls-ca-out",
     );
 }
+
+/// Runs `plan` with `mcpt run`; the JSON report.
+fn run(plan: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_file = write(dir.path(), "plan.yaml", plan);
+    let out = dir.path().join("report.json");
+    let output = ChildGuard::spawn(&mut mcpt(&[
+        "run",
+        path(&plan_file),
+        "--output",
+        path(&out),
+    ]))
+    .wait(Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+/// The plan's `http_version` decides the protocol the target counts: "2" is h2 (by ALPN over
+/// TLS, prior knowledge in clear) and "1.1" is h1, on a target that offers both.
+#[test]
+fn http_version_picks_the_protocol_the_target_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let tls = target(&["--tls", "--h2", "--tls-ca-out", path(&ca)]);
+    let clear = target(&["--h2"]);
+    let cacert = ["--cacert", path(&ca)];
+    let cases = [
+        (&tls, "'2'", "h2", &cacert[..]),
+        (&tls, "'1.1'", "h1", &cacert[..]),
+        (&tls, "auto", "h2", &cacert[..]),
+        (&clear, "'2'", "h2", &[][..]),
+        (&clear, "'1.1'", "h1", &[][..]),
+        (&clear, "auto", "h1", &[][..]),
+    ];
+    for (target, version, protocol, curl_args) in cases {
+        let reset = Command::new("curl")
+            .args(["-sS", "-X", "DELETE"])
+            .args(curl_args)
+            .arg(format!("{}/stats", target.base))
+            .status()
+            .unwrap();
+        assert!(reset.success());
+        let report = run(&format!(
+            "tasks:\n- type: load_test\n  parameters:\n    targets: ['{}/']\n    duration: 1s\n    base_rps: 10\n    http_version: {version}\n    tls: {{ca: '{}'}}\n",
+            target.base.replace("127.0.0.1", "localhost"),
+            path(&ca),
+        ));
+        let task = &report["tasks"][0];
+        assert_eq!(task["total_requests"], 10, "{version}: {task}");
+        assert_eq!(task["errors"]["total"], 0, "{version}: {task}");
+        let s = stats(&target.base, curl_args);
+        let other = if protocol == "h2" { "h1" } else { "h2" };
+        assert_eq!(
+            s["protocols"][protocol], 10,
+            "{version} on {}: {s}",
+            target.base
+        );
+        assert_eq!(
+            s["protocols"][other], 0,
+            "{version} on {}: {s}",
+            target.base
+        );
+    }
+}
