@@ -429,7 +429,8 @@ fn block_start(block: u64) -> Duration {
 
 /// Arrivals in Poisson block `block` planned at `lambda`: the same draw on every node.
 fn block_count(seed: u64, block: u64, lambda: f64) -> u64 {
-    if !(lambda > 0.0) {
+    // Also NaN: nothing planned.
+    if lambda.is_nan() || lambda <= 0.0 {
         return 0;
     }
     let mut rng = StdRng::seed_from_u64(mix(&[seed, block, COUNT_TAG]));

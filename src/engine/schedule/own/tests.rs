@@ -155,18 +155,18 @@ proptest! {
 /// mean and a Poisson's dispersion. Fixed seeds: the bounds are many standard errors wide.
 #[test]
 fn poisson_seconds_are_poisson_whatever_the_split() {
-    let plan = RatePlan::constant(100.0, Duration::from_secs(400));
+    let plan = RatePlan::constant(100.0, Duration::from_secs(300));
     let table = table(4, &[(2, 150_050)]);
-    for seed in [1, 2, 3] {
-        let mut per_second = vec![0f64; 400];
+    for seed in [1, 2] {
+        let mut per_second = vec![0f64; 300];
         for (_, _, own) in all_parts(&plan, Arrivals::Poisson, seed, &table, 2) {
             for (_, at) in own {
                 per_second[at.as_secs() as usize] += 1.0;
             }
         }
-        let mean = per_second.iter().sum::<f64>() / 400.0;
-        let var = per_second.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / 399.0;
-        // Standard errors: of the mean 0.5, of the variance ratio about 0.07.
+        let mean = per_second.iter().sum::<f64>() / 300.0;
+        let var = per_second.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / 299.0;
+        // Standard errors: of the mean 0.6, of the variance ratio about 0.08.
         assert!((mean - 100.0).abs() < 4.0, "seed {seed}: mean {mean}");
         assert!(
             (var / mean - 1.0).abs() < 0.4,
