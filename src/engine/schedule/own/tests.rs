@@ -28,14 +28,17 @@ fn share(table: &ShareTable, slot: u16) -> NodeShare {
     )
 }
 
-/// Every shard of every node of `table`: `(slot, shard, its arrivals)`.
+/// One shard of one node: its slot, its shard and its arrivals.
+type Shard = (u16, usize, Vec<(u64, Duration)>);
+
+/// Every shard of every node of `table`.
 fn all_parts(
     plan: &RatePlan,
     mode: Arrivals,
     seed: u64,
     table: &ShareTable,
     shards: usize,
-) -> Vec<(u16, usize, Vec<(u64, Duration)>)> {
+) -> Vec<Shard> {
     let mut out = Vec::new();
     for slot in 0..table.nodes.len() as u16 {
         let node = share(table, slot);
