@@ -18,8 +18,8 @@
 //!   `b`, 0 when absent) to its own over its `duration`; `T` is the sum of the stages.
 //!
 //! Arrivals are `uniform` (the k-th request at `Λ⁻¹(k)`, `Λ` the integral of the rate) or
-//! `poisson` (a Poisson process with the planned rate: `Λ⁻¹(S_k)`, `S_k` a sum of unit
-//! exponential draws from the seeded generator).
+//! `poisson` (a Poisson process with the planned rate, drawn block by block from the seed so
+//! that each node of a cluster draws only its own: see [`own`]).
 
 use std::f64::consts::PI;
 use std::time::Duration;
@@ -28,8 +28,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-/// The largest Poisson plan whose arrivals [`RatePlan::planned_requests`] counts one by one.
-pub const POISSON_COUNT_LIMIT: f64 = 20_000_000.0;
+mod own;
+pub use own::{OwnArrivals, POISSON_BLOCK, Part};
 
 /// One linear piece of a rate plan: the rate moves from `from_rps` to `to_rps` over `duration`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -456,32 +456,20 @@ impl RatePlan {
     }
 
     /// The requests a run of this plan is to send: for `uniform` arrivals the integral
-    /// (rounded), for `poisson` the number of arrivals the seeded sequence places in
-    /// `[0, T)`, which the nodes share out between them, so that a run that sent all it was
-    /// given reports nothing unsent (the integral is only that count's mean). Counting costs
-    /// one draw per arrival: past [`POISSON_COUNT_LIMIT`] planned requests the integral
-    /// stands in for it.
+    /// (rounded), for `poisson` the number of arrivals the seeded blocks hold (the integral is
+    /// only its mean), which the nodes share out between them, so that a run that sent all it
+    /// was given reports nothing unsent. One draw per [`POISSON_BLOCK`].
     pub fn planned_requests(&self, mode: Arrivals, seed: u64) -> u64 {
-        let total = self.total();
         match mode {
-            Arrivals::Poisson if total <= POISSON_COUNT_LIMIT => {
-                self.arrivals(mode, seed).count() as u64
-            }
-            _ => total.round() as u64,
+            Arrivals::Uniform => self.total().round() as u64,
+            Arrivals::Poisson => self.poisson_blocks(seed).sum(),
         }
     }
 
-    /// Arrival offsets from the start, in order, all before [`RatePlan::duration`].
-    pub fn arrivals(&self, mode: Arrivals, seed: u64) -> ArrivalIter<'_> {
-        ArrivalIter {
-            plan: self,
-            mode,
-            rng: StdRng::seed_from_u64(seed),
-            next_count: 0.0,
-            index: 0,
-            segment: 0,
-            area_before: 0.0,
-        }
+    /// Every arrival's offset from the start, in order, all before [`RatePlan::duration`]
+    /// (the whole task's [`RatePlan::own_arrivals`]).
+    pub fn arrivals(&self, mode: Arrivals, seed: u64) -> impl Iterator<Item = Duration> + '_ {
+        self.own_arrivals(mode, seed, Part::WHOLE).map(|(_, at)| at)
     }
 }
 
@@ -510,52 +498,6 @@ impl PlanBuilder {
             segments: self.segments,
         }
     }
-}
-
-/// Arrival offsets of a [`RatePlan`]; ends at the plan's end.
-pub struct ArrivalIter<'a> {
-    plan: &'a RatePlan,
-    mode: Arrivals,
-    rng: StdRng,
-    /// The cumulative planned count at which the next arrival falls.
-    next_count: f64,
-    index: u64,
-    segment: usize,
-    area_before: f64,
-}
-
-impl Iterator for ArrivalIter<'_> {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        if self.index == 0 && self.mode == Arrivals::Poisson {
-            self.next_count = exp1(&mut self.rng);
-        }
-        let x = self.next_count;
-        loop {
-            let seg = self.plan.segments.get(self.segment)?;
-            let area = seg.area();
-            if x < self.area_before + area {
-                let tau = seg.time_of(x - self.area_before);
-                self.index += 1;
-                self.next_count = match self.mode {
-                    Arrivals::Uniform => self.index as f64,
-                    Arrivals::Poisson => x + exp1(&mut self.rng),
-                };
-                let at = seg.start + Duration::from_secs_f64(tau);
-                // Rounding can land exactly on the segment end; keep arrivals inside it.
-                return Some(at.min(seg.start + seg.duration - Duration::from_nanos(1)));
-            }
-            self.area_before += area;
-            self.segment += 1;
-        }
-    }
-}
-
-/// A unit-mean exponential draw.
-fn exp1(rng: &mut StdRng) -> f64 {
-    // 1 - u lies in (0, 1], so the log is finite.
-    -(1.0 - rng.random::<f64>()).ln()
 }
 
 #[cfg(test)]

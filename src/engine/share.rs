@@ -1,12 +1,15 @@
 //! How a task's arrivals are split over the nodes of a cluster, and re-split when a node is
 //! lost. Plain data and functions, property-tested; the orchestrator decides, the nodes read.
 //!
-//! Every node of a task computes the same global arrival sequence (same rate plan, same seed)
-//! and runs the arrivals it owns. Ownership is a [`ShareTable`]: a list of periods, each from
-//! an offset of the task's start, each with a list of owners indexed by arrival number modulo
-//! its length. An arrival belongs to the owner its number maps to in the period its planned
-//! time falls in. A re-split adds a period that starts a little in the future, so every node
-//! learns of it before it matters; the past never changes.
+//! A task's arrival sequence is global (same rate plan, same seed) and every node runs the
+//! arrivals it owns, computing only those (`RatePlan::own_arrivals`). Ownership is a
+//! [`ShareTable`]: a list of periods, each from an offset of the task's start, each with a
+//! list of owners indexed by arrival number modulo its length. A uniform arrival belongs to
+//! the owner its number maps to in the period its planned time falls in; a Poisson arrival,
+//! in the period in force at the start of its block (`schedule::POISSON_BLOCK`), since nodes
+//! draw their Poisson times apart and agree only on each block's count. A re-split adds a
+//! period that starts a little in the future, so every node learns of it before it matters;
+//! the past never changes.
 //!
 //! Splitting arrival numbers (not rates) keeps the sum exact: every planned arrival has
 //! exactly one owner, so the nodes' planned counts add up to the task's.
@@ -52,7 +55,8 @@ impl ShareTable {
         self.nodes.iter().position(|n| n == node).map(|s| s as u16)
     }
 
-    fn period_at(&self, offset: Duration) -> &SharePeriod {
+    /// The period in force `offset` after the task's start.
+    pub fn period_at(&self, offset: Duration) -> &SharePeriod {
         let ms = offset.as_millis() as u64;
         let i = self.periods.partition_point(|p| p.from_ms <= ms);
         &self.periods[i.saturating_sub(1)]
@@ -123,7 +127,8 @@ impl ShareTable {
         true
     }
 
-    /// Of the arrival offsets in `arrivals` (numbered from 0), how many each slot owns.
+    /// Of the arrival offsets in `arrivals` (numbered from 0), how many each slot owns (as
+    /// uniform arrivals; see the module's description for Poisson ones).
     pub fn counts(&self, arrivals: impl Iterator<Item = Duration>) -> Vec<u64> {
         let mut counts = vec![0u64; self.nodes.len()];
         for (n, offset) in arrivals.enumerate() {
@@ -139,6 +144,8 @@ pub struct NodeShare {
     pub node_id: String,
     pub slot: u16,
     table: RwLock<Arc<ShareTable>>,
+    /// Bumped on every new table, so a reader can tell cheaply that it changed.
+    version: AtomicU64,
     pub lease: Arc<Lease>,
     /// Held after the node's session was renewed, until the orchestrator confirms the task.
     pub held: AtomicBool,
@@ -154,6 +161,7 @@ impl NodeShare {
             node_id,
             slot,
             table: RwLock::new(Arc::new(table)),
+            version: AtomicU64::new(0),
             lease,
             held: AtomicBool::new(false),
             sent: AtomicU64::new(0),
@@ -167,20 +175,18 @@ impl NodeShare {
 
     pub fn set_table(&self, table: ShareTable) {
         *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes with every [`NodeShare::set_table`]: read it before the table, and a table
+    /// read after it is at least that new.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Whether the node may send now: its lease is valid and the task is not held.
     pub fn may_send(&self) -> bool {
         self.lease.is_valid() && !self.held.load(Ordering::Relaxed)
-    }
-
-    /// Whether arrival `n`, planned `offset` after the start, is this node's.
-    pub fn owns(&self, n: u64, offset: Duration) -> bool {
-        self.table
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .owner(n, offset)
-            == self.slot
     }
 }
 

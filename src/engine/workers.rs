@@ -25,7 +25,7 @@ use tokio::time::sleep_until;
 
 use crate::allowlist::Allowlist;
 use crate::engine::http::HttpSender;
-use crate::engine::schedule::Model;
+use crate::engine::schedule::{Model, Part};
 use crate::engine::share::NodeShare;
 use crate::engine::target::Traffic;
 use crate::settings::LoadSettings;
@@ -212,8 +212,15 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     // When the loop last finished waiting for a slot: arrivals planned before it are late.
     let mut waited_until: Option<Instant> = None;
     let stop = LocalStop::watch(spec.stop.clone());
-    let arrivals = plan.arrivals(task.arrivals, task.profile.seed).enumerate();
     let share = spec.share.as_deref();
+    // This shard's arrivals only: this node's (all of them when standalone), dealt in turn
+    // to its shards.
+    let part = Part {
+        share,
+        shard: spec.shard,
+        shards: spec.shards,
+    };
+    let arrivals = plan.own_arrivals(task.arrivals, task.profile.seed, part);
     // A shard that starts well after the task did (its start message came late) skips what
     // is already past rather than sending it in one burst; those count as not sent.
     let now = Instant::now();
@@ -222,16 +229,7 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     } else {
         spec.start
     };
-    // This node's arrivals (all of them when standalone), dealt in turn to its shards.
-    let mut own = 0u64;
     for (n, offset) in arrivals {
-        if share.is_some_and(|s| !s.owns(n as u64, offset)) {
-            continue;
-        }
-        own += 1;
-        if (own - 1) % spec.shards as u64 != spec.shard as u64 {
-            continue;
-        }
         let planned = spec.start + offset;
         if planned < skip_until {
             if let Some(share) = share {
@@ -269,7 +267,7 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
             w.late_starts += u64::from(late);
         }
         runners.start(Request {
-            target: sender.pick(n as u64),
+            target: sender.pick(n),
             planned,
             permit,
         });
