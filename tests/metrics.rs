@@ -21,7 +21,11 @@ use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::json;
 
 /// Served, but on no dashboard panel.
-const NOT_ON_THE_DASHBOARD: &[&str] = &["mcp_orchestrator_executions_ended_total"];
+const NOT_ON_THE_DASHBOARD: &[&str] = &[
+    "mcp_orchestrator_executions_ended_total",
+    // TLS handshakes by kind (full, resumed): no panel yet.
+    "mcp_load_generator_tls_handshakes_total",
+];
 
 /// Counters the spec names without a `_total` suffix (SPEC.md, Monitoring), served as named.
 const SPEC_COUNTERS_WITHOUT_TOTAL: &[&str] = &[

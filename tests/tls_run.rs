@@ -79,3 +79,32 @@ fn insecure_trusts_an_unknown_ca() {
     assert_eq!(report["tasks"][0]["errors"]["total"], 0);
     assert_eq!(server.requests(), 10);
 }
+
+/// `connections` bounds the sockets a run opens (8 users over 2 connections), where without
+/// it the users open more; the server counts the connections it accepted.
+#[test]
+fn connections_bound_the_sockets_a_run_opens() {
+    let ca = authority("test CA");
+    let ca_file = temp_file("ca.pem", &ca.pem());
+    let closed = |server: &Server, extra: &str| {
+        format!(
+            "tasks:\n- type: load_test\n  parameters:\n    targets: ['https://localhost:{}/']\n    duration: 1s\n    model: closed\n    concurrent_users: 8\n    tls: {{ca: '{}'}}\n{extra}",
+            server.addr.port(),
+            ca_file.path.display()
+        )
+    };
+    let bounded = Server::start(Some(server_tls(&ca, None)), Behaviour::default());
+    let (report, stderr) = run(&closed(&bounded, "    connections: 2\n"));
+    assert_eq!(report["tasks"][0]["errors"]["total"], 0, "{stderr}");
+    assert!(bounded.requests() > 0);
+    assert!(
+        (1..=2).contains(&bounded.connections()),
+        "{} connections",
+        bounded.connections()
+    );
+
+    let free = Server::start(Some(server_tls(&ca, None)), Behaviour::default());
+    let (report, stderr) = run(&closed(&free, ""));
+    assert_eq!(report["tasks"][0]["errors"]["total"], 0, "{stderr}");
+    assert!(free.connections() > 2, "{} connections", free.connections());
+}

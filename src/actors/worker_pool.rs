@@ -46,6 +46,7 @@ impl Handler<StartTask> for WorkerPool {
                 drain: msg.drain,
                 allowlist: msg.allowlist.clone(),
                 pool_size: msg.pool_size,
+                connections: msg.split.shard_connections(shard),
                 sink: msg.sink.clone(),
                 stop: msg.stop.clone(),
                 share: msg.share.clone(),

@@ -230,17 +230,34 @@ pub struct UserSplit {
     /// The node's users: all of them standalone; in a cluster, those the share table's first
     /// period deals to the node (at least one).
     pub users: u32,
-    /// One shard per worker, never more than the node's users.
+    /// One shard per worker, never more than the node's users or its connections.
     pub shards: usize,
+    /// The task's `connections`, the node's part of them (dealt like the users, at least one);
+    /// `None` lets the engine choose.
+    pub connections: Option<u32>,
 }
 
 impl UserSplit {
-    pub fn new(users: u32, share: Option<&NodeShare>, workers: usize) -> UserSplit {
+    pub fn new(
+        users: u32,
+        connections: Option<u32>,
+        share: Option<&NodeShare>,
+        workers: usize,
+    ) -> UserSplit {
         let users = node_users(users, share);
+        let connections = connections.map(|c| node_users(c, share));
         UserSplit {
             users,
-            shards: shard_count(workers, users),
+            shards: shard_count(workers, connections.map_or(users, |c| c.min(users))),
+            connections,
         }
+    }
+
+    /// The sockets shard `shard` may open: its part of the node's `connections`, at least one
+    /// (there are never more shards than connections).
+    pub fn shard_connections(&self, shard: usize) -> Option<usize> {
+        self.connections
+            .map(|c| share(c, shard, self.shards).max(1) as usize)
     }
 
     /// The users (closed model) or the in-flight cap (open model) of shard `shard`: its part

@@ -55,8 +55,11 @@ pub struct ShardSpec {
     /// How long in-flight requests may finish after the planned end.
     pub drain: Duration,
     pub allowlist: Allowlist,
-    /// The least number of pooled connections per worker.
+    /// The least number of pooled connections per worker, when the task does not say.
     pub pool_size: usize,
+    /// The sockets this shard may open: its part of the task's `connections`
+    /// (`UserSplit::shard_connections`); `None`: its users, at least `pool_size`.
+    pub connections: Option<usize>,
     pub sink: Recipient<WindowReport>,
     /// Turns true when the run is interrupted: start no more requests.
     pub stop: watch::Receiver<bool>,
@@ -139,7 +142,7 @@ pub async fn run_shard(spec: ShardSpec) {
     let sender = HttpSender::new(
         &task,
         spec.allowlist.clone(),
-        users.max(spec.pool_size),
+        spec.connections.unwrap_or(users.max(spec.pool_size)),
         node,
     );
     let window: Current = Rc::new(RefCell::new(Window::new(0)));

@@ -112,9 +112,9 @@ fn tls_of(load: &LoadTask) -> Option<TlsReport> {
 }
 
 /// The connections a load task holds open on the node of `slot` of `nodes`: its part of the
-/// task's `concurrent_users`, one at least.
+/// task's `connections` if it has them, else of its `concurrent_users`; one at least.
 pub fn connections(task: &LoadTask, slot: usize, nodes: usize) -> u32 {
     let n = nodes.max(1) as u32;
-    let users = task.concurrent_users;
-    (users / n + u32::from((slot as u32) < users % n)).max(1)
+    let total = task.connections.unwrap_or(task.concurrent_users);
+    (total / n + u32::from((slot as u32) < total % n)).max(1)
 }
