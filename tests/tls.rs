@@ -289,3 +289,63 @@ fn requests_wait_for_a_connection_at_the_limit() {
         "the sender opened more than its limit"
     );
 }
+
+/// An h2c server (prior knowledge) on its own thread that counts connections and streams and
+/// answers each stream once `hold` streams are open at once, so a client that does not
+/// multiplex over the connections it has hangs instead of passing.
+fn h2c_server(hold: usize) -> (std::net::SocketAddr, Arc<Mutex<(u64, u64)>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new(Mutex::new((0u64, 0u64)));
+    let c = counts.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (open, _) = tokio::sync::watch::channel(0usize);
+            let open = std::rc::Rc::new(open);
+            while let Ok((sock, _)) = listener.accept().await {
+                c.lock().unwrap().0 += 1;
+                let (c, open) = (c.clone(), open.clone());
+                tokio::task::spawn_local(async move {
+                    let Ok(mut conn) = h2::server::handshake(sock).await else {
+                        return;
+                    };
+                    while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                        c.lock().unwrap().1 += 1;
+                        open.send_modify(|n| *n += 1);
+                        let mut seen = open.subscribe();
+                        tokio::task::spawn_local(async move {
+                            let _ = seen.wait_for(|&n| n >= hold).await;
+                            let head = http::Response::new(());
+                            if let Ok(mut body) = respond.send_response(head, false) {
+                                let _ = body.send_data(bytes::Bytes::from_static(b"ok"), true);
+                            }
+                        });
+                    }
+                });
+            }
+        });
+    });
+    (addr, counts)
+}
+
+#[test]
+fn http2_requests_beyond_the_connections_share_them_as_streams() {
+    // 40 requests at once over at most 2 sockets: each must become a stream on one of them.
+    let (addr, counts) = h2c_server(40);
+    let mut traffic = traffic(&format!("http://{addr}/"), Tls::default());
+    traffic.targets[0].http_version = mcp_testing::engine::target::HttpVersion::Http2;
+    let outcomes = actix::System::new().block_on(async {
+        let sender = HttpSender::new(&traffic, Allowlist::default(), 2, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        futures_util::future::join_all((0..40).map(|_| sender.send(0, deadline))).await
+    });
+    assert!(outcomes.iter().all(ok), "{outcomes:?}");
+    assert_eq!(*counts.lock().unwrap(), (2, 40), "(connections, streams)");
+}

@@ -132,8 +132,7 @@ impl Pool {
                 let e = &mut eps[ep];
                 e.h2.retain(|c| !c.conn.is_closed());
                 if at_limit && !e.h2.is_empty() {
-                    e.next_h2 = (e.next_h2 + 1) % e.h2.len();
-                    return Ok((Lease::H2(e.h2[e.next_h2].clone()), None));
+                    return Ok((Lease::H2(e.next_stream()), None));
                 }
                 if let Some(conn) = e.idle.pop() {
                     return Ok((Lease::H1 { conn, reused: true }, None));
@@ -194,6 +193,8 @@ impl Pool {
         })?;
         let entry = Rc::new(H2Entry { conn, _slot: slot });
         self.endpoints.borrow_mut()[ep].h2.push(entry.clone());
+        // Requests waiting at the limit can now be streams on it.
+        self.sockets.freed.notify_waiters();
         Ok((Lease::H2(entry), opened.handshake))
     }
 
@@ -201,6 +202,25 @@ impl Pool {
     pub fn put(&self, ep: usize, conn: H1Conn) {
         self.endpoints.borrow_mut()[ep].idle.push(conn);
         self.sockets.freed.notify_one();
+    }
+}
+
+impl Endpoint {
+    /// The HTTP/2 connection for the next stream: in turn, the first with room for one more
+    /// stream, else the one with the fewest in flight (h2 queues the stream there).
+    fn next_stream(&mut self) -> Rc<H2Entry> {
+        let n = self.h2.len();
+        let start = (self.next_h2 + 1) % n;
+        let pick = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.h2[i].conn.has_room())
+            .unwrap_or_else(|| {
+                (0..n)
+                    .min_by_key(|&i| self.h2[i].conn.in_flight())
+                    .unwrap_or(0)
+            });
+        self.next_h2 = pick;
+        self.h2[pick].clone()
     }
 }
 
