@@ -44,6 +44,8 @@ struct Request {
     h1: Bytes,
     /// The body, for HTTP/2 (none for GET and HEAD).
     body: Option<Bytes>,
+    /// The URL as HTTP/2's `:scheme`, `:authority` and `:path`, parsed once.
+    uri: Result<http::Uri, String>,
 }
 
 /// A target with everything prepared once.
@@ -151,6 +153,7 @@ impl HttpSender {
                     method: method.clone(),
                     h1: Bytes::new(),
                     body: None,
+                    uri: Err(String::new()),
                 },
                 headers: t.headers.clone(),
                 body,
@@ -223,12 +226,17 @@ impl HttpSender {
             self.node.as_deref(),
             body.as_deref(),
         );
+        let uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| format!("{}: {e}", url.as_str()));
         Request {
             endpoint,
             url,
             method,
             h1,
             body,
+            uri,
         }
     }
 
@@ -448,10 +456,9 @@ fn h2_request(target: &Prepared, req: &Request) -> Result<http::Request<()>, Fai
     let mut request = http::Request::new(());
     *request.method_mut() = req.method.clone();
     *request.uri_mut() = req
-        .url
-        .as_str()
-        .parse()
-        .map_err(|e| Failure::new(ErrorKind::Connect, format!("{}: {e}", req.url)))?;
+        .uri
+        .clone()
+        .map_err(|why| Failure::new(ErrorKind::Connect, why))?;
     *request.headers_mut() = target.h2_headers.clone();
     Ok(request)
 }

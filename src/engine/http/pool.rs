@@ -130,9 +130,15 @@ impl Pool {
                 let mut eps = self.endpoints.borrow_mut();
                 let at_limit = self.sockets.open.get() >= self.sockets.limit;
                 let e = &mut eps[ep];
-                e.h2.retain(|c| !c.conn.is_closed());
-                if at_limit && !e.h2.is_empty() {
-                    return Ok((Lease::H2(e.next_stream()), None));
+                if at_limit {
+                    // Only the connection picked is probed (a probe costs a handle's clone);
+                    // a closed one is dropped and the next one tried.
+                    while let Some(entry) = e.next_stream() {
+                        if !entry.conn.is_closed() {
+                            return Ok((Lease::H2(entry), None));
+                        }
+                        e.h2.retain(|c| !Rc::ptr_eq(c, &entry));
+                    }
                 }
                 if let Some(conn) = e.idle.pop() {
                     return Ok((Lease::H1 { conn, reused: true }, None));
@@ -208,8 +214,11 @@ impl Pool {
 impl Endpoint {
     /// The HTTP/2 connection for the next stream: in turn, the first with room for one more
     /// stream, else the one with the fewest in flight (h2 queues the stream there).
-    fn next_stream(&mut self) -> Rc<H2Entry> {
+    fn next_stream(&mut self) -> Option<Rc<H2Entry>> {
         let n = self.h2.len();
+        if n == 0 {
+            return None;
+        }
         let start = (self.next_h2 + 1) % n;
         let pick = (0..n)
             .map(|k| (start + k) % n)
@@ -220,7 +229,7 @@ impl Endpoint {
                     .unwrap_or(0)
             });
         self.next_h2 = pick;
-        self.h2[pick].clone()
+        Some(self.h2[pick].clone())
     }
 }
 
