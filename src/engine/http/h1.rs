@@ -10,8 +10,14 @@ use url::Url;
 
 /// The user agent of every request.
 pub(super) const USER_AGENT: &str = concat!("mcpt/", env!("CARGO_PKG_VERSION"));
-/// The size of a connection's read buffer; a response head must fit in it.
-const BUFFER: usize = 16 * 1024;
+/// A connection's read buffer starts this small (most response heads fit: 10,000 idle
+/// connections hold 10 MiB of it), doubles for a longer head up to [`MAX_HEAD`], and grows to
+/// [`BODY_BUFFER`] the first time a body is larger than it, so big bodies take few reads.
+const START: usize = 1024;
+/// The longest response head (or chunk-size line) read.
+const MAX_HEAD: usize = 64 * 1024;
+/// The buffer of a connection whose bodies do not fit the starting one.
+const BODY_BUFFER: usize = 16 * 1024;
 /// Headers of a response head read at most.
 const MAX_HEADERS: usize = 100;
 
@@ -76,20 +82,47 @@ pub(super) struct Buffer {
     data: Box<[u8]>,
     pos: usize,
     end: usize,
+    /// The most a head may make it grow to.
+    max_head: usize,
 }
 
 impl Default for Buffer {
     fn default() -> Buffer {
-        Buffer::with_capacity(BUFFER)
+        Buffer::new(START, MAX_HEAD)
     }
 }
 
 impl Buffer {
-    pub fn with_capacity(n: usize) -> Buffer {
+    /// A buffer of `start` bytes that a response head may grow up to `max_head`.
+    pub fn new(start: usize, max_head: usize) -> Buffer {
         Buffer {
-            data: vec![0; n].into_boxed_slice(),
+            data: vec![0; start].into_boxed_slice(),
             pos: 0,
             end: 0,
+            max_head,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Moves the waiting bytes into a new buffer of `size` bytes.
+    fn grow(&mut self, size: usize) {
+        let mut data = vec![0; size].into_boxed_slice();
+        let n = self.available();
+        data[..n].copy_from_slice(&self.data[self.pos..self.end]);
+        self.data = data;
+        self.pos = 0;
+        self.end = n;
+    }
+
+    /// Before consuming `n` more bytes of a body: a buffer too small for them grows once to
+    /// [`BODY_BUFFER`], so a large body is read in large pieces.
+    fn for_body(&mut self, n: u64) {
+        if n > self.available() as u64 && self.data.len() < BODY_BUFFER {
+            self.grow(BODY_BUFFER);
         }
     }
 
@@ -110,11 +143,15 @@ impl Buffer {
             self.end = 0;
         } else if self.end == self.data.len() {
             if self.pos == 0 {
-                return Err(io::Error::other("response head or chunk line too long"));
+                if self.data.len() >= self.max_head {
+                    return Err(io::Error::other("response head or chunk line too long"));
+                }
+                self.grow((self.data.len() * 2).min(self.max_head));
+            } else {
+                self.data.copy_within(self.pos..self.end, 0);
+                self.end -= self.pos;
+                self.pos = 0;
             }
-            self.data.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
         }
         let n = io.read(&mut self.data[self.end..]).await?;
         self.end += n;
@@ -123,6 +160,7 @@ impl Buffer {
 
     /// Consumes `n` bytes, reading as many as needed (each read reuses the whole buffer).
     async fn skip<R: AsyncRead + Unpin>(&mut self, io: &mut R, mut n: u64) -> Result<(), Broken> {
+        self.for_body(n);
         loop {
             let here = (self.available() as u64).min(n);
             self.pos += here as usize;
@@ -144,6 +182,7 @@ impl Buffer {
 
     /// Consumes everything up to the end of the stream; how many bytes that was.
     async fn skip_to_end<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<u64, Broken> {
+        self.for_body(u64::MAX);
         let mut n = self.available() as u64;
         self.pos = self.end;
         loop {

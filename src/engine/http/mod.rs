@@ -364,7 +364,7 @@ impl HttpSender {
                         }
                         Err(Broken::Unanswered(_)) if reused && !retried => {
                             retried = true;
-                            let (next, opened) = self.pool.open(ep, conn.slot).await?;
+                            let (next, opened) = Box::pin(self.pool.open(ep, conn.slot)).await?;
                             *handshake = opened.or(*handshake);
                             lease = next;
                         }

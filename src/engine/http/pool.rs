@@ -153,7 +153,9 @@ impl Pool {
                 }
             };
             match slot {
-                Some(slot) => return self.open(ep, slot).await,
+                // Boxed: connecting is rare, and its state machine (TLS, the HTTP/2
+                // handshake) would otherwise enlarge every request's future.
+                Some(slot) => return Box::pin(self.open(ep, slot)).await,
                 None => self.sockets.freed.notified().await,
             }
         }

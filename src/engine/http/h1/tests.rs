@@ -45,7 +45,7 @@ fn read(parts: &[&[u8]], head: bool) -> Result<Response, Broken> {
         .unwrap();
     rt.block_on(async {
         let mut io = Pieces::new(parts.iter().copied());
-        let mut buf = Buffer::with_capacity(256);
+        let mut buf = Buffer::new(64, 256);
         read_response(&mut io, &mut buf, head, true).await
     })
 }
@@ -178,6 +178,33 @@ fn a_head_larger_than_the_buffer_is_refused() {
     let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
     head.extend_from_slice(format!("X-Long: {}\r\n\r\n", "y".repeat(400)).as_bytes());
     assert!(matches!(read(&[&head], false), Err(Broken::Io(_))));
+}
+
+#[test]
+fn the_buffer_grows_only_for_a_long_head_or_a_large_body() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let small = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+    let mut long_head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".to_vec();
+    long_head.extend_from_slice(format!("X-Long: {}\r\n\r\nhi", "y".repeat(3000)).as_bytes());
+    let mut large = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    large.extend_from_slice(&[b'z'; 100_000]);
+    rt.block_on(async {
+        let mut buf = Buffer::default();
+        let mut capacities = Vec::new();
+        for (response, bytes) in [(&small, 5), (&small, 5), (&long_head, 2), (&large, 100_000)] {
+            let mut io = Pieces::new([response.as_slice()]);
+            let r = read_response(&mut io, &mut buf, false, false)
+                .await
+                .unwrap();
+            assert_eq!(r, ok(200, bytes, true));
+            capacities.push(buf.capacity());
+        }
+        // Small responses keep the starting size; a 3 KB head doubles it to 4 KiB; a large
+        // body takes the body buffer.
+        assert_eq!(capacities, [START, START, 4 * START, BODY_BUFFER]);
+    });
 }
 
 #[test]
