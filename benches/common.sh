@@ -89,34 +89,44 @@ start_mcpt_target() {
   wait_port "$port" "$TGT_PID" || { echo "mcpt target did not come up (see $log)" >&2; exit 1; }
 }
 
-# start_nginx PORT DIR: nginx, 1 worker, static 200 "Hello, World!" on /, config as in
-# /work/shared/bench/peers.sh (worker pinned to TGT_CPU); sets TGT_PID (the master).
-start_nginx() {
-  local port=$1 nd=$2 mask
-  command -v nginx >/dev/null || { echo "nginx not installed" >&2; exit 2; }
-  if port_up "$port"; then echo "port $port already in use" >&2; exit 1; fi
-  mkdir -p "$nd"
+# nginx_conf_head DIR CONNS: the top of a bench nginx config, up to and including the common
+# lines inside `http {` (1 worker pinned to TGT_CPU, access log off, keep-alive without a
+# request limit, temp paths in DIR); the caller adds its servers and the closing brace.
+nginx_conf_head() {
+  local nd=$1 conns=$2 mask
   # worker_cpu_affinity takes a bit mask, rightmost = CPU 0 (only a single CPU number is supported)
   mask=$(python3 -c "print(format(1 << int('$TGT_CPU'), 'b'))" 2>/dev/null) || mask=10
-  cat >"$nd/nginx.conf" <<EOF
+  cat <<EOF
 daemon off;
 worker_processes 1;
 worker_cpu_affinity $mask;
 worker_rlimit_nofile 65536;
 pid $nd/nginx.pid;
 error_log $nd/error.log warn;
-events { worker_connections 16384; use epoll; multi_accept on; }
+events { worker_connections $conns; use epoll; multi_accept on; }
 http {
   access_log off; server_tokens off;
   keepalive_timeout 65; keepalive_requests 100000000;
   client_body_temp_path $nd/tmp_body; proxy_temp_path $nd/tmp_proxy;
   fastcgi_temp_path $nd/tmp_fastcgi; uwsgi_temp_path $nd/tmp_uwsgi; scgi_temp_path $nd/tmp_scgi;
+EOF
+}
+
+# start_nginx PORT DIR: nginx, 1 worker, static 200 "Hello, World!" on /, config as in
+# /work/shared/bench/peers.sh (worker pinned to TGT_CPU); sets TGT_PID (the master).
+start_nginx() {
+  local port=$1 nd=$2
+  command -v nginx >/dev/null || { echo "nginx not installed" >&2; exit 2; }
+  if port_up "$port"; then echo "port $port already in use" >&2; exit 1; fi
+  mkdir -p "$nd"
+  { nginx_conf_head "$nd" 16384; cat <<EOF
   server {
     listen $HOST:$port backlog=4096;
     location = / { default_type text/plain; return 200 "Hello, World!"; }
   }
 }
 EOF
+  } >"$nd/nginx.conf"
   "${TGT_PIN[@]}" nginx -p "$nd/" -c "$nd/nginx.conf" -e "$nd/error.log" &
   TGT_PID=$!
   SERVER_PIDS+=("$TGT_PID") SERVER_SIGS+=(QUIT)

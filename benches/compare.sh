@@ -93,27 +93,14 @@ make_certs() {
 # start_bench_nginx DIR: nginx with the http, https, h2 and status ports (P_HTTP, P_HTTPS,
 # P_H2, P_STAT); sets NGINX_PID (the master) and NGINX_WORKER.
 start_bench_nginx() {
-  local nd=$1 mask
+  local nd=$1
   mkdir -p "$nd"
   make_certs "$nd"
   P_HTTP=$(free_port) P_HTTPS=$(free_port) P_H2=$(free_port) P_STAT=$(free_port)
-  mask=$(python3 -c "print(format(1 << int('$TGT_CPU'), 'b'))")
-  cat >"$nd/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-worker_cpu_affinity $mask;
-worker_rlimit_nofile 65536;
-pid $nd/nginx.pid;
-error_log $nd/error.log warn;
-events { worker_connections 30000; use epoll; multi_accept on; }
-http {
-  access_log off; server_tokens off;
-  keepalive_timeout 65; keepalive_requests 100000000;
+  { nginx_conf_head "$nd" 30000; cat <<EOF
   http2_max_concurrent_streams 128;
   ssl_certificate $nd/leaf.pem; ssl_certificate_key $nd/leaf.key;
   ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;
-  client_body_temp_path $nd/tmp_body; proxy_temp_path $nd/tmp_proxy;
-  fastcgi_temp_path $nd/tmp_fastcgi; uwsgi_temp_path $nd/tmp_uwsgi; scgi_temp_path $nd/tmp_scgi;
   map \$server_protocol \$not_h2 { "HTTP/2.0" 0; default 1; }
   server {
     listen $HOST:$P_HTTP backlog=4096;
@@ -131,6 +118,7 @@ http {
   }
 }
 EOF
+  } >"$nd/nginx.conf"
   : >"$nd/not-h2.log"
   "${TGT_PIN[@]}" nginx -p "$nd/" -c "$nd/nginx.conf" -e "$nd/error.log" &
   NGINX_PID=$!

@@ -325,19 +325,10 @@ fn bad_tls_flags_and_files_exit_2_with_a_clear_message() {
 
 /// Runs `plan` with `mcpt run`; the JSON report.
 fn run(plan: &str) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let plan_file = write(dir.path(), "plan.yaml", plan);
-    let out = dir.path().join("report.json");
-    let output = ChildGuard::spawn(&mut mcpt(&[
-        "run",
-        path(&plan_file),
-        "--output",
-        path(&out),
-    ]))
-    .wait(Duration::from_secs(60));
+    let (output, report) = common::run_plan(plan, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    report.expect("a report")
 }
 
 /// The plan's `http_version` decides the protocol the target counts: "2" is h2 (by ALPN over

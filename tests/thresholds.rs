@@ -17,26 +17,15 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// `mcpt run` of `plan`; its exit code and JSON report.
 fn run(plan: &str) -> (Option<i32>, Value, String) {
-    let plan = temp_file("plan.yaml", plan);
-    let out = plan.path.with_extension("json");
-    let output = ChildGuard::spawn(&mut mcpt(&[
-        "run",
-        plan.path.to_str().unwrap(),
-        "-q",
-        "--output",
-        out.to_str().unwrap(),
-    ]))
-    .wait(WAIT);
+    let (output, report) = common::run_plan(plan, &["-q"]);
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let report: Value = std::fs::read_to_string(&out)
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or_else(|_| {
-            panic!(
-                "no report; exit {:?}\n{stdout}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
+    let report = report.unwrap_or_else(|| {
+        panic!(
+            "no report; exit {:?}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
     let problems = common::schema_errors("schemas/report.schema.json", &report);
     assert!(problems.is_empty(), "{problems:#?}");
     (output.status.code(), report, stdout)

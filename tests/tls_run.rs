@@ -5,30 +5,16 @@ mod common;
 #[path = "common/tls.rs"]
 mod tls_server;
 
-use std::time::Duration;
-
-use common::{ChildGuard, mcpt, temp_file};
+use common::temp_file;
 use serde_json::Value;
 use tls_server::{Behaviour, Server, authority, server_tls};
 
-const WAIT: Duration = Duration::from_secs(60);
-
 /// Runs `plan` with `mcpt run`; the JSON report and stderr.
 fn run(plan: &str) -> (Value, String) {
-    let plan = temp_file("plan.yaml", plan);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("report.json");
-    let output = ChildGuard::spawn(&mut mcpt(&[
-        "run",
-        plan.path.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]))
-    .wait(WAIT);
+    let (output, report) = common::run_plan(plan, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
-    let report = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    (report, stderr)
+    (report.expect("a report"), stderr)
 }
 
 fn plan(url: &str, tls: &str) -> String {

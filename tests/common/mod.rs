@@ -138,6 +138,22 @@ pub fn temp_file(name: &str, contents: &str) -> TempFile {
     TempFile { _dir: dir, path }
 }
 
+/// `mcpt run` of the plan `yaml` with `extra` arguments, waited for (a minute at most): the
+/// process's output and the JSON report it wrote, if it wrote one.
+#[allow(dead_code)]
+pub fn run_plan(yaml: &str, extra: &[&str]) -> (Output, Option<serde_json::Value>) {
+    let plan = temp_file("plan.yaml", yaml);
+    let out = plan.path.with_extension("json");
+    let mut args = vec!["run", plan.path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--output", out.to_str().unwrap()]);
+    let output = ChildGuard::spawn(&mut mcpt(&args)).wait(Duration::from_secs(60));
+    let report = std::fs::read_to_string(&out)
+        .ok()
+        .map(|text| serde_json::from_str(&text).expect("the report is JSON"));
+    (output, report)
+}
+
 /// A spawned process that is killed (and reaped) when dropped, even if the test fails.
 pub struct ChildGuard(Option<Child>);
 
