@@ -96,18 +96,25 @@ pub fn check_load_test(p: &RunLoadTest, limits: &McpSettings) -> Result<(), Refu
 pub fn check_targets(p: &RunLoadTest, allowlist: &Allowlist) -> Result<(), Refusal> {
     p.targets
         .iter()
-        .try_for_each(|t| check_url(&t.url, allowlist))
+        .try_for_each(|t| check_url(&t.url, LOAD_SCHEMES, allowlist))
 }
 
-/// One http URL on the allowlist (blocking, as [`check_targets`]).
-pub fn check_url(raw: &str, allowlist: &Allowlist) -> Result<(), Refusal> {
+/// The schemes load and stress tests send to (https verified against the system's roots).
+pub const LOAD_SCHEMES: &[&str] = &["http", "https"];
+/// The schemes a security scan speaks.
+pub const SCAN_SCHEMES: &[&str] = &["http"];
+
+/// One URL in one of `schemes`, on the allowlist (blocking, as [`check_targets`]).
+pub fn check_url(raw: &str, schemes: &[&str], allowlist: &Allowlist) -> Result<(), Refusal> {
     let url = Url::parse(raw).map_err(|e| Refusal::Target {
         url: raw.to_string(),
         why: format!("not a valid URL: {e}"),
     })?;
-    if url.scheme() != "http" {
+    if !schemes.contains(&url.scheme()) {
+        let names: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
         return Err(Refusal::Invalid(format!(
-            "target {raw}: only http:// URLs are supported"
+            "target {raw}: only {} URLs are supported here",
+            names.join(" and ")
         )));
     }
     allowlist
@@ -377,9 +384,16 @@ mod tests {
             Ok(())
         );
         let https = test(json!({"targets": [{"url": "https://127.0.0.1/"}]}));
+        assert_eq!(check_targets(&https, &Allowlist::default()), Ok(()));
+        let ftp = test(json!({"targets": [{"url": "ftp://127.0.0.1/"}]}));
         assert!(matches!(
-            check_targets(&https, &Allowlist::default()),
+            check_targets(&ftp, &Allowlist::default()),
             Err(Refusal::Invalid(_))
+        ));
+        // A scan speaks http only.
+        assert!(matches!(
+            check_url("https://127.0.0.1/", SCAN_SCHEMES, &Allowlist::default()),
+            Err(Refusal::Invalid(why)) if why.contains("only http:// URLs")
         ));
         let junk = test(json!({"targets": [{"url": "not a url"}]}));
         assert!(matches!(

@@ -66,7 +66,7 @@ impl McpServer {
         let urls: Vec<String> = p.targets.iter().map(|t| t.url.clone()).collect();
         let allowed = tokio::task::spawn_blocking(move || {
             urls.iter()
-                .try_for_each(|url| guard::check_url(url, &allowlist))
+                .try_for_each(|url| guard::check_url(url, guard::LOAD_SCHEMES, &allowlist))
         })
         .await;
         match allowed {
@@ -89,8 +89,10 @@ impl McpServer {
         }
         let allowlist = self.ctx.settings.load_generation.allowed_targets.clone();
         let target = p.target.clone();
-        let allowed =
-            tokio::task::spawn_blocking(move || guard::check_url(&target, &allowlist)).await;
+        let allowed = tokio::task::spawn_blocking(move || {
+            guard::check_url(&target, guard::SCAN_SCHEMES, &allowlist)
+        })
+        .await;
         match allowed {
             Ok(Ok(())) => {}
             Ok(Err(refusal)) => return tool_error(refusal),

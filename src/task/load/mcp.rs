@@ -22,8 +22,9 @@ pub const MAX_TARGETS: usize = 16;
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetParam {
-    /// An http:// URL, e.g. "http://127.0.0.1:8089/"; its host must match the server's
-    /// load_generation.allowed_targets (loopback only by default).
+    /// An http:// or https:// URL, e.g. "http://127.0.0.1:8089/" (https is verified against
+    /// the system's roots); its host must match the server's load_generation.allowed_targets
+    /// (loopback only by default).
     #[schemars(length(min = 8, max = 2048))]
     pub url: String,
     /// The HTTP method (default GET).
