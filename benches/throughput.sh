@@ -83,41 +83,19 @@ EOF
       [ "$CONNS" -gt 1000 ] && cmd+=(--set load_generation.max_concurrent_requests=20000) ;;
   esac
   run_gen "$base" "$LIM" "${cmd[@]}"; rc=$?
-  python3 - "$tgt" "$rep" "$tool" "$base" "$rc" <<'PY' >>"$RAW"
-import json, re, sys
-tgt, rep, tool, base, rc = sys.argv[1:6]
-def rd(s):
-    try: return open(base + s, errors="replace").read()
-    except OSError: return ""
-out, tim = rd(".out") + rd(".err"), rd(".time")
-def unit_ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s|m)$", v)
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[m.group(2)]
-nan = float("nan"); rps = p50 = p99 = nan; err = ""
+  python3 - "$BENCH_DIR" "$tgt" "$rep" "$tool" "$base" "$rc" <<'PY' >>"$RAW"
+import re, sys
+sys.path.insert(0, sys.argv[1])
+from compare import NAN, read, tool_figures   # the same parsing as compare.sh's
+tgt, rep, tool, base, rc = sys.argv[2:7]
+rps = p50 = p99 = NAN; err = ""
 try:
-    if tool == "wrk":
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-        p50 = unit_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
-        p99 = unit_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
-        m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-        n2 = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        err = str((sum(map(int, m.groups())) if m else 0) + (int(n2.group(1)) if n2 else 0))
-    elif tool == "oha":
-        j = json.loads(rd(".out"))
-        rps = j["summary"]["requestsPerSec"]
-        p50 = j["latencyPercentiles"]["p50"] * 1e3
-        p99 = j["latencyPercentiles"]["p99"] * 1e3
-        bad = sum(v for k, v in j.get("statusCodeDistribution", {}).items() if not k.startswith("2"))
-        err = str(bad + sum(v for k, v in j.get("errorDistribution", {}).items()
-                            if k != "aborted due to deadline"))   # in flight at -z deadline
-    elif tool == "mcpt":
-        t = json.loads(rd(".json"))["tasks"][0]
-        rps = t["achieved_rps"]; p50 = t["latency_ms"]["p50"]; p99 = t["latency_ms"]["p99"]
-        err = str(t["errors"]["total"])
+    rps, p50, p99, err = tool_figures(tool, base)
 except Exception as e:
     print(f"parse error {tool} ({base}): {e!r}", file=sys.stderr)
+tim = read(base + ".time")
 rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", tim)
-rss = int(rss.group(1)) / 1024 if rss else nan
+rss = int(rss.group(1)) / 1024 if rss else NAN
 cpu = re.search(r"Percent of CPU this job got: (\d+)%", tim)
 print(f"{tgt}\t{rep}\t{tool}\t{rps:.1f}\t{p50:.3f}\t{p99:.3f}\t{rss:.1f}\t{err}\t{cpu.group(1) if cpu else ''}\t{rc}")
 PY
