@@ -736,7 +736,8 @@ struct Recv {
 
 impl Recv {
     fn on_frame(&mut self, inner: &mut Inner, head: Head, payload: &[u8]) -> Result<(), ConnError> {
-        if !inner.settings_seen && !(head.kind == frame::SETTINGS && head.flags & frame::ACK == 0) {
+        let first_settings = head.kind == frame::SETTINGS && head.flags & frame::ACK == 0;
+        if !(inner.settings_seen || first_settings) {
             return Err(ConnError::protocol(
                 "the server's first frame was not SETTINGS",
             ));
@@ -800,7 +801,7 @@ impl Recv {
                     return Err(ConnError::protocol("SETTINGS on a stream"));
                 }
                 if head.flags & frame::ACK == 0 {
-                    if head.len % 6 != 0 {
+                    if !head.len.is_multiple_of(6) {
                         return Err(ConnError::new(frame::FRAME_SIZE_ERROR, "bad SETTINGS"));
                     }
                     inner.settings_seen = true;
