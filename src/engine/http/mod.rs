@@ -393,6 +393,7 @@ impl HttpSender {
                         .map_err(|why| Failure::new(ErrorKind::Connect, why.clone()))?;
                     match entry.conn.send(head, req.body.clone()).await {
                         Ok(ex) => {
+                            self.pool.finished(ep, &entry);
                             return Ok(Answer {
                                 status: ex.status,
                                 bytes: ex.bytes,
