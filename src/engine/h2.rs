@@ -19,7 +19,7 @@ mod huffman;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -593,6 +593,7 @@ where
         wbuf: Vec::with_capacity(4096),
         wpos: 0,
         flush: false,
+        deferred: false,
         recv: Recv {
             decoder: hpack::Decoder::new(HEADER_TABLE),
             block: Vec::new(),
@@ -972,11 +973,15 @@ struct Driver<T> {
     wpos: usize,
     /// Bytes were written since the last flush.
     flush: bool,
+    /// New frames wait for the worker's next turn (see `poll_write_out`).
+    deferred: bool,
     recv: Recv,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Polled again: frames held back on the last poll go out now.
+        let hold = !std::mem::take(&mut self.deferred);
         {
             let mut inner = self.shared.inner.borrow_mut();
             inner.notified = false;
@@ -1004,7 +1009,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                         frame::put_goaway(&mut inner.out, last, e.code);
                         drop(inner);
                         // Best effort: the GOAWAY may not get out before the socket closes.
-                        let _ = self.poll_write_out(cx);
+                        let _ = self.poll_write_out(cx, false);
                         return self.end(format!("protocol error: {}", e.why));
                     }
                     read = true;
@@ -1012,14 +1017,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Poll::Ready(Err(e)) => return self.end(format!("reading: {e}")),
                 Poll::Pending => {}
             }
-            if let Err(e) = self.poll_write_out(cx) {
+            if let Err(e) = self.poll_write_out(cx, hold) {
                 return self.end(format!("writing: {e}"));
             }
             if self.shared.handles.get() == 0 && self.shared.in_flight.get() == 0 {
                 let mut inner = self.shared.inner.borrow_mut();
                 frame::put_goaway(&mut inner.out, 0, frame::NO_ERROR);
                 drop(inner);
-                let _ = self.poll_write_out(cx);
+                let _ = self.poll_write_out(cx, false);
                 let _ = Pin::new(&mut self.io).poll_shutdown(cx);
                 return self.end("the connection was closed".into());
             }
@@ -1057,13 +1062,29 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Writes what is queued until done or the socket would block, then flushes.
-    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+    ///
+    /// With `hold`, new frames are not written yet: the driver asks tokio to poll it again once
+    /// the worker has run the tasks that are ready (`yield_now`'s deferred wake), and writes
+    /// then. The requests those tasks start on this connection join the same write, so the
+    /// server reads them in one go. The wake is the scheduler's, so nothing waits on the
+    /// server (a server that answers only once it has many requests still gets them).
+    fn poll_write_out(&mut self, cx: &mut Context<'_>, hold: bool) -> std::io::Result<()> {
         loop {
             if self.wpos == self.wbuf.len() {
                 self.wbuf.clear();
                 self.wpos = 0;
                 let mut inner = self.shared.inner.borrow_mut();
                 if inner.out.is_empty() {
+                    break;
+                }
+                if hold {
+                    if !self.deferred {
+                        self.deferred = true;
+                        // The deferred wake comes anyway: senders need not wake the driver.
+                        inner.notified = true;
+                        // Always pending on its first poll; outside a runtime it wakes at once.
+                        let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+                    }
                     break;
                 }
                 std::mem::swap(&mut self.wbuf, &mut inner.out);
