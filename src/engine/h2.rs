@@ -19,7 +19,7 @@ mod huffman;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::{Future, poll_fn};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -850,7 +850,19 @@ impl Recv {
                         ));
                     }
                 } else if let Some(&idx) = inner.ids.get(&head.stream) {
-                    inner.entries[idx].send_window += i64::from(inc);
+                    // A stream's window errors end that stream only (RFC 9113 §6.9).
+                    let window = inner.entries[idx].send_window + i64::from(inc);
+                    let bad = match (inc, window > frame::MAX_WINDOW) {
+                        (0, _) => Some((frame::PROTOCOL_ERROR, "a WINDOW_UPDATE of 0")),
+                        (_, true) => Some((frame::FLOW_CONTROL_ERROR, "a window above 2^31-1")),
+                        _ => None,
+                    };
+                    if let Some((code, why)) = bad {
+                        let err = H2Error::Body(format!("the server sent {why}"));
+                        inner.finish(idx, Err(err), Some(code));
+                        return Ok(());
+                    }
+                    inner.entries[idx].send_window = window;
                 }
                 inner.push_bodies();
             }
@@ -869,7 +881,9 @@ impl Recv {
         }
         let data = frame::unpad(&head, payload)
             .ok_or_else(|| ConnError::protocol("DATA padding too long"))?;
-        // The whole payload counts against the windows, padding included.
+        // The whole payload counts against the windows, padding included. Bodies are counted,
+        // not kept, so every byte is given back as it arrives: the windows we gave never run
+        // out, and a server cannot overrun them.
         let len = head.len as u32;
         self.unacked += len;
         if self.unacked >= CONNECTION_WINDOW / 2 {

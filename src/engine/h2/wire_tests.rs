@@ -210,6 +210,8 @@ fn frames_split_at_every_byte_parse_the_same() {
             mock.push(response[..split].to_vec());
             mock.push(response[split..].to_vec());
             assert_eq!(task.await.unwrap(), Ok(want.clone()), "split at {split}");
+            // Frames go out on the driver's next turn.
+            settle().await;
             let acked = mock.frames().iter().any(|(h, p)| {
                 h.kind == frame::PING && h.flags & frame::ACK != 0 && p == b"12345678"
             });
@@ -364,5 +366,54 @@ fn a_dropped_exchange_resets_its_stream_and_frees_its_slot() {
         settle().await;
         mock.push(ok_response(3, 7));
         assert_eq!(task.await.unwrap().map(|e| e.bytes), Ok(7));
+    });
+}
+
+#[test]
+fn a_bad_window_update_on_a_stream_ends_that_stream_only() {
+    run(async {
+        let (conn, mock) = connect(&[]).await;
+        let conn = Rc::new(conn);
+        let (a, b) = (conn.clone(), conn.clone());
+        let zero = spawn_local(async move { a.send(&post("/"), None).await });
+        let over = spawn_local(async move { b.send(&post("/"), None).await });
+        settle().await;
+        // Stream 1: an increment of 0; stream 3: past 2^31-1 (our window starts at 65,535).
+        let mut bad = frame_bytes(frame::WINDOW_UPDATE, 0, 1, &0u32.to_be_bytes());
+        bad.extend(frame_bytes(
+            frame::WINDOW_UPDATE,
+            0,
+            3,
+            &0x7fff_ffffu32.to_be_bytes(),
+        ));
+        mock.push(bad);
+        let zero = zero.await.unwrap();
+        assert!(
+            matches!(&zero, Err(H2Error::Body(why)) if why.contains("of 0")),
+            "{zero:?}"
+        );
+        let over = over.await.unwrap();
+        assert!(
+            matches!(&over, Err(H2Error::Body(why)) if why.contains("2^31")),
+            "{over:?}"
+        );
+        settle().await;
+        let rst: Vec<_> = mock
+            .frames()
+            .into_iter()
+            .filter(|(h, _)| h.kind == frame::RST_STREAM)
+            .map(|(h, p)| (h.stream, u32::from_be_bytes([p[0], p[1], p[2], p[3]])))
+            .collect();
+        assert_eq!(
+            rst,
+            [(1, frame::PROTOCOL_ERROR), (3, frame::FLOW_CONTROL_ERROR)]
+        );
+        // The connection goes on: the next exchange opens stream 5.
+        assert!(!conn.is_closed());
+        let c = conn.clone();
+        let task = spawn_local(async move { c.send(&post("/"), None).await });
+        settle().await;
+        mock.push(ok_response(5, 3));
+        assert_eq!(task.await.unwrap().map(|e| e.bytes), Ok(3));
     });
 }
