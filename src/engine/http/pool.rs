@@ -131,8 +131,8 @@ impl Pool {
                 let at_limit = self.sockets.open.get() >= self.sockets.limit;
                 let e = &mut eps[ep];
                 if at_limit {
-                    // Only the connection picked is probed (a probe costs a handle's clone);
-                    // a closed one is dropped and the next one tried.
+                    // Only the connection picked is looked at; a closed one is dropped and the
+                    // next one tried.
                     while let Some(entry) = e.next_stream() {
                         if !entry.conn.is_closed() {
                             return Ok((Lease::H2(entry), None));
