@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::spawn_local;
 
-use super::{Exchange, H2Conn, H2Error, handshake};
+use super::{Exchange, H2Conn, H2Error, H2Head, handshake};
 
 /// A guard against a hang, never the thing asserted.
 const GUARD: Duration = Duration::from_secs(120);
@@ -161,10 +161,13 @@ async fn connect(server: &Server) -> H2Conn {
     handshake(sock).await.expect("handshake")
 }
 
-fn get(server: &Server, path: &str) -> http::Request<()> {
-    http::Request::get(format!("http://{}{path}", server.addr))
-        .body(())
-        .unwrap()
+fn get(server: &Server, path: &str) -> H2Head {
+    head("GET", server, path)
+}
+
+fn head(method: &str, server: &Server, path: &str) -> H2Head {
+    let url = url::Url::parse(&format!("http://{}{path}", server.addr)).unwrap();
+    H2Head::new(method, &url, std::iter::empty()).unwrap()
 }
 
 /// Sends `n` requests for `path` at once over `conn` and returns their results in order.
@@ -174,7 +177,8 @@ async fn send_many(
     path: &str,
     n: usize,
 ) -> Vec<Result<Exchange, H2Error>> {
-    let sends = (0..n).map(|_| conn.send(get(server, path), None));
+    let head = get(server, path);
+    let sends = (0..n).map(|_| conn.send(&head, None));
     futures_util::future::join_all(sends).await
 }
 
@@ -235,7 +239,8 @@ fn a_reset_stream_fails_alone() {
             "/redirect",
             "/",
         ];
-        let sends = paths.iter().map(|p| conn.send(get(&server, p), None));
+        let heads: Vec<H2Head> = paths.iter().map(|p| get(&server, p)).collect();
+        let sends = heads.iter().map(|h| conn.send(h, None));
         let results = futures_util::future::join_all(sends).await;
         assert_eq!(results[0], Ok(ok_hello()));
         assert!(
@@ -259,7 +264,7 @@ fn a_reset_stream_fails_alone() {
         assert_eq!(results[6], Ok(ok_hello()));
         assert_eq!(server.counts.streams.get(), paths.len());
         assert!(!conn.is_closed());
-        assert_eq!(conn.send(get(&server, "/"), None).await, Ok(ok_hello()));
+        assert_eq!(conn.send(&get(&server, "/"), None).await, Ok(ok_hello()));
     });
 }
 
@@ -275,10 +280,10 @@ fn a_graceful_goaway_refuses_later_sends() {
     run(async {
         let server = server(Opts::default()).await;
         let conn = connect(&server).await;
-        assert_eq!(conn.send(get(&server, "/bye"), None).await, Ok(ok_hello()));
+        assert_eq!(conn.send(&get(&server, "/bye"), None).await, Ok(ok_hello()));
         until_closed(&conn).await;
         assert_eq!(
-            conn.send(get(&server, "/"), None).await,
+            conn.send(&get(&server, "/"), None).await,
             Err(H2Error::Refused)
         );
         assert_eq!(server.counts.streams.get(), 1);
@@ -290,11 +295,11 @@ fn an_abrupt_goaway_with_an_error_fails_the_connection() {
     run(async {
         let server = server(Opts::default()).await;
         let conn = connect(&server).await;
-        assert_eq!(conn.send(get(&server, "/"), None).await, Ok(ok_hello()));
-        let aborted = conn.send(get(&server, "/abort"), None).await;
+        assert_eq!(conn.send(&get(&server, "/"), None).await, Ok(ok_hello()));
+        let aborted = conn.send(&get(&server, "/abort"), None).await;
         assert!(matches!(aborted, Err(H2Error::Connect(_))), "{aborted:?}");
         until_closed(&conn).await;
-        let later = conn.send(get(&server, "/"), None).await;
+        let later = conn.send(&get(&server, "/"), None).await;
         assert!(matches!(later, Err(H2Error::Connect(_))), "{later:?}");
         assert_eq!(server.counts.streams.get(), 2);
     });
@@ -305,13 +310,11 @@ fn a_large_body_is_counted_exactly_both_ways() {
     run(async {
         let server = server(Opts::default()).await;
         let conn = connect(&server).await;
-        let got = conn.send(get(&server, "/big"), None).await.unwrap();
+        let got = conn.send(&get(&server, "/big"), None).await.unwrap();
         assert_eq!(got.bytes, BIG as u64);
-        let upload = http::Request::post(format!("http://{}/upload", server.addr))
-            .body(())
-            .unwrap();
+        let upload = head("POST", &server, "/upload");
         let body = Bytes::from(vec![3u8; UPLOAD]);
-        assert_eq!(conn.send(upload, Some(body)).await, Ok(ok_hello()));
+        assert_eq!(conn.send(&upload, Some(body)).await, Ok(ok_hello()));
         assert_eq!(server.counts.upload_bytes.get(), UPLOAD);
     });
 }

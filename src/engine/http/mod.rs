@@ -26,7 +26,7 @@ use self::conn::{Failure, TlsTarget};
 use self::h1::Broken;
 use self::pool::{Lease, Pool};
 use crate::allowlist::{Allowlist, Verdict};
-use crate::engine::h2::H2Error;
+use crate::engine::h2::{H2Error, H2Head};
 use crate::engine::target::{ExpectedStatus, HttpVersion, Tls, Traffic};
 use crate::stats::{ErrorKind, Handshake, Outcome};
 
@@ -44,8 +44,8 @@ struct Request {
     h1: Bytes,
     /// The body, for HTTP/2 (none for GET and HEAD).
     body: Option<Bytes>,
-    /// The URL as HTTP/2's `:scheme`, `:authority` and `:path`, parsed once.
-    uri: Result<http::Uri, String>,
+    /// The HTTP/2 head (pseudo-headers and the target's headers), HPACK-encoded once.
+    h2: Result<H2Head, String>,
 }
 
 /// A target with everything prepared once.
@@ -153,7 +153,7 @@ impl HttpSender {
                     method: method.clone(),
                     h1: Bytes::new(),
                     body: None,
-                    uri: Err(String::new()),
+                    h2: Err(String::new()),
                 },
                 headers: t.headers.clone(),
                 body,
@@ -226,17 +226,21 @@ impl HttpSender {
             self.node.as_deref(),
             body.as_deref(),
         );
-        let uri = url
-            .as_str()
-            .parse()
-            .map_err(|e| format!("{}: {e}", url.as_str()));
+        let h2 = H2Head::new(
+            method.as_str(),
+            &url,
+            target
+                .h2_headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+        );
         Request {
             endpoint,
             url,
             method,
             h1,
             body,
-            uri,
+            h2,
         }
     }
 
@@ -278,7 +282,7 @@ impl HttpSender {
         loop {
             let req = hop.as_ref().unwrap_or(&target.first);
             let redirect = target.follow_redirects && hops < MAX_REDIRECTS;
-            let answer = match self.once(target, req, redirect, handshake).await {
+            let answer = match self.once(req, redirect, handshake).await {
                 Ok(answer) => answer,
                 Err(failure) => {
                     self.log(&failure);
@@ -338,7 +342,6 @@ impl HttpSender {
     /// answering (or a stream an HTTP/2 server refused) is tried once more on a fresh one.
     async fn once(
         &self,
-        target: &Prepared,
         req: &Request,
         location: bool,
         handshake: &mut Option<Handshake>,
@@ -384,9 +387,13 @@ impl HttpSender {
                     }
                 }
                 Lease::H2(entry) => {
-                    let request = h2_request(target, req)?;
-                    match entry.conn.send(request, req.body.clone()).await {
+                    let head = req
+                        .h2
+                        .as_ref()
+                        .map_err(|why| Failure::new(ErrorKind::Connect, why.clone()))?;
+                    match entry.conn.send(head, req.body.clone()).await {
                         Ok(ex) => {
+                            self.pool.finished(ep, &entry);
                             return Ok(Answer {
                                 status: ex.status,
                                 bytes: ex.bytes,
@@ -449,18 +456,6 @@ impl HttpSender {
         }
         Some(next)
     }
-}
-
-/// The HTTP/2 form of a request (its headers prepared once per target).
-fn h2_request(target: &Prepared, req: &Request) -> Result<http::Request<()>, Failure> {
-    let mut request = http::Request::new(());
-    *request.method_mut() = req.method.clone();
-    *request.uri_mut() = req
-        .uri
-        .clone()
-        .map_err(|why| Failure::new(ErrorKind::Connect, why))?;
-    *request.headers_mut() = target.h2_headers.clone();
-    Ok(request)
 }
 
 /// Writes a request on an HTTP/1.1 connection and reads its response.

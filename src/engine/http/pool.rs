@@ -131,8 +131,8 @@ impl Pool {
                 let at_limit = self.sockets.open.get() >= self.sockets.limit;
                 let e = &mut eps[ep];
                 if at_limit {
-                    // Only the connection picked is probed (a probe costs a handle's clone);
-                    // a closed one is dropped and the next one tried.
+                    // Only the connection picked is looked at; a closed one is dropped and the
+                    // next one tried.
                     while let Some(entry) = e.next_stream() {
                         if !entry.conn.is_closed() {
                             return Ok((Lease::H2(entry), None));
@@ -206,6 +206,16 @@ impl Pool {
         Ok((Lease::H2(entry), opened.handshake))
     }
 
+    /// A stream finished on HTTP/2 connection `entry` of endpoint `ep`: the next stream
+    /// goes there first (while it has room).
+    pub fn finished(&self, ep: usize, entry: &Rc<H2Entry>) {
+        let mut eps = self.endpoints.borrow_mut();
+        let e = &mut eps[ep];
+        if let Some(i) = e.h2.iter().position(|c| Rc::ptr_eq(c, entry)) {
+            e.next_h2 = i;
+        }
+    }
+
     /// Gives an HTTP/1.1 connection back for the next request.
     pub fn put(&self, ep: usize, conn: H1Conn) {
         self.endpoints.borrow_mut()[ep].idle.push(conn);
@@ -221,7 +231,9 @@ impl Endpoint {
         if n == 0 {
             return None;
         }
-        let start = (self.next_h2 + 1) % n;
+        // The connection a stream last finished on first: requests follow the responses
+        // that freed them, so a batch of answers read at once goes out again as one write.
+        let start = self.next_h2 % n;
         let pick = (0..n)
             .map(|k| (start + k) % n)
             .find(|&i| self.h2[i].conn.has_room())
