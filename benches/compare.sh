@@ -9,7 +9,9 @@
 #   -d  duration of each closed-model run, seconds (default 10)
 #   -c  connections for http/https (default 64)
 #   -T  peers to run where they apply (default "wrk oha h2load"; oha is skipped with a notice
-#       when not installed: cargo install --locked oha)
+#       when not installed: cargo install --locked oha). "base" adds a second mcpt build,
+#       MCPT_BASE (e.g. the commit before a change), run like mcpt in http, https and h2: a
+#       before/after ratio measured in the same interleaved series
 #   -R  open-model rate (default 50000);  -o  its duration, seconds (default 10)
 #   -u  connections of the memory mode (default 10000)
 # MODES (default: http https h2 open memory):
@@ -69,7 +71,13 @@ bench_init compare
 HAVE_OHA=0
 if [ -x "$OHA" ]; then HAVE_OHA=1
 else case " $PEERS " in *" oha "*) echo "notice: oha not installed; its rows are left out" >&2 ;; esac; fi
-peer_on() { case " $PEERS " in *" $1 "*) [ "$1" != oha ] || [ "$HAVE_OHA" = 1 ] ;; *) return 1 ;; esac; }
+peer_on() {
+  case " $PEERS " in
+    *" $1 "*) case $1 in oha) [ "$HAVE_OHA" = 1 ] ;; base) [ -x "${MCPT_BASE:-}" ] ;; esac ;;
+    *) return 1 ;;
+  esac
+}
+case " $PEERS " in *" base "*) [ -x "${MCPT_BASE:-}" ] || { echo "-T base needs MCPT_BASE, an mcpt binary" >&2; exit 2; } ;; esac
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 RAW="$WORK/raw.tsv"
 printf 'mode\trep\ttool\tcounted\tsecs\trps\ttool_rps\tp50_ms\tp99_ms\tcpu_s\tus_per_req\trss_mib\terrors\trc\n' >"$RAW"
@@ -181,9 +189,11 @@ tool_cmd() {
         *) CMD+=(-c "$users") ;;
       esac
       CMD+=("$url") ;;
-    mcpt)
+    mcpt | base)
       mcpt_plan "$base.yaml" "$mode" "$users" "$secs"
-      CMD=("$MCPT" run "$base.yaml" -q --output "$base.json" --set load_generation.workers=1
+      local bin=$MCPT
+      [ "$tool" = base ] && bin=$MCPT_BASE
+      CMD=("$bin" run "$base.yaml" -q --output "$base.json" --set load_generation.workers=1
            --set load_generation.max_concurrent_requests=$((users > 20000 ? users : 20000))) ;;
   esac
 }
@@ -287,9 +297,9 @@ start_bench_nginx "$WORK/nginx"
 echo "nginx $NGINX_PID (worker $NGINX_WORKER): http $P_HTTP, https $P_HTTPS, h2 $P_H2, status $P_STAT; results in $WORK" >&2
 for mode in $MODES; do
   case $mode in
-    http) peers=(); peer_on wrk && peers+=(wrk); peer_on oha && peers+=(oha); closed http "${peers[@]}" ;;
-    https) probe https && { peers=(); peer_on wrk && peers+=(wrk); peer_on oha && peers+=(oha); closed https "${peers[@]}"; } ;;
-    h2) probe h2 && { peers=(); peer_on h2load && peers+=(h2load); peer_on oha && peers+=(oha); closed h2 "${peers[@]}"; } ;;
+    http) peers=(); peer_on wrk && peers+=(wrk); peer_on oha && peers+=(oha); peer_on base && peers+=(base); closed http "${peers[@]}" ;;
+    https) probe https && { peers=(); peer_on wrk && peers+=(wrk); peer_on oha && peers+=(oha); peer_on base && peers+=(base); closed https "${peers[@]}"; } ;;
+    h2) probe h2 && { peers=(); peer_on h2load && peers+=(h2load); peer_on oha && peers+=(oha); peer_on base && peers+=(base); closed h2 "${peers[@]}"; } ;;
     open) open_check ;;
     memory) memory_check ;;
     soak) soak_check ;;

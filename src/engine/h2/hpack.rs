@@ -177,6 +177,46 @@ pub struct Decoder {
     limit: usize,
     name: Vec<u8>,
     value: Vec<u8>,
+    memo: Memo,
+}
+
+/// The Huffman strings decoded last, by their code: servers send the same values over and
+/// over (nginx sends `date`, `content-type` and `server` Huffman-coded in every response), and
+/// comparing a few bytes costs less than decoding them again.
+#[derive(Debug, Default)]
+struct Memo {
+    /// (code, decoded), reused in turn.
+    slots: Vec<(Vec<u8>, Vec<u8>)>,
+    next: usize,
+}
+
+impl Memo {
+    const SLOTS: usize = 8;
+    /// Longer codes are decoded every time (they are rarely repeated).
+    const MAX_CODE: usize = 64;
+
+    /// Decodes the Huffman code `raw` into `buf`.
+    fn decode(&mut self, raw: &[u8], buf: &mut Vec<u8>) -> Result<(), HpackError> {
+        buf.clear();
+        if let Some((_, text)) = self.slots.iter().find(|(code, _)| code == raw) {
+            buf.extend_from_slice(text);
+            return Ok(());
+        }
+        huffman::decode(raw, buf).map_err(|_| HpackError::Huffman)?;
+        if raw.len() <= Self::MAX_CODE {
+            if self.slots.len() < Self::SLOTS {
+                self.slots.push((raw.to_vec(), buf.clone()));
+            } else {
+                let (code, text) = &mut self.slots[self.next];
+                code.clear();
+                code.extend_from_slice(raw);
+                text.clear();
+                text.extend_from_slice(buf);
+                self.next = (self.next + 1) % Self::SLOTS;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Decoder {
@@ -189,6 +229,7 @@ impl Decoder {
             limit,
             name: Vec::new(),
             value: Vec::new(),
+            memo: Memo::default(),
         }
     }
 
@@ -209,6 +250,7 @@ impl Decoder {
             limit,
             name: name_buf,
             value: value_buf,
+            memo,
         } = self;
         let mut pos = 0;
         let mut fields = false;
@@ -222,14 +264,14 @@ impl Decoder {
                 // Literal with incremental indexing.
                 let index = integer(src, &mut pos, 6)?;
                 let name: &[u8] = if index == 0 {
-                    string(src, &mut pos, name_buf)?
+                    string(src, &mut pos, name_buf, memo)?
                 } else {
                     // Copied: inserting may evict the entry it names.
                     name_buf.clear();
                     name_buf.extend_from_slice(table.get(index)?.0);
                     name_buf
                 };
-                let value = string(src, &mut pos, value_buf)?;
+                let value = string(src, &mut pos, value_buf, memo)?;
                 field(name, value);
                 table.insert(name, value);
             } else if b & 0x20 != 0 {
@@ -246,11 +288,11 @@ impl Decoder {
                 // Literal without indexing (0000) or never indexed (0001).
                 let index = integer(src, &mut pos, 4)?;
                 let name: &[u8] = if index == 0 {
-                    string(src, &mut pos, name_buf)?
+                    string(src, &mut pos, name_buf, memo)?
                 } else {
                     table.get(index)?.0
                 };
-                let value = string(src, &mut pos, value_buf)?;
+                let value = string(src, &mut pos, value_buf, memo)?;
                 field(name, value);
             }
             fields = true;
@@ -287,6 +329,7 @@ fn string<'a>(
     src: &'a [u8],
     pos: &mut usize,
     buf: &'a mut Vec<u8>,
+    memo: &mut Memo,
 ) -> Result<&'a [u8], HpackError> {
     let &first = src.get(*pos).ok_or(HpackError::Truncated)?;
     let len = integer(src, pos, 7)?;
@@ -295,8 +338,7 @@ fn string<'a>(
     if first & 0x80 == 0 {
         return Ok(raw);
     }
-    buf.clear();
-    huffman::decode(raw, buf).map_err(|_| HpackError::Huffman)?;
+    memo.decode(raw, buf)?;
     Ok(buf)
 }
 

@@ -294,3 +294,37 @@ fn request_fields_use_static_entries_and_read_back() {
     assert_eq!(got, want);
     assert_eq!(d.table_size(), 0, "the head never inserts");
 }
+
+#[test]
+fn huffman_values_read_again_from_the_memo_are_the_same() {
+    // More distinct values than the memo has slots, each sent several times in turn, some of
+    // the same coded length; and a malformed code (EOS padding gone wrong) is refused every
+    // time, never remembered.
+    let values: Vec<String> = (0..Memo::SLOTS + 3)
+        .map(|i| format!("Sun, 06 Dec 2026 22:3{}:0{} GMT", i % 10, i / 10))
+        .collect();
+    let mut d = Decoder::new(4096);
+    for round in 0..4 {
+        for (i, value) in values.iter().enumerate().skip(round % 2) {
+            let mut code = Vec::new();
+            huffman::encode(value.as_bytes(), &mut code);
+            let mut block = vec![0x0f, 0x12]; // literal without indexing, name `date` (33)
+            put_integer(&mut block, 0x80, 7, code.len());
+            block.extend(&code);
+            let mut got = Vec::new();
+            d.decode(&block, |n, v| got.push((n.to_vec(), v.to_vec())))
+                .unwrap();
+            assert_eq!(
+                got,
+                [(b"date".to_vec(), value.as_bytes().to_vec())],
+                "round {round}, value {i}"
+            );
+        }
+        // A code of all zeros for one byte: '0' then padding that is not EOS's ones.
+        let bad = [0x80 | 1, 0x00];
+        assert_eq!(
+            d.decode(&[&[0x0f, 0x12][..], &bad].concat(), |_, _| {}),
+            Err(HpackError::Huffman)
+        );
+    }
+}
