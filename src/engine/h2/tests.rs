@@ -22,7 +22,7 @@ const BIG: usize = 8 << 20;
 const UPLOAD: usize = 1 << 20;
 
 /// Runs `f` on a current-thread runtime inside a LocalSet, as load workers do.
-fn run<F: Future>(f: F) -> F::Output {
+pub(super) fn run<F: Future>(f: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -15,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::spawn_local;
 
 use super::frame::{self, Head};
+use super::tests::run;
 use super::{Exchange, H2Conn, H2Error, H2Head, HANDSHAKE_PING, handshake, hpack, huffman};
 
 #[derive(Default)]
@@ -87,19 +87,6 @@ impl AsyncWrite for Mock {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-}
-
-fn run<F: Future>(f: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
-        tokio::time::timeout(std::time::Duration::from_secs(60), f)
-            .await
-            .expect("test hung past its guard")
-    })
 }
 
 /// Lets the driver and the sends run until nothing is left to do (scheduling, not time).
