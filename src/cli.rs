@@ -241,10 +241,15 @@ fn init_tracing(level: tracing::Level, quiet_cluster: bool) {
         .try_init();
 }
 
-/// Lets the process open as many sockets as the system allows (10,000 users need 10,000).
+/// Lets the process open as many sockets as the system allows (10,000 users need 10,000),
+/// with room for them in its descriptor table from the start.
 fn raise_fd_limit() {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-file limit");
+    }
+    // Grown once here, before any load worker runs, rather than socket by socket under load.
+    if let Err(e) = crate::http::limits::reserve_fd_table(crate::http::limits::FD_TABLE_AHEAD) {
+        tracing::warn!(error = %e, "could not grow the file-descriptor table ahead");
     }
 }
 

@@ -320,3 +320,33 @@ fn a_node_refuses_a_task_its_own_allowlist_refuses() {
     }
     assert_eq!(t.stats.view().total, 0, "a refused task reached the target");
 }
+
+/// A node grows its file-descriptor table for 65,536 descriptors (or its open-file limit) when
+/// it starts, before any load: a load worker opening sockets would otherwise grow it at 256,
+/// 512, 1,024 ... descriptors, and each growth in a process with several threads blocks the
+/// worker for an RCU grace period (the open-model stall in benches/RESULTS.md).
+#[test]
+fn a_node_sizes_its_descriptor_table_before_any_load() {
+    let c = Cluster::start(1);
+    let pid = c.nodes[0].pid();
+    let field = |file: &str, key: &str| -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+        let value = line[key.len()..].split_whitespace().next().unwrap();
+        value.parse().unwrap_or(u64::MAX) // "unlimited"
+    };
+    let table = field("status", "FDSize:");
+    let limit = field("limits", "Max open files");
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    eprintln!("node: descriptor table {table}, open-file limit {limit}, open {open}");
+    assert!(
+        table >= limit.min(65_536),
+        "table {table} < min(limit {limit}, 65536)"
+    );
+    assert!(
+        open < 1_000,
+        "the reservation left descriptors open: {open}"
+    );
+}

@@ -250,6 +250,44 @@ pub fn spawn_memory_trim() {
     });
 }
 
+/// The descriptors a process grows its file-descriptor table to at start
+/// ([`reserve_fd_table`]): enough for the sockets of 65,536 connections, about 520 KiB of
+/// kernel memory (outside the process's RSS).
+pub const FD_TABLE_AHEAD: usize = 65_536;
+
+/// Grows this process's file-descriptor table (it never shrinks) so that the first `fds`
+/// descriptors fit without growing it again, by duplicating a descriptor to number `fds - 1`
+/// and closing the copy. Called at start, before the load workers run: Linux grows the table
+/// when a new descriptor does not fit, and in a process with more than one thread each growth
+/// waits for an RCU grace period (`expand_files` → `synchronize_rcu`), several to tens of
+/// milliseconds of the thread that opened the socket. On a load worker that was a stall of
+/// the arrival schedule at 256, 512 and 1,024 sockets (benches/RESULTS.md, open model).
+/// `fds` above the open-file limit is lowered to it.
+#[cfg(unix)]
+pub fn reserve_fd_table(fds: usize) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
+        .unwrap_or(1024);
+    let highest = fds.min(limit).saturating_sub(1);
+    let Ok(highest) = libc::c_int::try_from(highest) else {
+        return Ok(());
+    };
+    if highest < 3 {
+        return Ok(());
+    }
+    let probe = std::fs::File::open("/dev/null")?;
+    // SAFETY: F_DUPFD_CLOEXEC duplicates `probe`, a descriptor owned here and open for the
+    // whole call, to the lowest free number at or above `highest`; no pointer is passed.
+    let copy = unsafe { libc::fcntl(probe.as_raw_fd(), libc::F_DUPFD_CLOEXEC, highest) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a descriptor the call above just made; nothing else owns it.
+    drop(unsafe { OwnedFd::from_raw_fd(copy) });
+    Ok(())
+}
+
 /// The connections each of `workers` may keep open: `max_connections` shared out, after
 /// lowering it to the open-file limit less [`FD_RESERVE`] and `extra_fds` (a node's own load
 /// connections).
