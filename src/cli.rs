@@ -248,6 +248,7 @@ fn raise_fd_limit() {
         tracing::warn!(error = %e, "could not raise the open-file limit");
     }
     // Grown once here, before any load worker runs, rather than socket by socket under load.
+    #[cfg(unix)]
     if let Err(e) = crate::http::limits::reserve_fd_table(crate::http::limits::FD_TABLE_AHEAD) {
         tracing::warn!(error = %e, "could not grow the file-descriptor table ahead");
     }
