@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Parsing and summaries for benches/compare.sh (not run on its own).
 
-  parse MODE REP TOOL BASE RC COUNTED SECS   one raw TSV line from BASE.{out,err,time,json}
+  parse MODE REP TOOL BASE RC COUNTED SECS [TICKS0 TICKS1]
+                                             one raw TSV line from BASE.{out,err,time,json}
   probe BASE RC                              why mcpt could not run (empty when it could)
   summary RAW MODE PEER                      medians per tool and the ratios mcpt/peer
   open RAW REPORT RATE SECS                  acceptance 3 from nginx's count and mcpt's report
@@ -61,7 +62,13 @@ def tool_figures(tool, base):
     return t["achieved_rps"], t["latency_ms"]["p50"], t["latency_ms"]["p99"], t["errors"]["total"]
 
 
-def parse(mode, rep, tool, base, rc, counted, secs):
+def steal_pct(before, after):
+    """The host's steal time between two `total steal` tick readings, in % of all CPU time."""
+    (t0, s0), (t1, s1) = (map(int, x.split()) for x in (before, after))
+    return (s1 - s0) / (t1 - t0) * 100 if t1 > t0 else NAN
+
+
+def parse(mode, rep, tool, base, rc, counted, secs, cpu_before="0 0", cpu_after="0 0"):
     tim = read(base + ".time")
     rps = p50 = p99 = NAN
     err = ""
@@ -75,7 +82,8 @@ def parse(mode, rep, tool, base, rc, counted, secs):
     counted, secs = int(counted), float(secs)
     per_req = cpu / counted * 1e6 if counted > 0 else NAN
     print(f"{mode}\t{rep}\t{tool}\t{counted}\t{secs:g}\t{counted / secs:.1f}\t{rps:.1f}\t{p50:.3f}"
-          f"\t{p99:.3f}\t{cpu:.2f}\t{per_req:.2f}\t{rss:.1f}\t{err}\t{rc}")
+          f"\t{p99:.3f}\t{cpu:.2f}\t{per_req:.2f}\t{rss:.1f}\t{err}\t{rc}"
+          f"\t{steal_pct(cpu_before, cpu_after):.1f}")
 
 
 def probe(base, rc):
@@ -118,6 +126,7 @@ def summary(raw, mode, peer):
         f = m[tool]
         print(f"{tool:7} {len(r):>2} {f['rps']:>9.0f} {f['tool_rps']:>9.0f} {f['p50']:>7.3f}"
               f" {f['p99']:>7.3f} {f['us_req']:>7.2f} {f['rss']:>8.1f} {errs:>6} {bad:>3}")
+    print(steal_line(rs))
     ok = True
     for other in [p for p in m if p != "mcpt"]:
         a, b = m.get("mcpt"), m[other]
@@ -133,6 +142,19 @@ def summary(raw, mode, peer):
             print(f"  {'PASS' if fast else 'FAIL'}  throughput >= 1.0 x {peer} (acceptance 2)")
             print(f"  {'PASS' if lean else 'FAIL'}  CPU per request <= {peer}'s (acceptance 4)")
     return ok
+
+
+STEAL_FLAG = 2.0
+
+
+def steal_line(rs):
+    """The host's steal time over runs `rs`: runs above STEAL_FLAG % measured the host."""
+    steal = [float(x[14]) for x in rs if len(x) > 14 and not math.isnan(float(x[14]))]
+    if not steal:
+        return "host steal: not measured"
+    high = sum(1 for v in steal if v > STEAL_FLAG)
+    note = f"; {high} of {len(steal)} runs above {STEAL_FLAG:g}%: a contended host" if high else ""
+    return f"host steal: median {med(steal):.1f}%, max {max(steal):.1f}% of CPU time{note}"
 
 
 def open_check(raw, report, rate, secs):
@@ -166,6 +188,7 @@ def open_check(raw, report, rate, secs):
         print(f"  {'PASS' if good else 'FAIL'}  {text}")
     print(f"  mcpt: sent {t['sent_requests']}, not sent {t['not_sent']}, errors {t['errors']['total']},"
           f" us/req {rs['mcpt'][10]}")
+    print(f"  {steal_line([rs['mcpt']])}")
     if "oha" in rs:
         o = rs["oha"]
         print(f"  oha -q: nginx counted {o[3]}, p99 {o[8]} ms (latency-corrected), us/req {o[10]};"

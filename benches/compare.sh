@@ -41,7 +41,9 @@
 # stub_status `requests` read before and after each run (minus the read itself). CPU per
 # request = the generator's user + system time (getrusage of the reaped process, as
 # /usr/bin/time -v reports it: /proc/PID/stat utime + stime at its end) over nginx's count.
-# Peak RSS: "Maximum resident set size" of /usr/bin/time -v.
+# Peak RSS: "Maximum resident set size" of /usr/bin/time -v. steal_pct: the host's steal time
+# over the run, in % of the machine's CPU time (/proc/stat); summaries print it, and a run
+# above 2% is flagged: its figures measure a contended host.
 #
 # A mode the built mcpt cannot run (the plan keys tls/http_version, or https/h2 sending, not in
 # this build) is not skipped silently: a one-second probe run is made first, and the mode
@@ -80,7 +82,7 @@ peer_on() {
 case " $PEERS " in *" base "*) [ -x "${MCPT_BASE:-}" ] || { echo "-T base needs MCPT_BASE, an mcpt binary" >&2; exit 2; } ;; esac
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 RAW="$WORK/raw.tsv"
-printf 'mode\trep\ttool\tcounted\tsecs\trps\ttool_rps\tp50_ms\tp99_ms\tcpu_s\tus_per_req\trss_mib\terrors\trc\n' >"$RAW"
+printf 'mode\trep\ttool\tcounted\tsecs\trps\ttool_rps\tp50_ms\tp99_ms\tcpu_s\tus_per_req\trss_mib\terrors\trc\tsteal_pct\n' >"$RAW"
 FAILED_MODES="" CRIT_FAIL=0
 
 # make_certs DIR: a CA (ca.pem) and a leaf for 127.0.0.1/localhost signed by it (leaf.pem/key).
@@ -198,13 +200,20 @@ tool_cmd() {
   esac
 }
 
+# cpu_ticks: the machine's CPU time so far, "total steal" in clock ticks (/proc/stat). This is
+# a virtual machine: the host's steal time (vCPUs ready but not run) slows every tool alike,
+# and a run with much of it measures the host, not the tools.
+cpu_ticks() { awk '/^cpu /{t=0; for (i=2; i<=NF; i++) t+=$i; print t, $9; exit}' /proc/stat; }
+
 # run_one MODE REP TOOL USERS SECS: one measured run, counted by nginx; appends to RAW.
 run_one() {
   local mode=$1 rep=$2 tool=$3 users=$4 secs=$5 base="$WORK/$1.$3.$2" before after rc
+  local cpu_before cpu_after
   local h2lines=0
   tool_cmd "$tool" "$mode" "$base" "$users" "$secs"
   [ "$mode" = h2 ] && h2lines=$(wc -l <"$NOT_H2_LOG")
   before=$(nginx_requests)
+  cpu_before=$(cpu_ticks)
   if [ "$mode" = memory ] || [ "$mode" = memory-tls ]; then
     (sleep $((secs / 2 + 1)); nginx_active >"$base.active") &
     SAMPLER_PID=$!
@@ -212,11 +221,13 @@ run_one() {
   run_gen "$base" $((secs + 90)) "${CMD[@]}"; rc=$?
   if [ -n "$SAMPLER_PID" ]; then wait "$SAMPLER_PID" 2>/dev/null; SAMPLER_PID=""; fi
   after=$(nginx_requests)
+  cpu_after=$(cpu_ticks)
   if [ "$mode" = h2 ] && [ "$(wc -l <"$NOT_H2_LOG")" != "$h2lines" ]; then
     echo "warning: $tool sent requests that were not HTTP/2 (see $NOT_H2_LOG)" >&2
     rc=97
   fi
-  python3 "$PY" parse "$mode" "$rep" "$tool" "$base" "$rc" $((after - before - 1)) "$secs" >>"$RAW"
+  python3 "$PY" parse "$mode" "$rep" "$tool" "$base" "$rc" $((after - before - 1)) "$secs" \
+    "$cpu_before" "$cpu_after" >>"$RAW"
   [ "$rc" = 0 ] || echo "warning: $tool ($mode, rep $rep) exited with $rc (see $base.err)" >&2
   sleep 1   # let TIME_WAIT / CPU settle between runs
 }
