@@ -16,12 +16,14 @@ mod driver;
 mod frame;
 mod hpack;
 mod huffman;
+mod lowat;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
@@ -46,6 +48,12 @@ const HANDSHAKE_PING: [u8; 8] = *b"mcpt-h2!";
 /// The read buffer: several frames of the largest size we accept.
 const READ_BUFFER: usize = 64 << 10;
 const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+/// While this many streams or more wait for their responses, the driver reads them in
+/// batches ([`lowat`])...
+const DUE: usize = 32;
+/// ...and a batch waits no longer than about this for its bytes (tokio's timers tick in
+/// milliseconds).
+const HOLD: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// What one exchange gave back: the status, the Location header (for redirects) and the
 /// number of body bytes received.
@@ -242,6 +250,8 @@ struct Inner {
     sending: Vec<usize>,
     /// Frames to write; the driver swaps it with its own buffer.
     out: Vec<u8>,
+    /// Responses completed on the connection.
+    completed: u64,
     next_id: u32,
     open: usize,
     max_concurrent: usize,
@@ -274,6 +284,7 @@ impl Inner {
             queue: VecDeque::new(),
             sending: Vec::new(),
             out: Vec::with_capacity(4096),
+            completed: 0,
             next_id: 1,
             open: 0,
             max_concurrent: usize::MAX,
@@ -428,6 +439,7 @@ impl Inner {
             location: e.location.take(),
             bytes: e.bytes,
         };
+        self.completed += 1;
         self.finish(idx, Ok(ex), None);
     }
 
@@ -554,16 +566,27 @@ impl ConnError {
     }
 }
 
+/// The byte stream a connection runs over, and the kernel socket beneath it (under any TLS),
+/// whose receive low-water mark the driver raises while many responses are due
+/// ([`lowat`]).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
+    /// The socket, or `None` when there is none (an in-memory stream).
+    fn socket(&self) -> Option<RawFd>;
+}
+
+impl Transport for tokio::net::TcpStream {
+    fn socket(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
+    }
+}
+
 /// Performs the client handshake over `io` (prior knowledge: the caller did TLS with ALPN h2
 /// already, or speaks h2c in clear), spawns the connection driver with
 /// `tokio::task::spawn_local` (so it must be called inside a `LocalSet`: load workers and actix
 /// arbiters qualify) and waits for one PING round trip, which guarantees the server's SETTINGS
 /// (its stream limit above all) are applied before the first request. A server that never
 /// answers keeps this waiting: the caller bounds it with its connect timeout.
-pub async fn handshake<T>(io: T) -> Result<H2Conn, H2Error>
-where
-    T: AsyncRead + AsyncWrite + Unpin + 'static,
-{
+pub async fn handshake<T: Transport>(io: T) -> Result<H2Conn, H2Error> {
     let mut inner = Inner::new();
     inner.out.extend_from_slice(frame::PREFACE);
     frame::put_settings(

@@ -9,17 +9,16 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::frame::{self, Head};
+use super::lowat::LowWater;
 use super::{
     CONNECTION_WINDOW, ConnError, H2Error, HANDSHAKE_PING, HEADER_TABLE, Inner, MAX_HEADER_BLOCK,
-    MAX_STREAM_ID, READ_BUFFER, STREAM_WINDOW, Shared, hpack,
+    MAX_STREAM_ID, READ_BUFFER, STREAM_WINDOW, Shared, Transport, hpack,
 };
 
 /// Spawns the driver of the connection `shared` over `io` on the current `LocalSet`.
-pub(super) fn spawn<T>(io: T, shared: Rc<Shared>)
-where
-    T: AsyncRead + AsyncWrite + Unpin + 'static,
-{
+pub(super) fn spawn<T: Transport>(io: T, shared: Rc<Shared>) {
     let mut driver = Driver {
+        lowat: io.socket().map(LowWater::new),
         io,
         shared,
         rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
@@ -280,6 +279,8 @@ struct Driver<T> {
     flush: bool,
     /// New frames wait for the worker's next turn (see `poll_write_out`).
     deferred: bool,
+    /// The socket's receive low-water mark, where there is a socket.
+    lowat: Option<LowWater>,
     recv: Recv,
 }
 
@@ -308,6 +309,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                         return self.end("the server closed the connection".into());
                     }
                     self.rlen += n;
+                    if let Some(lowat) = &mut self.lowat {
+                        lowat.read(n);
+                    }
                     if let Err(e) = self.process() {
                         let mut inner = self.shared.inner.borrow_mut();
                         let last = inner.next_id.saturating_sub(2);
@@ -334,6 +338,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 return self.end("the connection was closed".into());
             }
             if !read {
+                if let Some(lowat) = &mut self.lowat {
+                    let inner = self.shared.inner.borrow();
+                    lowat.tune(inner.open, inner.completed, cx);
+                }
                 return Poll::Pending;
             }
         }

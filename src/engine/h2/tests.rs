@@ -43,6 +43,10 @@ struct Opts {
     /// Hold each response until this many streams are open at once (or every stream of
     /// `total` has come), so a client that does not multiplex hangs instead of passing.
     hold_until_open: Option<usize>,
+    /// Answer the k-th stream (from 1) only once `n + k - 1` streams (or `total`) have come:
+    /// after the first `n`, one answer per new request, so each step waits on the client
+    /// reading a single small response.
+    answer_in_turn: Option<usize>,
     total: usize,
 }
 
@@ -94,7 +98,8 @@ async fn serve_conn(sock: TcpStream, opts: Opts, counts: Rc<Counts>) {
             "/abort" => conn.abrupt_shutdown(Reason::INTERNAL_ERROR),
             _ => {}
         }
-        spawn_local(handle(req, respond, opts, counts.clone()));
+        let arrived = counts.streams.get();
+        spawn_local(handle(req, respond, opts, counts.clone(), arrived));
     }
 }
 
@@ -103,7 +108,13 @@ async fn handle(
     mut respond: SendResponse<Bytes>,
     opts: Opts,
     counts: Rc<Counts>,
+    arrived: usize,
 ) {
+    if let Some(n) = opts.answer_in_turn {
+        let need = (n + arrived - 1).min(opts.total);
+        let mut rx = counts.progress.subscribe();
+        let _ = rx.wait_for(|&(open, done)| open + done >= need).await;
+    }
     if let Some(want) = opts.hold_until_open {
         let mut rx = counts.progress.subscribe();
         let _ = rx
@@ -214,6 +225,7 @@ fn streams_stay_within_the_servers_limit_and_use_it() {
             max_streams: Some(2),
             hold_until_open: Some(2),
             total,
+            ..Opts::default()
         };
         let server = server(opts).await;
         let conn = connect(&server).await;
@@ -222,6 +234,41 @@ fn streams_stay_within_the_servers_limit_and_use_it() {
         assert!(results.iter().all(|r| r.as_ref() == Ok(&ok_hello())));
         assert_eq!(server.counts.streams.get(), total);
         assert_eq!(server.counts.max_open.get(), 2);
+    });
+}
+
+/// With many responses due the driver raises its socket's receive low-water mark
+/// (`lowat`); a server that then sends less than the mark and waits for the client's next
+/// request must still be read, by the mark's timer. Without that timer this hangs at the
+/// first answer.
+#[test]
+fn responses_smaller_than_the_read_batch_are_read_all_the_same() {
+    run(async {
+        let users = 2 * super::DUE;
+        let total = users + 20;
+        let opts = Opts {
+            answer_in_turn: Some(users),
+            total,
+            ..Opts::default()
+        };
+        let server = server(opts).await;
+        let conn = connect(&server).await;
+        let head = get(&server, "/");
+        let sent = Cell::new(0);
+        let user = || async {
+            let mut got = Vec::new();
+            while sent.get() < total {
+                sent.set(sent.get() + 1);
+                got.push(conn.send(&head, None).await);
+            }
+            got
+        };
+        let results = futures_util::future::join_all((0..users).map(|_| user())).await;
+        let results: Vec<_> = results.into_iter().flatten().collect();
+        assert_eq!(results.len(), total);
+        assert!(results.iter().all(|r| r.as_ref() == Ok(&ok_hello())));
+        assert_eq!(server.counts.streams.get(), total);
+        assert_eq!(server.counts.connections.get(), 1);
     });
 }
 

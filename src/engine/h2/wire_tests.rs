@@ -76,6 +76,12 @@ impl AsyncRead for Mock {
     }
 }
 
+impl super::Transport for Mock {
+    fn socket(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+}
+
 impl AsyncWrite for Mock {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
         self.0.borrow_mut().written.extend_from_slice(b);

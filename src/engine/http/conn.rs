@@ -73,6 +73,16 @@ impl AsyncRead for Stream {
     }
 }
 
+impl crate::engine::h2::Transport for Stream {
+    fn socket(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Plain(s) => Some(s.as_raw_fd()),
+            Stream::Tls(s) => Some(s.get_ref().0.as_raw_fd()),
+        }
+    }
+}
+
 impl AsyncWrite for Stream {
     fn poll_write(
         self: Pin<&mut Self>,
