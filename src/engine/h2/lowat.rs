@@ -4,12 +4,12 @@
 //! A fast server writes each response, or each few, as soon as it is ready. A driver that
 //! sleeps in the reactor between reads is woken by every one of those writes, and on a busy
 //! host the wake is the server's cost: the kernel wakes the sleeping reader from inside the
-//! server's `write` (with nginx on the other core, 8 to 10 % of its time went to waking us,
-//! benches/RESULTS.md, "Reads in batches"). With the mark raised, the kernel does not signal
-//! the socket readable until that many bytes wait, so the driver wakes once per batch of
-//! responses. A timer bounds the wait: when it fires before a read, the mark drops back to one
-//! byte (the kernel then signals at once if anything waits), so a server that sends less than
-//! the mark and then waits for us is read all the same.
+//! server's `write` (with nginx on the other core, about 10 % of its time went to waking us,
+//! against under 4 % with h2load: benches/RESULTS.md, "h2: reads in batches"). With the mark
+//! raised, the kernel does not signal the socket readable until that many bytes wait, so the
+//! driver wakes once per batch of responses. A timer bounds the wait: when it fires before a
+//! read, the mark drops back to one byte (the kernel then signals at once if anything waits),
+//! so a server that sends less than the mark and then waits for us is read all the same.
 
 use std::os::fd::RawFd;
 use std::pin::Pin;
@@ -19,8 +19,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::{DUE, HOLD};
 
-/// The highest mark: well under the smallest receive buffer the kernel gives a socket, so that
-/// raising it never grows the buffer (which would also clamp the TCP window to the mark).
+/// The highest mark: well under a socket's default receive buffer (128 KiB), so that raising
+/// it never makes the kernel grow the buffer (which would also clamp the TCP window to the
+/// mark).
 const MAX_MARK: usize = 16 << 10;
 /// The bytes of a response assumed before the first one is read.
 const FIRST_GUESS: u64 = 64;
