@@ -3,16 +3,18 @@
 # open-model and memory checks of issue 15 (acceptance 2–5). Prints each ratio vs the peer.
 #
 # Usage: benches/compare.sh [-r REPS] [-d SECS] [-c CONNS] [-T "wrk oha h2load"] [-R RATE]
-#                           [-o SECS] [-u USERS] [MODE ...]
+#                           [-o SECS] [-P MS] [-u USERS] [MODE ...]
 #   -r  repetitions (default 5); figures are per-column medians, tools interleaved and the
 #       order rotated by one per repetition
 #   -d  duration of each closed-model run, seconds (default 10)
-#   -c  connections for http/https (default 64)
+#   -c  connections for http/https and the open model (default 64)
 #   -T  peers to run where they apply (default "wrk oha h2load"; oha is skipped with a notice
 #       when not installed: cargo install --locked oha). "base" adds a second mcpt build,
 #       MCPT_BASE (e.g. the commit before a change), run like mcpt in http, https and h2: a
 #       before/after ratio measured in the same interleaved series
 #   -R  open-model rate (default 50000);  -o  its duration, seconds (default 10)
+#   -P  open model only: stop the generator (SIGSTOP, then SIGCONT) for MS milliseconds half-way
+#       through, as a host that stops running this VM would (default 0: no pause)
 #   -u  connections of the memory mode (default 10000)
 # MODES (default: http https h2 open memory):
 #   http    closed model, CONNS connections, keep-alive: wrk -t1, oha, mcpt (concurrent_users
@@ -24,7 +26,11 @@
 #           request that did not arrive over HTTP/2 on that port; any such line fails the run.
 #   open    mcpt open model, RATE rps for SECS (acceptance 3): nginx's count vs RATE*SECS
 #           ±0.1%, ≥ 95% of seconds within ±5% of the plan (mcpt's timeline), late starts
-#           < 1%, corrected p99 < 10 ms; oha -q RATE --latency-correction as the peer.
+#           < 1%, corrected p99 < 10 ms; oha -q RATE --latency-correction as the peer. Both
+#           on CONNS connections (mcpt: concurrent_users 1000 in flight, connections CONNS),
+#           as wrk2 and oha keep a fixed set: unbounded, a stall of the host (steal) leaves a
+#           backlog that opens a socket per waiting request while nginx is saturated, and
+#           the recovery takes longer (RESULTS.md, "open model and connections").
 #   memory  closed model, USERS keep-alive connections, over http and https: peak RSS of mcpt
 #           (goal ≤ 100 MiB over http, acceptance 5) beside wrk's; nginx's active connections
 #           are read half-way through to show they were open.
@@ -55,11 +61,11 @@ set -u
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PY="$BENCH_DIR/compare.py"
 
-REPS=5 DUR=10 CONNS=64 PEERS="wrk oha h2load" RATE=50000 OSECS=10 MUSERS=10000
-while getopts "r:d:c:T:R:o:u:h" o; do
+REPS=5 DUR=10 CONNS=64 PEERS="wrk oha h2load" RATE=50000 OSECS=10 PAUSE_MS=0 MUSERS=10000
+while getopts "r:d:c:T:R:o:P:u:h" o; do
   case $o in
     r) REPS=$OPTARG ;; d) DUR=$OPTARG ;; c) CONNS=$OPTARG ;; T) PEERS=$OPTARG ;;
-    R) RATE=$OPTARG ;; o) OSECS=$OPTARG ;; u) MUSERS=$OPTARG ;;
+    R) RATE=$OPTARG ;; o) OSECS=$OPTARG ;; P) PAUSE_MS=$OPTARG ;; u) MUSERS=$OPTARG ;;
     *) awk 'NR>1 && /^#/ {sub(/^# ?/, ""); print; next} NR>1 {exit}' "$0"; exit 2 ;;
   esac
 done
@@ -159,7 +165,8 @@ mcpt_plan() {
       http_version: \"2\"
       connections: 8" ;;
     open) extra="model: open
-      base_rps: $RATE" ;;
+      base_rps: $RATE
+      connections: $CONNS" ;;
   esac
   [ "$mode" = open ] || extra="model: closed
       $extra"
@@ -187,7 +194,7 @@ tool_cmd() {
       case $mode in
         https) CMD+=(--insecure -c "$users") ;;
         h2) CMD+=(--insecure --http2 -c 8 -p 100) ;;
-        open) CMD+=(-c "$users" -q "$RATE" --latency-correction) ;;
+        open) CMD+=(-c "$CONNS" -q "$RATE" --latency-correction) ;;
         *) CMD+=(-c "$users") ;;
       esac
       CMD+=("$url") ;;
@@ -205,6 +212,26 @@ tool_cmd() {
 # and a run with much of it measures the host, not the tools.
 cpu_ticks() { awk '/^cpu /{t=0; for (i=2; i<=NF; i++) t+=$i; print t, $9; exit}' /proc/stat; }
 
+# pause_gen MS: stops the running generator for MS ms and prints its PID. The generator is
+# the process at the end of run_gen's chain (timeout, /usr/bin/time, the tool: taskset
+# execs it), found from this script's own children.
+pause_gen() {
+  local p="" c
+  # run_gen's `timeout`: among this script's own children (servers and samplers are too)
+  for c in $(cat /proc/$$/task/*/children); do
+    [ "$(cat /proc/"$c"/comm 2>/dev/null)" = timeout ] && p=$c
+  done
+  [ -n "$p" ] || { echo "no generator running" >&2; return 1; }
+  for _ in 1 2; do
+    c=$(cat /proc/"$p"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . | head -1)
+    [ -n "$c" ] || { echo "no generator under $p" >&2; return 1; }
+    p=$c
+  done
+  python3 -c "import os, signal, time
+os.kill($p, signal.SIGSTOP); time.sleep($1 / 1000); os.kill($p, signal.SIGCONT)"
+  echo "$p"
+}
+
 # run_one MODE REP TOOL USERS SECS: one measured run, counted by nginx; appends to RAW.
 run_one() {
   local mode=$1 rep=$2 tool=$3 users=$4 secs=$5 base="$WORK/$1.$3.$2" before after rc
@@ -216,6 +243,10 @@ run_one() {
   cpu_before=$(cpu_ticks)
   if [ "$mode" = memory ] || [ "$mode" = memory-tls ]; then
     (sleep $((secs / 2 + 1)); nginx_active >"$base.active") &
+    SAMPLER_PID=$!
+  fi
+  if [ "$mode" = open ] && [ "$PAUSE_MS" != 0 ]; then
+    (sleep "$(python3 -c "print($secs / 2 + 0.5)")"; pause_gen "$PAUSE_MS" >"$base.pause") &
     SAMPLER_PID=$!
   fi
   run_gen "$base" $((secs + 90)) "${CMD[@]}"; rc=$?
