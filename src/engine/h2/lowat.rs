@@ -77,17 +77,19 @@ impl LowWater {
             want = usize::try_from(mean.saturating_mul(count))
                 .unwrap_or(MAX_MARK)
                 .clamp(1, MAX_MARK);
-            let timer = match &mut self.timer {
-                Some(timer) => timer,
-                None => self
-                    .timer
-                    .insert(Box::pin(tokio::time::sleep_until(Instant::now() + HOLD))),
-            };
             if !self.armed {
                 self.armed = true;
-                timer.as_mut().reset(Instant::now() + HOLD);
+                let until = Instant::now() + HOLD;
+                match &mut self.timer {
+                    Some(timer) => timer.as_mut().reset(until),
+                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(until))),
+                }
             }
-            if timer.as_mut().poll(cx).is_ready() {
+            let fired = self
+                .timer
+                .as_mut()
+                .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+            if fired {
                 self.expired = true;
                 want = 1;
             }
