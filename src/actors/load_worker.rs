@@ -48,6 +48,8 @@ impl LoadWorker {
 /// The thread's main loop: starts each shard it is given, until the pool drops its sender.
 async fn serve(mut rx: mpsc::UnboundedReceiver<RunShard>) {
     let mut started = 0u64;
+    // Holds the thread briefly while responses trickle in (engine::pace).
+    tokio::task::spawn_local(crate::engine::pace::run());
     while let Some(RunShard(spec)) = rx.recv().await {
         started += 1;
         tracing::debug!(

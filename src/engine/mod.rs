@@ -3,6 +3,7 @@
 
 pub mod h2;
 pub mod http;
+pub mod pace;
 pub mod schedule;
 pub mod share;
 pub mod target;

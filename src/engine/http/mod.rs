@@ -255,6 +255,8 @@ impl HttpSender {
     /// Sends one request to target `t`, giving up at its timeout or at `deadline`, whichever
     /// comes first. Never fails: failures are part of the outcome.
     pub async fn send(&self, t: usize, deadline: Instant) -> Outcome {
+        // In flight for the pacer until this request's outcome is known.
+        let _in_flight = crate::engine::pace::InFlight::start();
         let target = &self.targets[t];
         let started = Instant::now();
         let limit = (started + target.timeout).min(deadline);
