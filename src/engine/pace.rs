@@ -132,11 +132,20 @@ pub async fn run() {
             }
             Step::Pause => {
                 s.pauses.set(s.pauses.get() + 1);
-                std::thread::sleep(PAUSE);
+                hold(PAUSE);
             }
             Step::Again => {}
         }
     }
+}
+
+/// Holds the thread, not a task: the thread must not wait on the sockets meanwhile.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "blocking the worker thread briefly is the pacer's mechanism, in place of epoll_wait"
+)]
+fn hold(pause: Duration) {
+    std::thread::sleep(pause);
 }
 
 #[cfg(test)]
