@@ -8,11 +8,14 @@
 //! - `/echo`: answers with the request body and content type
 //! - `/bytes?n=N`: N bytes (at most 100 MiB)
 //! - `/redirect?to=URL`: a 302 to URL (not decoded: pass a path or a plain URL)
+//! - `POST /login`: a token for `{user, password}` (JSON or a form), also set as a cookie;
+//!   `GET /me`: the user of the token a request brings back, else 401 (`login.rs`)
 //!
 //! It speaks HTTP/1.1, and HTTP/2 when asked (h2c with prior knowledge in clear, ALPN over
 //! TLS); TLS with a generated or given certificate, and mTLS (`tls.rs`). `/stats` counts per
 //! path, second, node, protocol and TLS version (`stats.rs`).
 
+mod login;
 mod stats;
 mod tls;
 
@@ -23,6 +26,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+pub use login::SESSION_COOKIE;
 pub use stats::{StatsView, TargetStats, TlsVersion};
 pub use tls::{CertSource, ServerTls, TlsOptions, TlsSetupError, server_tls};
 
@@ -33,11 +37,13 @@ const STATUS: usize = 2;
 const ECHO: usize = 3;
 const BYTES: usize = 4;
 const REDIRECT: usize = 5;
-const OTHER: usize = 6;
+const LOGIN: usize = 6;
+const ME: usize = 7;
+const OTHER: usize = 8;
 
 type Stats = web::Data<Arc<TargetStats>>;
 
-fn bad_request(field: &str, message: String) -> HttpResponse {
+pub(super) fn bad_request(field: &str, message: String) -> HttpResponse {
     HttpResponse::BadRequest()
         .json(serde_json::json!({"error": "invalid_parameter", "message": message, "field": field}))
 }
@@ -153,6 +159,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/echo", web::to(echo))
         .route("/bytes", web::to(bytes))
         .route("/redirect", web::to(redirect))
+        .route("/login", web::to(login::login))
+        .route("/me", web::to(login::me))
         .route("/stats", web::get().to(get_stats))
         .route("/stats", web::delete().to(reset_stats))
         .default_service(web::to(other));
@@ -382,5 +390,92 @@ mod tests {
         assert_eq!(stats.view().total, 0);
         assert!(stats.view().per_second.is_empty());
         assert_eq!(stats.view().protocols["h1"], 0);
+    }
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+    use actix_web::test;
+
+    #[actix_web::test]
+    async fn login_tokens_open_me_and_bad_ones_are_counted_rejected() {
+        let stats = Arc::new(TargetStats::default());
+        let app = test::init_service(
+            actix_web::App::new()
+                .app_data(web::Data::new(stats.clone()))
+                .configure(routes),
+        )
+        .await;
+        let login = |body: &'static str, form: bool| {
+            let ct = if form {
+                "application/x-www-form-urlencoded"
+            } else {
+                "application/json"
+            };
+            test::TestRequest::post()
+                .uri("/login")
+                .insert_header(("content-type", ct))
+                .set_payload(body)
+                .to_request()
+        };
+        let resp =
+            test::call_service(&app, login(r#"{"user":"ann","password":"pw"}"#, false)).await;
+        assert_eq!(resp.status(), 200);
+        let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap();
+        assert!(cookie.starts_with("mcpt_session=ann."), "{cookie}");
+        let json: serde_json::Value = test::read_body_json(resp).await;
+        let token = json["token"].as_str().unwrap().to_string();
+        assert_eq!(json["user"], "ann");
+        let resp = test::call_service(&app, login("user=bob&password=x", true)).await;
+        assert_eq!(resp.status(), 200);
+
+        let me = |auth: Option<String>, cookie: Option<String>| {
+            let mut r = test::TestRequest::get().uri("/me");
+            if let Some(a) = auth {
+                r = r.insert_header(("authorization", a));
+            }
+            if let Some(c) = cookie {
+                r = r.insert_header(("cookie", c));
+            }
+            r.to_request()
+        };
+        let resp = test::call_service(&app, me(Some(format!("Bearer {token}")), None)).await;
+        assert_eq!(resp.status(), 200);
+        let json: serde_json::Value = test::read_body_json(resp).await;
+        assert_eq!(json["user"], "ann");
+        let by_cookie = me(None, Some(format!("mcpt_session={token}")));
+        assert_eq!(test::call_service(&app, by_cookie).await.status(), 200);
+        // Refused: no token, a forged one, and one for another user with ann's MAC.
+        let forged = token.replacen("ann", "eve", 1);
+        for bad in [me(None, None), me(Some(format!("Bearer {forged}")), None)] {
+            let resp = test::call_service(&app, bad).await;
+            assert_eq!(resp.status(), 401);
+            let json: serde_json::Value = test::read_body_json(resp).await;
+            assert_eq!(json["field"], "authorization");
+        }
+        // Bad logins name their field.
+        for (body, field) in [
+            (r#"{"user":"","password":"pw"}"#, "user"),
+            (r#"{"user":"a b","password":"pw"}"#, "user"),
+            (r#"{"user":"ann"}"#, "password"),
+            ("not json", "body"),
+        ] {
+            let resp = test::call_service(&app, login(body, false)).await;
+            assert_eq!(resp.status(), 400, "{body}");
+            let json: serde_json::Value = test::read_body_json(resp).await;
+            assert_eq!(json["field"], field, "{body}");
+        }
+
+        let view = stats.view();
+        assert_eq!(view.paths["/login"], 6);
+        assert_eq!(view.paths["/me"], 4);
+        assert_eq!(view.rejected_tokens, 2);
+        assert_eq!(view.logins.get("ann"), Some(&1));
+        assert_eq!(view.logins.get("bob"), Some(&1));
+        assert_eq!(view.logins.len(), 2);
+        stats.reset();
+        assert_eq!(stats.view().rejected_tokens, 0);
+        assert!(stats.view().logins.is_empty());
     }
 }

@@ -10,16 +10,19 @@ use actix_web::HttpRequest;
 use actix_web::http::Version;
 use serde::{Deserialize, Serialize};
 
+use super::login::Logins;
 use crate::engine::http::NODE_HEADER;
 
 /// Paths counted one by one; anything else counts as `other`.
-pub(super) const PATHS: [&str; 7] = [
+pub(super) const PATHS: [&str; 9] = [
     "/",
     "/delay",
     "/status",
     "/echo",
     "/bytes",
     "/redirect",
+    "/login",
+    "/me",
     "other",
 ];
 /// Seconds of per-second counts kept (one day); later requests count in the last slot.
@@ -56,6 +59,7 @@ pub struct TargetStats {
     per_node: Mutex<BTreeMap<String, u64>>,
     per_protocol: [AtomicU64; PROTOCOLS.len()],
     per_tls_version: [AtomicU64; TLS_VERSIONS.len()],
+    logins: Logins,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -74,6 +78,12 @@ pub struct StatsView {
     /// over TLS (none on a plain target).
     #[serde(default)]
     pub tls_versions: BTreeMap<String, u64>,
+    /// Logins per user (`POST /login`); past 100,000 users, the rest count under `(more)`.
+    #[serde(default)]
+    pub logins: BTreeMap<String, u64>,
+    /// Requests to `/me` refused for a missing or bad token.
+    #[serde(default)]
+    pub rejected_tokens: u64,
 }
 
 impl Default for TargetStats {
@@ -86,6 +96,7 @@ impl Default for TargetStats {
             per_node: Default::default(),
             per_protocol: Default::default(),
             per_tls_version: Default::default(),
+            logins: Logins::default(),
         }
     }
 }
@@ -137,6 +148,8 @@ impl TargetStats {
                 .clone(),
             protocols: named(&PROTOCOLS, &self.per_protocol),
             tls_versions: named(&TLS_VERSIONS, &self.per_tls_version),
+            logins: self.logins.per_user(),
+            rejected_tokens: self.logins.rejected(),
         }
     }
 
@@ -153,5 +166,11 @@ impl TargetStats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.logins.reset();
+    }
+
+    /// The target's logins and the key of its tokens.
+    pub(super) fn logins(&self) -> &Logins {
+        &self.logins
     }
 }
