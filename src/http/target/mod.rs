@@ -327,15 +327,26 @@ mod tests {
     use super::*;
     use actix_web::test;
 
-    #[actix_web::test]
-    async fn endpoints_answer_and_are_counted() {
-        let stats = Arc::new(TargetStats::default());
-        let app = test::init_service(
+    /// The routes on `stats`, as a test service.
+    async fn app_on(
+        stats: &Arc<TargetStats>,
+    ) -> impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    > {
+        test::init_service(
             actix_web::App::new()
                 .app_data(web::Data::new(stats.clone()))
                 .configure(routes),
         )
-        .await;
+        .await
+    }
+
+    #[actix_web::test]
+    async fn endpoints_answer_and_are_counted() {
+        let stats = Arc::new(TargetStats::default());
+        let app = app_on(&stats).await;
         let call = |uri: &str| test::TestRequest::get().uri(uri).to_request();
         let resp = test::call_service(&app, call("/")).await;
         assert_eq!(resp.status(), 200);
@@ -391,22 +402,11 @@ mod tests {
         assert!(stats.view().per_second.is_empty());
         assert_eq!(stats.view().protocols["h1"], 0);
     }
-}
-
-#[cfg(test)]
-mod login_tests {
-    use super::*;
-    use actix_web::test;
 
     #[actix_web::test]
     async fn login_tokens_open_me_and_bad_ones_are_counted_rejected() {
         let stats = Arc::new(TargetStats::default());
-        let app = test::init_service(
-            actix_web::App::new()
-                .app_data(web::Data::new(stats.clone()))
-                .configure(routes),
-        )
-        .await;
+        let app = app_on(&stats).await;
         let login = |body: &'static str, form: bool| {
             let ct = if form {
                 "application/x-www-form-urlencoded"
