@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod engine;
 pub mod execution;
 pub mod health;
+pub mod hex;
 pub mod http;
 pub mod hub;
 pub mod mcp;

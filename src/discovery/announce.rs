@@ -171,34 +171,13 @@ fn mac(secret: &[u8], json: &[u8]) -> HmacSha256 {
     m
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Lowercase hex only, so each MAC has one spelling.
-fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    s.chunks(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
-}
-
 /// The datagram for `ann`, signed with `secret`.
 pub fn sign(ann: &Announcement, secret: &[u8]) -> Result<Vec<u8>, EncodeError> {
     let json = serde_json::to_vec(ann)?;
     let tag = mac(secret, &json).finalize().into_bytes();
     let mut out = Vec::with_capacity(PREFIX.len() + MAC_HEX + 1 + json.len());
     out.extend_from_slice(PREFIX);
-    out.extend_from_slice(hex(&tag).as_bytes());
+    out.extend_from_slice(crate::hex::encode(&tag).as_bytes());
     out.push(b' ');
     out.extend_from_slice(&json);
     if out.len() > MAX_DATAGRAM {
@@ -235,7 +214,8 @@ pub fn verify(
         (Some(tag), Some(b' ')) => (tag, &rest[MAC_HEX + 1..]),
         _ => return Err(Rejection::Malformed("no 64-digit MAC".into())),
     };
-    let tag = unhex(tag).ok_or_else(|| Rejection::Malformed("MAC is not hex".into()))?;
+    let tag =
+        crate::hex::decode(tag).ok_or_else(|| Rejection::Malformed("MAC is not hex".into()))?;
     mac(secret, json)
         .verify_slice(&tag)
         .map_err(|_| Rejection::BadSignature)?;
@@ -376,7 +356,7 @@ mod tests {
         assert!(m(&vec![b'{'; MAX_DATAGRAM + 1], &mut g));
         // Signed but not an announcement, or an announcement we do not take.
         let sign_raw = |json: &[u8]| {
-            let tag = hex(&mac(SECRET, json).finalize().into_bytes());
+            let tag = crate::hex::encode(&mac(SECRET, json).finalize().into_bytes());
             [PREFIX, tag.as_bytes(), b" ", json].concat()
         };
         assert!(m(&sign_raw(b"{\"x\":1}"), &mut g));

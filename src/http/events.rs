@@ -43,7 +43,7 @@ pub const TOKEN_PROTOCOL: &str = "mcpt.token.";
 /// Lower-case hex of a token's bytes: how a browser puts it in a subprotocol name, whose
 /// characters are restricted.
 pub fn token_hex(token: &str) -> String {
-    token.bytes().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(token.as_bytes())
 }
 
 /// Whether a request may subscribe: no `Origin` (not a browser), the origin served, or the
