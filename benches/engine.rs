@@ -34,6 +34,7 @@ fn windows(c: &mut Criterion) {
         bytes: 13,
         slow: false,
         handshake: None,
+        ..Outcome::default()
     };
     let mut w = Window::new(0);
     let mut n = 0u64;
@@ -41,13 +42,13 @@ fn windows(c: &mut Criterion) {
         b.iter(|| {
             n = n.wrapping_add(7919);
             let lat = Duration::from_micros(50 + n % 5000);
-            w.record(&ok, lat, lat);
+            w.record_request(0, &ok, lat, lat);
         })
     });
     let mut full = Window::new(0);
     for i in 0..10_000u64 {
         let lat = Duration::from_micros(20 + i * 13 % 100_000);
-        full.record(&ok, lat, lat);
+        full.record_request(0, &ok, lat, lat);
     }
     c.bench_function("window merge", |b| {
         b.iter(|| {

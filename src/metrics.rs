@@ -512,6 +512,7 @@ mod tests {
             bytes: 0,
             slow: false,
             handshake: None,
+            ..crate::stats::Outcome::default()
         };
         let ms = std::time::Duration::from_millis(3);
         w.record(&outcome, ms, ms);
@@ -519,7 +520,7 @@ mod tests {
             status: None,
             error: Some(crate::stats::ErrorKind::Tls),
             handshake: Some(crate::stats::Handshake::Resumed),
-            ..outcome
+            ..outcome.clone()
         };
         w.record(&refused, ms, ms);
         m.record(&w);

@@ -26,16 +26,22 @@ fn window(index: u64, (sent, ok, failed, late, latency_ms): (u64, u64, u64, u64,
             bytes: 10,
             slow: false,
             handshake: None,
+            ..Outcome::default()
         };
         let latency = Duration::from_millis(latency_ms + i);
-        w.record(&outcome, latency, latency);
+        // Three request names, so the per-request windows merge under the same properties.
+        w.record_request((i % 3) as usize, &outcome, latency, latency);
     }
     w
 }
 
 /// What a window's merge should preserve, comparable: its counts (sent, completed, late,
 /// errors, connect errors, bytes, histogram counts, max and median), and its status codes.
-fn figures(w: &Window) -> ([u64; 9], Vec<(u16, u64)>) {
+/// Each request name's figures: completed, errors, recorded, median.
+type ByName = Vec<(u64, u64, u64, u64)>;
+
+/// The figures compared, each request name's included.
+fn figures(w: &Window) -> ([u64; 9], Vec<(u16, u64)>, ByName) {
     let counts = [
         w.sent,
         w.completed,
@@ -47,9 +53,23 @@ fn figures(w: &Window) -> ([u64; 9], Vec<(u16, u64)>) {
         w.corrected.max(),
         w.uncorrected.value_at_quantile(0.5),
     ];
+    let requests = w
+        .requests
+        .iter()
+        .flatten()
+        .map(|r| {
+            (
+                r.completed,
+                r.errors.total,
+                r.corrected.len(),
+                r.uncorrected.value_at_quantile(0.5),
+            )
+        })
+        .collect();
     (
         counts,
         w.status_codes.iter().map(|(c, n)| (*c, *n)).collect(),
+        requests,
     )
 }
 
@@ -79,6 +99,8 @@ proptest! {
         prop_assert_eq!(left.errors.total, a.errors.total + b.errors.total + c.errors.total);
         prop_assert_eq!(left.corrected.len(), left.completed);
         prop_assert_eq!(left.status_codes.values().sum::<u64>() + left.errors.total, left.completed);
+        let by_name = left.requests.iter().flatten();
+        prop_assert_eq!(by_name.map(|r| r.completed).sum::<u64>(), left.completed);
     }
 
     #[test]

@@ -8,10 +8,13 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::engine::schedule::{Arrivals, LoadProfile, Model, RatePlan};
+use crate::stats::request::RequestNames;
 
 /// One endpoint of a load task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
+    /// The name its requests are counted under: the plan's `name`, else `METHOD /path`.
+    pub name: String,
     pub url: Url,
     pub method: String,
     pub headers: Vec<(String, String)>,
@@ -127,6 +130,15 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// The task's request names, one slot per distinct target name.
+    pub fn request_names(&self) -> RequestNames {
+        RequestNames::new(
+            self.targets
+                .iter()
+                .map(|t| (t.name.as_str(), t.method.as_str())),
+        )
+    }
+
     pub fn rate_plan(&self) -> RatePlan {
         RatePlan::from_profile(&self.profile)
     }

@@ -224,6 +224,7 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
         shards: spec.shards,
     };
     let arrivals = plan.own_arrivals(task.arrivals, task.profile.seed, part);
+    let names = task.request_names();
     // A shard that starts well after the task did (its start message came late) skips what
     // is already past rather than sending it in one burst; those count as not sent.
     let now = Instant::now();
@@ -269,8 +270,10 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
             w.sent += 1;
             w.late_starts += u64::from(late);
         }
+        let target = sender.pick(n);
         runners.start(Request {
-            target: sender.pick(n),
+            target,
+            slot: names.slot(target),
             planned,
             permit,
         });
@@ -283,6 +286,8 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
 /// One open-model arrival with its slot, handed to a runner.
 struct Request {
     target: usize,
+    /// The target's request name.
+    slot: usize,
     planned: Instant,
     permit: OwnedSemaphorePermit,
 }
@@ -354,7 +359,9 @@ async fn run_requests(q: Rc<RunnerQueue>, sender: Rc<HttpSender>, window: Curren
         let sent = Instant::now();
         let outcome = sender.send(request.target, until).await;
         let (corrected, uncorrected) = latencies(request.planned, sent, Instant::now());
-        window.borrow_mut().record(&outcome, corrected, uncorrected);
+        window
+            .borrow_mut()
+            .record_request(request.slot, &outcome, corrected, uncorrected);
         drop(request.permit);
     }
 }
@@ -393,6 +400,7 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
     let think = task.think_time;
     let stride = (users * spec.shards) as u64;
     let stop = LocalStop::watch(spec.stop.clone());
+    let names = Rc::new(task.request_names());
     let loops: Vec<_> = (0..users)
         .map(|u| {
             let (sender, window) = (sender.clone(), window.clone());
@@ -400,6 +408,7 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
             let start = spec.start;
             let stop = stop.clone();
             let node_share = spec.share.clone();
+            let names = names.clone();
             spawn_local(async move {
                 if !sleep_or_stop(start, &stop).await {
                     return;
@@ -419,10 +428,16 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
                     }
                     window.borrow_mut().sent += 1;
                     let sent = Instant::now();
-                    let outcome = sender.send(sender.pick(n), deadline).await;
+                    let target = sender.pick(n);
+                    let outcome = sender.send(target, deadline).await;
                     let (_, latency) = latencies(sent, sent, Instant::now());
                     // No schedule in a closed model: both figures are the response time.
-                    window.borrow_mut().record(&outcome, latency, latency);
+                    window.borrow_mut().record_request(
+                        names.slot(target),
+                        &outcome,
+                        latency,
+                        latency,
+                    );
                     n += stride;
                     if !think.is_zero()
                         && !sleep_or_stop((Instant::now() + think).min(end), &stop).await

@@ -14,7 +14,9 @@ use crate::hub::handshake::{Hello, Welcome};
 /// cluster's in `messages::wire`, the `Window` encoding in `stats`); checked in the handshake.
 /// 5: a window travels as `stats::Window`'s own encoding.
 /// 6: a window counts `tls` errors and TLS handshakes.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// 7: a window carries per-request windows and counts `check` errors; a task's targets have
+/// names (flows).
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;

@@ -106,9 +106,20 @@ pub fn stored_window(task: &TaskRef, window: &Window, last: bool) -> Result<Vec<
     Ok(postcard::to_allocvec(&(task, window, last))?)
 }
 
-/// Reads back [`stored_window`]'s bytes: the window and its `last` flag.
+/// Reads back [`stored_window`]'s bytes: the window and its `last` flag. Bytes stored by
+/// protocol 6 (before per-request windows) read as a window without them.
 pub fn read_stored_window(bytes: &[u8]) -> Result<(TaskRef, Window, bool), WireError> {
-    Ok(postcard::from_bytes(bytes)?)
+    match postcard::take_from_bytes::<(TaskRef, Window, bool)>(bytes) {
+        Ok((stored, [])) => Ok(stored),
+        current => {
+            let legacy = postcard::from_bytes::<(TaskRef, crate::stats::LegacyWindow, bool)>(bytes);
+            match (current, legacy) {
+                (_, Ok((task, w, last))) => Ok((task, w.0, last)),
+                (Ok((stored, _)), Err(_)) => Ok(stored),
+                (Err(e), Err(_)) => Err(e.into()),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +139,7 @@ mod tests {
                 bytes: 12,
                 slow: ms > 100,
                 handshake: None,
+                ..Outcome::default()
             };
             w.record(
                 &outcome,
@@ -149,6 +161,83 @@ mod tests {
             "compressed window is {} bytes",
             bytes.len()
         );
+    }
+
+    /// Per-request windows travel with their slots, failures and histograms; a window the
+    /// store kept under protocol 6 (no per-request windows) still reads.
+    #[test]
+    fn per_request_windows_round_trip_and_version_6_windows_still_read() {
+        let mut w = Window::new(3);
+        let failed = Outcome {
+            status: Some(503),
+            error: Some(ErrorKind::Status),
+            ..Outcome::default()
+        };
+        let ms = Duration::from_millis;
+        w.record_request(0, &Outcome::default(), ms(4), ms(3));
+        w.record_request(2, &failed, ms(50), ms(50));
+        w.record_request(2, &Outcome::default(), ms(60), ms(60));
+        let task = TaskRef {
+            execution_id: "e1".into(),
+            task_id: 4,
+        };
+        let (task2, w2, last) =
+            read_stored_window(&stored_window(&task, &w, true).unwrap()).unwrap();
+        assert_eq!((task2, last), (task.clone(), true));
+        assert_eq!(w2, w);
+        assert!(w2.requests[1].is_none());
+        let slow = w2.requests[2].as_deref().unwrap();
+        assert_eq!((slow.completed, slow.errors.status), (2, 1));
+        assert_eq!(slow.failures.values().sum::<u64>(), 1);
+
+        // Version 6's form, field for field.
+        #[derive(Serialize)]
+        struct Encoded6 {
+            index: u64,
+            sent: u64,
+            completed: u64,
+            late_starts: u64,
+            errors: [u64; 6],
+            slow: u64,
+            bytes: u64,
+            status_codes: Vec<(u16, u64)>,
+            corrected: Vec<u8>,
+            uncorrected: Vec<u8>,
+            tls_handshakes: [u64; 2],
+        }
+        let histogram = |h: &hdrhistogram::Histogram<u64>| {
+            use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+            let mut out = Vec::new();
+            V2DeflateSerializer::new().serialize(h, &mut out).unwrap();
+            out
+        };
+        let old = Encoded6 {
+            index: 9,
+            sent: 5,
+            completed: 3,
+            late_starts: 1,
+            errors: [1, 0, 0, 1, 0, 0],
+            slow: 0,
+            bytes: 30,
+            status_codes: vec![(200, 2), (503, 1)],
+            corrected: histogram(&w.corrected),
+            uncorrected: histogram(&w.uncorrected),
+            tls_handshakes: [2, 1],
+        };
+        let bytes = postcard::to_allocvec(&(&task, &old, false)).unwrap();
+        let (task3, w3, last) = read_stored_window(&bytes).unwrap();
+        assert_eq!((task3, last), (task, false));
+        assert_eq!(
+            (w3.index, w3.sent, w3.completed, w3.late_starts),
+            (9, 5, 3, 1)
+        );
+        assert_eq!(
+            (w3.errors.total, w3.errors.status, w3.errors.check),
+            (1, 1, 0)
+        );
+        assert_eq!(w3.corrected, w.corrected);
+        assert_eq!((w3.tls_handshakes_full, w3.tls_handshakes_resumed), (2, 1));
+        assert!(w3.requests.is_empty());
     }
 
     /// Every kind of task comes back from its postcard frame as it was validated, every field

@@ -11,6 +11,7 @@ use super::within_task_timeout;
 use crate::allowlist::Allowlist;
 use crate::engine::target::{ExpectedStatus, Target};
 use crate::settings::LoadSettings;
+use crate::stats::request::default_name;
 use crate::validate::{FieldErrors, Obj, describe, join, kind, read_list};
 
 /// The most targets a task may list.
@@ -90,13 +91,16 @@ fn read_target(
         within_task_timeout(&o.key_path("expected_response_time"), d, settings, e);
     }
     let follow_redirects: bool = o.or("follow_redirects", false, e);
+    let name = read_name(&mut o, e);
     let own = read_defaults(&mut o, defaults, e);
     o.finish(e);
     if e.0.len() != before {
         return None;
     }
+    let url = url?;
     Some(Target {
-        url: url?,
+        name: name.unwrap_or_else(|| default_name(&method, url.path())),
+        url,
         method,
         headers,
         body,
@@ -108,6 +112,26 @@ fn read_target(
         tls: own.tls,
         http_version: own.http_version,
     })
+}
+
+/// The longest request name.
+pub const MAX_NAME: usize = 200;
+
+/// `name`: what the requests are counted under in the report (1 to 200 characters).
+pub fn read_name(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<String> {
+    let name: String = o.opt("name", e)?;
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME {
+        e.push(
+            o.key_path("name"),
+            format!(
+                "must be 1 to {MAX_NAME} characters, got {}",
+                trimmed.chars().count()
+            ),
+        );
+        return None;
+    }
+    Some(trimmed.to_string())
 }
 
 /// The `url`: an http or https URL the allowlist lets through.

@@ -10,10 +10,13 @@ use crate::stats::thresholds::{self, Threshold};
 use crate::validate::{FieldErrors, Obj};
 
 /// `thresholds`: strings (`"p99_ms < 200"`) or `{threshold, abort_on_fail?, delay_abort_eval?}`;
-/// the task's `abort_on_fail` and `delay_abort_eval` are the defaults of each.
+/// the task's `abort_on_fail` and `delay_abort_eval` are the defaults of each. A filter
+/// (`{request=NAME}`) must name one of `requests`, the task's request names (not checked
+/// when they are unknown: its targets were wrong).
 pub fn read_thresholds(
     o: &mut Obj<'_>,
     settings: &LoadSettings,
+    requests: Option<&[&str]>,
     e: &mut FieldErrors,
 ) -> Vec<Threshold> {
     let abort: bool = o.or("abort_on_fail", false, e);
@@ -55,14 +58,29 @@ pub fn read_thresholds(
             }
         };
         match thresholds::parse(&expr) {
-            Ok((metric, op, bound)) => out.push(Threshold {
-                expr: expr.trim().to_string(),
-                metric,
-                op,
-                bound,
-                abort_on_fail,
-                delay_abort_eval,
-            }),
+            Ok(p) => {
+                if let (Some(request), Some(names)) = (&p.request, requests)
+                    && !names.contains(&request.as_str())
+                {
+                    e.push(
+                        expr_path,
+                        format!(
+                            "no request of this task is named {request:?}; its requests: {}",
+                            names.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+                out.push(Threshold {
+                    expr: expr.trim().to_string(),
+                    metric: p.metric,
+                    request: p.request,
+                    op: p.op,
+                    bound: p.bound,
+                    abort_on_fail,
+                    delay_abort_eval,
+                });
+            }
             Err(why) => e.push(expr_path, why),
         }
     }

@@ -61,6 +61,8 @@ pub fn task<S: Default>(name: &str, total: u64, errors: u64, rps: f64, p99: f64)
             lost: false,
             in_flight: None,
         }],
+        requests: Vec::new(),
+        failures: Vec::new(),
         thresholds: Vec::new(),
         section: S::default(),
         timeline: (0..10)

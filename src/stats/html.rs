@@ -75,6 +75,26 @@ const DRAW_HEAD: &str = r#"
 "#;
 
 const DRAW_TAIL: &str = r#"  });
+  // The per-request tables sort by a heading's column (again: the other way).
+  document.querySelectorAll('table.sortable th[data-sort]').forEach(function (th) {
+    th.style.cursor = 'pointer';
+    th.addEventListener('click', function () {
+      var key = th.getAttribute('data-sort');
+      var body = th.closest('table').tBodies[0];
+      var down = th.getAttribute('data-dir') !== 'down';
+      th.setAttribute('data-dir', down ? 'down' : 'up');
+      var value = function (tr) {
+        var v = tr.querySelector('td[data-key="' + key + '"]').getAttribute('data-value');
+        var n = Number(v);
+        return isNaN(n) ? v : n;
+      };
+      Array.prototype.slice.call(body.rows).sort(function (a, b) {
+        var x = value(a), y = value(b);
+        var c = x < y ? -1 : x > y ? 1 : 0;
+        return down ? -c : c;
+      }).forEach(function (tr) { body.appendChild(tr); });
+    });
+  });
   document.documentElement.setAttribute('data-charts', 'drawn');
 })();
 "#;

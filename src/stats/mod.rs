@@ -7,6 +7,8 @@ pub mod compare;
 pub(crate) mod fixtures;
 pub mod html;
 pub mod report;
+pub mod request;
+pub mod request_view;
 pub mod thresholds;
 pub mod watch;
 
@@ -33,7 +35,7 @@ pub fn record(h: &mut Histogram<u64>, latency: Duration) {
 }
 
 /// Why a request failed. Failures never stop a run; they are counted by kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No connection could be made or the connection broke while sending.
@@ -46,6 +48,37 @@ pub enum ErrorKind {
     Body,
     /// A TLS handshake that failed or a certificate that was refused.
     Tls,
+    /// A flow step's check that failed, or its capture that found nothing.
+    Check,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the wire's error arrays.
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Status,
+        ErrorKind::Body,
+        ErrorKind::Tls,
+        ErrorKind::Check,
+    ];
+
+    /// Its name in reports and labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Status => "status",
+            ErrorKind::Body => "body",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Check => "check",
+        }
+    }
+
+    /// Its index in [`ErrorKind::ALL`].
+    pub fn index(self) -> u8 {
+        self as u8
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -58,6 +91,9 @@ pub struct ErrorCounts {
     /// Absent from reports stored before TLS was added (read as 0).
     #[serde(default)]
     pub tls: u64,
+    /// Failed checks and captures of flow steps (absent from older reports: 0).
+    #[serde(default)]
+    pub check: u64,
 }
 
 impl ErrorCounts {
@@ -69,6 +105,7 @@ impl ErrorCounts {
             ErrorKind::Status => self.status += 1,
             ErrorKind::Body => self.body += 1,
             ErrorKind::Tls => self.tls += 1,
+            ErrorKind::Check => self.check += 1,
         }
     }
 
@@ -79,11 +116,12 @@ impl ErrorCounts {
         self.status += o.status;
         self.body += o.body;
         self.tls += o.tls;
+        self.check += o.check;
     }
 }
 
 /// How one request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// The status of the (last) response, if one arrived.
     pub status: Option<u16>,
@@ -93,6 +131,10 @@ pub struct Outcome {
     pub slow: bool,
     /// The TLS handshake of the connection this exchange opened, if it opened one.
     pub handshake: Option<Handshake>,
+    /// Why it failed, for the failures table (none: the status, or the kind, says it).
+    pub reason: Option<Box<str>>,
+    /// A flow step's checks that failed.
+    pub checks_failed: u32,
 }
 
 /// A TLS handshake: a full one, or a session resumed from an earlier connection's.
@@ -102,104 +144,9 @@ pub enum Handshake {
     Resumed,
 }
 
-/// [`Window`]'s serde form, for postcard (the cluster link and the store): the counters, the
-/// error counts as `[total, connect, timeout, status, body, tls]`, the status codes as pairs,
-/// each histogram as its V2+DEFLATE bytes (hdrhistogram has no serde), then the TLS
-/// handshakes. A histogram read back is re-homed into [`new_histogram`]'s bounds, so merging
-/// it cannot fail. Any change here is a new `hub::frame::PROTOCOL_VERSION` (6: `tls` and the
-/// handshakes).
-mod encoding {
-    use std::collections::BTreeMap;
+mod encoding;
 
-    use hdrhistogram::Histogram;
-    use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
-    use serde::de::Error as _;
-    use serde::ser::Error as _;
-    use serde::{Deserialize, Serialize};
-
-    use super::{ErrorCounts, Window, new_histogram};
-
-    #[derive(Serialize, Deserialize)]
-    struct Encoded {
-        index: u64,
-        sent: u64,
-        completed: u64,
-        late_starts: u64,
-        errors: [u64; 6],
-        slow: u64,
-        bytes: u64,
-        status_codes: Vec<(u16, u64)>,
-        corrected: Vec<u8>,
-        uncorrected: Vec<u8>,
-        tls_handshakes: [u64; 2],
-    }
-
-    fn histogram_bytes(h: &Histogram<u64>) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        V2DeflateSerializer::new()
-            .serialize(h, &mut out)
-            .map_err(|e| format!("{e:?}"))?;
-        Ok(out)
-    }
-
-    fn read_histogram(bytes: &[u8]) -> Result<Histogram<u64>, String> {
-        let h: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut std::io::Cursor::new(bytes))
-            .map_err(|e| format!("bad histogram: {e:?}"))?;
-        let mut ours = new_histogram();
-        ours.add(&h).map_err(|e| format!("bad histogram: {e:?}"))?;
-        Ok(ours)
-    }
-
-    impl Serialize for Window {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let e = &self.errors;
-            Encoded {
-                index: self.index,
-                sent: self.sent,
-                completed: self.completed,
-                late_starts: self.late_starts,
-                errors: [e.total, e.connect, e.timeout, e.status, e.body, e.tls],
-                slow: self.slow,
-                bytes: self.bytes,
-                status_codes: self.status_codes.iter().map(|(k, v)| (*k, *v)).collect(),
-                corrected: histogram_bytes(&self.corrected).map_err(S::Error::custom)?,
-                uncorrected: histogram_bytes(&self.uncorrected).map_err(S::Error::custom)?,
-                tls_handshakes: [self.tls_handshakes_full, self.tls_handshakes_resumed],
-            }
-            .serialize(s)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Window {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            let w = Encoded::deserialize(d)?;
-            let [total, connect, timeout, status, body, tls] = w.errors;
-            let [tls_handshakes_full, tls_handshakes_resumed] = w.tls_handshakes;
-            Ok(Window {
-                index: w.index,
-                sent: w.sent,
-                completed: w.completed,
-                late_starts: w.late_starts,
-                errors: ErrorCounts {
-                    total,
-                    connect,
-                    timeout,
-                    status,
-                    body,
-                    tls,
-                },
-                slow: w.slow,
-                bytes: w.bytes,
-                status_codes: w.status_codes.into_iter().collect::<BTreeMap<_, _>>(),
-                corrected: read_histogram(&w.corrected).map_err(D::Error::custom)?,
-                uncorrected: read_histogram(&w.uncorrected).map_err(D::Error::custom)?,
-                tls_handshakes_full,
-                tls_handshakes_resumed,
-            })
-        }
-    }
-}
+pub use encoding::Legacy as LegacyWindow;
 
 /// What one worker saw of one task during one second. Its serde form is its wire and store
 /// encoding (see [`encoding`]).
@@ -224,6 +171,8 @@ pub struct Window {
     /// TLS connections opened with a full handshake, and with a resumed session.
     pub tls_handshakes_full: u64,
     pub tls_handshakes_resumed: u64,
+    /// Per request name, by slot (`request::RequestNames`); `None` for a name not seen.
+    pub requests: Vec<Option<Box<request::RequestWindow>>>,
 }
 
 impl Window {
@@ -241,7 +190,30 @@ impl Window {
             uncorrected: new_histogram(),
             tls_handshakes_full: 0,
             tls_handshakes_resumed: 0,
+            requests: Vec::new(),
         }
+    }
+
+    /// Records a finished request of slot `slot` (its name's): in the task's figures and in
+    /// its name's.
+    pub fn record_request(
+        &mut self,
+        slot: usize,
+        outcome: &Outcome,
+        corrected: Duration,
+        uncorrected: Duration,
+    ) {
+        self.record(outcome, corrected, uncorrected);
+        self.request_mut(slot)
+            .record(outcome, corrected, uncorrected);
+    }
+
+    /// The window of slot `slot`, made on first use.
+    pub fn request_mut(&mut self, slot: usize) -> &mut request::RequestWindow {
+        if self.requests.len() <= slot {
+            self.requests.resize_with(slot + 1, || None);
+        }
+        self.requests[slot].get_or_insert_with(Box::default)
     }
 
     /// Records a finished request. `corrected` runs from the planned start, `uncorrected` from
@@ -284,6 +256,11 @@ impl Window {
         self.uncorrected
             .add(&o.uncorrected)
             .expect("histograms share bounds");
+        for (slot, r) in o.requests.iter().enumerate() {
+            if let Some(r) = r {
+                self.request_mut(slot).merge(r);
+            }
+        }
     }
 }
 
@@ -447,6 +424,7 @@ pub struct TaskAccumulator {
     shard_totals: Vec<ShardTotals>,
     timeline: Vec<TimelinePoint>,
     planned_per_second: Box<dyn Fn(u64) -> f64 + Send>,
+    names: request::RequestNames,
 }
 
 impl TaskAccumulator {
@@ -458,7 +436,24 @@ impl TaskAccumulator {
             shard_totals: vec![ShardTotals::default(); shards],
             timeline: Vec::new(),
             planned_per_second,
+            names: request::RequestNames::default(),
         }
+    }
+
+    /// With the task's request names, for its per-request figures.
+    pub fn named(mut self, names: request::RequestNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// The task's request names (none for a scan).
+    pub fn names(&self) -> &request::RequestNames {
+        &self.names
+    }
+
+    /// The per-request figures so far, one row per name (`ran_s`: see [`load_seconds`]).
+    pub fn request_rows(&self, ran_s: f64) -> Vec<request::RequestReport> {
+        request::rows(&self.names, &self.total.requests, ran_s).0
     }
 
     /// For a task that plans no rate (a closed model, a scan).
@@ -630,6 +625,7 @@ mod tests {
             bytes: 10,
             slow: false,
             handshake: None,
+            ..Outcome::default()
         }
     }
 

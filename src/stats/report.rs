@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::request::{self, FailureReport, RequestReport};
 use super::thresholds::{Figures, Threshold, Verdict, verdicts};
 use super::{ErrorCounts, Percentiles, TaskAccumulator, TimelinePoint, new_histogram};
 
@@ -102,6 +103,12 @@ pub struct TaskReport<S> {
     pub tls: Option<TlsReport>,
     /// Per node (a standalone run has one, `local`).
     pub nodes: Vec<NodeReport>,
+    /// Per request name (a load task; absent from reports stored before names were added).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<RequestReport>,
+    /// The failed requests by name, kind and message, most frequent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailureReport>,
     pub timeline: Vec<TimelinePoint>,
     /// The kind's own part (a stress test's curve, a scan's findings; nothing for a load test).
     #[serde(flatten)]
@@ -194,6 +201,7 @@ impl<S> TaskReport<S> {
             nodes.iter().map(|n| n.sent).sum()
         };
         let achieved_rps = super::achieved_rps(total.completed, info.duration_s);
+        let (requests, failures) = request::rows(acc.names(), &total.requests, info.duration_s);
         TaskReport {
             name: info.name,
             kind: info.kind.into(),
@@ -227,6 +235,8 @@ impl<S> TaskReport<S> {
                 insecure: t.insecure,
             }),
             nodes,
+            requests,
+            failures,
             timeline: acc.timeline().to_vec(),
             section,
             thresholds: verdicts(

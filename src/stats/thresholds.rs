@@ -4,8 +4,11 @@
 //! A threshold is `<metric> <op> <value>`, where the value is a number or `<k> * planned`
 //! (the planned rate, for `achieved_rps`). Metrics: `p50_ms`, `p90_ms`, `p95_ms`, `p99_ms`,
 //! `p999_ms`, `max_ms`, `mean_ms` (corrected latency), `error_rate` (errors / completed),
-//! `errors`, `achieved_rps` (completed per second) and `late_starts`. Operators: `<`, `<=`,
-//! `>`, `>=`.
+//! `errors`, `achieved_rps` (completed per second), `late_starts`, `checks_failed` and
+//! `checks_failed_rate` (failed checks / completed). Operators: `<`, `<=`, `>`, `>=`.
+//!
+//! A metric may name one request of the task: `p99_ms{request=login} < 200` holds that
+//! request's figures (its name as the report shows it) to the bound.
 //!
 //! They are evaluated over the figures *so far*, once per merged second, and over the final
 //! figures at the end; the final evaluation is the verdict. With `abort_on_fail`, a threshold
@@ -30,6 +33,8 @@ pub enum Metric {
     Errors,
     AchievedRps,
     LateStarts,
+    ChecksFailed,
+    ChecksFailedRate,
 }
 
 const METRICS: &[(&str, Metric)] = &[
@@ -44,6 +49,8 @@ const METRICS: &[(&str, Metric)] = &[
     ("errors", Metric::Errors),
     ("achieved_rps", Metric::AchievedRps),
     ("late_starts", Metric::LateStarts),
+    ("checks_failed", Metric::ChecksFailed),
+    ("checks_failed_rate", Metric::ChecksFailedRate),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +99,8 @@ pub struct Threshold {
     /// As written, e.g. `p99_ms < 200`.
     pub expr: String,
     pub metric: Metric,
+    /// `{request=NAME}`: the figures of that request name only.
+    pub request: Option<String>,
     pub op: Op,
     pub bound: Bound,
     pub abort_on_fail: bool,
@@ -113,14 +122,24 @@ mod duration_ms {
     }
 }
 
-/// Parses `<metric> <op> <value>`; the error says what is wrong.
-pub fn parse(expr: &str) -> Result<(Metric, Op, Bound), String> {
+/// A parsed expression: `<metric>[{request=NAME}] <op> <value>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub metric: Metric,
+    pub request: Option<String>,
+    pub op: Op,
+    pub bound: Bound,
+}
+
+/// Parses `<metric>[{request=NAME}] <op> <value>`; the error says what is wrong.
+pub fn parse(expr: &str) -> Result<Parsed, String> {
     let expr = expr.trim();
     let (at, op) = [("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)]
         .iter()
         .find_map(|(s, op)| expr.find(s).map(|i| ((i, s.len()), *op)))
         .ok_or_else(|| format!("{expr:?} has no operator; expected <metric> <op> <value>, e.g. \"p99_ms < 200\" (operators: <, <=, >, >=)"))?;
     let (name, value) = (expr[..at.0].trim(), expr[at.0 + at.1..].trim());
+    let (name, request) = split_filter(name)?;
     let metric = METRICS
         .iter()
         .find(|(n, _)| *n == name)
@@ -143,16 +162,55 @@ pub fn parse(expr: &str) -> Result<(Metric, Op, Bound), String> {
         None if value == "planned" => Bound::TimesPlanned(1.0),
         None => Bound::Value(number(value)?),
     };
-    if matches!(bound, Bound::TimesPlanned(_)) && metric != Metric::AchievedRps {
+    if matches!(bound, Bound::TimesPlanned(_))
+        && (metric != Metric::AchievedRps || request.is_some())
+    {
         return Err(format!(
-            "{value:?}: only achieved_rps compares with the planned rate"
+            "{value:?}: only the task's achieved_rps compares with the planned rate"
         ));
     }
-    Ok((metric, op, bound))
+    if request.is_some() && metric == Metric::LateStarts {
+        return Err("late_starts belongs to the task's arrivals, not to one request".into());
+    }
+    Ok(Parsed {
+        metric,
+        request,
+        op,
+        bound,
+    })
 }
 
-/// The figures a threshold reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// `p99_ms{request=login}` into `p99_ms` and `login` (the name may be quoted).
+fn split_filter(name: &str) -> Result<(&str, Option<String>), String> {
+    let Some((metric, rest)) = name.split_once('{') else {
+        return Ok((name, None));
+    };
+    let inner = rest
+        .strip_suffix('}')
+        .ok_or_else(|| format!("{name:?}: a filter is written {{request=NAME}}, closed by }}"))?;
+    let (key, value) = inner
+        .split_once('=')
+        .ok_or_else(|| format!("{name:?}: a filter is written {{request=NAME}}"))?;
+    if key.trim() != "request" {
+        return Err(format!(
+            "{name:?}: unknown filter {:?}; the one filter is request",
+            key.trim()
+        ));
+    }
+    let value = value.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
+        .trim();
+    if value.is_empty() {
+        return Err(format!("{name:?}: the request name is empty"));
+    }
+    Ok((metric.trim(), Some(value.to_string())))
+}
+
+/// The figures a threshold reads: the task's, and each request name's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -167,6 +225,9 @@ pub struct Figures {
     pub achieved_rps: f64,
     /// The planned rate over the same time (0 for a closed model).
     pub planned_rps: f64,
+    pub checks_failed: u64,
+    /// By request name (empty within a request's own figures).
+    pub requests: std::collections::BTreeMap<String, Figures>,
 }
 
 impl Figures {
@@ -186,6 +247,28 @@ impl Figures {
         f.completed = total.completed;
         f.errors = total.errors.total;
         f.late_starts = total.late_starts;
+        let seconds = super::load_seconds(acc.timeline().len(), load_s);
+        for r in acc.request_rows(seconds) {
+            f.checks_failed += r.checks_failed;
+            let p = r.latency_ms;
+            f.requests.insert(
+                r.name,
+                Figures {
+                    p50_ms: p.p50,
+                    p90_ms: p.p90,
+                    p95_ms: p.p95,
+                    p99_ms: p.p99,
+                    p999_ms: p.p999,
+                    max_ms: p.max,
+                    mean_ms: p.mean,
+                    completed: r.count,
+                    errors: r.errors.total,
+                    achieved_rps: r.rps,
+                    checks_failed: r.checks_failed,
+                    ..Figures::default()
+                },
+            );
+        }
         f
     }
 
@@ -219,6 +302,9 @@ impl Figures {
             Metric::Errors => self.errors as f64,
             Metric::AchievedRps => self.achieved_rps,
             Metric::LateStarts => self.late_starts as f64,
+            Metric::ChecksFailed => self.checks_failed as f64,
+            Metric::ChecksFailedRate if self.completed == 0 => 0.0,
+            Metric::ChecksFailedRate => self.checks_failed as f64 / self.completed as f64,
         }
     }
 }
@@ -238,6 +324,11 @@ pub struct Verdict {
 
 impl Threshold {
     pub fn evaluate(&self, f: &Figures) -> Verdict {
+        let f = match &self.request {
+            // A name that ran nothing reads as an empty row.
+            Some(name) => f.requests.get(name).cloned().unwrap_or_default(),
+            None => f.clone(),
+        };
         let actual = f.get(self.metric);
         let bound = match self.bound {
             Bound::Value(v) => v,
@@ -361,10 +452,16 @@ mod tests {
     use super::*;
 
     fn t(expr: &str, abort: bool, delay_s: u64) -> Threshold {
-        let (metric, op, bound) = parse(expr).unwrap();
+        let Parsed {
+            metric,
+            request,
+            op,
+            bound,
+        } = parse(expr).unwrap();
         Threshold {
             expr: expr.into(),
             metric,
+            request,
             op,
             bound,
             abort_on_fail: abort,
@@ -372,26 +469,57 @@ mod tests {
         }
     }
 
+    fn parsed(expr: &str) -> (Metric, Option<String>, Op, Bound) {
+        let p = parse(expr).unwrap();
+        (p.metric, p.request, p.op, p.bound)
+    }
+
     #[test]
     fn expressions_parse_or_say_why_not() {
         assert_eq!(
-            parse("p99_ms < 200").unwrap(),
-            (Metric::P99Ms, Op::Lt, Bound::Value(200.0))
+            parsed("p99_ms < 200"),
+            (Metric::P99Ms, None, Op::Lt, Bound::Value(200.0))
         );
         assert_eq!(
-            parse(" achieved_rps>=0.99 * planned").unwrap(),
-            (Metric::AchievedRps, Op::Ge, Bound::TimesPlanned(0.99))
+            parsed(" achieved_rps>=0.99 * planned"),
+            (Metric::AchievedRps, None, Op::Ge, Bound::TimesPlanned(0.99))
         );
         assert_eq!(
-            parse("error_rate <= 0.01").unwrap(),
-            (Metric::ErrorRate, Op::Le, Bound::Value(0.01))
+            parsed("error_rate <= 0.01"),
+            (Metric::ErrorRate, None, Op::Le, Bound::Value(0.01))
+        );
+        assert_eq!(
+            parsed("p99_ms{request=login} < 200"),
+            (
+                Metric::P99Ms,
+                Some("login".into()),
+                Op::Lt,
+                Bound::Value(200.0)
+            )
+        );
+        assert_eq!(
+            parsed("error_rate{ request = \"GET /items\" }<0.01"),
+            (
+                Metric::ErrorRate,
+                Some("GET /items".into()),
+                Op::Lt,
+                Bound::Value(0.01)
+            )
+        );
+        assert_eq!(
+            parsed("checks_failed_rate < 0.001"),
+            (Metric::ChecksFailedRate, None, Op::Lt, Bound::Value(0.001))
         );
         for (bad, why) in [
             ("p99 < 200", "unknown metric"),
             ("p99_ms 200", "no operator"),
             ("p99_ms < fast", "not a number"),
-            ("p99_ms < 0.5 * planned", "only achieved_rps"),
+            ("p99_ms < 0.5 * planned", "only the task's achieved_rps"),
             ("error_rate < NaN", "not a number"),
+            ("p99_ms{request=login < 200", "closed by }"),
+            ("p99_ms{node=a} < 200", "unknown filter \"node\""),
+            ("p99_ms{request=} < 200", "empty"),
+            ("late_starts{request=a} < 2", "not to one request"),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
@@ -423,6 +551,46 @@ mod tests {
         );
         assert_eq!(vs[1].actual, 0.005);
         assert_eq!(vs[2].bound, 99.0);
+    }
+
+    /// A filtered threshold reads its request's figures only: the task's are fine, one
+    /// request's are not, and a name that ran nothing reads as empty.
+    #[test]
+    fn a_filtered_threshold_holds_one_request_to_its_bound() {
+        let login = Figures {
+            p99_ms: 450.0,
+            completed: 100,
+            errors: 3,
+            checks_failed: 2,
+            ..Figures::default()
+        };
+        let mut f = Figures {
+            p99_ms: 120.0,
+            completed: 10_000,
+            errors: 3,
+            checks_failed: 2,
+            ..Figures::default()
+        };
+        f.requests.insert("login".into(), login);
+        let vs = verdicts(
+            &[
+                t("p99_ms < 200", false, 0),
+                t("p99_ms{request=login} < 200", false, 0),
+                t("error_rate{request=login} < 0.01", false, 0),
+                t("checks_failed_rate < 0.001", false, 0),
+                t("checks_failed_rate{request=login} < 0.001", false, 0),
+                t("errors{request=idle} < 1", false, 0),
+            ],
+            &f,
+            None,
+        );
+        assert_eq!(
+            vs.iter().map(|v| v.passed).collect::<Vec<_>>(),
+            [true, false, false, true, false, true]
+        );
+        assert_eq!(vs[1].actual, 450.0);
+        assert_eq!(vs[2].actual, 0.03);
+        assert_eq!(vs[4].actual, 0.02);
     }
 
     #[test]

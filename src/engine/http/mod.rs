@@ -265,11 +265,9 @@ impl HttpSender {
         let mut outcome = match tokio::time::timeout_at(limit.into(), exchange).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome {
-                status: None,
                 error: Some(ErrorKind::Timeout),
-                bytes: 0,
-                slow: false,
                 handshake,
+                ..Outcome::default()
             },
         };
         if let Some(expected) = target.expected_response_time {
@@ -289,11 +287,10 @@ impl HttpSender {
                 Err(failure) => {
                     self.log(&failure);
                     return Outcome {
-                        status: None,
                         error: Some(failure.kind),
-                        bytes: 0,
-                        slow: false,
                         handshake: *handshake,
+                        reason: Some(failure.reason.into()),
+                        ..Outcome::default()
                     };
                 }
             };
@@ -323,8 +320,9 @@ impl HttpSender {
                             status: Some(status),
                             error: Some(ErrorKind::Status),
                             bytes: answer.bytes,
-                            slow: false,
                             handshake: *handshake,
+                            reason: Some(format!("redirect refused (status {status})").into()),
+                            ..Outcome::default()
                         };
                     }
                 }
@@ -334,8 +332,8 @@ impl HttpSender {
                 status: Some(status),
                 error,
                 bytes: answer.bytes,
-                slow: false,
                 handshake: *handshake,
+                ..Outcome::default()
             };
         }
     }

@@ -25,7 +25,7 @@ impl LoadWork {
         let planned_requests = rate
             .as_ref()
             .map(|r| r.planned_requests(task.arrivals, task.profile.seed));
-        let acc = crate::engine::schedule::accumulator(n, rate);
+        let acc = crate::engine::schedule::accumulator(n, rate).named(task.request_names());
         let thresholds = task.thresholds.clone();
         let mut watches = if thresholds.iter().any(|t| t.abort_on_fail) {
             vec![Watch::Thresholds(

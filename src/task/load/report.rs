@@ -59,6 +59,7 @@ pub fn figures_text<S>(t: &TaskReport<S>, out: &mut String) {
         );
     }
     outcomes_text(t, out);
+    crate::stats::request_view::text(&t.requests, &t.failures, out);
 }
 
 fn outcomes_text<S>(t: &TaskReport<S>, out: &mut String) {
@@ -275,6 +276,7 @@ fn thresholds_html<S>(t: &TaskReport<S>, out: &mut String) {
 pub fn html_tail<S>(t: &TaskReport<S>, i: usize, out: &mut String) {
     out.push_str("<h3>Latency</h3>");
     percentile_table(out, &t.latency_ms, &t.latency_uncorrected_ms);
+    crate::stats::request_view::html(&t.requests, &t.failures, out);
     let _ = write!(
         out,
         "<h3>Timeline</h3><div class=\"charts\" data-task=\"{i}\">"
@@ -366,6 +368,7 @@ mod tests {
             bytes: 1,
             slow: false,
             handshake: None,
+            ..Outcome::default()
         };
         let shakes = [Some(Handshake::Full), Some(Handshake::Full)]
             .into_iter()
@@ -376,9 +379,12 @@ mod tests {
                 5 => Outcome {
                     status: None,
                     error: Some(ErrorKind::Tls),
-                    ..ok
+                    ..ok.clone()
                 },
-                _ => Outcome { handshake, ..ok },
+                _ => Outcome {
+                    handshake,
+                    ..ok.clone()
+                },
             };
             w.sent += 1;
             w.record(&outcome, Duration::from_millis(2), Duration::from_millis(1));

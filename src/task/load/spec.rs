@@ -192,7 +192,10 @@ pub fn read_load_task(
     let think_time: Duration = o.or("think_time", Duration::ZERO, e);
     within_task_timeout(&o.key_path("think_time"), think_time, settings, e);
     let seed: u64 = o.opt("seed", e).unwrap_or_else(rand::random);
-    let thresholds = read_thresholds(&mut o, settings, e);
+    let names: Option<Vec<&str>> = targets
+        .as_ref()
+        .map(|ts| ts.iter().map(|t| t.name.as_str()).collect());
+    let thresholds = read_thresholds(&mut o, settings, names.as_deref(), e);
 
     let shape = read_shape(&mut o, path, settings, e)?;
     check_model(&mut o, path, &shape, model, arrivals_given, e);

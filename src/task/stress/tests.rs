@@ -357,6 +357,7 @@ fn a_stress_task_reports_its_result_in_json_text_and_html() {
                 bytes: 0,
                 slow: false,
                 handshake: None,
+                ..crate::stats::Outcome::default()
             };
             w.record(
                 &outcome,
