@@ -38,7 +38,8 @@ use prometheus_client::registry::Registry;
 
 use crate::execution::State;
 use crate::health::HealthReport;
-use crate::stats::Window;
+use crate::stats::request::RequestNames;
+use crate::stats::{ErrorKind, Window};
 
 /// The `Content-Type` of a `/metrics` answer.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -334,6 +335,56 @@ pub struct NodeMetrics {
     cpu: Reading,
     memory: Reading,
     health: Reading,
+    by_request: ByRequest,
+}
+
+/// The per-request series: `request`-labelled copies of the request count, the errors by kind
+/// and the latency histogram. At most [`MAX_REQUEST_LABELS`] distinct names per process (a
+/// node runs many tasks in its life); later names count under `(other)`.
+#[derive(Debug, Default)]
+struct ByRequest {
+    requests: Family<[(&'static str, String); 1], Total>,
+    errors: Family<[(&'static str, String); 2], Total>,
+    duration: Family<[(&'static str, String); 1], LatencyHistogram>,
+    names: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// The most distinct `request` label values a process serves.
+pub const MAX_REQUEST_LABELS: usize = 100;
+
+impl ByRequest {
+    /// The label value of `name`: itself while the cap allows, else `(other)`.
+    fn label(&self, name: &str) -> String {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.contains(name) || names.len() < MAX_REQUEST_LABELS && names.insert(name.into()) {
+            name.to_string()
+        } else {
+            crate::stats::request::OTHER.to_string()
+        }
+    }
+
+    fn record(&self, w: &Window, names: &RequestNames) {
+        for (slot, r) in w.requests.iter().enumerate() {
+            let (Some(r), Some(name)) = (r, names.names.get(slot)) else {
+                continue;
+            };
+            let label = self.label(&name.name);
+            self.requests
+                .get_or_create(&[("request", label.clone())])
+                .inc_by(r.completed);
+            for kind in ErrorKind::ALL {
+                let n = r.errors.of(kind);
+                if n > 0 {
+                    self.errors
+                        .get_or_create(&[("request", label.clone()), ("kind", kind.name().into())])
+                        .inc_by(n);
+                }
+            }
+            self.duration
+                .get_or_create(&[("request", label)])
+                .add(&latency_buckets(&r.corrected));
+        }
+    }
 }
 
 impl NodeMetrics {
@@ -354,7 +405,7 @@ impl NodeMetrics {
         );
         registry.register(
             "mcp_load_generator_errors_total",
-            "Failed requests of this node, by kind (connect, timeout, status, body, tls)",
+            "Failed requests of this node, by kind (connect, timeout, status, body, tls, check)",
             errors.clone(),
         );
         registry.register(
@@ -366,6 +417,22 @@ impl NodeMetrics {
             "mcp_load_generator_request_duration_seconds",
             "Request latency from the planned start (coordinated-omission corrected)",
             duration.clone(),
+        );
+        let by_request = ByRequest::default();
+        registry.register(
+            "mcp_load_generator_requests_by_name_total",
+            "Requests this node completed, by request name (at most 100 names; then (other))",
+            by_request.requests.clone(),
+        );
+        registry.register(
+            "mcp_load_generator_request_errors_by_name_total",
+            "Failed requests of this node, by request name and kind",
+            by_request.errors.clone(),
+        );
+        registry.register(
+            "mcp_load_generator_request_duration_by_name_seconds",
+            "Request latency by request name, from the planned start (corrected)",
+            by_request.duration.clone(),
         );
         registry.register(
             "mcp_node_cpu_usage",
@@ -382,8 +449,8 @@ impl NodeMetrics {
             "Health score, 0 to 100 (latest health report)",
             health.clone(),
         );
-        for kind in ERROR_KINDS {
-            let _ = errors.get_or_create(&[("kind", kind)]);
+        for kind in ErrorKind::ALL {
+            let _ = errors.get_or_create(&[("kind", kind.name())]);
         }
         for kind in HANDSHAKE_KINDS {
             let _ = handshakes.get_or_create(&[("kind", kind)]);
@@ -397,19 +464,21 @@ impl NodeMetrics {
             cpu,
             memory,
             health,
+            by_request,
         }
     }
 
-    /// Adds one metric window (a second of one task, merged across the node's workers).
-    pub fn record(&self, w: &Window) {
+    /// Adds one metric window (a second of one task, merged across the node's workers), its
+    /// per-request windows under `names`, the task's.
+    pub fn record(&self, w: &Window, names: &RequestNames) {
         self.requests.inc_by(w.completed);
-        let e = &w.errors;
-        for (kind, n) in ERROR_KINDS
-            .iter()
-            .zip([e.connect, e.timeout, e.status, e.body, e.tls])
-        {
+        self.by_request.record(w, names);
+        for kind in ErrorKind::ALL {
+            let n = w.errors.of(kind);
             if n > 0 {
-                self.errors.get_or_create(&[("kind", kind)]).inc_by(n);
+                self.errors
+                    .get_or_create(&[("kind", kind.name())])
+                    .inc_by(n);
             }
         }
         let handshakes = [w.tls_handshakes_full, w.tls_handshakes_resumed];
@@ -435,9 +504,6 @@ impl NodeMetrics {
         Ok(out)
     }
 }
-
-/// The `kind` label values, in the order of [`crate::stats::ErrorCounts`]' fields.
-const ERROR_KINDS: [&str; 5] = ["connect", "timeout", "status", "body", "tls"];
 
 /// The `kind` label values of the TLS handshakes.
 const HANDSHAKE_KINDS: [&str; 2] = ["full", "resumed"];
@@ -523,7 +589,7 @@ mod tests {
             ..outcome.clone()
         };
         w.record(&refused, ms, ms);
-        m.record(&w);
+        m.record(&w, &RequestNames::default());
         let text = m.encode().unwrap();
         assert!(text.contains("mcp_load_generator_total_requests{node_id=\"n-1\"} 2\n"));
         assert!(text.contains("kind=\"status\"} 1\n"), "{text}");
@@ -540,6 +606,51 @@ mod tests {
         assert!(text.contains(
             "mcp_load_generator_request_duration_seconds_bucket{node_id=\"n-1\",le=\"0.005\"} 2\n"
         ));
+    }
+
+    /// Per-request series carry the name as `request`; past the cap, names share `(other)`.
+    #[test]
+    fn request_names_label_their_own_series_up_to_the_cap() {
+        let m = NodeMetrics::new("n-1");
+        let many: Vec<String> = (0..MAX_REQUEST_LABELS + 3)
+            .map(|i| format!("r{i}"))
+            .collect();
+        let failed = crate::stats::Outcome {
+            status: Some(500),
+            error: Some(ErrorKind::Status),
+            ..crate::stats::Outcome::default()
+        };
+        let ms = std::time::Duration::from_millis(30);
+        for chunk in many.chunks(7) {
+            // Each task names its own requests; the process's cap spans them all.
+            let names = RequestNames::new(chunk.iter().map(|n| (n.as_str(), "GET")));
+            let mut w = Window::new(0);
+            for slot in 0..chunk.len() {
+                w.record_request(slot, &failed, ms, ms);
+            }
+            m.record(&w, &names);
+        }
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains(
+                "mcp_load_generator_requests_by_name_total{node_id=\"n-1\",request=\"r0\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "mcp_load_generator_request_errors_by_name_total{node_id=\"n-1\",request=\"r5\",kind=\"status\"} 1\n"
+        ));
+        assert!(text.contains(
+            "mcp_load_generator_request_duration_by_name_seconds_bucket{node_id=\"n-1\",le=\"0.05\",request=\"r9\"} 1\n"
+        ));
+        assert!(text.contains(
+            "mcp_load_generator_requests_by_name_total{node_id=\"n-1\",request=\"(other)\"} 3\n"
+        ));
+        let labels = text
+            .lines()
+            .filter(|l| l.starts_with("mcp_load_generator_requests_by_name_total{"))
+            .count();
+        assert_eq!(labels, MAX_REQUEST_LABELS + 1);
     }
 
     #[test]

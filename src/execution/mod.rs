@@ -262,6 +262,7 @@ impl Execution {
             }
             let total = task.acc.total();
             let totals = (total.completed, total.errors.total);
+            let requests = task.acc.request_rows(timeline.len() as f64);
             for point in &timeline[task.streamed..] {
                 out.push(TaskSecond::of(
                     &self.id,
@@ -270,6 +271,7 @@ impl Execution {
                     point,
                     totals,
                     task.shares.nodes.len(),
+                    requests.clone(),
                 ));
             }
             let last = timeline.len() as u64 - 1;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::stats::TimelinePoint;
+use crate::stats::request::RequestReport;
 
 /// A task of an execution, as the cluster protocol and the nodes name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -32,6 +33,8 @@ pub struct TaskSecond {
     pub total_errors: u64,
     /// Nodes the task runs on (0 standalone).
     pub nodes: usize,
+    /// Each request name's figures so far, every node (a load task; empty for a scan).
+    pub requests: Vec<RequestReport>,
 }
 
 impl TaskSecond {
@@ -43,6 +46,7 @@ impl TaskSecond {
         point: &TimelinePoint,
         totals: (u64, u64),
         nodes: usize,
+        requests: Vec<RequestReport>,
     ) -> TaskSecond {
         TaskSecond {
             execution_id: execution_id.to_string(),
@@ -60,6 +64,7 @@ impl TaskSecond {
             total_completed: totals.0,
             total_errors: totals.1,
             nodes,
+            requests,
         }
     }
 }

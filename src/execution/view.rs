@@ -6,6 +6,7 @@ use super::{Execution, Phase, Reservation, State};
 use crate::engine::share::ShareTable;
 use crate::stats::Snapshot;
 use crate::stats::report::NodeReport;
+use crate::stats::request::{FailureReport, RequestReport};
 
 impl Execution {
     pub fn view(&self, now_unix_ms: u64) -> ExecutionView {
@@ -47,6 +48,8 @@ impl Execution {
                     figures,
                     nodes: report.nodes,
                     shares: t.shares.clone(),
+                    requests: report.requests,
+                    failures: report.failures,
                 }
             })
             .collect();
@@ -137,4 +140,8 @@ pub struct TaskView {
     pub figures: Snapshot,
     pub nodes: Vec<NodeReport>,
     pub shares: ShareTable,
+    /// Per request name so far, merged over the nodes (empty for a scan).
+    pub requests: Vec<RequestReport>,
+    /// The failed requests so far by name, kind and message, most frequent first.
+    pub failures: Vec<FailureReport>,
 }

@@ -97,6 +97,18 @@ pub struct ErrorCounts {
 }
 
 impl ErrorCounts {
+    /// The count of one kind.
+    pub fn of(&self, kind: ErrorKind) -> u64 {
+        match kind {
+            ErrorKind::Connect => self.connect,
+            ErrorKind::Timeout => self.timeout,
+            ErrorKind::Status => self.status,
+            ErrorKind::Body => self.body,
+            ErrorKind::Tls => self.tls,
+            ErrorKind::Check => self.check,
+        }
+    }
+
     pub fn add(&mut self, kind: ErrorKind) {
         self.total += 1;
         match kind {

@@ -200,7 +200,8 @@ impl NodeAgent {
                 split,
                 rate_plan,
             } => {
-                running.acc = crate::engine::schedule::accumulator(1, rate_plan);
+                running.acc = crate::engine::schedule::accumulator(1, rate_plan)
+                    .named(traffic.request_names());
                 running.merger = WindowMerger::new(split.shards);
                 running.pool_id = Some(number);
                 tracing::info!(task = %running.id, shards = split.shards, "task starting");
@@ -287,7 +288,7 @@ impl Handler<WindowReport> for NodeAgent {
         let mut out = Vec::new();
         for (i, window) in ready.into_iter().enumerate() {
             let last = done && i + 1 == n;
-            self.metrics.record(&window);
+            self.metrics.record(&window, t.acc.names());
             t.acc.add(0, window.clone(), last);
             // A dropped task (not confirmed after a re-join: the node was fenced) sends no
             // new request, but its windows still go up: they record the requests it sent

@@ -44,6 +44,7 @@
     var second = h('div', { class: 'sub', id: 'live-second' });
     var charts = h('div', { class: 'charts', id: 'live-charts' });
     var tasksBox = h('section', { class: 'panel', id: 'exec-tasks' });
+    var requestsBox = h('section', { class: 'panel', id: 'exec-requests', hidden: true });
     var reportBox = h('section', { class: 'panel report', id: 'report', hidden: true });
 
     append(v.el, [
@@ -55,6 +56,7 @@
       second,
       charts,
       tasksBox,
+      requestsBox,
       reportBox
     ]);
 
@@ -219,11 +221,88 @@
           }))
         ]);
       });
+      tasks.forEach(function (t) { setRequests(t.task_id, t.name, t.requests, t.failures, 'view'); });
+      renderRequests();
       clear(tasksBox);
       append(tasksBox, [
         h('div', { class: 'titlebar' }, [h('h2', { text: 'Tasks' }), h('span', { class: 'sub', text: TERMINAL[stateNow] ? 'final' : 'so far, as of ' + clock(Date.now()) })]),
         table(['Task', N('Planned'), N('Sent'), N('Completed'), N('Errors'), N('Late starts'), N('p50'), N('p95'), N('p99'), 'Nodes (completed)'], rows)
       ]);
+    }
+
+    // Per request name (Locust's statistics table): the stream's latest rows while it runs,
+    // the REST view's when it polls, the report's at the end. Sorted by a clicked heading.
+    var requestsOf = {};      // task id -> { name, requests, failures, source }
+    var sortKey = 'count', sortDown = true;
+    var REQUEST_COLUMNS = [
+      ['name', 'Request', function (r) { return r.name; }],
+      ['method', 'Method', function (r) { return r.method; }],
+      ['count', '# Requests', function (r) { return r.count; }],
+      ['errors', '# Fails', function (r) { return (r.errors || {}).total; }],
+      ['error_rate', 'Fail %', function (r) { return r.error_rate; }],
+      ['rps', 'req/s', function (r) { return r.rps; }],
+      ['p50', 'p50', function (r) { return (r.latency_ms || {}).p50; }],
+      ['p95', 'p95', function (r) { return (r.latency_ms || {}).p95; }],
+      ['p99', 'p99', function (r) { return (r.latency_ms || {}).p99; }],
+      ['max', 'max', function (r) { return (r.latency_ms || {}).max; }],
+      ['checks_failed', 'Checks failed', function (r) { return r.checks_failed; }]
+    ];
+    function setRequests(taskId, name, requests, failures, source) {
+      if (!requests) return;
+      var had = requestsOf[taskId];
+      // A report is final; a live row never replaces it.
+      if (had && had.source === 'report' && source !== 'report') return;
+      requestsOf[taskId] = { name: name, requests: requests, failures: failures || (had && had.failures) || [], source: source };
+    }
+    function renderRequests() {
+      var ids = Object.keys(requestsOf).sort(function (a, b) { return a - b; });
+      var rows = [], fails = [];
+      var many = ids.length > 1;
+      ids.forEach(function (k) {
+        var t = requestsOf[k];
+        t.requests.forEach(function (r) { rows.push({ task: t.name, r: r }); });
+        t.failures.forEach(function (f) { fails.push({ task: t.name, f: f }); });
+      });
+      if (!rows.length) { requestsBox.hidden = true; return; }
+      requestsBox.hidden = false;
+      var col = REQUEST_COLUMNS.filter(function (c) { return c[0] === sortKey; })[0] || REQUEST_COLUMNS[2];
+      rows.sort(function (a, b) {
+        var x = col[2](a.r), y = col[2](b.r);
+        var c = x < y ? -1 : x > y ? 1 : 0;
+        return sortDown ? -c : c;
+      });
+      var heads = (many ? [{ text: 'Task' }] : []).concat(REQUEST_COLUMNS.map(function (c) {
+        var numeric = c[0] !== 'name' && c[0] !== 'method';
+        var mark = c[0] === sortKey ? (sortDown ? ' ▾' : ' ▴') : '';
+        return { text: c[1] + mark, class: (numeric ? 'num ' : '') + 'sortable', 'data-sort': c[0] };
+      }));
+      var body = rows.map(function (x) {
+        var r = x.r, lat = r.latency_ms || {}, errs = (r.errors || {}).total || 0;
+        return h('tr', { 'data-request': r.name }, (many ? [td(x.task)] : []).concat([
+          td(h('strong', { text: r.name })), td(r.method),
+          td(num(r.count), 'num'), td(num(errs), 'num' + (errs ? ' bad' : '')),
+          td(pct((r.error_rate || 0) * 100), 'num'), td(rps(r.rps), 'num'),
+          td(ms(lat.p50), 'num'), td(ms(lat.p95), 'num'), td(ms(lat.p99), 'num'), td(ms(lat.max), 'num'),
+          td(num(r.checks_failed), 'num' + (r.checks_failed ? ' bad' : ''))
+        ]));
+      });
+      clear(requestsBox);
+      append(requestsBox, [
+        h('div', { class: 'titlebar' }, [h('h2', { text: 'Requests' }), h('span', { class: 'sub', text: 'by name; click a heading to sort' })]),
+        table(heads, body, { class: 'grid', id: 'requests-table' }),
+        fails.length ? h('h3', { text: 'Failures' }) : null,
+        fails.length ? table((many ? ['Task'] : []).concat(['Request', 'Kind', 'Message', N('Count')]), fails.map(function (x) {
+          return h('tr', null, (many ? [td(x.task)] : []).concat([td(h('strong', { text: x.f.request })), td(x.f.kind), td(x.f.message), td(num(x.f.count), 'num bad')]));
+        }), { class: 'grid compact', id: 'failures-table' }) : null
+      ]);
+      requestsBox.querySelectorAll('th[data-sort]').forEach(function (th) {
+        th.addEventListener('click', function () {
+          var key = th.getAttribute('data-sort');
+          sortDown = key === sortKey ? !sortDown : true;
+          sortKey = key;
+          renderRequests();
+        });
+      });
     }
 
     var reportLoading = false;
@@ -312,6 +391,8 @@
           td(num(err.total), 'num'), td(num(err.connect), 'num'), td(num(err.timeout), 'num'), td(num(err.status), 'num'), td(num(err.body), 'num')
         ])], { class: 'grid compact', id: 'report-errors' })
       ]);
+      (r.tasks || []).forEach(function (t, i) { setRequests(i, t.name, t.requests || [], t.failures || [], 'report'); });
+      renderRequests();
       (r.tasks || []).forEach(function (t) {
         var codes = Object.keys(t.status_codes || {}).map(function (c) { return h('span', { class: 'chip' + (Number(c) >= 400 ? ' bad' : ''), text: c + ' × ' + num(t.status_codes[c]) }); });
         append(reportBox, [
@@ -348,9 +429,10 @@
     var redraw = null;
     v.on('stats', function (ev) {
       if (ev.execution_id !== id || finalReport) return;
+      if (ev.requests) setRequests(ev.task_id, ev.task, ev.requests, null, 'stream');
       if (redraw) return;
       // One redraw per frame, however many tasks report the same second.
-      redraw = requestAnimationFrame(function () { redraw = null; draw('stream'); });
+      redraw = requestAnimationFrame(function () { redraw = null; draw('stream'); renderRequests(); });
     });
     v.on('execution_state', function (ev) {
       if (ev.execution_id !== id) return;
