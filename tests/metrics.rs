@@ -223,6 +223,19 @@ fn check_nodes(c: &Cluster, want: &Totals) -> Vec<Metrics> {
             "{}: histogram count against the counter",
             server.name
         );
+        // The per-request series split the same requests by name (one name per run here).
+        assert_eq!(
+            m.sum("mcp_load_generator_requests_by_name_total"),
+            n,
+            "{}: requests by name against the counter",
+            server.name
+        );
+        assert_eq!(
+            m.sum("mcp_load_generator_request_errors_by_name_total"),
+            m.sum("mcp_load_generator_errors_total"),
+            "{}: errors by name against the errors",
+            server.name
+        );
         let buckets = m.buckets("mcp_load_generator_request_duration_seconds");
         assert_eq!(buckets.first().map(|b| b.0), Some(0.001), "{}", m.text);
         assert_eq!(buckets.last(), Some(&(f64::INFINITY, n)), "{}", m.text);

@@ -270,3 +270,74 @@ fn the_ui_asks_for_the_token_and_says_when_it_is_wrong() {
     );
     assert_eq!(violations(&b), Value::Array(vec![]), "CSP violations");
 }
+
+/// Per-request statistics in the page (issue 16): a fast, a slow and a failing target run on
+/// three nodes; the execution page's requests table shows one row per name whose count is
+/// what the target served, sorts by a clicked heading, and lists the failures.
+#[test]
+fn the_requests_table_shows_each_name_merged_over_three_nodes() {
+    let target = common::target();
+    let cluster = Cluster::start(3);
+    cluster.wait_connected(3);
+    let b = Browser::start("ui-requests");
+    let a = target.addr;
+    let id = cluster.submit(&serde_json::json!({
+        "name": "three requests",
+        "tasks": [{"type": "load_test", "name": "mixed", "parameters": {
+            "targets": [
+                {"url": format!("http://{a}/"), "name": "fast"},
+                format!("http://{a}/delay?ms=50"),
+                {"url": format!("http://{a}/status?code=500"), "name": "fail"}
+            ],
+            "duration": "3s", "base_rps": 60}}]
+    }));
+    b.open(&cluster.orchestrator.url(&format!("/#/executions/{id}")));
+    b.eval(WATCH_CSP);
+    b.wait_js(
+        "document.querySelectorAll('#requests-table tbody tr').length === 3",
+        Duration::from_secs(30),
+        "the requests table while the run goes on",
+    );
+    let view = cluster.wait_done(&id, Duration::from_secs(60));
+    assert_eq!(view["state"], "completed", "{view}");
+    b.wait_js(
+        "!document.getElementById('report').hidden",
+        Duration::from_secs(15),
+        "the final report",
+    );
+    let served = target.stats.view();
+    let rows = b.eval(
+        "return Array.from(document.querySelectorAll('#requests-table tbody tr')).map(tr => \
+           [tr.dataset.request, Number(tr.children[2].textContent.replace(/[^0-9]/g, '')), \
+            Number(tr.children[3].textContent.replace(/[^0-9]/g, ''))]);",
+    );
+    let mut rows: Vec<(String, u64, u64)> = serde_json::from_value(rows).unwrap();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("GET /delay".to_string(), served.paths["/delay"], 0),
+            (
+                "fail".to_string(),
+                served.paths["/status"],
+                served.paths["/status"]
+            ),
+            ("fast".to_string(), served.paths["/"], 0),
+        ],
+        "{served:?}"
+    );
+    assert_eq!(served.total, 180);
+    // Sorted by count, most first, by default; a click on p50 sorts by it, slowest first.
+    b.click("#requests-table th[data-sort=p50]");
+    let first =
+        b.eval("return document.querySelector('#requests-table tbody tr').dataset.request;");
+    assert_eq!(first, Value::String("GET /delay".into()));
+    let failures = b.text("#failures-table");
+    assert!(
+        failures.contains("fail") && failures.contains("unexpected status 500"),
+        "{failures}"
+    );
+    assert_eq!(violations(&b), Value::Array(vec![]), "CSP violations");
+    let shot = b.screenshot_page("requests.png", 2400);
+    println!("screenshot of the requests table: {}", shot.display());
+}

@@ -11,7 +11,8 @@ pub enum MetricKind {
 
 /// Series names, as Prometheus stores them: counters with their `_total` suffix; histograms
 /// are queried through their `_bucket`, `_sum` and `_count` series. Labels: `node_id` on the
-/// load and node metrics, `kind` (connect, timeout, status, body) on the errors.
+/// load and node metrics, `kind` (connect, timeout, status, body, tls, check) on the errors,
+/// `request` (a request name, at most 100 per node) on the `_by_name` series.
 pub const METRICS: &[(&str, MetricKind)] = &[
     ("mcp_orchestrator_active_executions", MetricKind::Gauge),
     ("mcp_orchestrator_total_nodes", MetricKind::Gauge),
@@ -21,6 +22,18 @@ pub const METRICS: &[(&str, MetricKind)] = &[
     ("mcp_load_generator_errors_total", MetricKind::Counter),
     (
         "mcp_load_generator_request_duration_seconds",
+        MetricKind::Histogram,
+    ),
+    (
+        "mcp_load_generator_requests_by_name_total",
+        MetricKind::Counter,
+    ),
+    (
+        "mcp_load_generator_request_errors_by_name_total",
+        MetricKind::Counter,
+    ),
+    (
+        "mcp_load_generator_request_duration_by_name_seconds",
         MetricKind::Histogram,
     ),
     ("mcp_node_cpu_usage", MetricKind::Gauge),
