@@ -27,7 +27,9 @@ use serde_json::Value;
 use crate::settings::LoadSettings;
 use crate::validate::{FieldErrors, Obj, kind};
 
+pub mod data;
 pub mod document;
+pub mod flow;
 pub mod limits;
 pub mod placement;
 pub mod stages;
