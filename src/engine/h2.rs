@@ -10,7 +10,8 @@
 //! its stream's slot; the driver writes everything queued since its last turn in one write,
 //! reads into one reused buffer and parses frames in place. Response heads go through the
 //! HPACK decoder (only `:status`, and `location` on a redirect, are kept); bodies are counted,
-//! never copied, and their window is given back in batches (half a window at a time).
+//! never copied, and their window is given back in batches (half a window at a time). A
+//! flow's exchange ([`H2Conn::send_kept`]) also keeps its response's headers and body.
 
 mod driver;
 mod frame;
@@ -30,6 +31,8 @@ use std::task::{Poll, Waker};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use url::Url;
+
+use crate::engine::http::Kept;
 
 /// The stream-level receive window we announce: a fast server can send this much per stream
 /// before it waits for a WINDOW_UPDATE (the protocol's default is 64 KiB, which throttles a
@@ -215,6 +218,8 @@ struct Entry {
     status: u16,
     location: Option<String>,
     bytes: u64,
+    /// What a flow's exchange keeps of its response (`None` on the plain path).
+    keep: Option<Box<Kept>>,
 }
 
 /// Stream ids are odd and increasing: a cheap hash spreads them over the buckets.
@@ -647,6 +652,7 @@ impl Drop for Pending<'_> {
         e.head = None;
         e.body = None;
         e.location = None;
+        e.keep = None;
         e.status = 0;
         e.bytes = 0;
         e.unacked = 0;
@@ -665,6 +671,29 @@ impl H2Conn {
     /// `&self`: many sends run at once over the connection. Beyond the server's stream limit
     /// the exchange waits in the connection's queue (the wait is part of the exchange).
     pub async fn send(&self, head: &H2Head, body: Option<Bytes>) -> Result<Exchange, H2Error> {
+        let sent = self.exchange::<false>(head, body, None).await;
+        sent.map(|(ex, _)| ex)
+    }
+
+    /// As [`send`](Self::send), keeping of the response what `kept` asks for (its headers,
+    /// its body up to a cap); `kept` comes back filled.
+    pub(crate) async fn send_kept(
+        &self,
+        head: &H2Head,
+        body: Option<Bytes>,
+        kept: Box<Kept>,
+    ) -> Result<(Exchange, Box<Kept>), H2Error> {
+        let (ex, kept) = self.exchange::<true>(head, body, Some(kept)).await?;
+        Ok((ex, kept.unwrap_or_default()))
+    }
+
+    /// One exchange; with `KEEP`, `keep` rides on the stream's entry and comes back.
+    async fn exchange<const KEEP: bool>(
+        &self,
+        head: &H2Head,
+        body: Option<Bytes>,
+        keep: Option<Box<Kept>>,
+    ) -> Result<(Exchange, Option<Box<Kept>>), H2Error> {
         let shared = &*self.shared;
         let pending = {
             let mut inner = shared.inner.borrow_mut();
@@ -674,6 +703,9 @@ impl H2Conn {
             let idx = inner.alloc();
             shared.in_flight.set(shared.in_flight.get() + 1);
             inner.entries[idx].body = body.filter(|b| !b.is_empty());
+            if KEEP {
+                inner.entries[idx].keep = keep;
+            }
             if inner.open < inner.max_concurrent && inner.queue.is_empty() {
                 inner.start(idx, &head.block);
             } else {
@@ -691,7 +723,8 @@ impl H2Conn {
             match &mut e.phase {
                 Phase::Done(result) => {
                     let result = std::mem::replace(result, Err(H2Error::Refused));
-                    Poll::Ready(result)
+                    let kept = if KEEP { e.keep.take() } else { None };
+                    Poll::Ready(result.map(|ex| (ex, kept)))
                 }
                 _ => {
                     if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {

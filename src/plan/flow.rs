@@ -319,7 +319,7 @@ impl Reader<'_> {
             format!("{method} {bare}")
         });
         let target = Target {
-            // name: the step's name, once Target has one (the main developer adds it).
+            name,
             url: url?,
             method,
             headers: Vec::new(),
@@ -334,7 +334,6 @@ impl Reader<'_> {
             http_version: own.http_version,
         };
         Some(RequestStep {
-            name,
             target,
             path,
             headers,

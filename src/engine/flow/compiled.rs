@@ -189,7 +189,7 @@ impl CompiledRequest {
             .any(|c| matches!(c.from, CaptureFrom::Json(_)))
             || checks.iter().any(CompiledCheck::reads_json);
         Ok(CompiledRequest {
-            name: r.name.clone(),
+            name: r.target.name.clone(),
             target: r.target.clone(),
             path: Tpl::new(env, &r.path)?,
             headers: compile_pairs(&r.headers, env)?,

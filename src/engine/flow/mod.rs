@@ -71,11 +71,10 @@ pub enum LoopTimes {
 /// A request of a flow: its static parts in `target`, its templated parts beside.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestStep {
-    /// The step's `name`, else `METHOD /path` (the path's template, without its query).
-    pub name: String,
-    /// The connection's parts, fixed when the plan is submitted: the URL's origin (path
-    /// `/`), the method, timeout, TLS, HTTP version and redirects; any status is accepted
-    /// (the checks decide); no headers nor body (they are below).
+    /// The connection's parts, fixed when the plan is submitted: the step's name (its
+    /// `name`, else `METHOD /path` of the path's template, without its query), the URL's
+    /// origin (path `/`), the method, timeout, TLS, HTTP version and redirects; any status
+    /// is accepted (the checks decide); no headers nor body (they are below).
     pub target: Target,
     /// The path and query, `/` at least.
     pub path: Template,

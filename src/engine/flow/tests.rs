@@ -9,6 +9,7 @@ use crate::engine::target::{ExpectedStatus, HttpVersion, Tls};
 
 fn target(url: &str) -> Target {
     Target {
+        name: "step".into(),
         url: url.parse().unwrap(),
         method: "POST".into(),
         headers: Vec::new(),
@@ -29,8 +30,10 @@ fn t(source: &str) -> Template {
 
 fn request(path: &str) -> RequestStep {
     RequestStep {
-        name: "login".into(),
-        target: target("http://127.0.0.1:8089/"),
+        target: Target {
+            name: "login".into(),
+            ..target("http://127.0.0.1:8089/")
+        },
         path: t(path),
         headers: Vec::new(),
         body: None,

@@ -190,6 +190,9 @@ impl Recv {
             return Ok(());
         }
         e.bytes += data.len() as u64;
+        if let Some(kept) = e.keep.as_deref_mut() {
+            kept.data(data);
+        }
         if head.flags & frame::END_STREAM != 0 {
             inner.complete(idx);
         } else {
@@ -215,8 +218,12 @@ impl Recv {
         let want = idx.is_some_and(|i| inner.entries[i].status == 0);
         let mut status = 0u16;
         let mut location = None;
-        self.decoder
-            .decode(block, |name, value| {
+        let kept = match idx {
+            Some(i) if want => inner.entries[i].keep.as_deref_mut(),
+            _ => None,
+        };
+        let decoded = match kept {
+            None => self.decoder.decode(block, |name, value| {
                 if !want {
                     return;
                 }
@@ -225,8 +232,20 @@ impl Recv {
                 } else if name == b"location" && (300..400).contains(&status) {
                     location = Some(String::from_utf8_lossy(value).into_owned());
                 }
-            })
-            .map_err(|e| ConnError::new(frame::COMPRESSION_ERROR, e.to_string()))?;
+            }),
+            // A flow's exchange keeps every header besides the pseudo-headers.
+            Some(kept) => self.decoder.decode(block, |name, value| {
+                if name == b":status" {
+                    status = parse_status(value);
+                } else if !name.starts_with(b":") {
+                    if name == b"location" && (300..400).contains(&status) {
+                        location = Some(String::from_utf8_lossy(value).into_owned());
+                    }
+                    kept.header(name, value);
+                }
+            }),
+        };
+        decoded.map_err(|e| ConnError::new(frame::COMPRESSION_ERROR, e.to_string()))?;
         let Some(idx) = idx else {
             return Ok(());
         };
@@ -239,6 +258,9 @@ impl Recv {
             }
             if (100..200).contains(&status) {
                 // Informational: the final head follows.
+                if let Some(kept) = inner.entries[idx].keep.as_deref_mut() {
+                    kept.interim();
+                }
                 if end {
                     let err = H2Error::Body("stream ended after an informational head".into());
                     inner.finish(idx, Err(err), None);

@@ -1,12 +1,16 @@
 //! Our HTTP/1.1 codec: a request's head encoded once into bytes, and a response read from a
 //! connection into its reused buffer, the head parsed with httparse and the body counted,
-//! never copied (by `Content-Length`, chunked, or to the end of the connection).
+//! never copied (by `Content-Length`, chunked, or to the end of the connection). A flow's
+//! request reads through a [`Sink`] that keeps the head's headers and the body's bytes; the
+//! plain path's sink is `()`, whose calls compile away.
 
 use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use url::Url;
+
+use super::parts::Kept;
 
 /// The user agent of every request.
 pub(super) const USER_AGENT: &str = concat!("mcpt/", env!("CARGO_PKG_VERSION"));
@@ -75,6 +79,35 @@ pub(super) fn encode_request(
         out.put_slice(b);
     }
     out.freeze()
+}
+
+/// What a read keeps of a response besides its status and length.
+pub(super) trait Sink {
+    /// False for `()`: no header is looked at, no byte copied.
+    const KEEPS: bool;
+    /// The headers of the final head.
+    fn head(&mut self, headers: &[httparse::Header<'_>]);
+    /// Body bytes (chunked framing removed) as they are read.
+    fn data(&mut self, data: &[u8]);
+}
+
+/// The plain path: nothing kept.
+impl Sink for () {
+    const KEEPS: bool = false;
+    fn head(&mut self, _: &[httparse::Header<'_>]) {}
+    fn data(&mut self, _: &[u8]) {}
+}
+
+impl Sink for Kept {
+    const KEEPS: bool = true;
+    fn head(&mut self, headers: &[httparse::Header<'_>]) {
+        for h in headers {
+            self.header(h.name.as_bytes(), h.value);
+        }
+    }
+    fn data(&mut self, data: &[u8]) {
+        Kept::data(self, data);
+    }
 }
 
 /// A connection's read buffer: bytes `pos..end` are read and not yet consumed.
@@ -158,11 +191,20 @@ impl Buffer {
         Ok(n)
     }
 
-    /// Consumes `n` bytes, reading as many as needed (each read reuses the whole buffer).
-    async fn skip<R: AsyncRead + Unpin>(&mut self, io: &mut R, mut n: u64) -> Result<(), Broken> {
+    /// Consumes `n` bytes into `sink`, reading as many as needed (each read reuses the whole
+    /// buffer).
+    async fn skip<R: AsyncRead + Unpin, S: Sink>(
+        &mut self,
+        io: &mut R,
+        mut n: u64,
+        sink: &mut S,
+    ) -> Result<(), Broken> {
         self.for_body(n);
         loop {
             let here = (self.available() as u64).min(n);
+            if S::KEEPS {
+                sink.data(&self.data[self.pos..self.pos + here as usize]);
+            }
             self.pos += here as usize;
             n -= here;
             if n == 0 {
@@ -180,16 +222,26 @@ impl Buffer {
         }
     }
 
-    /// Consumes everything up to the end of the stream; how many bytes that was.
-    async fn skip_to_end<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<u64, Broken> {
+    /// Consumes everything up to the end of the stream into `sink`; how many bytes that was.
+    async fn skip_to_end<R: AsyncRead + Unpin, S: Sink>(
+        &mut self,
+        io: &mut R,
+        sink: &mut S,
+    ) -> Result<u64, Broken> {
         self.for_body(u64::MAX);
         let mut n = self.available() as u64;
+        if S::KEEPS {
+            sink.data(&self.data[self.pos..self.end]);
+        }
         self.pos = self.end;
         loop {
             match self.fill(io).await {
                 Ok(0) => return Ok(n),
                 Ok(k) => {
                     n += k as u64;
+                    if S::KEEPS {
+                        sink.data(&self.data[self.pos..self.end]);
+                    }
                     self.pos = self.end;
                 }
                 // A TLS peer that closes without close_notify still ends the body.
@@ -245,12 +297,14 @@ enum Framing {
 }
 
 /// Reads one response from `io` into `buf`. `head` is a HEAD request (no body follows);
-/// `location` asks for the `Location` header.
-pub(super) async fn read_response<R: AsyncRead + Unpin>(
+/// `location` asks for the `Location` header; `sink` gets the final head's headers and the
+/// body (`&mut ()` on the plain path).
+pub(super) async fn read_response<R: AsyncRead + Unpin, S: Sink>(
     io: &mut R,
     buf: &mut Buffer,
     head: bool,
     location: bool,
+    sink: &mut S,
 ) -> Result<Response, Broken> {
     let mut started = !buf.is_empty();
     let (status, framing, keep_alive, location) = loop {
@@ -267,6 +321,9 @@ pub(super) async fn read_response<R: AsyncRead + Unpin>(
                         continue;
                     }
                     let (length, chunked, close, location) = parsed?;
+                    if S::KEEPS {
+                        sink.head(resp.headers);
+                    }
                     let framing = if head || status < 200 || status == 204 || status == 304 {
                         Framing::None
                     } else if chunked {
@@ -298,11 +355,11 @@ pub(super) async fn read_response<R: AsyncRead + Unpin>(
     let bytes = match framing {
         Framing::None => 0,
         Framing::Length(n) => {
-            buf.skip(io, n).await?;
+            buf.skip(io, n, sink).await?;
             n
         }
-        Framing::Chunked => chunked(io, buf).await?,
-        Framing::ToEnd => buf.skip_to_end(io).await?,
+        Framing::Chunked => chunked(io, buf, sink).await?,
+        Framing::ToEnd => buf.skip_to_end(io, sink).await?,
     };
     Ok(Response {
         status,
@@ -357,7 +414,11 @@ fn head_fields(
 }
 
 /// Consumes a chunked body (extensions and trailers skipped); the data bytes.
-async fn chunked<R: AsyncRead + Unpin>(io: &mut R, buf: &mut Buffer) -> Result<u64, Broken> {
+async fn chunked<R: AsyncRead + Unpin, S: Sink>(
+    io: &mut R,
+    buf: &mut Buffer,
+    sink: &mut S,
+) -> Result<u64, Broken> {
     let early = || Broken::Body("connection closed inside a chunked body".into());
     let mut total = 0u64;
     loop {
@@ -378,7 +439,7 @@ async fn chunked<R: AsyncRead + Unpin>(io: &mut R, buf: &mut Buffer) -> Result<u
         if size == 0 {
             break;
         }
-        buf.skip(io, size).await?;
+        buf.skip(io, size, sink).await?;
         total += size;
         if !buf.want(io, 2).await? {
             return Err(early());

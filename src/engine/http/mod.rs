@@ -3,11 +3,17 @@
 //! connections (at most `connections` sockets, see [`pool`]): HTTP/1.1 by our codec ([`h1`]:
 //! each target's request encoded once, responses counted in a reused buffer), HTTP/2 by
 //! [`crate::engine::h2`], over TCP or TLS ([`conn`]; the allowlist is enforced before any
-//! socket connects).
+//! socket connects). A flow step's request goes through [`HttpSender::send_parts`]: its path,
+//! headers and body rendered at run time ([`parts`]), the response's headers and body kept
+//! as asked; the plain path runs the same code with nothing to keep, which compiles away.
 
 mod conn;
 mod h1;
+mod parts;
 mod pool;
+
+pub(crate) use self::parts::Kept;
+pub use self::parts::{BODY_CAP, Keep, Parts, Reply};
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -26,7 +32,7 @@ use self::conn::{Failure, TlsTarget};
 use self::h1::Broken;
 use self::pool::{Lease, Pool};
 use crate::allowlist::{Allowlist, Verdict};
-use crate::engine::h2::{H2Error, H2Head};
+use crate::engine::h2::{Exchange, H2Conn, H2Error, H2Head};
 use crate::engine::target::{ExpectedStatus, HttpVersion, Tls, Traffic};
 use crate::stats::{ErrorKind, Handshake, Outcome};
 
@@ -48,6 +54,19 @@ struct Request {
     h2: Result<H2Head, String>,
 }
 
+/// What goes out with a request besides its method and URL: a target's own, or a flow
+/// step's parts merged into them.
+struct Message<'a> {
+    /// The headers for HTTP/1.1 (the codec adds host, user agent, node and length).
+    headers: &'a [(String, String)],
+    /// The headers for HTTP/2, user agent and node included.
+    h2_headers: &'a http::HeaderMap,
+    /// Sent by methods other than GET and HEAD.
+    body: Option<&'a Bytes>,
+    /// HTTP/2 heads carry the computed `content-length` (the plain path's do not).
+    h2_length: bool,
+}
+
 /// A target with everything prepared once.
 struct Prepared {
     first: Request,
@@ -63,6 +82,18 @@ struct Prepared {
     expected: ExpectedStatus,
     expected_response_time: Option<Duration>,
     follow_redirects: bool,
+}
+
+impl Prepared {
+    /// The target's own headers and body.
+    fn message(&self) -> Message<'_> {
+        Message {
+            headers: &self.headers,
+            h2_headers: &self.h2_headers,
+            body: self.body.as_ref(),
+            h2_length: false,
+        }
+    }
 }
 
 pub struct HttpSender {
@@ -166,7 +197,8 @@ impl HttpSender {
                 expected_response_time: t.expected_response_time,
                 follow_redirects: t.follow_redirects,
             };
-            prepared.first = sender.request(&prepared, method, t.url.clone());
+            let first = sender.request(&prepared, method, t.url.clone(), &prepared.message());
+            prepared.first = first;
             sender.targets.push(prepared);
         }
         Rc::new(sender)
@@ -189,8 +221,15 @@ impl HttpSender {
         all.len() - 1
     }
 
-    /// A request of `target` with `method` to `url` (the target's own, or a redirect's).
-    fn request(&self, target: &Prepared, method: http::Method, url: Url) -> Request {
+    /// A request of `target` with `method` to `url` (the target's own, or a redirect's),
+    /// carrying `msg`.
+    fn request(
+        &self,
+        target: &Prepared,
+        method: http::Method,
+        url: Url,
+        msg: &Message<'_>,
+    ) -> Request {
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(80);
         let endpoint = if url.scheme() == "https" {
@@ -215,24 +254,24 @@ impl HttpSender {
             self.pool
                 .endpoint(host, port, target.version, None, || unreachable!())
         };
-        let body = target
-            .body
-            .clone()
-            .filter(|_| method != http::Method::GET && method != http::Method::HEAD);
+        let sends_body = method != http::Method::GET && method != http::Method::HEAD;
+        let body = msg.body.cloned().filter(|_| sends_body);
         let h1 = h1::encode_request(
             method.as_str(),
             &url,
-            &target.headers,
+            msg.headers,
             self.node.as_deref(),
             body.as_deref(),
         );
+        let length = (msg.h2_length && sends_body).then(|| body.as_ref().map_or(0, Bytes::len));
+        let length = length.map(|n| n.to_string());
         let h2 = H2Head::new(
             method.as_str(),
             &url,
-            target
-                .h2_headers
+            msg.h2_headers
                 .iter()
-                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+                .map(|(k, v)| (k.as_str(), v.as_bytes()))
+                .chain(length.as_deref().map(|n| ("content-length", n.as_bytes()))),
         );
         Request {
             endpoint,
@@ -255,43 +294,99 @@ impl HttpSender {
     /// Sends one request to target `t`, giving up at its timeout or at `deadline`, whichever
     /// comes first. Never fails: failures are part of the outcome.
     pub async fn send(&self, t: usize, deadline: Instant) -> Outcome {
+        let target = &self.targets[t];
+        let msg = target.message();
+        let sent = self.timed::<()>(target, &target.first, &msg, Keep::default(), deadline);
+        sent.await.0
+    }
+
+    /// Sends a flow step's request to target `t`: the target's endpoint, method, TLS,
+    /// version, timeout, expected status and redirects, with the path, headers and body of
+    /// `parts` (see [`Parts`]); keeps of the response what `keep` asks for. The reply is
+    /// there exactly when the outcome has a status (the final hop's, after redirects).
+    pub async fn send_parts(
+        &self,
+        t: usize,
+        parts: &Parts,
+        keep: Keep,
+        deadline: Instant,
+    ) -> (Outcome, Option<Reply>) {
+        let target = &self.targets[t];
+        let headers = parts.h1_headers(&target.headers);
+        let h2_headers = parts.h2_headers(&target.h2_headers);
+        let msg = Message {
+            headers: &headers,
+            h2_headers: &h2_headers,
+            body: parts.body.as_ref().or(target.body.as_ref()),
+            h2_length: true,
+        };
+        let url = parts.url(&target.first.url);
+        let first = self.request(target, target.first.method.clone(), url, &msg);
+        let (outcome, kept) = self
+            .timed::<Kept>(target, &first, &msg, keep, deadline)
+            .await;
+        let reply = outcome.status.zip(kept).map(|(status, k)| k.reply(status));
+        (outcome, reply)
+    }
+
+    /// Sends `first` for `target`, giving up at its timeout or at `deadline`, whichever comes
+    /// first; what `K` kept of the final response when it has a status.
+    async fn timed<K: Keeper>(
+        &self,
+        target: &Prepared,
+        first: &Request,
+        msg: &Message<'_>,
+        keep: Keep,
+        deadline: Instant,
+    ) -> (Outcome, Option<K>) {
         // In flight for the pacer until this request's outcome is known.
         let _in_flight = crate::engine::pace::InFlight::start();
-        let target = &self.targets[t];
         let started = Instant::now();
         let limit = (started + target.timeout).min(deadline);
         let mut handshake = None;
-        let exchange = self.exchange(target, &mut handshake);
-        let mut outcome = match tokio::time::timeout_at(limit.into(), exchange).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome {
-                error: Some(ErrorKind::Timeout),
-                handshake,
-                ..Outcome::default()
-            },
+        let exchange = self.exchange::<K>(target, first, msg, keep, &mut handshake);
+        let (mut outcome, kept) = match tokio::time::timeout_at(limit.into(), exchange).await {
+            Ok(done) => done,
+            Err(_) => (
+                Outcome {
+                    error: Some(ErrorKind::Timeout),
+                    handshake,
+                    ..Outcome::default()
+                },
+                None,
+            ),
         };
         if let Some(expected) = target.expected_response_time {
             outcome.slow = started.elapsed() > expected;
         }
-        outcome
+        (outcome, kept)
     }
 
-    async fn exchange(&self, target: &Prepared, handshake: &mut Option<Handshake>) -> Outcome {
+    async fn exchange<K: Keeper>(
+        &self,
+        target: &Prepared,
+        first: &Request,
+        msg: &Message<'_>,
+        keep: Keep,
+        handshake: &mut Option<Handshake>,
+    ) -> (Outcome, Option<K>) {
         let mut hop: Option<Request> = None;
         let mut hops = 0;
         loop {
-            let req = hop.as_ref().unwrap_or(&target.first);
+            let req = hop.as_ref().unwrap_or(first);
             let redirect = target.follow_redirects && hops < MAX_REDIRECTS;
-            let answer = match self.once(req, redirect, handshake).await {
+            let mut kept = K::fresh(keep);
+            let answer = match self.once(req, redirect, handshake, &mut kept).await {
                 Ok(answer) => answer,
                 Err(failure) => {
                     self.log(&failure);
-                    return Outcome {
+                    let outcome = Outcome {
                         error: Some(failure.kind),
                         handshake: *handshake,
                         reason: Some(failure.reason.into()),
                         ..Outcome::default()
                     };
+                    return (outcome, None);
                 }
             };
             let status = answer.status;
@@ -311,12 +406,12 @@ impl HttpSender {
                         } else {
                             req.method.clone()
                         };
-                        hop = Some(self.request(target, method, next));
+                        hop = Some(self.request(target, method, next, msg));
                         hops += 1;
                         continue;
                     }
                     None => {
-                        return Outcome {
+                        let outcome = Outcome {
                             status: Some(status),
                             error: Some(ErrorKind::Status),
                             bytes: answer.bytes,
@@ -324,27 +419,31 @@ impl HttpSender {
                             reason: Some(format!("redirect refused (status {status})").into()),
                             ..Outcome::default()
                         };
+                        return (outcome, Some(kept));
                     }
                 }
             }
             let error = (!target.expected.accepts(status)).then_some(ErrorKind::Status);
-            return Outcome {
+            let outcome = Outcome {
                 status: Some(status),
                 error,
                 bytes: answer.bytes,
                 handshake: *handshake,
                 ..Outcome::default()
             };
+            return (outcome, Some(kept));
         }
     }
 
-    /// One exchange of `req`. A kept-alive HTTP/1.1 connection the server closed before
-    /// answering (or a stream an HTTP/2 server refused) is tried once more on a fresh one.
-    async fn once(
+    /// One exchange of `req`, its response's headers and body going to `kept`. A
+    /// kept-alive HTTP/1.1 connection the server closed before answering (or a stream an
+    /// HTTP/2 server refused) is tried once more on a fresh one.
+    async fn once<K: Keeper>(
         &self,
         req: &Request,
         location: bool,
         handshake: &mut Option<Handshake>,
+        kept: &mut K,
     ) -> Result<Answer, Failure> {
         let ep = req.endpoint;
         let head = req.method == http::Method::HEAD;
@@ -354,7 +453,7 @@ impl HttpSender {
         loop {
             match lease {
                 Lease::H1 { mut conn, reused } => {
-                    match h1_exchange(&mut conn, &req.h1, head, location).await {
+                    match h1_exchange(&mut conn, &req.h1, head, location, kept).await {
                         Ok(resp) => {
                             if resp.keep_alive {
                                 self.pool.put(ep, conn);
@@ -391,7 +490,7 @@ impl HttpSender {
                         .h2
                         .as_ref()
                         .map_err(|why| Failure::new(ErrorKind::Connect, why.clone()))?;
-                    match entry.conn.send(head, req.body.clone()).await {
+                    match kept.h2_send(&entry.conn, head, req.body.clone()).await {
                         Ok(ex) => {
                             self.pool.finished(ep, &entry);
                             return Ok(Answer {
@@ -458,12 +557,58 @@ impl HttpSender {
     }
 }
 
-/// Writes a request on an HTTP/1.1 connection and reads its response.
-async fn h1_exchange(
+/// What an exchange keeps of its response: nothing on the plain path (`()`), its headers
+/// and body for a flow step ([`Kept`]).
+trait Keeper: h1::Sink + Sized {
+    /// An empty keeper for one hop.
+    fn fresh(keep: Keep) -> Self;
+    /// Sends over HTTP/2, keeping what `self` asks for.
+    async fn h2_send(
+        &mut self,
+        conn: &H2Conn,
+        head: &H2Head,
+        body: Option<Bytes>,
+    ) -> Result<Exchange, H2Error>;
+}
+
+impl Keeper for () {
+    fn fresh(_: Keep) -> Self {}
+
+    async fn h2_send(
+        &mut self,
+        conn: &H2Conn,
+        head: &H2Head,
+        body: Option<Bytes>,
+    ) -> Result<Exchange, H2Error> {
+        conn.send(head, body).await
+    }
+}
+
+impl Keeper for Kept {
+    fn fresh(keep: Keep) -> Self {
+        Kept::new(keep)
+    }
+
+    async fn h2_send(
+        &mut self,
+        conn: &H2Conn,
+        head: &H2Head,
+        body: Option<Bytes>,
+    ) -> Result<Exchange, H2Error> {
+        let fresh = Box::new(Kept::new(self.keep()));
+        let (exchange, kept) = conn.send_kept(head, body, fresh).await?;
+        *self = *kept;
+        Ok(exchange)
+    }
+}
+
+/// Writes a request on an HTTP/1.1 connection and reads its response into `kept`.
+async fn h1_exchange<K: Keeper>(
     conn: &mut pool::H1Conn,
     request: &[u8],
     head: bool,
     location: bool,
+    kept: &mut K,
 ) -> Result<h1::Response, Broken> {
     let write = async {
         conn.io.write_all(request).await?;
@@ -472,7 +617,7 @@ async fn h1_exchange(
     if let Err(e) = write.await {
         return Err(Broken::Unanswered(Some(e)));
     }
-    h1::read_response(&mut conn.io, &mut conn.buf, head, location).await
+    h1::read_response(&mut conn.io, &mut conn.buf, head, location, kept).await
 }
 
 /// A TCP connector whose connections have `TCP_NODELAY` set: a small write (the body after

@@ -108,6 +108,7 @@ cookies: false
 
 fn target(url: &str, method: &str) -> Target {
     Target {
+        name: String::new(),
         url: url.parse().unwrap(),
         method: method.into(),
         headers: Vec::new(),
@@ -128,8 +129,10 @@ fn t(source: &str) -> Template {
 
 fn step(name: &str, target: Target, path: &str) -> RequestStep {
     RequestStep {
-        name: name.into(),
-        target,
+        target: Target {
+            name: name.into(),
+            ..target
+        },
         path: t(path),
         headers: Vec::new(),
         body: None,
@@ -430,7 +433,7 @@ fn a_templated_scheme_host_or_port_is_refused() {
         panic!("a request")
     };
     assert_eq!(r.path, t("/?q={{ node }}"));
-    assert_eq!(r.name, "GET /");
+    assert_eq!(r.target.name, "GET /");
 }
 
 #[test]

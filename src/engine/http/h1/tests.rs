@@ -46,7 +46,7 @@ fn read(parts: &[&[u8]], head: bool) -> Result<Response, Broken> {
     rt.block_on(async {
         let mut io = Pieces::new(parts.iter().copied());
         let mut buf = Buffer::new(64, 256);
-        read_response(&mut io, &mut buf, head, true).await
+        read_response(&mut io, &mut buf, head, true, &mut ()).await
     })
 }
 
@@ -195,7 +195,7 @@ fn the_buffer_grows_only_for_a_long_head_or_a_large_body() {
         let mut capacities = Vec::new();
         for (response, bytes) in [(&small, 5), (&small, 5), (&long_head, 2), (&large, 100_000)] {
             let mut io = Pieces::new([response.as_slice()]);
-            let r = read_response(&mut io, &mut buf, false, false)
+            let r = read_response(&mut io, &mut buf, false, false, &mut ())
                 .await
                 .unwrap();
             assert_eq!(r, ok(200, bytes, true));
