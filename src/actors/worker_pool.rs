@@ -35,6 +35,8 @@ impl Handler<StartTask> for WorkerPool {
 
     fn handle(&mut self, msg: StartTask, _ctx: &mut Context<Self>) {
         let shards = msg.split.shards;
+        // One for the task's shards on this node: a flow's `before` runs once per node.
+        let node_flow = msg.task.flow.as_ref().map(|_| std::sync::Arc::default());
         for (shard, worker) in self.workers.iter().take(shards).enumerate() {
             let spec = ShardSpec {
                 task_id: msg.task_id,
@@ -50,6 +52,7 @@ impl Handler<StartTask> for WorkerPool {
                 sink: msg.sink.clone(),
                 stop: msg.stop.clone(),
                 share: msg.share.clone(),
+                node_flow: node_flow.clone(),
             };
             worker.run(RunShard(spec));
         }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::engine::flow::Flow;
 use crate::engine::schedule::{Arrivals, LoadProfile, Model, RatePlan};
-use crate::stats::request::RequestNames;
+use crate::stats::request::{ITERATION, RequestNames};
 
 /// One endpoint of a load task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,7 +118,10 @@ impl ExpectedStatus {
 /// The traffic of a load task: its targets and when requests go to them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Traffic {
+    /// The requests: the task's `targets`, or its flow's request steps (`Flow::targets`).
     pub targets: Vec<Target>,
+    /// A user flow: each arrival (open model) or each user's turn (closed) runs it once.
+    pub flow: Option<Box<Flow>>,
     pub profile: LoadProfile,
     pub arrivals: Arrivals,
     pub model: Model,
@@ -131,12 +135,21 @@ pub struct Traffic {
 
 impl Traffic {
     /// The task's request names, one slot per distinct target name.
+    /// A flow's groups follow its requests (method `GROUP`), then its iterations (the row
+    /// [`ITERATION`], method `FLOW`).
     pub fn request_names(&self) -> RequestNames {
-        RequestNames::new(
-            self.targets
-                .iter()
-                .map(|t| (t.name.as_str(), t.method.as_str())),
-        )
+        let groups = self
+            .flow
+            .as_ref()
+            .map(|f| f.group_names())
+            .unwrap_or_default();
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.method.as_str()));
+        let groups = groups.iter().map(|g| (g.as_str(), "GROUP"));
+        let iterations = self.flow.as_ref().map(|_| (ITERATION, "FLOW"));
+        RequestNames::new(targets.chain(groups).chain(iterations))
     }
 
     pub fn rate_plan(&self) -> RatePlan {

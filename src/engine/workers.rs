@@ -24,11 +24,14 @@ use tokio::task::spawn_local;
 use tokio::time::sleep_until;
 
 use crate::allowlist::Allowlist;
+use crate::engine::flow::CompiledFlow;
+use crate::engine::flow::run::{FlowRunner, NodeFlow, User, deal_index};
 use crate::engine::http::HttpSender;
 use crate::engine::schedule::{Model, Part};
 use crate::engine::share::NodeShare;
 use crate::engine::target::Traffic;
 use crate::settings::LoadSettings;
+use crate::stats::request::RequestNames;
 use crate::stats::{Window, latencies};
 
 /// Workers for a node or a run: the configured number, else one per available core.
@@ -65,6 +68,9 @@ pub struct ShardSpec {
     pub stop: watch::Receiver<bool>,
     /// On a cluster node: which of the task's arrivals are this node's, and its lease.
     pub share: Option<Arc<NodeShare>>,
+    /// A flow's state shared by the task's shards on this node (`before`'s captures, the
+    /// closed model's turns); `None` without a flow.
+    pub node_flow: Option<Arc<NodeFlow>>,
 }
 
 /// From a worker: one second of one shard; `last` on the shard's final window.
@@ -146,12 +152,20 @@ pub async fn run_shard(spec: ShardSpec) {
         node,
     );
     let window: Current = Rc::new(RefCell::new(Window::new(0)));
+    let names = Rc::new(task.request_names());
+    let flow = flow_runner(&spec, &sender, &names, &window).await;
 
     let (stop_tx, stop_rx) = oneshot::channel();
     let ticker = spawn_local(tick(spec.clone(), window.clone(), stop_rx));
+    let run = Run {
+        sender: sender.clone(),
+        names,
+        window: window.clone(),
+        flow,
+    };
     match task.model {
-        Model::Open => run_open(&spec, users, &sender, &window).await,
-        Model::Closed => run_closed(&spec, users, &sender, &window).await,
+        Model::Open => run_open(&spec, users, &run).await,
+        Model::Closed => run_closed(&spec, users, &run).await,
     }
     let _ = stop_tx.send(());
     let _ = ticker.await;
@@ -173,6 +187,103 @@ pub async fn run_shard(spec: ShardSpec) {
             "collector gone; final window lost"
         );
     }
+}
+
+/// What a shard's request loops share.
+#[derive(Clone)]
+struct Run {
+    sender: Rc<HttpSender>,
+    names: Rc<RequestNames>,
+    window: Current,
+    /// A flow and what its shards share on the node.
+    flow: Option<(Rc<FlowRunner>, Arc<NodeFlow>)>,
+}
+
+impl Run {
+    /// A unique data source used up at deal index `d`: counted; this arrival and the later
+    /// ones get no row.
+    fn out_of_rows(&self, d: u64) -> bool {
+        let out = self
+            .flow
+            .as_ref()
+            .is_some_and(|(flow, _)| !flow.has_rows(d));
+        self.window.borrow_mut().data_exhausted += u64::from(out);
+        out
+    }
+
+    /// An open-model arrival about to start (a flow counts its requests as it sends them).
+    fn count_arrival(&self, late: bool) {
+        let mut w = self.window.borrow_mut();
+        w.sent += u64::from(self.flow.is_none());
+        w.late_starts += u64::from(late);
+    }
+
+    /// One turn of a closed-model user: a flow's iteration (its rows by the node's next
+    /// turn, `deal` being the node's slot and the nodes' count), or request `n`. `false`
+    /// when the user stops: a unique data source ran out.
+    async fn closed_turn(
+        &self,
+        user: &mut Option<User>,
+        iteration: &mut u64,
+        n: u64,
+        deadline: Instant,
+        deal: (u16, usize),
+    ) -> bool {
+        if let (Some((flow, node_flow)), Some(user)) = (&self.flow, user) {
+            let d = deal_index(node_flow.next_turn(), deal.0, deal.1);
+            if self.out_of_rows(d) {
+                return false;
+            }
+            flow.iteration(user, *iteration, d, Instant::now(), deadline)
+                .await;
+            *iteration += 1;
+            return true;
+        }
+        self.window.borrow_mut().sent += 1;
+        let sent = Instant::now();
+        let target = self.sender.pick(n);
+        let outcome = self.sender.send(target, deadline).await;
+        let (_, latency) = latencies(sent, sent, Instant::now());
+        // No schedule in a closed model: both figures are the response time.
+        self.window.borrow_mut().record_request(
+            self.names.slot(target),
+            &outcome,
+            latency,
+            latency,
+        );
+        true
+    }
+}
+
+/// The task's flow compiled for this shard, its `before` steps run (once per node, by the
+/// first shard to get here); `None` without a flow.
+async fn flow_runner(
+    spec: &ShardSpec,
+    sender: &Rc<HttpSender>,
+    names: &Rc<RequestNames>,
+    window: &Current,
+) -> Option<(Rc<FlowRunner>, Arc<NodeFlow>)> {
+    let flow = spec.task.flow.as_ref()?;
+    let compiled = match CompiledFlow::new(flow) {
+        Ok(compiled) => compiled,
+        Err(why) => {
+            tracing::error!(task = spec.task_id, %why, "the flow does not compile; nothing sent");
+            return None;
+        }
+    };
+    let node_flow = spec.node_flow.clone().unwrap_or_default();
+    let node = spec.share.as_ref().map_or("local", |s| s.node_id.as_str());
+    let runner = FlowRunner::new(
+        compiled,
+        sender.clone(),
+        names.clone(),
+        window.clone(),
+        node,
+        spec.task.profile.seed,
+    );
+    let deadline = spec.start + spec.task.profile.duration + spec.drain;
+    let _ = runner.user(0, &node_flow, deadline).await;
+    Some((Rc::new(runner), node_flow))
 }
 
 /// Every second (aligned on the task's start) hands the current window to the collector.
@@ -203,7 +314,8 @@ async fn tick(spec: ShardSpec, window: Current, mut stop: oneshot::Receiver<()>)
     }
 }
 
-async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window: &Current) {
+async fn run_open(spec: &ShardSpec, cap: usize, run: &Run) {
+    let sender = &run.sender;
     let task = &spec.task;
     let plan = task.rate_plan();
     // The run's end: an arrival that has no slot by then is not sent (DESIGN §6); the drain
@@ -211,7 +323,7 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
     let end = spec.start + plan.duration();
     let deadline = end + spec.drain;
     let slots = Arc::new(Semaphore::new(cap));
-    let runners = Runners::new(sender, window, deadline);
+    let runners = Runners::new(run, deadline);
     // When the loop last finished waiting for a slot: arrivals planned before it are late.
     let mut waited_until: Option<Instant> = None;
     let stop = LocalStop::watch(spec.stop.clone());
@@ -224,7 +336,7 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
         shards: spec.shards,
     };
     let arrivals = plan.own_arrivals(task.arrivals, task.profile.seed, part);
-    let names = task.request_names();
+    let names = &run.names;
     // A shard that starts well after the task did (its start message came late) skips what
     // is already past rather than sending it in one burst; those count as not sent.
     let now = Instant::now();
@@ -251,6 +363,9 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
         if !go_on {
             break;
         }
+        if run.out_of_rows(n) {
+            break;
+        }
         // Stopped, or the run ended while it waited: this arrival and the rest are not sent
         // (never "sent and timed out").
         let Some((permit, late)) = take_slot(&slots, planned, &mut waited_until, &stop, end).await
@@ -265,13 +380,10 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
             }
             share.sent.fetch_add(1, Ordering::Relaxed);
         }
-        {
-            let mut w = window.borrow_mut();
-            w.sent += 1;
-            w.late_starts += u64::from(late);
-        }
+        run.count_arrival(late);
         let target = sender.pick(n);
         runners.start(Request {
+            n,
             target,
             slot: names.slot(target),
             planned,
@@ -285,6 +397,8 @@ async fn run_open(spec: &ShardSpec, cap: usize, sender: &Rc<HttpSender>, window:
 
 /// One open-model arrival with its slot, handed to a runner.
 struct Request {
+    /// The arrival's number, cluster-wide (a flow's virtual user and deal index).
+    n: u64,
     target: usize,
     /// The target's request name.
     slot: usize,
@@ -299,6 +413,7 @@ struct Runners {
     shared: Rc<RunnerQueue>,
     sender: Rc<HttpSender>,
     window: Current,
+    flow: Option<(Rc<FlowRunner>, Arc<NodeFlow>)>,
     deadline: Instant,
 }
 
@@ -312,11 +427,12 @@ struct RunnerQueue {
 }
 
 impl Runners {
-    fn new(sender: &Rc<HttpSender>, window: &Current, deadline: Instant) -> Runners {
+    fn new(run: &Run, deadline: Instant) -> Runners {
         Runners {
             shared: Rc::default(),
-            sender: sender.clone(),
-            window: window.clone(),
+            sender: run.sender.clone(),
+            window: run.window.clone(),
+            flow: run.flow.clone(),
             deadline,
         }
     }
@@ -332,7 +448,8 @@ impl Runners {
             q.wake.notify_one();
         } else {
             let (q, sender, window) = (q.clone(), self.sender.clone(), self.window.clone());
-            spawn_local(run_requests(q, sender, window, self.deadline));
+            let flow = self.flow.clone();
+            spawn_local(run_requests(q, sender, window, flow, self.deadline));
         }
     }
 
@@ -344,7 +461,13 @@ impl Runners {
 }
 
 /// One runner: takes the next request, or waits to be handed one, until closed.
-async fn run_requests(q: Rc<RunnerQueue>, sender: Rc<HttpSender>, window: Current, until: Instant) {
+async fn run_requests(
+    q: Rc<RunnerQueue>,
+    sender: Rc<HttpSender>,
+    window: Current,
+    flow: Option<(Rc<FlowRunner>, Arc<NodeFlow>)>,
+    until: Instant,
+) {
     loop {
         // The queue's borrow ends here, before any await.
         let next = q.queue.borrow_mut().pop_front();
@@ -356,6 +479,14 @@ async fn run_requests(q: Rc<RunnerQueue>, sender: Rc<HttpSender>, window: Curren
             q.wake.notified().await;
             continue;
         };
+        if let Some((flow, node_flow)) = &flow {
+            // An arrival is a new virtual user's one iteration.
+            let mut user = flow.user(request.n, node_flow, until).await;
+            flow.iteration(&mut user, 0, request.n, request.planned, until)
+                .await;
+            drop(request.permit);
+            continue;
+        }
         let sent = Instant::now();
         let outcome = sender.send(request.target, until).await;
         let (corrected, uncorrected) = latencies(request.planned, sent, Instant::now());
@@ -393,26 +524,34 @@ async fn take_slot(
     Some((permit, true))
 }
 
-async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, window: &Current) {
+async fn run_closed(spec: &ShardSpec, users: usize, run: &Run) {
     let task = &spec.task;
     let end = spec.start + task.profile.duration;
     let deadline = end + spec.drain;
     let think = task.think_time;
     let stride = (users * spec.shards) as u64;
     let stop = LocalStop::watch(spec.stop.clone());
-    let names = Rc::new(task.request_names());
+    // A flow deals rows by turns, interleaved with the other nodes'.
+    let deal = spec
+        .share
+        .as_ref()
+        .map_or((0, 1), |s| (s.slot, s.table().nodes.len()));
     let loops: Vec<_> = (0..users)
         .map(|u| {
-            let (sender, window) = (sender.clone(), window.clone());
+            let run = run.clone();
             let mut n = (u * spec.shards + spec.shard) as u64;
             let start = spec.start;
             let stop = stop.clone();
             let node_share = spec.share.clone();
-            let names = names.clone();
             spawn_local(async move {
                 if !sleep_or_stop(start, &stop).await {
                     return;
                 }
+                let mut user = match &run.flow {
+                    Some((flow, node_flow)) => Some(flow.user(n, node_flow, deadline).await),
+                    None => None,
+                };
+                let mut iteration = 0;
                 while Instant::now() < end && !stop.is_set() {
                     if let Some(share) = &node_share {
                         if !share.may_send() {
@@ -426,18 +565,12 @@ async fn run_closed(spec: &ShardSpec, users: usize, sender: &Rc<HttpSender>, win
                         }
                         share.sent.fetch_add(1, Ordering::Relaxed);
                     }
-                    window.borrow_mut().sent += 1;
-                    let sent = Instant::now();
-                    let target = sender.pick(n);
-                    let outcome = sender.send(target, deadline).await;
-                    let (_, latency) = latencies(sent, sent, Instant::now());
-                    // No schedule in a closed model: both figures are the response time.
-                    window.borrow_mut().record_request(
-                        names.slot(target),
-                        &outcome,
-                        latency,
-                        latency,
-                    );
+                    if !run
+                        .closed_turn(&mut user, &mut iteration, n, deadline, deal)
+                        .await
+                    {
+                        break;
+                    }
                     n += stride;
                     if !think.is_zero()
                         && !sleep_or_stop((Instant::now() + think).min(end), &stop).await

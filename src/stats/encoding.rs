@@ -1,7 +1,7 @@
 //! [`Window`]'s serde form, for postcard (the cluster link and the store): the counters, the
 //! error counts as `[total, connect, timeout, status, body, tls, check]`, the status codes as
 //! pairs, each histogram as its V2+DEFLATE bytes (hdrhistogram has no serde), the TLS
-//! handshakes, then the per-request windows by slot. A histogram read back is re-homed into
+//! handshakes, the per-request windows by slot, then a flow's iterations and data exhaustion. A histogram read back is re-homed into
 //! its kind's bounds ([`new_histogram`], [`new_request_histogram`]), so merging it cannot
 //! fail. Any change here is a new `hub::frame::PROTOCOL_VERSION` (7: per-request windows and
 //! the `check` errors); [`Legacy`] reads what version 6 stored.
@@ -31,6 +31,8 @@ struct Encoded {
     uncorrected: Vec<u8>,
     tls_handshakes: [u64; 2],
     requests: Vec<EncodedRequest>,
+    /// `[iterations, data_exhausted]`.
+    flow: [u64; 2],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -160,6 +162,7 @@ impl Serialize for Window {
             uncorrected: histogram_bytes(&self.uncorrected).map_err(S::Error::custom)?,
             tls_handshakes: [self.tls_handshakes_full, self.tls_handshakes_resumed],
             requests,
+            flow: [self.iterations, self.data_exhausted],
         }
         .serialize(s)
     }
@@ -169,6 +172,7 @@ impl<'de> Deserialize<'de> for Window {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = Encoded::deserialize(d)?;
         let [tls_handshakes_full, tls_handshakes_resumed] = w.tls_handshakes;
+        let [iterations, data_exhausted] = w.flow;
         let mut requests: Vec<Option<Box<RequestWindow>>> = Vec::new();
         for r in w.requests {
             let (slot, r) = decode_request(r).map_err(D::Error::custom)?;
@@ -197,6 +201,8 @@ impl<'de> Deserialize<'de> for Window {
             tls_handshakes_full,
             tls_handshakes_resumed,
             requests,
+            iterations,
+            data_exhausted,
         })
     }
 }
@@ -221,6 +227,8 @@ impl<'de> Deserialize<'de> for Legacy {
             tls_handshakes_full,
             tls_handshakes_resumed,
             requests: Vec::new(),
+            iterations: 0,
+            data_exhausted: 0,
         }))
     }
 }

@@ -63,6 +63,7 @@ pub fn task<S: Default>(name: &str, total: u64, errors: u64, rps: f64, p99: f64)
         }],
         requests: Vec::new(),
         failures: Vec::new(),
+        iterations: None,
         thresholds: Vec::new(),
         section: S::default(),
         timeline: (0..10)

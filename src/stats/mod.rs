@@ -185,6 +185,10 @@ pub struct Window {
     pub tls_handshakes_resumed: u64,
     /// Per request name, by slot (`request::RequestNames`); `None` for a name not seen.
     pub requests: Vec<Option<Box<request::RequestWindow>>>,
+    /// A flow: iterations started (an open model's arrivals, a closed model's turns).
+    pub iterations: u64,
+    /// A flow: arrivals not started because a `unique` data source had no row left.
+    pub data_exhausted: u64,
 }
 
 impl Window {
@@ -203,7 +207,22 @@ impl Window {
             tls_handshakes_full: 0,
             tls_handshakes_resumed: 0,
             requests: Vec::new(),
+            iterations: 0,
+            data_exhausted: 0,
         }
+    }
+
+    /// Records what is not a request of its own under slot `slot` only: a flow's group or
+    /// iteration (its requests are recorded each on its own).
+    pub fn record_aside(
+        &mut self,
+        slot: usize,
+        outcome: &Outcome,
+        corrected: Duration,
+        uncorrected: Duration,
+    ) {
+        self.request_mut(slot)
+            .record(outcome, corrected, uncorrected);
     }
 
     /// Records a finished request of slot `slot` (its name's): in the task's figures and in
@@ -258,6 +277,8 @@ impl Window {
         self.bytes += o.bytes;
         self.tls_handshakes_full += o.tls_handshakes_full;
         self.tls_handshakes_resumed += o.tls_handshakes_resumed;
+        self.iterations += o.iterations;
+        self.data_exhausted += o.data_exhausted;
         for (code, n) in &o.status_codes {
             *self.status_codes.entry(*code).or_default() += n;
         }

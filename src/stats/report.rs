@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::request::{self, FailureReport, RequestReport};
+use super::request::{self, FailureReport, ITERATION, IterationsReport, RequestReport};
 use super::thresholds::{Figures, Threshold, Verdict, verdicts};
 use super::{ErrorCounts, Percentiles, TaskAccumulator, TimelinePoint, new_histogram};
 
@@ -109,6 +109,9 @@ pub struct TaskReport<S> {
     /// The failed requests by name, kind and message, most frequent first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<FailureReport>,
+    /// A flow's iterations (absent for a task of targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<IterationsReport>,
     pub timeline: Vec<TimelinePoint>,
     /// The kind's own part (a stress test's curve, a scan's findings; nothing for a load test).
     #[serde(flatten)]
@@ -201,7 +204,8 @@ impl<S> TaskReport<S> {
             nodes.iter().map(|n| n.sent).sum()
         };
         let achieved_rps = super::achieved_rps(total.completed, info.duration_s);
-        let (requests, failures) = request::rows(acc.names(), &total.requests, info.duration_s);
+        let (mut requests, failures) = request::rows(acc.names(), &total.requests, info.duration_s);
+        let iterations = take_iterations(&mut requests, info.planned_requests, total);
         TaskReport {
             name: info.name,
             kind: info.kind.into(),
@@ -214,9 +218,10 @@ impl<S> TaskReport<S> {
             planned_requests: info.planned_requests,
             total_requests: total.completed,
             sent_requests,
-            not_sent: info
-                .planned_requests
-                .map(|p| p.saturating_sub(sent_requests)),
+            // A flow plans iterations: those not started.
+            not_sent: info.planned_requests.map(|p| {
+                p.saturating_sub(iterations.as_ref().map_or(sent_requests, |i| i.started))
+            }),
             achieved_rps,
             late_starts: total.late_starts,
             latency_ms: Percentiles::of(&total.corrected),
@@ -237,6 +242,7 @@ impl<S> TaskReport<S> {
             nodes,
             requests,
             failures,
+            iterations,
             timeline: acc.timeline().to_vec(),
             section,
             thresholds: verdicts(
@@ -246,6 +252,28 @@ impl<S> TaskReport<S> {
             ),
         }
     }
+}
+
+/// A flow's iteration row, taken out of `requests` (`None` for a task of targets).
+fn take_iterations(
+    requests: &mut Vec<RequestReport>,
+    planned: Option<u64>,
+    total: &super::Window,
+) -> Option<IterationsReport> {
+    let at = requests
+        .iter()
+        .position(|r| r.name == ITERATION && r.method == "FLOW")?;
+    let row = requests.remove(at);
+    Some(IterationsReport {
+        planned,
+        started: total.iterations,
+        completed: row.count,
+        failed: row.errors.total,
+        rps: row.rps,
+        latency_ms: row.latency_ms,
+        latency_uncorrected_ms: row.latency_uncorrected_ms,
+        data_exhausted: total.data_exhausted > 0,
+    })
 }
 
 impl<S> Report<S> {

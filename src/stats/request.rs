@@ -18,6 +18,9 @@ use super::{ErrorCounts, ErrorKind, MAX_LATENCY_US, Outcome, Percentiles, record
 pub const MAX_NAMES: usize = 100;
 /// The row of the names beyond [`MAX_NAMES`].
 pub const OTHER: &str = "(other)";
+/// The row of a flow's iterations among its names (method `FLOW`); the report shows it as
+/// `iterations`, apart from the requests.
+pub const ITERATION: &str = "(iteration)";
 /// The most distinct failure messages kept per request name per window; further ones are
 /// counted under their kind with the message [`OTHER_FAILURE`].
 pub const MAX_FAILURES: usize = 20;
@@ -194,6 +197,26 @@ pub struct RequestReport {
     pub checks_failed: u64,
     /// Requests of this name per second of the load.
     pub rps: f64,
+}
+
+/// A flow's iterations (`tasks[i].iterations`): the row of its iterations, apart from the
+/// requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IterationsReport {
+    /// Open model: the plan's arrivals, one iteration each; `null` for closed.
+    pub planned: Option<u64>,
+    pub started: u64,
+    pub completed: u64,
+    /// Iterations in which a request failed or a capture found nothing.
+    pub failed: u64,
+    /// Completed iterations per second of the load.
+    pub rps: f64,
+    /// From the planned start to the end of its last step (coordinated-omission corrected).
+    pub latency_ms: Percentiles,
+    /// From its first send.
+    pub latency_uncorrected_ms: Percentiles,
+    /// A `unique` data source ran out of rows: the arrivals after it were not started.
+    pub data_exhausted: bool,
 }
 
 /// One row of the failures table (`tasks[i].failures[]`), most frequent first.

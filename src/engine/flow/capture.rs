@@ -79,6 +79,28 @@ impl CompiledCapture {
     }
 }
 
+impl CompiledCapture {
+    /// Whether it reads the body (a JSONPath or a regular expression).
+    pub fn reads_body(&self) -> bool {
+        matches!(self.from, Source::Json(_) | Source::Regex(_))
+    }
+
+    /// Whether it reads a header.
+    pub fn reads_headers(&self) -> bool {
+        matches!(self.from, Source::Header(_))
+    }
+
+    /// Where it looks, for the failures table: `json $.token`, `header x-token`.
+    pub fn describe(&self) -> String {
+        match &self.from {
+            Source::Json(path) => format!("json {path}"),
+            Source::Regex(re) => format!("regex {}", re.as_str()),
+            Source::Header(name) => format!("header {name}"),
+            Source::Status => "status".into(),
+        }
+    }
+}
+
 /// Parses a JSONPath, saying what is wrong.
 pub fn json_path(path: &str) -> Result<JsonPath, String> {
     JsonPath::parse(path).map_err(|e| format!("{path:?} is not a valid JSONPath: {e}"))

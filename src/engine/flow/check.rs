@@ -75,6 +75,19 @@ impl CompiledCheck {
     pub fn reads_json(&self) -> bool {
         matches!(self.0, Kind::Json { .. })
     }
+
+    /// Whether it reads the body.
+    pub fn reads_body(&self) -> bool {
+        matches!(
+            self.0,
+            Kind::Json { .. } | Kind::Regex { .. } | Kind::Contains(_)
+        )
+    }
+
+    /// Whether it judges the status (a step without one fails on a status of 400 or more).
+    pub fn is_status(&self) -> bool {
+        matches!(self.0, Kind::Status(_))
+    }
 }
 
 /// Checks `r` (which took `elapsed`) against `c`, its expected values rendered with `vars`.

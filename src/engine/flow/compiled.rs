@@ -41,6 +41,8 @@ pub enum CompiledStep {
 #[derive(Debug)]
 pub struct CompiledRequest {
     pub name: String,
+    /// Its target's index in the task's targets (`Flow::targets`).
+    pub index: usize,
     pub target: Target,
     path: Tpl,
     headers: Vec<(String, Tpl)>,
@@ -74,9 +76,12 @@ impl CompiledFlow {
         add_templates(&flow.before, &mut env)?;
         add_templates(&flow.steps, &mut env)?;
         let env = Arc::new(env);
+        // Request steps are numbered as `Flow::targets` lists them: `before`, then `steps`.
+        let mut index = 0;
+        let before = compile_steps(&flow.before, &env, &mut index)?;
         Ok(CompiledFlow {
-            steps: compile_steps(&flow.steps, &env)?,
-            before: compile_steps(&flow.before, &env)?,
+            steps: compile_steps(&flow.steps, &env, &mut index)?,
+            before,
             data: flow.data.iter().cloned().map(Arc::new).collect(),
             cookies: flow.cookies,
         })
@@ -135,20 +140,26 @@ fn add_templates(steps: &[Step], env: &mut Environment<'static>) -> Result<(), S
 fn compile_steps(
     steps: &[Step],
     env: &Arc<Environment<'static>>,
+    index: &mut usize,
 ) -> Result<Vec<CompiledStep>, String> {
     steps
         .iter()
         .map(|step| {
             Ok(match step {
-                Step::Request(r) => CompiledStep::Request(Box::new(CompiledRequest::new(r, env)?)),
+                Step::Request(r) => {
+                    let mut compiled = CompiledRequest::new(r, env)?;
+                    compiled.index = *index;
+                    *index += 1;
+                    CompiledStep::Request(Box::new(compiled))
+                }
                 Step::Think(d) => CompiledStep::Think(*d),
                 Step::Loop { times, steps } => CompiledStep::Loop {
                     times: times.clone(),
-                    steps: compile_steps(steps, env)?,
+                    steps: compile_steps(steps, env, index)?,
                 },
                 Step::Group { name, steps } => CompiledStep::Group {
                     name: name.clone(),
-                    steps: compile_steps(steps, env)?,
+                    steps: compile_steps(steps, env, index)?,
                 },
             })
         })
@@ -189,6 +200,7 @@ impl CompiledRequest {
             .any(|c| matches!(c.from, CaptureFrom::Json(_)))
             || checks.iter().any(CompiledCheck::reads_json);
         Ok(CompiledRequest {
+            index: 0,
             name: r.target.name.clone(),
             target: r.target.clone(),
             path: Tpl::new(env, &r.path)?,
@@ -198,6 +210,21 @@ impl CompiledRequest {
             checks,
             reads_json,
         })
+    }
+
+    /// What of the response its captures and checks read; headers too when the user keeps
+    /// cookies.
+    pub fn keep(&self, cookies: bool) -> crate::engine::http::Keep {
+        crate::engine::http::Keep {
+            headers: cookies || self.captures.iter().any(CompiledCapture::reads_headers),
+            body: self.captures.iter().any(CompiledCapture::reads_body)
+                || self.checks.iter().any(CompiledCheck::reads_body),
+        }
+    }
+
+    /// Whether a check of the step judges the status.
+    pub fn judges_status(&self) -> bool {
+        self.checks.iter().any(CompiledCheck::is_status)
     }
 
     /// Whether a capture or a check of this step reads the body as JSON.

@@ -16,7 +16,8 @@ use crate::engine::target::Target;
 
 pub mod capture;
 pub mod check;
-mod compiled;
+pub mod compiled;
+pub mod run;
 pub mod template;
 
 pub use capture::{CompiledCapture, Response, capture};
@@ -40,6 +41,49 @@ pub struct Flow {
     pub data: Vec<DataSource>,
     /// One cookie jar per virtual user.
     pub cookies: bool,
+}
+
+impl Flow {
+    /// The targets of its request steps, in order: `before`'s, then `steps`'. A request
+    /// step's index here is its target's in the task (`CompiledRequest::index`).
+    pub fn targets(&self) -> Vec<Target> {
+        let mut out = Vec::new();
+        collect_targets(&self.before, &mut out);
+        collect_targets(&self.steps, &mut out);
+        out
+    }
+
+    /// The names of its groups, in order, each once.
+    pub fn group_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        collect_groups(&self.steps, &mut out);
+        out
+    }
+}
+
+fn collect_targets(steps: &[Step], out: &mut Vec<Target>) {
+    for step in steps {
+        match step {
+            Step::Request(r) => out.push(r.target.clone()),
+            Step::Think(_) => {}
+            Step::Loop { steps, .. } | Step::Group { steps, .. } => collect_targets(steps, out),
+        }
+    }
+}
+
+fn collect_groups(steps: &[Step], out: &mut Vec<String>) {
+    for step in steps {
+        match step {
+            Step::Request(_) | Step::Think(_) => {}
+            Step::Loop { steps, .. } => collect_groups(steps, out),
+            Step::Group { name, steps } => {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+                collect_groups(steps, out);
+            }
+        }
+    }
 }
 
 /// One step of a flow.

@@ -8,6 +8,7 @@ use crate::stats::html::{
     errors_table, escape, figure, fmt_percent, fmt_rate, fmt_seconds, percentile_table,
 };
 use crate::stats::report::TaskReport;
+use crate::stats::request::IterationsReport;
 
 /// The task in the text report.
 pub fn text<S>(t: &TaskReport<S>, out: &mut String) {
@@ -28,7 +29,8 @@ pub fn figures_text<S>(t: &TaskReport<S>, out: &mut String) {
         "\ntask {} ({} model, {}, {} arrivals, {} users)",
         t.name, t.model, t.pattern, t.arrivals, t.concurrent_users
     );
-    match t.planned_requests {
+    // A flow plans iterations (its line below), not requests.
+    match t.planned_requests.filter(|_| t.iterations.is_none()) {
         Some(p) => {
             let _ = writeln!(
                 out,
@@ -43,6 +45,27 @@ pub fn figures_text<S>(t: &TaskReport<S>, out: &mut String) {
                 t.total_requests, t.achieved_rps
             );
         }
+    }
+    if let Some(i) = &t.iterations {
+        let planned = i
+            .planned
+            .map(|p| format!(" of {p} planned"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  iterations {}{planned} ({} started), {} failed, {:.1} it/s, p50 {:.3} ms, p99 {:.3} ms{}",
+            i.completed,
+            i.started,
+            i.failed,
+            i.rps,
+            i.latency_ms.p50,
+            i.latency_ms.p99,
+            if i.data_exhausted {
+                "; data exhausted: a unique data source ran out of rows, later arrivals not started"
+            } else {
+                ""
+            }
+        );
     }
     let _ = writeln!(
         out,
@@ -66,8 +89,8 @@ fn outcomes_text<S>(t: &TaskReport<S>, out: &mut String) {
     let e = &t.errors;
     let _ = writeln!(
         out,
-        "  errors     {} (connect {}, timeout {}, status {}, body {}, tls {})",
-        e.total, e.connect, e.timeout, e.status, e.body, e.tls
+        "  errors     {} (connect {}, timeout {}, status {}, body {}, tls {}, check {})",
+        e.total, e.connect, e.timeout, e.status, e.body, e.tls, e.check
     );
     tls_text(t, out);
     let codes: Vec<String> = t
@@ -169,7 +192,10 @@ pub fn html_head<S>(t: &TaskReport<S>, i: usize, out: &mut String) {
 }
 
 /// The task's figures: `(key, label, raw value, shown value, warn)` each.
-fn html_figures<S>(t: &TaskReport<S>) -> Vec<(&'static str, &'static str, String, String, bool)> {
+/// A figure: `(key, label, raw value, shown value, warn)`.
+type Figure = (&'static str, &'static str, String, String, bool);
+
+fn html_figures<S>(t: &TaskReport<S>) -> Vec<Figure> {
     let n = |v: u64| v.to_string();
     let mut rows = vec![(
         "total_requests",
@@ -219,13 +245,9 @@ fn html_figures<S>(t: &TaskReport<S>) -> Vec<(&'static str, &'static str, String
     if let Some(k) = t.not_sent {
         rows.push(("not_sent", "Not sent", n(k), n(k), k > 0));
     }
-    rows.push((
-        "slow_responses",
-        "Slow responses",
-        n(t.slow_responses),
-        n(t.slow_responses),
-        t.slow_responses > 0,
-    ));
+    if let Some(i) = &t.iterations {
+        iteration_figures(i, &mut rows);
+    }
     if let Some(tls) = &t.tls {
         let (full, resumed) = (tls.handshakes_full, tls.handshakes_resumed);
         rows.push((
@@ -244,6 +266,41 @@ fn html_figures<S>(t: &TaskReport<S>) -> Vec<(&'static str, &'static str, String
         ));
     }
     rows
+}
+
+/// A flow's iteration figures.
+fn iteration_figures(i: &IterationsReport, rows: &mut Vec<Figure>) {
+    let n = |v: u64| v.to_string();
+    rows.push((
+        "iterations.completed",
+        "Iterations",
+        n(i.completed),
+        n(i.completed),
+        false,
+    ));
+    rows.push((
+        "iterations.failed",
+        "Iterations failed",
+        n(i.failed),
+        n(i.failed),
+        i.failed > 0,
+    ));
+    rows.push((
+        "iterations.rps",
+        "Iterations/s",
+        i.rps.to_string(),
+        fmt_rate(i.rps),
+        false,
+    ));
+    if i.data_exhausted {
+        rows.push((
+            "iterations.data_exhausted",
+            "Data exhausted",
+            "true".into(),
+            "yes".into(),
+            true,
+        ));
+    }
 }
 
 fn thresholds_html<S>(t: &TaskReport<S>, out: &mut String) {

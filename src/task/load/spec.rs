@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::engine::schedule::{Arrivals, LoadProfile, Model, Pattern, RatePlan, Stage};
 use crate::engine::target::Traffic;
+use crate::plan::flow::{Requests, read_requests};
 use crate::plan::stages::read_stages;
-use crate::plan::targets::read_targets;
 use crate::plan::thresholds::read_thresholds;
 use crate::plan::tls::{TargetDefaults, read_defaults};
 use crate::plan::{listed, read_name, within_max_rps, within_task_timeout};
@@ -168,7 +168,13 @@ pub fn read_load_task(
     let mut o = Obj::new(v, path, e)?;
     let before = e.0.len();
     let defaults = read_defaults(&mut o, &TargetDefaults::default(), e);
-    let targets = read_targets(&mut o, settings, &defaults, e);
+    // Data files are read relative to the working directory, as TLS files are.
+    let requests = read_requests(&mut o, settings, &defaults, std::path::Path::new(""), e);
+    let (targets, flow) = match requests {
+        Some(Requests::Targets(targets)) => (Some(targets), None),
+        Some(Requests::Flow(flow)) => (Some(flow.targets()), Some(flow)),
+        None => (None, None),
+    };
     let connections = read_connections(&mut o, settings, e);
     let model = read_name(&mut o, "model", "model", &Model::NAMES, Model::from_name, e);
     let on_node_failure = read_name(
@@ -217,6 +223,7 @@ pub fn read_load_task(
     }
     let traffic = Traffic {
         targets: targets?,
+        flow,
         profile,
         arrivals,
         model,

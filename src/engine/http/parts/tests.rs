@@ -401,6 +401,7 @@ fn traffic(server: &Server, method: &str, follow_redirects: bool) -> Traffic {
     };
     Traffic {
         targets: vec![target],
+        flow: None,
         profile: LoadProfile {
             duration: Duration::from_secs(1),
             base_rps: 1.0,
