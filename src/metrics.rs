@@ -353,14 +353,27 @@ struct ByRequest {
 pub const MAX_REQUEST_LABELS: usize = 100;
 
 impl ByRequest {
-    /// The label value of `name`: itself while the cap allows, else `(other)`.
+    /// The label value of `name`: itself while the cap allows, else `(other)`. A label seen
+    /// for the first time gets its error series at 0, one per kind, as the node's errors do.
     fn label(&self, name: &str) -> String {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        if names.contains(name) || names.len() < MAX_REQUEST_LABELS && names.insert(name.into()) {
-            name.to_string()
-        } else {
-            crate::stats::request::OTHER.to_string()
+        let label = {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            if names.contains(name) || names.len() < MAX_REQUEST_LABELS {
+                names.insert(name.to_string());
+                name.to_string()
+            } else {
+                crate::stats::request::OTHER.to_string()
+            }
+        };
+        let first = [("request", label.clone()), ("kind", "connect".to_string())];
+        if self.errors.get(&first).is_none() {
+            for kind in ErrorKind::ALL {
+                let _ = self
+                    .errors
+                    .get_or_create(&[("request", label.clone()), ("kind", kind.name().into())]);
+            }
         }
+        label
     }
 
     fn record(&self, w: &Window, names: &RequestNames) {
