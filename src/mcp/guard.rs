@@ -51,17 +51,40 @@ pub enum Refusal {
 /// The caps on one `run_load_test`: rates, duration, target count and form. The allowlist is
 /// [`check_targets`], apart, because it may resolve host names.
 pub fn check_load_test(p: &RunLoadTest, limits: &McpSettings) -> Result<(), Refusal> {
-    if p.targets.is_empty() || p.targets.len() > MAX_TARGETS {
-        return Err(Refusal::Invalid(format!(
-            "targets must list 1 to {MAX_TARGETS} URLs, got {}",
-            p.targets.len()
-        )));
+    match (&p.flow, p.targets.len()) {
+        (Some(_), 0) => {}
+        (Some(_), _) => {
+            return Err(Refusal::Invalid(
+                "give either targets or flow, not both".into(),
+            ));
+        }
+        (None, n) if n == 0 || n > MAX_TARGETS => {
+            return Err(Refusal::Invalid(format!(
+                "targets must list 1 to {MAX_TARGETS} URLs (or give a flow), got {n}"
+            )));
+        }
+        (None, _) => {}
     }
+    // A flow's rate counts iterations: the requests are that many times more.
+    let per_iteration = p
+        .flow
+        .as_deref()
+        .map_or(1.0, crate::task::load::mcp::requests_per_iteration);
     for (field, v) in [("rps", Some(p.rps)), ("peak_rps", p.peak_rps)] {
-        let Some(v) = v else { continue };
+        let Some(v) = v.map(|v| v * per_iteration) else {
+            continue;
+        };
         if !v.is_finite() || v < 0.0 {
             return Err(Refusal::Invalid(format!(
                 "{field} must be a number of 0 or more, got {v}"
+            )));
+        }
+        if v > limits.max_rps && per_iteration > 1.0 {
+            return Err(Refusal::Invalid(format!(
+                "{field} {} iterations per second of a flow of {per_iteration} requests is {v} \
+                 requests per second, over mcp.max_rps = {} on this MCP server",
+                v / per_iteration,
+                limits.max_rps
             )));
         }
         if v > limits.max_rps {

@@ -13,7 +13,7 @@ pub type JsonObject = Map<String, Value>;
 
 /// The tool's name and what it tells the assistant.
 pub const NAME: &str = "run_load_test";
-pub const DESCRIPTION: &str = "Start an HTTP load test on the cluster and return its execution_id at once (it runs in the background; follow it with wait_for_execution, then get_report). One task: the targets share the requests; `rps` is the base rate, `peak_rps` the top of ramp_up/ramp_down/spike/wave/random/burst patterns. The server refuses (tool error, saying which setting) targets outside load_generation.allowed_targets (loopback only by default), rates over mcp.max_rps, durations over mcp.max_duration, and more unfinished MCP-started executions than mcp.max_concurrent_executions.";
+pub const DESCRIPTION: &str = "Start an HTTP load test on the cluster and return its execution_id at once (it runs in the background; follow it with wait_for_execution, then get_report). One task: the targets share the requests, or a user flow (flow: login, capture a token, use it; rps then counts iterations) runs once per arrival; the report has a row per request name; `rps` is the base rate, `peak_rps` the top of ramp_up/ramp_down/spike/wave/random/burst patterns. The server refuses (tool error, saying which setting) targets outside load_generation.allowed_targets (loopback only by default), rates over mcp.max_rps, durations over mcp.max_duration, and more unfinished MCP-started executions than mcp.max_concurrent_executions.";
 
 /// The most targets one `run_load_test` may name.
 pub const MAX_TARGETS: usize = 16;
@@ -130,9 +130,22 @@ impl ArrivalsParam {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunLoadTest {
-    /// The URLs to load (1 to 16); requests are shared among them equally.
-    #[schemars(length(min = 1, max = 16))]
+    /// The URLs to load (1 to 16); requests are shared among them equally. Give either
+    /// targets or flow.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
     pub targets: Vec<TargetParam>,
+    /// A user flow instead of targets: the plan's `flow` steps, e.g.
+    /// [{"name": "login", "request": {"method": "POST", "url": "http://127.0.0.1:8089/login",
+    /// "body": {"user": "u{{ vu }}", "password": "p"}}, "capture": {"token": {"json":
+    /// "$.token"}}, "check": {"status": 200}}, {"name": "me", "request": {"url":
+    /// "http://127.0.0.1:8089/me", "headers": {"authorization": "Bearer {{ token }}"}}}].
+    /// Step kinds: request (with capture: json/regex/header/status, check: status/json/
+    /// regex/contains/max_ms), think, loop, group; variables: captures, vu, iteration, node.
+    /// rps then counts iterations, and rps times the requests of one iteration must stay
+    /// within mcp.max_rps.
+    #[schemars(length(min = 1, max = 100))]
+    pub flow: Option<Vec<Value>>,
     /// The rate shape (default constant); every pattern but constant needs peak_rps.
     pub pattern: Option<PatternParam>,
     /// The base rate in requests per second (the whole rate for constant). Capped by the
@@ -168,6 +181,33 @@ pub struct RunLoadTest {
     pub abort_on_fail: Option<bool>,
 }
 
+/// The requests one iteration of `steps` (a flow's, in the plan's JSON) sends: loops
+/// multiply, groups add; at least 1.
+pub fn requests_per_iteration(steps: &[Value]) -> f64 {
+    fn count(steps: &[Value]) -> f64 {
+        steps
+            .iter()
+            .map(|s| {
+                let inner = || count(s["steps"].as_array().map_or(&[][..], Vec::as_slice));
+                if s.get("request").is_some() {
+                    1.0
+                } else if let Some(times) = s.get("loop") {
+                    let n = times
+                        .as_f64()
+                        .or_else(|| times["over"].as_array().map(|a| a.len() as f64))
+                        .unwrap_or(1.0);
+                    n * inner()
+                } else if s.get("group").is_some() {
+                    inner()
+                } else {
+                    0.0
+                }
+            })
+            .sum()
+    }
+    count(steps).max(1.0)
+}
+
 /// The plan's `targets` of a tool's targets (method GET unless given).
 pub fn targets_json(targets: &[TargetParam]) -> Vec<Value> {
     targets
@@ -187,12 +227,12 @@ impl RunLoadTest {
 
     /// The `POST /api/executions` body (the plan schema of `src/plan/`).
     pub fn execution_body(&self) -> Value {
-        let targets = targets_json(&self.targets);
-        let mut params = json!({
-            "targets": targets,
-            "duration": format!("{}s", self.duration_s),
-        });
+        let mut params = json!({"duration": format!("{}s", self.duration_s)});
         let p = params.as_object_mut().expect("an object");
+        match &self.flow {
+            Some(flow) => p.insert("flow".into(), json!(flow)),
+            None => p.insert("targets".into(), json!(targets_json(&self.targets))),
+        };
         match self.model() {
             ModelParam::Open => {
                 p.insert("model".into(), json!(ModelParam::Open.name()));
@@ -297,6 +337,46 @@ mod tests {
         crate::task::validate(&body, &settings.load_generation).expect("a valid plan");
     }
 
+    /// A flow goes into the plan instead of targets; its rate counts iterations, held to
+    /// the server's cap by the requests of one.
+    #[test]
+    fn a_flow_is_a_valid_plan_and_its_requests_count_against_the_cap() {
+        let flow = json!([
+            {"name": "login", "request": {"method": "POST", "url": "http://127.0.0.1:9/login",
+             "body": {"user": "u{{ vu }}", "password": "p"}},
+             "capture": {"token": {"json": "$.token"}}, "check": {"status": 200}},
+            {"loop": 3, "steps": [{"name": "me", "request": {"url": "http://127.0.0.1:9/me",
+             "headers": {"authorization": "Bearer {{ token }}"}}}]},
+            {"group": "tail", "steps": [{"think": "10ms"},
+             {"request": {"url": "http://127.0.0.1:9/"}}]}
+        ]);
+        let p = params(json!({"flow": flow, "rps": 50, "duration_s": 2}));
+        assert_eq!(requests_per_iteration(p.flow.as_deref().unwrap()), 5.0);
+        let body = p.execution_body();
+        assert_eq!(body["tasks"][0]["parameters"]["flow"], flow);
+        assert!(body["tasks"][0]["parameters"].get("targets").is_none());
+        let settings = Settings::defaults();
+        crate::task::validate(&body, &settings.load_generation).expect("a valid plan");
+        let mut limits = settings.mcp.clone();
+        limits.max_rps = 200.0;
+        let refused = crate::mcp::guard::check_load_test(&p, &limits).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("of a flow of 5 requests is 250"),
+            "{refused}"
+        );
+        limits.max_rps = 250.0;
+        assert_eq!(crate::mcp::guard::check_load_test(&p, &limits), Ok(()));
+        let both = params(
+            json!({"flow": flow, "targets": [{"url": "http://127.0.0.1:9/"}],
+                                 "rps": 1, "duration_s": 1}),
+        );
+        assert!(crate::mcp::guard::check_load_test(&both, &limits).is_err());
+        let neither = params(json!({"rps": 1, "duration_s": 1}));
+        assert!(crate::mcp::guard::check_load_test(&neither, &limits).is_err());
+    }
+
     #[test]
     fn a_closed_model_body_has_no_rate_and_defaults_are_named() {
         let p = params(json!({
@@ -347,12 +427,11 @@ mod tests {
         assert_eq!(props["duration_s"]["maximum"], 60);
         assert_eq!(props["duration_s"]["minimum"], 1);
         assert_eq!(props["targets"]["maxItems"], 16);
-        assert_eq!(props["targets"]["minItems"], 1);
         assert_eq!(props["concurrent_users"]["maximum"], 1000);
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(
             schema["required"],
-            json!(["targets", "rps", "duration_s"]),
+            json!(["rps", "duration_s"]),
             "{schema:?}"
         );
     }
