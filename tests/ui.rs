@@ -341,3 +341,59 @@ fn the_requests_table_shows_each_name_merged_over_three_nodes() {
     let shot = b.screenshot_page("requests.png", 2400);
     println!("screenshot of the requests table: {}", shot.display());
 }
+
+/// A flow pasted into the form (issue 16): it runs instead of the targets, and the execution
+/// page shows its requests by name; the target refused no token.
+#[test]
+fn the_form_runs_a_flow_pasted_as_json() {
+    let target = common::target();
+    let cluster = Cluster::start(1);
+    let b = Browser::start("ui-flow");
+    b.open(&cluster.orchestrator.url("/#/new"));
+    b.eval(WATCH_CSP);
+    b.wait_for("#f-flow", Duration::from_secs(10));
+    b.fill("#f-name", "ui-flow");
+    let a = target.addr;
+    let flow = serde_json::json!([
+        {"name": "login", "request": {"method": "POST", "url": format!("http://{a}/login"),
+         "body": {"user": "u{{ vu }}", "password": "p"}},
+         "capture": {"token": {"json": "$.token"}}, "check": {"status": 200}},
+        {"name": "me", "request": {"url": format!("http://{a}/me"),
+         "headers": {"authorization": "Bearer {{ token }}"}}, "check": {"status": 200}}
+    ]);
+    b.fill("#f-flow", &flow.to_string());
+    b.fill("#f-duration", "2s");
+    b.fill("#f-base-rps", "20");
+    b.wait_js(
+        "(document.getElementById('preview-info').textContent || '').includes('40 flow iterations planned')",
+        Duration::from_secs(10),
+        "the preview of the flow's plan",
+    );
+    assert!(
+        b.eval("return document.querySelector('[data-field$=\"targets\"]').hidden;")
+            == Value::Bool(true),
+        "the targets give way to the flow"
+    );
+    b.click("#f-submit");
+    b.wait_js(
+        "location.hash.startsWith('#/executions/')",
+        Duration::from_secs(10),
+        "the execution page",
+    );
+    b.wait_js(
+        "document.getElementById('exec-state').dataset.state === 'completed' \
+         && !document.getElementById('report').hidden \
+         && document.querySelectorAll('#requests-table tbody tr').length === 2",
+        Duration::from_secs(60),
+        "the finished flow with its two requests",
+    );
+    let served = target.stats.view();
+    assert_eq!(served.rejected_tokens, 0);
+    assert_eq!((served.paths["/login"], served.paths["/me"]), (40, 40));
+    let names = b.eval(
+        "return Array.from(document.querySelectorAll('#requests-table tbody tr')).map(tr => tr.dataset.request).sort();",
+    );
+    assert_eq!(names, serde_json::json!(["login", "me"]));
+    assert_eq!(violations(&b), Value::Array(vec![]), "CSP violations");
+    b.screenshot_page("flow.png", 2400);
+}

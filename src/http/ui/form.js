@@ -110,6 +110,10 @@
     var users = input('f-users', { inputmode: 'numeric', placeholder: '100' });
     var thinkTime = input('f-think-time', { placeholder: '0s' });
     var arrivals = select('f-arrivals', [['uniform', 'Uniform'], ['poisson', 'Poisson']], 'uniform');
+    // A user flow, as the plan's `flow` in JSON; when given it replaces the targets.
+    var flowText = h('textarea', { id: 'f-flow', rows: 8, spellcheck: 'false', autocomplete: 'off',
+      placeholder: '[{"name": "login", "request": {"method": "POST", "url": "http://127.0.0.1:8089/login", "body": {"user": "u{{ vu }}", "password": "p"}}, "capture": {"token": {"json": "$.token"}}}, {"name": "me", "request": {"url": "http://127.0.0.1:8089/me", "headers": {"authorization": "Bearer {{ token }}"}}}]' });
+    flowText.value = saved['f-flow'] || '';
     var opts = {};
     Object.keys(OPTION_LABELS).forEach(function (k) {
       opts[k] = input('f-' + k.replace(/_/g, '-'), { placeholder: OPTION_LABELS[k][1].replace('default: ', '') });
@@ -156,10 +160,13 @@
       h('button', { type: 'button', class: 'link', text: '+ target', onclick: function () { addTarget(); changed(); } })
     ]);
     fields[P + 'targets'] = targetsField;
+    var flowField = field('Flow (JSON, instead of the targets)', flowText, P + 'flow',
+      'steps: request (with capture, check), think, loop, group; variables {{ vu }}, {{ iteration }}, captures', 'wide');
 
     var form = h('form', { class: 'panel form', id: 'new-execution', novalidate: true }, [
       h('div', { class: 'row' }, [field('Name', name, 'name', null, 'wide')]),
       h('div', { class: 'row' }, [targetsField]),
+      h('div', { class: 'row' }, [flowField]),
       h('div', { class: 'row' }, [modelField, patternField, arrivalsField]),
       h('div', { class: 'row' }, [baseField, peakField, durationField, usersField, thinkField]),
       h('div', { class: 'row' }, Object.keys(optFields).map(function (k) { return optFields[k]; })),
@@ -192,6 +199,7 @@
       optFields.ramp_duration.parentNode.hidden = closed || !p.opts.length;
       stagesField.hidden = closed || pattern.value !== 'stages';
       stagesField.parentNode.hidden = stagesField.hidden;
+      targetsField.hidden = flowText.value.trim() !== '';
       durationField.hidden = !closed && pattern.value === 'stages';
       arrivalsField.hidden = closed;
       thinkField.hidden = !closed;
@@ -208,7 +216,13 @@
     function body() {
       var closed = model.value === 'closed';
       var p = {};
-      p.targets = targetRows.map(function (t) { return { url: t.url.value.trim(), method: t.method.value }; });
+      var flow = flowText.value.trim();
+      if (flow) {
+        // Not JSON: sent as text, so the server says what is wrong with it.
+        try { p.flow = JSON.parse(flow); } catch (e) { p.flow = flow; }
+      } else {
+        p.targets = targetRows.map(function (t) { return { url: t.url.value.trim(), method: t.method.value }; });
+      }
       if (closed) p.model = 'closed';
       if (!closed && pattern.value !== 'constant' && pattern.value !== 'stages') p.pattern = pattern.value;
       if (!closed && pattern.value === 'stages') {
@@ -232,7 +246,7 @@
 
     function save() {
       var s = {};
-      [name, model, pattern, base, peak, duration, users, thinkTime, arrivals].forEach(function (el) { s[el.id] = el.value; });
+      [name, model, pattern, base, peak, duration, users, thinkTime, arrivals, flowText].forEach(function (el) { s[el.id] = el.value; });
       Object.keys(opts).forEach(function (k) { s[opts[k].id] = opts[k].value; });
       s.targets = targetRows.map(function (t) { return { url: t.url.value, method: t.method.value }; });
       s.stages = stageRows.map(function (r) { return { duration: r.duration.value, target_rps: r.rps.value }; });
@@ -322,7 +336,9 @@
       });
       previewInfo.textContent = closed
         ? 'Users loop for ' + seconds(r.duration_s) + ' as fast as responses come back.'
-        : num(planned) + ' requests planned over ' + seconds(r.duration_s) + ' · peak ' + rps(peakRate) + ' req/s';
+        : flowText.value.trim()
+          ? num(planned) + ' flow iterations planned over ' + seconds(r.duration_s) + ' · peak ' + rps(peakRate) + ' iterations/s'
+          : num(planned) + ' requests planned over ' + seconds(r.duration_s) + ' · peak ' + rps(peakRate) + ' req/s';
     }
 
     var changed = debounce(function () { layout(); save(); preview(); }, 250);
