@@ -394,6 +394,11 @@ fn the_form_runs_a_flow_pasted_as_json() {
         "return Array.from(document.querySelectorAll('#requests-table tbody tr')).map(tr => tr.dataset.request).sort();",
     );
     assert_eq!(names, serde_json::json!(["login", "me"]));
+    let iterations = b.text("#report .report-iterations");
+    assert!(
+        iterations.contains("Flow iterations: 40 of 40 planned, 0 failed"),
+        "{iterations}"
+    );
     assert_eq!(violations(&b), Value::Array(vec![]), "CSP violations");
     b.screenshot_page("flow.png", 2400);
 }

@@ -399,6 +399,10 @@
           h('h3', null, ['Task ', h('span', { class: 'name', text: t.name })]),
           h('div', { class: 'sub' }, [t.model + ' model · ' + t.pattern + ' · ' + t.arrivals + ' arrivals · ' + t.concurrent_users + ' users · ' + seconds(t.duration_s) + ' · status codes: ']
             .concat(codes.length ? codes : ['none'])),
+          t.iterations ? h('div', { class: 'sub report-iterations' }, 'Flow iterations: ' + num(t.iterations.completed) +
+            (t.iterations.planned != null ? ' of ' + num(t.iterations.planned) + ' planned' : '') + ', ' + num(t.iterations.failed) + ' failed, ' +
+            rps(t.iterations.rps) + ' per second, p50 ' + ms(t.iterations.latency_ms.p50) + ', p99 ' + ms(t.iterations.latency_ms.p99) +
+            (t.iterations.data_exhausted ? ' · a unique data source ran out of rows: later arrivals were not started' : '')) : null,
           t.thresholds && t.thresholds.length ? table(['Threshold', 'Verdict', N('Actual'), N('Bound')], t.thresholds.map(function (v) {
             var verdict = v.passed ? 'pass' : (v.aborted_at_s != null ? 'FAIL, aborted the run at ' + v.aborted_at_s + ' s' : 'FAIL');
             return h('tr', null, [td(h('code', { text: v.threshold })), td(verdict, v.passed ? '' : 'bad'),
