@@ -179,6 +179,27 @@ fn unique_rows_are_dealt_once_over_three_nodes() {
     );
     params["base_rps"] = json!(100);
     params["duration"] = json!("5s");
+    // A data file over the 64 MiB a task may carry is refused at submit, naming its key.
+    let big = temp_file("big.csv", "name,password\n");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big.path)
+        .unwrap()
+        .set_len(64 * 1024 * 1024 + 1)
+        .unwrap();
+    let mut too_big = params.clone();
+    too_big["data"]["users"]["file"] = json!(big.path.to_str().unwrap());
+    let (status, body) = common::cluster::post(
+        &c.orchestrator.url("/api/executions"),
+        &json!({"tasks": [{"type": "load_test", "parameters": too_big}]}),
+        None,
+    );
+    assert_eq!(status, 422, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("tasks[0].parameters.data.users.file") && text.contains("64 MiB"),
+        "{text}"
+    );
     let id = c.submit(&json!({"name": "unique over three",
         "tasks": [{"type": "load_test", "name": "login", "parameters": params}]}));
     let view = c.wait_done(&id, Duration::from_secs(90));
@@ -203,4 +224,29 @@ fn unique_rows_are_dealt_once_over_three_nodes() {
     assert_eq!(served.paths["/me"], 1000);
     assert_eq!(task["iterations"]["completed"], 500);
     assert_eq!(task["errors"]["total"], 0, "{}", task["failures"]);
+}
+
+/// Every example plan validates as shipped (the login flow's data file included, read
+/// relative to the working directory, the repository's root here).
+#[test]
+fn every_example_plan_validates() {
+    let dir = common::repo_path("config/examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc = mcp_testing::plan::parse_document(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let settings = mcp_testing::settings::Settings::defaults();
+        mcp_testing::task::validate(&doc, &settings.load_generation)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        checked.push(path.file_name().unwrap().to_string_lossy().to_string());
+    }
+    assert!(
+        checked.iter().any(|f| f == "login-flow.yaml"),
+        "{checked:?}"
+    );
 }
