@@ -5,7 +5,8 @@
 //! ```text
 //! { "a": {execution_id?, name, started_at_ms, duration_s},  "b": {...},
 //!   "summary": Figures,
-//!   "tasks": [ {"name": ..., ...Figures} ],      // tasks present in both, in a's order
+//!   "tasks": [ {"name": ..., ...Figures,          // tasks present in both, in a's order
+//!               "requests": [ {"name": ..., ...Figures} ]} ],  // names in both, a's order
 //!   "only_in_a": [task names], "only_in_b": [task names] }
 //! Figures = { achieved_rps, total_requests, error_count, error_rate: Delta,
 //!             latency_ms: {p50, p95, p99, p999: Delta} }   // corrected latency
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use super::Percentiles;
 use super::report::{Report, Summary, TaskReport};
+use super::request::RequestReport;
 
 /// One figure in both runs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
@@ -151,6 +153,41 @@ pub struct TaskComparison {
     pub name: String,
     #[serde(flatten)]
     pub figures: Figures,
+    /// The request names present in both runs' task, in run `a`'s order.
+    pub requests: Vec<RequestComparison>,
+}
+
+/// One request name present in both runs' task.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RequestComparison {
+    pub name: String,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+impl<'a> From<&'a RequestReport> for Side<'a> {
+    fn from(r: &'a RequestReport) -> Self {
+        Side {
+            achieved_rps: r.rps,
+            total_requests: r.count,
+            errors: r.errors.total,
+            latency: &r.latency_ms,
+        }
+    }
+}
+
+/// The request names of `a`'s task also in `b`'s, compared.
+fn requests<S>(a: &TaskReport<S>, b: &TaskReport<S>) -> Vec<RequestComparison> {
+    a.requests
+        .iter()
+        .filter_map(|ra| {
+            let rb = b.requests.iter().find(|rb| rb.name == ra.name)?;
+            Some(RequestComparison {
+                name: ra.name.clone(),
+                figures: Figures::of(ra.into(), rb.into()),
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -187,6 +224,7 @@ pub fn compare<S>(a: &Report<S>, b: &Report<S>) -> Comparison {
             Some(j) => tasks.push(TaskComparison {
                 name: ta.name.clone(),
                 figures: Figures::of(ta.into(), (&b.tasks[j]).into()),
+                requests: requests(ta, &b.tasks[j]),
             }),
             None => only_in_a.push(ta.name.clone()),
         }
@@ -260,6 +298,43 @@ mod tests {
         assert_eq!(c.summary.total_requests.a, 510.0);
         assert_eq!(c.summary.total_requests.b, 1010.0);
         assert_eq!(c.summary.error_count.a, 5.0);
+    }
+
+    /// The request names of a task present in both runs are compared, in run a's order.
+    #[test]
+    fn request_names_in_both_runs_are_compared() {
+        let row = |name: &str, count: u64, errors: u64, p99: f64| RequestReport {
+            name: name.into(),
+            method: "GET".into(),
+            count,
+            errors: crate::stats::ErrorCounts {
+                total: errors,
+                status: errors,
+                ..Default::default()
+            },
+            error_rate: errors as f64 / count as f64,
+            status_codes: Default::default(),
+            latency_ms: Percentiles {
+                p99,
+                ..Percentiles::default()
+            },
+            latency_uncorrected_ms: Percentiles::default(),
+            checks_failed: 0,
+            rps: count as f64 / 10.0,
+        };
+        let mut a = report_with("a", &[("get", 300, 0, 30.0, 5.0)]);
+        let mut b = report_with("b", &[("get", 300, 0, 30.0, 5.0)]);
+        a.tasks[0].requests = vec![row("login", 100, 0, 20.0), row("me", 200, 2, 4.0)];
+        b.tasks[0].requests = vec![row("me", 250, 0, 2.0), row("logout", 50, 0, 1.0)];
+        let c = compare(&a, &b);
+        let requests = &c.tasks[0].requests;
+        assert_eq!(requests.len(), 1, "only me is in both");
+        assert_eq!(requests[0].name, "me");
+        let me = &requests[0].figures;
+        assert_eq!(me.total_requests.delta, 50.0);
+        assert_eq!(me.error_count.delta_percent, Some(-100.0));
+        assert_eq!(me.latency_ms.p99.delta_percent, Some(-50.0));
+        assert_eq!(me.achieved_rps.a, 20.0);
     }
 
     #[test]
