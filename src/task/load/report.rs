@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(v["summary"]["errors"]["tls"], json!(1));
         assert!(schema_errors(&v).is_empty(), "{:#?}", schema_errors(&v));
         let text = r.to_text();
-        assert!(text.contains("body 0, tls 1)"), "{text}");
+        assert!(text.contains("body 0, tls 1, check 0)"), "{text}");
         assert!(
             text.contains("tls        2 full handshakes, 3 resumed"),
             "{text}"
