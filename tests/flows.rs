@@ -225,3 +225,44 @@ fn unique_rows_are_dealt_once_over_three_nodes() {
     assert_eq!(task["iterations"]["completed"], 500);
     assert_eq!(task["errors"]["total"], 0, "{}", task["failures"]);
 }
+
+/// Closed model, cookies: each user logs in once per iteration and reads `/me` with no
+/// header; its jar sends the session cookie the target set. Without a jar, every read is
+/// refused.
+#[test]
+fn closed_model_users_keep_their_cookies_and_lose_them_without_a_jar() {
+    for cookies in [true, false] {
+        let t = target();
+        let a = t.addr;
+        let plan = json!({"tasks": [{"type": "load_test", "parameters": {
+        "model": "closed", "concurrent_users": 4, "duration": "1s", "think_time": "20ms",
+        "cookies": cookies,
+        "flow": [
+            {"name": "login", "request": {"method": "POST", "url": format!("http://{a}/login"),
+             "form": {"user": "u{{ vu }}", "password": "p"}}, "check": {"status": 200}},
+            {"name": "me", "request": {"url": format!("http://{a}/me")}}
+        ]}}]});
+        let (out, report) = run_plan(&serde_json::to_string(&plan).unwrap(), &["-q"]);
+        let report = report.unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        let served = t.stats.view();
+        let task = &report["tasks"][0];
+        let me = served.paths["/me"];
+        assert!(me >= 4, "every user read at least once: {served:?}");
+        assert_eq!(row(task, "me")["count"], me);
+        assert_eq!(row(task, "login")["count"], served.paths["/login"]);
+        assert_eq!(
+            served.logins.len(),
+            4,
+            "one user per vu: {:?}",
+            served.logins
+        );
+        if cookies {
+            assert_eq!(served.rejected_tokens, 0, "{served:?}");
+            assert_eq!(row(task, "me")["errors"]["total"], 0);
+        } else {
+            assert_eq!(served.rejected_tokens, me, "{served:?}");
+            assert_eq!(row(task, "me")["errors"]["status"], me);
+        }
+        assert_eq!(task["iterations"]["planned"], Value::Null);
+    }
+}
