@@ -125,6 +125,27 @@ impl<'v> Obj<'v> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
+    /// The mapping under `key` (`None` when absent); anything else is reported as "expected
+    /// a mapping of `of_what`" and read as absent.
+    pub fn map(
+        &mut self,
+        key: &'static str,
+        of_what: &str,
+        errors: &mut FieldErrors,
+    ) -> Option<&'v serde_json::Map<String, Value>> {
+        let path = self.key_path(key);
+        match self.raw(key)? {
+            Value::Object(map) => Some(map),
+            other => {
+                errors.push(
+                    path,
+                    format!("expected a mapping of {of_what}, got {}", kind(other)),
+                );
+                None
+            }
+        }
+    }
+
     /// An optional value; a present but malformed one is reported and read as absent.
     pub fn opt<T: FromValue>(&mut self, key: &'static str, errors: &mut FieldErrors) -> Option<T> {
         let path = self.key_path(key);

@@ -36,19 +36,12 @@ struct Budget {
 /// plan's paths are relative to; an empty path for the working directory).
 pub fn read_data(o: &mut Obj<'_>, base: &Path, e: &mut FieldErrors) -> Vec<Declared> {
     let path = o.key_path("data");
-    let map = match o.raw("data") {
-        None => return Vec::new(),
-        Some(Value::Object(map)) => map,
-        Some(other) => {
-            e.push(
-                path,
-                format!(
-                    "expected a mapping of names to data sources, like {{users: {{file: users.csv}}}}, got {}",
-                    kind(other)
-                ),
-            );
-            return Vec::new();
-        }
+    let Some(map) = o.map(
+        "data",
+        "names to data sources, like {users: {file: users.csv}}",
+        e,
+    ) else {
+        return Vec::new();
     };
     let mut budget = Budget {
         bytes: MAX_DATA_BYTES,

@@ -390,19 +390,8 @@ impl Reader<'_> {
     /// `headers`: names to templated values.
     fn read_headers(&mut self, r: &mut Obj<'_>, e: &mut FieldErrors) -> Vec<(String, Template)> {
         let path = r.key_path("headers");
-        let map = match r.raw("headers") {
-            None => return Vec::new(),
-            Some(Value::Object(map)) => map,
-            Some(other) => {
-                e.push(
-                    path,
-                    format!(
-                        "expected a mapping of header names to values, got {}",
-                        kind(other)
-                    ),
-                );
-                return Vec::new();
-            }
+        let Some(map) = r.map("headers", "header names to values", e) else {
+            return Vec::new();
         };
         let mut out = Vec::new();
         for (name, v) in map {

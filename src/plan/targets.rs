@@ -213,19 +213,7 @@ fn read_expected_status(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Expected
 
 fn read_headers(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Vec<(String, String)>> {
     let path = o.key_path("headers");
-    let map = match o.raw("headers")? {
-        Value::Object(map) => map,
-        other => {
-            e.push(
-                path,
-                format!(
-                    "expected a mapping of header names to values, got {}",
-                    kind(other)
-                ),
-            );
-            return None;
-        }
-    };
+    let map = o.map("headers", "header names to values", e)?;
     let mut out = Vec::new();
     for (k, v) in map {
         let p = join(&path, k);

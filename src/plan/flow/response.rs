@@ -16,19 +16,12 @@ impl Reader<'_> {
     /// `capture: {VAR: {json | regex | header | status}}`; each VAR is defined from here on.
     pub(super) fn read_captures(&mut self, o: &mut Obj<'_>, e: &mut FieldErrors) -> Vec<Capture> {
         let path = o.key_path("capture");
-        let map = match o.raw("capture") {
-            None => return Vec::new(),
-            Some(Value::Object(map)) => map,
-            Some(other) => {
-                e.push(
-                    path,
-                    format!(
-                        "expected a mapping of variable names to captures, like {{token: {{json: \"$.token\"}}}}, got {}",
-                        kind(other)
-                    ),
-                );
-                return Vec::new();
-            }
+        let Some(map) = o.map(
+            "capture",
+            "variable names to captures, like {token: {json: \"$.token\"}}",
+            e,
+        ) else {
+            return Vec::new();
         };
         let mut out = Vec::new();
         for (var, spec) in map {
