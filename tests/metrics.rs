@@ -433,3 +433,87 @@ fn a_standalone_process_serves_its_node_beside_the_orchestrator() {
         (405, &json!("method_not_allowed"))
     );
 }
+
+/// Per-request series (issue 16): a fast, a slow and a failing target on three nodes. Summed
+/// over the nodes, each name's requests and errors on `/metrics` (promtool-checked) are what
+/// the target served and what the report says; the slow one's latency sits in its buckets.
+#[test]
+fn request_names_on_metrics_match_the_targets_counts_over_three_nodes() {
+    let t = target();
+    let c = Cluster::start(3);
+    let a = t.addr;
+    let mut body = load_body(a, 90, 3, json!({}));
+    body["tasks"][0]["parameters"]["targets"] = json!([
+        {"url": format!("http://{a}/"), "name": "fast"},
+        format!("http://{a}/delay?ms=50"),
+        {"url": format!("http://{a}/status?code=500"), "name": "fail"}
+    ]);
+    let id = c.submit(&body);
+    let view = c.wait_done(&id, Duration::from_secs(60));
+    assert_eq!(view["state"], "completed", "{view}");
+    let report = c.report(&id);
+    let served = t.stats.view();
+    assert_eq!(served.total, 270);
+    let nodes: Vec<Metrics> = c.nodes.iter().map(Metrics::of).collect();
+    let total = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        nodes
+            .iter()
+            .map(|m| {
+                m.samples(name)
+                    .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+                    .map(|s| match s.value {
+                        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+                        _ => 0.0,
+                    })
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let requests = "mcp_load_generator_requests_by_name_total";
+    let errors = "mcp_load_generator_request_errors_by_name_total";
+    for (name, path) in [("fast", "/"), ("GET /delay", "/delay"), ("fail", "/status")] {
+        let row = report["tasks"][0]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap();
+        assert_eq!(
+            total(requests, &[("request", name)]),
+            served.paths[path] as f64,
+            "{name}"
+        );
+        assert_eq!(row["count"], served.paths[path], "{name}");
+        assert_eq!(
+            total(errors, &[("request", name)]),
+            row["errors"]["total"].as_f64().unwrap(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        total(errors, &[("request", "fail"), ("kind", "status")]),
+        served.paths["/status"] as f64
+    );
+    // Every slow request took 50 ms at least: none in the buckets up to 25 ms, all counted.
+    let family = "mcp_load_generator_request_duration_by_name_seconds";
+    let mut slow = std::collections::BTreeMap::<String, f64>::new();
+    for m in &nodes {
+        for s in m
+            .samples(family)
+            .filter(|s| s.labels.get("request") == Some("GET /delay"))
+        {
+            let Value::Histogram(b) = &s.value else {
+                panic!("{family} is not a histogram")
+            };
+            for h in b {
+                *slow.entry(format!("{}", h.less_than)).or_default() += h.count;
+            }
+        }
+    }
+    assert_eq!(slow.get("0.025"), Some(&0.0), "{slow:?}");
+    assert_eq!(
+        slow.get("inf"),
+        Some(&(served.paths["/delay"] as f64)),
+        "{slow:?}"
+    );
+}
