@@ -346,10 +346,12 @@ async fn stop_on_ctrl_c(stop: tokio::sync::watch::Sender<bool>) {
 
 fn progress_line(p: &Progress) -> String {
     format!(
-        "{:>5.0}s/{:.0}s  planned {:>8.0} rps  achieved {:>8.0} rps (average {:.1})  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
+        "{:>5.0}s/{:.0}s  planned {:>8.0} {}  achieved {:>8.0} rps (average {:.1})  p50 {:>8.2} ms  p99 {:>8.2} ms  errors {}",
         p.elapsed.as_secs_f64(),
         p.duration.as_secs_f64(),
         p.planned_rps,
+        // A flow plans iterations; its requests are several per iteration.
+        if p.flow { "it/s" } else { "rps" },
         p.achieved_rps,
         p.average_rps,
         p.p50_ms,

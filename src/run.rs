@@ -33,6 +33,8 @@ pub struct Progress {
     pub p99_ms: f64,
     pub completed: u64,
     pub errors: u64,
+    /// A task runs a flow: its plan counts iterations, not requests.
+    pub flow: bool,
 }
 
 impl Progress {
@@ -43,6 +45,7 @@ impl Progress {
             average_rps: v.achieved_rps,
             ..Progress::default()
         };
+        p.flow = v.tasks.iter().any(|t| t.iterations.is_some());
         for t in v.tasks.iter().map(|t| &t.figures) {
             if let Some(last) = &t.last_second {
                 p.planned_rps += last.planned;

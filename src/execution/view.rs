@@ -6,7 +6,7 @@ use super::{Execution, Phase, Reservation, State};
 use crate::engine::share::ShareTable;
 use crate::stats::Snapshot;
 use crate::stats::report::NodeReport;
-use crate::stats::request::{FailureReport, RequestReport};
+use crate::stats::request::{FailureReport, IterationsReport, RequestReport};
 
 impl Execution {
     pub fn view(&self, now_unix_ms: u64) -> ExecutionView {
@@ -50,6 +50,7 @@ impl Execution {
                     shares: t.shares.clone(),
                     requests: report.requests,
                     failures: report.failures,
+                    iterations: report.iterations,
                 }
             })
             .collect();
@@ -144,4 +145,7 @@ pub struct TaskView {
     pub requests: Vec<RequestReport>,
     /// The failed requests so far by name, kind and message, most frequent first.
     pub failures: Vec<FailureReport>,
+    /// A flow's iterations so far (absent for a task of targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<IterationsReport>,
 }
