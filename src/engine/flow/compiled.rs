@@ -45,6 +45,8 @@ pub struct CompiledRequest {
     pub index: usize,
     pub target: Target,
     path: Tpl,
+    /// The path and query when they hold no template: worked out once.
+    fixed_path: Option<String>,
     headers: Vec<(String, Tpl)>,
     body: Option<CompiledBody>,
     pub captures: Vec<CompiledCapture>,
@@ -204,6 +206,8 @@ impl CompiledRequest {
             name: r.target.name.clone(),
             target: r.target.clone(),
             path: Tpl::new(env, &r.path)?,
+            fixed_path: template::is_literal(&r.path.source)
+                .then(|| path_and_query(&r.target.url, &r.path.source)),
             headers: compile_pairs(&r.headers, env)?,
             body,
             captures,
@@ -216,7 +220,8 @@ impl CompiledRequest {
     /// cookies.
     pub fn keep(&self, cookies: bool) -> crate::engine::http::Keep {
         crate::engine::http::Keep {
-            headers: cookies || self.captures.iter().any(CompiledCapture::reads_headers),
+            headers: self.captures.iter().any(CompiledCapture::reads_headers),
+            set_cookie: cookies,
             body: self.captures.iter().any(CompiledCapture::reads_body)
                 || self.checks.iter().any(CompiledCheck::reads_body),
         }
@@ -244,6 +249,9 @@ impl CompiledRequest {
     /// The path and query (a fragment is dropped), percent-encoded where needed; it never
     /// changes the target's scheme, host or port.
     pub fn render_path(&self, vars: &Vars) -> Result<String, RenderError> {
+        if let Some(fixed) = &self.fixed_path {
+            return Ok(fixed.clone());
+        }
         let rendered = self.path.render(vars)?;
         Ok(path_and_query(&self.target.url, &rendered))
     }

@@ -68,8 +68,8 @@ pub struct FlowRunner {
 #[derive(Debug, Default)]
 pub struct User {
     pub vars: Vars,
-    /// Cookies by host, each `name -> value`.
-    jar: BTreeMap<String, BTreeMap<String, String>>,
+    /// Cookies by host.
+    jar: BTreeMap<String, Jar>,
     /// Its failed requests, ever: an iteration or a group failed when this grew meanwhile.
     failed: u64,
 }
@@ -296,15 +296,14 @@ impl FlowRunner {
             }
         };
         let mut headers = rendered.headers;
-        let host = r.target.url.host_str().unwrap_or_default().to_string();
+        let host = r.target.url.host_str().unwrap_or_default();
         if self.flow.cookies
-            && let Some(cookies) = user.jar.get(&host).filter(|c| !c.is_empty())
+            && let Some(line) = user.jar.get_mut(host).and_then(Jar::line)
             && !headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("cookie"))
         {
-            let line: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            headers.push(("cookie".into(), line.join("; ")));
+            headers.push(("cookie".into(), line.to_string()));
         }
         let parts = Parts {
             path_and_query: rendered.path,
@@ -338,13 +337,17 @@ impl FlowRunner {
         &self,
         r: &CompiledRequest,
         user: &mut User,
-        host: String,
+        host: &str,
         outcome: &mut Outcome,
         reply: &Reply,
         elapsed: Duration,
     ) -> End {
-        if self.flow.cookies {
-            keep_cookies(user.jar.entry(host).or_default(), &reply.headers);
+        if self.flow.cookies && reply.header("set-cookie").is_some() {
+            let jar = match user.jar.get_mut(host) {
+                Some(jar) => jar,
+                None => user.jar.entry(host.to_string()).or_default(),
+            };
+            jar.keep(&reply.headers);
         }
         if outcome.error.is_none() && !r.judges_status() && reply.status >= 400 {
             outcome.error = Some(ErrorKind::Status);
@@ -409,6 +412,42 @@ fn random_row(seed: u64, d: u64, source: &str) -> u64 {
     h.finish()
 }
 
+/// One host's cookies, and the `cookie` line they make (built again only when they change).
+#[derive(Debug, Default)]
+struct Jar {
+    cookies: BTreeMap<String, String>,
+    line: Option<String>,
+}
+
+impl Jar {
+    /// The `cookie` header's value; `None` when there is no cookie.
+    fn line(&mut self) -> Option<&str> {
+        if self.cookies.is_empty() {
+            return None;
+        }
+        let cookies = &self.cookies;
+        let line = self.line.get_or_insert_with(|| {
+            let mut line = String::new();
+            for (k, v) in cookies {
+                if !line.is_empty() {
+                    line.push_str("; ");
+                }
+                line.push_str(k);
+                line.push('=');
+                line.push_str(v);
+            }
+            line
+        });
+        Some(line.as_str())
+    }
+
+    /// Takes a response's `set-cookie` headers.
+    fn keep(&mut self, headers: &[(String, String)]) {
+        keep_cookies(&mut self.cookies, headers);
+        self.line = None;
+    }
+}
+
 /// Takes the `set-cookie` headers of a response into `jar` (name and value; a cookie set to
 /// expire at once is removed; attributes other than `Max-Age` are not kept).
 fn keep_cookies(jar: &mut BTreeMap<String, String>, headers: &[(String, String)]) {
@@ -457,6 +496,22 @@ mod tests {
             jar.into_iter().collect::<Vec<_>>(),
             [("a".to_string(), "9".to_string())]
         );
+    }
+
+    /// The jar's `cookie` line is built once and again only after a change.
+    #[test]
+    fn the_cookie_line_follows_the_jar() {
+        let mut jar = Jar::default();
+        assert_eq!(jar.line(), None);
+        let h = |v: &str| vec![("set-cookie".to_string(), v.to_string())];
+        jar.keep(&h("b=2"));
+        jar.keep(&h("a=1"));
+        assert_eq!(jar.line(), Some("a=1; b=2"));
+        assert_eq!(jar.line(), Some("a=1; b=2"));
+        jar.keep(&h("a=; Max-Age=0"));
+        assert_eq!(jar.line(), Some("b=2"));
+        jar.keep(&h("b=; max-age=-1"));
+        assert_eq!(jar.line(), None);
     }
 
     #[test]

@@ -52,11 +52,9 @@ pub(super) fn encode_request(
         out.put_slice(b"\r\n");
     };
     if !has("host") {
-        let host = url.host_str().unwrap_or_default();
-        match url.port() {
-            Some(port) => line("host", &format!("{host}:{port}")),
-            None => line("host", host),
-        }
+        // The URL's own text: `host[:port]` as written, with no formatting per request.
+        let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        line("host", authority);
     }
     if !has("user-agent") {
         line("user-agent", USER_AGENT);

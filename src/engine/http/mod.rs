@@ -263,16 +263,22 @@ impl HttpSender {
             self.node.as_deref(),
             body.as_deref(),
         );
-        let length = (msg.h2_length && sends_body).then(|| body.as_ref().map_or(0, Bytes::len));
-        let length = length.map(|n| n.to_string());
-        let h2 = H2Head::new(
-            method.as_str(),
-            &url,
-            msg.h2_headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_bytes()))
-                .chain(length.as_deref().map(|n| ("content-length", n.as_bytes()))),
-        );
+        // An HTTP/2 head only where HTTP/2 may be spoken: a flow's requests are encoded per
+        // request, and HPACK work for an HTTP/1.1-only target is wasted.
+        let h2 = if speaks_h2(target.version, &url) {
+            let length = (msg.h2_length && sends_body).then(|| body.as_ref().map_or(0, Bytes::len));
+            let length = length.map(|n| n.to_string());
+            H2Head::new(
+                method.as_str(),
+                &url,
+                msg.h2_headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_bytes()))
+                    .chain(length.as_deref().map(|n| ("content-length", n.as_bytes()))),
+            )
+        } else {
+            Err("HTTP/2 is not spoken to this target".to_string())
+        };
         Request {
             endpoint,
             url,
@@ -313,7 +319,11 @@ impl HttpSender {
     ) -> (Outcome, Option<Reply>) {
         let target = &self.targets[t];
         let headers = parts.h1_headers(&target.headers);
-        let h2_headers = parts.h2_headers(&target.h2_headers);
+        let h2_headers = if speaks_h2(target.version, &target.first.url) {
+            parts.h2_headers(&target.h2_headers)
+        } else {
+            http::HeaderMap::new()
+        };
         let msg = Message {
             headers: &headers,
             h2_headers: &h2_headers,
@@ -599,6 +609,16 @@ impl Keeper for Kept {
         let (exchange, kept) = conn.send_kept(head, body, fresh).await?;
         *self = *kept;
         Ok(exchange)
+    }
+}
+
+/// Whether a request to `url` may go over HTTP/2: not with `http_version: "1.1"`, nor in clear
+/// with `auto` (HTTP/1.1 there; h2c needs `"2"`).
+fn speaks_h2(version: HttpVersion, url: &Url) -> bool {
+    match version {
+        HttpVersion::Http1 => false,
+        HttpVersion::Http2 => true,
+        HttpVersion::Auto => url.scheme() == "https",
     }
 }
 

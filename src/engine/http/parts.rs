@@ -28,7 +28,10 @@ pub struct Parts {
 /// What to keep of the response besides its status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Keep {
+    /// Every header.
     pub headers: bool,
+    /// The `set-cookie` headers only (a cookie jar's): the other headers cost nothing.
+    pub set_cookie: bool,
     pub body: bool,
 }
 
@@ -80,7 +83,7 @@ impl Kept {
 
     /// A header of the response's final head.
     pub fn header(&mut self, name: &[u8], value: &[u8]) {
-        if self.keep.headers {
+        if self.keep.headers || self.keep.set_cookie && name.eq_ignore_ascii_case(b"set-cookie") {
             let name = String::from_utf8_lossy(name).to_ascii_lowercase();
             let value = String::from_utf8_lossy(value).into_owned();
             self.headers.push((name, value));

@@ -431,6 +431,7 @@ fn get(path: &str) -> Parts {
 
 const ALL: Keep = Keep {
     headers: true,
+    set_cookie: false,
     body: true,
 };
 
@@ -644,18 +645,31 @@ fn keep_default_keeps_the_status_only() {
             // Headers only, or body only.
             let headers = Keep {
                 headers: true,
-                body: false,
+                ..Keep::default()
             };
             let (_, reply) = send(&sender, &get("/json"), headers).await;
             let reply = reply.unwrap();
             assert!(reply.body.is_empty() && !reply.headers.is_empty());
             let body = Keep {
-                headers: false,
                 body: true,
+                ..Keep::default()
             };
             let (_, reply) = send(&sender, &get("/json"), body).await;
             let reply = reply.unwrap();
             assert!(reply.headers.is_empty() && reply.body == JSON.as_bytes());
+            // A cookie jar's: the set-cookie headers alone.
+            let cookies = Keep {
+                set_cookie: true,
+                ..Keep::default()
+            };
+            let (_, reply) = send(&sender, &get("/cookies"), cookies).await;
+            let reply = reply.unwrap();
+            assert!(!reply.headers.is_empty(), "{mode:?}");
+            assert!(
+                reply.headers.iter().all(|(k, _)| k == "set-cookie"),
+                "{mode:?}: {:?}",
+                reply.headers
+            );
         });
     }
 }
