@@ -127,6 +127,12 @@ fn a_wrong_token_is_refused_and_reported_against_its_request() {
     );
     assert_eq!(me["checks_failed"], 80, "status and owner, twice each");
     assert_eq!(row(task, "login")["errors"]["total"], 0);
+    assert_eq!(
+        task["failures"].as_array().unwrap().len(),
+        1,
+        "{}",
+        task["failures"]
+    );
     let failure = &task["failures"][0];
     assert_eq!(
         (failure["request"].as_str(), failure["kind"].as_str()),

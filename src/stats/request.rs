@@ -274,6 +274,10 @@ pub fn rows(
             .and_then(|w| w.as_deref())
             .unwrap_or(&empty);
         requests.push(RequestReport::of(name, w, ran_s));
+        // A flow's groups and iterations fail through their requests, which say why.
+        if name.method == "GROUP" || name.method == "FLOW" {
+            continue;
+        }
         for ((kind, message), count) in &w.failures {
             failures.push(FailureReport {
                 request: name.name.clone(),
