@@ -86,6 +86,27 @@ fn collect_groups(steps: &[Step], out: &mut Vec<String>) {
     }
 }
 
+/// A request step's target as the plan's reader builds it (any status accepted, no headers
+/// nor body), for tests.
+#[cfg(test)]
+pub(crate) fn step_target(url: &str, method: &str, timeout: Duration) -> Target {
+    use crate::engine::target::{ExpectedStatus, HttpVersion, Tls};
+    Target {
+        name: String::new(),
+        url: url.parse().expect("a test URL"),
+        method: method.into(),
+        headers: Vec::new(),
+        body: None,
+        weight: 1,
+        timeout,
+        expected_status: ExpectedStatus::Codes((100..600).collect()),
+        expected_response_time: None,
+        follow_redirects: false,
+        tls: Tls::default(),
+        http_version: HttpVersion::Auto,
+    }
+}
+
 /// One step of a flow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Step {

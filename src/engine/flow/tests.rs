@@ -5,22 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::engine::target::{ExpectedStatus, HttpVersion, Tls};
 
 fn target(url: &str) -> Target {
     Target {
         name: "step".into(),
-        url: url.parse().unwrap(),
-        method: "POST".into(),
-        headers: Vec::new(),
-        body: None,
-        weight: 1,
-        timeout: Duration::from_secs(5),
-        expected_status: ExpectedStatus::Codes((100..600).collect()),
-        expected_response_time: None,
-        follow_redirects: false,
-        tls: Tls::default(),
-        http_version: HttpVersion::Auto,
+        ..step_target(url, "POST", Duration::from_secs(5))
     }
 }
 

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::*;
 use crate::engine::flow::{Capture, CaptureFrom, Check, CompiledFlow, CompiledStep, DataSource};
 use crate::engine::flow::{Order, Vars};
-use crate::engine::target::{HttpVersion, Tls};
 use crate::plan::data::{MAX_DATA_BYTES, MAX_DATA_ROWS};
 use crate::plan::parse_document;
 use crate::settings::Settings;
@@ -107,20 +106,7 @@ cookies: false
 "#;
 
 fn target(url: &str, method: &str) -> Target {
-    Target {
-        name: String::new(),
-        url: url.parse().unwrap(),
-        method: method.into(),
-        headers: Vec::new(),
-        body: None,
-        weight: 1,
-        timeout: settings().default_timeout,
-        expected_status: ExpectedStatus::Codes((100..600).collect()),
-        expected_response_time: None,
-        follow_redirects: false,
-        tls: Tls::default(),
-        http_version: HttpVersion::Auto,
-    }
+    crate::engine::flow::step_target(url, method, settings().default_timeout)
 }
 
 fn t(source: &str) -> Template {
