@@ -63,6 +63,13 @@ fn a_login_flow_runs_standalone_with_no_rejected_token() {
     );
     params["base_rps"] = json!(40);
     params["duration"] = json!("2s");
+    // The iterations' rate holds to the plan's (which counts iterations); the last one
+    // cannot hold, and fails the run.
+    params["thresholds"] = json!([
+        "achieved_rps{request=\"(iteration)\"} >= 0.9 * planned",
+        "error_rate{request=me} < 0.01",
+        "achieved_rps{request=\"(iteration)\"} >= 2 * planned"
+    ]);
     let plan = json!({"name": "login", "tasks": [{"type": "load_test", "parameters": params}]});
     let (out, report) = run_plan(&serde_json::to_string(&plan).unwrap(), &["-q"]);
     let report = report.unwrap_or_else(|| {
@@ -72,7 +79,23 @@ fn a_login_flow_runs_standalone_with_no_rejected_token() {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(3));
+    let verdicts: Vec<(bool, f64, f64)> = report["tasks"][0]["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["passed"].as_bool().unwrap(),
+                v["actual"].as_f64().unwrap(),
+                v["bound"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [(true, 40.0, 36.0), (true, 0.0, 0.01), (false, 40.0, 80.0)]
+    );
     let problems = common::schema_errors("schemas/report.schema.json", &report);
     assert!(problems.is_empty(), "{problems:#?}");
     let served = t.stats.view();

@@ -198,9 +198,16 @@ pub fn read_load_task(
     let think_time: Duration = o.or("think_time", Duration::ZERO, e);
     within_task_timeout(&o.key_path("think_time"), think_time, settings, e);
     let seed: u64 = o.opt("seed", e).unwrap_or_else(rand::random);
-    let names: Option<Vec<&str>> = targets
-        .as_ref()
-        .map(|ts| ts.iter().map(|t| t.name.as_str()).collect());
+    // The names a filter may give: the requests', and a flow's groups and iterations.
+    let groups = flow.as_ref().map(|f| f.group_names()).unwrap_or_default();
+    let names: Option<Vec<&str>> = targets.as_ref().map(|ts| {
+        let iterations = flow.as_ref().map(|_| crate::stats::request::ITERATION);
+        ts.iter()
+            .map(|t| t.name.as_str())
+            .chain(groups.iter().map(String::as_str))
+            .chain(iterations)
+            .collect()
+    });
     let thresholds = read_thresholds(&mut o, settings, names.as_deref(), e);
 
     let shape = read_shape(&mut o, path, settings, e)?;
