@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::engine::flow::Flow;
 use crate::engine::schedule::{Arrivals, LoadProfile, Model, Pattern, RatePlan, Stage};
-use crate::engine::target::Traffic;
+use crate::engine::target::{Target, Traffic};
 use crate::plan::flow::{Requests, read_requests};
 use crate::plan::stages::read_stages;
 use crate::plan::thresholds::read_thresholds;
@@ -168,13 +169,7 @@ pub fn read_load_task(
     let mut o = Obj::new(v, path, e)?;
     let before = e.0.len();
     let defaults = read_defaults(&mut o, &TargetDefaults::default(), e);
-    // Data files are read relative to the working directory, as TLS files are.
-    let requests = read_requests(&mut o, settings, &defaults, std::path::Path::new(""), e);
-    let (targets, flow) = match requests {
-        Some(Requests::Targets(targets)) => (Some(targets), None),
-        Some(Requests::Flow(flow)) => (Some(flow.targets()), Some(flow)),
-        None => (None, None),
-    };
+    let (targets, flow) = read_targets_or_flow(&mut o, settings, &defaults, e);
     let connections = read_connections(&mut o, settings, e);
     let model = read_name(&mut o, "model", "model", &Model::NAMES, Model::from_name, e);
     let on_node_failure = read_name(
@@ -198,16 +193,10 @@ pub fn read_load_task(
     let think_time: Duration = o.or("think_time", Duration::ZERO, e);
     within_task_timeout(&o.key_path("think_time"), think_time, settings, e);
     let seed: u64 = o.opt("seed", e).unwrap_or_else(rand::random);
-    // The names a filter may give: the requests', and a flow's groups and iterations.
-    let groups = flow.as_ref().map(|f| f.group_names()).unwrap_or_default();
-    let names: Option<Vec<&str>> = targets.as_ref().map(|ts| {
-        let iterations = flow.as_ref().map(|_| crate::stats::request::ITERATION);
-        ts.iter()
-            .map(|t| t.name.as_str())
-            .chain(groups.iter().map(String::as_str))
-            .chain(iterations)
-            .collect()
-    });
+    let names = filter_names(targets.as_deref(), flow.as_deref());
+    let names: Option<Vec<&str>> = names
+        .as_ref()
+        .map(|n| n.iter().map(String::as_str).collect());
     let thresholds = read_thresholds(&mut o, settings, names.as_deref(), e);
 
     let shape = read_shape(&mut o, path, settings, e)?;
@@ -245,6 +234,36 @@ pub fn read_load_task(
         label: "load_test",
         thresholds,
     })
+}
+
+/// The task's `targets`, or its flow and the flow's request steps as its targets. Data files
+/// are read relative to the working directory, as TLS files are.
+fn read_targets_or_flow(
+    o: &mut Obj<'_>,
+    settings: &LoadSettings,
+    defaults: &TargetDefaults,
+    e: &mut FieldErrors,
+) -> (Option<Vec<Target>>, Option<Box<Flow>>) {
+    match read_requests(o, settings, defaults, std::path::Path::new(""), e) {
+        Some(Requests::Targets(targets)) => (Some(targets), None),
+        Some(Requests::Flow(flow)) => (Some(flow.targets()), Some(flow)),
+        None => (None, None),
+    }
+}
+
+/// The names a threshold's filter may give: the requests', and a flow's groups and its
+/// iterations (`None` when the targets could not be read).
+fn filter_names(targets: Option<&[Target]>, flow: Option<&Flow>) -> Option<Vec<String>> {
+    let groups = flow.map(Flow::group_names).unwrap_or_default();
+    let iterations = flow.map(|_| crate::stats::request::ITERATION.to_string());
+    Some(
+        targets?
+            .iter()
+            .map(|t| t.name.clone())
+            .chain(groups)
+            .chain(iterations)
+            .collect(),
+    )
 }
 
 /// Reads the parameters of a `performance_test`: a load task that needs a threshold.
