@@ -176,8 +176,12 @@ pub(crate) async fn events(
     });
     actix_rt::spawn(async move {
         let stream = stream.max_frame_size(MAX_CLIENT_FRAME);
-        let slow = serve(session, stream, subscription, hello).await;
+        let (session, end) = serve(session, stream, subscription, hello).await;
+        // Counted when it is decided, not after the close frame has waited behind what a
+        // slow client left unread (up to CLOSE_GRACE).
+        let slow = matches!(&end, Step::Close(_, reason) if reason.starts_with("slow subscriber"));
         bus.do_send(Unsubscribe { id, slow });
+        close(session, end).await;
     });
     Ok(resp)
 }
@@ -250,9 +254,9 @@ async fn serve(
     mut stream: actix_ws::MessageStream,
     mut sub: crate::messages::events::Subscription,
     hello: Event,
-) -> bool {
+) -> (actix_ws::Session, Step) {
     if session.text(hello.to_json()).await.is_err() {
-        return false;
+        return (session, Step::End);
     }
     let mut window = Window::new(sub.events.max_capacity());
     let mut heard = Instant::now();
@@ -305,7 +309,7 @@ async fn serve(
             other => break other,
         }
     };
-    close(session, end).await
+    (session, end)
 }
 
 /// Answers what the client sent: its pongs move the window, its pings get a pong.
@@ -340,9 +344,8 @@ async fn from_client(
     }
 }
 
-/// Closes the connection the way `end` says; true when the subscriber was too slow.
-async fn close(session: actix_ws::Session, end: Step) -> bool {
-    let slow = matches!(&end, Step::Close(_, reason) if reason.starts_with("slow subscriber"));
+/// Closes the connection the way `end` says.
+async fn close(session: actix_ws::Session, end: Step) {
     if let Step::Close(code, reason) = end {
         tracing::info!(%reason, "closing an event subscriber");
         let close = session.close(Some(actix_ws::CloseReason {
@@ -352,7 +355,6 @@ async fn close(session: actix_ws::Session, end: Step) -> bool {
         // Behind everything already written: give the client time to read that far.
         let _ = actix_rt::time::timeout(CLOSE_GRACE, close).await;
     }
-    slow
 }
 
 /// Pings with the count of events written. A client that reads nothing may leave no room for

@@ -112,7 +112,7 @@
     var arrivals = select('f-arrivals', [['uniform', 'Uniform'], ['poisson', 'Poisson']], 'uniform');
     // A user flow, as the plan's `flow` in JSON; when given it replaces the targets.
     var flowText = h('textarea', { id: 'f-flow', rows: 8, spellcheck: 'false', autocomplete: 'off',
-      placeholder: '[{"name": "login", "request": {"method": "POST", "url": "http://127.0.0.1:8089/login", "body": {"user": "u{{ vu }}", "password": "p"}}, "capture": {"token": {"json": "$.token"}}}, {"name": "me", "request": {"url": "http://127.0.0.1:8089/me", "headers": {"authorization": "Bearer {{ token }}"}}}]' });
+      placeholder: '[{"name": "login", "request": {"method": "POST", "url": "<target>/login", "body": {"user": "u{{ vu }}", "password": "p"}}, "capture": {"token": {"json": "$.token"}}}, {"name": "me", "request": {"url": "<target>/me", "headers": {"authorization": "Bearer {{ token }}"}}}]' });
     flowText.value = saved['f-flow'] || '';
     var opts = {};
     Object.keys(OPTION_LABELS).forEach(function (k) {
