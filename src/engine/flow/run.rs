@@ -91,20 +91,20 @@ impl FlowRunner {
         node: &str,
         seed: u64,
     ) -> FlowRunner {
-        let slot = |name: &str| {
-            names
-                .names
-                .iter()
-                .position(|n| n.name == name)
-                .unwrap_or(crate::stats::request::MAX_NAMES)
+        // The task's names hold the groups (method GROUP) and the iterations (FLOW); a name
+        // past the cap counts under `(other)`, as every name does.
+        let slots_of = |method: &str| -> BTreeMap<String, usize> {
+            let named = names.names.iter().enumerate();
+            named
+                .filter(|(_, n)| n.method == method)
+                .map(|(slot, n)| (n.name.clone(), slot))
+                .collect()
         };
-        let groups = group_names(&flow.steps)
-            .into_iter()
-            .map(|g| {
-                let s = slot(&g);
-                (g, s)
-            })
-            .collect();
+        let groups = slots_of("GROUP");
+        let iteration_slot = slots_of("FLOW")
+            .get(ITERATION)
+            .copied()
+            .unwrap_or(crate::stats::request::MAX_NAMES);
         let unique_rows = flow
             .data
             .iter()
@@ -112,7 +112,7 @@ impl FlowRunner {
             .map(|d| d.rows.len() as u64)
             .min();
         FlowRunner {
-            iteration_slot: slot(ITERATION),
+            iteration_slot,
             groups,
             unique_rows,
             flow,
@@ -257,7 +257,11 @@ impl FlowRunner {
                             reason: failed.then(|| "a request of the group failed".into()),
                             ..Outcome::default()
                         };
-                        let slot = self.groups.get(name).copied().unwrap_or(0);
+                        let slot = self
+                            .groups
+                            .get(name)
+                            .copied()
+                            .unwrap_or(crate::stats::request::MAX_NAMES);
                         self.window
                             .borrow_mut()
                             .record_aside(slot, &outcome, took, took);
@@ -385,23 +389,6 @@ impl FlowRunner {
             .borrow_mut()
             .record_request(slot, outcome, corrected, uncorrected);
     }
-}
-
-/// The group names of `steps`, each once.
-fn group_names(steps: &[CompiledStep]) -> Vec<String> {
-    let mut out = Vec::new();
-    for step in steps {
-        match step {
-            CompiledStep::Request(_) | CompiledStep::Think(_) => {}
-            CompiledStep::Loop { steps, .. } => out.extend(group_names(steps)),
-            CompiledStep::Group { name, steps } => {
-                out.push(name.clone());
-                out.extend(group_names(steps));
-            }
-        }
-    }
-    out.dedup();
-    out
 }
 
 /// A row drawn at random for deal index `d`, the same on every run with the same seed.
