@@ -251,20 +251,7 @@ impl FlowRunner {
                             .steps(steps, user, first.as_deref_mut(), deadline)
                             .await;
                         let failed = user.failed > before || end == End::Broken;
-                        let took = started.elapsed();
-                        let outcome = Outcome {
-                            error: failed.then_some(ErrorKind::Check),
-                            reason: failed.then(|| "a request of the group failed".into()),
-                            ..Outcome::default()
-                        };
-                        let slot = self
-                            .groups
-                            .get(name)
-                            .copied()
-                            .unwrap_or(crate::stats::request::MAX_NAMES);
-                        self.window
-                            .borrow_mut()
-                            .record_aside(slot, &outcome, took, took);
+                        self.record_group(name, started.elapsed(), failed);
                         end
                     }
                 };
@@ -382,6 +369,23 @@ impl FlowRunner {
             outcome.reason = Some(first.to_string().into());
         }
         end
+    }
+
+    /// A group ran, in `took`; it failed when a request of it did.
+    fn record_group(&self, name: &str, took: Duration, failed: bool) {
+        let outcome = Outcome {
+            error: failed.then_some(ErrorKind::Check),
+            reason: failed.then(|| "a request of the group failed".into()),
+            ..Outcome::default()
+        };
+        let slot = self
+            .groups
+            .get(name)
+            .copied()
+            .unwrap_or(crate::stats::request::MAX_NAMES);
+        self.window
+            .borrow_mut()
+            .record_aside(slot, &outcome, took, took);
     }
 
     fn record(&self, slot: usize, outcome: &Outcome, corrected: Duration, uncorrected: Duration) {
