@@ -28,6 +28,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+pub mod adjust;
 mod own;
 pub use own::{OwnArrivals, POISSON_BLOCK, Part};
 
@@ -320,12 +321,14 @@ pub struct RatePlan {
 /// rate): each merged second shows what the plan asked of it.
 pub fn accumulator(shards: usize, rate: Option<RatePlan>) -> crate::stats::TaskAccumulator {
     match rate {
-        Some(rate) => crate::stats::TaskAccumulator::new(
-            shards,
-            Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1))),
-        ),
+        Some(rate) => crate::stats::TaskAccumulator::new(shards, planned_seconds(rate)),
         None => crate::stats::TaskAccumulator::unplanned(shards),
     }
+}
+
+/// The requests `rate` plans in second `k`, as an accumulator reads them.
+pub fn planned_seconds(rate: RatePlan) -> Box<dyn Fn(u64) -> f64 + Send> {
+    Box::new(move |k| rate.between(Duration::from_secs(k), Duration::from_secs(k + 1)))
 }
 
 impl RatePlan {
@@ -418,6 +421,15 @@ impl RatePlan {
             .last()
             .map(|s| s.start + s.duration)
             .unwrap_or_default()
+    }
+
+    /// The highest rate the plan asks for from `t` on.
+    pub fn peak_from(&self, t: Duration) -> f64 {
+        self.segments
+            .iter()
+            .filter(|s| s.start + s.duration > t)
+            .map(|s| s.from_rps.max(s.to_rps))
+            .fold(0.0, f64::max)
     }
 
     /// The planned rate at `t` (0 past the end).

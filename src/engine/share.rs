@@ -20,16 +20,22 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::schedule::adjust::Adjustment;
+
 /// The largest owner list a re-split may build; past it, owners are re-dealt from scratch.
 const MAX_MODULUS: usize = 720;
 
 /// Who owns which arrivals of one task, over time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShareTable {
     /// The nodes taking part, by slot; `owners` hold slots.
     pub nodes: Vec<String>,
     /// Sorted by `from_ms`; the first starts at 0.
     pub periods: Vec<SharePeriod>,
+    /// The live changes to the task's plan, in the order they were made (each from a future
+    /// instant): the table says who sends which arrivals of which plan.
+    #[serde(default)]
+    pub adjustments: Vec<Adjustment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,6 +53,7 @@ impl ShareTable {
         ShareTable {
             nodes,
             periods: vec![SharePeriod { from_ms: 0, owners }],
+            adjustments: Vec::new(),
         }
     }
 
@@ -265,6 +272,16 @@ impl UserSplit {
     pub fn shard_users(&self, shard: usize) -> usize {
         share(self.users, shard, self.shards).max(1) as usize
     }
+}
+
+/// Shard `shard` of `shards`' part of `total` users over the cluster, as the node's share
+/// table deals them (a live change of the users: a node or shard may get none).
+pub fn shard_part(total: u32, node: &NodeShare, shard: usize, shards: usize) -> usize {
+    let table = node.table();
+    let owned = (0..u64::from(total))
+        .filter(|&u| table.owner(u, Duration::ZERO) == node.slot)
+        .count() as u32;
+    share(owned, shard, shards) as usize
 }
 
 fn node_users(users: u32, share: Option<&NodeShare>) -> u32 {

@@ -27,7 +27,7 @@ use crate::allowlist::Allowlist;
 use crate::engine::flow::CompiledFlow;
 use crate::engine::flow::run::{FlowRunner, NodeFlow, User, deal_index};
 use crate::engine::http::HttpSender;
-use crate::engine::schedule::{Model, Part};
+use crate::engine::schedule::{Model, Part, RatePlan};
 use crate::engine::share::NodeShare;
 use crate::engine::target::Traffic;
 use crate::settings::LoadSettings;
@@ -139,6 +139,9 @@ const LATE_JOIN: Duration = Duration::from_secs(1);
 
 /// How often a closed-model user whose node lost its lease looks whether it is back.
 const LEASE_POLL: Duration = Duration::from_millis(50);
+
+mod closed;
+use closed::run_closed;
 
 /// Runs the shard to its end and sends its last window.
 pub async fn run_shard(spec: ShardSpec) {
@@ -317,84 +320,169 @@ async fn tick(spec: ShardSpec, window: Current, mut stop: oneshot::Receiver<()>)
 }
 
 async fn run_open(spec: &ShardSpec, cap: usize, run: &Run) {
-    let sender = &run.sender;
     let task = &spec.task;
-    let plan = task.rate_plan();
-    // The run's end: an arrival that has no slot by then is not sent (DESIGN §6); the drain
-    // after it is only for the requests already sent.
-    let end = spec.start + plan.duration();
-    let deadline = end + spec.drain;
+    let base = task.rate_plan();
+    let rates = (task.profile.base_rps, task.profile.peak_rps);
     let slots = Arc::new(Semaphore::new(cap));
-    let runners = Runners::new(run, deadline);
-    // When the loop last finished waiting for a slot: arrivals planned before it are late.
-    let mut waited_until: Option<Instant> = None;
-    let stop = LocalStop::watch(spec.stop.clone());
-    let share = spec.share.as_deref();
-    // This shard's arrivals only: this node's (all of them when standalone), dealt in turn
-    // to its shards.
-    let part = Part {
-        share,
-        shard: spec.shard,
-        shards: spec.shards,
+    let mut open = OpenLoop {
+        spec,
+        run,
+        slots: slots.clone(),
+        runners: Runners::new(run, spec.start + base.duration() + spec.drain),
+        waited_until: None,
+        stop: LocalStop::watch(spec.stop.clone()),
+        // A shard that starts well after the task did (its start message came late) skips
+        // what is already past rather than sending it in one burst; those count as not sent.
+        skip_until: Some(Instant::now())
+            .filter(|now| *now > spec.start + LATE_JOIN)
+            .unwrap_or(spec.start),
+        next: (0, Duration::ZERO),
     };
-    let arrivals = plan.own_arrivals(task.arrivals, task.profile.seed, part);
-    let names = &run.names;
-    // A shard that starts well after the task did (its start message came late) skips what
-    // is already past rather than sending it in one burst; those count as not sent.
-    let now = Instant::now();
-    let skip_until = if now > spec.start + LATE_JOIN {
-        now
-    } else {
-        spec.start
-    };
-    for (n, offset) in arrivals {
-        let planned = spec.start + offset;
-        if planned < skip_until {
-            if let Some(share) = share {
-                share.paused.fetch_add(1, Ordering::Relaxed);
-            }
-            continue;
+    // The plan as the task's live changes left it; a new change rebuilds the arrivals from
+    // the first one not handled yet (the plan before a change's instant never changes).
+    loop {
+        // The version first: a table read after it is at least that new.
+        let version = spec.share.as_ref().map_or(0, |s| s.version());
+        let adjustments = spec
+            .share
+            .as_ref()
+            .map(|s| s.table().adjustments.clone())
+            .unwrap_or_default();
+        let plan = base.adjusted(rates, &adjustments);
+        if !open.arrivals(&plan, (version, adjustments.len())).await {
+            break;
         }
-        let wake = planned.checked_sub(TIMER_SLACK).unwrap_or(planned);
-        // A timer only when there is time to wait; behind schedule, just look at the flag.
-        let go_on = if wake > Instant::now() {
-            sleep_or_stop(wake, &stop).await
-        } else {
-            !stop.is_set()
+    }
+    open.runners.close();
+    // Every request is bounded by the deadline, so this wait is too.
+    let _all = slots.acquire_many(cap as u32).await;
+}
+
+/// The open model's arrival loop and what it keeps across changes of the plan.
+struct OpenLoop<'a> {
+    spec: &'a ShardSpec,
+    run: &'a Run,
+    slots: Arc<Semaphore>,
+    runners: Runners,
+    /// When the loop last finished waiting for a slot: arrivals planned before it are late.
+    waited_until: Option<Instant>,
+    stop: LocalStop,
+    skip_until: Instant,
+    /// The first arrival not handled yet: its number and planned offset.
+    next: (u64, Duration),
+}
+
+/// How often a shard waiting for its next arrival looks whether the plan changed.
+const PLAN_POLL: Duration = Duration::from_millis(50);
+
+impl OpenLoop<'_> {
+    /// Runs `plan`'s arrivals from the first one not handled; `made` is the share table's
+    /// version and number of live changes the plan was made from. `true` when the plan
+    /// changed and the loop must go on with the new one.
+    async fn arrivals(&mut self, plan: &RatePlan, made: (u64, usize)) -> bool {
+        let spec = self.spec;
+        let task = &spec.task;
+        // The run's end: an arrival that has no slot by then is not sent (DESIGN §6); the
+        // drain after it is only for the requests already sent.
+        let end = spec.start + plan.duration();
+        self.runners.set_deadline(end + spec.drain);
+        let share = spec.share.as_deref();
+        // This shard's arrivals only: this node's (all of them when standalone), dealt in
+        // turn to its shards.
+        let part = Part {
+            share,
+            shard: spec.shard,
+            shards: spec.shards,
         };
-        if !go_on {
-            break;
+        // Cheap on every arrival: the table is read only when its version moved.
+        let seen = Cell::new(made.0);
+        let changed = || {
+            share.is_some_and(|s| {
+                let v = s.version();
+                v != seen.get() && {
+                    seen.set(v);
+                    s.table().adjustments.len() != made.1
+                }
+            })
+        };
+        let arrivals = plan.own_arrivals(task.arrivals, task.profile.seed, part);
+        for (n, offset) in arrivals {
+            if n < self.next.0 || offset < self.next.1 {
+                // Handled under the plan before the change (or past when it came).
+                continue;
+            }
+            let planned = spec.start + offset;
+            if planned < self.skip_until {
+                if let Some(share) = share {
+                    share.paused.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            let wake = planned.checked_sub(TIMER_SLACK).unwrap_or(planned);
+            // A timer only when there is time to wait, woken now and then to look at the
+            // plan; behind schedule, just look at the flag.
+            while wake > Instant::now() {
+                if changed() {
+                    return true;
+                }
+                if !sleep_or_stop(wake.min(Instant::now() + PLAN_POLL), &self.stop).await {
+                    return false;
+                }
+            }
+            if self.stop.is_set() || self.run.out_of_rows(n) {
+                return false;
+            }
+            if changed() {
+                return true;
+            }
+            self.next = (n + 1, offset);
+            if !self.send(n, planned, end, share).await {
+                return false;
+            }
         }
-        if run.out_of_rows(n) {
-            break;
-        }
-        // Stopped, or the run ended while it waited: this arrival and the rest are not sent
-        // (never "sent and timed out").
-        let Some((permit, late)) = take_slot(&slots, planned, &mut waited_until, &stop, end).await
+        // The plan may change in its last moments too (a pause, a longer run).
+        changed()
+    }
+
+    /// Sends arrival `n` once it has a slot; `false` when the run stopped or ended first
+    /// (this arrival and the rest are not sent, never "sent and timed out").
+    async fn send(
+        &mut self,
+        n: u64,
+        planned: Instant,
+        end: Instant,
+        share: Option<&NodeShare>,
+    ) -> bool {
+        let Some((permit, late)) = take_slot(
+            &self.slots,
+            planned,
+            &mut self.waited_until,
+            &self.stop,
+            end,
+        )
+        .await
         else {
-            break;
+            return false;
         };
         // Checked with the slot in hand: the wait for it may have outlasted the lease.
         if let Some(share) = share {
             if !share.may_send() {
                 share.paused.fetch_add(1, Ordering::Relaxed);
-                continue;
+                return true;
             }
             share.sent.fetch_add(1, Ordering::Relaxed);
         }
-        run.count_arrival(late);
-        let target = sender.pick(n);
-        runners.start(Request {
+        self.run.count_arrival(late);
+        let target = self.run.sender.pick(n);
+        self.runners.start(Request {
             n,
             target,
-            slot: names.slot(target),
+            slot: self.run.names.slot(target),
             planned,
             permit,
         });
+        true
     }
-    runners.close();
-    // Every request is bounded by the deadline, so this wait is too.
-    let _all = slots.acquire_many(cap as u32).await;
 }
 
 /// One open-model arrival with its slot, handed to a runner.
@@ -416,7 +504,6 @@ struct Runners {
     sender: Rc<HttpSender>,
     window: Current,
     flow: Option<(Rc<FlowRunner>, Arc<NodeFlow>)>,
-    deadline: Instant,
 }
 
 #[derive(Default)]
@@ -426,17 +513,24 @@ struct RunnerQueue {
     idle: Cell<usize>,
     wake: Notify,
     closed: Cell<bool>,
+    /// Every request ends by then (moved by a live change of the plan).
+    deadline: Cell<Option<Instant>>,
 }
 
 impl Runners {
     fn new(run: &Run, deadline: Instant) -> Runners {
-        Runners {
+        let runners = Runners {
             shared: Rc::default(),
             sender: run.sender.clone(),
             window: run.window.clone(),
             flow: run.flow.clone(),
-            deadline,
-        }
+        };
+        runners.set_deadline(deadline);
+        runners
+    }
+
+    fn set_deadline(&self, deadline: Instant) {
+        self.shared.deadline.set(Some(deadline));
     }
 
     /// Sends `request` now: an idle runner takes it, else a new runner does.
@@ -451,7 +545,7 @@ impl Runners {
         } else {
             let (q, sender, window) = (q.clone(), self.sender.clone(), self.window.clone());
             let flow = self.flow.clone();
-            spawn_local(run_requests(q, sender, window, flow, self.deadline));
+            spawn_local(run_requests(q, sender, window, flow));
         }
     }
 
@@ -468,7 +562,6 @@ async fn run_requests(
     sender: Rc<HttpSender>,
     window: Current,
     flow: Option<(Rc<FlowRunner>, Arc<NodeFlow>)>,
-    until: Instant,
 ) {
     loop {
         // The queue's borrow ends here, before any await.
@@ -481,6 +574,7 @@ async fn run_requests(
             q.wake.notified().await;
             continue;
         };
+        let until = q.deadline.get().unwrap_or(request.planned);
         if let Some((flow, node_flow)) = &flow {
             // An arrival is a new virtual user's one iteration.
             let mut user = flow.user(request.n, node_flow, until).await;
@@ -524,66 +618,4 @@ async fn take_slot(
     }
     *waited_until = Some(now);
     Some((permit, true))
-}
-
-async fn run_closed(spec: &ShardSpec, users: usize, run: &Run) {
-    let task = &spec.task;
-    let end = spec.start + task.profile.duration;
-    let deadline = end + spec.drain;
-    let think = task.think_time;
-    let stride = (users * spec.shards) as u64;
-    let stop = LocalStop::watch(spec.stop.clone());
-    // A flow deals rows by turns, interleaved with the other nodes'.
-    let deal = spec
-        .share
-        .as_ref()
-        .map_or((0, 1), |s| (s.slot, s.table().nodes.len()));
-    let loops: Vec<_> = (0..users)
-        .map(|u| {
-            let run = run.clone();
-            let mut n = (u * spec.shards + spec.shard) as u64;
-            let start = spec.start;
-            let stop = stop.clone();
-            let node_share = spec.share.clone();
-            spawn_local(async move {
-                if !sleep_or_stop(start, &stop).await {
-                    return;
-                }
-                let mut user = match &run.flow {
-                    Some((flow, node_flow)) => Some(flow.user(n, node_flow, deadline).await),
-                    None => None,
-                };
-                let mut iteration = 0;
-                while Instant::now() < end && !stop.is_set() {
-                    if let Some(share) = &node_share {
-                        if !share.may_send() {
-                            // Paused until the lease is renewed; look again shortly.
-                            share.paused.fetch_add(1, Ordering::Relaxed);
-                            let again = (Instant::now() + LEASE_POLL).min(end);
-                            if !sleep_or_stop(again, &stop).await {
-                                break;
-                            }
-                            continue;
-                        }
-                        share.sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if !run
-                        .closed_turn(&mut user, &mut iteration, n, deadline, deal)
-                        .await
-                    {
-                        break;
-                    }
-                    n += stride;
-                    if !think.is_zero()
-                        && !sleep_or_stop((Instant::now() + think).min(end), &stop).await
-                    {
-                        break;
-                    }
-                }
-            })
-        })
-        .collect();
-    for user in loops {
-        let _ = user.await;
-    }
 }

@@ -17,6 +17,7 @@ use crate::stats::watch::Stop;
 use crate::task::TestPlan;
 use crate::task::work::{Loss, Work};
 
+mod adjust;
 pub mod admission;
 mod phase;
 mod report;
@@ -26,6 +27,7 @@ mod task;
 mod tests;
 mod view;
 
+pub use adjust::{AdjustError, AdjustRequest, AdjustmentView, change_instant};
 pub use phase::{Halt, Phase, Reservation};
 pub use stream::{TaskRef, TaskSecond};
 pub use task::ExecTask;
@@ -134,6 +136,9 @@ pub struct Execution {
     /// Executions of a coordinated workload start together once all of them hold their
     /// resources: the group's id and size (fixed when submitted).
     pub barrier: Option<(String, usize)>,
+    /// When its watchdog is due (ms since the Unix epoch): an earlier one armed before a
+    /// live change made the run longer does nothing.
+    pub watchdog_due_ms: u64,
 }
 
 impl Execution {
@@ -155,6 +160,7 @@ impl Execution {
             planned_at: None,
             report: None,
             barrier: None,
+            watchdog_due_ms: 0,
         }
     }
 
@@ -182,12 +188,18 @@ impl Execution {
         }
     }
 
-    /// The longest task's planned duration.
+    /// The longest task's planned duration, as live changes (pauses) moved it.
     pub fn duration(&self) -> Duration {
         self.plan
             .tasks
             .iter()
-            .map(|t| Work::duration(&t.kind))
+            .enumerate()
+            .map(|(i, t)| {
+                self.tasks
+                    .get(i)
+                    .and_then(|t| t.work.live_duration())
+                    .unwrap_or_else(|| Work::duration(&t.kind))
+            })
             .max()
             .unwrap_or_default()
     }
@@ -243,6 +255,7 @@ impl Execution {
         self.plan_over(&nodes, stored.start_unix_ms);
         for (task, st) in self.tasks.iter_mut().zip(stored.tasks) {
             task.shares = st.shares;
+            task.work.replan(&task.shares.adjustments, &mut task.acc);
             for (slot, lost) in st.lost.into_iter().enumerate() {
                 task.lost[slot] = lost;
                 task.lost_epoch[slot] = st.lost_epoch.get(slot).copied().unwrap_or(u64::MAX);

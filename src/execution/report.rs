@@ -37,6 +37,9 @@ impl Execution {
             .collect();
         let started = self.started_at_ms.unwrap_or(0);
         let mut report = Report::build(self.name.clone(), started, tasks);
+        for (r, t) in report.tasks.iter_mut().zip(&self.tasks) {
+            r.adjustments = t.shares.adjustments.clone();
+        }
         if let Some(ran) = self.stopped_after_s()
             && self.watch_stop().is_none()
             && ran < self.duration().as_secs_f64()

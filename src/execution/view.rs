@@ -77,6 +77,7 @@ impl Execution {
             duration_s: duration.as_secs_f64(),
             achieved_rps,
             waiting_for: self.waiting_for(),
+            adjustments: self.adjustments(),
             tasks,
         }
     }
@@ -123,6 +124,8 @@ pub struct ExecutionView {
     pub achieved_rps: f64,
     /// Why a pending execution has not started (no eligible node, waiting for resources).
     pub waiting_for: Option<String>,
+    /// The live changes made while it ran (`PATCH /api/executions/{id}`, MCP), oldest first.
+    pub adjustments: Vec<super::AdjustmentView>,
     pub tasks: Vec<TaskView>,
 }
 

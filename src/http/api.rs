@@ -8,6 +8,7 @@
 //! | GET | `/api/executions` | newest first |
 //! | GET | `/api/executions/{id}` | state, progress, per-task and per-node figures |
 //! | DELETE | `/api/executions/{id}` | cancel → `{"status": "cancelled"}` (idempotent) |
+//! | PATCH | `/api/executions/{id}` | live change (rate, users, pause) → its view ([`adjust_api`]) |
 //! | GET | `/api/executions/{id}/report` | the report (schema of `mcpt run --output`) |
 //! | GET | `/api/executions/{id}/report.html` | the report as one self-contained HTML page (`mcpt run --html`) |
 //! | GET | `/api/executions/{a}/compare/{b}` | deltas of `b` against `a`: summary and tasks matched by name (`schemas/compare.schema.json`) |
@@ -35,7 +36,8 @@ use crate::http::error::{
     ApiError, ApiToken, ErrorBody, json_body, not_allowed, not_found, require_token,
 };
 use crate::http::{
-    cluster_route, events, health_api, metrics_api, resources_api, services_api, workloads_api,
+    adjust_api, cluster_route, events, health_api, metrics_api, resources_api, services_api,
+    workloads_api,
 };
 use crate::messages::cluster::NodeView;
 use crate::messages::cluster::{
@@ -55,7 +57,7 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    fn orchestrator(&self) -> Result<actix::Addr<Orchestrator>, ApiError> {
+    pub(crate) fn orchestrator(&self) -> Result<actix::Addr<Orchestrator>, ApiError> {
         self.registry
             .orchestrator()
             .ok_or_else(|| ApiError::Unavailable("the orchestrator is restarting; retry".into()))
@@ -90,7 +92,8 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
                 web::resource("/executions/{id}")
                     .route(web::get().to(get))
                     .route(web::delete().to(cancel))
-                    .default_service(not_allowed("GET, DELETE")),
+                    .route(web::patch().to(adjust_api::adjust))
+                    .default_service(not_allowed("GET, DELETE, PATCH")),
             )
             .service(
                 web::resource("/executions/{id}/report")

@@ -4,6 +4,7 @@
 //! large requests, a node's REST API, the `ApiError` they share, the web UI, and the
 //! `mcpt target` server.
 
+pub mod adjust_api;
 pub mod api;
 pub mod cluster_route;
 pub mod error;

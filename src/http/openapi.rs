@@ -279,6 +279,7 @@ impl Modify for Bearer {
         crate::http::api::list,
         crate::http::api::get,
         crate::http::api::cancel,
+        crate::http::adjust_api::adjust,
         crate::http::api::report,
         crate::http::api::report_html,
         crate::http::api::compare,

@@ -16,7 +16,8 @@ use crate::hub::handshake::{Hello, Welcome};
 /// 6: a window counts `tls` errors and TLS handshakes.
 /// 7: a window carries per-request windows and counts `check` errors; a task's targets have
 /// names (flows).
-pub const PROTOCOL_VERSION: u32 = 7;
+/// 8: a share table carries the live changes to its task's plan (`adjustments`).
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;

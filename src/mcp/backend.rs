@@ -81,6 +81,11 @@ impl Backend {
         self.call("DELETE", path, None).await
     }
 
+    /// A PATCH, marked as the MCP server's (a live change records who made it).
+    pub async fn patch(&self, path: &str, body: Value) -> Result<Value, BackendError> {
+        self.call("PATCH", path, Some(body)).await
+    }
+
     async fn call(
         &self,
         method: &'static str,
@@ -118,6 +123,10 @@ impl Backend {
                 .authorized(self.agent.post(&url))
                 .send_json(body.unwrap_or(Value::Null)),
             "DELETE" => self.authorized(self.agent.delete(&url)).call(),
+            "PATCH" => self
+                .authorized(self.agent.patch(&url))
+                .header(crate::http::adjust_api::CLIENT_HEADER, "mcp")
+                .send_json(body.unwrap_or(Value::Null)),
             _ => self.authorized(self.agent.get(&url)).call(),
         };
         let mut resp = sent.map_err(|e| BackendError::Unreachable {

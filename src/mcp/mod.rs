@@ -14,6 +14,7 @@
 //! | `get_execution` | the REST view: state, progress, live figures |
 //! | `wait_for_execution` | progress notifications every second until final or timeout, then the summary |
 //! | `cancel_execution` | `DELETE /api/executions/{id}` |
+//! | `adjust_execution` | `PATCH /api/executions/{id}` (with `max_rps`: `mcp.max_rps`) |
 //! | `get_report` | summary, percentiles, errors per task, and a verdict ([`tools::verdict`]) |
 //! | `list_executions` | the newest executions |
 //! | `compare_executions` | `GET /api/executions/{a}/compare/{b}` |
@@ -45,7 +46,9 @@ use serde_json::{Value, json};
 
 use crate::settings::Settings;
 use backend::{Backend, BackendError};
-use tools::{Compare, ExecutionId, ListExecutions, Live, WaitFor, is_final, report_verdict};
+use tools::{
+    AdjustExecution, Compare, ExecutionId, ListExecutions, Live, WaitFor, is_final, report_verdict,
+};
 
 /// The URI of an execution's report resource.
 pub fn report_uri(id: &str) -> String {
@@ -312,6 +315,42 @@ impl McpServer {
         let answer = self
             .backend()
             .delete(&format!("/api/executions/{id}"))
+            .await;
+        relay_for(&id, answer)
+    }
+
+    #[tool(
+        description = "Change a running execution live, from an instant about half a second ahead on every node: rate_factor scales the rest of its rate plan, base_rps/peak_rps set new rates, concurrent_users sets a closed model's users, paused pauses or resumes (the rest of the plan waits). Give exactly one. The server refuses (tool error naming the field) a change that would ask for more than mcp.max_rps, and any change to an execution that is not running. Answers the execution's view with every change so far in adjustments.",
+        annotations(destructive_hint = false, idempotent_hint = false)
+    )]
+    async fn adjust_execution(
+        &self,
+        Parameters(a): Parameters<AdjustExecution>,
+    ) -> Result<CallToolResult, McpError> {
+        let id = a.execution_id;
+        if !valid_id(&id) {
+            return no_execution(&id);
+        }
+        let body = serde_json::json!({
+            "task": a.task,
+            "rate_factor": a.rate_factor,
+            "base_rps": a.base_rps,
+            "peak_rps": a.peak_rps,
+            "concurrent_users": a.concurrent_users,
+            "paused": a.paused,
+            "max_rps": self.ctx.settings.mcp.max_rps,
+        });
+        // Absent keys, not nulls: the API takes exactly one change.
+        let body: serde_json::Map<String, Value> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let answer = self
+            .backend()
+            .patch(&format!("/api/executions/{id}"), Value::Object(body))
             .await;
         relay_for(&id, answer)
     }

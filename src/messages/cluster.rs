@@ -49,6 +49,14 @@ pub enum SubmitError {
 #[rtype(result = "Option<String>")]
 pub struct Cancel(pub String);
 
+/// A live change to a running execution; answers its view afterwards.
+#[derive(Message)]
+#[rtype(result = "Result<ExecutionView, crate::execution::AdjustError>")]
+pub struct Adjust {
+    pub id: String,
+    pub request: crate::execution::AdjustRequest,
+}
+
 /// The live view of an execution the orchestrator holds (`None`: not in memory).
 #[derive(Message)]
 #[rtype(result = "Option<ExecutionView>")]

@@ -33,6 +33,11 @@ pub enum EventKind {
         reason: Option<String>,
     },
     Stats(TaskSecond),
+    /// A live change to a running execution (`PATCH /api/executions/{id}`, MCP).
+    ExecutionAdjusted {
+        execution_id: String,
+        adjustment: crate::execution::AdjustmentView,
+    },
     NodeJoined {
         node_id: String,
     },
@@ -74,6 +79,7 @@ impl Event {
         match &self.kind {
             EventKind::ExecutionState { execution_id, .. } => Some(execution_id),
             EventKind::Stats(s) => Some(&s.execution_id),
+            EventKind::ExecutionAdjusted { execution_id, .. } => Some(execution_id),
             EventKind::Hello { execution_id, .. } => execution_id.as_deref(),
             _ => None,
         }

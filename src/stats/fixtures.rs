@@ -66,6 +66,7 @@ pub fn task<S: Default>(name: &str, total: u64, errors: u64, rps: f64, p99: f64)
         iterations: None,
         thresholds: Vec::new(),
         section: S::default(),
+        adjustments: Vec::new(),
         timeline: (0..10)
             .map(|s| TimelinePoint {
                 second: s,

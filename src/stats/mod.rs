@@ -2,6 +2,7 @@
 //! [`TaskAccumulator`] that merges the windows of every shard into live and final figures.
 //! Plain data and functions: the actors only move windows around.
 
+pub mod change;
 pub mod compare;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -471,6 +472,12 @@ impl TaskAccumulator {
             planned_per_second,
             names: request::RequestNames::default(),
         }
+    }
+
+    /// From now on, the seconds not merged yet are planned by `planned_per_second` (a live
+    /// change of the task's plan; the seconds merged keep what was planned for them).
+    pub fn set_planned(&mut self, planned_per_second: Box<dyn Fn(u64) -> f64 + Send>) {
+        self.planned_per_second = planned_per_second;
     }
 
     /// With the task's request names, for its per-request figures.

@@ -113,6 +113,10 @@ pub struct TaskReport<S> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterations: Option<IterationsReport>,
     pub timeline: Vec<TimelinePoint>,
+    /// The live changes made to the task while it ran (its plan, users, pauses), and who
+    /// made them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adjustments: Vec<super::change::Adjustment>,
     /// The kind's own part (a stress test's curve, a scan's findings; nothing for a load test).
     #[serde(flatten)]
     pub section: S,
@@ -244,6 +248,7 @@ impl<S> TaskReport<S> {
             failures,
             iterations,
             timeline: acc.timeline().to_vec(),
+            adjustments: Vec::new(),
             section,
             thresholds: verdicts(
                 &info.thresholds,

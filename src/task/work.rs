@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::allowlist::Allowlist;
 use crate::engine::schedule::RatePlan;
+use crate::engine::schedule::adjust::{Adjustment, Change};
 use crate::engine::share::{NodeShare, ShareTable, UserSplit};
 use crate::engine::target::Traffic;
 use crate::stats::TaskAccumulator;
@@ -168,6 +169,40 @@ impl Work {
         match self {
             Work::Load(l) => l.on_loss(name, node, slot, shares, at_ms),
             Work::Scan(_) => Loss::Tolerated,
+        }
+    }
+
+    /// Whether the task takes a live `change`, and why not.
+    pub fn takes(&self, change: &Change) -> Result<(), String> {
+        match self {
+            Work::Load(l) => l.takes(change),
+            Work::Scan(_) => Err("a security_test runs its checks as they come: \
+                 it has no rate or users to change"
+                .into()),
+        }
+    }
+
+    /// The task's plan as its live `adjustments` left it (its planned figures in `acc`).
+    pub fn replan(&mut self, adjustments: &[Adjustment], acc: &mut TaskAccumulator) {
+        if let Work::Load(l) = self {
+            l.replan(adjustments, acc);
+        }
+    }
+
+    /// The highest rate the task plans from `from_ms` on under `adjustments` (`None`
+    /// without a rate plan).
+    pub fn peak_from(&self, adjustments: &[Adjustment], from_ms: u64) -> Option<f64> {
+        match self {
+            Work::Load(l) => l.peak_from(adjustments, from_ms),
+            Work::Scan(_) => None,
+        }
+    }
+
+    /// How long the task runs now (a pause makes a load task longer); `None`: as planned.
+    pub fn live_duration(&self) -> Option<Duration> {
+        match self {
+            Work::Load(l) => Some(l.duration),
+            Work::Scan(_) => None,
         }
     }
 

@@ -313,6 +313,15 @@ pub fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
     read(req.send_json(body))
 }
 
+/// PATCH a JSON body, with a bearer token if given.
+pub fn patch(url: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+    let mut req = agent().patch(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    read(req.send_json(body))
+}
+
 /// DELETE, with a bearer token if given.
 pub fn delete(url: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = agent().delete(url);

@@ -7,7 +7,7 @@
 //! Takes:
 //! - from the REST API, the MCP server, the distributor and the runner: `Submit`, `Cancel`,
 //!   `GetExecution`, `ListExecutions`, `GetReport`, `BuildReport`, `ListNodes`,
-//!   `GetNodeStates`;
+//!   `GetNodeStates`, `Adjust` (`adjust.rs`);
 //! - from the REST API's cluster endpoint (`nodes.rs`): `Attach`, a node's new connection;
 //! - from the proxies (`nodes.rs`): `NodeUp`, `NodeLinkDown`, `NodeWindow`, `NodeHealth`,
 //!   `NodeProgress`, `NodeRunning`, `NodeJobDone`, `NodeRejected`, `NodeFailed`, `NodeLeft`,
@@ -39,6 +39,7 @@ use crate::stats::watch::Stop;
 use crate::store::ExecutionRecord;
 use crate::task;
 
+mod adjust;
 mod metrics;
 mod nodes;
 mod planning;
@@ -265,13 +266,18 @@ impl Orchestrator {
     }
 
     /// Ends a running execution that never got all its last windows.
+    /// A later one (a live change made the run longer) replaces it.
     fn arm_watchdog(&mut self, id: &str, after: Duration, ctx: &mut Context<Self>) {
+        let due = unix_ms() + after.as_millis() as u64;
+        if let Some(e) = self.executions.get_mut(id) {
+            e.watchdog_due_ms = due;
+        }
         let id = id.to_string();
         ctx.run_later(after, move |act, ctx| {
             let Some(e) = act.executions.get_mut(&id) else {
                 return;
             };
-            if e.all_done() || !e.phase.is_live() {
+            if e.all_done() || !e.phase.is_live() || e.watchdog_due_ms > due {
                 return;
             }
             tracing::warn!(execution = %id, "last windows missing after the grace period; ending");

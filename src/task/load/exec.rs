@@ -2,7 +2,10 @@
 //! the accumulator and watches its merged seconds feed, what a lost node does to it (its
 //! `on_node_failure` policy), and its facts for the report.
 
+use std::time::Duration;
+
 use super::{LoadTask, Model, OnNodeFailure};
+use crate::engine::schedule::adjust::{Adjustment, Change, stretched};
 use crate::engine::share::ShareTable;
 use crate::stats::TaskAccumulator;
 use crate::stats::report::{TaskInfo, TlsReport};
@@ -14,8 +17,11 @@ use crate::task::work::{Loss, Slots};
 /// A load task under way.
 pub struct LoadWork {
     pub task: LoadTask,
-    /// Open model: the plan's request count (its rate integral), computed once.
+    /// Open model: the plan's request count (its rate integral), computed again on every
+    /// live change.
     pub planned_requests: Option<u64>,
+    /// How long it runs: its profile's duration, moved by live changes (pauses).
+    pub duration: Duration,
 }
 
 impl LoadWork {
@@ -40,6 +46,7 @@ impl LoadWork {
             )));
         }
         let work = LoadWork {
+            duration: task.profile.duration,
             task,
             planned_requests,
         };
@@ -75,6 +82,49 @@ impl LoadWork {
         }
     }
 
+    /// Whether the task takes `change`: the open model has rates and no users to set, the
+    /// closed model users and no rate; both pause.
+    pub fn takes(&self, change: &Change) -> Result<(), String> {
+        match (self.task.model, change) {
+            (_, Change::Paused(_))
+            | (Model::Open, Change::RateFactor(_) | Change::Rates { .. })
+            | (Model::Closed, Change::ConcurrentUsers(_)) => Ok(()),
+            (Model::Open, _) => Err("an open-model task changes by its rates \
+                 (rate_factor, base_rps, peak_rps), not by its users"
+                .into()),
+            (Model::Closed, _) => Err("a closed-model task has no rate: \
+                 change its concurrent_users"
+                .into()),
+        }
+    }
+
+    /// The plan as its live changes left it: the planned requests and seconds (`acc`'s), and
+    /// the duration.
+    pub fn replan(&mut self, adjustments: &[Adjustment], acc: &mut TaskAccumulator) {
+        let task = &self.task;
+        if task.model == Model::Open {
+            let rates = (task.profile.base_rps, task.profile.peak_rps);
+            let plan = task.rate_plan().adjusted(rates, adjustments);
+            self.planned_requests = Some(plan.planned_requests(task.arrivals, task.profile.seed));
+            self.duration = plan.duration();
+            acc.set_planned(crate::engine::schedule::planned_seconds(plan));
+        } else {
+            self.duration = stretched(task.profile.duration, adjustments);
+        }
+    }
+
+    /// The highest rate its plan asks for from `from_ms` on, as `adjustments` left it
+    /// (`None` for the closed model).
+    pub fn peak_from(&self, adjustments: &[Adjustment], from_ms: u64) -> Option<f64> {
+        let task = &self.task;
+        (task.model == Model::Open).then(|| {
+            let rates = (task.profile.base_rps, task.profile.peak_rps);
+            task.rate_plan()
+                .adjusted(rates, adjustments)
+                .peak_from(Duration::from_millis(from_ms))
+        })
+    }
+
     /// Its facts for the report; `aborted` is the threshold that stopped it, if one did.
     pub fn info(&self, slots: Slots, aborted: Option<(usize, u64)>) -> TaskInfo {
         let load = &self.task;
@@ -85,7 +135,7 @@ impl LoadWork {
             arrivals: load.arrivals.name(),
             seed: load.profile.seed,
             concurrent_users: load.concurrent_users,
-            duration_s: load.profile.duration.as_secs_f64(),
+            duration_s: self.duration.as_secs_f64(),
             planned_requests: self.planned_requests,
             nodes: slots.nodes,
             lost: slots.lost,
