@@ -425,3 +425,41 @@ fn the_event_stream_answers_its_own_origin_or_the_token() {
         "the token as a subprotocol"
     );
 }
+
+/// A live change is announced on the stream (by the schema), with the instant it holds from
+/// and who made it; the report keeps it.
+#[test]
+fn a_live_change_is_announced() {
+    let validator = schema();
+    let c = Cluster::start(1);
+    let addr = orchestrator_addr(&c);
+    let t = common::target();
+    let id = c.submit(&load_body(t.addr, 50, 4, json!({})));
+    let mut mine = subscribe(addr, &format!("?execution_id={id}"));
+    c.wait_for_second(&id, 1.0);
+    let (status, view) = common::cluster::patch(
+        &c.orchestrator.url(&format!("/api/executions/{id}")),
+        &json!({"base_rps": 80}),
+        None,
+    );
+    assert_eq!(status, 200, "{view}");
+    let events = read_until(&mut mine, &validator, Duration::from_secs(20), |e| {
+        e["type"] == "execution_adjusted"
+    });
+    let ev = events.last().unwrap();
+    assert_eq!(ev["execution_id"], id.as_str());
+    let a = &ev["adjustment"];
+    assert_eq!(
+        a["change"],
+        json!({"rates": {"base_rps": 80.0, "peak_rps": null}}),
+        "{ev}"
+    );
+    assert_eq!(a["task"], 0);
+    assert!(a["by"].as_str().unwrap().starts_with("rest "), "{ev}");
+    assert_eq!(a, &view["adjustments"][0]);
+    c.wait_done(&id, Duration::from_secs(30));
+    let report = c.report(&id);
+    let problems = common::schema_errors("schemas/report.schema.json", &report);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(report["tasks"][0]["adjustments"][0]["change"], a["change"]);
+}

@@ -25,6 +25,7 @@ TOOLS = {
     "get_execution",
     "wait_for_execution",
     "cancel_execution",
+    "adjust_execution",
     "get_report",
     "list_executions",
     "compare_executions",

@@ -83,6 +83,7 @@ pub fn figures_text<S>(t: &TaskReport<S>, out: &mut String) {
     }
     outcomes_text(t, out);
     crate::stats::request_view::text(&t.requests, &t.failures, out);
+    crate::stats::change::text(&t.adjustments, out);
 }
 
 fn outcomes_text<S>(t: &TaskReport<S>, out: &mut String) {
@@ -341,7 +342,9 @@ pub fn html_tail<S>(t: &TaskReport<S>, i: usize, out: &mut String) {
     if t.timeline.is_empty() {
         out.push_str("<p class=\"muted\">No timeline: no complete second was recorded.</p>");
     }
-    out.push_str("</div><div class=\"tables\"><div><h3>Status codes</h3>");
+    out.push_str("</div>");
+    crate::stats::change::html(&t.adjustments, out);
+    out.push_str("<div class=\"tables\"><div><h3>Status codes</h3>");
     if t.status_codes.is_empty() {
         out.push_str("<p class=\"muted\">no responses</p>");
     } else {
