@@ -36,7 +36,20 @@ fn a_rate_change_holds_on_every_node_from_one_instant() {
     let c = Cluster::start(3);
     let id = c.submit(&load_body(t.addr, 300, 10, json!({})));
     c.wait_for_second(&id, 4.6);
+    // Over a caller's own limit (MCP sends its mcp.max_rps): refused, nothing changes.
+    let (status, e) = patch(
+        &c.orchestrator.url(&format!("/api/executions/{id}")),
+        &json!({"rate_factor": 10.0, "max_rps": 1000.0}),
+        None,
+    );
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (422, Some("rate_factor")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().contains("3000.0 rps"), "{e}");
     let view = adjust(&c, &id, json!({"rate_factor": 2.0}));
+    assert_eq!(view["adjustments"].as_array().unwrap().len(), 1, "{view}");
     let change = &view["adjustments"][0];
     assert_eq!(change["change"], json!({"rate_factor": 2.0}), "{view}");
     assert!(

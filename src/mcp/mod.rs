@@ -331,14 +331,21 @@ impl McpServer {
         if !valid_id(&id) {
             return no_execution(&id);
         }
-        let body = serde_json::json!({
+        let limits = &self.ctx.settings.mcp;
+        for (field, asked) in [("base_rps", a.base_rps), ("peak_rps", a.peak_rps)] {
+            if let Some(asked) = asked.filter(|v| *v > limits.max_rps) {
+                let max = limits.max_rps;
+                return tool_error(guard::Refusal::Rate { field, asked, max });
+            }
+        }
+        let body = json!({
             "task": a.task,
             "rate_factor": a.rate_factor,
             "base_rps": a.base_rps,
             "peak_rps": a.peak_rps,
             "concurrent_users": a.concurrent_users,
             "paused": a.paused,
-            "max_rps": self.ctx.settings.mcp.max_rps,
+            "max_rps": limits.max_rps,
         });
         // Absent keys, not nulls: the API takes exactly one change.
         let body: serde_json::Map<String, Value> = body

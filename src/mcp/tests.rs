@@ -7,7 +7,8 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt};
 
-const TOOLS: [&str; 11] = [
+const TOOLS: [&str; 12] = [
+    "adjust_execution",
     "cancel_execution",
     "cluster_health",
     "compare_executions",
@@ -61,7 +62,7 @@ fn text(r: &CallToolResult) -> String {
 }
 
 #[tokio::test]
-async fn eleven_tools_each_with_a_bounded_schema() {
+async fn twelve_tools_each_with_a_bounded_schema() {
     let mut settings = Settings::defaults();
     settings.mcp.max_rps = 123.0;
     let base = format!("http://127.0.0.1:{}", closed_port());
@@ -110,6 +111,16 @@ async fn refusals_and_an_unreachable_orchestrator_are_tool_errors() {
         &client,
         "run_load_test",
         json!({"targets": target, "rps": 2000, "duration_s": 5}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text(&r).contains("MCP_MCP_MAX_RPS"), "{}", text(&r));
+
+    // A live change over the limit is refused here, before any call.
+    let r = call(
+        &client,
+        "adjust_execution",
+        json!({"execution_id": "e1", "base_rps": 2000}),
     )
     .await;
     assert_eq!(r.is_error, Some(true));

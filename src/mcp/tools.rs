@@ -52,18 +52,19 @@ pub struct AdjustExecution {
     #[schemars(length(min = 1, max = 128))]
     pub execution_id: String,
     /// The task's index (from 0); absent: every task that takes the change.
+    #[schemars(range(min = 0, max = 1000))]
     pub task: Option<u32>,
     /// Scale the rest of the rate plan by this factor (open model), e.g. 2 doubles it.
     #[schemars(range(min = 0.01, max = 100.0))]
     pub rate_factor: Option<f64>,
     /// A new base rate in requests per second (open model); capped by mcp.max_rps.
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 1000000.0))]
     pub base_rps: Option<f64>,
     /// A new peak rate, with base_rps, for patterns that have one; capped by mcp.max_rps.
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 1000000.0))]
     pub peak_rps: Option<f64>,
     /// The closed model's users over the cluster.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100000))]
     pub concurrent_users: Option<u32>,
     /// true pauses (nothing is sent, the rest of the plan waits), false resumes.
     pub paused: Option<bool>,
