@@ -14,7 +14,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::http::target::{CertSource, TargetStats, TlsOptions, Transport, server, server_tls};
 use crate::run::{Progress, run_plan};
 use crate::settings::{Settings, SettingsError};
+use crate::task::report::Report;
 use crate::task::{self, TestPlan};
+
+mod remote;
 
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
@@ -122,6 +125,15 @@ pub struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run on a cluster: submit the plan to this orchestrator and follow it live.
+    #[arg(long, value_name = "URL")]
+    pub orchestrator: Option<url::Url>,
+    /// The orchestrator's API token (default: api.token, MCP_API_TOKEN).
+    #[arg(long, value_name = "TOKEN", requires = "orchestrator")]
+    pub token: Option<String>,
+    /// How long a lost connection to the orchestrator is retried before giving up (exit 1).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = remote::duration_arg)]
+    pub reconnect_timeout: std::time::Duration,
     #[command(flatten)]
     pub config: ConfigArgs,
 }
@@ -277,55 +289,82 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let interactive = !args.quiet && std::io::stderr().is_terminal();
-    let bar = interactive.then(|| {
-        let bar = indicatif::ProgressBar::new(1000);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {msg}").expect("static template"),
-        );
-        bar
-    });
-    let quiet = args.quiet;
+    if let Some(url) = &args.orchestrator {
+        return remote::run(&args, url, &settings, &doc);
+    }
+    let progress = ProgressView::new(args.quiet);
     let report = actix::System::new().block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         actix_rt::spawn(stop_on_ctrl_c(stop_tx));
-        run_plan(&doc, &plan, &settings, stop_rx, |p| {
-            let line = progress_line(p);
-            match &bar {
-                Some(bar) => {
-                    let frac = p.elapsed.as_secs_f64() / p.duration.as_secs_f64().max(1e-9);
-                    bar.set_position((frac.min(1.0) * 1000.0) as u64);
-                    bar.set_message(line);
-                }
-                None if !quiet => eprintln!("{line}"),
-                None => {}
-            }
-        })
-        .await
+        run_plan(&doc, &plan, &settings, stop_rx, |p| progress.show(p)).await
     });
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let report = report?;
+    Ok(ExitCode::from(finish_run(&args, &report)?))
+}
+
+/// What a local and a remote run do with the report: print it, write `--output` and
+/// `--html`, and answer the exit code it calls for.
+fn finish_run(args: &RunArgs, report: &Report) -> anyhow::Result<u8> {
     print!("{}", report.to_text());
     std::io::stdout().flush().ok();
     if let Some(path) = &args.output {
-        let json = serde_json::to_string_pretty(&report)?;
+        let json = serde_json::to_string_pretty(report)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }
     if let Some(path) = &args.html {
-        std::fs::write(path, crate::stats::html::render(&report))
+        std::fs::write(path, crate::stats::html::render(report))
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("HTML report written to {}", path.display());
     }
     if report.summary.interrupted && report.summary.stopped_by.is_none() {
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(EXIT_INTERRUPTED);
     }
     if report.summary.thresholds_passed == Some(false) {
-        return Ok(ExitCode::from(EXIT_THRESHOLDS));
+        return Ok(EXIT_THRESHOLDS);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
+}
+
+/// The live progress of a run: a bar and its line on a terminal, a line a second otherwise,
+/// nothing with `--quiet`.
+struct ProgressView {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl ProgressView {
+    fn new(quiet: bool) -> ProgressView {
+        let interactive = !quiet && std::io::stderr().is_terminal();
+        let bar = interactive.then(|| {
+            let bar = indicatif::ProgressBar::new(1000);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {msg}").expect("static template"),
+            );
+            bar
+        });
+        ProgressView { bar, quiet }
+    }
+
+    fn show(&self, p: &Progress) {
+        let line = progress_line(p);
+        match &self.bar {
+            Some(bar) => {
+                let frac = p.elapsed.as_secs_f64() / p.duration.as_secs_f64().max(1e-9);
+                bar.set_position((frac.min(1.0) * 1000.0) as u64);
+                bar.set_message(line);
+            }
+            None if !self.quiet => eprintln!("{line}"),
+            None => {}
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// First Ctrl-C: start no more requests, let those in flight finish, report what ran.
