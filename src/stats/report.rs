@@ -46,7 +46,9 @@ pub struct Summary {
     /// Why a watch stopped the run early, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<String>,
-    /// Whether every threshold of every task passed (`null` without thresholds).
+    /// The run's verdict: whether every threshold of every task passed, a `security_test`'s
+    /// `fail_on` included (`null` when no task has one). `mcpt run` exits 3 when it is
+    /// `false`; MCP's verdict and the web UI read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds_passed: Option<bool>,
     pub total_requests: u64,
@@ -167,6 +169,9 @@ pub struct TaskInfo {
     /// The task's type: `load_test` or `performance_test`.
     pub kind: &'static str,
     pub thresholds: Vec<Threshold>,
+    /// Verdicts the task's kind reached over its own figures (a scan's `fail_on` and its
+    /// thresholds over its counters), listed before those of `thresholds`.
+    pub judged: Vec<Verdict>,
     /// The threshold that stopped the run (its index), and at which second (0-based).
     pub aborted: Option<(usize, u64)>,
     /// `Some` for a task with https targets, with `insecure` set when one of them had
@@ -245,11 +250,15 @@ impl<S> TaskReport<S> {
             iterations,
             timeline: acc.timeline().to_vec(),
             section,
-            thresholds: verdicts(
-                &info.thresholds,
-                &Figures::so_far(acc, info.duration_s),
-                info.aborted,
-            ),
+            thresholds: info
+                .judged
+                .into_iter()
+                .chain(verdicts(
+                    &info.thresholds,
+                    &Figures::so_far(acc, info.duration_s),
+                    info.aborted,
+                ))
+                .collect(),
         }
     }
 }

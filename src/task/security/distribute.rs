@@ -156,6 +156,8 @@ mod tests {
             depth: Depth::Quick,
             rate_limit_rps: 10.0,
             timeout: Duration::from_secs(1),
+            fail_on: None,
+            thresholds: Vec::new(),
         }
     }
 

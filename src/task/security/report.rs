@@ -41,6 +41,7 @@ pub fn text<S>(t: &TaskReport<S>, scan: &ScanReport, out: &mut String) {
     for note in &scan.notes {
         let _ = writeln!(out, "  note       {note}");
     }
+    crate::task::load::report::thresholds_text(t, out);
 }
 
 /// The task's `<section>` in the HTML report: its counts, a findings table and its nodes'
@@ -60,6 +61,7 @@ pub fn html<S>(t: &TaskReport<S>, scan: &ScanReport, i: usize, out: &mut String)
             escape(&scan.nodes_lost.join(", "))
         );
     }
+    crate::task::load::report::thresholds_html(t, out);
     findings_table(scan, out);
     nodes_table(scan, out);
     out.push_str("</section>");
