@@ -16,6 +16,8 @@ use crate::run::{Progress, run_plan};
 use crate::settings::{Settings, SettingsError};
 use crate::task::{self, TestPlan};
 
+mod outputs;
+
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
 /// Exit code of a run in which a threshold failed, after its report.
@@ -116,6 +118,12 @@ pub struct RunArgs {
     /// Also write the report as one self-contained HTML page here (charts, no network).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Also write the verdicts as JUnit XML here, for CI test reporters.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write timeline.csv (per second) and requests.csv (per request) in this folder.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
     /// Start an `mcpt target` on the (loopback) address of the plan's first target first.
     #[arg(long)]
     pub start_target: bool,
@@ -309,16 +317,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let report = report?;
     print!("{}", report.to_text());
     std::io::stdout().flush().ok();
-    if let Some(path) = &args.output {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
-    }
-    if let Some(path) = &args.html {
-        std::fs::write(path, crate::stats::html::render(&report))
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("HTML report written to {}", path.display());
-    }
+    outputs::write_outputs(&report, &args)?;
     if report.summary.interrupted && report.summary.stopped_by.is_none() {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }

@@ -3,9 +3,11 @@
 //! Plain data and functions: the actors only move windows around.
 
 pub mod compare;
+pub mod csv;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod html;
+pub mod junit;
 pub mod report;
 pub mod request;
 pub mod request_view;

@@ -25,6 +25,9 @@ pub trait Section: Sized {
     /// Page script drawing the kind's own charts, run once per task with `t` (the task's
     /// JSON), `i` (its index) and `C` (the chart module) in scope.
     const CHARTS_JS: &'static str = "";
+    /// The kind's own JUnit test cases, after the task's and its thresholds' (a scan's one
+    /// per check).
+    fn junit(_t: &TaskReport<Self>, _cases: &mut Vec<super::junit::Case>) {}
 }
 
 /// Also read back (`Deserialize`) from the store, for the HTML report and comparisons.

@@ -71,6 +71,12 @@ impl crate::stats::report::Section for Section {
     }
 
     const CHARTS_JS: &'static str = stress::report::CHARTS_JS;
+
+    fn junit(t: &TaskReport, cases: &mut Vec<crate::stats::junit::Case>) {
+        if let Section::Security(r) = &t.section {
+            security::report::junit(r, cases);
+        }
+    }
 }
 
 /// The section's JSON: the fields of the task's object it adds (and their schema).

@@ -130,6 +130,7 @@ pub fn merge(spec: &ScanSpec, nodes: &[String], slices: &[Option<ScanReport>]) -
         *out.by_type.entry(f.scan_type).or_default() += 1;
     }
     out.notes = notes.into_iter().take(NOTES_KEPT).collect();
+    out.fail_on = spec.fail_on;
     out
 }
 

@@ -464,6 +464,10 @@ pub struct ScanReport {
     /// Nodes lost before their slice's report came: their endpoints were not scanned.
     #[serde(default)]
     pub nodes_lost: Vec<String>,
+    /// The task's `fail_on`: a finding this severe or worse failed it (`null`: `none`, or a
+    /// report stored before it was added).
+    #[serde(default)]
+    pub fail_on: Option<Severity>,
 }
 
 impl ScanReport {
