@@ -281,6 +281,7 @@ impl Modify for Bearer {
         crate::http::api::cancel,
         crate::http::api::report,
         crate::http::api::report_html,
+        crate::http::api::report_csv,
         crate::http::api::compare,
         crate::http::api::nodes,
         crate::http::api::forget_node,
