@@ -52,7 +52,10 @@ pub enum ApiError {
     BadRequest(String),
     /// A query parameter that is missing or wrong: 400 naming it in `field`.
     #[error("{message}")]
-    BadParam { field: &'static str, message: String },
+    BadParam {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("body exceeds {limit} bytes (api.max_body_size)")]

@@ -316,8 +316,10 @@ mod tests {
     fn a_security_reports_verdict_reads_its_fail_on() {
         let report = |findings: Value, fail_on_passed: Option<bool>| {
             let thresholds: Vec<Value> = fail_on_passed
-                .map(|p| json!({"threshold": "fail_on: high", "passed": p,
-                                "actual": if p { 0 } else { 1 }, "bound": 0}))
+                .map(|p| {
+                    json!({"threshold": "fail_on: high", "passed": p,
+                                "actual": if p { 0 } else { 1 }, "bound": 0})
+                })
                 .into_iter()
                 .collect();
             json!({"summary": {"total_requests": 0, "errors": {"total": 0}, "error_rate": 0.0,
@@ -329,7 +331,10 @@ mod tests {
         };
         let clean = report_verdict("completed", &report(json!([]), Some(true)));
         assert_eq!(clean.verdict, "passed", "{clean:?}");
-        let low = report_verdict("completed", &report(json!([{"severity": "low"}]), Some(true)));
+        let low = report_verdict(
+            "completed",
+            &report(json!([{"severity": "low"}]), Some(true)),
+        );
         assert_eq!(low.verdict, "degraded", "{low:?}");
         assert_eq!(low.reasons, ["security_test s: 1 findings (1 low)"]);
         let findings = json!([{"severity": "low"}, {"severity": "critical"}]);

@@ -173,7 +173,8 @@ mod tests {
 
     #[test]
     fn tables_read_back_with_their_headers() {
-        let mut r = super::super::fixtures::report_with("run", &[("a,\"b\"", 100, 3, 10.0, 5.0)]);
+        let mut r: Report<()> =
+            super::super::fixtures::report_with("run", &[("a,\"b\"", 100, 3, 10.0, 5.0)]);
         let text = timeline(&r);
         let mut rd = ::csv::Reader::from_reader(text.as_bytes());
         assert_eq!(rd.headers().unwrap(), TIMELINE_HEADER);

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use super::{Finding, ScanReport};
-use crate::stats::junit::{Case, Failure};
 use crate::stats::html::{escape, figure, fmt_seconds};
+use crate::stats::junit::{Case, Failure};
 use crate::stats::report::TaskReport;
 
 /// A `security_test` task in the text report: its counts, its findings, its lost slices.
@@ -163,7 +163,11 @@ fn nodes_table(scan: &ScanReport, out: &mut String) {
 /// check's findings under `fail_on` go in its output.
 pub fn junit(scan: &ScanReport, cases: &mut Vec<Case>) {
     for (&kind, _) in &scan.by_type {
-        let found: Vec<&Finding> = scan.findings.iter().filter(|f| f.scan_type == kind).collect();
+        let found: Vec<&Finding> = scan
+            .findings
+            .iter()
+            .filter(|f| f.scan_type == kind)
+            .collect();
         let failing: Vec<&Finding> = found
             .iter()
             .copied()

@@ -156,7 +156,10 @@ fn read_scan_thresholds(
         Filter::ScanType(t) => match (ScanType::from_name(t), scan_types) {
             (None, _) => {
                 let known: Vec<&str> = ScanType::ALL.iter().map(|t| t.name()).collect();
-                Err(format!("unknown scan type {t:?}; known: {}", known.join(", ")))
+                Err(format!(
+                    "unknown scan type {t:?}; known: {}",
+                    known.join(", ")
+                ))
             }
             (Some(t), Some(run)) if !run.contains(&t) => Err(format!(
                 "this scan does not run {t}; its scan_types: {}",

@@ -154,7 +154,9 @@ mod tests {
         let got = errors(json!({"fail_on": "severe"}));
         assert_eq!(
             got,
-            ["parameters.fail_on: unknown severity \"severe\"; expected critical, high, medium, low or none"]
+            [
+                "parameters.fail_on: unknown severity \"severe\"; expected critical, high, medium, low or none"
+            ]
         );
         let got = errors(json!({"thresholds": [
             "p99_ms < 200", "findings{severity=huge} < 1", "findings{scan_type=csrf} < 1",
