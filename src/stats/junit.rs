@@ -1,7 +1,7 @@
 //! The report as JUnit XML (`mcpt run --junit FILE`), for CI test reporters (GitLab, Jenkins,
 //! GitHub Actions' JUnit actions). A pure renderer of [`Report`]: one `<testsuite>` per task,
-//! holding one `<testcase>` for the task itself (failed when it did not run to its end or
-//! lost a node), one per threshold verdict (a scan's `fail_on` is one), and whatever its
+//! holding one `<testcase>` for the task itself (failed when it was interrupted, lost a node,
+//! completed nothing or saw every request fail), one per threshold verdict (a scan's `fail_on` is one), and whatever its
 //! kind adds ([`Section::junit`]: a scan's one case per check). The document follows the
 //! Jenkins xunit plugin's `junit-10.xsd` (tests/fixtures/junit-10.xsd validates it).
 
@@ -120,9 +120,9 @@ fn task_case<S>(report: &Report<S>, t: &TaskReport<S>) -> Case {
     let name = format!("task {} ({})", t.name, t.kind);
     let s = &report.summary;
     let mut why = Vec::new();
-    if let Some(stop) = &s.stopped_by {
-        why.push(format!("the run stopped early: {stop}"));
-    } else if s.interrupted {
+    // A watch's stop is no failure of its own: a threshold's abort fails that threshold's
+    // case, and a stress test that found its breaking point ended as planned (exit 0).
+    if s.interrupted && s.stopped_by.is_none() {
         why.push("the run was interrupted (Ctrl-C or cancelled)".to_string());
     }
     let lost: Vec<&str> = t
@@ -139,10 +139,13 @@ fn task_case<S>(report: &Report<S>, t: &TaskReport<S>) -> Case {
     } else if t.total_requests > 0 && t.errors.total == t.total_requests {
         why.push(format!("every request failed ({})", t.errors.total));
     }
-    let figures = format!(
+    let mut figures = format!(
         "{} requests completed, {} errors, {:.1} req/s, p99 {:.2} ms over {:.1} s",
         t.total_requests, t.errors.total, t.achieved_rps, t.latency_ms.p99, t.duration_s
     );
+    if let Some(stop) = &s.stopped_by {
+        figures += &format!("\nstopped early: {stop}");
+    }
     if why.is_empty() {
         let mut c = Case::passed(name);
         c.output = Some(figures);

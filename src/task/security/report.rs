@@ -162,7 +162,7 @@ fn nodes_table(scan: &ScanReport, out: &mut String) {
 /// `fail_on` or worse (the count by severity, and the first such finding's evidence); a
 /// check's findings under `fail_on` go in its output.
 pub fn junit(scan: &ScanReport, cases: &mut Vec<Case>) {
-    for (&kind, _) in &scan.by_type {
+    for &kind in scan.by_type.keys() {
         let found: Vec<&Finding> = scan
             .findings
             .iter()
