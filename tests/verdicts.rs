@@ -285,3 +285,42 @@ tasks:
         report["tasks"][0]["requests"][0]["count"].to_string()
     );
 }
+
+/// A stress test's thresholds are its verdict like a load test's: one that fails exits 3 and
+/// is the failed JUnit case, while the task's own case passes (it ran its steps).
+#[test]
+fn a_stress_tests_failing_threshold_exits_3() {
+    let t = target();
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let plan = format!(
+        r#"
+name: ci-stress
+tasks:
+  - name: steps
+    type: stress_test
+    parameters:
+      targets: ["http://{addr}/"]
+      start_rps: 10
+      step_rps: 10
+      step_duration: 2s
+      max_rps: 20
+      thresholds: ["p99_ms < 60000", "achieved_rps > 100000"]
+"#,
+        addr = t.addr
+    );
+    let (code, report, stderr) = run(&plan, &["--junit", junit.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(report["tasks"][0]["type"], "stress_test");
+    assert_eq!(report["summary"]["thresholds_passed"], false);
+    assert_valid_junit(&junit);
+    let failed: Vec<String> = xpath(&junit, "//testcase[failure]/@name")
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(
+        failed,
+        [r#"name="threshold achieved_rps &gt; 100000""#],
+        "{failed:?}"
+    );
+}
