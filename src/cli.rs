@@ -17,6 +17,7 @@ use crate::settings::{Settings, SettingsError};
 use crate::task::report::Report;
 use crate::task::{self, TestPlan};
 
+mod outputs;
 mod remote;
 
 /// Exit code for an invalid plan, configuration or command line.
@@ -119,6 +120,12 @@ pub struct RunArgs {
     /// Also write the report as one self-contained HTML page here (charts, no network).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Also write the verdicts as JUnit XML here, for CI test reporters.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write timeline.csv (per second) and requests.csv (per request) in this folder.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
     /// Start an `mcpt target` on the (loopback) address of the plan's first target first.
     #[arg(long)]
     pub start_target: bool,
@@ -308,16 +315,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn finish_run(args: &RunArgs, report: &Report) -> anyhow::Result<u8> {
     print!("{}", report.to_text());
     std::io::stdout().flush().ok();
-    if let Some(path) = &args.output {
-        let json = serde_json::to_string_pretty(report)?;
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
-    }
-    if let Some(path) = &args.html {
-        std::fs::write(path, crate::stats::html::render(report))
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("HTML report written to {}", path.display());
-    }
+    outputs::write_outputs(report, args)?;
     if report.summary.interrupted && report.summary.stopped_by.is_none() {
         return Ok(EXIT_INTERRUPTED);
     }

@@ -177,6 +177,29 @@ fn orchestrator_serves_html_reports_and_comparisons() {
         "the page shows the report's request count"
     );
 
+    // Its tables as CSV (the execution page's links): the timeline a row per second.
+    let (status, ct, _, csv) = get_html(&url(&format!(
+        "/api/executions/{a}/report.csv?table=timeline"
+    )));
+    assert_eq!(status, 200, "{csv}");
+    assert!(ct.starts_with("text/csv"), "{ct}");
+    assert!(
+        csv.starts_with("task,second,planned,sent,completed,errors,rps"),
+        "{csv}"
+    );
+    let seconds = report["tasks"][0]["timeline"].as_array().unwrap().len();
+    assert_eq!(csv.lines().count(), 1 + seconds, "{csv}");
+    let (status, _, _, csv) = get_html(&url(&format!(
+        "/api/executions/{a}/report.csv?table=requests"
+    )));
+    assert_eq!(status, 200, "{csv}");
+    assert!(csv.starts_with("task,name,method,count,errors"), "{csv}");
+    for query in ["?table=bogus", ""] {
+        let (status, body) = get(&url(&format!("/api/executions/{a}/report.csv{query}")));
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["field"], "table", "{body}");
+    }
+
     let (status, cmp) = get(&url(&format!("/api/executions/{a}/compare/{b}")));
     assert_eq!(status, 200, "{cmp}");
     let problems = compare_schema_errors(&cmp);

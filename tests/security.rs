@@ -19,6 +19,8 @@ fn spec(server: &VulnServer, depth: Depth, rate: f64) -> ScanSpec {
         depth,
         rate_limit_rps: rate,
         timeout: Duration::from_secs(5),
+        fail_on: None,
+        thresholds: Vec::new(),
     }
 }
 
@@ -162,6 +164,8 @@ fn targets_outside_the_allowlist_get_no_request() {
             depth: Depth::Deep,
             rate_limit_rps: 100.0,
             timeout: Duration::from_secs(2),
+            fail_on: None,
+            thresholds: Vec::new(),
         };
         let report = run(&spec, &only(&["127.0.0.1"]));
         show(&target, &report);
@@ -199,6 +203,8 @@ fn redirects_are_never_followed_and_off_site_ones_are_counted() {
         depth: Depth::Deep,
         rate_limit_rps: 100.0,
         timeout: Duration::from_secs(2),
+        fail_on: None,
+        thresholds: Vec::new(),
     };
     let report = run(&spec, &only(&["127.0.0.1"]));
     show("redirects", &report);

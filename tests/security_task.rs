@@ -1,7 +1,7 @@
 //! `security_test` as a task type (issue 7): run by `mcpt run` (the in-process cluster with
 //! one node) and on a cluster of two nodes, each scanning a slice of the endpoints; either way
 //! every known flaw of the vulnerable server is in the task's report, and its fixed twin
-//! yields none. A bad scan type is a 422 that names its field.
+//! yields none. A bad scan type or fail_on is a 422 that names its field.
 
 mod common;
 
@@ -110,12 +110,15 @@ fn mcpt_run_scans_the_vulnerable_server_and_reports_every_known_flaw() {
     .wait(WAIT);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
+    // Its findings include high and critical ones: the default `fail_on: high` fails it.
+    assert_eq!(
+        output.status.code(),
+        Some(3),
         "exit {:?}\n{stderr}",
         output.status
     );
     assert!(stdout.contains("(security_test)"), "{stdout}");
+    assert!(stdout.contains("fail_on: high"), "{stdout}");
     assert!(stdout.contains("sql_injection"), "{stdout}");
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -207,6 +210,19 @@ fn two_nodes_each_scan_a_slice_and_the_report_merges_them() {
     assert!(
         body.to_string()
             .contains("tasks[0].parameters.scan_types[0]"),
+        "{body}"
+    );
+    // So is a bad fail_on.
+    let mut bad = plan(&vulnerable);
+    bad["tasks"][0]["parameters"]["fail_on"] = json!("severe");
+    let (status, body) = post(&c.orchestrator.url("/api/executions"), &bad, None);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "tasks[0].parameters.fail_on", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown severity \"severe\""),
         "{body}"
     );
 }

@@ -11,6 +11,7 @@
 //! | PATCH | `/api/executions/{id}` | live change (rate, users, pause) → its view ([`adjust_api`]) |
 //! | GET | `/api/executions/{id}/report` | the report (schema of `mcpt run --output`) |
 //! | GET | `/api/executions/{id}/report.html` | the report as one self-contained HTML page (`mcpt run --html`) |
+//! | GET | `/api/executions/{id}/report.csv?table=timeline\|requests` | one of the report's tables as CSV (`mcpt run --csv`) |
 //! | GET | `/api/executions/{a}/compare/{b}` | deltas of `b` against `a`: summary and tasks matched by name (`schemas/compare.schema.json`) |
 //! | GET | `/api/nodes` | the cluster's nodes, each with its health |
 //! | DELETE | `/api/nodes/{id}` | forget a failed or departed node → `{node_id, forgotten}` (404 unknown, 409 connected) |
@@ -48,6 +49,7 @@ use crate::messages::events::GetEventBusState;
 use crate::messages::store as db;
 use crate::plan::PlanError;
 use crate::stats::compare::Comparison;
+use crate::stats::csv::Table;
 use crate::stats::{compare, html};
 use crate::task;
 use crate::task::report::Report;
@@ -103,6 +105,11 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
             .service(
                 web::resource("/executions/{id}/report.html")
                     .route(web::get().to(report_html))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/executions/{id}/report.csv")
+                    .route(web::get().to(report_csv))
                     .default_service(not_allowed("GET")),
             )
             .service(
@@ -547,6 +554,51 @@ pub(crate) async fn report_html(
         .content_type("text/html; charset=utf-8")
         .insert_header(("Content-Security-Policy", html::CSP))
         .body(html::render(&report)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/executions/{id}/report.csv",
+    tag = "executions",
+    params(
+        ("id" = String, Path, description = "The execution's id"),
+        ("table" = String, Query, description = "timeline (per task and second) or requests (per task and request name)"),
+    ),
+    responses(
+        (status = 200, description = "The table as CSV with a header row", content_type = "text/csv", body = String),
+        (status = 400, description = "table is missing or unknown (field: table)", body = ErrorBody),
+        (status = 404, description = "No such execution", body = ErrorBody),
+        (status = 409, description = "No report yet", body = ErrorBody),
+        (status = 503, description = "The orchestrator or the store did not answer", body = ErrorBody),
+    )
+)]
+pub(crate) async fn report_csv(
+    id: web::Path<String>,
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let asked = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "table")
+        .map(|(_, v)| v.into_owned());
+    let table = asked.as_deref().and_then(Table::from_name).ok_or_else(|| {
+        let known: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+        ApiError::BadParam {
+            field: "table",
+            message: match &asked {
+                None => format!("table is required: one of {}", known.join(", ")),
+                Some(t) => format!("unknown table {t:?}; one of {}", known.join(", ")),
+            },
+        }
+    })?;
+    let id = id.into_inner();
+    let report = typed_report(&id, &state).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}.csv\"", table.name()),
+        ))
+        .body(table.render(&report)))
 }
 
 #[utoipa::path(

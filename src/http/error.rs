@@ -50,6 +50,12 @@ pub enum ApiError {
     /// WebSocket route).
     #[error("{0}")]
     BadRequest(String),
+    /// A query parameter that is missing or wrong: 400 naming it in `field`.
+    #[error("{message}")]
+    BadParam {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("body exceeds {limit} bytes (api.max_body_size)")]
@@ -74,7 +80,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadRequest(_) | ApiError::BadParam { .. } => "bad_request",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Timeout(_) => "timeout",
@@ -92,7 +98,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -111,6 +117,9 @@ impl ResponseError for ApiError {
         if let ApiError::Invalid(errors) = self {
             body.field = errors.0.first().map(|e| e.field.clone());
             body.errors = Some(errors.0.clone());
+        }
+        if let ApiError::BadParam { field, .. } = self {
+            body.field = Some(field.to_string());
         }
         let mut resp = HttpResponse::build(self.status_code());
         match self {

@@ -282,6 +282,7 @@ impl Modify for Bearer {
         crate::http::adjust_api::adjust,
         crate::http::api::report,
         crate::http::api::report_html,
+        crate::http::api::report_csv,
         crate::http::api::compare,
         crate::http::api::nodes,
         crate::http::api::forget_node,

@@ -97,11 +97,12 @@ pub struct Compare {
     pub b: String,
 }
 
-/// What an execution's report says, in one word with reasons:
-/// - `passed`: it completed, its error rate is below 1 % and every planned request was sent;
-/// - `failed`: it failed or was cancelled, no request completed, or 5 % or more failed;
-/// - `degraded`: anything between (errors from 1 % up to 5 %, planned requests not sent, a
-///   node lost during the run, an interrupted run).
+/// What an execution's report says, in one word with reasons. `failed` is what makes
+/// `mcpt run` exit non-zero, read from the same fields: the execution failed, was cancelled or
+/// has not finished, or the report's `summary.thresholds_passed` is `false` (a threshold, or a
+/// `security_test`'s `fail_on`). Otherwise `passed` when it completed with an error rate under
+/// 1 % and every planned request sent, and `degraded` for anything short of that (errors,
+/// planned requests not sent, no request completed, a node lost, findings under `fail_on`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Verdict {
     pub verdict: &'static str,
@@ -109,7 +110,6 @@ pub struct Verdict {
 }
 
 pub const PASS_ERROR_RATE: f64 = 0.01;
-pub const FAIL_ERROR_RATE: f64 = 0.05;
 
 /// The verdict of an execution in `state` whose report summary is `summary` (`None`: no
 /// report).
@@ -127,48 +127,7 @@ pub fn verdict(state: &str, summary: Option<&Value>) -> Verdict {
     }
     match summary {
         None => failed.push("there is no report".to_string()),
-        Some(s) => {
-            let num = |k: &str| s.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-            let total = num("total_requests");
-            let rate = num("error_rate");
-            let not_sent = num("not_sent");
-            let errors = s
-                .get("errors")
-                .and_then(|e| e.get("total"))
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0);
-            if total == 0.0 {
-                failed.push("no request completed".to_string());
-            } else if rate >= FAIL_ERROR_RATE {
-                failed.push(format!(
-                    "error rate {:.2} % ({errors} of {total} requests) is 5 % or more",
-                    rate * 100.0
-                ));
-            } else if rate >= PASS_ERROR_RATE {
-                degraded.push(format!(
-                    "error rate {:.2} % ({errors} of {total} requests) is 1 % or more",
-                    rate * 100.0
-                ));
-            }
-            if not_sent > 0.0 {
-                degraded.push(format!("{not_sent} planned requests were never sent"));
-            }
-            if s.get("thresholds_passed").and_then(Value::as_bool) == Some(false) {
-                failed.push(
-                    "a threshold failed (see each task's `thresholds`: threshold, actual, bound)"
-                        .to_string(),
-                );
-            }
-            // A watch's stop (a threshold's abort fails the execution; a stress test's breaking
-            // point completes it) is no interruption.
-            if let Some(why) = s.get("stopped_by").and_then(Value::as_str) {
-                if State::parse(state) == Some(State::Failed) {
-                    failed.push(format!("stopped early: {why}"));
-                }
-            } else if s.get("interrupted").and_then(Value::as_bool) == Some(true) {
-                degraded.push("the run was interrupted".to_string());
-            }
-        }
+        Some(s) => judge_summary(s, state, &mut failed, &mut degraded),
     }
     if !failed.is_empty() {
         failed.extend(degraded);
@@ -191,9 +150,50 @@ pub fn verdict(state: &str, summary: Option<&Value>) -> Verdict {
     }
 }
 
+/// What a report's summary adds to the verdict.
+fn judge_summary(s: &Value, state: &str, failed: &mut Vec<String>, degraded: &mut Vec<String>) {
+    let num = |k: &str| s.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let total = num("total_requests");
+    let rate = num("error_rate");
+    let not_sent = num("not_sent");
+    let errors = s
+        .get("errors")
+        .and_then(|e| e.get("total"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    if total == 0.0 {
+        degraded.push("no request completed".to_string());
+    } else if rate >= PASS_ERROR_RATE {
+        degraded.push(format!(
+            "error rate {:.2} % ({errors} of {total} requests) is 1 % or more; no threshold \
+             holds it (add one, e.g. \"error_rate < 0.01\", to fail on it)",
+            rate * 100.0
+        ));
+    }
+    if not_sent > 0.0 {
+        degraded.push(format!("{not_sent} planned requests were never sent"));
+    }
+    if s.get("thresholds_passed").and_then(Value::as_bool) == Some(false) {
+        failed.push(
+            "a threshold failed (see each task's `thresholds`: threshold, actual, bound)"
+                .to_string(),
+        );
+    }
+    // A watch's stop (a threshold's abort fails the execution; a stress test's breaking
+    // point completes it) is no interruption.
+    if let Some(why) = s.get("stopped_by").and_then(Value::as_str) {
+        if State::parse(state) == Some(State::Failed) {
+            failed.push(format!("stopped early: {why}"));
+        }
+    } else if s.get("interrupted").and_then(Value::as_bool) == Some(true) {
+        degraded.push("the run was interrupted".to_string());
+    }
+}
+
 /// `get_report`'s verdict over a whole report: [`verdict`] over the load figures (over the
-/// scans' own requests when every task is a scan), and the security tasks' findings: a high
-/// or critical one fails it, a medium or low one degrades it, as does a slice not scanned.
+/// scans' own requests when every task is a scan), each failed threshold named (a scan's
+/// `fail_on` is one), and the security tasks' findings under their `fail_on` and slices not
+/// scanned, which degrade it.
 pub fn report_verdict(state: &str, report: &Value) -> Verdict {
     let tasks: Vec<&Value> = report["tasks"].as_array().into_iter().flatten().collect();
     let scans: Vec<&Value> = tasks
@@ -203,24 +203,38 @@ pub fn report_verdict(state: &str, report: &Value) -> Verdict {
         .collect();
     let mut summary = report["summary"].clone();
     if !scans.is_empty() && scans.len() == tasks.len() {
-        summary = scan::summary(&scans, &report["summary"]["interrupted"]);
+        summary = scan::summary(&scans, &report["summary"]);
     }
     let v = verdict(state, Some(&summary));
-    let (mut failed, mut degraded) = (Vec::new(), Vec::new());
-    for t in scans {
-        scan::judge_findings(t, &mut failed, &mut degraded);
+    let mut failed = Vec::new();
+    for t in &tasks {
+        for th in t["thresholds"].as_array().into_iter().flatten() {
+            if th["passed"] == Value::Bool(false) {
+                failed.push(format!(
+                    "task {}: `{}` failed: {} against {}",
+                    t["name"].as_str().unwrap_or(""),
+                    th["threshold"].as_str().unwrap_or(""),
+                    th["actual"],
+                    th["bound"]
+                ));
+            }
+        }
     }
-    let mut reasons = if v.verdict == "passed" && (failed.len() + degraded.len()) > 0 {
-        Vec::new()
-    } else {
-        v.reasons
-    };
-    let verdict = if v.verdict == "failed" || !failed.is_empty() {
+    let mut degraded = Vec::new();
+    for t in scans {
+        scan::judge_findings(t, &mut degraded);
+    }
+    let verdict = if v.verdict == "failed" {
         "failed"
     } else if v.verdict == "degraded" || !degraded.is_empty() {
         "degraded"
     } else {
         "passed"
+    };
+    let mut reasons = if v.verdict == "passed" && !degraded.is_empty() {
+        Vec::new()
+    } else {
+        v.reasons
     };
     reasons.extend(failed);
     reasons.extend(degraded);
@@ -305,13 +319,16 @@ mod tests {
             v("completed_degraded", Some(summary(1000, 0, 0))).verdict,
             "degraded"
         );
-        assert_eq!(v("completed", Some(summary(1000, 50, 0))).verdict, "failed");
+        // Errors alone do not fail it: `mcpt run` exits 0 for them without a threshold.
+        let e = v("completed", Some(summary(1000, 50, 0)));
+        assert_eq!(e.verdict, "degraded", "{e:?}");
+        assert!(e.reasons[0].contains("no threshold holds it"), "{e:?}");
         let mut judged = summary(1000, 0, 0);
         judged["thresholds_passed"] = json!(false);
         let t = v("completed", Some(judged));
         assert_eq!(t.verdict, "failed");
         assert!(t.reasons[0].contains("threshold"), "{t:?}");
-        assert_eq!(v("completed", Some(summary(0, 0, 0))).verdict, "failed");
+        assert_eq!(v("completed", Some(summary(0, 0, 0))).verdict, "degraded");
         let c = v("cancelled", Some(summary(1000, 0, 500)));
         assert_eq!(c.verdict, "failed");
         assert_eq!(c.reasons.len(), 2, "{c:?}");
@@ -319,26 +336,45 @@ mod tests {
         assert_eq!(v("running", Some(summary(10, 0, 0))).verdict, "failed");
     }
 
+    /// A scan fails the verdict exactly when its `fail_on` verdict (or a threshold) failed,
+    /// as `mcpt run`'s exit code does; findings that pass it degrade it.
     #[test]
-    fn a_security_reports_verdict_reads_the_findings() {
-        let report = |findings: Value| {
+    fn a_security_reports_verdict_reads_its_fail_on() {
+        let report = |findings: Value, fail_on_passed: Option<bool>| {
+            let thresholds: Vec<Value> = fail_on_passed
+                .map(|p| {
+                    json!({"threshold": "fail_on: high", "passed": p,
+                                "actual": if p { 0 } else { 1 }, "bound": 0})
+                })
+                .into_iter()
+                .collect();
             json!({"summary": {"total_requests": 0, "errors": {"total": 0}, "error_rate": 0.0,
-                               "not_sent": 0, "interrupted": false},
-                   "tasks": [{"type": "security_test", "name": "s", "security": {
-                       "requests_sent": 40, "request_errors": 0, "findings": findings,
-                       "nodes_lost": []}}]})
+                               "not_sent": 0, "interrupted": false,
+                               "thresholds_passed": fail_on_passed},
+                   "tasks": [{"type": "security_test", "name": "s", "thresholds": thresholds,
+                       "security": {"requests_sent": 40, "request_errors": 0,
+                       "findings": findings, "nodes_lost": []}}]})
         };
-        let clean = report_verdict("completed", &report(json!([])));
+        let clean = report_verdict("completed", &report(json!([]), Some(true)));
         assert_eq!(clean.verdict, "passed", "{clean:?}");
-        let low = report_verdict("completed", &report(json!([{"severity": "low"}])));
-        assert_eq!(low.verdict, "degraded", "{low:?}");
-        assert_eq!(low.reasons.len(), 1, "{low:?}");
-        let high = report_verdict(
+        let low = report_verdict(
             "completed",
-            &report(json!([{"severity": "low"}, {"severity": "critical"}])),
+            &report(json!([{"severity": "low"}]), Some(true)),
         );
+        assert_eq!(low.verdict, "degraded", "{low:?}");
+        assert_eq!(low.reasons, ["security_test s: 1 findings (1 low)"]);
+        let findings = json!([{"severity": "low"}, {"severity": "critical"}]);
+        let high = report_verdict("completed", &report(findings.clone(), Some(false)));
         assert_eq!(high.verdict, "failed", "{high:?}");
-        assert!(high.reasons[0].contains("1 high or critical"), "{high:?}");
+        assert!(
+            high.reasons
+                .iter()
+                .any(|r| r == "task s: `fail_on: high` failed: 1 against 0"),
+            "{high:?}"
+        );
+        // fail_on: none: no verdict, so no failure, whatever was found.
+        let none = report_verdict("completed", &report(findings, None));
+        assert_eq!(none.verdict, "degraded", "{none:?}");
     }
 
     #[test]

@@ -6,17 +6,18 @@ use serde_json::Value;
 
 use super::within_task_timeout;
 use crate::settings::LoadSettings;
-use crate::stats::thresholds::{self, Threshold};
+use crate::stats::thresholds::{self, Filter, Scope, Threshold};
 use crate::validate::{FieldErrors, Obj};
 
 /// `thresholds`: strings (`"p99_ms < 200"`) or `{threshold, abort_on_fail?, delay_abort_eval?}`;
-/// the task's `abort_on_fail` and `delay_abort_eval` are the defaults of each. A filter
-/// (`{request=NAME}`) must name one of `requests`, the task's request names (not checked
-/// when they are unknown: its targets were wrong).
+/// the task's `abort_on_fail` and `delay_abort_eval` are the defaults of each. `scope` is the
+/// task kind's metrics, and `check` says whether a filter's value is one the task has (see
+/// [`request_names`]).
 pub fn read_thresholds(
     o: &mut Obj<'_>,
     settings: &LoadSettings,
-    requests: Option<&[&str]>,
+    scope: Scope,
+    check: &dyn Fn(&Filter) -> Result<(), String>,
     e: &mut FieldErrors,
 ) -> Vec<Threshold> {
     let abort: bool = o.or("abort_on_fail", false, e);
@@ -57,24 +58,16 @@ pub fn read_thresholds(
                 continue;
             }
         };
-        match thresholds::parse(&expr) {
+        match thresholds::parse(&expr, scope) {
             Ok(p) => {
-                if let (Some(request), Some(names)) = (&p.request, requests)
-                    && !names.contains(&request.as_str())
-                {
-                    e.push(
-                        expr_path,
-                        format!(
-                            "no request of this task is named {request:?}; its requests: {}",
-                            names.join(", ")
-                        ),
-                    );
+                if let Some(Err(why)) = p.filter.as_ref().map(check) {
+                    e.push(expr_path, why);
                     continue;
                 }
                 out.push(Threshold {
                     expr: expr.trim().to_string(),
                     metric: p.metric,
-                    request: p.request,
+                    filter: p.filter,
                     op: p.op,
                     bound: p.bound,
                     abort_on_fail,
@@ -85,4 +78,20 @@ pub fn read_thresholds(
         }
     }
     out
+}
+
+/// A load task's filter check: a `{request=NAME}` must name one of `requests`, the task's
+/// request names (not checked when they are unknown: its targets were wrong).
+pub fn request_names<'a>(
+    requests: Option<&'a [&'a str]>,
+) -> impl Fn(&Filter) -> Result<(), String> + 'a {
+    move |f| match (f, requests) {
+        (Filter::Request(request), Some(names)) if !names.contains(&request.as_str()) => {
+            Err(format!(
+                "no request of this task is named {request:?}; its requests: {}",
+                names.join(", ")
+            ))
+        }
+        _ => Ok(()),
+    }
 }

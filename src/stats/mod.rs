@@ -4,9 +4,11 @@
 
 pub mod change;
 pub mod compare;
+pub mod csv;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod html;
+pub mod junit;
 pub mod report;
 pub mod request;
 pub mod request_view;

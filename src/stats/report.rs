@@ -25,6 +25,9 @@ pub trait Section: Sized {
     /// Page script drawing the kind's own charts, run once per task with `t` (the task's
     /// JSON), `i` (its index) and `C` (the chart module) in scope.
     const CHARTS_JS: &'static str = "";
+    /// The kind's own JUnit test cases, after the task's and its thresholds' (a scan's one
+    /// per check).
+    fn junit(_t: &TaskReport<Self>, _cases: &mut Vec<super::junit::Case>) {}
 }
 
 /// Also read back (`Deserialize`) from the store, for the HTML report and comparisons.
@@ -46,7 +49,9 @@ pub struct Summary {
     /// Why a watch stopped the run early, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<String>,
-    /// Whether every threshold of every task passed (`null` without thresholds).
+    /// The run's verdict: whether every threshold of every task passed, a `security_test`'s
+    /// `fail_on` included (`null` when no task has one). `mcpt run` exits 3 when it is
+    /// `false`; MCP's verdict and the web UI read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds_passed: Option<bool>,
     pub total_requests: u64,
@@ -171,6 +176,9 @@ pub struct TaskInfo {
     /// The task's type: `load_test` or `performance_test`.
     pub kind: &'static str,
     pub thresholds: Vec<Threshold>,
+    /// Verdicts the task's kind reached over its own figures (a scan's `fail_on` and its
+    /// thresholds over its counters), listed before those of `thresholds`.
+    pub judged: Vec<Verdict>,
     /// The threshold that stopped the run (its index), and at which second (0-based).
     pub aborted: Option<(usize, u64)>,
     /// `Some` for a task with https targets, with `insecure` set when one of them had
@@ -250,11 +258,15 @@ impl<S> TaskReport<S> {
             timeline: acc.timeline().to_vec(),
             adjustments: Vec::new(),
             section,
-            thresholds: verdicts(
-                &info.thresholds,
-                &Figures::so_far(acc, info.duration_s),
-                info.aborted,
-            ),
+            thresholds: info
+                .judged
+                .into_iter()
+                .chain(verdicts(
+                    &info.thresholds,
+                    &Figures::so_far(acc, info.duration_s),
+                    info.aborted,
+                ))
+                .collect(),
         }
     }
 }

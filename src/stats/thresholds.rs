@@ -10,6 +10,11 @@
 //! A metric may name one request of the task: `p99_ms{request=login} < 200` holds that
 //! request's figures (its name as the report shows it) to the bound.
 //!
+//! A `security_test` has its own counters ([`Scope::Scan`]): `findings` (all, or
+//! `findings{severity=high}` of one severity, `findings{scan_type=xss}` of one check),
+//! `requests_sent`, `requests_refused`, `errors` (requests with no answer) and `error_rate`
+//! (errors over requests sent).
+//!
 //! They are evaluated over the figures *so far*, once per merged second, and over the final
 //! figures at the end; the final evaluation is the verdict. With `abort_on_fail`, a threshold
 //! that fails at a second after `delay_abort_eval` stops the run there (the `ThresholdWatch`).
@@ -35,6 +40,9 @@ pub enum Metric {
     LateStarts,
     ChecksFailed,
     ChecksFailedRate,
+    Findings,
+    RequestsSent,
+    RequestsRefused,
 }
 
 const METRICS: &[(&str, Metric)] = &[
@@ -51,7 +59,56 @@ const METRICS: &[(&str, Metric)] = &[
     ("late_starts", Metric::LateStarts),
     ("checks_failed", Metric::ChecksFailed),
     ("checks_failed_rate", Metric::ChecksFailedRate),
+    ("findings", Metric::Findings),
+    ("requests_sent", Metric::RequestsSent),
+    ("requests_refused", Metric::RequestsRefused),
 ];
+
+/// Which task kind's figures a threshold reads: a load task's (`load_test`,
+/// `performance_test`, `stress_test`) or a scan's (`security_test`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Load,
+    Scan,
+}
+
+impl Metric {
+    fn scopes(self) -> &'static [Scope] {
+        match self {
+            Metric::Errors | Metric::ErrorRate => &[Scope::Load, Scope::Scan],
+            Metric::Findings | Metric::RequestsSent | Metric::RequestsRefused => &[Scope::Scan],
+            _ => &[Scope::Load],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        METRICS
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// What part of the task's figures a threshold reads: `{request=NAME}` (a load task's request
+/// name), `{severity=high}` or `{scan_type=xss}` (a scan's findings).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    Request(String),
+    Severity(String),
+    ScanType(String),
+}
+
+impl Filter {
+    /// `request=login`.
+    pub fn key(&self) -> String {
+        match self {
+            Filter::Request(v) => format!("request={v}"),
+            Filter::Severity(v) => format!("severity={v}"),
+            Filter::ScanType(v) => format!("scan_type={v}"),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
@@ -99,8 +156,8 @@ pub struct Threshold {
     /// As written, e.g. `p99_ms < 200`.
     pub expr: String,
     pub metric: Metric,
-    /// `{request=NAME}`: the figures of that request name only.
-    pub request: Option<String>,
+    /// `{request=NAME}`: the figures of that request name only (and a scan's filters).
+    pub filter: Option<Filter>,
     pub op: Op,
     pub bound: Bound,
     pub abort_on_fail: bool,
@@ -126,28 +183,45 @@ mod duration_ms {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
     pub metric: Metric,
-    pub request: Option<String>,
+    pub filter: Option<Filter>,
     pub op: Op,
     pub bound: Bound,
 }
 
-/// Parses `<metric>[{request=NAME}] <op> <value>`; the error says what is wrong.
-pub fn parse(expr: &str) -> Result<Parsed, String> {
+/// Parses `<metric>[{request=NAME}] <op> <value>` for a task of `scope`; the error says what
+/// is wrong. A scan's filter values (severities, scan types) are its reader's to check.
+pub fn parse(expr: &str, scope: Scope) -> Result<Parsed, String> {
     let expr = expr.trim();
     let (at, op) = [("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)]
         .iter()
         .find_map(|(s, op)| expr.find(s).map(|i| ((i, s.len()), *op)))
         .ok_or_else(|| format!("{expr:?} has no operator; expected <metric> <op> <value>, e.g. \"p99_ms < 200\" (operators: <, <=, >, >=)"))?;
     let (name, value) = (expr[..at.0].trim(), expr[at.0 + at.1..].trim());
-    let (name, request) = split_filter(name)?;
+    let (name, filter) = split_filter(name)?;
+    let known = || {
+        let names: Vec<&str> = METRICS
+            .iter()
+            .filter(|(_, m)| m.scopes().contains(&scope))
+            .map(|(n, _)| *n)
+            .collect();
+        names.join(", ")
+    };
     let metric = METRICS
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, m)| *m)
-        .ok_or_else(|| {
-            let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
-            format!("unknown metric {name:?}; known: {}", known.join(", "))
-        })?;
+        .ok_or_else(|| format!("unknown metric {name:?}; known: {}", known()))?;
+    if !metric.scopes().contains(&scope) {
+        let kind = match scope {
+            Scope::Load => "a load task's (load_test, performance_test, stress_test)",
+            Scope::Scan => "a security_test's",
+        };
+        return Err(format!(
+            "{name:?} is not one of {kind} metrics; known: {}",
+            known()
+        ));
+    }
+    check_filter(metric, filter.as_ref())?;
     let number = |s: &str| -> Result<f64, String> {
         s.trim()
             .parse::<f64>()
@@ -167,19 +241,43 @@ pub fn parse(expr: &str) -> Result<Parsed, String> {
             "{value:?}: only achieved_rps compares with the planned rate"
         ));
     }
-    if request.is_some() && metric == Metric::LateStarts {
-        return Err("late_starts belongs to the task's arrivals, not to one request".into());
-    }
     Ok(Parsed {
         metric,
-        request,
+        filter,
         op,
         bound,
     })
 }
 
-/// `p99_ms{request=login}` into `p99_ms` and `login` (the name may be quoted).
-fn split_filter(name: &str) -> Result<(&str, Option<String>), String> {
+/// Whether `metric` takes `filter`: a load metric a request name, `findings` a severity or a
+/// scan type, the other scan counters none.
+fn check_filter(metric: Metric, filter: Option<&Filter>) -> Result<(), String> {
+    let name = metric.name();
+    match (metric, filter) {
+        (_, None) => Ok(()),
+        (Metric::LateStarts, Some(_)) => {
+            Err("late_starts belongs to the task's arrivals, not to one request".into())
+        }
+        (Metric::Findings, Some(Filter::Severity(_) | Filter::ScanType(_))) => Ok(()),
+        (Metric::Findings, Some(_)) => {
+            Err("findings takes {severity=LEVEL} or {scan_type=TYPE}".into())
+        }
+        (m, Some(f)) if m.scopes() == [Scope::Scan] => Err(format!(
+            "{name} takes no filter (`{}`); only findings does",
+            f.key()
+        )),
+        (_, Some(Filter::Request(_))) => Ok(()),
+        (_, Some(f)) => Err(format!(
+            "{name}: `{}` filters a security_test's findings; a load task's metric takes \
+             {{request=NAME}}",
+            f.key()
+        )),
+    }
+}
+
+/// `p99_ms{request=login}` into `p99_ms` and `login` (the name may be quoted); the same for
+/// `severity` and `scan_type`.
+fn split_filter(name: &str) -> Result<(&str, Option<Filter>), String> {
     let Some((metric, rest)) = name.split_once('{') else {
         return Ok((name, None));
     };
@@ -189,12 +287,17 @@ fn split_filter(name: &str) -> Result<(&str, Option<String>), String> {
     let (key, value) = inner
         .split_once('=')
         .ok_or_else(|| format!("{name:?}: a filter is written {{request=NAME}}"))?;
-    if key.trim() != "request" {
-        return Err(format!(
-            "{name:?}: unknown filter {:?}; the one filter is request",
-            key.trim()
-        ));
-    }
+    let make: fn(String) -> Filter = match key.trim() {
+        "request" => Filter::Request,
+        "severity" => Filter::Severity,
+        "scan_type" => Filter::ScanType,
+        other => {
+            return Err(format!(
+                "{name:?}: unknown filter {other:?}; the filters are request (a load task's), \
+                 severity and scan_type (a security_test's findings)"
+            ));
+        }
+    };
     let value = value.trim();
     let value = value
         .strip_prefix('"')
@@ -202,9 +305,9 @@ fn split_filter(name: &str) -> Result<(&str, Option<String>), String> {
         .unwrap_or(value)
         .trim();
     if value.is_empty() {
-        return Err(format!("{name:?}: the request name is empty"));
+        return Err(format!("{name:?}: the {} is empty", key.trim()));
     }
-    Ok((metric.trim(), Some(value.to_string())))
+    Ok((metric.trim(), Some(make(value.to_string()))))
 }
 
 /// The figures a threshold reads: the task's, and each request name's.
@@ -226,6 +329,14 @@ pub struct Figures {
     pub checks_failed: u64,
     /// By request name (empty within a request's own figures).
     pub requests: std::collections::BTreeMap<String, Figures>,
+    /// A scan's findings, its requests sent (also its `completed`: an unanswered one is one
+    /// of its `errors`) and refused.
+    pub findings: u64,
+    pub requests_sent: u64,
+    pub requests_refused: u64,
+    /// A scan's findings by [`Filter::Severity`] and [`Filter::ScanType`] (a filter it has
+    /// no finding for reads 0).
+    pub findings_by: std::collections::BTreeMap<Filter, u64>,
 }
 
 impl Figures {
@@ -305,6 +416,9 @@ impl Figures {
             Metric::ChecksFailed => self.checks_failed as f64,
             Metric::ChecksFailedRate if self.completed == 0 => 0.0,
             Metric::ChecksFailedRate => self.checks_failed as f64 / self.completed as f64,
+            Metric::Findings => self.findings as f64,
+            Metric::RequestsSent => self.requests_sent as f64,
+            Metric::RequestsRefused => self.requests_refused as f64,
         }
     }
 }
@@ -324,9 +438,13 @@ pub struct Verdict {
 
 impl Threshold {
     pub fn evaluate(&self, f: &Figures) -> Verdict {
-        let f = match &self.request {
+        let f = match &self.filter {
             // A name that ran nothing reads as an empty row.
-            Some(name) => f.requests.get(name).cloned().unwrap_or_default(),
+            Some(Filter::Request(name)) => f.requests.get(name).cloned().unwrap_or_default(),
+            Some(by) => Figures {
+                findings: f.findings_by.get(by).copied().unwrap_or(0),
+                ..Figures::default()
+            },
             None => f.clone(),
         };
         let actual = f.get(self.metric);
@@ -345,10 +463,7 @@ impl Threshold {
 
     /// `p99_ms 250.3 is not < 200`.
     pub fn explain(&self, v: &Verdict) -> String {
-        let name = METRICS
-            .iter()
-            .find(|(_, m)| *m == self.metric)
-            .map_or("?", |(n, _)| n);
+        let name = self.metric.name();
         format!(
             "threshold `{}` failed: {name} {} is not {} {}",
             self.expr,
@@ -454,14 +569,16 @@ mod tests {
     fn t(expr: &str, abort: bool, delay_s: u64) -> Threshold {
         let Parsed {
             metric,
-            request,
+            filter,
             op,
             bound,
-        } = parse(expr).unwrap();
+        } = parse(expr, Scope::Load)
+            .or_else(|_| parse(expr, Scope::Scan))
+            .unwrap();
         Threshold {
             expr: expr.into(),
             metric,
-            request,
+            filter,
             op,
             bound,
             abort_on_fail: abort,
@@ -469,9 +586,9 @@ mod tests {
         }
     }
 
-    fn parsed(expr: &str) -> (Metric, Option<String>, Op, Bound) {
-        let p = parse(expr).unwrap();
-        (p.metric, p.request, p.op, p.bound)
+    fn parsed(expr: &str) -> (Metric, Option<Filter>, Op, Bound) {
+        let p = parse(expr, Scope::Load).unwrap();
+        (p.metric, p.filter, p.op, p.bound)
     }
 
     #[test]
@@ -492,7 +609,7 @@ mod tests {
             parsed("p99_ms{request=login} < 200"),
             (
                 Metric::P99Ms,
-                Some("login".into()),
+                Some(Filter::Request("login".into())),
                 Op::Lt,
                 Bound::Value(200.0)
             )
@@ -501,7 +618,7 @@ mod tests {
             parsed("error_rate{ request = \"GET /items\" }<0.01"),
             (
                 Metric::ErrorRate,
-                Some("GET /items".into()),
+                Some(Filter::Request("GET /items".into())),
                 Op::Lt,
                 Bound::Value(0.01)
             )
@@ -521,7 +638,7 @@ mod tests {
             ("p99_ms{request=} < 200", "empty"),
             ("late_starts{request=a} < 2", "not to one request"),
         ] {
-            let e = parse(bad).unwrap_err();
+            let e = parse(bad, Scope::Load).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
     }

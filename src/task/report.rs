@@ -71,6 +71,12 @@ impl crate::stats::report::Section for Section {
     }
 
     const CHARTS_JS: &'static str = stress::report::CHARTS_JS;
+
+    fn junit(t: &TaskReport, cases: &mut Vec<crate::stats::junit::Case>) {
+        if let Section::Security(r) = &t.section {
+            security::report::junit(r, cases);
+        }
+    }
 }
 
 /// The section's JSON: the fields of the task's object it adds (and their schema).
@@ -249,6 +255,90 @@ mod tests {
             assert!(table.contains(cell), "{cell} missing: {table}");
         }
         assert!(html.contains("Not scanned: the slices of lost nodes node-1"));
+    }
+
+    /// The JUnit cases follow the verdicts: a failed threshold and a check with a finding at
+    /// or over `fail_on` fail, a finding under it passes (listed), and the task's own case
+    /// fails on a Ctrl-C but not on a watch's stop (a stress test's breaking point).
+    #[test]
+    fn junit_cases_follow_the_verdicts() {
+        use crate::stats::junit::render;
+        use crate::stats::thresholds::Verdict;
+        let finding = |scan_type, severity| Finding {
+            scan_type,
+            severity,
+            endpoint: "GET /item".into(),
+            parameter: Some("id".into()),
+            title: "SQL injection".into(),
+            evidence: Evidence {
+                request: SentRequest {
+                    method: "GET".into(),
+                    url: "http://127.0.0.1:9/item?id=%27".into(),
+                    body: None,
+                    headers: Vec::new(),
+                },
+                response_status: 500,
+                excerpt: "syntax error near \u{1}'".into(),
+            },
+            remediation: "bind parameters".into(),
+        };
+        let mut r = report_with("ci", &[("scan", 0, 0, 0.0, 0.0)]);
+        r.tasks[0].kind = "security_test".into();
+        r.tasks[0].thresholds = vec![Verdict {
+            threshold: "fail_on: high".into(),
+            passed: false,
+            actual: 1.0,
+            bound: 0.0,
+            aborted_at_s: None,
+        }];
+        r.tasks[0].section = Section::Security(ScanReport {
+            findings: vec![
+                finding(ScanType::SqlInjection, Severity::Critical),
+                finding(ScanType::Headers, Severity::Low),
+            ],
+            by_type: [(ScanType::SqlInjection, 1), (ScanType::Headers, 1)].into(),
+            fail_on: Some(Severity::High),
+            ..ScanReport::default()
+        });
+        let xml = render(&r);
+        let case = |name: &str| {
+            let at = xml
+                .find(&format!("name=\"{name}\""))
+                .unwrap_or_else(|| panic!("{name}: {xml}"));
+            let rest = &xml[at..];
+            let end = [rest.find("</testcase>"), rest.find("/>\n")]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            rest[..end].to_string()
+        };
+        assert!(
+            case("threshold fail_on: high")
+                .contains("<failure message=\"`fail_on: high` failed: 1 against 0\""),
+            "{xml}"
+        );
+        let sqli = case("security sql_injection");
+        assert!(
+            sqli.contains("1 sql_injection findings of high or worse (1 critical), fail_on: high"),
+            "{sqli}"
+        );
+        assert!(sqli.contains("syntax error near \u{FFFD}&apos;"), "{sqli}");
+        let headers = case("security headers");
+        assert!(!headers.contains("<failure"), "{headers}");
+        assert!(headers.contains("1 findings under fail_on"), "{headers}");
+        assert!(xml.contains("tests=\"4\" failures=\"2\""), "{xml}");
+        assert!(
+            !case("task scan (security_test)").contains("<failure"),
+            "{xml}"
+        );
+        r.summary.interrupted = true;
+        r.summary.stopped_by = Some("breaking point".into());
+        assert!(!render(&r).contains("interrupted (Ctrl-C"));
+        r.summary.stopped_by = None;
+        assert!(render(&r).contains(
+            "<failure message=\"the run was interrupted (Ctrl-C or cancelled)\" type=\"task\">"
+        ));
     }
 
     #[test]

@@ -368,8 +368,11 @@
       reportBox.hidden = false;
       append(reportBox, [
         h('div', { class: 'titlebar' }, [h('h2', { text: 'Report' + (s.stopped_by ? ' (stopped early)' : s.interrupted ? ' (interrupted)' : '') +
-            (s.thresholds_passed === true ? ' · thresholds passed' : s.thresholds_passed === false ? ' · thresholds FAILED' : '') }),
-          h('a', { href: '/api/executions/' + encodeURIComponent(id) + '/report.html', target: '_blank', rel: 'noopener', text: 'Open the HTML report' })]),
+            // The run's verdict: the field `mcpt run`'s exit code (3) and MCP's verdict read.
+            (s.thresholds_passed === true ? ' · passed' : s.thresholds_passed === false ? ' · FAILED' : '') }),
+          h('a', { href: '/api/executions/' + encodeURIComponent(id) + '/report.html', target: '_blank', rel: 'noopener', text: 'Open the HTML report' }),
+          h('a', { id: 'report-csv-timeline', href: '/api/executions/' + encodeURIComponent(id) + '/report.csv?table=timeline', download: 'timeline.csv', text: 'Timeline CSV' }),
+          h('a', { id: 'report-csv-requests', href: '/api/executions/' + encodeURIComponent(id) + '/report.csv?table=requests', download: 'requests.csv', text: 'Requests CSV' })]),
         h('div', { class: 'kvs', id: 'report-summary' }, [
           kv('requests completed', num(s.total_requests)),
           kv('planned', num(s.planned_requests)),

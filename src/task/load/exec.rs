@@ -141,6 +141,7 @@ impl LoadWork {
             lost: slots.lost,
             reported_sent: slots.reported_sent,
             kind: load.label,
+            judged: Vec::new(),
             thresholds: load.thresholds.clone(),
             aborted,
             tls: tls_of(load),

@@ -304,7 +304,8 @@ fn iteration_figures(i: &IterationsReport, rows: &mut Vec<Figure>) {
     }
 }
 
-fn thresholds_html<S>(t: &TaskReport<S>, out: &mut String) {
+/// Each threshold's verdict, as a table (nothing without thresholds).
+pub fn thresholds_html<S>(t: &TaskReport<S>, out: &mut String) {
     if t.thresholds.is_empty() {
         return;
     }
@@ -413,6 +414,7 @@ mod tests {
             lost: Vec::new(),
             reported_sent: Vec::new(),
             kind: "load_test",
+            judged: Vec::new(),
             thresholds: Vec::new(),
             aborted: None,
             tls,

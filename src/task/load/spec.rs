@@ -14,11 +14,11 @@ use crate::engine::schedule::{Arrivals, LoadProfile, Model, Pattern, RatePlan, S
 use crate::engine::target::{Target, Traffic};
 use crate::plan::flow::{Requests, read_requests};
 use crate::plan::stages::read_stages;
-use crate::plan::thresholds::read_thresholds;
+use crate::plan::thresholds::{read_thresholds, request_names};
 use crate::plan::tls::{TargetDefaults, read_defaults};
 use crate::plan::{listed, read_name, within_max_rps, within_task_timeout};
 use crate::settings::LoadSettings;
-use crate::stats::thresholds::Threshold;
+use crate::stats::thresholds::{Scope, Threshold};
 use crate::validate::{FieldErrors, Keyword, Obj, join};
 
 /// The most pieces a rate plan may have (a wave has 32 per period, a burst 2 per interval).
@@ -197,7 +197,8 @@ pub fn read_load_task(
     let names: Option<Vec<&str>> = names
         .as_ref()
         .map(|n| n.iter().map(String::as_str).collect());
-    let thresholds = read_thresholds(&mut o, settings, names.as_deref(), e);
+    let check = request_names(names.as_deref());
+    let thresholds = read_thresholds(&mut o, settings, Scope::Load, &check, e);
 
     let shape = read_shape(&mut o, path, settings, e)?;
     check_model(&mut o, path, &shape, model, arrivals_given, e);

@@ -130,6 +130,7 @@ pub fn merge(spec: &ScanSpec, nodes: &[String], slices: &[Option<ScanReport>]) -
         *out.by_type.entry(f.scan_type).or_default() += 1;
     }
     out.notes = notes.into_iter().take(NOTES_KEPT).collect();
+    out.fail_on = spec.fail_on;
     out
 }
 
@@ -156,6 +157,8 @@ mod tests {
             depth: Depth::Quick,
             rate_limit_rps: 10.0,
             timeout: Duration::from_secs(1),
+            fail_on: None,
+            thresholds: Vec::new(),
         }
     }
 

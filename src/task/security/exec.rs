@@ -81,6 +81,7 @@ impl ScanWork {
             reported_sent: slots.reported_sent,
             kind: "security_test",
             thresholds: Vec::new(),
+            judged: super::verdict::judge(&self.spec, &scan),
             aborted: None,
             tls: None,
         }

@@ -10,7 +10,7 @@ use crate::task::load::mcp::Method;
 
 /// The tool's name and what it tells the assistant.
 pub const NAME: &str = "run_security_test";
-pub const DESCRIPTION: &str = "Start a security scan of a target's endpoints on the cluster (reflected XSS, SQL injection, CSRF, missing security headers, open redirects) and return its execution_id at once; follow it with wait_for_execution, then get_report, whose tasks[0].security lists the findings (severity, type, endpoint, parameter, evidence, remediation). On a cluster the endpoints are dealt over the nodes. The server refuses (tool error, saying which setting) a target outside load_generation.allowed_targets (loopback only by default), a rate_limit_rps over mcp.max_rps, and more unfinished MCP-started executions than mcp.max_concurrent_executions.";
+pub const DESCRIPTION: &str = "Start a security scan of a target's endpoints on the cluster (reflected XSS, SQL injection, CSRF, missing security headers, open redirects) and return its execution_id at once; follow it with wait_for_execution, then get_report, whose tasks[0].security lists the findings (severity, type, endpoint, parameter, evidence, remediation); a finding of fail_on's severity or worse (default high) fails the verdict. On a cluster the endpoints are dealt over the nodes. The server refuses (tool error, saying which setting) a target outside load_generation.allowed_targets (loopback only by default), a rate_limit_rps over mcp.max_rps, and more unfinished MCP-started executions than mcp.max_concurrent_executions.";
 
 /// The most endpoints one `run_security_test` may name, and parameters per endpoint.
 pub const MAX_SCAN_ENDPOINTS: usize = 50;
@@ -94,6 +94,31 @@ pub struct RunSecurityTest {
     /// A name for the execution (default: "mcp security scan" and the target).
     #[schemars(length(min = 1, max = 200))]
     pub name: Option<String>,
+    /// A finding this severe or worse fails the scan (default high; none: never).
+    pub fail_on: Option<FailOn>,
+}
+
+/// `fail_on`'s levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOn {
+    Critical,
+    High,
+    Medium,
+    Low,
+    None,
+}
+
+impl FailOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailOn::Critical => "critical",
+            FailOn::High => "high",
+            FailOn::Medium => "medium",
+            FailOn::Low => "low",
+            FailOn::None => "none",
+        }
+    }
 }
 
 impl RunSecurityTest {
@@ -124,6 +149,9 @@ impl RunSecurityTest {
         if let Some(rate) = self.rate_limit_rps {
             p.insert("rate_limit_rps".into(), json!(rate));
         }
+        if let Some(level) = self.fail_on {
+            p.insert("fail_on".into(), json!(level.as_str()));
+        }
         let name = self
             .name
             .clone()
@@ -135,8 +163,9 @@ impl RunSecurityTest {
 /// The plan's name of the task type.
 pub const TASK_TYPE: &str = "security_test";
 
-/// The summary `get_report` judges when every task is a scan: the scans' own requests.
-pub fn summary(scans: &[&Value], interrupted: &Value) -> Value {
+/// The summary `get_report` judges when every task is a scan: the scans' own requests, with
+/// the report's verdict fields (`interrupted`, `thresholds_passed`, `stopped_by`) as they are.
+pub fn summary(scans: &[&Value], report_summary: &Value) -> Value {
     let sum = |k: &str| -> u64 {
         scans
             .iter()
@@ -149,33 +178,41 @@ pub fn summary(scans: &[&Value], interrupted: &Value) -> Value {
     } else {
         0.0
     };
-    json!({"total_requests": sent, "errors": {"total": errors},
-           "error_rate": rate, "not_sent": 0, "interrupted": interrupted})
+    let mut s = json!({"total_requests": sent, "errors": {"total": errors},
+           "error_rate": rate, "not_sent": 0});
+    for k in ["interrupted", "thresholds_passed", "stopped_by"] {
+        if let Some(v) = report_summary.get(k) {
+            s[k] = v.clone();
+        }
+    }
+    s
 }
 
 /// What a scan task's findings (`t`: the task in the report's JSON) add to `get_report`'s
-/// verdict: a high or critical one fails it, a medium or low one degrades it, as does a slice
-/// not scanned.
-pub fn judge_findings(t: &Value, failed: &mut Vec<String>, degraded: &mut Vec<String>) {
+/// verdict beyond its `fail_on` (a verdict of the task's `thresholds`, judged with them):
+/// findings that pass it degrade the verdict, as does a slice not scanned.
+pub fn judge_findings(t: &Value, degraded: &mut Vec<String>) {
     let findings: Vec<&Value> = t["security"]["findings"]
         .as_array()
         .into_iter()
         .flatten()
         .collect();
-    let severe = findings
-        .iter()
-        .filter(|f| matches!(f["severity"].as_str(), Some("high" | "critical")))
-        .count();
     let name = t["name"].as_str().unwrap_or("");
-    if severe > 0 {
-        failed.push(format!(
-            "security_test {name}: {} findings, {severe} high or critical",
-            findings.len()
-        ));
-    } else if !findings.is_empty() {
+    let by: Vec<String> = ["critical", "high", "medium", "low"]
+        .iter()
+        .filter_map(|level| {
+            let n = findings
+                .iter()
+                .filter(|f| f["severity"].as_str() == Some(level))
+                .count();
+            (n > 0).then(|| format!("{n} {level}"))
+        })
+        .collect();
+    if !findings.is_empty() {
         degraded.push(format!(
-            "security_test {name}: {} findings, none high or critical",
-            findings.len()
+            "security_test {name}: {} findings ({})",
+            findings.len(),
+            by.join(", ")
         ));
     }
     if let Some(lost) = t["security"]["nodes_lost"]
@@ -199,7 +236,8 @@ mod tests {
         let p: RunSecurityTest = serde_json::from_value(json!({
             "target": "http://127.0.0.1:9/",
             "endpoints": [{"path": "/search", "params": ["q"]}, {"path": "/t", "method": "POST"}],
-            "scan_types": ["xss", "csrf"], "depth": "deep", "rate_limit_rps": 5
+            "scan_types": ["xss", "csrf"], "depth": "deep", "rate_limit_rps": 5,
+            "fail_on": "medium"
         }))
         .unwrap();
         let body = p.execution_body();
@@ -210,6 +248,7 @@ mod tests {
         };
         assert_eq!(spec.endpoints.len(), 2);
         assert_eq!(spec.rate_limit_rps, 5.0);
+        assert_eq!(spec.fail_on, Some(crate::task::security::Severity::Medium));
         assert!(
             serde_json::from_value::<RunSecurityTest>(json!({
                 "target": "http://127.0.0.1:9/", "endpoints": [{"path": "/"}], "extra": 1

@@ -25,6 +25,7 @@ pub mod report;
 pub mod scan;
 pub mod spec;
 pub mod sqli;
+pub mod verdict;
 pub mod xss;
 
 /// The kinds of check a scan can run.
@@ -101,14 +102,32 @@ pub enum Severity {
     Critical,
 }
 
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
+impl Severity {
+    /// Most severe first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
             Severity::Low => "low",
             Severity::Medium => "medium",
             Severity::High => "high",
             Severity::Critical => "critical",
-        })
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
     }
 }
 
@@ -174,6 +193,10 @@ pub struct ScanSpec {
     /// Per request; time-based probes get at least their sleep plus a margin.
     #[serde(with = "millis")]
     pub timeout: Duration,
+    /// A finding of this severity or worse fails the task (`None`: `fail_on: none`).
+    pub fail_on: Option<Severity>,
+    /// Its thresholds over its counters (`findings`, `requests_sent`, ...), judged at its end.
+    pub thresholds: Vec<crate::stats::thresholds::Threshold>,
 }
 
 mod millis {
@@ -441,6 +464,10 @@ pub struct ScanReport {
     /// Nodes lost before their slice's report came: their endpoints were not scanned.
     #[serde(default)]
     pub nodes_lost: Vec<String>,
+    /// The task's `fail_on`: a finding this severe or worse failed it (`null`: `none`, or a
+    /// report stored before it was added).
+    #[serde(default)]
+    pub fail_on: Option<Severity>,
 }
 
 impl ScanReport {

@@ -4,8 +4,9 @@
 
 use std::fmt::Write as _;
 
-use super::ScanReport;
+use super::{Finding, ScanReport};
 use crate::stats::html::{escape, figure, fmt_seconds};
+use crate::stats::junit::{Case, Failure};
 use crate::stats::report::TaskReport;
 
 /// A `security_test` task in the text report: its counts, its findings, its lost slices.
@@ -41,6 +42,7 @@ pub fn text<S>(t: &TaskReport<S>, scan: &ScanReport, out: &mut String) {
     for note in &scan.notes {
         let _ = writeln!(out, "  note       {note}");
     }
+    crate::task::load::report::thresholds_text(t, out);
 }
 
 /// The task's `<section>` in the HTML report: its counts, a findings table and its nodes'
@@ -60,6 +62,7 @@ pub fn html<S>(t: &TaskReport<S>, scan: &ScanReport, i: usize, out: &mut String)
             escape(&scan.nodes_lost.join(", "))
         );
     }
+    crate::task::load::report::thresholds_html(t, out);
     findings_table(scan, out);
     nodes_table(scan, out);
     out.push_str("</section>");
@@ -153,4 +156,94 @@ fn nodes_table(scan: &ScanReport, out: &mut String) {
         }
         out.push_str("</tbody></table>");
     }
+}
+
+/// The scan's JUnit cases: one per check it ran, failed when it found something of its
+/// `fail_on` or worse (the count by severity, and the first such finding's evidence); a
+/// check's findings under `fail_on` go in its output.
+pub fn junit(scan: &ScanReport, cases: &mut Vec<Case>) {
+    for &kind in scan.by_type.keys() {
+        let found: Vec<&Finding> = scan
+            .findings
+            .iter()
+            .filter(|f| f.scan_type == kind)
+            .collect();
+        let failing: Vec<&Finding> = found
+            .iter()
+            .copied()
+            .filter(|f| scan.fail_on.is_some_and(|level| f.severity >= level))
+            .collect();
+        let name = format!("security {kind}");
+        let listed = |fs: &[&Finding]| -> String {
+            fs.iter()
+                .map(|f| {
+                    format!(
+                        "{} {} {} {}",
+                        f.severity,
+                        f.endpoint,
+                        f.parameter.as_deref().unwrap_or("-"),
+                        f.title
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let Some(first) = failing.first() else {
+            let mut c = Case::passed(name);
+            c.output = Some(match found.len() {
+                0 => format!("no {kind} finding"),
+                n => format!("{n} findings under fail_on:\n{}", listed(&found)),
+            });
+            cases.push(c);
+            continue;
+        };
+        let level = scan.fail_on.expect("a failing finding has a fail_on");
+        let text = format!(
+            "first: {} {} parameter {}: {}\nrequest: {} {}{}\nresponse status {}, excerpt:\n{}\n\
+             remediation: {}\n\nall {} findings:\n{}",
+            first.severity,
+            first.endpoint,
+            first.parameter.as_deref().unwrap_or("-"),
+            first.title,
+            first.evidence.request.method,
+            first.evidence.request.url,
+            first
+                .evidence
+                .request
+                .body
+                .as_ref()
+                .map_or(String::new(), |b| format!(" body {b}")),
+            first.evidence.response_status,
+            first.evidence.excerpt,
+            first.remediation,
+            found.len(),
+            listed(&found)
+        );
+        cases.push(Case::failed(
+            name,
+            Failure {
+                kind: "security_finding",
+                message: format!(
+                    "{} {kind} findings of {level} or worse ({}), fail_on: {level}; first: {} {}",
+                    failing.len(),
+                    by_severity(&failing),
+                    first.endpoint,
+                    first.title
+                ),
+                text,
+            },
+        ));
+    }
+}
+
+/// `1 critical, 2 high`.
+fn by_severity(fs: &[&Finding]) -> String {
+    super::Severity::ALL
+        .iter()
+        .filter_map(|s| {
+            let n = fs.iter().filter(|f| f.severity == *s).count();
+            (n > 0).then(|| format!("{n} {s}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -12,6 +12,8 @@
 //!     depth: quick            # or deep (adds contexts and time-based SQL injection)
 //!     rate_limit_rps: 10      # default 10
 //!     timeout: 10s            # per request; default load_generation.default_timeout
+//!     fail_on: high           # a finding this severe or worse fails the task; or none
+//!     thresholds: ["findings{severity=medium} < 3", "error_rate < 0.05"]
 //! ```
 
 use std::time::Duration;
@@ -19,13 +21,17 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use super::{DEFAULT_PARAM_VALUE, Depth, Endpoint, Param, ScanSpec, ScanType};
+use super::{DEFAULT_PARAM_VALUE, Depth, Endpoint, Param, ScanSpec, ScanType, Severity};
+use crate::plan::thresholds::read_thresholds;
 use crate::settings::LoadSettings;
+use crate::stats::thresholds::{Filter, Scope, Threshold};
 use crate::validate::{FieldErrors, Obj, describe, kind, read_list};
 
 /// The highest rate a scan may ask for: a scan probes, it does not load.
 pub const MAX_RATE_LIMIT_RPS: f64 = 1000.0;
 pub const DEFAULT_RATE_LIMIT_RPS: f64 = 10.0;
+/// A finding this severe or worse fails the task unless the plan says otherwise.
+pub const DEFAULT_FAIL_ON: Severity = Severity::High;
 /// The most endpoints and parameters per endpoint a scan takes.
 pub const MAX_ENDPOINTS: usize = 200;
 pub const MAX_PARAMS: usize = 50;
@@ -102,6 +108,8 @@ pub fn read_scan_spec(
         e.push(o.key_path("timeout"), "must be greater than 0");
     }
     crate::plan::within_task_timeout(&o.key_path("timeout"), timeout, settings, e);
+    let fail_on = read_fail_on(&mut o, e);
+    let thresholds = read_scan_thresholds(&mut o, settings, scan_types.as_deref(), e);
     o.finish(e);
     if e.0.len() != before {
         return None;
@@ -113,7 +121,62 @@ pub fn read_scan_spec(
         depth,
         rate_limit_rps,
         timeout,
+        fail_on,
+        thresholds,
     })
+}
+
+/// `fail_on`: `critical`, `high` (the default), `medium`, `low` or `none`.
+fn read_fail_on(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Severity> {
+    match o.opt::<crate::validate::Keyword>("fail_on", e).as_deref() {
+        None => Some(DEFAULT_FAIL_ON),
+        Some("none") => None,
+        Some(name) => Severity::from_name(name).or_else(|| {
+            e.push(
+                o.key_path("fail_on"),
+                format!("unknown severity {name:?}; expected critical, high, medium, low or none"),
+            );
+            None
+        }),
+    }
+}
+
+/// A scan's `thresholds` over its counters: a filter names a known severity, or a scan type
+/// the scan runs; judged once at its end, so none aborts.
+fn read_scan_thresholds(
+    o: &mut Obj<'_>,
+    settings: &LoadSettings,
+    scan_types: Option<&[ScanType]>,
+    e: &mut FieldErrors,
+) -> Vec<Threshold> {
+    let check = |f: &Filter| match f {
+        Filter::Severity(s) if Severity::from_name(s).is_none() => Err(format!(
+            "unknown severity {s:?}; expected critical, high, medium or low"
+        )),
+        Filter::ScanType(t) => match (ScanType::from_name(t), scan_types) {
+            (None, _) => {
+                let known: Vec<&str> = ScanType::ALL.iter().map(|t| t.name()).collect();
+                Err(format!(
+                    "unknown scan type {t:?}; known: {}",
+                    known.join(", ")
+                ))
+            }
+            (Some(t), Some(run)) if !run.contains(&t) => Err(format!(
+                "this scan does not run {t}; its scan_types: {}",
+                run.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+            )),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    };
+    let thresholds = read_thresholds(o, settings, Scope::Scan, &check, e);
+    if thresholds.iter().any(|t| t.abort_on_fail) {
+        e.push(
+            o.key_path("thresholds"),
+            "a security_test's thresholds are judged once, at its end: abort_on_fail does not apply",
+        );
+    }
+    thresholds
 }
 
 fn read_scan_types(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<Vec<ScanType>> {

@@ -384,6 +384,7 @@ fn a_stress_task_reports_its_result_in_json_text_and_html() {
         } else {
             "load_test"
         },
+        judged: Vec::new(),
         thresholds: Vec::new(),
         aborted: None,
         tls: None,
