@@ -27,7 +27,7 @@ mod tests;
 mod view;
 
 pub use phase::{Halt, Phase, Reservation};
-pub use stream::{TaskRef, TaskSecond};
+pub use stream::{TaskRef, TaskSecond, Timeline};
 pub use task::ExecTask;
 pub use view::{ExecutionView, TaskView};
 

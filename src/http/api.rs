@@ -8,6 +8,7 @@
 //! | GET | `/api/executions` | newest first |
 //! | GET | `/api/executions/{id}` | state, progress, per-task and per-node figures |
 //! | DELETE | `/api/executions/{id}` | cancel → `{"status": "cancelled"}` (idempotent) |
+//! | GET | `/api/executions/{id}/timeline` | every merged second so far, as the `stats` events carry them ([`timeline_api`]) |
 //! | GET | `/api/executions/{id}/report` | the report (schema of `mcpt run --output`) |
 //! | GET | `/api/executions/{id}/report.html` | the report as one self-contained HTML page (`mcpt run --html`) |
 //! | GET | `/api/executions/{a}/compare/{b}` | deltas of `b` against `a`: summary and tasks matched by name (`schemas/compare.schema.json`) |
@@ -35,7 +36,8 @@ use crate::http::error::{
     ApiError, ApiToken, ErrorBody, json_body, not_allowed, not_found, require_token,
 };
 use crate::http::{
-    cluster_route, events, health_api, metrics_api, resources_api, services_api, workloads_api,
+    cluster_route, events, health_api, metrics_api, resources_api, services_api, timeline_api,
+    workloads_api,
 };
 use crate::messages::cluster::NodeView;
 use crate::messages::cluster::{
@@ -123,6 +125,7 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
                     .default_service(not_allowed("GET")),
             )
             .configure(events::routes)
+            .configure(timeline_api::configure)
             .configure(health_api::configure)
             .configure(resources_api::configure)
             .configure(services_api::configure)
@@ -204,11 +207,14 @@ pub struct Submitted {
     post,
     path = "/api/executions",
     tag = "executions",
-    request_body = crate::http::openapi::ExecutionRequest,
+    request_body(content(
+        (crate::http::openapi::ExecutionRequest = "application/json"),
+        (crate::http::openapi::ExecutionRequest = "application/yaml"),
+    )),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Accepted", body = Submitted),
-        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 400, description = "Not JSON, or not YAML", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 413, description = "Over api.max_body_size", body = ErrorBody),
         (status = 415, description = "Not a JSON content type", body = ErrorBody),

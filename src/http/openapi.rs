@@ -275,10 +275,12 @@ impl Modify for Bearer {
     ),
     paths(
         crate::http::preview_api::preview,
+        crate::http::preview_api::validate,
         crate::http::api::submit,
         crate::http::api::list,
         crate::http::api::get,
         crate::http::api::cancel,
+        crate::http::timeline_api::timeline,
         crate::http::api::report,
         crate::http::api::report_html,
         crate::http::api::compare,
