@@ -530,11 +530,15 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{title}: {name} does not compile: {e}"));
             }
             // Every operation answers its errors with the ApiError body, and every mutating
-            // one (but the preview, open like a read) names the bearer scheme.
+            // one (but the preview and the validation, open like a read) names the bearer
+            // scheme.
             for (path, item) in doc["paths"].as_object().unwrap() {
                 for (method, op) in item.as_object().unwrap() {
                     let mutating = matches!(method.as_str(), "post" | "delete" | "put" | "patch");
-                    let open = path == "/api/executions/preview";
+                    let open = matches!(
+                        path.as_str(),
+                        "/api/executions/preview" | "/api/executions/validate"
+                    );
                     assert_eq!(
                         op.get("security").is_some(),
                         mutating && !open,

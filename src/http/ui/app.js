@@ -316,12 +316,18 @@
     return Seen[id] || (Seen[id] = { tasks: {} });
   }
 
-  Live.on('stats', function (ev) {
+  // One second of a task, by (task_id, second): a live event replaces what was there; a point
+  // of the timeline (GET /api/executions/<id>/timeline) or of a poll fills only a second not
+  // seen yet (or seen only by a poll), so nothing is counted twice.
+  function addStats(ev) {
     var e = seenOf(ev.execution_id);
     var t = e.tasks[ev.task_id] || (e.tasks[ev.task_id] = { name: ev.task, points: {} });
+    var had = t.points[ev.second];
+    if (ev.source && had && had.source !== 'poll') return;
     t.points[ev.second] = ev;
     t.last = !t.last || ev.second >= t.last.second ? ev : t.last;
-  });
+  }
+  Live.on('stats', addStats);
 
   // ---------------------------------------------------------------- the router
 
@@ -627,7 +633,7 @@
     h: h, append: append, clear: clear, byId: byId, finite: finite, num: num, rps: rps, ms: ms,
     pct: pct, clock: clock, seconds: seconds, badge: badge, bar: bar, table: table, td: td, N: N,
     chart: chart, debounce: debounce, api: api, ApiError: ApiError, Live: Live, seenOf: seenOf,
-    View: View, TERMINAL: TERMINAL, views: {}
+    addStats: addStats, View: View, TERMINAL: TERMINAL, views: {}
   };
 
   document.addEventListener('DOMContentLoaded', start);
