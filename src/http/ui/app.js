@@ -201,18 +201,19 @@
     byId('token-state').hidden = !sessionStorage.getItem(TOKEN_KEY);
   }
 
-  // One JSON call. A 401 on a change asks for the token and retries; other errors reject with
-  // an ApiError carrying the server's {error, message, field, errors}.
-  function api(method, path, body) {
+  // One JSON call (a body of another `type`, such as application/yaml, goes as the text it
+  // is). A 401 on a change asks for the token and retries; other errors reject with an
+  // ApiError carrying the server's {error, message, field, errors}.
+  function api(method, path, body, type) {
     var headers = { 'Accept': 'application/json' };
     var token = sessionStorage.getItem(TOKEN_KEY);
     var mutating = method !== 'GET';
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (body !== undefined) headers['Content-Type'] = type || 'application/json';
     if (token && mutating) headers.Authorization = 'Bearer ' + token;
     return fetch(path, {
       method: method,
       headers: headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : type ? body : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'same-origin'
     }).catch(function (e) {
@@ -226,7 +227,7 @@
           if (token) { sessionStorage.removeItem(TOKEN_KEY); showTokenState(); }
           return askToken(!!token).then(function (t) {
             if (!t) throw new ApiError(401, data, 'not sent: this change needs the API token');
-            return api(method, path, body);
+            return api(method, path, body, type);
           });
         }
         throw new ApiError(resp.status, data);
