@@ -260,7 +260,10 @@ fn every_answer_of_a_live_cluster_conforms_to_the_documents() {
         &format!("/api/executions/{id}/timeline"),
         200,
     );
-    assert!(!timeline["seconds"].as_array().unwrap().is_empty(), "{timeline}");
+    assert!(
+        !timeline["seconds"].as_array().unwrap().is_empty(),
+        "{timeline}"
+    );
     get_conforms(
         &doc,
         o,

@@ -21,20 +21,38 @@ fn set(b: &Browser, selector: &str, value: &str) {
     ));
 }
 
-fn hidden(b: &Browser, selector: &str) -> bool {
-    b.eval(&format!(
-        "return document.querySelector({}).closest('[hidden]') !== null;",
-        js_string(selector)
-    )) == Value::Bool(true)
+/// Waits until the fields `shown` show and the fields `gone` are hidden (the form lays itself
+/// out a moment after a change).
+fn wait_layout(b: &Browser, shown: &[&str], gone: &[&str]) {
+    let visible = |s: &&str, yes: bool| {
+        format!(
+            "(document.querySelector({}).closest('[hidden]') === null) === {yes}",
+            js_string(s)
+        )
+    };
+    let all: Vec<String> = shown
+        .iter()
+        .map(|s| visible(s, true))
+        .chain(gone.iter().map(|s| visible(s, false)))
+        .collect();
+    b.wait_js(
+        &all.join(" && "),
+        Duration::from_secs(10),
+        &format!("{shown:?} shown, {gone:?} hidden"),
+    );
 }
 
-/// Waits for the server's error under `field` and returns its text.
-fn error_for(b: &Browser, field: &str) -> String {
+/// Waits for the server's error under `field` that says `says`, and returns its text.
+fn error_for(b: &Browser, field: &str, says: &str) -> String {
     let sel = format!("[data-error-for^={}]", js_string(field));
     b.wait_js(
-        &format!("document.querySelector({}) !== null", js_string(&sel)),
+        &format!(
+            "Array.from(document.querySelectorAll({})).some(e => e.textContent.includes({}))",
+            js_string(&sel),
+            js_string(says)
+        ),
         Duration::from_secs(10),
-        &format!("the error under {field}"),
+        &format!("the error under {field} saying {says:?}"),
     );
     b.text(&sel)
 }
@@ -51,17 +69,17 @@ fn the_form_takes_scans_stress_tests_headers_thresholds_and_a_yaml_flow() {
 
     // A security scan: its own fields, validated by the server without starting anything.
     set(&b, "#f-type", "security_test");
-    assert!(hidden(&b, "#f-target-url-0") && !hidden(&b, "#f-scan-target"));
+    wait_layout(&b, &["#f-scan-target"], &["#f-target-url-0"]);
     set(&b, "#f-scan-target", &format!("http://{a}/"));
     set(
         &b,
         "#f-scan-endpoints",
         "/search q\nPOST /transfer to amount=5",
     );
-    set(&b, "#f-scan-depth", "deeper");
+    set(&b, "#f-scan-rate", "0");
     b.click("#f-validate");
-    let err = error_for(&b, "tasks[0].parameters.depth");
-    assert!(err.contains("deeper"), "{err}");
+    error_for(&b, "tasks[0].parameters.rate_limit_rps", "more than 0");
+    set(&b, "#f-scan-rate", "20");
     set(&b, "#f-scan-depth", "deep");
     b.click("#f-validate");
     b.wait_js(
@@ -73,15 +91,17 @@ fn the_form_takes_scans_stress_tests_headers_thresholds_and_a_yaml_flow() {
 
     // A stress test: its steps; a bad one is named under its field.
     set(&b, "#f-type", "stress_test");
-    assert!(hidden(&b, "#f-scan-target") && !hidden(&b, "#f-stress-start-rps"));
-    assert!(hidden(&b, "#f-base-rps") && !hidden(&b, "#f-target-url-0"));
+    wait_layout(
+        &b,
+        &["#f-stress-start-rps", "#f-target-url-0"],
+        &["#f-scan-target", "#f-base-rps"],
+    );
     set(&b, "#f-target-url-0", &format!("http://{a}/"));
     set(&b, "#f-stress-start-rps", "10");
     set(&b, "#f-stress-step-rps", "10");
     set(&b, "#f-stress-step-duration", "2s");
     set(&b, "#f-stress-max-rps", "5");
-    let err = error_for(&b, "tasks[0].parameters.max_rps");
-    assert!(err.contains("below start_rps"), "{err}");
+    error_for(&b, "tasks[0].parameters.max_rps", "below start_rps");
     set(&b, "#f-stress-max-rps", "30");
     b.wait_js(
         "document.getElementById('preview-info').textContent.includes('120 requests planned over 6 s')",
@@ -92,6 +112,7 @@ fn the_form_takes_scans_stress_tests_headers_thresholds_and_a_yaml_flow() {
 
     // A load test: a POST with headers and a JSON body, and a threshold.
     set(&b, "#f-type", "load_test");
+    wait_layout(&b, &["#f-base-rps"], &["#f-stress-start-rps"]);
     set(&b, "#f-target-url-0", &format!("http://{a}/echo"));
     set(&b, "#f-target-method-0", "POST");
     b.click("#f-target-more-0");
@@ -105,8 +126,12 @@ fn the_form_takes_scans_stress_tests_headers_thresholds_and_a_yaml_flow() {
         Duration::from_secs(10),
         "the load test previewed",
     );
-    let sent: Value =
-        serde_json::from_str(&b.text("#preview-json")).unwrap_or_else(|e| panic!("{e}"));
+    let sent: Value = serde_json::from_str(
+        b.eval("return document.getElementById('preview-json').textContent;")
+            .as_str()
+            .unwrap_or(""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let p = &sent["tasks"][0]["parameters"];
     assert_eq!(
         p["targets"][0],
@@ -138,8 +163,7 @@ fn the_form_takes_scans_stress_tests_headers_thresholds_and_a_yaml_flow() {
         "- name: login\n  request:\n    method: POST\n    url: http://{a}/login\n    body: {{user: \"u{{{{ vu }}}}\", password: p}}\n  capture:\n    token: {{json: \"$.token\"}}\n  check: {{status: 200}}\n- name: me\n  request:\n    url: http://{a}/me\n    headers: {{authorization: \"Bearer {{{{ token }}}}\"}}\n  check: {{status: 200}}\n"
     );
     set(&b, "#f-flow", &flow.replace("  capture:", "  captures:"));
-    let err = error_for(&b, "tasks[0].parameters.flow[0]");
-    assert!(err.contains("captures"), "{err}");
+    error_for(&b, "tasks[0].parameters.flow[0]", "captures");
     set(
         &b,
         "#f-flow",
@@ -148,11 +172,9 @@ fn the_form_takes_scans_stress_tests_headers_thresholds_and_a_yaml_flow() {
             "  check: {status: 200\n- name: me",
         ),
     );
-    let err = error_for(&b, "tasks[0].parameters.flow");
-    assert!(
-        err.contains("of the flow"),
-        "the YAML error's line in the flow's own lines: {err}"
-    );
+    // The YAML error's line, counted in the flow's own lines.
+    let err = error_for(&b, "tasks[0].parameters.flow", "of the flow");
+    println!("the YAML error under the flow: {err}");
     b.screenshot_page("form-yaml-error.png", 2400);
     set(&b, "#f-flow", &flow);
     set(&b, "#f-duration", "2s");
