@@ -136,11 +136,11 @@ fn a_page_opened_at_six_seconds_charts_the_six_seconds_before() {
 }
 
 /// The summary cards and the tasks table once disagreed (completed 350 against 234): the
-/// cards summed the stream's totals, the table showed the REST view's, read at other times.
-/// Both now come from one view, drawn together: whatever the stream says between two views,
-/// they agree.
+/// cards summed the stream's totals, the table showed the REST view's, read at other times
+/// (and the requests table the stream's rows). All three now come from one view, drawn
+/// together: whatever the stream says between two views, they agree.
 #[test]
-fn the_summary_cards_and_the_tasks_table_read_one_source() {
+fn the_summary_cards_and_the_tables_read_one_source() {
     let target = common::target();
     let cluster = Cluster::start(1);
     let id = cluster.submit(&constant_run("one source", target.addr, 50, 8));
@@ -148,15 +148,16 @@ fn the_summary_cards_and_the_tasks_table_read_one_source() {
     b.open(&cluster.orchestrator.url(&format!("/#/executions/{id}")));
     b.wait_js(
         "document.querySelector('#exec-tasks tbody tr') !== null \
+         && document.querySelector('#requests-table tbody tr') !== null \
          && Mcpt.seenOf(location.hash.split('/')[2]).tasks[0] !== undefined",
         Duration::from_secs(30),
         "the tasks table and a live second",
     );
     // Card and table read in one script, so no redraw comes between them.
     let both = "const card = Number(document.getElementById('total-completed').textContent.replace(/[^0-9]/g, '')); \
-        const table = Array.from(document.querySelectorAll('#exec-tasks tbody tr')) \
-          .reduce((n, tr) => n + Number(tr.children[3].textContent.replace(/[^0-9]/g, '')), 0); \
-        return [card, table];";
+        const sum = (rows, column) => Array.from(document.querySelectorAll(rows)) \
+          .reduce((n, tr) => n + Number(tr.children[column].textContent.replace(/[^0-9]/g, '')), 0); \
+        return [card, sum('#exec-tasks tbody tr', 3), sum('#requests-table tbody tr', 2)];";
     // A stats event whose totals run ahead of the view (as a live event does between two
     // views): the cards must not take them.
     b.eval(
@@ -170,8 +171,16 @@ fn the_summary_cards_and_the_tasks_table_read_one_source() {
         // After the frame the stream's redraw waits for.
         std::thread::sleep(Duration::from_millis(150));
         let v = b.eval(both);
-        let (card, table) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+        let (card, table, requests) = (
+            v[0].as_u64().unwrap(),
+            v[1].as_u64().unwrap(),
+            v[2].as_u64().unwrap(),
+        );
         assert_eq!(card, table, "the completed card against the tasks table");
+        assert_eq!(
+            card, requests,
+            "the completed card against the requests table"
+        );
         samples.push(card);
         running = b.eval("return document.getElementById('exec-state').dataset.state;")
             == json!("running");

@@ -266,8 +266,9 @@
       ]);
     }
 
-    // Per request name (Locust's statistics table): the stream's latest rows while it runs,
-    // the REST view's when it polls, the report's at the end. Sorted by a clicked heading.
+    // Per request name (Locust's statistics table): the REST view's rows while it runs (the
+    // view the tasks table and the cards read, so that they agree), the report's at the end.
+    // Sorted by a clicked heading.
     var requestsOf = {};      // task id -> { name, requests, failures, source }
     var sortKey = 'count', sortDown = true;
     var REQUEST_COLUMNS = [
@@ -586,11 +587,10 @@
     var redraw = null;
     v.on('stats', function (ev) {
       if (ev.execution_id !== id || finalReport) return;
-      if (ev.requests) setRequests(ev.task_id, ev.task, ev.requests, null, 'stream');
       if (holes()) loadTimeline();
       if (redraw) return;
       // One redraw per frame, however many tasks report the same second.
-      redraw = requestAnimationFrame(function () { redraw = null; draw('stream'); renderRequests(); });
+      redraw = requestAnimationFrame(function () { redraw = null; draw('stream'); });
     });
     v.on('execution_state', function (ev) {
       if (ev.execution_id !== id) return;

@@ -289,7 +289,7 @@
       optFields.ramp_duration.parentNode.hidden = !rated || !p.opts.length;
       stagesField.hidden = !rated || pattern.value !== 'stages';
       stagesField.parentNode.hidden = stagesField.hidden;
-      targetsField.hidden = flowText.value.trim() !== '';
+      targetsField.hidden = targetsField.parentNode.hidden = flowText.value.trim() !== '';
       durationField.hidden = stressing || (!closed && pattern.value === 'stages');
       arrivalsField.hidden = closed;
       thinkField.hidden = !closed;
@@ -402,7 +402,7 @@
         // A YAML syntax error (400) is in the flow: its line counted from the flow's first.
         if (e.status === 400 && e.body) {
           e.body.field = P + 'flow';
-          e.message = String(e.message).replace(/line (\d+)/g, function (m, n) { return 'line ' + Math.max(1, n - y.line + 1) + ' of the flow'; });
+          e.message = String(e.message).replace(/ at byte \d+/g, '').replace(/line (\d+)/g, function (m, n) { return 'line ' + Math.max(1, n - y.line + 1) + ' of the flow'; });
           e.body.message = e.message;
         }
         throw e;
