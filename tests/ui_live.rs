@@ -165,11 +165,21 @@ fn the_summary_cards_and_the_tables_read_one_source() {
          const ev = Object.assign({}, last, {total_completed: last.total_completed + 100000}); \
          Mcpt.Live.emit('stats', ev); return true;",
     );
+    let card_js =
+        "Number(document.getElementById('total-completed').textContent.replace(/[^0-9]/g, ''))";
     let mut samples = Vec::new();
     let mut running = true;
     while running {
-        // After the frame the stream's redraw waits for.
-        std::thread::sleep(Duration::from_millis(150));
+        // Each time the card changes (or the run ends), the three agree.
+        let shown = samples.last().copied().unwrap_or(0);
+        b.wait_js(
+            &format!(
+                "{card_js} !== {shown} \
+                 || document.getElementById('exec-state').dataset.state !== 'running'"
+            ),
+            Duration::from_secs(30),
+            "the completed card to change",
+        );
         let v = b.eval(both);
         let (card, table, requests) = (
             v[0].as_u64().unwrap(),
