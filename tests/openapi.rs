@@ -253,6 +253,24 @@ fn every_answer_of_a_live_cluster_conforms_to_the_documents() {
         200,
     );
     get_conforms(&doc, o, "/api/executions/{id}", "/api/executions/nope", 404);
+    let timeline = get_conforms(
+        &doc,
+        o,
+        "/api/executions/{id}/timeline",
+        &format!("/api/executions/{id}/timeline"),
+        200,
+    );
+    assert!(
+        !timeline["seconds"].as_array().unwrap().is_empty(),
+        "{timeline}"
+    );
+    get_conforms(
+        &doc,
+        o,
+        "/api/executions/{id}/timeline",
+        "/api/executions/nope/timeline",
+        404,
+    );
     get_conforms(&doc, o, "/api/nodes", "/api/nodes", 200);
     get_conforms(&doc, o, "/api/health", "/api/health", 200);
     get_conforms(&doc, o, "/api/resources", "/api/resources", 200);

@@ -29,7 +29,7 @@ mod view;
 
 pub use adjust::{AdjustError, AdjustRequest, AdjustmentView, change_instant};
 pub use phase::{Halt, Phase, Reservation};
-pub use stream::{TaskRef, TaskSecond};
+pub use stream::{TaskRef, TaskSecond, Timeline};
 pub use task::ExecTask;
 pub use view::{ExecutionView, TaskView};
 

@@ -275,15 +275,17 @@ impl Modify for Bearer {
     ),
     paths(
         crate::http::preview_api::preview,
+        crate::http::preview_api::validate,
         crate::http::api::submit,
         crate::http::api::list,
         crate::http::api::get,
         crate::http::api::cancel,
         crate::http::adjust_api::adjust,
-        crate::http::api::report,
-        crate::http::api::report_html,
-        crate::http::api::report_csv,
-        crate::http::api::compare,
+        crate::http::timeline_api::timeline,
+        crate::http::report_api::report,
+        crate::http::report_api::report_html,
+        crate::http::report_api::report_csv,
+        crate::http::report_api::compare,
         crate::http::api::nodes,
         crate::http::api::forget_node,
         crate::http::api::health,
@@ -530,11 +532,15 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{title}: {name} does not compile: {e}"));
             }
             // Every operation answers its errors with the ApiError body, and every mutating
-            // one (but the preview, open like a read) names the bearer scheme.
+            // one (but the preview and the validation, open like a read) names the bearer
+            // scheme.
             for (path, item) in doc["paths"].as_object().unwrap() {
                 for (method, op) in item.as_object().unwrap() {
                     let mutating = matches!(method.as_str(), "post" | "delete" | "put" | "patch");
-                    let open = path == "/api/executions/preview";
+                    let open = matches!(
+                        path.as_str(),
+                        "/api/executions/preview" | "/api/executions/validate"
+                    );
                     assert_eq!(
                         op.get("security").is_some(),
                         mutating && !open,

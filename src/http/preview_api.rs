@@ -5,8 +5,10 @@
 //! | method | path | |
 //! |---|---|---|
 //! | POST | `/api/executions/preview` | the body of `POST /api/executions` → 200 `{duration_s, tasks: [{name, model, planned_requests, planned_rps: [per second]}]}`; the submit's 400/408/413/422 errors |
+//! | POST | `/api/executions/validate` | the body of `POST /api/executions` → 200 `{valid: true}`; the submit's 400/408/413/422 errors |
 //!
-//! The preview changes nothing, so it is open like a GET: no bearer token is needed even when
+//! Both take the plan as JSON, or as YAML with `Content-Type: application/yaml` (as the submit
+//! does; the web UI sends YAML when a flow is pasted as YAML). They change nothing, so it is open like a GET: no bearer token is needed even when
 //! `api.token` is set (a form can preview while its user has not typed the token yet).
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,6 +21,7 @@ use crate::task::TestPlan;
 use crate::task::load::Model;
 
 pub const PATH: &str = "/api/executions/preview";
+pub const VALIDATE_PATH: &str = "/api/executions/validate";
 
 /// Registers the route. It must come before `/api/executions/{id}` (which would take
 /// `preview` for an id) and outside the token guard.
@@ -28,6 +31,46 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(preview))
             .default_service(not_allowed("POST")),
     );
+    cfg.service(
+        web::resource(VALIDATE_PATH)
+            .route(web::post().to(validate))
+            .default_service(not_allowed("POST")),
+    );
+}
+
+/// The answer of a document that would be accepted.
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Valid {
+    /// Always `true` (an invalid document is a 4xx `ApiError`).
+    pub valid: bool,
+}
+
+/// Validates an execution document as the submit does, without starting it (open like a GET:
+/// no token).
+#[utoipa::path(
+    post,
+    path = "/api/executions/validate",
+    tag = "executions",
+    request_body(content(
+        (crate::http::openapi::ExecutionRequest = "application/json"),
+        (crate::http::openapi::ExecutionRequest = "application/yaml"),
+    )),
+    responses(
+        (status = 200, description = "The document would be accepted", body = Valid),
+        (status = 400, description = "Not JSON, or not YAML", body = ErrorBody),
+        (status = 413, description = "Over api.max_body_size", body = ErrorBody),
+        (status = 415, description = "Not a JSON content type", body = ErrorBody),
+        (status = 422, description = "Invalid plan: the field named", body = ErrorBody),
+        (status = 503, description = "Validation could not run", body = ErrorBody),
+    )
+)]
+pub(crate) async fn validate(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    read_plan(&req, payload, &state).await?;
+    Ok(HttpResponse::Ok().json(Valid { valid: true }))
 }
 
 #[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
@@ -55,10 +98,13 @@ pub struct TaskPreview {
     post,
     path = "/api/executions/preview",
     tag = "executions",
-    request_body = crate::http::openapi::ExecutionRequest,
+    request_body(content(
+        (crate::http::openapi::ExecutionRequest = "application/json"),
+        (crate::http::openapi::ExecutionRequest = "application/yaml"),
+    )),
     responses(
         (status = 200, description = "The planned requests per second of each task", body = Preview),
-        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 400, description = "Not JSON, or not YAML", body = ErrorBody),
         (status = 413, description = "Over api.max_body_size", body = ErrorBody),
         (status = 415, description = "Not a JSON content type", body = ErrorBody),
         (status = 422, description = "Invalid plan: the field named", body = ErrorBody),
@@ -287,5 +333,56 @@ mod tests {
         let resp = web_test::call_service(&app, get).await;
         assert_eq!(resp.status(), 405);
         assert_eq!(resp.headers().get("allow").unwrap(), "POST");
+    }
+
+    #[actix_rt::test]
+    async fn validate_answers_valid_or_the_submits_errors_for_json_and_yaml() {
+        let app = app!(Some("t0ken".to_string()));
+        let validate = |body: Value| {
+            web_test::TestRequest::post()
+                .uri(VALIDATE_PATH)
+                .set_json(body)
+                .to_request()
+        };
+        let ok = json!({"tasks": [{"type": "load_test", "parameters": {
+            "targets": target(), "base_rps": 5, "duration": "2s"}}]});
+        let resp = web_test::call_service(&app, validate(ok)).await;
+        assert_eq!(resp.status(), 200, "no token needed");
+        let v: Value = web_test::read_body_json(resp).await;
+        assert_eq!(v, json!({"valid": true}));
+
+        let bad = json!({"tasks": [{"type": "load_test", "parameters": {
+            "targets": target(), "base_rps": -1, "duration": "2s"}}]});
+        let resp = web_test::call_service(&app, validate(bad)).await;
+        assert_eq!(resp.status(), 422);
+        let v: Value = web_test::read_body_json(resp).await;
+        assert_eq!(v["field"], "tasks[0].parameters.base_rps");
+
+        // A flow pasted as YAML, in a YAML body: its step's bad key is named like JSON's.
+        let yaml = |text: &str| {
+            web_test::TestRequest::post()
+                .uri(VALIDATE_PATH)
+                .insert_header(("content-type", "application/yaml"))
+                .set_payload(text.to_string())
+                .to_request()
+        };
+        let flow = "tasks:\n  - type: load_test\n    parameters:\n      base_rps: 5\n      duration: 2s\n      flow:\n        - name: home\n          request: {url: \"http://127.0.0.1:9/\"}\n";
+        let resp = web_test::call_service(&app, yaml(flow)).await;
+        assert_eq!(resp.status(), 200);
+        let wrong = flow.replace("request:", "requets:");
+        let resp = web_test::call_service(&app, yaml(&wrong)).await;
+        assert_eq!(resp.status(), 422);
+        let v: Value = web_test::read_body_json(resp).await;
+        assert!(
+            v["field"]
+                .as_str()
+                .unwrap()
+                .starts_with("tasks[0].parameters.flow[0]"),
+            "{v}"
+        );
+        let resp = web_test::call_service(&app, yaml("tasks: [\n  - x: : :")).await;
+        assert_eq!(resp.status(), 400);
+        let v: Value = web_test::read_body_json(resp).await;
+        assert_eq!(v["error"], "bad_json");
     }
 }

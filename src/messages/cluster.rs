@@ -67,6 +67,11 @@ pub struct GetExecution(pub String);
 #[rtype(result = "Vec<ExecutionView>")]
 pub struct ListExecutions;
 
+/// The timeline so far of an execution the orchestrator holds (`None`: not in memory).
+#[derive(Message)]
+#[rtype(result = "Option<crate::execution::Timeline>")]
+pub struct GetTimeline(pub String);
+
 /// The report of an execution in memory (live until it ends, final after).
 #[derive(Message)]
 #[rtype(result = "Option<Value>")]

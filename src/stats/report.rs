@@ -190,26 +190,7 @@ impl<S> TaskReport<S> {
     /// The task's figures from its accumulator; `section` is its kind's part.
     pub fn build(info: TaskInfo, acc: &TaskAccumulator, section: S) -> TaskReport<S> {
         let total = acc.total();
-        let nodes: Vec<NodeReport> = info
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(slot, id)| {
-                let t = acc.shard_totals().get(slot).copied().unwrap_or_default();
-                let sent = t
-                    .sent
-                    .max(info.reported_sent.get(slot).copied().unwrap_or(0));
-                let lost = info.lost.get(slot).copied().unwrap_or(false);
-                NodeReport {
-                    node_id: id.clone(),
-                    sent,
-                    completed: t.completed,
-                    errors: t.errors,
-                    lost,
-                    in_flight: lost.then(|| sent.saturating_sub(t.completed)),
-                }
-            })
-            .collect();
+        let nodes = node_reports(&info, acc);
         let sent_requests = if nodes.is_empty() {
             total.sent
         } else {
@@ -269,6 +250,29 @@ impl<S> TaskReport<S> {
                 .collect(),
         }
     }
+}
+
+/// Each node's part of a task, lost nodes with what they last said they had sent.
+fn node_reports(info: &TaskInfo, acc: &TaskAccumulator) -> Vec<NodeReport> {
+    info.nodes
+        .iter()
+        .enumerate()
+        .map(|(slot, id)| {
+            let t = acc.shard_totals().get(slot).copied().unwrap_or_default();
+            let sent = t
+                .sent
+                .max(info.reported_sent.get(slot).copied().unwrap_or(0));
+            let lost = info.lost.get(slot).copied().unwrap_or(false);
+            NodeReport {
+                node_id: id.clone(),
+                sent,
+                completed: t.completed,
+                errors: t.errors,
+                lost,
+                in_flight: lost.then(|| sent.saturating_sub(t.completed)),
+            }
+        })
+        .collect()
 }
 
 /// A flow's iteration row, taken out of `requests` (`None` for a task of targets).

@@ -6,7 +6,7 @@
 //!
 //! Takes:
 //! - from the REST API, the MCP server, the distributor and the runner: `Submit`, `Cancel`,
-//!   `GetExecution`, `ListExecutions`, `GetReport`, `BuildReport`, `ListNodes`,
+//!   `GetExecution`, `GetTimeline`, `ListExecutions`, `GetReport`, `BuildReport`, `ListNodes`,
 //!   `GetNodeStates`, `Adjust` (`adjust.rs`);
 //! - from the REST API's cluster endpoint (`nodes.rs`): `Attach`, a node's new connection;
 //! - from the proxies (`nodes.rs`): `NodeUp`, `NodeLinkDown`, `NodeWindow`, `NodeHealth`,
@@ -28,8 +28,8 @@ use crate::clock::unix_ms;
 use crate::execution::{Execution, Halt, LossOutcome, Phase, State, StoredPlan};
 use crate::hub::LinkTimers;
 use crate::messages::cluster::{
-    BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, ListExecutions, ListNodes,
-    NodeView, Submit, SubmitError,
+    BuildReport, Cancel, Deliver, GetExecution, GetNodeView, GetReport, GetTimeline,
+    ListExecutions, ListNodes, NodeView, Submit, SubmitError,
 };
 use crate::messages::events::{Event, EventKind, Publish};
 use crate::messages::store as db;
@@ -694,6 +694,14 @@ impl Handler<GetExecution> for Orchestrator {
 
     fn handle(&mut self, GetExecution(id): GetExecution, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(self.executions.get(&id).map(|e| e.view(unix_ms())))
+    }
+}
+
+impl Handler<GetTimeline> for Orchestrator {
+    type Result = MessageResult<GetTimeline>;
+
+    fn handle(&mut self, GetTimeline(id): GetTimeline, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.executions.get(&id).map(Execution::timeline))
     }
 }
 

@@ -201,18 +201,19 @@
     byId('token-state').hidden = !sessionStorage.getItem(TOKEN_KEY);
   }
 
-  // One JSON call. A 401 on a change asks for the token and retries; other errors reject with
-  // an ApiError carrying the server's {error, message, field, errors}.
-  function api(method, path, body) {
+  // One JSON call (a body of another `type`, such as application/yaml, goes as the text it
+  // is). A 401 on a change asks for the token and retries; other errors reject with an
+  // ApiError carrying the server's {error, message, field, errors}.
+  function api(method, path, body, type) {
     var headers = { 'Accept': 'application/json' };
     var token = sessionStorage.getItem(TOKEN_KEY);
     var mutating = method !== 'GET';
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (body !== undefined) headers['Content-Type'] = type || 'application/json';
     if (token && mutating) headers.Authorization = 'Bearer ' + token;
     return fetch(path, {
       method: method,
       headers: headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : type ? body : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'same-origin'
     }).catch(function (e) {
@@ -226,7 +227,7 @@
           if (token) { sessionStorage.removeItem(TOKEN_KEY); showTokenState(); }
           return askToken(!!token).then(function (t) {
             if (!t) throw new ApiError(401, data, 'not sent: this change needs the API token');
-            return api(method, path, body);
+            return api(method, path, body, type);
           });
         }
         throw new ApiError(resp.status, data);
@@ -316,12 +317,18 @@
     return Seen[id] || (Seen[id] = { tasks: {} });
   }
 
-  Live.on('stats', function (ev) {
+  // One second of a task, by (task_id, second): a live event replaces what was there; a point
+  // of the timeline (GET /api/executions/<id>/timeline) or of a poll fills only a second not
+  // seen yet (or seen only by a poll), so nothing is counted twice.
+  function addStats(ev) {
     var e = seenOf(ev.execution_id);
     var t = e.tasks[ev.task_id] || (e.tasks[ev.task_id] = { name: ev.task, points: {} });
+    var had = t.points[ev.second];
+    if (ev.source && had && had.source !== 'poll') return;
     t.points[ev.second] = ev;
     t.last = !t.last || ev.second >= t.last.second ? ev : t.last;
-  });
+  }
+  Live.on('stats', addStats);
 
   // ---------------------------------------------------------------- the router
 
@@ -627,7 +634,7 @@
     h: h, append: append, clear: clear, byId: byId, finite: finite, num: num, rps: rps, ms: ms,
     pct: pct, clock: clock, seconds: seconds, badge: badge, bar: bar, table: table, td: td, N: N,
     chart: chart, debounce: debounce, api: api, ApiError: ApiError, Live: Live, seenOf: seenOf,
-    View: View, TERMINAL: TERMINAL, views: {}
+    addStats: addStats, View: View, TERMINAL: TERMINAL, views: {}
   };
 
   document.addEventListener('DOMContentLoaded', start);

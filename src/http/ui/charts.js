@@ -2,7 +2,8 @@
 // Plain browser JavaScript: no dependencies, no network, no build step.
 //
 //   McptCharts.line({title, unit, x: [seconds], series: [{name, values, dashed?, color?}],
-//                    width?: 640, height?: 220, xUnit?: 's'}) -> "<svg class="mcpt-chart" ...>...</svg>"
+//                    width?: 640, height?: 220, xUnit?: 's', marks?: [{x, label}]})
+//                    -> "<svg class="mcpt-chart" ...>...</svg>"  (a mark: a vertical line at x)
 //   McptCharts.escape(s) -> s with & < > " ' escaped for HTML text and attributes
 //   McptCharts.ticks(min, max, count, minStep?) -> {min, max, step, values}: rounded axis ticks
 //   McptCharts.format(v) -> a short label for a number (1.5k, 0.25, 12)
@@ -163,6 +164,14 @@
     if (!any) {
       out.push('<text x="' + num(ml + pw / 2) + '" y="' + num(mt + ph / 2) + '" text-anchor="middle" fill="#888">no data</text>');
     }
+
+    // Marks (a live change of the run, say): a dotted vertical line at x, its label on hover.
+    (Array.isArray(opts.marks) ? opts.marks : []).forEach(function (m) {
+      if (!m || !finite(m.x) || m.x < xmin || m.x > xmax) return;
+      var x = num(px(m.x));
+      out.push('<line class="mcpt-mark" x1="' + x + '" x2="' + x + '" y1="' + mt + '" y2="' + num(mt + ph) +
+        '" stroke="#CC79A7" stroke-width="2" stroke-dasharray="2 3"><title>' + escape(m.label || '') + '</title></line>');
+    });
 
     // Lines: a gap (null) starts a new segment; a point alone gets a dot.
     series.forEach(function (s, i) {

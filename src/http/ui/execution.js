@@ -1,6 +1,8 @@
 // mcpt web UI: one execution's page (#/executions/<id>): its state, live figures and charts
-// from the event stream's stats (polling GET /api/executions/<id> only while the stream is
-// down), a cancel button, and the final report once it ends.
+// from the event stream's stats (the seconds before the page opened, or missed while the
+// stream was down, from GET /api/executions/<id>/timeline), the tasks' totals from GET
+// /api/executions/<id>, live control of a running execution (PATCH), a cancel button, and
+// the final report once it ends.
 (function () {
   'use strict';
 
@@ -8,7 +10,7 @@
   var h = M.h, append = M.append, clear = M.clear, byId = M.byId, finite = M.finite, num = M.num;
   var rps = M.rps, ms = M.ms, pct = M.pct, clock = M.clock, seconds = M.seconds, badge = M.badge;
   var table = M.table, td = M.td, N = M.N, chart = M.chart, api = M.api, ApiError = M.ApiError;
-  var Live = M.Live, seenOf = M.seenOf, View = M.View, TERMINAL = M.TERMINAL;
+  var Live = M.Live, seenOf = M.seenOf, addStats = M.addStats, View = M.View, TERMINAL = M.TERMINAL;
 
   // ---------------------------------------------------------------- one execution
 
@@ -46,6 +48,7 @@
     var tasksBox = h('section', { class: 'panel', id: 'exec-tasks' });
     var requestsBox = h('section', { class: 'panel', id: 'exec-requests', hidden: true });
     var reportBox = h('section', { class: 'panel report', id: 'report', hidden: true });
+    var ctl = controls();
 
     append(v.el, [
       h('div', { class: 'titlebar' }, [h('div', null, [h('div', { class: 'crumb' }, h('a', { href: '#/executions', text: '← Executions' })), h('div', { class: 'titleline' }, [title, state])]), h('div', { class: 'titleactions' }, [links, cancel])]),
@@ -54,7 +57,9 @@
       reason,
       h('section', { class: 'figures' }, [F.rps.box, h('div', { class: 'figure-grid' }, [F.planned.box, F.p50.box, F.p95.box, F.p99.box, F.errs.box, F.completed.box, F.errors.box, F.elapsed.box])]),
       second,
+      ctl.box,
       charts,
+      ctl.list,
       tasksBox,
       requestsBox,
       reportBox
@@ -70,6 +75,7 @@
       state.dataset.state = s;
       clear(state).appendChild(badge(s));
       cancel.hidden = !!TERMINAL[s];
+      ctl.box.hidden = s !== 'running';
       if (why) { reason.hidden = false; reason.textContent = why; reason.className = 'banner' + (s === 'failed' ? ' error' : ''); }
       if (TERMINAL[s]) {
         links.hidden = false;
@@ -99,6 +105,7 @@
         if (x.state !== stateNow || (x.reason && reason.hidden)) setState(x.state, x.reason);
         // Without the stream, the REST view's last complete second feeds the figures.
         if (!Live.live() && !TERMINAL[x.state]) fromPoll(x);
+        addAdjustments(x.adjustments);
         renderTasks();
       }).catch(function (e) {
         if (e.status === 404) { v.fail(new ApiError(404, null, 'No execution ' + id + '.')); return; }
@@ -111,18 +118,41 @@
       (x.tasks || []).forEach(function (t) {
         var p = t.last_second;
         if (!p) return;
-        var task = e.tasks[t.task_id] || (e.tasks[t.task_id] = { name: t.name, points: {} });
-        if (task.points[p.second] && task.points[p.second].source !== 'poll') return;
         var ev = {
           source: 'poll', execution_id: id, task_id: t.task_id, task: t.name, second: p.second,
           planned_rps: p.planned, achieved_rps: p.completed, sent: p.sent, completed: p.completed,
           errors: p.errors, p50_ms: p.p50_ms, p95_ms: p.p95_ms, p99_ms: p.p99_ms,
           total_completed: t.completed, total_errors: t.errors, nodes: (t.nodes || []).length
         };
-        task.points[p.second] = ev;
-        if (!task.last || p.second >= task.last.second) task.last = ev;
+        addStats(ev);
       });
+      if (holes()) loadTimeline();
       draw('poll');
+    }
+
+    // The seconds merged before the page opened, or missed while the stream was down: the
+    // timeline, merged with the live events by second (addStats), so the charts have every
+    // second once.
+    var timelineBusy = false, timelineAt = 0;
+    function loadTimeline() {
+      if (timelineBusy || v.destroyed || Date.now() - timelineAt < 2000) return;
+      timelineBusy = true;
+      timelineAt = Date.now();
+      api('GET', '/api/executions/' + encodeURIComponent(id) + '/timeline').then(function (t) {
+        timelineBusy = false;
+        if (v.destroyed || finalReport) return;
+        (t.seconds || []).forEach(function (p) { p.source = 'timeline'; addStats(p); });
+        draw(Live.live() ? 'stream' : 'poll');
+      }).catch(function () { timelineBusy = false; });
+    }
+
+    // A task whose seconds seen so far skip one.
+    function holes() {
+      var e = seenOf(id);
+      return Object.keys(e.tasks).some(function (k) {
+        var t = e.tasks[k];
+        return t.last && Object.keys(t.points).length < t.last.second + 1;
+      });
     }
 
     // The per-second series of every task: sums for rates, the worst task for latency.
@@ -156,11 +186,6 @@
       ids.forEach(function (k) { if (e.tasks[k].last) latest = Math.max(latest, e.tasks[k].last.second); });
       var s = series();
       var now = s.at(latest);
-      var completed = 0, errs = 0;
-      ids.forEach(function (k) {
-        var l = e.tasks[k].last;
-        if (l) { completed += l.total_completed; errs += l.total_errors; }
-      });
       if (!finalReport && now) {
         F.rps.value.textContent = rps(now.achieved);
         F.rps.value.dataset.source = source;
@@ -171,9 +196,6 @@
         F.p99.value.textContent = ms(now.p99);
         F.errs.value.textContent = num(now.errors);
         F.errs.box.classList.toggle('bad', now.errors > 0);
-        F.completed.value.textContent = num(completed);
-        F.errors.value.textContent = num(errs);
-        F.errors.box.classList.toggle('bad', errs > 0);
         F.elapsed.value.textContent = (latest + 1) + (finite(view && view.duration_s) ? ' / ' + Math.ceil(view.duration_s) : '') + ' s';
         second.textContent = 'Figures of second ' + (latest + 1) +
           (s.tasks > 1 ? ' · rates summed over ' + s.tasks + ' tasks, latency of the slowest' : '') +
@@ -187,24 +209,38 @@
 
     function drawCharts(x, col, tasks) {
       var closed = col('planned').every(function (p) { return p === 0; });
+      var marks = adjustments.map(function (a) { return { x: a.at_s, label: describe(a) }; });
+      // What the charts hold, for a reader (and the tests) without parsing the SVG.
+      charts.dataset.seconds = x.join(',');
+      charts.dataset.achieved = col('achieved').join(',');
       var rateSeries = [{ name: 'achieved', values: col('achieved') }];
       if (!closed) rateSeries.unshift({ name: 'planned', values: col('planned'), dashed: true, color: '#888888' });
       clear(charts);
       append(charts, [
-        chart({ title: 'Requests per second', unit: 'req/s', x: x, series: rateSeries, width: 400, height: 220 }),
-        chart({ title: 'Latency' + (tasks > 1 ? ' (slowest task)' : ''), unit: 'ms', x: x, width: 400, height: 220, series: [
+        chart({ title: 'Requests per second', unit: 'req/s', x: x, series: rateSeries, width: 400, height: 220, marks: marks }),
+        chart({ title: 'Latency' + (tasks > 1 ? ' (slowest task)' : ''), unit: 'ms', x: x, width: 400, height: 220, marks: marks, series: [
           { name: 'p50', values: col('p50') }, { name: 'p95', values: col('p95') }, { name: 'p99', values: col('p99') }
         ] }),
-        chart({ title: 'Errors per second', unit: 'errors/s', x: x, width: 400, height: 220, series: [
+        chart({ title: 'Errors per second', unit: 'errors/s', x: x, width: 400, height: 220, marks: marks, series: [
           { name: 'errors', values: col('errors'), color: '#D55E00' }
         ] })
       ]);
     }
 
-    // The tasks' totals, all from one REST view so that they agree with each other.
+    // The tasks' totals and the summary cards' (completed, errors), all from one REST view and
+    // drawn together, so that they always agree (the cards once summed the stream's totals
+    // while the table showed the view's, two sources at two moments: 350 against 234).
     function renderTasks() {
       var tasks = (view && view.tasks) || [];
+      ctl.tasks(tasks);
       if (!tasks.length) { tasksBox.hidden = true; return; }
+      if (!finalReport) {
+        var completed = 0, errs = 0;
+        tasks.forEach(function (t) { completed += t.completed || 0; errs += t.errors || 0; });
+        F.completed.value.textContent = num(completed);
+        F.errors.value.textContent = num(errs);
+        F.errors.box.classList.toggle('bad', errs > 0);
+      }
       tasksBox.hidden = false;
       var rows = tasks.map(function (t) {
         var lat = t.latency_ms || {};
@@ -230,8 +266,9 @@
       ]);
     }
 
-    // Per request name (Locust's statistics table): the stream's latest rows while it runs,
-    // the REST view's when it polls, the report's at the end. Sorted by a clicked heading.
+    // Per request name (Locust's statistics table): the REST view's rows while it runs (the
+    // view the tasks table and the cards read, so that they agree), the report's at the end.
+    // Sorted by a clicked heading.
     var requestsOf = {};      // task id -> { name, requests, failures, source }
     var sortKey = 'count', sortDown = true;
     var REQUEST_COLUMNS = [
@@ -394,7 +431,7 @@
           td(num(err.total), 'num'), td(num(err.connect), 'num'), td(num(err.timeout), 'num'), td(num(err.status), 'num'), td(num(err.body), 'num')
         ])], { class: 'grid compact', id: 'report-errors' })
       ]);
-      (r.tasks || []).forEach(function (t, i) { setRequests(i, t.name, t.requests || [], t.failures || [], 'report'); });
+      (r.tasks || []).forEach(function (t, i) { setRequests(i, t.name, t.requests || [], t.failures || [], 'report'); addAdjustments(t.adjustments); });
       renderRequests();
       (r.tasks || []).forEach(function (t) {
         var codes = Object.keys(t.status_codes || {}).map(function (c) { return h('span', { class: 'chip' + (Number(c) >= 400 ? ' bad' : ''), text: c + ' × ' + num(t.status_codes[c]) }); });
@@ -418,6 +455,123 @@
       });
     }
 
+    // ------------------------------------------------ live control (PATCH /api/executions/<id>)
+
+    // The changes made to the run so far (from the PATCH answers, the view, the stream's
+    // execution_adjusted events and the report), each once; marks on the charts.
+    var adjustments = [], adjustmentSeen = {};
+    function addAdjustments(list) {
+      var added = false;
+      (list || []).forEach(function (a) {
+        if (!a) return;
+        var key = JSON.stringify([a.at_s, a.by, a.change, a.from_unix_ms]);
+        if (adjustmentSeen[key]) return;
+        adjustmentSeen[key] = added = true;
+        adjustments.push(a);
+      });
+      if (!added) return;
+      adjustments.sort(function (a, b) { return a.at_s - b.at_s; });
+      ctl.show(adjustments);
+      if (!finalReport) draw(Live.live() ? 'stream' : 'poll');
+    }
+
+    function describe(a) {
+      var c = a.change || {}, parts = [];
+      if (c.rate_factor != null) parts.push('rate × ' + c.rate_factor);
+      if (c.base_rps != null) parts.push('rate ' + rps(c.base_rps) + ' req/s' + (c.peak_rps != null ? ', peak ' + rps(c.peak_rps) : ''));
+      if (c.concurrent_users != null) parts.push(num(c.concurrent_users) + ' users');
+      if (c.paused != null) parts.push(c.paused ? 'paused' : 'resumed');
+      if (!parts.length) parts.push(JSON.stringify(c));
+      return seconds(a.at_s) + ': ' + parts.join(', ') + (c.task != null ? ' (task ' + c.task + ')' : '') + (a.by ? ' · by ' + a.by : '');
+    }
+
+    function controls() {
+      function box(idAttr, attrs) {
+        var a = { id: idAttr, autocomplete: 'off', size: 7 };
+        Object.keys(attrs).forEach(function (k) { a[k] = attrs[k]; });
+        return h('input', a);
+      }
+      var task = h('select', { id: 'ctl-task', 'aria-label': 'task', hidden: true });
+      var inputs = {
+        rate_factor: box('ctl-rate-factor', { inputmode: 'decimal', placeholder: '× 2', 'aria-label': 'rate factor' }),
+        base_rps: box('ctl-base-rps', { inputmode: 'decimal', placeholder: 'req/s', 'aria-label': 'new rate' }),
+        peak_rps: box('ctl-peak-rps', { inputmode: 'decimal', placeholder: 'peak', 'aria-label': 'new peak rate (optional)' }),
+        concurrent_users: box('ctl-users', { inputmode: 'numeric', placeholder: 'users', 'aria-label': 'users' })
+      };
+      var pause = h('button', { type: 'button', id: 'ctl-pause', text: 'Pause' });
+      var error = h('div', { class: 'field-error', id: 'ctl-error', hidden: true });
+      var paused = false;
+      // A number when the text is one; the text otherwise, so the server names the error.
+      function value(el) { var t = el.value.trim(); return t !== '' && isFinite(Number(t)) ? Number(t) : t; }
+      function send(change, button) {
+        if (task.value !== '') change.task = Number(task.value);
+        Object.keys(inputs).forEach(function (k) { inputs[k].classList.remove('invalid'); });
+        error.hidden = true;
+        button.disabled = true;
+        api('PATCH', '/api/executions/' + encodeURIComponent(id), change).then(function (x) {
+          button.disabled = false;
+          if (v.destroyed) return;
+          if (x && x.tasks) { view = x; renderTasks(); }
+          addAdjustments(x && x.adjustments);
+        }).catch(function (e) {
+          button.disabled = false;
+          if (v.destroyed) return;
+          var field = e.body && e.body.field;
+          if (inputs[field]) inputs[field].classList.add('invalid');
+          error.hidden = false;
+          error.dataset.errorFor = field || '';
+          error.textContent = (field ? field + ': ' : '') + (e.status === 409 ? 'not running: ' : '') + e.message;
+        });
+      }
+      function apply(idAttr, text, fn) {
+        var b = h('button', { type: 'button', id: idAttr, text: text });
+        b.addEventListener('click', function () { send(fn(), b); });
+        return b;
+      }
+      pause.addEventListener('click', function () { send({ paused: !paused }, pause); });
+      var rate = h('div', { class: 'ctl-row', id: 'ctl-rate' }, [
+        h('span', { class: 'sub', text: 'Rate' }), inputs.rate_factor,
+        apply('ctl-rate-apply', 'Scale', function () { return { rate_factor: value(inputs.rate_factor) }; }),
+        h('span', { class: 'sub', text: 'or set' }), inputs.base_rps, inputs.peak_rps,
+        apply('ctl-rps-apply', 'Set rate', function () {
+          var c = { base_rps: value(inputs.base_rps) };
+          if (inputs.peak_rps.value.trim() !== '') c.peak_rps = value(inputs.peak_rps);
+          return c;
+        })
+      ]);
+      var users = h('div', { class: 'ctl-row', id: 'ctl-users-row', hidden: true }, [
+        h('span', { class: 'sub', text: 'Users' }), inputs.concurrent_users,
+        apply('ctl-users-apply', 'Set users', function () { return { concurrent_users: value(inputs.concurrent_users) }; })
+      ]);
+      var list = h('section', { class: 'panel', id: 'adjustments-box', hidden: true }, [h('h2', { text: 'Changes made while it ran' }), h('ul', { id: 'adjustments' })]);
+      return {
+        box: h('section', { class: 'panel controls', id: 'exec-controls', hidden: true }, [
+          h('div', { class: 'titlebar' }, [h('h2', { text: 'Live control' }), task]), rate, users,
+          h('div', { class: 'ctl-row' }, [pause]), error
+        ]),
+        list: list,
+        // The tasks of the view: open-model ones take a rate, closed ones users.
+        tasks: function (tasks) {
+          rate.hidden = !tasks.some(function (t) { return t.planned_requests != null; });
+          users.hidden = !tasks.some(function (t) { return t.planned_requests == null; });
+          task.hidden = tasks.length < 2;
+          if (task.options.length !== tasks.length + 1) {
+            clear(task).appendChild(h('option', { value: '', text: 'all load tasks' }));
+            tasks.forEach(function (t) { task.appendChild(h('option', { value: String(t.task_id), text: t.name })); });
+          }
+        },
+        show: function (items) {
+          var ul = clear(list.querySelector('ul'));
+          items.forEach(function (a) {
+            ul.appendChild(h('li', { 'data-at': String(a.at_s), text: describe(a) }));
+            if (a.change && a.change.paused != null) paused = !!a.change.paused;
+          });
+          pause.textContent = paused ? 'Resume' : 'Pause';
+          list.hidden = !items.length;
+        }
+      };
+    }
+
     cancel.addEventListener('click', function () {
       cancel.disabled = true;
       cancel.textContent = 'Cancelling…';
@@ -436,25 +590,26 @@
     var redraw = null;
     v.on('stats', function (ev) {
       if (ev.execution_id !== id || finalReport) return;
-      if (ev.requests) setRequests(ev.task_id, ev.task, ev.requests, null, 'stream');
+      if (holes()) loadTimeline();
       if (redraw) return;
       // One redraw per frame, however many tasks report the same second.
-      redraw = requestAnimationFrame(function () { redraw = null; draw('stream'); renderRequests(); });
+      redraw = requestAnimationFrame(function () { redraw = null; draw('stream'); });
     });
     v.on('execution_state', function (ev) {
       if (ev.execution_id !== id) return;
       setState(ev.state, ev.reason);
       refresh();
     });
-    v.on('reconnect', refresh);
-    v.every(1000, function () {
-      // Live: the REST view only adds progress and the tasks' totals, every 2 s. Without the
-      // stream it is the live feed, every second.
-      if (TERMINAL[stateNow]) return;
-      if (!Live.live() || (Date.now() / 1000 | 0) % 2 === 0) refresh();
+    v.on('execution_adjusted', function (ev) {
+      if (ev.execution_id === id) addAdjustments([ev.adjustment]);
     });
+    v.on('reconnect', function () { refresh(); loadTimeline(); });
+    // The REST view: progress and the totals (cards and tasks table) while the stream gives
+    // the seconds; without the stream, the live feed too.
+    v.every(1000, function () { if (!TERMINAL[stateNow]) refresh(); });
     v.onDestroy = function () { if (redraw) cancelAnimationFrame(redraw); };
     refresh();
+    loadTimeline();
     draw('stream');
     return v;
   }
