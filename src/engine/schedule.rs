@@ -315,6 +315,10 @@ pub struct LoadProfile {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RatePlan {
     pub segments: Vec<Segment>,
+    /// Uniform arrivals a live change's plan keeps whatever its total rounds to: those the
+    /// plan before the change had before its instant, already sent (see [`adjust`]).
+    #[serde(skip)]
+    pub kept: u64,
 }
 
 /// The accumulator of a task with this rate plan (`None`: a closed model, which plans no
@@ -457,6 +461,11 @@ impl RatePlan {
         total
     }
 
+    /// How many uniform arrivals the plan holds: its integral, rounded, or what it keeps.
+    pub fn uniform_count(&self) -> u64 {
+        (self.total().round() as u64).max(self.kept)
+    }
+
     /// Requests planned in the whole plan.
     pub fn total(&self) -> f64 {
         self.segments.iter().map(Segment::area).sum()
@@ -473,7 +482,7 @@ impl RatePlan {
     /// was given reports nothing unsent. One draw per [`POISSON_BLOCK`].
     pub fn planned_requests(&self, mode: Arrivals, seed: u64) -> u64 {
         match mode {
-            Arrivals::Uniform => self.total().round() as u64,
+            Arrivals::Uniform => self.uniform_count(),
             Arrivals::Poisson => self.poisson_blocks(seed).sum(),
         }
     }
@@ -508,6 +517,7 @@ impl PlanBuilder {
     fn build(self) -> RatePlan {
         RatePlan {
             segments: self.segments,
+            kept: 0,
         }
     }
 }

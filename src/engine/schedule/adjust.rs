@@ -71,6 +71,10 @@ impl RatePlan {
         let mut paused_since = None;
         for a in adjustments {
             let at = Duration::from_millis(a.from_ms);
+            // The uniform arrivals before the instant, n < Λ(at): the new plan keeps them even
+            // if its rest is too small for its total to round up to them.
+            let before = plan.uniform_count().min(plan.integral(at).ceil() as u64);
+            let kept = plan.kept.max(before);
             let (head, tail) = plan.split(at);
             let tail = match a.change {
                 Change::RateFactor(f) => map_rates(tail, |r| r * f),
@@ -114,6 +118,7 @@ impl RatePlan {
                 Change::Paused(true) => tail,
             };
             plan = RatePlan::joined(head, tail);
+            plan.kept = kept;
         }
         plan
     }
@@ -151,7 +156,7 @@ impl RatePlan {
     }
 
     fn from_pieces(segments: Vec<Segment>) -> RatePlan {
-        RatePlan { segments }
+        RatePlan { segments, kept: 0 }
     }
 
     /// `head` (which starts at 0), then `tail` right after it.

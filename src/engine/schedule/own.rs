@@ -305,7 +305,7 @@ impl OwnArrivals<'_> {
 
 /// The share periods' ranges of uniform arrival numbers, and the own indices in each.
 fn uniform_views(curve: &Curve, periods: Vec<(Duration, Residues)>) -> Vec<View> {
-    let count = curve.plan.total().round() as u64;
+    let count = curve.plan.uniform_count();
     let starts: Vec<u64> = periods
         .iter()
         .enumerate()

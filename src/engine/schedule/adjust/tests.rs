@@ -36,6 +36,7 @@ fn new_rates_map_the_pattern_from_the_old_base_and_peak() {
             from_rps: 100.0,
             to_rps: 200.0,
         }],
+        kept: 0,
     };
     let rates = Change::Rates {
         base_rps: 300.0,
@@ -172,6 +173,7 @@ proptest! {
                 from_rps: base,
                 to_rps: peak,
             }],
+            kept: 0,
         };
         let mut list: Vec<Adjustment> = Vec::new();
         let mut from = 0;
@@ -198,4 +200,31 @@ proptest! {
             }
         }
     }
+}
+
+/// A change whose rest rounds to less than what was sent before it keeps those arrivals
+/// (found by the property above: a ramp set to nothing at 0.5 s).
+#[test]
+fn a_rest_of_nothing_keeps_the_arrivals_already_sent() {
+    let ramp = RatePlan {
+        segments: vec![Segment {
+            start: Duration::ZERO,
+            duration: secs(4),
+            from_rps: 383.62814665200864,
+            to_rps: 10.0,
+        }],
+        kept: 0,
+    };
+    let none = Change::Rates {
+        base_rps: 0.0,
+        peak_rps: None,
+    };
+    let after = ramp.adjusted((383.62814665200864, 10.0), &[adj(500, none)]);
+    let at = Duration::from_millis(500);
+    let sent = ramp
+        .arrivals(Arrivals::Uniform, 0)
+        .take_while(|t| *t < at)
+        .count() as u64;
+    assert_eq!(after.planned_requests(Arrivals::Uniform, 0), sent);
+    assert_eq!(after.arrivals(Arrivals::Uniform, 0).count() as u64, sent);
 }
