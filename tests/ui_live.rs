@@ -269,6 +269,16 @@ fn the_rate_control_changes_the_run() {
         Duration::from_secs(15),
         "the report, the change marked on the three charts",
     );
+    // Listed once (the report's form of it is the same change), made by the UI.
+    let listed = b.eval(
+        "return Array.from(document.querySelectorAll('#adjustments li')).map(li => li.textContent);",
+    );
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert!(listed[0].as_str().unwrap().contains("by ui "), "{listed}");
+    assert!(
+        adjustments[0]["by"].as_str().unwrap().starts_with("ui "),
+        "{adjustments}"
+    );
     assert_eq!(b.eval("return window.cspViolations;"), json!([]));
     b.screenshot_page("rate-control-finished.png", 2400);
 }

@@ -210,6 +210,8 @@
     var mutating = method !== 'GET';
     if (body !== undefined) headers['Content-Type'] = type || 'application/json';
     if (token && mutating) headers.Authorization = 'Bearer ' + token;
+    // A live change records who made it.
+    if (mutating) headers['X-Mcpt-Client'] = 'ui';
     return fetch(path, {
       method: method,
       headers: headers,

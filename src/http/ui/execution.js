@@ -431,7 +431,7 @@
           td(num(err.total), 'num'), td(num(err.connect), 'num'), td(num(err.timeout), 'num'), td(num(err.status), 'num'), td(num(err.body), 'num')
         ])], { class: 'grid compact', id: 'report-errors' })
       ]);
-      (r.tasks || []).forEach(function (t, i) { setRequests(i, t.name, t.requests || [], t.failures || [], 'report'); addAdjustments(t.adjustments); });
+      (r.tasks || []).forEach(function (t, i) { setRequests(i, t.name, t.requests || [], t.failures || [], 'report'); addAdjustments(t.adjustments, i); });
       renderRequests();
       (r.tasks || []).forEach(function (t) {
         var codes = Object.keys(t.status_codes || {}).map(function (c) { return h('span', { class: 'chip' + (Number(c) >= 400 ? ' bad' : ''), text: c + ' × ' + num(t.status_codes[c]) }); });
@@ -460,11 +460,16 @@
     // The changes made to the run so far (from the PATCH answers, the view, the stream's
     // execution_adjusted events and the report), each once; marks on the charts.
     var adjustments = [], adjustmentSeen = {};
-    function addAdjustments(list) {
+    // The report's tasks list their changes as the cluster keeps them (from_ms, at_unix_ms);
+    // the view and the stream as the API shows them (task, at_s, asked_at_unix_ms).
+    function addAdjustments(list, task) {
       var added = false;
       (list || []).forEach(function (a) {
         if (!a) return;
-        var key = JSON.stringify([a.at_s, a.by, a.change, a.from_unix_ms]);
+        if (a.at_s == null && a.from_ms != null) {
+          a = { task: task, at_s: a.from_ms / 1000, change: a.change, by: a.by, asked_at_unix_ms: a.at_unix_ms };
+        }
+        var key = JSON.stringify([a.task, a.at_s, a.by, a.change, a.asked_at_unix_ms]);
         if (adjustmentSeen[key]) return;
         adjustmentSeen[key] = added = true;
         adjustments.push(a);
@@ -478,11 +483,12 @@
     function describe(a) {
       var c = a.change || {}, parts = [];
       if (c.rate_factor != null) parts.push('rate × ' + c.rate_factor);
-      if (c.base_rps != null) parts.push('rate ' + rps(c.base_rps) + ' req/s' + (c.peak_rps != null ? ', peak ' + rps(c.peak_rps) : ''));
+      var r = c.rates;
+      if (r && r.base_rps != null) parts.push('rate ' + rps(r.base_rps) + ' req/s' + (r.peak_rps != null ? ', peak ' + rps(r.peak_rps) : ''));
       if (c.concurrent_users != null) parts.push(num(c.concurrent_users) + ' users');
       if (c.paused != null) parts.push(c.paused ? 'paused' : 'resumed');
       if (!parts.length) parts.push(JSON.stringify(c));
-      return seconds(a.at_s) + ': ' + parts.join(', ') + (c.task != null ? ' (task ' + c.task + ')' : '') + (a.by ? ' · by ' + a.by : '');
+      return seconds(a.at_s) + ': ' + parts.join(', ') + (a.task != null && view && view.tasks && view.tasks.length > 1 ? ' (task ' + a.task + ')' : '') + (a.by ? ' · by ' + a.by : '');
     }
 
     function controls() {
