@@ -18,6 +18,28 @@ use crate::messages::wire::OrchMsg;
 /// (a frame on the cluster link, at most a heartbeat's resend away).
 const ADJUST_MARGIN: Duration = Duration::from_millis(500);
 
+impl Orchestrator {
+    /// Sends the new share tables of `tasks` of execution `id` (a re-split, a live change)
+    /// to every node still taking part from `from_ms` on.
+    pub(super) fn send_shares(&self, id: &str, tasks: &[u32], from_ms: u64) {
+        let Some(e) = self.executions.get(id) else {
+            return;
+        };
+        for &t in tasks {
+            let task = &e.tasks[t as usize];
+            let reshare = OrchMsg::Reshare {
+                task: e.task_ref(t),
+                shares: task.shares.clone(),
+            };
+            for slot in task.shares.active_from(from_ms) {
+                if !task.lost[slot as usize] {
+                    self.send_to(&task.shares.nodes[slot as usize], reshare.clone());
+                }
+            }
+        }
+    }
+}
+
 impl Handler<Adjust> for Orchestrator {
     type Result = Result<ExecutionView, AdjustError>;
 
@@ -28,22 +50,6 @@ impl Handler<Adjust> for Orchestrator {
         let from_ms = crate::execution::change_instant(start, now, ADJUST_MARGIN);
         let before = e.duration();
         let changed = e.adjust(&request, from_ms, now)?;
-        let msgs: Vec<(String, OrchMsg)> = changed
-            .iter()
-            .flat_map(|&t| {
-                let task = &e.tasks[t as usize];
-                let reshare = OrchMsg::Reshare {
-                    task: e.task_ref(t),
-                    shares: task.shares.clone(),
-                };
-                task.shares
-                    .active_from(from_ms)
-                    .into_iter()
-                    .filter(|&slot| !task.lost[slot as usize])
-                    .map(move |slot| (task.shares.nodes[slot as usize].clone(), reshare.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
         let after = e.duration();
         let views: Vec<_> = e
             .adjustments()
@@ -51,9 +57,7 @@ impl Handler<Adjust> for Orchestrator {
             .filter(|a| a.asked_at_unix_ms == now && changed.contains(&a.task))
             .collect();
         tracing::info!(execution = %id, from_ms, by = %request.by, change = ?request.change, "live change");
-        for (node, msg) in msgs {
-            self.send_to(&node, msg);
-        }
+        self.send_shares(&id, &changed, from_ms);
         self.store_plan(&id, ctx);
         for adjustment in views {
             self.publish(EventKind::ExecutionAdjusted {

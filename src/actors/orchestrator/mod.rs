@@ -441,9 +441,9 @@ impl Orchestrator {
         let outcome = e.lose_node(node, at_ms, epoch);
         // Seconds that waited only for the lost node are complete now.
         self.publish_seconds(id, ctx);
-        let Some(e) = self.executions.get_mut(id) else {
+        if !self.executions.contains_key(id) {
             return;
-        };
+        }
         match outcome {
             LossOutcome::Unaffected => return,
             LossOutcome::Fail(reason) => {
@@ -452,27 +452,8 @@ impl Orchestrator {
             }
             LossOutcome::Tolerated => {}
             LossOutcome::Reshared(tasks) => {
-                let msgs: Vec<(String, OrchMsg)> = tasks
-                    .iter()
-                    .flat_map(|&t| {
-                        let task = &e.tasks[t as usize];
-                        let reshare = OrchMsg::Reshare {
-                            task: e.task_ref(t),
-                            shares: task.shares.clone(),
-                        };
-                        task.shares
-                            .active_from(at_ms)
-                            .into_iter()
-                            .map(move |slot| {
-                                (task.shares.nodes[slot as usize].clone(), reshare.clone())
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
                 tracing::info!(execution = %id, node = %node, at_ms, "lost node's share re-split");
-                for (n, m) in msgs {
-                    self.send_to(&n, m);
-                }
+                self.send_shares(id, &tasks, at_ms);
             }
         }
         self.store_plan(id, ctx);
