@@ -337,14 +337,36 @@ pub fn cases() -> Vec<Case> {
             Field::Null,
         ),
         case(
-            "PATCH on an execution",
+            "PUT on an execution",
+            one,
+            Request {
+                method: "PUT",
+                ..Request::json("{}")
+            },
+            405,
+            "method_not_allowed",
+            Field::Null,
+        ),
+        case(
+            "PATCH with no change",
             one,
             Request {
                 method: "PATCH",
                 ..Request::json("{}")
             },
-            405,
-            "method_not_allowed",
+            422,
+            "invalid",
+            Field::Is(""),
+        ),
+        case(
+            "PATCH with an unknown key",
+            one,
+            Request {
+                method: "PATCH",
+                ..Request::json(r#"{"speed": 2}"#)
+            },
+            400,
+            "bad_json",
             Field::Null,
         ),
         case(
