@@ -281,4 +281,23 @@ fn the_rate_control_changes_the_run() {
     );
     assert_eq!(b.eval("return window.cspViolations;"), json!([]));
     b.screenshot_page("rate-control-finished.png", 2400);
+
+    // The HTML report marks the change on its charts and lists it with who made it.
+    b.open(
+        &cluster
+            .orchestrator
+            .url(&format!("/api/executions/{id}/report.html")),
+    );
+    b.wait_js(
+        "document.documentElement.dataset.charts === 'drawn' \
+         && document.querySelectorAll('.mcpt-mark').length === 3",
+        Duration::from_secs(15),
+        "the HTML report's charts, the change marked on each",
+    );
+    let listed = b.text("table.adjustments");
+    assert!(
+        listed.contains("rate ×2") && listed.contains("ui 127.0.0.1"),
+        "{listed}"
+    );
+    b.screenshot_page("rate-control-report.png", 2400);
 }

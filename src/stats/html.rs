@@ -63,13 +63,18 @@ const DRAW_HEAD: &str = r#"
     var rate = [{ name: 'achieved', values: col('completed') }];
     if (t.model !== 'closed') rate.unshift({ name: 'planned', values: col('planned'), dashed: true });
     rate.push({ name: 'sent', values: col('sent') });
+    // The live changes made while it ran, as dotted lines (their words on hover).
+    var marks = (t.adjustments || []).map(function (a) {
+      var k = Object.keys(a.change || {})[0];
+      return { x: a.from_ms / 1000, label: k + ' ' + JSON.stringify(a.change[k]) + ' by ' + a.by };
+    });
     el.innerHTML = [
-      C.line({ title: 'Requests per second', unit: 'req/s', x: x, series: rate }),
-      C.line({ title: 'Latency (corrected)', unit: 'ms', x: x, series: [
+      C.line({ title: 'Requests per second', unit: 'req/s', x: x, series: rate, marks: marks }),
+      C.line({ title: 'Latency (corrected)', unit: 'ms', x: x, marks: marks, series: [
         { name: 'p50', values: col('p50_ms') },
         { name: 'p95', values: col('p95_ms') },
         { name: 'p99', values: col('p99_ms') }] }),
-      C.line({ title: 'Errors per second', unit: 'errors/s', x: x, series: [
+      C.line({ title: 'Errors per second', unit: 'errors/s', x: x, marks: marks, series: [
         { name: 'errors', values: col('errors'), color: '#D55E00' }] })
     ].join('');
 "#;
