@@ -202,9 +202,9 @@ fn the_summary_cards_and_the_tables_read_one_source() {
     );
 }
 
-/// Acceptance 4 of issue 17: the rate control changes the run. This needs `PATCH
-/// /api/executions/{id}` (the lead's part of the issue): until it is merged the PATCH answers
-/// 405 and this test fails, saying so.
+/// Acceptance 4 of issue 17: the rate control changes the run (`PATCH
+/// /api/executions/{id}`): the target serves more, and the page, the report and the HTML
+/// report show the change once, made by the UI.
 #[test]
 fn the_rate_control_changes_the_run() {
     let target = common::target();
@@ -300,4 +300,55 @@ fn the_rate_control_changes_the_run() {
         "{listed}"
     );
     b.screenshot_page("rate-control-report.png", 2400);
+}
+
+/// The pause button pauses the run and resumes it: the button turns to Resume and back, the
+/// page lists both changes, and the target got the whole plan after the pause (the rest of
+/// the plan waits for the resume).
+#[test]
+fn the_pause_button_pauses_and_resumes_the_run() {
+    let target = common::target();
+    let cluster = Cluster::start(1);
+    let id = cluster.submit(&constant_run("pause", target.addr, 20, 6));
+    let b = Browser::start("ui-pause");
+    b.open(&cluster.orchestrator.url(&format!("/#/executions/{id}")));
+    b.eval(WATCH_CSP);
+    b.wait_js(
+        "!document.getElementById('exec-controls').hidden",
+        Duration::from_secs(30),
+        "the live control of a running execution",
+    );
+    wait_merged(&cluster, &id, 1);
+    b.click("#ctl-pause");
+    b.wait_js(
+        "document.getElementById('ctl-pause').textContent === 'Resume'",
+        Duration::from_secs(15),
+        "the button offers to resume",
+    );
+    let paused_at = target.stats.view().total;
+    common::hold(Duration::from_secs(2));
+    let while_paused = target.stats.view().total - paused_at;
+    b.screenshot_page("paused.png", 2400);
+    b.click("#ctl-pause");
+    b.wait_js(
+        "document.getElementById('ctl-pause').textContent === 'Pause' \
+         && document.querySelectorAll('#adjustments li').length === 2",
+        Duration::from_secs(15),
+        "both changes listed, the button back to Pause",
+    );
+    let listed = b.text("#adjustments");
+    assert!(
+        listed.contains("paused") && listed.contains("resumed"),
+        "{listed}"
+    );
+    cluster.wait_done(&id, Duration::from_secs(60));
+    // The pause holds about half a second after the answer: of the 40 requests 2 s would
+    // hold, only those of that half second went.
+    assert!(while_paused < 20, "{while_paused} requests while paused");
+    assert_eq!(
+        target.stats.view().total,
+        120,
+        "the whole plan, after the resume"
+    );
+    assert_eq!(b.eval("return window.cspViolations;"), json!([]));
 }
