@@ -96,7 +96,8 @@ impl RatePlan {
                     }
                 }
                 Change::ConcurrentUsers(_) => tail,
-                Change::Paused(true) if paused_since.is_none() => {
+                // A pause with nothing left to hold back changes nothing.
+                Change::Paused(true) if paused_since.is_none() && !tail.is_empty() => {
                     paused_since = Some(at);
                     let mut pause = vec![Segment {
                         start: Duration::ZERO,

@@ -122,6 +122,19 @@ fn a_pause_moves_the_rest_later_and_a_resume_brings_it_back() {
 }
 
 #[test]
+fn a_pause_after_the_end_changes_nothing() {
+    let plan = RatePlan::constant(100.0, secs(10));
+    let late = [adj(10_000, Change::Paused(true))];
+    assert_eq!(plan.adjusted((100.0, 100.0), &late).duration(), secs(10));
+    assert_eq!(stretched(secs(10), &late), secs(10));
+    let later = [
+        adj(12_000, Change::Paused(true)),
+        adj(13_000, Change::Paused(false)),
+    ];
+    assert_eq!(plan.adjusted((100.0, 100.0), &later).duration(), secs(10));
+}
+
+#[test]
 fn users_follow_the_last_change_in_force() {
     let list = [
         adj(1000, Change::ConcurrentUsers(20)),
