@@ -140,8 +140,9 @@ fn a_pause_sends_nothing_and_the_rest_follows_the_resume() {
     assert!(seen.per_second[last + 1] > 150, "{:?}", seen.per_second);
 }
 
-/// A closed model's users change live on every node; a rate change is refused for it (422,
-/// naming the field); a finished execution takes no change (409); bad bodies are 400/422.
+/// A closed model's users change live on every node, and pause; a rate change is refused for
+/// it (422, naming the field); a finished execution takes no change (409); bad bodies are
+/// 400/422.
 #[test]
 fn changes_that_do_not_fit_are_refused_and_users_change() {
     let t = target();
@@ -188,7 +189,17 @@ fn changes_that_do_not_fit_are_refused_and_users_change() {
     let from_ms = (view["adjustments"][0]["at_s"].as_f64().unwrap() * 1000.0) as u64;
     c.wait_for_second(&id, from_ms as f64 / 1000.0 + 2.0);
     let gained = t.stats.view().total - before;
+    // Paused, the closed model's users send nothing (once the pause holds and the requests
+    // in flight are back); resumed, they go on.
+    let view = adjust(&c, &id, json!({"paused": true}));
+    let paused_s = view["adjustments"][1]["at_s"].as_f64().unwrap();
+    c.wait_for_second(&id, paused_s + 0.5);
+    let at_pause = t.stats.view().total;
+    hold(Duration::from_secs(1));
+    let while_paused = t.stats.view().total - at_pause;
+    adjust(&c, &id, json!({"paused": false}));
     let done = c.wait_done(&id, Duration::from_secs(60));
+    assert_eq!(while_paused, 0, "a paused closed model sent {while_paused}");
     assert_eq!(done["state"], "completed", "{done}");
     // 2 users with 100 ms of thinking make under 20 requests a second; 8 make up to 80.
     eprintln!("over the change's first 2+ s: {gained} requests");

@@ -27,6 +27,8 @@ struct Live {
     users: Cell<usize>,
     end: Cell<Instant>,
     version: Cell<u64>,
+    /// The cluster's users and the table version the shard's count was last dealt from.
+    dealt: Cell<Option<(u32, u64)>>,
 }
 
 impl Live {
@@ -59,6 +61,11 @@ impl Live {
         });
         let users = if changed {
             let total = users_at(&adjustments, now, self.initial);
+            // Dealt again only when the count or the table moved.
+            if self.dealt.get() == Some((total, version)) {
+                return;
+            }
+            self.dealt.set(Some((total, version)));
             shard_part(total, share, spec.shard, spec.shards)
         } else {
             initial_shard_users
@@ -76,6 +83,7 @@ pub(super) async fn run_closed(spec: &ShardSpec, users: usize, run: &Run) {
         users: Cell::new(users),
         end: Cell::new(spec.start + spec.task.profile.duration),
         version: Cell::new(u64::MAX),
+        dealt: Cell::new(None),
     });
     live.refresh(spec, users);
     let mut loops: Vec<_> = (0..live.users.get().max(users))
