@@ -307,6 +307,11 @@ impl OrchestratorMetrics {
             .inc_by(1);
     }
 
+    /// Tasks of executions that ended completed (or degraded), and failed (or cancelled).
+    pub fn task_counts(&self) -> (u64, u64) {
+        (self.tasks_completed.get(), self.tasks_failed.get())
+    }
+
     /// Serves `node`'s series beside the orchestrator's (a standalone process's own node).
     pub fn include_node(&self, node: Arc<NodeMetrics>) {
         let _ = self.local_node.set(node);

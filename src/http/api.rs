@@ -16,6 +16,7 @@
 //! | GET | `/api/executions/{a}/compare/{b}` | deltas of `b` against `a`: summary and tasks matched by name (`schemas/compare.schema.json`) |
 //! | GET | `/api/nodes` | the cluster's nodes, each with its health |
 //! | DELETE | `/api/nodes/{id}` | forget a failed or departed node → `{node_id, forgotten}` (404 unknown, 409 connected) |
+//! | GET | `/api/metrics` | the spec's metrics document from live figures ([`metrics_doc_api`]) |
 //! | GET | `/api/health` | the orchestrator, counts of nodes and executions, and the cluster's health (`cluster`: healthy, warning and failed nodes, average score, per node), and the event stream's figures (`events`: subscribers, published, dropped_slow) |
 //! | GET | `/api/events` | the live event stream (WebSocket; `?execution_id=ID`; schema `schemas/events.schema.json`) |
 //! | GET | `/cluster` | the cluster link (WebSocket, nodes only; [`cluster_route`]) |
@@ -38,8 +39,8 @@ use crate::http::error::{
     ApiError, ApiToken, ErrorBody, json_body, not_allowed, not_found, require_token,
 };
 use crate::http::{
-    adjust_api, cluster_route, events, health_api, metrics_api, report_api, resources_api,
-    services_api, timeline_api, workloads_api,
+    adjust_api, cluster_route, events, health_api, metrics_api, metrics_doc_api, report_api,
+    resources_api, services_api, timeline_api, workloads_api,
 };
 use crate::messages::cluster::NodeView;
 use crate::messages::cluster::{Cancel, GetExecution, ListExecutions, ListNodes, Submit};
@@ -121,6 +122,11 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
                 web::resource("/nodes/{id}")
                     .route(web::delete().to(forget_node))
                     .default_service(not_allowed("DELETE")),
+            )
+            .service(
+                web::resource("/metrics")
+                    .route(web::get().to(metrics_doc_api::metrics))
+                    .default_service(not_allowed("GET")),
             )
             .service(
                 web::resource("/health")

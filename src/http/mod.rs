@@ -12,6 +12,7 @@ pub mod events;
 pub mod health_api;
 pub mod limits;
 pub mod metrics_api;
+pub mod metrics_doc_api;
 pub mod node_api;
 pub mod openapi;
 pub mod preview_api;

@@ -289,6 +289,7 @@ impl Modify for Bearer {
         crate::http::api::nodes,
         crate::http::api::forget_node,
         crate::http::api::health,
+        crate::http::metrics_doc_api::metrics,
         crate::http::events::events,
         crate::http::health_api::node_health,
         crate::http::health_api::alerts,
