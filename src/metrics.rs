@@ -226,6 +226,14 @@ pub struct OrchestratorMetrics {
     tasks_failed: Total,
     /// Executions by the final state they reached.
     ended: Family<Label, Total>,
+    /// Seconds from start to end, averaged over the executions that ended and had started.
+    average_time: Reading,
+    /// Its sum of seconds and count.
+    times: std::sync::Mutex<(f64, u64)>,
+    /// Connected nodes by health status (the health monitor's, read at each scrape).
+    healthy: Gauge,
+    warning: Gauge,
+    failed: Gauge,
     /// A standalone process's in-process node.
     local_node: OnceLock<Arc<NodeMetrics>>,
 }
@@ -267,6 +275,32 @@ impl OrchestratorMetrics {
             "Executions that reached a final state, by that state",
             ended.clone(),
         );
+        let average_time = Reading::default();
+        registry.register(
+            "mcp_orchestrator_average_execution_time_seconds",
+            "Seconds from start to end, averaged over the executions that ended (since the orchestrator started)",
+            average_time.clone(),
+        );
+        let (healthy, warning, failed) = (Gauge::default(), Gauge::default(), Gauge::default());
+        for (name, help, g) in [
+            (
+                "mcp_orchestrator_healthy_nodes",
+                "Nodes whose health is healthy",
+                &healthy,
+            ),
+            (
+                "mcp_orchestrator_warning_nodes",
+                "Nodes whose health is warning",
+                &warning,
+            ),
+            (
+                "mcp_orchestrator_failed_nodes",
+                "Nodes whose health is critical or that are unreachable",
+                &failed,
+            ),
+        ] {
+            registry.register(name, help, g.clone());
+        }
         for s in [
             State::Completed,
             State::CompletedDegraded,
@@ -282,6 +316,11 @@ impl OrchestratorMetrics {
             tasks_completed,
             tasks_failed,
             ended,
+            average_time,
+            times: std::sync::Mutex::new((0.0, 0)),
+            healthy,
+            warning,
+            failed,
             local_node: OnceLock::new(),
         }
     }
@@ -292,9 +331,28 @@ impl OrchestratorMetrics {
         self.nodes.set(connected_nodes as i64);
     }
 
-    /// An execution of `tasks` tasks reached its final `state`. Call it once per execution:
-    /// when its state first becomes final.
-    pub fn execution_ended(&self, state: State, tasks: usize) {
+    /// The cluster's nodes by health status.
+    pub fn set_node_health(&self, healthy: usize, warning: usize, failed: usize) {
+        self.healthy.set(healthy as i64);
+        self.warning.set(warning as i64);
+        self.failed.set(failed as i64);
+    }
+
+    /// Seconds from start to end, averaged over the executions that ended; `None` before one.
+    pub fn average_execution_time(&self) -> Option<f64> {
+        self.average_time.get()
+    }
+
+    /// An execution of `tasks` tasks reached its final `state` after running `ran_s` seconds
+    /// (`None`: it never started). Call it once per execution: when its state first becomes
+    /// final.
+    pub fn execution_ended(&self, state: State, tasks: usize, ran_s: Option<f64>) {
+        if let (true, Some(ran)) = (state.is_terminal(), ran_s) {
+            let mut t = self.times.lock().unwrap_or_else(|e| e.into_inner());
+            t.0 += ran;
+            t.1 += 1;
+            self.average_time.set(t.0 / t.1 as f64);
+        }
         match state {
             State::Completed | State::CompletedDegraded => {
                 self.tasks_completed.inc_by(tasks as u64)
@@ -337,10 +395,69 @@ pub struct NodeMetrics {
     errors: Family<Label, Total>,
     handshakes: Family<Label, Total>,
     duration: LatencyHistogram,
+    readings: HealthReadings,
+    by_request: ByRequest,
+}
+
+/// A node's latest health sample and score, each a gauge not served before the first report.
+#[derive(Debug, Default)]
+struct HealthReadings {
     cpu: Reading,
     memory: Reading,
+    disk: Reading,
+    net_rx: Reading,
+    net_tx: Reading,
     health: Reading,
-    by_request: ByRequest,
+}
+
+impl HealthReadings {
+    fn register(registry: &mut Registry) -> HealthReadings {
+        let r = HealthReadings::default();
+        for (name, help, reading) in [
+            (
+                "mcp_node_cpu_usage",
+                "CPU use of all cores together, percent (latest health sample)",
+                &r.cpu,
+            ),
+            (
+                "mcp_node_memory_usage",
+                "Memory in use, percent (latest health sample)",
+                &r.memory,
+            ),
+            (
+                "mcp_node_disk_usage",
+                "Data disk in use, percent (latest health sample)",
+                &r.disk,
+            ),
+            (
+                "mcp_node_network_receive_bytes_per_second",
+                "Bytes received per second, all interfaces (latest health sample)",
+                &r.net_rx,
+            ),
+            (
+                "mcp_node_network_transmit_bytes_per_second",
+                "Bytes sent per second, all interfaces (latest health sample)",
+                &r.net_tx,
+            ),
+            (
+                "mcp_node_health_score",
+                "Health score, 0 to 100 (latest health report)",
+                &r.health,
+            ),
+        ] {
+            registry.register(name, help, reading.clone());
+        }
+        r
+    }
+
+    fn observe(&self, r: &HealthReport) {
+        self.cpu.set(r.sample.cpu_percent);
+        self.memory.set(r.sample.memory_percent);
+        self.disk.set(r.sample.disk_percent);
+        self.net_rx.set(r.sample.net_rx_bytes_per_s);
+        self.net_tx.set(r.sample.net_tx_bytes_per_s);
+        self.health.set(r.score);
+    }
 }
 
 /// The per-request series: `request`-labelled copies of the request count, the errors by kind
@@ -415,7 +532,6 @@ impl NodeMetrics {
         let errors = Family::<Label, Total>::default();
         let handshakes = Family::<Label, Total>::default();
         let duration = LatencyHistogram::default();
-        let (cpu, memory, health) = (Reading::default(), Reading::default(), Reading::default());
         registry.register(
             "mcp_load_generator_total_requests",
             "Requests this node completed (successes and failures)",
@@ -452,21 +568,7 @@ impl NodeMetrics {
             "Request latency by request name, from the planned start (corrected)",
             by_request.duration.clone(),
         );
-        registry.register(
-            "mcp_node_cpu_usage",
-            "CPU use of all cores together, percent (latest health sample)",
-            cpu.clone(),
-        );
-        registry.register(
-            "mcp_node_memory_usage",
-            "Memory in use, percent (latest health sample)",
-            memory.clone(),
-        );
-        registry.register(
-            "mcp_node_health_score",
-            "Health score, 0 to 100 (latest health report)",
-            health.clone(),
-        );
+        let readings = HealthReadings::register(&mut registry);
         for kind in ErrorKind::ALL {
             let _ = errors.get_or_create(&[("kind", kind.name())]);
         }
@@ -479,9 +581,7 @@ impl NodeMetrics {
             errors,
             handshakes,
             duration,
-            cpu,
-            memory,
-            health,
+            readings,
             by_request,
         }
     }
@@ -510,9 +610,7 @@ impl NodeMetrics {
 
     /// Takes the node monitor's latest report.
     pub fn observe_health(&self, r: &HealthReport) {
-        self.cpu.set(r.sample.cpu_percent);
-        self.memory.set(r.sample.memory_percent);
-        self.health.set(r.score);
+        self.readings.observe(r);
     }
 
     /// The exposition text.
@@ -674,14 +772,20 @@ mod tests {
     #[test]
     fn tasks_count_by_final_state() {
         let m = OrchestratorMetrics::new();
-        m.execution_ended(State::Completed, 2);
-        m.execution_ended(State::CompletedDegraded, 1);
-        m.execution_ended(State::Cancelled, 3);
-        m.execution_ended(State::Running, 5);
+        assert_eq!(m.average_execution_time(), None);
+        m.execution_ended(State::Completed, 2, Some(10.0));
+        m.execution_ended(State::CompletedDegraded, 1, Some(20.0));
+        m.execution_ended(State::Cancelled, 3, None);
+        m.execution_ended(State::Running, 5, Some(99.0));
+        assert_eq!(m.average_execution_time(), Some(15.0));
         assert_eq!(m.tasks_completed.get(), 3);
         assert_eq!(m.tasks_failed.get(), 3);
         let text = m.encode().unwrap();
         assert!(text.contains("mcp_orchestrator_executions_ended_total{state=\"completed\"} 1\n"));
         assert!(text.contains("mcp_orchestrator_executions_ended_total{state=\"failed\"} 0\n"));
+        assert!(
+            text.contains("mcp_orchestrator_average_execution_time_seconds 15.0\n"),
+            "{text}"
+        );
     }
 }

@@ -20,7 +20,11 @@ fn document(c: &Cluster) -> Value {
 
 /// A sample's value on the orchestrator's `/metrics`.
 fn scraped(c: &Cluster, name: &str) -> f64 {
-    let text = ureq::get(&c.orchestrator.url("/metrics"))
+    scraped_from(&c.orchestrator.url("/metrics"), name)
+}
+
+fn scraped_from(url: &str, name: &str) -> f64 {
+    let text = ureq::get(url)
         .call()
         .unwrap()
         .body_mut()
@@ -41,7 +45,12 @@ fn the_metrics_document_follows_a_live_run_and_agrees_with_the_report() {
     let live = document(&c);
     assert_eq!(live["orchestrator"]["active_executions"], 1, "{live:#}");
     assert_eq!(live["orchestrator"]["total_nodes"], 2);
-    assert!(live["load_generation"]["total_requests"].as_u64().unwrap() > 0);
+    // Its first merged second counts.
+    assert!(wait_until(Duration::from_secs(20), || {
+        document(&c)["load_generation"]["total_requests"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    }));
     let health = &live["node_health"];
     let counted: u64 = ["healthy_nodes", "warning_nodes", "failed_nodes"]
         .iter()
@@ -81,6 +90,18 @@ fn the_metrics_document_follows_a_live_run_and_agrees_with_the_report() {
         / 1e3;
     assert!((o["average_execution_time"].as_f64().unwrap() - ran).abs() < 1e-9);
     assert_eq!(
+        o["average_execution_time"].as_f64().unwrap(),
+        scraped(&c, "mcp_orchestrator_average_execution_time_seconds")
+    );
+    let nodes = &doc["node_health"];
+    for (key, series) in [
+        ("healthy_nodes", "mcp_orchestrator_healthy_nodes"),
+        ("warning_nodes", "mcp_orchestrator_warning_nodes"),
+        ("failed_nodes", "mcp_orchestrator_failed_nodes"),
+    ] {
+        assert_eq!(nodes[key].as_f64().unwrap(), scraped(&c, series), "{key}");
+    }
+    assert_eq!(
         o["tasks_completed"].as_f64().unwrap(),
         scraped(&c, "mcp_orchestrator_tasks_completed")
     );
@@ -90,4 +111,20 @@ fn the_metrics_document_follows_a_live_run_and_agrees_with_the_report() {
     );
     let r = &doc["resource_utilization"];
     assert!(r["memory_usage"].as_f64().unwrap() > 0.0, "{r}");
+    // Each node serves its disk and network use beside its CPU and memory.
+    for node in &c.nodes {
+        let url = node.url("/metrics");
+        let disk = scraped_from(
+            &url,
+            &format!("mcp_node_disk_usage{{node_id=\"{}\"}}", node.name),
+        );
+        assert!((0.0..=100.0).contains(&disk), "{disk}");
+        scraped_from(
+            &url,
+            &format!(
+                "mcp_node_network_receive_bytes_per_second{{node_id=\"{}\"}}",
+                node.name
+            ),
+        );
+    }
 }

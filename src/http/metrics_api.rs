@@ -19,6 +19,17 @@ use crate::http::node_api::NodeState;
     )
 )]
 pub async fn orchestrator(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    // The nodes by health, as the health monitor counts them now.
+    if let Some(monitor) = state.registry.health.get()
+        && let Ok(c) = monitor
+            .send(crate::messages::health::GetClusterHealth)
+            .await
+    {
+        state
+            .registry
+            .metrics
+            .set_node_health(c.healthy, c.warning, c.failed);
+    }
     exposition(state.registry.metrics.encode())
 }
 

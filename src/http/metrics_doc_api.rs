@@ -34,8 +34,8 @@ pub struct OrchestratorFigures {
     pub tasks_completed: u64,
     /// Tasks of executions that ended failed or cancelled, since the start.
     pub tasks_failed: u64,
-    /// Seconds from start to end, averaged over the finished executions the orchestrator
-    /// holds (the newest 64); 0 without any.
+    /// Seconds from start to end, averaged over the executions that ended since the
+    /// orchestrator started (`mcp_orchestrator_average_execution_time_seconds`); 0 before one.
     pub average_execution_time: f64,
 }
 
@@ -82,13 +82,10 @@ pub fn document(
     executions: &[ExecutionView],
     connected: usize,
     tasks: (u64, u64),
+    average_time: Option<f64>,
     samples: &[Sample],
     cluster: Option<&ClusterHealth>,
 ) -> MetricsDocument {
-    let finished: Vec<f64> = executions
-        .iter()
-        .filter_map(|e| Some(e.finished_at_ms?.saturating_sub(e.started_at_ms?) as f64 / 1e3))
-        .collect();
     let (mut total, mut errors, mut latency_sum, mut rps) = (0, 0, 0.0, 0.0);
     for e in executions {
         for t in &e.tasks {
@@ -116,7 +113,7 @@ pub fn document(
             total_nodes: connected,
             tasks_completed: tasks.0,
             tasks_failed: tasks.1,
-            average_execution_time: mean(&finished),
+            average_execution_time: average_time.unwrap_or(0.0),
         },
         load_generation: LoadFigures {
             total_requests: total,
@@ -175,11 +172,12 @@ pub(crate) async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, 
         }
         cluster = crate::http::health_api::cluster_health(&state).await.ok();
     }
-    let tasks = state.registry.metrics.task_counts();
+    let metrics = &state.registry.metrics;
     Ok(HttpResponse::Ok().json(document(
         &executions,
         connected.len(),
-        tasks,
+        metrics.task_counts(),
+        metrics.average_execution_time(),
         &samples,
         cluster.as_ref(),
     )))
@@ -193,7 +191,7 @@ mod tests {
     /// a division by zero.
     #[test]
     fn nothing_yet_is_all_zeros() {
-        let d = document(&[], 0, (0, 0), &[], None);
+        let d = document(&[], 0, (0, 0), None, &[], None);
         let v = serde_json::to_value(&d).unwrap();
         for (section, figures) in v.as_object().unwrap() {
             for (k, x) in figures.as_object().unwrap() {

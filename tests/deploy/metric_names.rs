@@ -18,6 +18,13 @@ pub const METRICS: &[(&str, MetricKind)] = &[
     ("mcp_orchestrator_total_nodes", MetricKind::Gauge),
     ("mcp_orchestrator_tasks_completed", MetricKind::Counter),
     ("mcp_orchestrator_tasks_failed", MetricKind::Counter),
+    (
+        "mcp_orchestrator_average_execution_time_seconds",
+        MetricKind::Gauge,
+    ),
+    ("mcp_orchestrator_healthy_nodes", MetricKind::Gauge),
+    ("mcp_orchestrator_warning_nodes", MetricKind::Gauge),
+    ("mcp_orchestrator_failed_nodes", MetricKind::Gauge),
     ("mcp_load_generator_total_requests", MetricKind::Counter),
     ("mcp_load_generator_errors_total", MetricKind::Counter),
     (
@@ -38,5 +45,14 @@ pub const METRICS: &[(&str, MetricKind)] = &[
     ),
     ("mcp_node_cpu_usage", MetricKind::Gauge),
     ("mcp_node_memory_usage", MetricKind::Gauge),
+    ("mcp_node_disk_usage", MetricKind::Gauge),
+    (
+        "mcp_node_network_receive_bytes_per_second",
+        MetricKind::Gauge,
+    ),
+    (
+        "mcp_node_network_transmit_bytes_per_second",
+        MetricKind::Gauge,
+    ),
     ("mcp_node_health_score", MetricKind::Gauge),
 ];

@@ -199,16 +199,20 @@ impl Orchestrator {
             return;
         };
         let state = phase.state();
+        let now = unix_ms();
         if state.is_terminal() && !e.state().is_terminal() {
+            // `finish` stamps the end before the final phase; a cancel before start has none.
+            let end = e.finished_at_ms.unwrap_or(now);
+            let ran_s = e.started_at_ms.map(|s| end.saturating_sub(s) as f64 / 1e3);
             self.registry
                 .metrics
-                .execution_ended(state, e.plan.tasks.len());
+                .execution_ended(state, e.plan.tasks.len(), ran_s);
         }
         e.phase = phase;
         e.reason = reason.clone();
         let ended = e.phase.is_ended();
         if ended && e.finished_at_ms.is_none() {
-            e.finished_at_ms = Some(unix_ms());
+            e.finished_at_ms = Some(now);
         }
         if ended {
             self.release(id);
