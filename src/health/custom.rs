@@ -18,13 +18,17 @@ pub const MAX_CUSTOM_METRICS: usize = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CustomMetric {
     /// `[a-z_][a-z0-9_]{0,63}`.
+    #[schema(pattern = "^[a-z_][a-z0-9_]{0,63}$")]
     pub name: String,
     pub value: f64,
+    /// Shown after the value in messages; at most 32 characters.
+    #[schema(max_length = 32)]
     pub unit: Option<String>,
     pub warning: Option<f64>,
     pub critical: Option<f64>,
     /// `true` (the default): at or above a threshold is bad; `false`: at or below.
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub higher_is_worse: bool,
 }
 
@@ -58,7 +62,7 @@ impl CustomMetric {
         }
         let value: Option<f64> = o.req("value", &mut e);
         let unit: Option<String> = o.opt("unit", &mut e);
-        if unit.as_ref().is_some_and(|u| u.len() > 32) {
+        if unit.as_ref().is_some_and(|u| u.chars().count() > 32) {
             e.push("unit", "must be at most 32 characters");
         }
         let warning: Option<f64> = o.opt("warning", &mut e);
