@@ -119,6 +119,32 @@ fn node_metrics(node: &Server) -> String {
         .unwrap()
 }
 
+/// `promtool check metrics` parses the exposition and lints nothing about the custom series.
+fn promtool_accepts_the_custom_series(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (Debian package prometheus; .ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(
+        out.status.code(),
+        Some(1),
+        "a parse error: {stdout}\n{text}"
+    );
+    assert!(!stdout.contains("mcp_node_custom_metric"), "{stdout}");
+}
+
 fn push(node: &Server, body: &Value, token: Option<&str>) -> (u16, Value) {
     post(&node.url("/health/metrics"), body, token)
 }
@@ -196,6 +222,7 @@ fn a_custom_metric_past_critical_raises_an_alert_that_clears() {
     assert_eq!(check(&c, id)["kind"], "metric");
     let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"queue_depth\"} 50.0";
     assert!(node_metrics(node).contains(line), "{}", node_metrics(node));
+    promtool_accepts_the_custom_series(&node_metrics(node));
     let node_health = get(&c.orchestrator.url("/api/nodes/node-1/health")).1;
     assert!(
         node_health["report"]["score"].as_f64().unwrap() <= 75.0,
