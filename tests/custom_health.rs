@@ -2,7 +2,8 @@
 //! a metric pushed to a node's `POST /health/metrics` past its critical level raises an alert
 //! seen over the orchestrator's `GET /api/alerts`, its event stream (`alert_raised`, checked
 //! against schemas/events.schema.json) and the node's `/metrics`, and clears when it falls
-//! back; the same for a `command` check whose file is removed and made again.
+//! back; the same for a `command` check whose file is removed and made again. The metric is
+//! also in the node's health (`/api/nodes/{id}/health`, `/api/health`).
 
 mod common;
 
@@ -220,6 +221,9 @@ fn a_custom_metric_past_critical_raises_an_alert_that_clears() {
     );
     assert!(wait_until(WAIT, || check(&c, id)["value"] == 50.0));
     assert_eq!(check(&c, id)["kind"], "metric");
+    let cluster = get(&c.orchestrator.url("/api/health")).1["cluster"].clone();
+    let view = &cluster["nodes"][0];
+    assert_eq!(view["custom_metrics"]["queue_depth"], 50.0, "{cluster}");
     let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"queue_depth\"} 50.0";
     assert!(node_metrics(node).contains(line), "{}", node_metrics(node));
     promtool_accepts_the_custom_series(&node_metrics(node));
