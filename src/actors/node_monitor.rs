@@ -278,6 +278,30 @@ impl Handler<SetCustomMetric> for NodeMonitor {
     }
 }
 
+/// Why a custom metric was not kept.
+#[derive(Debug, thiserror::Error)]
+pub enum SetMetricError {
+    /// The node keeps [`crate::health::custom::MAX_CUSTOM_METRICS`] others.
+    #[error("{0}")]
+    Full(String),
+    /// The monitor did not answer.
+    #[error("{0}")]
+    Gone(String),
+}
+
+/// Sets a custom metric on a node's monitor, from code (validate it first with
+/// [`CustomMetric::from_json`] or build a valid one): what `POST /health/metrics` does.
+pub async fn set_custom_metric(
+    monitor: &Addr<NodeMonitor>,
+    metric: CustomMetric,
+) -> Result<(), SetMetricError> {
+    monitor
+        .send(SetCustomMetric(metric))
+        .await
+        .map_err(|e| SetMetricError::Gone(format!("the health monitor did not answer: {e}")))?
+        .map_err(SetMetricError::Full)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,7 +430,7 @@ mod tests {
         let last = seen.lock().unwrap().last().unwrap().clone();
         assert_eq!(last.status, Status::Critical);
         assert!(last.score <= 100.0 - health::FAILED_CHECK_PENALTY);
-        mon.send(metric(1.0)).await.unwrap().unwrap();
+        set_custom_metric(&mon, metric(1.0).0).await.unwrap();
         wait_for(&seen, |r| r.last().is_some_and(|r| !queue_alert(r))).await;
         assert_eq!(seen.lock().unwrap().last().unwrap().status, Status::Healthy);
 
@@ -417,7 +441,8 @@ mod tests {
         }
         let mut over = metric(0.0);
         over.0.name = "one_too_many".into();
-        assert!(mon.send(over).await.unwrap().is_err(), "bounded");
+        let refused = set_custom_metric(&mon, over.0).await;
+        assert!(matches!(refused, Err(SetMetricError::Full(_))), "bounded");
         mon.send(metric(2.0))
             .await
             .unwrap()

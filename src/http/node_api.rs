@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 use crate::actors::node_agent::{
     GetNodeStatus, NodeAgent, NodeStatus, StartLocal, StopTask, TaskStatus,
 };
+use crate::actors::node_monitor::SetMetricError;
 use crate::actors::registry::Slot;
 use crate::health::HealthReport;
 use crate::http::error::{
@@ -330,7 +331,7 @@ pub(crate) async fn custom_metric(
         .monitor
         .get()
         .ok_or_else(|| ApiError::Unavailable("the health monitor is restarting; retry".into()))?;
-    set_custom_metric(&monitor, metric)
+    crate::actors::node_monitor::set_custom_metric(&monitor, metric)
         .await
         .map_err(|e| match e {
             SetMetricError::Full(why) => ApiError::Conflict(why),
@@ -340,28 +341,4 @@ pub(crate) async fn custom_metric(
         status: "accepted".into(),
         name,
     }))
-}
-
-/// Why a custom metric was not kept.
-#[derive(Debug, thiserror::Error)]
-pub enum SetMetricError {
-    /// The node keeps [`crate::health::custom::MAX_CUSTOM_METRICS`] others.
-    #[error("{0}")]
-    Full(String),
-    /// The monitor did not answer.
-    #[error("{0}")]
-    Gone(String),
-}
-
-/// Sets a custom metric on a node's monitor, from code: what `POST /health/metrics` does
-/// once the body is validated.
-pub async fn set_custom_metric(
-    monitor: &Addr<crate::actors::node_monitor::NodeMonitor>,
-    metric: crate::health::custom::CustomMetric,
-) -> Result<(), SetMetricError> {
-    monitor
-        .send(crate::messages::health::SetCustomMetric(metric))
-        .await
-        .map_err(|e| SetMetricError::Gone(format!("the health monitor did not answer: {e}")))?
-        .map_err(SetMetricError::Full)
 }
