@@ -37,7 +37,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::execution::State;
-use crate::health::HealthReport;
+use crate::health::{CheckKind, HealthReport};
 use crate::stats::request::RequestNames;
 use crate::stats::{ErrorKind, Window};
 
@@ -396,6 +396,8 @@ pub struct NodeMetrics {
     handshakes: Family<Label, Total>,
     duration: LatencyHistogram,
     readings: HealthReadings,
+    /// `mcp_node_custom_metric{name}`: the custom metrics' latest values.
+    custom: CustomFamily,
     by_request: ByRequest,
 }
 
@@ -569,6 +571,7 @@ impl NodeMetrics {
             by_request.duration.clone(),
         );
         let readings = HealthReadings::register(&mut registry);
+        let custom = register_custom(&mut registry);
         for kind in ErrorKind::ALL {
             let _ = errors.get_or_create(&[("kind", kind.name())]);
         }
@@ -582,6 +585,7 @@ impl NodeMetrics {
             handshakes,
             duration,
             readings,
+            custom,
             by_request,
         }
     }
@@ -611,6 +615,14 @@ impl NodeMetrics {
     /// Takes the node monitor's latest report.
     pub fn observe_health(&self, r: &HealthReport) {
         self.readings.observe(r);
+        let metrics = r.checks.iter().filter(|c| c.kind == CheckKind::Metric);
+        for c in metrics {
+            if let Some(v) = c.value {
+                self.custom
+                    .get_or_create(&[("name", c.name.clone())])
+                    .set(v);
+            }
+        }
     }
 
     /// The exposition text.
@@ -619,6 +631,19 @@ impl NodeMetrics {
         prometheus_client::encoding::text::encode_registry(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+type CustomFamily = Family<[(&'static str, String); 1], Gauge<f64, AtomicU64>>;
+
+/// Registers `mcp_node_custom_metric{name}`.
+fn register_custom(registry: &mut Registry) -> CustomFamily {
+    let custom = CustomFamily::default();
+    registry.register(
+        "mcp_node_custom_metric",
+        "Custom metrics pushed to the node (POST /health/metrics), latest value, by name",
+        custom.clone(),
+    );
+    custom
 }
 
 /// The `kind` label values of the TLS handshakes.
@@ -675,6 +700,38 @@ mod tests {
                 .sum::<u64>();
             assert_eq!(cum, at_most, "le {bound} us");
         }
+    }
+
+    #[test]
+    fn custom_metrics_are_gauges_by_name() {
+        let m = NodeMetrics::new("n-1");
+        let metric = |name: &str, value: f64| crate::health::custom::CustomMetric {
+            name: name.into(),
+            value,
+            unit: None,
+            warning: None,
+            critical: Some(10.0),
+            higher_is_worse: true,
+        };
+        let report = HealthReport {
+            node_id: "n-1".into(),
+            at_ms: 1,
+            sample: crate::health::Sample::default(),
+            checks: vec![metric("queue", 12.5).check(), metric("lag", 3.0).check()],
+            status: crate::health::Status::Critical,
+            score: 75.0,
+            alerts: Vec::new(),
+            capacity: Default::default(),
+        };
+        m.observe_health(&report);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains("# TYPE mcp_node_custom_metric gauge\n"),
+            "{text}"
+        );
+        let line = "mcp_node_custom_metric{node_id=\"n-1\",name=\"queue\"} 12.5\n";
+        assert!(text.contains(line), "{text}");
+        assert!(text.contains("name=\"lag\"} 3.0\n"), "{text}");
     }
 
     #[test]

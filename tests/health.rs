@@ -81,6 +81,7 @@ fn http_check(url: &str) -> CheckSpec {
             expect_status: None,
         },
         timeout: Duration::from_secs(2),
+        interval: None,
     }
 }
 

@@ -25,6 +25,8 @@ const NOT_ON_THE_DASHBOARD: &[&str] = &[
     "mcp_orchestrator_executions_ended_total",
     // TLS handshakes by kind (full, resumed): no panel yet.
     "mcp_load_generator_tls_handshakes_total",
+    // Custom metrics pushed to a node (POST /health/metrics): the operator's own names.
+    "mcp_node_custom_metric",
 ];
 
 /// Counters the spec names without a `_total` suffix (SPEC.md, Monitoring), served as named.

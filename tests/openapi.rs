@@ -343,6 +343,17 @@ fn every_answer_of_a_live_cluster_conforms_to_the_documents() {
         .collect();
     assert_eq!(fields, ["colour", "parameters.base_rps"], "{body}");
     assert_eq!(body["field"], "colour");
+    // A custom metric: kept (200), refused without the token (401) or bad (422).
+    let metric = json!({"name": "queue_depth", "value": 3, "unit": "jobs", "critical": 10});
+    let (status, body) = post(&n.url("/health/metrics"), &metric, Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    conforms(&ndoc, "/health/metrics", "post", "metric", 200, &body);
+    let (status, body) = post(&n.url("/health/metrics"), &metric, None);
+    assert_eq!(status, 401, "{body}");
+    conforms(&ndoc, "/health/metrics", "post", "metric", 401, &body);
+    let (status, body) = post(&n.url("/health/metrics"), &json!({"name": 1}), Some(TOKEN));
+    assert_eq!(status, 422, "{body}");
+    conforms(&ndoc, "/health/metrics", "post", "metric", 422, &body);
     let (status, body) = post(&n.url("/load/start"), task, Some(TOKEN));
     assert_eq!(status, 201, "{body}");
     conforms(&ndoc, "/load/start", "post", "start", 201, &body);

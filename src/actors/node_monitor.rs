@@ -4,20 +4,27 @@
 //! the machine, evaluates the built-in checks, runs the custom checks concurrently, feeds the
 //! alert rule and sends the report as `NodeHealthSampled` to the recipient it was given (the
 //! node's agent, which forwards it to the orchestrator). A round whose checks are still
-//! running when the next tick comes makes that tick skip. Takes: `GetLocalHealth`.
+//! running when the next tick comes makes that tick skip. A check with its own `interval`
+//! runs only in the rounds where that much time has passed since it last ran (give or take
+//! half a round); its latest result stays in the reports in between. Custom metrics set by
+//! `SetCustomMetric` are evaluated every round as `metric:<name>` checks.
+//! Takes: `GetLocalHealth`, `SetCustomMetric`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
 
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::health::checks::{self, check_ids};
+use crate::health::custom::{CustomMetric, MAX_CUSTOM_METRICS};
 use crate::health::sample::Sampler;
 use crate::health::{
     self, AlertChange, AlertTracker, CheckKind, CheckResult, HealthReport, Sample, Status,
 };
-use crate::messages::health::{GetLocalHealth, NodeHealthSampled};
+use crate::messages::health::{GetLocalHealth, NodeHealthSampled, SetCustomMetric};
 use crate::settings::Settings;
 
 pub struct NodeMonitor {
@@ -29,6 +36,10 @@ pub struct NodeMonitor {
     /// Made on the actor's arbiter when it starts (`awc::Client` is `!Send`).
     client: Option<awc::Client>,
     check_ids: Vec<String>,
+    /// Per custom check: when it last ran and its latest result.
+    last_run: Vec<Option<(Instant, CheckResult)>>,
+    /// The custom metrics, by name.
+    metrics: BTreeMap<String, CustomMetric>,
     tracker: AlertTracker,
     latest: Option<HealthReport>,
     round_running: bool,
@@ -50,6 +61,8 @@ impl NodeMonitor {
         NodeMonitor {
             tracker: AlertTracker::new(node_id.clone(), h.alert_threshold),
             check_ids: check_ids(&h.checks),
+            last_run: vec![None; h.checks.len()],
+            metrics: BTreeMap::new(),
             node_id,
             settings,
             report_to,
@@ -67,39 +80,53 @@ impl NodeMonitor {
         self
     }
 
-    /// Starts a round: samples now, then runs the custom checks off the actor's turn.
+    /// Starts a round: samples now, then runs the custom checks that are due off the
+    /// actor's turn.
     fn round(&mut self, ctx: &mut Context<Self>) {
         if self.round_running {
             tracing::debug!(node = %self.node_id, "health checks still running; tick skipped");
             return;
         }
         let (sample, builtins) = self.builtins();
-        let specs = &self.settings.health_monitoring.checks;
-        if specs.is_empty() {
-            self.finish(sample, builtins);
+        let due = self.due(Instant::now());
+        if due.is_empty() {
+            self.finish(sample, builtins, Vec::new());
             return;
         }
         let client = self.client.get_or_insert_with(checks::http_client).clone();
-        let runs: Vec<_> = specs
-            .iter()
-            .cloned()
-            .zip(self.check_ids.iter().cloned())
-            .map(|(spec, id)| {
-                let client = client.clone();
-                async move { checks::run(&client, &spec, id).await }
+        let specs = &self.settings.health_monitoring.checks;
+        let runs: Vec<_> = due
+            .into_iter()
+            .map(|i| {
+                let (client, spec, id) =
+                    (client.clone(), specs[i].clone(), self.check_ids[i].clone());
+                async move { (i, checks::run(&client, &spec, id).await) }
             })
             .collect();
         self.round_running = true;
         ctx.spawn(
             join_all(runs)
                 .into_actor(self)
-                .map(move |custom, act, _ctx| {
+                .map(move |fresh, act, _ctx| {
                     act.round_running = false;
-                    let mut checks = builtins;
-                    checks.extend(custom);
-                    act.finish(sample, checks);
+                    act.finish(sample, builtins, fresh);
                 }),
         );
+    }
+
+    /// The custom checks to run in a round starting `now`: those without an interval, and
+    /// those whose interval has passed since they last ran, give or take half a round.
+    fn due(&self, now: Instant) -> Vec<usize> {
+        let half_round = self.settings.health_monitoring.check_interval / 2;
+        let specs = &self.settings.health_monitoring.checks;
+        (0..specs.len())
+            .filter(|&i| match (specs[i].interval, &self.last_run[i]) {
+                (None, _) | (_, None) => true,
+                (Some(every), Some((at, _))) => {
+                    now.saturating_duration_since(*at) + half_round >= every
+                }
+            })
+            .collect()
     }
 
     /// The sample and the built-in checks; a `system` warning when metrics are unreadable.
@@ -130,20 +157,28 @@ impl NodeMonitor {
         }
     }
 
-    /// Feeds the alert rule, builds the report, keeps it and sends it.
-    fn finish(&mut self, sample: Sample, checks: Vec<CheckResult>) {
-        let settings = &self.settings;
-        for change in self.tracker.observe(sample.at_ms, &checks) {
-            match change {
-                AlertChange::Raised(a) => tracing::warn!(
-                    alert = %a.alert_id, severity = a.severity.as_str(), message = %a.message,
-                    failures = a.consecutive_failures, "health alert raised"
-                ),
-                AlertChange::Cleared(a) => {
-                    tracing::info!(alert = %a.alert_id, "health alert cleared")
-                }
-            }
+    /// Feeds the alert rule with this round's results (the built-ins, the checks that ran,
+    /// the custom metrics), builds the report from every check's latest result, keeps it and
+    /// sends it.
+    fn finish(
+        &mut self,
+        sample: Sample,
+        builtins: Vec<CheckResult>,
+        fresh: Vec<(usize, CheckResult)>,
+    ) {
+        let ran_at = Instant::now();
+        let mut observed = builtins.clone();
+        for (i, result) in fresh {
+            observed.push(result.clone());
+            self.last_run[i] = Some((ran_at, result));
         }
+        let metrics: Vec<CheckResult> = self.metrics.values().map(CustomMetric::check).collect();
+        observed.extend(metrics.iter().cloned());
+        self.log_alerts(sample.at_ms, &observed);
+        let mut checks = builtins;
+        checks.extend(self.last_run.iter().flatten().map(|(_, r)| r.clone()));
+        checks.extend(metrics);
+        let settings = &self.settings;
         let thresholds = &settings.health_monitoring.alert_thresholds;
         let report = HealthReport {
             node_id: self.node_id.clone(),
@@ -172,6 +207,23 @@ impl NodeMonitor {
             }
             Err(SendError::Closed(_)) => {
                 tracing::debug!(node = %self.node_id, "health report dropped: recipient gone")
+            }
+        }
+    }
+}
+
+impl NodeMonitor {
+    /// Feeds the alert rule and logs what it changed.
+    fn log_alerts(&mut self, at_ms: u64, observed: &[CheckResult]) {
+        for change in self.tracker.observe(at_ms, observed) {
+            match change {
+                AlertChange::Raised(a) => tracing::warn!(
+                    alert = %a.alert_id, severity = a.severity.as_str(), message = %a.message,
+                    failures = a.consecutive_failures, "health alert raised"
+                ),
+                AlertChange::Cleared(a) => {
+                    tracing::info!(alert = %a.alert_id, "health alert cleared")
+                }
             }
         }
     }
@@ -207,9 +259,53 @@ impl Handler<GetLocalHealth> for NodeMonitor {
     }
 }
 
+impl Handler<SetCustomMetric> for NodeMonitor {
+    type Result = Result<(), String>;
+
+    fn handle(
+        &mut self,
+        SetCustomMetric(m): SetCustomMetric,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        if !self.metrics.contains_key(&m.name) && self.metrics.len() >= MAX_CUSTOM_METRICS {
+            return Err(format!(
+                "this node already keeps {MAX_CUSTOM_METRICS} custom metrics; {:?} is not one of them",
+                m.name
+            ));
+        }
+        self.metrics.insert(m.name.clone(), m);
+        Ok(())
+    }
+}
+
+/// Why a custom metric was not kept.
+#[derive(Debug, thiserror::Error)]
+pub enum SetMetricError {
+    /// The node keeps [`crate::health::custom::MAX_CUSTOM_METRICS`] others.
+    #[error("{0}")]
+    Full(String),
+    /// The monitor did not answer.
+    #[error("{0}")]
+    Gone(String),
+}
+
+/// Sets a custom metric on a node's monitor, from code (validate it first with
+/// [`CustomMetric::from_json`] or build a valid one): what `POST /health/metrics` does.
+pub async fn set_custom_metric(
+    monitor: &Addr<NodeMonitor>,
+    metric: CustomMetric,
+) -> Result<(), SetMetricError> {
+    monitor
+        .send(SetCustomMetric(metric))
+        .await
+        .map_err(|e| SetMetricError::Gone(format!("the health monitor did not answer: {e}")))?
+        .map_err(SetMetricError::Full)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::CheckSpec;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -257,5 +353,99 @@ mod tests {
         assert!(reports[1].capacity["cpu"] >= 1.0);
         let latest = mon.send(GetLocalHealth).await.unwrap().unwrap();
         assert!(latest.at_ms >= reports[1].at_ms);
+    }
+
+    fn counting_check(name: &str, file: &std::path::Path, interval: Option<Duration>) -> CheckSpec {
+        let run = format!("echo x >> {}", file.display());
+        CheckSpec {
+            name: name.into(),
+            target: crate::settings::CheckTarget::Command {
+                program: "sh".into(),
+                args: vec!["-c".into(), run],
+            },
+            timeout: Duration::from_secs(5),
+            interval,
+        }
+    }
+
+    async fn wait_for(
+        seen: &Arc<Mutex<Vec<HealthReport>>>,
+        pred: impl Fn(&[HealthReport]) -> bool,
+    ) {
+        for _ in 0..800 {
+            if pred(&seen.lock().unwrap()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not within 8 s: {:?}", seen.lock().unwrap().last());
+    }
+
+    /// A check with a long interval runs once while one without runs every round; a custom
+    /// metric past its critical level raises an alert after the threshold and clears.
+    #[actix_rt::test]
+    async fn per_check_intervals_and_custom_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let (every, hourly) = (dir.path().join("every"), dir.path().join("hourly"));
+        let mut s = Settings::defaults();
+        s.health_monitoring.check_interval = Duration::from_millis(50);
+        s.health_monitoring.alert_threshold = 2;
+        s.health_monitoring.alert_thresholds.cpu_critical = 101.0;
+        s.health_monitoring.alert_thresholds.memory_critical = 101.0;
+        s.health_monitoring.alert_thresholds.disk_critical = 101.0;
+        s.health_monitoring.alert_thresholds.cpu_warning = 101.0;
+        s.health_monitoring.alert_thresholds.memory_warning = 101.0;
+        s.health_monitoring.alert_thresholds.disk_warning = 101.0;
+        s.health_monitoring.checks = vec![
+            counting_check("every", &every, None),
+            counting_check("hourly", &hourly, Some(Duration::from_secs(3600))),
+        ];
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rec = Recorder(seen.clone()).start();
+        let mon = NodeMonitor::new("n1", Arc::new(s), rec.recipient()).start();
+        wait_for(&seen, |r| r.len() >= 4).await;
+        let lines = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().lines().count();
+        assert!(lines(&every) >= 4, "runs every round");
+        assert_eq!(lines(&hourly), 1, "runs once an hour");
+        let last = seen.lock().unwrap().last().unwrap().clone();
+        let ids: Vec<_> = last.checks.iter().map(|c| c.check_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["cpu", "memory", "disk", "command:every", "command:hourly"]
+        );
+
+        let metric = |value: f64| {
+            SetCustomMetric(CustomMetric {
+                name: "queue".into(),
+                value,
+                unit: None,
+                warning: Some(5.0),
+                critical: Some(10.0),
+                higher_is_worse: true,
+            })
+        };
+        mon.send(metric(11.0)).await.unwrap().unwrap();
+        let queue_alert = |r: &HealthReport| r.alerts.iter().any(|a| a.check_id == "metric:queue");
+        wait_for(&seen, |r| r.last().is_some_and(queue_alert)).await;
+        let last = seen.lock().unwrap().last().unwrap().clone();
+        assert_eq!(last.status, Status::Critical);
+        assert!(last.score <= 100.0 - health::FAILED_CHECK_PENALTY);
+        set_custom_metric(&mon, metric(1.0).0).await.unwrap();
+        wait_for(&seen, |r| r.last().is_some_and(|r| !queue_alert(r))).await;
+        assert_eq!(seen.lock().unwrap().last().unwrap().status, Status::Healthy);
+
+        for i in 1..MAX_CUSTOM_METRICS {
+            let mut m = metric(0.0);
+            m.0.name = format!("m{i}");
+            mon.send(m).await.unwrap().unwrap();
+        }
+        let mut over = metric(0.0);
+        over.0.name = "one_too_many".into();
+        let refused = set_custom_metric(&mon, over.0).await;
+        assert!(matches!(refused, Err(SetMetricError::Full(_))), "bounded");
+        mon.send(metric(2.0))
+            .await
+            .unwrap()
+            .expect("a known name is updated");
     }
 }

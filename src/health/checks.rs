@@ -1,6 +1,7 @@
 //! Custom checks from `health_monitoring.checks`: an HTTP GET that must answer the expected
-//! status (any 2xx or 3xx when none is given; redirects are not followed), or a TCP connect
-//! that must open, each within the check's timeout. A check that fails is critical; one that
+//! status (any 2xx or 3xx when none is given; redirects are not followed), a TCP connect
+//! that must open, or a command (run without a shell) that must exit 0, each within the
+//! check's timeout. A failed command's message is the first line of its standard error. A check that fails is critical; one that
 //! passes is healthy however slow it was (its time is the result's `value`, in ms).
 
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ fn kind_of(target: &CheckTarget) -> CheckKind {
     match target {
         CheckTarget::Http { .. } => CheckKind::Http,
         CheckTarget::Tcp { .. } => CheckKind::Tcp,
+        CheckTarget::Command { .. } => CheckKind::Command,
     }
 }
 
@@ -36,6 +38,8 @@ impl CheckKind {
             CheckKind::Builtin => "builtin",
             CheckKind::Http => "http",
             CheckKind::Tcp => "tcp",
+            CheckKind::Command => "command",
+            CheckKind::Metric => "metric",
         }
     }
 }
@@ -57,6 +61,7 @@ pub async fn run(client: &awc::Client, spec: &CheckSpec, check_id: String) -> Ch
             http(client, url, *expect_status, spec.timeout).await
         }
         CheckTarget::Tcp { address } => tcp(address, spec.timeout).await,
+        CheckTarget::Command { program, args } => command(program, args, spec.timeout).await,
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let (status, message, value) = match outcome {
@@ -122,6 +127,36 @@ async fn tcp(address: &str, timeout: Duration) -> Result<String, Failure> {
     }
 }
 
+async fn command(program: &str, args: &[String], timeout: Duration) -> Result<String, Failure> {
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Failure::NoAnswer(format!("{program}: could not start: {e}")))?;
+    // On timeout the future is dropped with the child, which kills it.
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Err(_) => {
+            return Err(Failure::NoAnswer(format!(
+                "{program}: did not exit within {timeout:?}"
+            )));
+        }
+        Ok(Err(e)) => return Err(Failure::NoAnswer(format!("{program}: {e}"))),
+        Ok(Ok(out)) => out,
+    };
+    if out.status.success() {
+        return Ok(format!("{program}: exited 0"));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().map(str::trim).find(|l| !l.is_empty());
+    Err(Failure::Answered(match first {
+        Some(line) => line.chars().take(500).collect(),
+        None => format!("{program}: {}", out.status),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +166,7 @@ mod tests {
             name: name.into(),
             target,
             timeout: Duration::from_secs(2),
+            interval: None,
         }
     }
 
@@ -258,5 +294,46 @@ mod tests {
         assert_eq!(r.status, Status::Critical);
         assert!(r.message.contains("no answer within"), "{}", r.message);
         drop(listener);
+    }
+
+    fn command_spec(run: &[&str]) -> CheckSpec {
+        let mut words = run.iter().map(|w| w.to_string());
+        spec(
+            "cmd",
+            CheckTarget::Command {
+                program: words.next().unwrap(),
+                args: words.collect(),
+            },
+        )
+    }
+
+    #[actix_rt::test]
+    async fn command_checks_pass_on_exit_0() {
+        let client = http_client();
+        let r = run(&client, &command_spec(&["true"]), "command:cmd".into()).await;
+        assert_eq!((r.status, r.kind), (Status::Healthy, CheckKind::Command));
+        let failing = [
+            "sh",
+            "-c",
+            "echo; echo 'disk gone' >&2; echo more >&2; exit 3",
+        ];
+        let r = run(&client, &command_spec(&failing), "command:cmd".into()).await;
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(r.message, "disk gone", "the first line of stderr");
+        let r = run(&client, &command_spec(&["false"]), "command:cmd".into()).await;
+        assert_eq!(r.status, Status::Critical);
+        assert!(r.message.contains("exit status: 1"), "{}", r.message);
+        let r = run(&client, &command_spec(&["/no/such/program"]), "c".into()).await;
+        assert_eq!(r.status, Status::Critical);
+        assert!(r.message.contains("could not start"), "{}", r.message);
+    }
+
+    #[actix_rt::test]
+    async fn a_slow_command_times_out() {
+        let mut s = command_spec(&["sleep", "30"]);
+        s.timeout = Duration::from_millis(200);
+        let r = run(&http_client(), &s, "command:cmd".into()).await;
+        assert_eq!(r.status, Status::Critical);
+        assert!(r.message.contains("did not exit within"), "{}", r.message);
     }
 }

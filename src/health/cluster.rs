@@ -44,6 +44,8 @@ pub struct NodeHealthView {
     pub cpu_percent: Option<f64>,
     pub memory_percent: Option<f64>,
     pub disk_percent: Option<f64>,
+    /// The latest value of each custom metric pushed to the node, by name.
+    pub custom_metrics: BTreeMap<String, f64>,
 }
 
 impl NodeHealthView {
@@ -82,6 +84,13 @@ pub fn node_view(node_id: &str, entry: &NodeEntry) -> NodeHealthView {
         cpu_percent: report.map(|r| r.sample.cpu_percent),
         memory_percent: report.map(|r| r.sample.memory_percent),
         disk_percent: report.map(|r| r.sample.disk_percent),
+        custom_metrics: report.map_or_else(BTreeMap::new, |r| {
+            r.checks
+                .iter()
+                .filter(|c| c.kind == super::CheckKind::Metric)
+                .filter_map(|c| Some((c.name.clone(), c.value?)))
+                .collect()
+        }),
     }
 }
 

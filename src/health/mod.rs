@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod checks;
 pub mod cluster;
+pub mod custom;
 pub mod sample;
 
 use std::collections::BTreeMap;
@@ -97,19 +98,23 @@ pub enum CheckKind {
     Builtin,
     Http,
     Tcp,
+    Command,
+    /// A custom metric pushed to the node (`POST /health/metrics` or `SetCustomMetric`).
+    Metric,
 }
 
 /// The outcome of one check in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckResult {
-    /// Stable across rounds: `cpu`, `memory`, `disk`, `http:<name>`, `tcp:<name>`.
+    /// Stable across rounds: `cpu`, `memory`, `disk`, `http:<name>`, `tcp:<name>`,
+    /// `command:<name>`, `metric:<name>`.
     pub check_id: String,
     pub name: String,
     pub kind: CheckKind,
     pub status: Status,
     pub message: String,
     /// The measured figure: a percentage for the built-ins, the response time in
-    /// milliseconds for a custom check that got an answer.
+    /// milliseconds for a custom check that got an answer, the latest value of a metric.
     pub value: Option<f64>,
 }
 

@@ -8,6 +8,7 @@
 //! | GET | `/load/metrics/{task_id}` | the task's figures on this node |
 //! | GET | `/load/status` | every task, the link, the lease |
 //! | GET | `/health` | liveness and whether the node is joined |
+//! | POST | `/health/metrics` | a custom metric `{name, value, unit?, warning?, critical?, higher_is_worse?}` → `{status: "accepted"}` |
 //! | GET | `/metrics` | Prometheus text: the node's `mcp_load_generator_*` and `mcp_node_*` series (see [`crate::metrics`]) |
 //! | GET | `/openapi.json` | the OpenAPI 3.1 document of these (see [`crate::http::openapi`]) |
 
@@ -22,6 +23,7 @@ use utoipa::ToSchema;
 use crate::actors::node_agent::{
     GetNodeStatus, NodeAgent, NodeStatus, StartLocal, StopTask, TaskStatus,
 };
+use crate::actors::node_monitor::SetMetricError;
 use crate::actors::registry::Slot;
 use crate::health::HealthReport;
 use crate::http::error::{
@@ -88,6 +90,12 @@ fn routes_with(cfg: &mut web::ServiceConfig, token: ApiToken) {
         web::resource("/health")
             .route(web::get().to(health))
             .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/health/metrics")
+            .wrap(from_fn(require_token))
+            .route(web::post().to(custom_metric))
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/metrics")
@@ -279,5 +287,58 @@ pub(crate) async fn health(state: web::Data<NodeState>) -> Result<HttpResponse, 
         epoch: status.epoch,
         tasks: status.tasks.len(),
         health: report,
+    }))
+}
+
+/// The answer of a custom metric accepted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricAccepted {
+    /// `accepted`: the node's health monitor keeps it; its next round evaluates it.
+    pub status: String,
+    pub name: String,
+}
+
+/// Sets a custom metric's latest value and its levels on this node. A value at or past
+/// `critical` (or `warning`) for `health_monitoring.alert_threshold` rounds raises an alert,
+/// which clears when it falls back; the metric shows in the node's health report and on
+/// `/metrics` as `mcp_node_custom_metric{name}`.
+#[utoipa::path(
+    post,
+    path = "/health/metrics",
+    tag = "load",
+    request_body = crate::health::custom::CustomMetric,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Kept", body = MetricAccepted),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 409, description = "The node already keeps 100 other custom metrics", body = ErrorBody),
+        (status = 413, description = "Over api.max_body_size", body = ErrorBody),
+        (status = 415, description = "Not a JSON content type", body = ErrorBody),
+        (status = 422, description = "Invalid metric: the field named", body = ErrorBody),
+        (status = 503, description = "The health monitor is restarting", body = ErrorBody),
+    )
+)]
+pub(crate) async fn custom_metric(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<NodeState>,
+) -> Result<HttpResponse, ApiError> {
+    let doc = json_body(&req, payload, state.settings.api.max_body_size).await?;
+    let metric = crate::health::custom::CustomMetric::from_json(&doc).map_err(ApiError::Invalid)?;
+    let name = metric.name.clone();
+    let monitor = state
+        .monitor
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("the health monitor is restarting; retry".into()))?;
+    crate::actors::node_monitor::set_custom_metric(&monitor, metric)
+        .await
+        .map_err(|e| match e {
+            SetMetricError::Full(why) => ApiError::Conflict(why),
+            SetMetricError::Gone(why) => ApiError::Unavailable(why),
+        })?;
+    Ok(HttpResponse::Ok().json(MetricAccepted {
+        status: "accepted".into(),
+        name,
     }))
 }

@@ -325,6 +325,7 @@ pub struct OrchestratorApi;
         crate::http::node_api::metrics,
         crate::http::node_api::status,
         crate::http::node_api::health,
+        crate::http::node_api::custom_metric,
         crate::http::metrics_api::node,
         node_document,
     ),

@@ -21,6 +21,13 @@ pub struct NodeHealthSampled(pub HealthReport);
 #[rtype(result = "Option<HealthReport>")]
 pub struct GetLocalHealth;
 
+/// Sets a custom metric's latest value and levels on the node (see
+/// [`crate::health::custom`]); refused, with the reason, when the node already keeps
+/// [`crate::health::custom::MAX_CUSTOM_METRICS`] other metrics.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SetCustomMetric(pub crate::health::custom::CustomMetric);
+
 // ---- to the HealthMonitor ----
 
 /// A node's report, as it arrived over the cluster link.

@@ -168,12 +168,15 @@ pub struct HealthSettings {
     pub checks: Vec<CheckSpec>,
 }
 
-/// A custom health check: an HTTP GET whose status must match, or a TCP connect.
+/// A custom health check: an HTTP GET whose status must match, a TCP connect, or a command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSpec {
     pub name: String,
     pub target: CheckTarget,
     pub timeout: Duration,
+    /// How often it runs; `None`: every `check_interval`. Checks run in the monitor's rounds,
+    /// so an interval shorter than `check_interval` runs every round.
+    pub interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +188,9 @@ pub enum CheckTarget {
     },
     /// Passes when a TCP connection to `address` (`host:port`) opens.
     Tcp { address: String },
+    /// Passes when `program` run with `args` (no shell; split like a POSIX shell would,
+    /// quotes honoured) exits 0 within the timeout.
+    Command { program: String, args: Vec<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

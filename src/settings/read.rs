@@ -389,6 +389,10 @@ impl FromValue for CheckSpec {
         if timeout.is_zero() {
             e.push(o.key_path("timeout"), "must be greater than 0");
         }
+        let interval: Option<Duration> = o.opt("interval", e);
+        if interval.is_some_and(|i| i.is_zero()) {
+            e.push(o.key_path("interval"), "must be greater than 0");
+        }
         let target = match kind.as_deref() {
             Some("http") => {
                 let url: Option<String> = o.req("url", e);
@@ -426,10 +430,11 @@ impl FromValue for CheckSpec {
                     None
                 }
             }),
+            Some("command") => command_target(&mut o, e),
             Some(other) => {
                 e.push(
                     o.key_path("type"),
-                    format!("expected \"http\" or \"tcp\", got {other:?}"),
+                    format!("expected \"http\", \"tcp\" or \"command\", got {other:?}"),
                 );
                 None
             }
@@ -440,6 +445,28 @@ impl FromValue for CheckSpec {
             name: name?,
             target: target?,
             timeout,
+            interval,
         })
+    }
+}
+
+/// A command check's `run`: a program and its arguments, split as a POSIX shell would.
+fn command_target(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<CheckTarget> {
+    let run: String = o.req("run", e)?;
+    match shlex::split(&run).filter(|w| !w.is_empty()) {
+        Some(mut words) => {
+            let program = words.remove(0);
+            Some(CheckTarget::Command {
+                program,
+                args: words,
+            })
+        }
+        None => {
+            e.push(
+                o.key_path("run"),
+                format!("expected a program and its arguments, got {run:?}"),
+            );
+            None
+        }
     }
 }

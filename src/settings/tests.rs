@@ -333,3 +333,58 @@ fn a_level_above_100_switches_a_metric_off_and_a_negative_one_is_refused() {
         ["health_monitoring.alert_thresholds.disk_warning"]
     );
 }
+
+#[test]
+fn command_checks_and_per_check_intervals() {
+    let doc = serde_json::json!({"health_monitoring": {"checks": [
+        {"name": "marker", "type": "command", "run": "test -e '/tmp/a b'", "timeout": "2s",
+         "interval": "10s"},
+        {"name": "db", "type": "tcp", "address": "127.0.0.1:5432"},
+    ]}});
+    let s = Settings::from_value(&doc).unwrap();
+    let checks = &s.health_monitoring.checks;
+    assert_eq!(
+        checks[0].target,
+        CheckTarget::Command {
+            program: "test".into(),
+            args: vec!["-e".into(), "/tmp/a b".into()],
+        }
+    );
+    assert_eq!(checks[0].timeout, Duration::from_secs(2));
+    assert_eq!(checks[0].interval, Some(Duration::from_secs(10)));
+    assert_eq!(checks[1].interval, None, "default: every check_interval");
+
+    let bad = |check: serde_json::Value| {
+        let doc = serde_json::json!({"health_monitoring": {"checks": [check]}});
+        Settings::from_value(&doc)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect::<Vec<_>>()
+    };
+    let at = |k: &str| format!("health_monitoring.checks[0].{k}");
+    assert_eq!(
+        bad(serde_json::json!({"name": "c", "type": "command"})),
+        [at("run")]
+    );
+    for run in ["", "   ", "echo 'unclosed"] {
+        assert_eq!(
+            bad(serde_json::json!({"name": "c", "type": "command", "run": run})),
+            [at("run")],
+            "{run:?}"
+        );
+    }
+    assert_eq!(
+        bad(serde_json::json!({"name": "c", "type": "command", "run": "true", "interval": 0})),
+        [at("interval")]
+    );
+    assert_eq!(
+        bad(serde_json::json!({"name": "c", "type": "command", "run": "true", "interval": "x"})),
+        [at("interval")]
+    );
+    assert_eq!(
+        bad(serde_json::json!({"name": "c", "type": "shell"})),
+        [at("type")]
+    );
+}

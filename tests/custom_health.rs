@@ -1,0 +1,270 @@
+//! Custom metrics and command checks on a cluster of real processes (issue 18, acceptance 2):
+//! a metric pushed to a node's `POST /health/metrics` past its critical level raises an alert
+//! seen over the orchestrator's `GET /api/alerts`, its event stream (`alert_raised`, checked
+//! against schemas/events.schema.json) and the node's `/metrics`, and clears when it falls
+//! back; the same for a `command` check whose file is removed and made again. The metric is
+//! also in the node's health (`/api/nodes/{id}/health`, `/api/health`).
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::cluster::{Cluster, Server, cluster_env, get, post};
+use common::wait_until;
+use serde_json::{Value, json};
+use tungstenite::{Message, WebSocket};
+
+const TOKEN: &str = "node-t0ken";
+const WAIT: Duration = Duration::from_secs(20);
+
+type Socket = WebSocket<TcpStream>;
+
+fn subscribe(c: &Cluster) -> Socket {
+    let addr = c.orchestrator.addr;
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let url = format!("ws://{addr}/api/events");
+    tungstenite::client(url.as_str(), stream)
+        .expect("websocket handshake")
+        .0
+}
+
+/// Reads events, each checked against the schema, until an `kind` event about `check_id`.
+fn await_alert_event(socket: &mut Socket, kind: &str, check_id: &str) -> Value {
+    let validator = common::schema("schemas/events.schema.json");
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let ev: Value = match socket.read() {
+            Ok(Message::Text(t)) => serde_json::from_str(t.as_str()).unwrap(),
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => panic!("event stream ended: {e}"),
+        };
+        if let Err(e) = validator.validate(&ev) {
+            panic!("event off its schema: {e}\n{ev:#}");
+        }
+        if ev["type"] == kind && ev["alert"]["check_id"] == check_id {
+            return ev;
+        }
+        seen.push(ev["type"].clone());
+    }
+    panic!("no {kind} for {check_id} within {WAIT:?}; saw {seen:?}");
+}
+
+/// A node with a fast monitor (0.2 s rounds, alerts after 2) and a command check on `marker`.
+fn start(marker: &std::path::Path) -> (Cluster, Socket, common::TempFile) {
+    let config = common::temp_file(
+        "node.yaml",
+        &format!(
+            "health_monitoring:\n  check_interval: 0.2\n  alert_threshold: 2\n  checks:\n    - {{name: marker, type: command, run: \"test -e '{}'\", timeout: 2, interval: 0.4}}\n",
+            marker.display()
+        ),
+    );
+    let mut c = Cluster::empty();
+    let events = subscribe(&c);
+    let url = c.orchestrator.url("");
+    let mut cmd = common::mcpt(&[
+        "node",
+        "--orchestrator",
+        &url,
+        "--port",
+        "0",
+        "--id",
+        "node-1",
+        "--config",
+        config.path.to_str().unwrap(),
+    ]);
+    cluster_env(&mut cmd).env("MCP_API_TOKEN", TOKEN);
+    c.nodes.push(Server::spawn("node-1", &mut cmd));
+    c.wait_connected(1);
+    (c, events, config)
+}
+
+/// The orchestrator's alerts about `check_id`, active ones or all.
+fn alerts(c: &Cluster, check_id: &str, active: bool) -> Vec<Value> {
+    get(&c.orchestrator.url(&format!("/api/alerts?active={active}"))).1["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["check_id"] == check_id && a["node_id"] == "node-1")
+        .collect()
+}
+
+/// The node's check `check_id` as the orchestrator last heard it.
+fn check(c: &Cluster, check_id: &str) -> Value {
+    let h = get(&c.orchestrator.url("/api/nodes/node-1/health")).1;
+    h["report"]["checks"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["check_id"] == check_id).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn node_metrics(node: &Server) -> String {
+    ureq::get(&node.url("/metrics"))
+        .call()
+        .expect("GET /metrics")
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
+/// `promtool check metrics` parses the exposition and lints nothing about the custom series.
+fn promtool_accepts_the_custom_series(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (Debian package prometheus; .ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(
+        out.status.code(),
+        Some(1),
+        "a parse error: {stdout}\n{text}"
+    );
+    assert!(!stdout.contains("mcp_node_custom_metric"), "{stdout}");
+}
+
+fn push(node: &Server, body: &Value, token: Option<&str>) -> (u16, Value) {
+    post(&node.url("/health/metrics"), body, token)
+}
+
+#[test]
+fn bad_metrics_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let (c, _events, _config) = start(&marker);
+    let node = &c.nodes[0];
+    let ok = json!({"name": "queue_depth", "value": 1});
+    assert_eq!(push(node, &ok, None).0, 401, "behind the node's token");
+    assert_eq!(push(node, &ok, Some("wrong")).0, 401);
+    let cases = [
+        (json!({"name": "Queue", "value": 1}), "name"),
+        (json!({"value": 1}), "name"),
+        (json!({"name": "q"}), "value"),
+        (json!({"name": "q", "value": "high"}), "value"),
+        (
+            json!({"name": "q", "value": 1, "critical": "x"}),
+            "critical",
+        ),
+        (
+            json!({"name": "q", "value": 1, "warning": 9, "critical": 3}),
+            "critical",
+        ),
+        (json!({"name": "q", "value": 1, "extra": true}), "extra"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = push(node, &body, Some(TOKEN));
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert_eq!(answer["error"], "invalid", "{answer}");
+        assert_eq!(answer["field"], field, "{body}: {answer}");
+    }
+    for i in 0..100 {
+        let m = json!({"name": format!("m{i}"), "value": i});
+        assert_eq!(push(node, &m, Some(TOKEN)).0, 200);
+    }
+    let (status, answer) = push(node, &ok, Some(TOKEN));
+    assert_eq!(status, 409, "at most 100 metrics per node: {answer}");
+    let known = json!({"name": "m7", "value": 8});
+    assert_eq!(
+        push(node, &known, Some(TOKEN)).0,
+        200,
+        "a known one updates"
+    );
+}
+
+#[test]
+fn a_custom_metric_past_critical_raises_an_alert_that_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let (c, mut events, _config) = start(&marker);
+    let node = &c.nodes[0];
+    let id = "metric:queue_depth";
+    let metric = |value: f64| {
+        json!({"name": "queue_depth", "value": value, "unit": "jobs", "warning": 10,
+               "critical": 20, "higher_is_worse": true})
+    };
+    let (status, answer) = push(node, &metric(50.0), Some(TOKEN));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "accepted");
+
+    let raised = await_alert_event(&mut events, "alert_raised", id);
+    assert_eq!(raised["alert"]["severity"], "critical", "{raised}");
+    assert!(wait_until(WAIT, || alerts(&c, id, true).len() == 1));
+    let alert = alerts(&c, id, true).remove(0);
+    assert!(
+        alert["message"].as_str().unwrap().contains("50 jobs"),
+        "{alert}"
+    );
+    assert!(wait_until(WAIT, || check(&c, id)["value"] == 50.0));
+    assert_eq!(check(&c, id)["kind"], "metric");
+    let cluster = get(&c.orchestrator.url("/api/health")).1["cluster"].clone();
+    let view = &cluster["nodes"][0];
+    assert_eq!(view["custom_metrics"]["queue_depth"], 50.0, "{cluster}");
+    let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"queue_depth\"} 50.0";
+    assert!(node_metrics(node).contains(line), "{}", node_metrics(node));
+    promtool_accepts_the_custom_series(&node_metrics(node));
+    let node_health = get(&c.orchestrator.url("/api/nodes/node-1/health")).1;
+    assert!(
+        node_health["report"]["score"].as_f64().unwrap() <= 75.0,
+        "{node_health}"
+    );
+
+    assert_eq!(push(node, &metric(3.0), Some(TOKEN)).0, 200);
+    let cleared = await_alert_event(&mut events, "alert_cleared", id);
+    assert_eq!(cleared["alert"]["alert_id"], raised["alert"]["alert_id"]);
+    assert!(wait_until(WAIT, || alerts(&c, id, true).is_empty()));
+    assert!(alerts(&c, id, false)[0]["cleared_at_ms"].is_u64());
+    let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"queue_depth\"} 3.0";
+    assert!(wait_until(WAIT, || node_metrics(node).contains(line)));
+}
+
+#[test]
+fn a_failing_command_check_raises_an_alert_that_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let (c, mut events, _config) = start(&marker);
+    let id = "command:marker";
+    assert!(
+        wait_until(WAIT, || check(&c, id)["status"] == "healthy"),
+        "{}",
+        check(&c, id)
+    );
+    assert!(alerts(&c, id, true).is_empty(), "no alert while it passes");
+
+    std::fs::remove_file(&marker).unwrap();
+    let raised = await_alert_event(&mut events, "alert_raised", id);
+    assert_eq!(raised["alert"]["severity"], "critical", "{raised}");
+    assert!(wait_until(WAIT, || alerts(&c, id, true).len() == 1));
+    assert_eq!(check(&c, id)["kind"], "command");
+
+    std::fs::write(&marker, "").unwrap();
+    let cleared = await_alert_event(&mut events, "alert_cleared", id);
+    assert_eq!(cleared["alert"]["alert_id"], raised["alert"]["alert_id"]);
+    assert!(wait_until(WAIT, || alerts(&c, id, true).is_empty()));
+    assert!(wait_until(WAIT, || check(&c, id)["status"] == "healthy"));
+}
