@@ -61,6 +61,12 @@ impl CustomMetric {
             );
         }
         let value: Option<f64> = o.req("value", &mut e);
+        // A JSON API: a number is no unit (the settings' reader takes numbers as strings).
+        if v.get("unit")
+            .is_some_and(|u| !(u.is_string() || u.is_null()))
+        {
+            e.push("unit", "expected a string");
+        }
         let unit: Option<String> = o.opt("unit", &mut e);
         if unit.as_ref().is_some_and(|u| u.chars().count() > 32) {
             e.push("unit", "must be at most 32 characters");
@@ -185,6 +191,12 @@ mod tests {
             ["critical"]
         );
         assert_eq!(fields(json!([1])), [""]);
+        // Found by schemathesis: a number is no unit.
+        assert_eq!(
+            fields(json!({"name": "q", "value": 1, "unit": 5})),
+            ["unit"]
+        );
+        assert!(CustomMetric::from_json(&json!({"name": "q", "value": 1, "unit": null})).is_ok());
         let m = CustomMetric::from_json(&json!({"name": "q", "value": 1.5})).unwrap();
         assert!(m.higher_is_worse && m.warning.is_none() && m.unit.is_none());
     }
