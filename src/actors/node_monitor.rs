@@ -7,25 +7,62 @@
 //! running when the next tick comes makes that tick skip. A check with its own `interval`
 //! runs only in the rounds where that much time has passed since it last ran (give or take
 //! half a round); its latest result stays in the reports in between. Custom metrics set by
-//! `SetCustomMetric` are evaluated every round as `metric:<name>` checks.
-//! Takes: `GetLocalHealth`, `SetCustomMetric`.
+//! `SetCustomMetric` are evaluated every round as `metric:<name>` checks. Checks registered from
+//! code (`RegisterCheck`) join the configured ones and run the same way.
+//! Takes: `GetLocalHealth`, `SetCustomMetric`, `RegisterCheck`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::future::join_all;
 
 use crate::actors::supervisor::{ChildExited, ExitReason};
 use crate::health::checks::{self, check_ids};
+use crate::health::code::CodeCheck;
 use crate::health::custom::{CustomMetric, MAX_CUSTOM_METRICS};
 use crate::health::sample::Sampler;
 use crate::health::{
     self, AlertChange, AlertTracker, CheckKind, CheckResult, HealthReport, Sample, Status,
 };
-use crate::messages::health::{GetLocalHealth, NodeHealthSampled, SetCustomMetric};
-use crate::settings::Settings;
+use crate::messages::health::{GetLocalHealth, NodeHealthSampled, RegisterCheck, SetCustomMetric};
+use crate::settings::{CheckSpec, Settings};
+
+/// How many checks registered from code a node keeps.
+pub const MAX_CODE_CHECKS: usize = 100;
+
+/// One custom check: what runs it, how often, and its latest result.
+struct Check {
+    id: String,
+    probe: Probe,
+    /// When it last ran and its latest result.
+    last_run: Option<(Instant, CheckResult)>,
+}
+
+#[derive(Clone)]
+enum Probe {
+    /// From `health_monitoring.checks`.
+    Configured(CheckSpec),
+    /// Registered from code.
+    Code(CodeCheck),
+}
+
+impl Probe {
+    fn interval(&self) -> Option<Duration> {
+        match self {
+            Probe::Configured(spec) => spec.interval,
+            Probe::Code(c) => c.interval,
+        }
+    }
+
+    async fn run(self, client: awc::Client, id: String) -> CheckResult {
+        match self {
+            Probe::Configured(spec) => checks::run(&client, &spec, id).await,
+            Probe::Code(c) => c.run().await,
+        }
+    }
+}
 
 pub struct NodeMonitor {
     node_id: String,
@@ -35,9 +72,8 @@ pub struct NodeMonitor {
     sampler: Result<Sampler, String>,
     /// Made on the actor's arbiter when it starts (`awc::Client` is `!Send`).
     client: Option<awc::Client>,
-    check_ids: Vec<String>,
-    /// Per custom check: when it last ran and its latest result.
-    last_run: Vec<Option<(Instant, CheckResult)>>,
+    /// The configured checks, then those registered from code.
+    checks: Vec<Check>,
     /// The custom metrics, by name.
     metrics: BTreeMap<String, CustomMetric>,
     tracker: AlertTracker,
@@ -60,8 +96,15 @@ impl NodeMonitor {
         let h = &settings.health_monitoring;
         NodeMonitor {
             tracker: AlertTracker::new(node_id.clone(), h.alert_threshold),
-            check_ids: check_ids(&h.checks),
-            last_run: vec![None; h.checks.len()],
+            checks: check_ids(&h.checks)
+                .into_iter()
+                .zip(&h.checks)
+                .map(|(id, spec)| Check {
+                    id,
+                    probe: Probe::Configured(spec.clone()),
+                    last_run: None,
+                })
+                .collect(),
             metrics: BTreeMap::new(),
             node_id,
             settings,
@@ -94,13 +137,12 @@ impl NodeMonitor {
             return;
         }
         let client = self.client.get_or_insert_with(checks::http_client).clone();
-        let specs = &self.settings.health_monitoring.checks;
         let runs: Vec<_> = due
             .into_iter()
             .map(|i| {
-                let (client, spec, id) =
-                    (client.clone(), specs[i].clone(), self.check_ids[i].clone());
-                async move { (i, checks::run(&client, &spec, id).await) }
+                let (probe, id) = (self.checks[i].probe.clone(), self.checks[i].id.clone());
+                let run = probe.run(client.clone(), id);
+                async move { (i, run.await) }
             })
             .collect();
         self.round_running = true;
@@ -118,14 +160,15 @@ impl NodeMonitor {
     /// those whose interval has passed since they last ran, give or take half a round.
     fn due(&self, now: Instant) -> Vec<usize> {
         let half_round = self.settings.health_monitoring.check_interval / 2;
-        let specs = &self.settings.health_monitoring.checks;
-        (0..specs.len())
-            .filter(|&i| match (specs[i].interval, &self.last_run[i]) {
-                (None, _) | (_, None) => true,
-                (Some(every), Some((at, _))) => {
-                    now.saturating_duration_since(*at) + half_round >= every
-                }
-            })
+        (0..self.checks.len())
+            .filter(
+                |&i| match (self.checks[i].probe.interval(), &self.checks[i].last_run) {
+                    (None, _) | (_, None) => true,
+                    (Some(every), Some((at, _))) => {
+                        now.saturating_duration_since(*at) + half_round >= every
+                    }
+                },
+            )
             .collect()
     }
 
@@ -170,13 +213,22 @@ impl NodeMonitor {
         let mut observed = builtins.clone();
         for (i, result) in fresh {
             observed.push(result.clone());
-            self.last_run[i] = Some((ran_at, result));
+            // A code check replaced while it ran: its index may now hold another check.
+            if let Some(check) = self.checks.get_mut(i)
+                && check.id == result.check_id
+            {
+                check.last_run = Some((ran_at, result));
+            }
         }
         let metrics: Vec<CheckResult> = self.metrics.values().map(CustomMetric::check).collect();
         observed.extend(metrics.iter().cloned());
         self.log_alerts(sample.at_ms, &observed);
         let mut checks = builtins;
-        checks.extend(self.last_run.iter().flatten().map(|(_, r)| r.clone()));
+        checks.extend(
+            self.checks
+                .iter()
+                .filter_map(|c| c.last_run.as_ref().map(|(_, r)| r.clone())),
+        );
         checks.extend(metrics);
         let settings = &self.settings;
         let thresholds = &settings.health_monitoring.alert_thresholds;
@@ -274,6 +326,39 @@ impl Handler<SetCustomMetric> for NodeMonitor {
             ));
         }
         self.metrics.insert(m.name.clone(), m);
+        Ok(())
+    }
+}
+
+impl Handler<RegisterCheck> for NodeMonitor {
+    type Result = Result<(), String>;
+
+    /// Adds the check, or replaces the code check of the same name (its latest result goes).
+    fn handle(
+        &mut self,
+        RegisterCheck(check): RegisterCheck,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let id = check.id();
+        if let Some(known) = self.checks.iter_mut().find(|c| c.id == id) {
+            known.probe = Probe::Code(check);
+            known.last_run = None;
+            return Ok(());
+        }
+        let code = self
+            .checks
+            .iter()
+            .filter(|c| matches!(c.probe, Probe::Code(_)));
+        if code.count() >= MAX_CODE_CHECKS {
+            return Err(format!(
+                "this node already keeps {MAX_CODE_CHECKS} checks from code; {id:?} is not one of them"
+            ));
+        }
+        self.checks.push(Check {
+            id,
+            probe: Probe::Code(check),
+            last_run: None,
+        });
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
 
 use super::{EXIT_INTERRUPTED, EXIT_INVALID, ProgressView, RunArgs, finish_run, stop_on_ctrl_c};
+use crate::embed::client::{Api, CallError};
 use crate::execution::State;
 use crate::run::Progress;
 use crate::settings::Settings;
@@ -27,13 +28,10 @@ use crate::task::report::Report;
 
 /// How often the execution's state is read besides the stream's events.
 const POLL: Duration = Duration::from_secs(2);
-/// How long one call to the orchestrator may take before it counts as lost.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first wait before reconnecting; it doubles up to [`BACKOFF_MAX`].
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// The largest answer (a report) and event frame read.
-const MAX_BODY: usize = 256 << 20;
+/// The largest event frame read.
 const MAX_FRAME: usize = 16 << 20;
 
 /// `--reconnect-timeout`'s parser.
@@ -70,16 +68,6 @@ enum RemoteError {
     },
     #[error("the execution failed: {0}")]
     Failed(String),
-}
-
-/// What went wrong with one call to the orchestrator.
-#[derive(Debug)]
-enum CallError {
-    /// No answer (the connection failed, closed or timed out) or a 503 (restarting): worth
-    /// trying again.
-    Transient(String),
-    /// An answer that trying again will not change.
-    Status { status: u16, message: String },
 }
 
 /// Runs the plan `doc` (validated) on the cluster of `url`; the exit code as a local run's.
@@ -147,63 +135,7 @@ impl RemoteError {
     }
 }
 
-/// The orchestrator's REST API, called from the run's actix system.
-struct Api {
-    client: awc::Client,
-    base: String,
-    token: Option<String>,
-}
-
 impl Api {
-    fn new(base: String, token: Option<String>) -> Api {
-        Api {
-            client: awc::Client::builder().timeout(CALL_TIMEOUT).finish(),
-            base,
-            token,
-        }
-    }
-
-    fn request(&self, method: Method, path: &str) -> awc::ClientRequest {
-        let req = self.client.request(method, format!("{}{path}", self.base));
-        match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        }
-    }
-
-    /// Sends a request and reads its JSON answer.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, CallError> {
-        let req = self.request(method, path);
-        let sent = match body {
-            Some(b) => req.send_json(b).await,
-            None => req.send().await,
-        };
-        let mut resp = sent.map_err(|e| CallError::Transient(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .body()
-            .limit(MAX_BODY)
-            .await
-            .map_err(|e| CallError::Transient(e.to_string()))?;
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        if status.is_success() {
-            Ok(json)
-        } else if status == awc::http::StatusCode::SERVICE_UNAVAILABLE {
-            Err(CallError::Transient(message(&json)))
-        } else {
-            Err(CallError::Status {
-                status: status.as_u16(),
-                message: message(&json),
-            })
-        }
-    }
-
     /// `POST /api/executions`: the execution's id.
     async fn submit(&self, doc: &Value) -> Result<String, RemoteError> {
         let answer = self.call(Method::POST, "/api/executions", Some(doc)).await;
@@ -266,15 +198,6 @@ impl Api {
             }
             Err(e) => Err(CallError::Transient(e.to_string())),
         }
-    }
-}
-
-/// The message of an error answer (`{error, message, field}`), else the answer itself.
-fn message(v: &Value) -> String {
-    match (v["message"].as_str(), v["field"].as_str()) {
-        (Some(m), Some(f)) if !f.is_empty() && !m.contains(f) => format!("{f}: {m}"),
-        (Some(m), _) => m.to_string(),
-        _ => v.to_string(),
     }
 }
 
@@ -588,7 +511,8 @@ impl<'a> Follower<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{duration_arg, message, over};
+    use super::{duration_arg, over};
+    use crate::embed::client::message;
     use serde_json::json;
     use std::time::Duration;
 

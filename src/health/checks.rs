@@ -39,6 +39,7 @@ impl CheckKind {
             CheckKind::Http => "http",
             CheckKind::Tcp => "tcp",
             CheckKind::Command => "command",
+            CheckKind::Code => "code",
             CheckKind::Metric => "metric",
         }
     }

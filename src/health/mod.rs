@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod checks;
 pub mod cluster;
+pub mod code;
 pub mod custom;
 pub mod sample;
 
@@ -99,6 +100,8 @@ pub enum CheckKind {
     Http,
     Tcp,
     Command,
+    /// A check registered from code ([`code::CodeCheck`], through the library's `NodeMonitor`).
+    Code,
     /// A custom metric pushed to the node (`POST /health/metrics` or `SetCustomMetric`).
     Metric,
 }

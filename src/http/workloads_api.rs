@@ -181,39 +181,8 @@ pub(crate) async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     let settings = state.registry.settings.clone();
     let doc = json_body(&req, payload, settings.api.max_body_size).await?;
-    let form = read_form(&doc).map_err(ApiError::Invalid)?;
-    let mut errors = FieldErrors::default();
-    let mut prepared = Vec::new();
-    for (i, scenario) in form.scenarios.into_iter().enumerate() {
-        match validate_plan(scenario_request(&scenario), settings.clone()).await {
-            Ok((request, plan)) => prepared.push(PreparedScenario {
-                scenario,
-                request,
-                plan,
-            }),
-            Err(ApiError::Invalid(fields)) => errors.0.extend(rename(fields, i).0),
-            Err(other) => return Err(other),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    let dry_run = form.dry_run;
-    let msg = SubmitWorkload {
-        workload: Workload {
-            workload_id: form.workload_id,
-            name: form.name,
-            execution_mode: form.execution_mode,
-            timeout: form.timeout,
-            preferred_location: form.preferred_location,
-            priority: form.priority,
-            scenarios: prepared,
-        },
-        strategy: form
-            .strategy
-            .unwrap_or(settings.distribution.default_strategy),
-        dry_run,
-    };
+    let msg = read_workload(&doc, settings).await?;
+    let dry_run = msg.dry_run;
     let plan = distributor(&state)?.send(msg).await.map_err(unavailable)?;
     match plan {
         Ok(view) if dry_run => Ok(HttpResponse::Ok().json(view)),
@@ -324,4 +293,44 @@ mod tests {
             .collect();
         assert_eq!(fields, ["execution_mode"]);
     }
+}
+
+/// Reads a workload document (`POST /api/workloads`'s body) and validates each scenario's
+/// execution; every problem names its field (`scenarios[i].…`).
+pub(crate) async fn read_workload(
+    doc: &Value,
+    settings: std::sync::Arc<crate::settings::Settings>,
+) -> Result<SubmitWorkload, ApiError> {
+    let form = read_form(doc).map_err(ApiError::Invalid)?;
+    let mut errors = FieldErrors::default();
+    let mut prepared = Vec::new();
+    for (i, scenario) in form.scenarios.into_iter().enumerate() {
+        match validate_plan(scenario_request(&scenario), settings.clone()).await {
+            Ok((request, plan)) => prepared.push(PreparedScenario {
+                scenario,
+                request,
+                plan,
+            }),
+            Err(ApiError::Invalid(fields)) => errors.0.extend(rename(fields, i).0),
+            Err(other) => return Err(other),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    Ok(SubmitWorkload {
+        workload: Workload {
+            workload_id: form.workload_id,
+            name: form.name,
+            execution_mode: form.execution_mode,
+            timeout: form.timeout,
+            preferred_location: form.preferred_location,
+            priority: form.priority,
+            scenarios: prepared,
+        },
+        strategy: form
+            .strategy
+            .unwrap_or(settings.distribution.default_strategy),
+        dry_run: form.dry_run,
+    })
 }

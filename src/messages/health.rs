@@ -28,6 +28,12 @@ pub struct GetLocalHealth;
 #[rtype(result = "Result<(), String>")]
 pub struct SetCustomMetric(pub crate::health::custom::CustomMetric);
 
+/// Adds a check registered from code to the node's checks (or replaces the code check of the
+/// same name); refused, with the reason, past [`crate::actors::node_monitor::MAX_CODE_CHECKS`].
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct RegisterCheck(pub crate::health::code::CodeCheck);
+
 // ---- to the HealthMonitor ----
 
 /// A node's report, as it arrived over the cluster link.

@@ -1,0 +1,218 @@
+//! [`OrchestratorClient`]: a running orchestrator, over its REST API; and the REST calls
+//! `mcpt run --orchestrator` makes too.
+
+use std::time::Duration;
+
+use awc::http::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Error;
+use crate::execution::State;
+use crate::task::report::Report;
+
+/// How long one call to the orchestrator may take before it counts as lost.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer (a report) read.
+const MAX_BODY: usize = 256 << 20;
+/// How often [`OrchestratorClient::wait`] looks at an execution.
+const POLL: Duration = Duration::from_millis(250);
+
+/// A running orchestrator (`mcpt orchestrator`, or an [`super::Orchestrator`] of another
+/// process), over its REST API. Made by [`super::Orchestrator::connect`].
+///
+/// ```no_run
+/// # async fn f() -> Result<(), mcp_testing::embed::Error> {
+/// let client = mcp_testing::Orchestrator::connect("http://127.0.0.1:8080", None)?;
+/// let id = client.submit(serde_json::json!({"name": "smoke", "tasks": [{"type": "load_test",
+///     "parameters": {"targets": [{"url": "http://127.0.0.1:9000/"}], "duration": 2, "rps": 10}}]})).await?;
+/// let report = client.wait(&id).await?;
+/// println!("{} requests", report.summary.total_requests);
+/// # Ok(()) }
+/// ```
+pub struct OrchestratorClient {
+    api: Api,
+}
+
+/// An execution's state (`GET /api/executions/{id}`, its leading fields).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExecutionStatus {
+    pub execution_id: String,
+    pub name: String,
+    pub state: State,
+    pub reason: Option<String>,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    pub progress_percent: f64,
+    pub achieved_rps: f64,
+}
+
+impl ExecutionStatus {
+    /// A final state, and its end time set (a cancelled one ends once its nodes reported).
+    pub fn is_over(&self) -> bool {
+        self.state.is_terminal() && self.finished_at_ms.is_some()
+    }
+}
+
+impl OrchestratorClient {
+    pub(crate) fn new(url: &str, token: Option<String>) -> Result<OrchestratorClient, Error> {
+        let parsed = url::Url::parse(url).map_err(|e| {
+            let mut f = crate::validate::FieldErrors::default();
+            f.push("url", format!("{url:?} is not a URL: {e}"));
+            Error::Invalid(f)
+        })?;
+        let base = parsed.as_str().trim_end_matches('/').to_string();
+        Ok(OrchestratorClient {
+            api: Api::new(base, token),
+        })
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Error> {
+        self.api
+            .call(method, path, body)
+            .await
+            .map_err(|e| match e {
+                CallError::Transient(why) => {
+                    Error::Unavailable(format!("{}: {why}", self.api.base))
+                }
+                CallError::Status {
+                    status: 404,
+                    message,
+                } => Error::NotFound(message),
+                CallError::Status { status, message } => {
+                    Error::Refused(format!("{status}: {message}"))
+                }
+            })
+    }
+
+    /// Submits an execution (`{name, tasks}`); answers its id. The orchestrator validates it.
+    pub async fn submit(&self, execution: Value) -> Result<String, Error> {
+        let answer = self
+            .call(Method::POST, "/api/executions", Some(&execution))
+            .await?;
+        answer["execution_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Unavailable(format!("no execution_id in {answer}")))
+    }
+
+    /// An execution's state.
+    pub async fn execution(&self, id: &str) -> Result<ExecutionStatus, Error> {
+        let v = self
+            .call(Method::GET, &format!("/api/executions/{id}"), None)
+            .await?;
+        serde_json::from_value(v)
+            .map_err(|e| Error::Unavailable(format!("the answer does not read: {e}")))
+    }
+
+    /// Cancels an execution.
+    pub async fn cancel(&self, id: &str) -> Result<(), Error> {
+        self.call(Method::DELETE, &format!("/api/executions/{id}"), None)
+            .await
+            .map(|_| ())
+    }
+
+    /// An execution's report.
+    pub async fn report(&self, id: &str) -> Result<Report, Error> {
+        let v = self
+            .call(Method::GET, &format!("/api/executions/{id}/report"), None)
+            .await?;
+        serde_json::from_value(v)
+            .map_err(|e| Error::Unavailable(format!("the report does not read: {e}")))
+    }
+
+    /// Waits until an execution is over and answers its report; a failed execution is an
+    /// error unless a threshold with `abort_on_fail` stopped it.
+    pub async fn wait(&self, id: &str) -> Result<Report, Error> {
+        loop {
+            let status = self.execution(id).await?;
+            if status.state == State::Failed {
+                return match self.report(id).await {
+                    Ok(r) if r.summary.stopped_by.is_some() => Ok(r),
+                    _ => Err(Error::Failed(status.reason.unwrap_or_default())),
+                };
+            }
+            if status.is_over() {
+                return self.report(id).await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// The orchestrator's REST API, called from the run's actix system.
+pub(crate) struct Api {
+    pub(crate) client: awc::Client,
+    pub(crate) base: String,
+    pub(crate) token: Option<String>,
+}
+
+impl Api {
+    pub(crate) fn new(base: String, token: Option<String>) -> Api {
+        Api {
+            client: awc::Client::builder().timeout(CALL_TIMEOUT).finish(),
+            base,
+            token,
+        }
+    }
+
+    pub(crate) fn request(&self, method: Method, path: &str) -> awc::ClientRequest {
+        let req = self.client.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Sends a request and reads its JSON answer.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        let req = self.request(method, path);
+        let sent = match body {
+            Some(b) => req.send_json(b).await,
+            None => req.send().await,
+        };
+        let mut resp = sent.map_err(|e| CallError::Transient(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .body()
+            .limit(MAX_BODY)
+            .await
+            .map_err(|e| CallError::Transient(e.to_string()))?;
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        if status.is_success() {
+            Ok(json)
+        } else if status == awc::http::StatusCode::SERVICE_UNAVAILABLE {
+            Err(CallError::Transient(message(&json)))
+        } else {
+            Err(CallError::Status {
+                status: status.as_u16(),
+                message: message(&json),
+            })
+        }
+    }
+}
+
+/// What went wrong with one call to the orchestrator.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// No answer (the connection failed, closed or timed out) or a 503 (restarting): worth
+    /// trying again.
+    Transient(String),
+    /// An answer that trying again will not change.
+    Status { status: u16, message: String },
+}
+
+/// The message of an error answer (`{error, message, field}`), else the answer itself.
+pub(crate) fn message(v: &Value) -> String {
+    match (v["message"].as_str(), v["field"].as_str()) {
+        (Some(m), Some(f)) if !f.is_empty() && !m.contains(f) => format!("{f}: {m}"),
+        (Some(m), _) => m.to_string(),
+        _ => v.to_string(),
+    }
+}

@@ -1,0 +1,118 @@
+//! The library: mcp-testing embedded in a Rust program (the spec's Quick Start and Usage
+//! Examples). Each type here is a thin handle over the actors the `mcpt` processes run, and
+//! answers with the same types the REST API serializes:
+//!
+//! - [`Orchestrator`]: starts an orchestrator in this process (its actors, and its REST API,
+//!   web UI, event stream, `/metrics` and MCP on a port); submit executions and read their
+//!   state and reports. [`Orchestrator::connect`] gives an [`OrchestratorClient`] to a running
+//!   one over its REST API.
+//! - [`LoadGenerator`]: a node in this process that joins an orchestrator, in process or over
+//!   the network.
+//! - [`Discovery`], [`Distributor`], [`ResourcePool`]: the orchestrator's service registry,
+//!   workload distributor and global resource pool ([`ResourcePool::start`] also runs a pool
+//!   alone).
+//! - [`NodeMonitor`]: a node's health: checks registered from code and custom metrics with
+//!   warning and critical levels, which raise alerts like any other check.
+//!
+//! Everything runs on actix: call these inside an actix `System` (`#[actix_web::main]`, or
+//! `actix_rt::System::new().block_on(...)`). The examples in `examples/` run each of the
+//! spec's usage examples.
+//!
+//! ```no_run
+//! use mcp_testing::{LoadGenerator, Orchestrator, settings::Settings};
+//!
+//! # async fn quick() -> Result<(), mcp_testing::embed::Error> {
+//! let mut settings = Settings::defaults();
+//! settings.orchestrator.port = 0; // any free port on 127.0.0.1
+//! settings.node.port = 0;
+//! let orchestrator = Orchestrator::start_in_memory(settings.clone())?;
+//! let _node = LoadGenerator::join(&orchestrator, settings, "node-1")?;
+//! orchestrator.wait_for_nodes(1, std::time::Duration::from_secs(10)).await?;
+//! let id = orchestrator
+//!     .submit(serde_json::json!({
+//!         "name": "smoke",
+//!         "tasks": [{"type": "load_test", "parameters": {
+//!             "targets": [{"url": "http://127.0.0.1:8080/"}], "duration": 2, "rps": 50}}]
+//!     }))
+//!     .await?;
+//! let report = orchestrator.wait(&id).await?;
+//! println!("{}", report.summary.total_requests);
+//! # Ok(()) }
+//! ```
+
+pub(crate) mod client;
+mod cluster;
+mod load_generator;
+mod monitor;
+mod orchestrator;
+mod pool;
+
+pub use client::{ExecutionStatus, OrchestratorClient};
+pub use cluster::{Discovery, Distributor};
+pub use load_generator::LoadGenerator;
+pub use monitor::NodeMonitor;
+pub use orchestrator::Orchestrator;
+pub use pool::ResourcePool;
+
+pub use crate::health::code::CodeCheck;
+pub use crate::health::custom::CustomMetric;
+
+use crate::http::error::ApiError;
+use crate::validate::FieldErrors;
+
+/// Why a call through the library failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is invalid: each problem names its field, as the REST API's 422 does.
+    #[error("invalid: {0}")]
+    Invalid(FieldErrors),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Understood and refused (a workload id taken, a node that keeps too many metrics).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// An actor did not answer (it is restarting), or a remote orchestrator cannot be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The execution failed.
+    #[error("the execution failed: {0}")]
+    Failed(String),
+    /// Waited longer than asked.
+    #[error("timed out: {0}")]
+    TimedOut(String),
+    /// The process could not start (a port, the store, the exposure rules).
+    #[error(transparent)]
+    Start(#[from] crate::app::StartError),
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Error {
+        match e {
+            ApiError::Invalid(fields) => Error::Invalid(fields),
+            ApiError::NotFound(what) => Error::NotFound(what),
+            ApiError::Conflict(why) => Error::Refused(why),
+            other => Error::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for Error {
+    fn from(e: actix::MailboxError) -> Error {
+        Error::Unavailable(format!("an actor did not answer: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Start(e.into())
+    }
+}
+
+/// An actor's address, or `Unavailable` while its supervisor rebuilds it.
+fn live<A: actix::Actor>(
+    slot: &crate::actors::registry::Slot<A>,
+    what: &str,
+) -> Result<actix::Addr<A>, Error> {
+    slot.get()
+        .ok_or_else(|| Error::Unavailable(format!("the {what} is restarting")))
+}

@@ -1,0 +1,225 @@
+//! [`Orchestrator`]: an orchestrator in this process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use serde_json::Value;
+
+use super::{Discovery, Distributor, Error, ResourcePool, live};
+use crate::actors::orchestrator::Orchestrator as OrchestratorActor;
+use crate::actors::store::Store;
+use crate::app::{OrchestratorHandle, bind_listener, serve_orchestrator, start_orchestrator_on};
+use crate::execution::{ExecutionView, State};
+use crate::health::{Alert, ClusterHealth};
+use crate::messages::cluster::{BuildReport, Cancel, GetExecution, ListNodes, NodeView, Submit};
+use crate::messages::health::{GetAlerts, GetClusterHealth};
+use crate::settings::Settings;
+use crate::task::report::Report;
+
+/// How often [`Orchestrator::wait`] looks at an execution.
+const POLL: Duration = Duration::from_millis(100);
+
+/// An orchestrator running in this process: its actors under their supervisor, and its HTTP
+/// server (REST API, web UI, event stream, `/metrics`, MCP) on
+/// `settings.orchestrator.host:port`. A supervised actor that keeps failing ends the process,
+/// as it does `mcpt orchestrator`.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), mcp_testing::embed::Error> {
+/// let mut settings = mcp_testing::settings::Settings::defaults();
+/// settings.orchestrator.port = 0;
+/// let orchestrator = mcp_testing::Orchestrator::start_in_memory(settings)?;
+/// println!("REST API and UI at {}", orchestrator.url());
+/// # Ok(()) }
+/// ```
+pub struct Orchestrator {
+    handle: OrchestratorHandle,
+    url: url::Url,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Orchestrator {
+    /// Starts one that keeps its executions in `settings.orchestrator.data_dir`, as
+    /// `mcpt orchestrator` does. Port 0 takes a free port ([`Orchestrator::url`] says which).
+    /// Beyond loopback it needs `cluster.secret` and `api.token`, like the CLI.
+    pub fn start(settings: Settings) -> Result<Orchestrator, Error> {
+        let store = Store::start(settings.orchestrator.data_dir.clone())
+            .map_err(crate::app::StartError::from)?;
+        Orchestrator::launch(settings, store)
+    }
+
+    /// Starts one that keeps nothing on disk.
+    pub fn start_in_memory(settings: Settings) -> Result<Orchestrator, Error> {
+        let store = Store::start_in_memory().map_err(crate::app::StartError::from)?;
+        Orchestrator::launch(settings, store)
+    }
+
+    fn launch(mut settings: Settings, store: Addr<Store>) -> Result<Orchestrator, Error> {
+        let host = settings.orchestrator.host.clone();
+        crate::app::check_exposure(&settings, &host)?;
+        let listener = bind_listener(&host, settings.orchestrator.port)?;
+        let addr = listener.local_addr()?;
+        // Announced by discovery: the port bound.
+        settings.orchestrator.port = addr.port();
+        let handle = start_orchestrator_on(Arc::new(settings), store);
+        let server = serve_orchestrator(handle.clone(), listener)?;
+        let url = format!("http://{addr}")
+            .parse()
+            .expect("a socket address is a URL");
+        let running = server.handle();
+        actix_rt::spawn(server);
+        Ok(Orchestrator {
+            handle,
+            url,
+            server: running,
+        })
+    }
+
+    /// A client of a running orchestrator's REST API (`token`: its `api.token`).
+    pub fn connect(url: &str, token: Option<String>) -> Result<super::OrchestratorClient, Error> {
+        super::OrchestratorClient::new(url, token)
+    }
+
+    /// Where its HTTP server listens: `http://host:port`.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The settings it runs with (its port the bound one).
+    pub fn settings(&self) -> &Settings {
+        &self.handle.registry.settings
+    }
+
+    /// Its internals, for in-process nodes and the other handles.
+    pub(crate) fn handle(&self) -> &OrchestratorHandle {
+        &self.handle
+    }
+
+    fn actor(&self) -> Result<Addr<OrchestratorActor>, Error> {
+        self.handle
+            .registry
+            .orchestrator()
+            .ok_or_else(|| Error::Unavailable("the orchestrator is restarting".into()))
+    }
+
+    /// Submits an execution (`POST /api/executions`'s body: `{name, tasks}`), validated as the
+    /// REST API validates it; answers its id. It starts once nodes are eligible.
+    pub async fn submit(&self, execution: Value) -> Result<String, Error> {
+        let settings = self.handle.registry.settings.clone();
+        let (request, plan) = crate::http::api::validate_plan(execution, settings).await?;
+        let submit = Submit {
+            request,
+            plan,
+            barrier: None,
+        };
+        self.actor()?
+            .send(submit)
+            .await?
+            .map_err(|e| Error::Unavailable(e.to_string()))
+    }
+
+    /// An execution's state and live figures (`GET /api/executions/{id}`).
+    pub async fn execution(&self, id: &str) -> Result<ExecutionView, Error> {
+        self.actor()?
+            .send(GetExecution(id.to_string()))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("execution {id}")))
+    }
+
+    /// Cancels an execution: no more requests start, those in flight finish.
+    pub async fn cancel(&self, id: &str) -> Result<(), Error> {
+        self.actor()?
+            .send(Cancel(id.to_string()))
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| Error::NotFound(format!("execution {id}")))
+    }
+
+    /// An execution's report, as far as it has run.
+    pub async fn report(&self, id: &str) -> Result<Report, Error> {
+        self.actor()?
+            .send(BuildReport(id.to_string()))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("execution {id}")))
+    }
+
+    /// Waits until an execution is over and answers its report. A failed execution is an
+    /// error, unless a threshold with `abort_on_fail` stopped it (its report says why).
+    pub async fn wait(&self, id: &str) -> Result<Report, Error> {
+        loop {
+            let view = self.execution(id).await?;
+            if view.state == State::Failed {
+                let report = self.report(id).await.ok();
+                return match report {
+                    Some(r) if r.summary.stopped_by.is_some() => Ok(r),
+                    _ => Err(Error::Failed(view.reason.unwrap_or_default())),
+                };
+            }
+            if view.state.is_terminal() && view.finished_at_ms.is_some() {
+                return self.report(id).await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The nodes of the cluster (`GET /api/nodes`).
+    pub async fn nodes(&self) -> Result<Vec<NodeView>, Error> {
+        Ok(self.actor()?.send(ListNodes).await?)
+    }
+
+    /// Waits until at least `count` nodes are connected; answers them.
+    pub async fn wait_for_nodes(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<NodeView>, Error> {
+        let waiting = async {
+            loop {
+                let nodes = self.nodes().await?;
+                let connected = nodes.iter().filter(|n| n.state == "connected").count();
+                if connected >= count {
+                    return Ok(nodes);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        tokio::time::timeout(timeout, waiting).await.map_err(|_| {
+            Error::TimedOut(format!("{count} nodes did not join within {timeout:?}"))
+        })?
+    }
+
+    /// The cluster's health (`GET /api/health`).
+    pub async fn health(&self) -> Result<ClusterHealth, Error> {
+        let monitor = live(&self.handle.registry.health, "health monitor")?;
+        Ok(monitor.send(GetClusterHealth).await?)
+    }
+
+    /// Alerts (`GET /api/alerts`): the active ones, then, unless `active_only`, those cleared
+    /// lately.
+    pub async fn alerts(&self, active_only: bool) -> Result<Vec<Alert>, Error> {
+        let monitor = live(&self.handle.registry.health, "health monitor")?;
+        Ok(monitor.send(GetAlerts { active_only }).await?)
+    }
+
+    /// Its service registry.
+    pub fn discovery(&self) -> Discovery {
+        Discovery::of(self.handle.registry.clone())
+    }
+
+    /// Its workload distributor.
+    pub fn distributor(&self) -> Distributor {
+        Distributor::of(self.handle.registry.clone())
+    }
+
+    /// Its global resource pool (the nodes' capacities).
+    pub fn resource_pool(&self) -> ResourcePool {
+        ResourcePool::of(self.handle.registry.clone())
+    }
+
+    /// Stops its HTTP server (connections in flight get a second to finish). The actors stop
+    /// with the actix `System`.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+    }
+}

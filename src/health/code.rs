@@ -1,0 +1,118 @@
+//! Checks registered from code (an embedding program's own probe: a database ping, a queue's
+//! depth): an async function that answers `Ok(message)` when healthy and `Err(why)` when not,
+//! run by the node's monitor like a configured check, within its timeout and at its interval.
+//! Its id is `code:<name>`; a failure is critical, as for every custom check.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::LocalBoxFuture;
+
+use super::{CheckKind, CheckResult, Status};
+
+type ProbeFn = dyn Fn() -> LocalBoxFuture<'static, Result<String, String>> + Send + Sync;
+
+/// A check whose probe is a function of the program that registers it.
+#[derive(Clone)]
+pub struct CodeCheck {
+    /// Unique among the node's code checks (registering a name again replaces the check).
+    pub name: String,
+    /// A probe that has not answered within this long failed.
+    pub timeout: Duration,
+    /// Runs every this long; `None`: every round of `health_monitoring.check_interval`.
+    pub interval: Option<Duration>,
+    probe: Arc<ProbeFn>,
+}
+
+impl std::fmt::Debug for CodeCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeCheck")
+            .field("name", &self.name)
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CodeCheck {
+    /// A check named `name` (10 s timeout, every round) running `probe`. The probe is called on
+    /// the monitor's thread; its future need not be `Send`.
+    pub fn new<F, Fut>(name: impl Into<String>, probe: F) -> CodeCheck
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, String>> + 'static,
+    {
+        CodeCheck {
+            name: name.into(),
+            timeout: Duration::from_secs(10),
+            interval: None,
+            probe: Arc::new(move || Box::pin(probe())),
+        }
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> CodeCheck {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn interval(mut self, interval: Duration) -> CodeCheck {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// The check's id in reports and alerts.
+    pub fn id(&self) -> String {
+        format!("{}:{}", CheckKind::Code.as_str(), self.name)
+    }
+
+    /// Runs the probe once, within the timeout; its time is the result's `value` (ms).
+    pub async fn run(&self) -> CheckResult {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, (self.probe)()).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (status, message, value) = match outcome {
+            Ok(Ok(what)) => (Status::Healthy, what, Some(ms)),
+            Ok(Err(why)) => (Status::Critical, why, Some(ms)),
+            Err(_) => (
+                Status::Critical,
+                format!("no answer within {:?}", self.timeout),
+                None,
+            ),
+        };
+        CheckResult {
+            check_id: self.id(),
+            name: self.name.clone(),
+            kind: CheckKind::Code,
+            status,
+            message,
+            value,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_passes_fails_or_times_out() {
+        let ok = CodeCheck::new("db", || async { Ok("pong".to_string()) });
+        let r = ok.run().await;
+        assert_eq!(
+            (r.check_id.as_str(), r.status),
+            ("code:db", Status::Healthy)
+        );
+        assert_eq!(r.message, "pong");
+        let bad = CodeCheck::new("db", || async { Err("refused".to_string()) });
+        assert_eq!(bad.run().await.status, Status::Critical);
+        let slow = CodeCheck::new("db", || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(String::new())
+        })
+        .timeout(Duration::from_secs(1));
+        let r = slow.run().await;
+        assert_eq!((r.status, r.value), (Status::Critical, None));
+        assert!(r.message.contains("no answer"), "{}", r.message);
+    }
+}
