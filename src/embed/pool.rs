@@ -21,19 +21,20 @@ use crate::resources::{
 /// orchestrator's pool holds the nodes that joined it; [`ResourcePool::start`] runs one alone,
 /// whose nodes you add.
 ///
-/// ```no_run
-/// # async fn f() -> Result<(), mcp_testing::embed::Error> {
-/// use mcp_testing::resources::{AllocationRequest, ResourceSpec};
+/// ```
+/// use mcp_testing::resources::{AllocationRequest, Outcome, ResourceSpec};
 /// use std::time::Duration;
+/// # actix_rt::System::new().block_on(async {
 /// let pool = mcp_testing::ResourcePool::start(Duration::from_secs(300), Duration::from_secs(30));
 /// pool.add_node("node_0", [("cpu".to_string(), 16.0)].into()).await?;
+/// let too_much = AllocationRequest::new("big", "suite", vec![ResourceSpec::new("cpu", 32.0)]);
+/// assert!(pool.allocate(too_much).await?.is_err(), "more than the pool has");
 /// let ask = AllocationRequest::new("job", "suite", vec![ResourceSpec::new("cpu", 8.0)]);
-/// match pool.allocate(ask).await? {
-///     Ok(outcome) => println!("{outcome:?}"),
-///     Err(refused) => println!("refused: {refused}"),
-/// }
+/// assert!(matches!(pool.allocate(ask).await?, Ok(Outcome::Granted(_))));
 /// pool.deallocate("job").await?;
-/// # Ok(()) }
+/// assert!(pool.status().await?.allocations.is_empty());
+/// # Ok::<(), mcp_testing::embed::Error>(())
+/// # }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct ResourcePool {

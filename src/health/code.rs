@@ -14,6 +14,22 @@ use super::{CheckKind, CheckResult, Status};
 type ProbeFn = dyn Fn() -> LocalBoxFuture<'static, Result<String, String>> + Send + Sync;
 
 /// A check whose probe is a function of the program that registers it.
+///
+/// ```
+/// use mcp_testing::embed::CodeCheck;
+/// use std::time::Duration;
+/// let check = CodeCheck::new("database", || async {
+///     // Ping the database here.
+///     Ok::<_, String>("connected".to_string())
+/// })
+/// .timeout(Duration::from_secs(5))
+/// .interval(Duration::from_secs(60));
+/// # actix_rt::System::new().block_on(async {
+/// let result = check.run().await;
+/// assert_eq!(result.check_id, "code:database");
+/// assert_eq!(result.message, "connected");
+/// # });
+/// ```
 #[derive(Clone)]
 pub struct CodeCheck {
     /// Unique among the node's code checks (registering a name again replaces the check).

@@ -256,45 +256,6 @@ pub(crate) async fn get(
         .ok_or_else(|| ApiError::NotFound(format!("plan {id}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn the_spec_upper_case_names_are_read() {
-        let doc = json!({
-            "name": "suite",
-            "execution_mode": "COORDINATED",
-            "strategy": "LOCALITY_AWARE",
-            "scenarios": [{
-                "scenario_id": "api_load_test",
-                "test_type": "LOAD_TEST",
-                "parameters": {"targets": ["http://127.0.0.1:9/"], "duration": 1, "base_rps": 1},
-                "resource_requirements": {"cpu": "8 cores", "memory": "16GB", "network": "5000mbps"}
-            }]
-        });
-        let form = read_form(&doc).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(form.execution_mode, ExecutionMode::Coordinated);
-        assert_eq!(form.strategy, Some(Strategy::LocalityAware));
-        let s = &form.scenarios[0];
-        assert_eq!(s.test_type, "load_test");
-        assert_eq!(s.resource_requirements["cpu"], 8.0);
-        assert_eq!(s.resource_requirements["memory"], 16e9);
-        assert_eq!(s.resource_requirements["network"], 5000.0);
-        // Unknown names are still refused, whatever their case.
-        let bad = json!({"execution_mode": "LOCKSTEP", "scenarios": doc["scenarios"]});
-        let fields: Vec<String> = read_form(&bad)
-            .err()
-            .expect("refused")
-            .0
-            .into_iter()
-            .map(|f| f.field)
-            .collect();
-        assert_eq!(fields, ["execution_mode"]);
-    }
-}
-
 /// Reads a workload document (`POST /api/workloads`'s body) and validates each scenario's
 /// execution; every problem names its field (`scenarios[i].…`).
 pub(crate) async fn read_workload(
@@ -333,4 +294,43 @@ pub(crate) async fn read_workload(
             .unwrap_or(settings.distribution.default_strategy),
         dry_run: form.dry_run,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_spec_upper_case_names_are_read() {
+        let doc = json!({
+            "name": "suite",
+            "execution_mode": "COORDINATED",
+            "strategy": "LOCALITY_AWARE",
+            "scenarios": [{
+                "scenario_id": "api_load_test",
+                "test_type": "LOAD_TEST",
+                "parameters": {"targets": ["http://127.0.0.1:9/"], "duration": 1, "base_rps": 1},
+                "resource_requirements": {"cpu": "8 cores", "memory": "16GB", "network": "5000mbps"}
+            }]
+        });
+        let form = read_form(&doc).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(form.execution_mode, ExecutionMode::Coordinated);
+        assert_eq!(form.strategy, Some(Strategy::LocalityAware));
+        let s = &form.scenarios[0];
+        assert_eq!(s.test_type, "load_test");
+        assert_eq!(s.resource_requirements["cpu"], 8.0);
+        assert_eq!(s.resource_requirements["memory"], 16e9);
+        assert_eq!(s.resource_requirements["network"], 5000.0);
+        // Unknown names are still refused, whatever their case.
+        let bad = json!({"execution_mode": "LOCKSTEP", "scenarios": doc["scenarios"]});
+        let fields: Vec<String> = read_form(&bad)
+            .err()
+            .expect("refused")
+            .0
+            .into_iter()
+            .map(|f| f.field)
+            .collect();
+        assert_eq!(fields, ["execution_mode"]);
+    }
 }
