@@ -20,11 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let target = TargetGuard::start(TcpListener::bind("127.0.0.1:0")?, 1)?;
     let base = format!("http://{}", target.addr);
 
-    let mut settings = Settings::defaults();
-    settings.orchestrator.host = "127.0.0.1".into();
-    settings.orchestrator.port = 0;
-    settings.node.host = "127.0.0.1".into();
-    settings.node.port = 0;
+    let settings = Settings::loopback();
     let orchestrator = Orchestrator::start_in_memory(settings.clone())?;
 
     // Nodes with different capabilities, in different places.

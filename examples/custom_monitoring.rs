@@ -21,11 +21,7 @@ const METRIC: &str = "custom_application_metric";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let mut settings = Settings::defaults();
-    settings.orchestrator.host = "127.0.0.1".into();
-    settings.orchestrator.port = 0;
-    settings.node.host = "127.0.0.1".into();
-    settings.node.port = 0;
+    let mut settings = Settings::loopback();
     // Quick rounds for a demonstration: a check every 250 ms, an alert after 2 failures.
     settings.health_monitoring.check_interval = Duration::from_millis(250);
     settings.health_monitoring.alert_threshold = 2;

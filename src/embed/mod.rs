@@ -22,9 +22,7 @@
 //! use mcp_testing::{LoadGenerator, Orchestrator, settings::Settings};
 //!
 //! # async fn quick() -> Result<(), mcp_testing::embed::Error> {
-//! let mut settings = Settings::defaults();
-//! settings.orchestrator.port = 0; // any free port on 127.0.0.1
-//! settings.node.port = 0;
+//! let settings = Settings::loopback(); // 127.0.0.1, free ports
 //! let orchestrator = Orchestrator::start_in_memory(settings.clone())?;
 //! let _node = LoadGenerator::join(&orchestrator, settings, "node-1")?;
 //! orchestrator.wait_for_nodes(1, std::time::Duration::from_secs(10)).await?;

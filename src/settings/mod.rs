@@ -275,6 +275,17 @@ impl Settings {
         Settings::load(None, &HashMap::new(), &[]).expect("embedded defaults are valid")
     }
 
+    /// The defaults with the orchestrator and the node on 127.0.0.1, each on a free port: what
+    /// a program embedding the library runs on one machine.
+    pub fn loopback() -> Settings {
+        let mut s = Settings::defaults();
+        s.orchestrator.host = "127.0.0.1".into();
+        s.orchestrator.port = 0;
+        s.node.host = "127.0.0.1".into();
+        s.node.port = 0;
+        s
+    }
+
     /// Merges defaults, `file`, the `MCP_*` entries of `env` and `overrides` (`key=value`).
     pub fn load(
         file: Option<&Path>,
