@@ -15,6 +15,7 @@ pub mod clock;
 pub mod discovery;
 pub mod engine;
 pub mod execution;
+pub mod exposition;
 pub mod health;
 pub mod hex;
 pub mod http;

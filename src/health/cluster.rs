@@ -44,7 +44,8 @@ pub struct NodeHealthView {
     pub cpu_percent: Option<f64>,
     pub memory_percent: Option<f64>,
     pub disk_percent: Option<f64>,
-    /// The latest value of each custom metric pushed to the node, by name.
+    /// The latest value of each custom metric of the node (pushed, or a prometheus check's
+    /// series that was read), by name.
     pub custom_metrics: BTreeMap<String, f64>,
 }
 
@@ -87,8 +88,7 @@ pub fn node_view(node_id: &str, entry: &NodeEntry) -> NodeHealthView {
         custom_metrics: report.map_or_else(BTreeMap::new, |r| {
             r.checks
                 .iter()
-                .filter(|c| c.kind == super::CheckKind::Metric)
-                .filter_map(|c| Some((c.name.clone(), c.value?)))
+                .filter_map(|c| Some((c.metric_name()?.to_string(), c.value?)))
                 .collect()
         }),
     }
