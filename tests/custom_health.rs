@@ -353,6 +353,14 @@ fn a_prometheus_series_past_critical_raises_an_alert_that_clears() {
         cluster["nodes"][0]["custom_metrics"]["orders"], 50.0,
         "{cluster}"
     );
+    // What the web UI shows of it: status, value and unit.
+    let shown = &cluster["nodes"][0]["custom_metric_checks"][0];
+    assert_eq!(shown["check_id"], id, "{cluster}");
+    assert_eq!(
+        (&shown["status"], &shown["value"], &shown["unit"]),
+        (&json!("critical"), &json!(50.0), &json!("jobs")),
+        "{shown}"
+    );
 
     *text.lock().unwrap() = queue_depths(3.0);
     let cleared = await_alert_event(&mut events, "alert_cleared", id);
