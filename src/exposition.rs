@@ -6,10 +6,10 @@
 //! The exposition is read as Prometheus reads it: `#` lines (HELP, TYPE, comments) and blank
 //! lines are skipped; a sample is `name{label="value",...} value [timestamp]`, tokens apart by
 //! blanks, label values with the escapes `\\`, `\"` and `\n`, values as floats (`+Inf`, `-Inf`,
-//! `NaN` too). The quoted names of the UTF-8 form (`{"my.metric", "a.b"="c"} 1`) and an
-//! OpenMetrics exemplar after the value (`... 1 # {trace_id="x"} 0.5`) are taken too. A line
-//! that is none of these makes the whole exposition unreadable, naming the line, as it makes
-//! a Prometheus scrape fail.
+//! `NaN` too), the timestamp in integer milliseconds (or OpenMetrics' seconds). The quoted
+//! names of the UTF-8 form (`{"my.metric", "a.b"="c"} 1`) and an OpenMetrics exemplar after the
+//! value (`... 1 # {trace_id="x"} 0.5`) are taken too. A line that is none of these makes the
+//! whole exposition unreadable, naming the line, as it makes a Prometheus scrape fail.
 
 use std::fmt;
 
@@ -80,9 +80,10 @@ fn sample_line(line: &str) -> Result<Sample, String> {
     let value = parse_float(value).ok_or_else(|| format!("{value:?} is not a number"))?;
     c.blanks();
     if !c.at_end() && c.peek() != Some('#') {
+        // Integer milliseconds in this format; OpenMetrics writes seconds with a fraction.
         let ts = c.word();
-        if ts.parse::<i64>().is_err() {
-            return Err(format!("{ts:?} is not a timestamp (integer milliseconds)"));
+        if !parse_float(ts).is_some_and(f64::is_finite) {
+            return Err(format!("{ts:?} is not a timestamp"));
         }
         c.blanks();
     }
@@ -514,6 +515,8 @@ ratio NaN
         assert_eq!(s[0].name, "my.metric");
         assert_eq!(s[0].labels, [("a.b".into(), "c".into())]);
         assert_eq!(s[1].value, 5.0);
+        let open_metrics = "x 3 1520879607.789\n# EOF\n";
+        assert_eq!(parse(open_metrics).unwrap()[0].value, 3.0);
         assert_eq!(parse("{\"only.name\"} 4").unwrap()[0].name, "only.name");
         assert_eq!(parse("x{a=\"b\"}1").unwrap()[0].value, 1.0);
     }
@@ -527,13 +530,69 @@ ratio NaN
             ("x{a=\"b\" c=\"d\"} 1", 1),
             ("x 1 2 3", 1),
             ("x one", 1),
-            ("x 1 1.5", 1),
+            ("x 1 soon", 1),
             ("9x 1", 1),
             ("x 0x1F", 1),
         ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.line, line, "{text:?}: {e}");
         }
+    }
+
+    /// A label value as the text format writes it.
+    fn escape(v: &str) -> String {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
+
+    proptest::proptest! {
+        /// Any label values and value, written as the format says, read back the same, and
+        /// a selector naming a value (escaped the same way) picks its sample alone.
+        #[test]
+        fn written_samples_read_back(
+            values in proptest::collection::vec("[\\PC\\n]*", 1..4),
+            x in proptest::num::f64::NORMAL | proptest::num::f64::ZERO,
+        ) {
+            let labels: Vec<(String, String)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("l{i}"), v.clone()))
+                .collect();
+            let written: Vec<String> =
+                labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+            let text = format!(
+                "# TYPE m gauge\nm{{{}}} {x:?}\nm{{l0=\"{}\"}} 1\n",
+                written.join(","),
+                escape(&format!("{}-other", values[0]))
+            );
+            let samples = parse(&text).unwrap();
+            proptest::prop_assert_eq!(&samples[0].labels, &labels);
+            proptest::prop_assert_eq!(samples[0].value, x);
+            let selector: Selector = format!("m{{l0=\"{}\"}}", escape(&values[0])).parse().unwrap();
+            proptest::prop_assert_eq!(select(&text, &selector), Ok(x));
+        }
+    }
+
+    /// What prometheus_client (our own `/metrics`) writes is read whole.
+    #[test]
+    fn a_prometheus_client_exposition_is_read() {
+        let node = crate::metrics::NodeMetrics::new("node \"1\"\\a");
+        let text = node.encode().unwrap();
+        let samples = parse(&text).unwrap();
+        let lines = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count();
+        assert_eq!(samples.len(), lines);
+        assert!(samples.len() > 10, "{text}");
+        let s = sel("mcp_load_generator_errors_total{kind=\"timeout\"}");
+        assert_eq!(select(&text, &s), Ok(0.0));
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.labels[0] == ("node_id".into(), "node \"1\"\\a".into()))
+        );
     }
 
     #[test]
