@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod embed;
 pub mod engine;
 pub mod execution;
+pub mod exposition;
 pub mod health;
 pub mod hex;
 pub mod http;

@@ -66,6 +66,14 @@ impl FieldErrors {
     }
 }
 
+/// Whether `name` is `[a-z_][a-z0-9_]{0,63}`: the name of a custom metric.
+pub fn metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && name.len() <= 64
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
 /// Joins a parent path and a key: `tasks[0]` + `type` = `tasks[0].type`.
 pub fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {

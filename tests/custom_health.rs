@@ -3,12 +3,17 @@
 //! seen over the orchestrator's `GET /api/alerts`, its event stream (`alert_raised`, checked
 //! against schemas/events.schema.json) and the node's `/metrics`, and clears when it falls
 //! back; the same for a `command` check whose file is removed and made again. The metric is
-//! also in the node's health (`/api/nodes/{id}/health`, `/api/health`).
+//! also in the node's health (`/api/nodes/{id}/health`, `/api/health`). A `prometheus` check
+//! reading a series of an application the test serves does the same, and is critical when the
+//! series or the application is gone; a bad one stops the node naming its field.
 
 mod common;
 
 use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use actix_web::HttpResponse;
 
 use common::cluster::{Cluster, Server, cluster_env, get, post};
 use common::wait_until;
@@ -64,11 +69,19 @@ fn await_alert_event(socket: &mut Socket, kind: &str, check_id: &str) -> Value {
 
 /// A node with a fast monitor (0.2 s rounds, alerts after 2) and a command check on `marker`.
 fn start(marker: &std::path::Path) -> (Cluster, Socket, common::TempFile) {
+    start_with(&format!(
+        "    - {{name: marker, type: command, run: \"test -e '{}'\", timeout: 2, interval: 0.4}}\n",
+        marker.display()
+    ))
+}
+
+/// A node with a fast monitor (0.2 s rounds, alerts after 2) and these `checks` (YAML list
+/// items, indented by 4).
+fn start_with(checks: &str) -> (Cluster, Socket, common::TempFile) {
     let config = common::temp_file(
         "node.yaml",
         &format!(
-            "health_monitoring:\n  check_interval: 0.2\n  alert_threshold: 2\n  checks:\n    - {{name: marker, type: command, run: \"test -e '{}'\", timeout: 2, interval: 0.4}}\n",
-            marker.display()
+            "health_monitoring:\n  check_interval: 0.2\n  alert_threshold: 2\n  checks:\n{checks}"
         ),
     );
     let mut c = Cluster::empty();
@@ -103,7 +116,7 @@ fn alerts(c: &Cluster, check_id: &str, active: bool) -> Vec<Value> {
 }
 
 /// The node's check `check_id` as the orchestrator last heard it.
-fn check(c: &Cluster, check_id: &str) -> Value {
+fn check_of(c: &Cluster, check_id: &str) -> Value {
     let h = get(&c.orchestrator.url("/api/nodes/node-1/health")).1;
     h["report"]["checks"]
         .as_array()
@@ -219,8 +232,8 @@ fn a_custom_metric_past_critical_raises_an_alert_that_clears() {
         alert["message"].as_str().unwrap().contains("50 jobs"),
         "{alert}"
     );
-    assert!(wait_until(WAIT, || check(&c, id)["value"] == 50.0));
-    assert_eq!(check(&c, id)["kind"], "metric");
+    assert!(wait_until(WAIT, || check_of(&c, id)["value"] == 50.0));
+    assert_eq!(check_of(&c, id)["kind"], "metric");
     let cluster = get(&c.orchestrator.url("/api/health")).1["cluster"].clone();
     let view = &cluster["nodes"][0];
     assert_eq!(view["custom_metrics"]["queue_depth"], 50.0, "{cluster}");
@@ -250,9 +263,9 @@ fn a_failing_command_check_raises_an_alert_that_clears() {
     let (c, mut events, _config) = start(&marker);
     let id = "command:marker";
     assert!(
-        wait_until(WAIT, || check(&c, id)["status"] == "healthy"),
+        wait_until(WAIT, || check_of(&c, id)["status"] == "healthy"),
         "{}",
-        check(&c, id)
+        check_of(&c, id)
     );
     assert!(alerts(&c, id, true).is_empty(), "no alert while it passes");
 
@@ -260,11 +273,164 @@ fn a_failing_command_check_raises_an_alert_that_clears() {
     let raised = await_alert_event(&mut events, "alert_raised", id);
     assert_eq!(raised["alert"]["severity"], "critical", "{raised}");
     assert!(wait_until(WAIT, || alerts(&c, id, true).len() == 1));
-    assert_eq!(check(&c, id)["kind"], "command");
+    assert_eq!(check_of(&c, id)["kind"], "command");
 
     std::fs::write(&marker, "").unwrap();
     let cleared = await_alert_event(&mut events, "alert_cleared", id);
     assert_eq!(cleared["alert"]["alert_id"], raised["alert"]["alert_id"]);
     assert!(wait_until(WAIT, || alerts(&c, id, true).is_empty()));
-    assert!(wait_until(WAIT, || check(&c, id)["status"] == "healthy"));
+    assert!(wait_until(WAIT, || check_of(&c, id)["status"] == "healthy"));
+}
+
+/// An application's `/metrics` on 127.0.0.1:0 whose text the test sets.
+fn exporter(text: &str) -> (common::TestServer, Arc<Mutex<String>>) {
+    let shared = Arc::new(Mutex::new(text.to_string()));
+    let served = shared.clone();
+    let server = common::TestServer::start(move |req| {
+        let body = served.lock().unwrap().clone();
+        async move {
+            if req.path() == "/metrics" {
+                HttpResponse::Ok()
+                    .content_type("text/plain; version=0.0.4; charset=utf-8")
+                    .body(body)
+            } else {
+                HttpResponse::NotFound().finish()
+            }
+        }
+    });
+    (server, shared)
+}
+
+fn queue_depths(orders: f64) -> String {
+    format!(
+        "# HELP app_queue_depth Jobs waiting.\n# TYPE app_queue_depth gauge\n\
+         app_queue_depth{{queue=\"orders\"}} {orders}\napp_queue_depth{{queue=\"mail\"}} 900\n"
+    )
+}
+
+#[test]
+fn a_prometheus_series_past_critical_raises_an_alert_that_clears() {
+    let (app, text) = exporter(&queue_depths(5.0));
+    let check = format!(
+        "    - name: orders\n      type: prometheus\n      url: http://{}/metrics\n      \
+         series: 'app_queue_depth{{queue=\"orders\"}}'\n      warning: 10\n      \
+         critical: 20\n      unit: jobs\n      timeout: 2\n",
+        app.addr
+    );
+    let (c, mut events, _config) = start_with(&check);
+    let node = &c.nodes[0];
+    let id = "prometheus:orders";
+    assert!(
+        wait_until(WAIT, || check_of(&c, id)["value"] == 5.0),
+        "{}",
+        check_of(&c, id)
+    );
+    let healthy = check_of(&c, id);
+    assert_eq!(healthy["status"], "healthy", "{healthy}");
+    assert_eq!(healthy["kind"], "prometheus");
+    assert_eq!(healthy["unit"], "jobs");
+    assert!(alerts(&c, id, true).is_empty(), "no alert while it is low");
+
+    *text.lock().unwrap() = queue_depths(50.0);
+    let raised = await_alert_event(&mut events, "alert_raised", id);
+    assert_eq!(raised["alert"]["severity"], "critical", "{raised}");
+    assert!(wait_until(WAIT, || alerts(&c, id, true).len() == 1));
+    let alert = alerts(&c, id, true).remove(0);
+    assert!(
+        alert["message"].as_str().unwrap().contains("50 jobs"),
+        "{alert}"
+    );
+    assert!(wait_until(WAIT, || check_of(&c, id)["value"] == 50.0));
+    let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"orders\"} 50.0";
+    assert!(
+        wait_until(WAIT, || node_metrics(node).contains(line)),
+        "{}",
+        node_metrics(node)
+    );
+    promtool_accepts_the_custom_series(&node_metrics(node));
+    let cluster = get(&c.orchestrator.url("/api/health")).1["cluster"].clone();
+    assert_eq!(
+        cluster["nodes"][0]["custom_metrics"]["orders"], 50.0,
+        "{cluster}"
+    );
+    // What the web UI shows of it: status, value and unit.
+    let shown = &cluster["nodes"][0]["custom_metric_checks"][0];
+    assert_eq!(shown["check_id"], id, "{cluster}");
+    assert_eq!(
+        (&shown["status"], &shown["value"], &shown["unit"]),
+        (&json!("critical"), &json!(50.0), &json!("jobs")),
+        "{shown}"
+    );
+
+    *text.lock().unwrap() = queue_depths(3.0);
+    let cleared = await_alert_event(&mut events, "alert_cleared", id);
+    assert_eq!(cleared["alert"]["alert_id"], raised["alert"]["alert_id"]);
+    assert!(wait_until(WAIT, || alerts(&c, id, true).is_empty()));
+    let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"orders\"} 3.0";
+    assert!(wait_until(WAIT, || node_metrics(node).contains(line)));
+
+    // The series gone, then the application: critical, each saying why.
+    *text.lock().unwrap() = "app_queue_depth{queue=\"mail\"} 900\n".into();
+    assert!(
+        wait_until(WAIT, || check_of(&c, id)["status"] == "critical"),
+        "{}",
+        check_of(&c, id)
+    );
+    let gone = check_of(&c, id);
+    assert!(
+        gone["message"]
+            .as_str()
+            .unwrap()
+            .contains("no sample matches"),
+        "{gone}"
+    );
+    assert!(gone["value"].is_null(), "{gone}");
+    drop(app);
+    assert!(
+        wait_until(WAIT, || check_of(&c, id)["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("GET "))),
+        "{}",
+        check_of(&c, id)
+    );
+    assert_eq!(check_of(&c, id)["status"], "critical");
+    assert!(wait_until(WAIT, || alerts(&c, id, true).len() == 1));
+}
+
+#[test]
+fn a_bad_prometheus_check_is_refused_naming_the_field() {
+    let cases = [
+        (
+            "series: 'app_queue_depth{queue=orders}'",
+            "health_monitoring.checks[0].series",
+        ),
+        (
+            "series: q\n      critical: x",
+            "health_monitoring.checks[0].critical",
+        ),
+        (
+            "series: q\n      warning: 9\n      critical: 3",
+            "health_monitoring.checks[0].critical",
+        ),
+    ];
+    for (extra, field) in cases {
+        let config = common::temp_file(
+            "node.yaml",
+            &format!(
+                "health_monitoring:\n  checks:\n    - name: q\n      type: prometheus\n      \
+                 url: http://127.0.0.1:1/metrics\n      {extra}\n"
+            ),
+        );
+        let mut cmd = common::mcpt(&[
+            "node",
+            "--port",
+            "0",
+            "--config",
+            config.path.to_str().unwrap(),
+        ]);
+        let out = common::ChildGuard::spawn(&mut cmd).wait(WAIT);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra}: accepted");
+        assert!(stderr.contains(field), "{extra}: {stderr}");
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser::{Browser, js_string};
-use common::cluster::{Cluster, Server, cluster_env, get, orchestrator_cmd};
+use common::cluster::{Cluster, Server, cluster_env, get, orchestrator_cmd, post};
 use common::wait_until;
 use serde_json::Value;
 
@@ -401,4 +401,69 @@ fn the_form_runs_a_flow_pasted_as_json() {
     );
     assert_eq!(violations(&b), Value::Array(vec![]), "CSP violations");
     b.screenshot_page("flow.png", 2400);
+}
+
+/// Issue 18: a custom metric pushed to a node shows in the cluster view with its value, unit
+/// and status, its alert among the active alerts, and both follow the metric back down.
+#[test]
+fn a_custom_metric_pushed_to_a_node_shows_in_the_cluster_view() {
+    let mut cluster = Cluster::empty();
+    let url = cluster.orchestrator.url("");
+    cluster.add_node_with(
+        "node-0",
+        &url,
+        &[
+            ("MCP_HEALTH_MONITORING_CHECK_INTERVAL", "0.2"),
+            ("MCP_HEALTH_MONITORING_ALERT_THRESHOLD", "2"),
+        ],
+    );
+    cluster.wait_connected(1);
+    let push = |value: f64| {
+        let body = serde_json::json!({"name": "queue_depth", "value": value, "unit": "jobs",
+            "warning": 10, "critical": 20});
+        let (status, answer) = post(&cluster.nodes[0].url("/health/metrics"), &body, None);
+        assert_eq!(status, 200, "{answer}");
+    };
+    let b = Browser::start("ui-custom-metric");
+    b.open(&cluster.orchestrator.url("/"));
+    b.wait_for("#custom-metrics p.empty", Duration::from_secs(20));
+
+    push(50.0);
+    let row = js_string("tr[data-metric=\"node-0/metric:queue_depth\"]");
+    b.wait_js(
+        &format!(
+            "(() => {{ const r = document.querySelector({row}); \
+             return r !== null && r.dataset.status === 'critical' && r.textContent.includes('50 jobs'); }})()"
+        ),
+        Duration::from_secs(20),
+        "queue_depth critical at 50 jobs",
+    );
+    let text = b.text("tr[data-metric=\"node-0/metric:queue_depth\"]");
+    assert!(
+        text.contains("queue_depth") && text.contains("critical"),
+        "{text}"
+    );
+    b.wait_js(
+        "[...document.querySelectorAll('tr[data-alert]')]\
+           .some(r => r.textContent.includes('metric:queue_depth'))",
+        Duration::from_secs(20),
+        "the metric's alert among the active alerts",
+    );
+    b.screenshot("custom-metric.png");
+
+    push(3.0);
+    b.wait_js(
+        &format!(
+            "(() => {{ const r = document.querySelector({row}); \
+             return r !== null && r.dataset.status === 'healthy' && r.textContent.includes('3 jobs'); }})()"
+        ),
+        Duration::from_secs(20),
+        "queue_depth healthy at 3 jobs",
+    );
+    b.wait_js(
+        "![...document.querySelectorAll('tr[data-alert]')]\
+           .some(r => r.textContent.includes('metric:queue_depth'))",
+        Duration::from_secs(20),
+        "the alert cleared",
+    );
 }

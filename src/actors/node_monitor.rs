@@ -194,6 +194,7 @@ impl NodeMonitor {
                     status: Status::Warning,
                     message: why.clone(),
                     value: None,
+                    unit: None,
                 };
                 (s, vec![check])
             }

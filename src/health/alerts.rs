@@ -159,6 +159,7 @@ mod tests {
             status,
             message: format!("{check} is {}", status.as_str()),
             value: None,
+            unit: None,
         }
     }
 

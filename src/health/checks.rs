@@ -1,15 +1,17 @@
 //! Custom checks from `health_monitoring.checks`: an HTTP GET that must answer the expected
 //! status (any 2xx or 3xx when none is given; redirects are not followed), a TCP connect
 //! that must open, or a command (run without a shell) that must exit 0, each within the
-//! check's timeout. A failed command's message is the first line of its standard error. A check that fails is critical; one that
-//! passes is healthy however slow it was (its time is the result's `value`, in ms).
+//! check's timeout. A failed command's message is the first line of its standard error. A
+//! check that fails is critical; one that passes is healthy however slow it was (its time is
+//! the result's `value`, in ms). A `prometheus` check is judged by the value it reads
+//! instead ([`super::prometheus`]).
 
 use std::time::{Duration, Instant};
 
 use super::{CheckKind, CheckResult, Status};
 use crate::settings::{CheckSpec, CheckTarget};
 
-/// The check ids of a list of custom checks, in order: `http:<name>` or `tcp:<name>`; a
+/// The check ids of a list of custom checks, in order: `<type>:<name>` (`http:api`); a
 /// repeated id gets `#2`, `#3`... so every check keeps its own alert count.
 pub fn check_ids(specs: &[CheckSpec]) -> Vec<String> {
     let mut seen = std::collections::HashMap::<String, u32>::new();
@@ -29,6 +31,7 @@ fn kind_of(target: &CheckTarget) -> CheckKind {
         CheckTarget::Http { .. } => CheckKind::Http,
         CheckTarget::Tcp { .. } => CheckKind::Tcp,
         CheckTarget::Command { .. } => CheckKind::Command,
+        CheckTarget::Prometheus { .. } => CheckKind::Prometheus,
     }
 }
 
@@ -41,6 +44,7 @@ impl CheckKind {
             CheckKind::Command => "command",
             CheckKind::Code => "code",
             CheckKind::Metric => "metric",
+            CheckKind::Prometheus => "prometheus",
         }
     }
 }
@@ -63,6 +67,20 @@ pub async fn run(client: &awc::Client, spec: &CheckSpec, check_id: String) -> Ch
         }
         CheckTarget::Tcp { address } => tcp(address, spec.timeout).await,
         CheckTarget::Command { program, args } => command(program, args, spec.timeout).await,
+        CheckTarget::Prometheus {
+            url,
+            series,
+            levels,
+        } => {
+            let read = super::prometheus::Read {
+                name: &spec.name,
+                url,
+                series,
+                levels,
+                timeout: spec.timeout,
+            };
+            return read.run(client, check_id).await;
+        }
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let (status, message, value) = match outcome {
@@ -76,6 +94,7 @@ pub async fn run(client: &awc::Client, spec: &CheckSpec, check_id: String) -> Ch
         kind: kind_of(&spec.target),
         status,
         message,
+        unit: value.map(|_| "ms".to_string()),
         value,
     }
 }

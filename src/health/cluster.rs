@@ -44,8 +44,12 @@ pub struct NodeHealthView {
     pub cpu_percent: Option<f64>,
     pub memory_percent: Option<f64>,
     pub disk_percent: Option<f64>,
-    /// The latest value of each custom metric pushed to the node, by name.
+    /// The latest value of each custom metric of the node (pushed, or a prometheus check's
+    /// series that was read), by name.
     pub custom_metrics: BTreeMap<String, f64>,
+    /// The custom metrics' latest check results (pushed ones and prometheus checks, one that
+    /// read nothing included), by check id: status, value, unit and message, for the web UI.
+    pub custom_metric_checks: Vec<super::CheckResult>,
 }
 
 impl NodeHealthView {
@@ -84,11 +88,20 @@ pub fn node_view(node_id: &str, entry: &NodeEntry) -> NodeHealthView {
         cpu_percent: report.map(|r| r.sample.cpu_percent),
         memory_percent: report.map(|r| r.sample.memory_percent),
         disk_percent: report.map(|r| r.sample.disk_percent),
+        custom_metric_checks: report.map_or_else(Vec::new, |r| {
+            let mut checks: Vec<super::CheckResult> = r
+                .checks
+                .iter()
+                .filter(|c| c.metric_name().is_some())
+                .cloned()
+                .collect();
+            checks.sort_by(|a, b| a.check_id.cmp(&b.check_id));
+            checks
+        }),
         custom_metrics: report.map_or_else(BTreeMap::new, |r| {
             r.checks
                 .iter()
-                .filter(|c| c.kind == super::CheckKind::Metric)
-                .filter_map(|c| Some((c.name.clone(), c.value?)))
+                .filter_map(|c| Some((c.metric_name()?.to_string(), c.value?)))
                 .collect()
         }),
     }
@@ -384,6 +397,61 @@ mod tests {
             reachable,
             report: r.map(|(s, score)| report("n", s, score)),
         }
+    }
+
+    /// Pushed metrics and prometheus checks are the node's custom metrics, by the name in
+    /// their id; a prometheus check that read nothing has no value but is still shown.
+    #[test]
+    fn custom_metrics_are_viewed_with_their_checks() {
+        use crate::health::CheckKind;
+        let check = |id: &str, kind: CheckKind, value: Option<f64>| crate::health::CheckResult {
+            check_id: id.into(),
+            name: id.split([':', '#']).nth(1).unwrap().into(),
+            kind,
+            status: Status::Warning,
+            message: String::new(),
+            value,
+            unit: Some("jobs".into()),
+        };
+        let mut r = report("n", Status::Warning, 90.0);
+        r.checks = vec![
+            check("prometheus:orders", CheckKind::Prometheus, Some(12.0)),
+            check("metric:queue", CheckKind::Metric, Some(3.0)),
+            check("prometheus:orders#2", CheckKind::Prometheus, Some(1.0)),
+            check("prometheus:gone", CheckKind::Prometheus, None),
+            check("http:orders", CheckKind::Http, Some(5.0)),
+        ];
+        let view = node_view(
+            "n",
+            &NodeEntry {
+                reachable: true,
+                report: Some(r),
+            },
+        );
+        let named = |pairs: &[(&str, f64)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            view.custom_metrics,
+            named(&[("orders", 12.0), ("orders#2", 1.0), ("queue", 3.0)])
+        );
+        let ids: Vec<&str> = view
+            .custom_metric_checks
+            .iter()
+            .map(|c| c.check_id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "metric:queue",
+                "prometheus:gone",
+                "prometheus:orders",
+                "prometheus:orders#2"
+            ]
+        );
     }
 
     #[test]

@@ -38,10 +38,7 @@ fn yes() -> bool {
 
 /// Whether `name` is `[a-z_][a-z0-9_]{0,63}`.
 pub fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some('a'..='z' | '_'))
-        && name.len() <= 64
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+    crate::validate::metric_name(name)
 }
 
 impl CustomMetric {
@@ -126,8 +123,14 @@ impl CustomMetric {
         }
     }
 
-    /// The check result of this round.
+    /// The check result of this round: `metric:<name>`.
     pub fn check(&self) -> CheckResult {
+        self.result(format!("metric:{}", self.name), CheckKind::Metric)
+    }
+
+    /// Its value judged by its levels as the check `check_id` of `kind`: what a pushed metric
+    /// and a prometheus check's series both report.
+    pub fn result(&self, check_id: String, kind: CheckKind) -> CheckResult {
         let status = self.status();
         let unit = self
             .unit
@@ -148,12 +151,13 @@ impl CustomMetric {
             ),
         };
         CheckResult {
-            check_id: format!("metric:{}", self.name),
+            check_id,
             name: self.name.clone(),
-            kind: CheckKind::Metric,
+            kind,
             status,
             message,
             value: Some(v),
+            unit: self.unit.clone(),
         }
     }
 }
@@ -223,6 +227,7 @@ mod tests {
             ("metric:q", CheckKind::Metric)
         );
         assert_eq!(c.value, Some(25.0));
+        assert_eq!(c.unit.as_deref(), Some("jobs"));
         assert!(c.message.contains("25 jobs"), "{}", c.message);
         let none = CustomMetric {
             warning: None,

@@ -13,6 +13,7 @@ pub mod checks;
 pub mod cluster;
 pub mod code;
 pub mod custom;
+pub mod prometheus;
 pub mod sample;
 
 use std::collections::BTreeMap;
@@ -104,26 +105,45 @@ pub enum CheckKind {
     Code,
     /// A custom metric pushed to the node (`POST /health/metrics` or `SetCustomMetric`).
     Metric,
+    /// A series read from an application's `/metrics` (a `prometheus` check), judged as a
+    /// custom metric.
+    Prometheus,
 }
 
 /// The outcome of one check in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckResult {
     /// Stable across rounds: `cpu`, `memory`, `disk`, `http:<name>`, `tcp:<name>`,
-    /// `command:<name>`, `metric:<name>`.
+    /// `command:<name>`, `metric:<name>`, `prometheus:<name>`.
     pub check_id: String,
     pub name: String,
     pub kind: CheckKind,
     pub status: Status,
     pub message: String,
     /// The measured figure: a percentage for the built-ins, the response time in
-    /// milliseconds for a custom check that got an answer, the latest value of a metric.
+    /// milliseconds for a custom check that got an answer, the latest value of a metric (a
+    /// pushed one or a prometheus check's series).
     pub value: Option<f64>,
+    /// What `value` counts: `%`, `ms`, or a metric's own unit (`None` when it has none).
+    pub unit: Option<String>,
 }
 
 impl CheckResult {
     pub fn is_healthy(&self) -> bool {
         self.status == Status::Healthy
+    }
+
+    /// The name of the custom metric this result is, if it is one (a pushed metric or a
+    /// prometheus check): its id after the kind, so that two prometheus checks of one name
+    /// (`prometheus:q`, `prometheus:q#2`) stay apart.
+    pub fn metric_name(&self) -> Option<&str> {
+        match self.kind {
+            CheckKind::Metric | CheckKind::Prometheus => self
+                .check_id
+                .split_once(':')
+                .map_or(Some(self.name.as_str()), |(_, n)| Some(n)),
+            _ => None,
+        }
     }
 }
 
@@ -191,6 +211,7 @@ pub fn evaluate(sample: &Sample, thresholds: &AlertThresholds) -> Vec<CheckResul
                 status,
                 message,
                 value: Some(value),
+                unit: Some("%".into()),
             }
         })
         .collect()
@@ -323,6 +344,7 @@ mod tests {
             status,
             message: String::new(),
             value: None,
+            unit: None,
         }
     }
 

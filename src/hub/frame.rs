@@ -17,7 +17,8 @@ use crate::hub::handshake::{Hello, Welcome};
 /// 7: a window carries per-request windows and counts `check` errors; a task's targets have
 /// names (flows).
 /// 8: a share table carries the live changes to its task's plan (`adjustments`).
-pub const PROTOCOL_VERSION: u32 = 8;
+/// 9: a health check result carries its unit; checks of kind `prometheus`.
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;

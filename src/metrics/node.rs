@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::{Label, LatencyHistogram, Reading, Total, latency_buckets};
-use crate::health::{CheckKind, HealthReport};
+use crate::health::HealthReport;
 use crate::stats::request::RequestNames;
 use crate::stats::{ErrorKind, Window};
 
@@ -23,7 +23,8 @@ pub struct NodeMetrics {
     handshakes: Family<Label, Total>,
     duration: LatencyHistogram,
     readings: HealthReadings,
-    /// `mcp_node_custom_metric{name}`: the custom metrics' latest values.
+    /// `mcp_node_custom_metric{name}`: the custom metrics' latest values (pushed ones and the
+    /// prometheus checks' series).
     custom: CustomFamily,
     by_request: ByRequest,
 }
@@ -242,11 +243,11 @@ impl NodeMetrics {
     /// Takes the node monitor's latest report.
     pub fn observe_health(&self, r: &HealthReport) {
         self.readings.observe(r);
-        let metrics = r.checks.iter().filter(|c| c.kind == CheckKind::Metric);
-        for c in metrics {
-            if let Some(v) = c.value {
+        // Pushed metrics and prometheus checks; a check that read nothing keeps its last value.
+        for c in &r.checks {
+            if let (Some(name), Some(v)) = (c.metric_name(), c.value) {
                 self.custom
-                    .get_or_create(&[("name", c.name.clone())])
+                    .get_or_create(&[("name", name.to_string())])
                     .set(v);
             }
         }
@@ -267,7 +268,7 @@ fn register_custom(registry: &mut Registry) -> CustomFamily {
     let custom = CustomFamily::default();
     registry.register(
         "mcp_node_custom_metric",
-        "Custom metrics pushed to the node (POST /health/metrics), latest value, by name",
+        "Custom metrics of the node (pushed to POST /health/metrics, or read by a prometheus check), latest value, by name",
         custom.clone(),
     );
     custom

@@ -168,7 +168,8 @@ pub struct HealthSettings {
     pub checks: Vec<CheckSpec>,
 }
 
-/// A custom health check: an HTTP GET whose status must match, a TCP connect, or a command.
+/// A custom health check: an HTTP GET whose status must match, a TCP connect, a command, or a
+/// series read from an application's Prometheus `/metrics`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSpec {
     pub name: String,
@@ -191,6 +192,25 @@ pub enum CheckTarget {
     /// Passes when `program` run with `args` (no shell; split like a POSIX shell would,
     /// quotes honoured) exits 0 within the timeout.
     Command { program: String, args: Vec<String> },
+    /// Reads the one sample of `series` in what `url` serves (the Prometheus text format) and
+    /// judges its value by `levels`, as a custom metric is judged; unreachable, unreadable, no
+    /// such sample or several are critical.
+    Prometheus {
+        url: url::Url,
+        series: crate::exposition::Selector,
+        levels: MetricLevels,
+    },
+}
+
+/// How a metric's value is judged and shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricLevels {
+    /// Shown after the value; at most 32 characters.
+    pub unit: Option<String>,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    /// `true`: at or above a threshold is bad; `false`: at or below.
+    pub higher_is_worse: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

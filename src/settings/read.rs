@@ -395,7 +395,7 @@ impl FromValue for CheckSpec {
         }
         let target = match kind.as_deref() {
             Some("http") => {
-                let url: Option<String> = o.req("url", e);
+                let url = http_url(&mut o, e);
                 let expect_status: Option<u16> = o.opt("expect_status", e);
                 if expect_status.is_some_and(|s| !(100..=599).contains(&s)) {
                     e.push(
@@ -403,18 +403,7 @@ impl FromValue for CheckSpec {
                         "must be an HTTP status (100..=599)",
                     );
                 }
-                url.and_then(|u| match url::Url::parse(&u) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
-                        Some(CheckTarget::Http { url, expect_status })
-                    }
-                    _ => {
-                        e.push(
-                            o.key_path("url"),
-                            format!("expected an http(s) URL, got {u:?}"),
-                        );
-                        None
-                    }
-                })
+                url.map(|url| CheckTarget::Http { url, expect_status })
             }
             Some("tcp") => o.req::<String>("address", e).and_then(|address| {
                 if address
@@ -431,10 +420,13 @@ impl FromValue for CheckSpec {
                 }
             }),
             Some("command") => command_target(&mut o, e),
+            Some("prometheus") => prometheus_target(&mut o, name.as_deref(), e),
             Some(other) => {
                 e.push(
                     o.key_path("type"),
-                    format!("expected \"http\", \"tcp\" or \"command\", got {other:?}"),
+                    format!(
+                        "expected \"http\", \"tcp\", \"command\" or \"prometheus\", got {other:?}"
+                    ),
                 );
                 None
             }
@@ -468,5 +460,85 @@ fn command_target(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<CheckTarget> {
             );
             None
         }
+    }
+}
+
+/// A check's `url`: http or https.
+fn http_url(o: &mut Obj<'_>, e: &mut FieldErrors) -> Option<url::Url> {
+    let u: String = o.req("url", e)?;
+    match url::Url::parse(&u) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+        _ => {
+            e.push(
+                o.key_path("url"),
+                format!("expected an http(s) URL, got {u:?}"),
+            );
+            None
+        }
+    }
+}
+
+/// A prometheus check: `url`, `series` and the levels of a custom metric. Its `name` joins
+/// the pushed metrics' names (`mcp_node_custom_metric{name}`), so it follows their rule.
+fn prometheus_target(
+    o: &mut Obj<'_>,
+    name: Option<&str>,
+    e: &mut FieldErrors,
+) -> Option<CheckTarget> {
+    if let Some(n) = name
+        && !crate::validate::metric_name(n)
+    {
+        e.push(
+            o.key_path("name"),
+            format!("expected [a-z_][a-z0-9_]{{0,63}} (a prometheus check's value is a custom metric), got {n:?}"),
+        );
+    }
+    let url = http_url(o, e);
+    let series = o.req::<String>("series", e).and_then(|s| {
+        s.parse::<crate::exposition::Selector>()
+            .map_err(|why| {
+                e.push(
+                    o.key_path("series"),
+                    format!("expected a metric name with optional label matchers (app_queue_depth{{queue=\"orders\"}}): {why}"),
+                )
+            })
+            .ok()
+    });
+    let levels = metric_levels(o, e);
+    Some(CheckTarget::Prometheus {
+        url: url?,
+        series: series?,
+        levels,
+    })
+}
+
+/// `unit`, `warning`, `critical` and `higher_is_worse` (default true) of a metric.
+fn metric_levels(o: &mut Obj<'_>, e: &mut FieldErrors) -> MetricLevels {
+    let unit: Option<String> = o.opt("unit", e);
+    if unit.as_ref().is_some_and(|u| u.chars().count() > 32) {
+        e.push(o.key_path("unit"), "must be at most 32 characters");
+    }
+    let warning: Option<f64> = o.opt("warning", e);
+    let critical: Option<f64> = o.opt("critical", e);
+    let higher_is_worse = o.or("higher_is_worse", true, e);
+    for (key, x) in [("warning", warning), ("critical", critical)] {
+        if x.is_some_and(|x| !x.is_finite()) {
+            e.push(o.key_path(key), "must be a finite number");
+        }
+    }
+    if let (Some(w), Some(c)) = (warning, critical)
+        && (if higher_is_worse { w > c } else { w < c })
+    {
+        let order = if higher_is_worse { "above" } else { "below" };
+        e.push(
+            o.key_path("critical"),
+            format!("must not be {order} warning ({c} vs {w})"),
+        );
+    }
+    MetricLevels {
+        unit,
+        warning,
+        critical,
+        higher_is_worse,
     }
 }

@@ -388,3 +388,78 @@ fn command_checks_and_per_check_intervals() {
         [at("type")]
     );
 }
+
+#[test]
+fn prometheus_checks_read_a_series_with_levels() {
+    let doc = serde_json::json!({"health_monitoring": {"checks": [
+        {"name": "queue", "type": "prometheus", "url": "http://127.0.0.1:9000/metrics",
+         "series": "app_queue_depth{queue=\"orders\"}", "warning": 100, "critical": "500",
+         "unit": "jobs", "timeout": "2s", "interval": 10},
+        {"name": "free", "type": "prometheus", "url": "https://app/metrics", "series": "free_bytes",
+         "warning": 10, "critical": 5, "higher_is_worse": false},
+    ]}});
+    let s = Settings::from_value(&doc).unwrap();
+    let checks = &s.health_monitoring.checks;
+    let CheckTarget::Prometheus {
+        url,
+        series,
+        levels,
+    } = &checks[0].target
+    else {
+        panic!("{:?}", checks[0].target);
+    };
+    assert_eq!(url.as_str(), "http://127.0.0.1:9000/metrics");
+    assert_eq!(series.to_string(), "app_queue_depth{queue=\"orders\"}");
+    assert_eq!(
+        *levels,
+        MetricLevels {
+            unit: Some("jobs".into()),
+            warning: Some(100.0),
+            critical: Some(500.0),
+            higher_is_worse: true,
+        }
+    );
+    assert_eq!(checks[0].timeout, Duration::from_secs(2));
+    let CheckTarget::Prometheus { levels, .. } = &checks[1].target else {
+        panic!()
+    };
+    assert!(!levels.higher_is_worse && levels.unit.is_none());
+
+    let bad = |check: serde_json::Value| {
+        let doc = serde_json::json!({"health_monitoring": {"checks": [check]}});
+        Settings::from_value(&doc)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect::<Vec<_>>()
+    };
+    let at = |k: &str| format!("health_monitoring.checks[0].{k}");
+    let ok = serde_json::json!({"name": "q", "type": "prometheus",
+        "url": "http://127.0.0.1:1/metrics", "series": "q"});
+    let with = |k: &str, v: serde_json::Value| {
+        let mut c = ok.clone();
+        c[k] = v;
+        c
+    };
+    assert!(bad(with("extra", 1.into())) == [at("extra")]);
+    for (key, value) in [
+        ("series", serde_json::json!("q{a=b}")),
+        ("series", serde_json::json!("")),
+        ("series", serde_json::json!("q{a=~\"(\"}")),
+        ("url", serde_json::json!("ftp://x/metrics")),
+        ("name", serde_json::json!("Queue-Depth")),
+        ("warning", serde_json::json!("high")),
+        ("unit", serde_json::json!("x".repeat(33))),
+        ("timeout", serde_json::json!(0)),
+        ("higher_is_worse", serde_json::json!("maybe")),
+    ] {
+        assert_eq!(bad(with(key, value.clone())), [at(key)], "{key}: {value}");
+    }
+    let mut no_series = ok.clone();
+    no_series.as_object_mut().unwrap().remove("series");
+    assert_eq!(bad(no_series), [at("series")]);
+    let mut crossed = with("warning", 9.into());
+    crossed["critical"] = 3.into();
+    assert_eq!(bad(crossed), [at("critical")]);
+}

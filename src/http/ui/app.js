@@ -386,10 +386,12 @@
     var v = new View('Cluster');
     var cards = h('div', { class: 'cards' });
     var nodesBox = h('div');
+    var metricsBox = h('div', { id: 'custom-metrics' });
     var alertsBox = h('div');
     append(v.el, [
       cards,
       h('section', { class: 'panel' }, [h('h2', { text: 'Nodes' }), nodesBox]),
+      h('section', { class: 'panel' }, [h('h2', { text: 'Custom metrics' }), metricsBox]),
       h('section', { class: 'panel' }, [h('h2', { text: 'Active alerts' }), alertsBox])
     ]);
 
@@ -454,6 +456,9 @@
         ));
       }
 
+      clear(metricsBox);
+      metricsBox.appendChild(metricsTable(nodes));
+
       clear(alertsBox);
       alertsBox.appendChild(alertsTable(alerts, 'No active alert.'));
     }
@@ -465,6 +470,27 @@
     v.every(5000, refresh);
     refresh();
     return v;
+  }
+
+  // Each node's custom metrics (pushed to the node, or read by its prometheus checks) as its
+  // latest health report judged them: value and unit, status, and what the check said.
+  function metricsTable(nodes) {
+    var rows = [];
+    nodes.forEach(function (node) {
+      ((node.health || {}).custom_metric_checks || []).forEach(function (c) {
+        rows.push(h('tr', { 'data-metric': node.node_id + '/' + c.check_id, 'data-status': c.status }, [
+          td(node.node_id),
+          td([c.name, h('div', { class: 'sub mono', text: c.check_id })]),
+          td(finite(c.value) ? num(c.value, 3) + (c.unit ? ' ' + c.unit : '') : '–', 'num'),
+          td(badge(c.status, 'health')),
+          td(c.message || '', 'sub')
+        ]));
+      });
+    });
+    if (!rows.length) {
+      return h('p', { class: 'empty', text: 'No custom metric: push one to a node (POST /health/metrics) or give it a prometheus check (health_monitoring.checks).' });
+    }
+    return table(['Node', 'Metric', N('Value'), 'Status', 'Message'], rows);
   }
 
   function alertsTable(alerts, empty) {
