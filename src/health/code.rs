@@ -102,6 +102,7 @@ impl CodeCheck {
             kind: CheckKind::Code,
             status,
             message,
+            unit: value.map(|_| "ms".to_string()),
             value,
         }
     }
