@@ -144,7 +144,9 @@ impl Api {
                 url: self.base.clone(),
                 why,
             },
-            CallError::Status { status, message } => RemoteError::Refused {
+            CallError::Status {
+                status, message, ..
+            } => RemoteError::Refused {
                 url: self.base.clone(),
                 status,
                 message: if status == 401 {
@@ -194,6 +196,7 @@ impl Api {
                 Err(CallError::Status {
                     status: s.as_u16(),
                     message: "the event stream was refused".into(),
+                    fields: None,
                 })
             }
             Err(e) => Err(CallError::Transient(e.to_string())),
@@ -293,7 +296,9 @@ impl<'a> Follower<'a> {
             let why = match self.session(&mut lost_since).await {
                 Ok(view) => return Ok(view),
                 Err(CallError::Transient(why)) => why,
-                Err(CallError::Status { status, message }) => {
+                Err(CallError::Status {
+                    status, message, ..
+                }) => {
                     return Err(RemoteError::Answer {
                         id: self.id.clone(),
                         status,
@@ -490,7 +495,9 @@ impl<'a> Follower<'a> {
                     });
                 }
                 Err(CallError::Transient(why)) => why,
-                Err(CallError::Status { status, message }) => {
+                Err(CallError::Status {
+                    status, message, ..
+                }) => {
                     return Err(RemoteError::Answer {
                         id: self.id.clone(),
                         status,

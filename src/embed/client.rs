@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Error;
 use crate::execution::State;
 use crate::task::report::Report;
+use crate::validate::FieldErrors;
 
 /// How long one call to the orchestrator may take before it counts as lost.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,10 +79,16 @@ impl OrchestratorClient {
                 CallError::Status {
                     status: 404,
                     message,
+                    ..
                 } => Error::NotFound(message),
-                CallError::Status { status, message } => {
-                    Error::Refused(format!("{status}: {message}"))
-                }
+                CallError::Status {
+                    status: 422,
+                    fields: Some(fields),
+                    ..
+                } => Error::Invalid(fields),
+                CallError::Status {
+                    status, message, ..
+                } => Error::Refused(format!("{status}: {message}")),
             })
     }
 
@@ -193,6 +200,7 @@ impl Api {
             Err(CallError::Status {
                 status: status.as_u16(),
                 message: message(&json),
+                fields: field_errors(&json),
             })
         }
     }
@@ -204,8 +212,30 @@ pub(crate) enum CallError {
     /// No answer (the connection failed, closed or timed out) or a 503 (restarting): worth
     /// trying again.
     Transient(String),
-    /// An answer that trying again will not change.
-    Status { status: u16, message: String },
+    /// An answer that trying again will not change; a 422's problems by field.
+    Status {
+        status: u16,
+        message: String,
+        fields: Option<FieldErrors>,
+    },
+}
+
+/// The problems an error answer lists by field (`errors`, else its one `field`), if any.
+fn field_errors(v: &Value) -> Option<FieldErrors> {
+    let mut fields = FieldErrors::default();
+    for e in v["errors"].as_array().into_iter().flatten() {
+        if let (Some(f), Some(m)) = (e["field"].as_str(), e["message"].as_str()) {
+            fields.push(f, m);
+        }
+    }
+    if let (true, Some(f), Some(m)) = (
+        fields.is_empty(),
+        v["field"].as_str(),
+        v["message"].as_str(),
+    ) {
+        fields.push(f, m);
+    }
+    (!fields.is_empty()).then_some(fields)
 }
 
 /// The message of an error answer (`{error, message, field}`), else the answer itself.
