@@ -64,7 +64,10 @@ async fn main() -> anyhow::Result<()> {
         }))
         .await?;
     println!("execution {id} submitted");
-    let report = orchestrator.wait(&id).await.context("the execution")?;
+    let report = orchestrator
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .context("the execution")?;
     let summary = &report.summary;
     let counted = target.stats.view();
     println!(

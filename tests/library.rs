@@ -10,6 +10,7 @@ use mcp_testing::embed::Error;
 use mcp_testing::settings::Settings;
 use mcp_testing::{LoadGenerator, Orchestrator};
 use serde_json::json;
+use std::time::Duration;
 
 #[test]
 fn a_node_and_a_client_of_this_process_drive_a_running_orchestrator() {
@@ -29,7 +30,7 @@ fn a_node_and_a_client_of_this_process_drive_a_running_orchestrator() {
             .submit(load_body(target.addr, 50, 2, json!({})))
             .await
             .unwrap();
-        let report = client.wait(&id).await.unwrap();
+        let report = client.wait(&id, Duration::from_secs(60)).await.unwrap();
         let status = client.execution(&id).await.unwrap();
         assert!(status.is_over(), "{status:?}");
         let counted = target.stats.view();
@@ -61,4 +62,94 @@ fn a_node_and_a_client_of_this_process_drive_a_running_orchestrator() {
         Orchestrator::connect("not a url", None),
         Err(Error::Invalid(_))
     ));
+}
+
+/// An orchestrator of this process: an execution that ran before a restart on the same data
+/// directory is still read (its state and report from the store); a workload that fits no node
+/// is refused with each scenario's reason; a dry run's plan is answered at once; bad checks and
+/// metrics from code are refused naming the field.
+#[test]
+fn the_in_process_handles_read_the_store_and_refuse_clearly() {
+    let target = common::target();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::loopback();
+    settings.orchestrator.data_dir = dir.path().join("data");
+    actix_rt::System::new().block_on(async {
+        let first = Orchestrator::start(settings.clone()).unwrap();
+        let node = LoadGenerator::join(&first, settings.clone(), "n1").unwrap();
+        node.wait_joined(Duration::from_secs(30)).await.unwrap();
+        let id = first
+            .submit(load_body(target.addr, 20, 1, json!({})))
+            .await
+            .unwrap();
+        let ran = first.wait(&id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(ran.summary.total_requests, 20);
+
+        let workload = |dry_run: bool| {
+            json!({"dry_run": dry_run, "scenarios": [{"scenario_id": "gpu_job", "test_type": "load_test",
+                "required_capabilities": ["gpu_inference"],
+                "parameters": {"targets": [{"url": format!("http://{}/", target.addr)}], "duration": "1s", "base_rps": 1}}]})
+        };
+        match first.distributor().submit(workload(false)).await {
+            Err(Error::Unplaced(u)) => assert_eq!(u[0].scenario_id, "gpu_job", "{u:?}"),
+            other => panic!("a scenario no node fits was placed: {other:?}"),
+        }
+        let mut fits = workload(true);
+        fits["scenarios"][0]["required_capabilities"] = json!([]);
+        let planned = first.distributor().submit(fits).await.unwrap();
+        let waited = first
+            .distributor()
+            .wait(&planned.plan_id, Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(waited.state, "planned", "a dry run is answered as it is");
+
+        let monitor = node.monitor();
+        let bad = mcp_testing::embed::CodeCheck::new("bad name!", || async { Ok(String::new()) });
+        assert!(matches!(monitor.register_check(bad).await, Err(Error::Invalid(e)) if e.0[0].field == "name"));
+        let nan = mcp_testing::embed::CustomMetric {
+            name: "queue".into(),
+            value: f64::NAN,
+            unit: None,
+            warning: None,
+            critical: Some(f64::INFINITY),
+            higher_is_worse: true,
+        };
+        match monitor.set_metric(nan).await {
+            Err(Error::Invalid(e)) => {
+                let fields: Vec<_> = e.0.iter().map(|f| f.field.as_str()).collect();
+                assert_eq!(fields, ["value", "critical"]);
+            }
+            other => panic!("a NaN metric was taken: {other:?}"),
+        }
+        node.leave().await;
+        first.stop().await;
+
+        // The same data directory, a new orchestrator: the execution is only in the store.
+        let second = Orchestrator::start(settings.clone()).unwrap();
+        assert!(matches!(second.execution(&id).await, Err(Error::NotFound(_))));
+        let status = second.status(&id).await.unwrap();
+        assert!(status.is_over(), "{status:?}");
+        let stored = second.wait(&id, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(stored.summary.total_requests, ran.summary.total_requests);
+        let again = second.report(&id).await.unwrap();
+        assert_eq!(again.summary.total_requests, stored.summary.total_requests);
+        second.stop().await;
+    });
+}
+
+/// A node with the wrong cluster secret is not let in; waiting for it to join says why.
+#[test]
+fn a_refused_join_says_why() {
+    let cluster = Cluster::empty();
+    let url = cluster.orchestrator.url("");
+    actix_rt::System::new().block_on(async {
+        let mut settings = Settings::loopback();
+        settings.cluster.secret = Some("not-the-secret".into());
+        let node = LoadGenerator::connect(&url.parse().unwrap(), settings, "outsider").unwrap();
+        match node.wait_joined(Duration::from_secs(3)).await {
+            Err(Error::TimedOut(why)) => assert!(why.contains("secret"), "{why}"),
+            other => panic!("a node with a wrong secret joined: {other:?}"),
+        }
+    });
 }

@@ -26,8 +26,8 @@ const POLL: Duration = Duration::from_millis(250);
 /// # async fn f() -> Result<(), mcp_testing::embed::Error> {
 /// let client = mcp_testing::Orchestrator::connect("http://127.0.0.1:8080", None)?;
 /// let id = client.submit(serde_json::json!({"name": "smoke", "tasks": [{"type": "load_test",
-///     "parameters": {"targets": [{"url": "http://127.0.0.1:9000/"}], "duration": 2, "rps": 10}}]})).await?;
-/// let report = client.wait(&id).await?;
+///     "parameters": {"targets": [{"url": "http://127.0.0.1:9000/"}], "duration": "2s", "base_rps": 10}}]})).await?;
+/// let report = client.wait(&id, std::time::Duration::from_secs(60)).await?;
 /// println!("{} requests", report.summary.total_requests);
 /// # Ok(()) }
 /// ```
@@ -45,10 +45,26 @@ pub struct ExecutionStatus {
     pub started_at_ms: Option<u64>,
     pub finished_at_ms: Option<u64>,
     pub progress_percent: f64,
-    pub achieved_rps: f64,
+    /// Completed requests per second over the time the load ran (`None`: a stored execution
+    /// without a report).
+    pub achieved_rps: Option<f64>,
 }
 
 impl ExecutionStatus {
+    /// The leading fields of a live view.
+    pub fn of(v: &crate::execution::ExecutionView) -> ExecutionStatus {
+        ExecutionStatus {
+            execution_id: v.execution_id.clone(),
+            name: v.name.clone(),
+            state: v.state,
+            reason: v.reason.clone(),
+            started_at_ms: v.started_at_ms,
+            finished_at_ms: v.finished_at_ms,
+            progress_percent: v.progress_percent,
+            achieved_rps: Some(v.achieved_rps),
+        }
+    }
+
     /// A final state, and its end time set (a cancelled one ends once its nodes reported).
     pub fn is_over(&self) -> bool {
         self.state.is_terminal() && self.finished_at_ms.is_some()
@@ -80,7 +96,7 @@ impl OrchestratorClient {
                     status: 404,
                     message,
                     ..
-                } => Error::NotFound(message),
+                } => Error::NotFound(message.trim_end_matches(" not found").to_string()),
                 CallError::Status {
                     status: 422,
                     fields: Some(fields),
@@ -128,22 +144,27 @@ impl OrchestratorClient {
             .map_err(|e| Error::Unavailable(format!("the report does not read: {e}")))
     }
 
-    /// Waits until an execution is over and answers its report; a failed execution is an
-    /// error unless a threshold with `abort_on_fail` stopped it.
-    pub async fn wait(&self, id: &str) -> Result<Report, Error> {
-        loop {
-            let status = self.execution(id).await?;
-            if status.state == State::Failed {
-                return match self.report(id).await {
-                    Ok(r) if r.summary.stopped_by.is_some() => Ok(r),
-                    _ => Err(Error::Failed(status.reason.unwrap_or_default())),
-                };
+    /// Waits, at most `timeout`, until an execution is over and answers its report; a failed
+    /// execution is an error unless a threshold with `abort_on_fail` stopped it.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Report, Error> {
+        let waiting = async {
+            loop {
+                let status = self.execution(id).await?;
+                if status.state == State::Failed {
+                    return match self.report(id).await {
+                        Ok(r) if r.summary.stopped_by.is_some() => Ok(r),
+                        _ => Err(Error::Failed(status.reason.unwrap_or_default())),
+                    };
+                }
+                if status.is_over() {
+                    return self.report(id).await;
+                }
+                tokio::time::sleep(POLL).await;
             }
-            if status.is_over() {
-                return self.report(id).await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        };
+        tokio::time::timeout(timeout, waiting)
+            .await
+            .map_err(|_| Error::TimedOut(format!("execution {id} not over within {timeout:?}")))?
     }
 }
 

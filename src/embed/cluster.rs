@@ -72,7 +72,7 @@ impl Discovery {
 ///     "strategy": "locality_aware",
 ///     "execution_mode": "coordinated",
 ///     "scenarios": [{"scenario_id": "api", "test_type": "load_test",
-///         "parameters": {"targets": [{"url": "http://127.0.0.1:8080/"}], "duration": 5, "rps": 20}}]
+///         "parameters": {"targets": [{"url": "http://127.0.0.1:8080/"}], "duration": "5s", "base_rps": 20}}]
 /// })).await?;
 /// let done = orchestrator.distributor().wait(&plan.plan_id, std::time::Duration::from_secs(60)).await?;
 /// println!("{}: {}", done.plan_id, done.state);
@@ -89,7 +89,8 @@ impl Distributor {
     }
 
     /// Places a workload (`POST /api/workloads`'s body) and, unless it says `dry_run`, runs
-    /// it; answers the plan. A scenario no node fits refuses the whole workload.
+    /// it; answers the plan. A scenario no node fits refuses the whole workload
+    /// ([`Error::Unplaced`], each scenario with the reason).
     pub async fn submit(&self, workload: Value) -> Result<PlanView, Error> {
         let settings = self.registry.settings.clone();
         let msg = crate::http::workloads_api::read_workload(&workload, settings).await?;
@@ -101,9 +102,8 @@ impl Distributor {
                 Error::Invalid(f)
             }
             WorkloadError::Unavailable(why) => Error::Unavailable(why),
-            WorkloadError::Unplaced(_) | WorkloadError::Duplicate(_) => {
-                Error::Refused(e.to_string())
-            }
+            WorkloadError::Unplaced(unplaced) => Error::Unplaced(unplaced),
+            WorkloadError::Duplicate(_) => Error::Refused(e.to_string()),
         })
     }
 
@@ -121,12 +121,13 @@ impl Distributor {
         Ok(d.send(ListPlans).await?)
     }
 
-    /// Waits until a plan is over (completed, failed, cancelled or timed out); answers it.
+    /// Waits until a plan is over (completed, failed, cancelled or timed out); answers it. A
+    /// dry run's plan (`planned`) runs nothing and is answered at once.
     pub async fn wait(&self, plan_id: &str, timeout: Duration) -> Result<PlanView, Error> {
         let waiting = async {
             loop {
                 let plan = self.plan(plan_id).await?;
-                if plan.finished_at_ms.is_some() {
+                if plan.finished_at_ms.is_some() || plan.state == "planned" {
                     return Ok(plan);
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Error, NodeMonitor, Orchestrator};
-use crate::actors::node_agent::{Connector, Leave};
+use crate::actors::node_agent::{Connector, GetNodeStatus, Leave, NodeStatus};
 use crate::app::{NodeHandle, bind_listener, local_connector, serve_node, start_node};
 use crate::settings::Settings;
 
@@ -28,6 +28,7 @@ pub struct LoadGenerator {
     url: url::Url,
     node: NodeHandle,
     server: actix_web::dev::ServerHandle,
+    left: bool,
 }
 
 impl LoadGenerator {
@@ -79,6 +80,7 @@ impl LoadGenerator {
                 .expect("a socket address is a URL"),
             node,
             server: running,
+            left: false,
         })
     }
 
@@ -96,12 +98,54 @@ impl LoadGenerator {
         NodeMonitor::of(self.node.monitor.clone())
     }
 
+    /// Its agent's state: connected or not (and why its last join failed), its tasks.
+    pub async fn status(&self) -> Result<NodeStatus, Error> {
+        let agent = super::live(&self.node.agent, "node agent")?;
+        Ok(agent.send(GetNodeStatus).await?)
+    }
+
+    /// Waits, at most `timeout`, until it has joined its orchestrator. A join the orchestrator
+    /// refuses (a wrong `cluster.secret`, a node id in use) is retried, and the error on
+    /// timeout says why it failed.
+    pub async fn wait_joined(&self, timeout: Duration) -> Result<(), Error> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let status = self.status().await?;
+            if status.connected {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                let why = status.join_error.unwrap_or_else(|| "no answer yet".into());
+                return Err(Error::TimedOut(format!(
+                    "{} did not join within {timeout:?}: {why}",
+                    self.node_id
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Leaves the cluster (the orchestrator shows it `left`, not failed, and moves its share
-    /// of running tasks to the others) and stops its REST API.
-    pub async fn leave(self) {
+    /// of running tasks to the others) and stops its REST API. Dropping the handle does the
+    /// same without waiting.
+    pub async fn leave(mut self) {
+        self.left = true;
         if let Some(agent) = self.node.agent.get() {
             let _ = tokio::time::timeout(Duration::from_secs(2), agent.send(Leave)).await;
         }
         self.server.stop(true).await;
+    }
+}
+
+impl Drop for LoadGenerator {
+    fn drop(&mut self) {
+        if self.left {
+            return;
+        }
+        if let Some(agent) = self.node.agent.get() {
+            agent.do_send(Leave);
+        }
+        // The command is sent at once; nobody needs to await the server's end.
+        drop(self.server.stop(true));
     }
 }

@@ -18,24 +18,27 @@
 //! `actix_rt::System::new().block_on(...)`). The examples in `examples/` run each of the
 //! spec's usage examples.
 //!
-//! ```no_run
+//! ```
 //! use mcp_testing::{LoadGenerator, Orchestrator, settings::Settings};
-//!
-//! # async fn quick() -> Result<(), mcp_testing::embed::Error> {
+//! use std::time::Duration;
+//! # let target = mcp_testing::cli::TargetGuard::start(
+//! #     std::net::TcpListener::bind("127.0.0.1:0").unwrap(), 1).unwrap();
+//! # let url = format!("http://{}/", target.addr);
+//! # actix_rt::System::new().block_on(async {
 //! let settings = Settings::loopback(); // 127.0.0.1, free ports
 //! let orchestrator = Orchestrator::start_in_memory(settings.clone())?;
 //! let _node = LoadGenerator::join(&orchestrator, settings, "node-1")?;
-//! orchestrator.wait_for_nodes(1, std::time::Duration::from_secs(10)).await?;
 //! let id = orchestrator
 //!     .submit(serde_json::json!({
 //!         "name": "smoke",
 //!         "tasks": [{"type": "load_test", "parameters": {
-//!             "targets": [{"url": "http://127.0.0.1:8080/"}], "duration": 2, "rps": 50}}]
+//!             "targets": [{"url": url}], "duration": "1s", "base_rps": 20}}]
 //!     }))
 //!     .await?;
-//! let report = orchestrator.wait(&id).await?;
-//! println!("{}", report.summary.total_requests);
-//! # Ok(()) }
+//! let report = orchestrator.wait(&id, Duration::from_secs(60)).await?;
+//! assert_eq!(report.summary.total_requests, 20);
+//! # Ok::<(), mcp_testing::embed::Error>(())
+//! # }).unwrap();
 //! ```
 
 pub(crate) mod client;
@@ -66,6 +69,9 @@ pub enum Error {
     Invalid(FieldErrors),
     #[error("{0} not found")]
     NotFound(String),
+    /// Scenarios of a workload that fit no node, each with what was missing.
+    #[error("{} scenario(s) fit no node: {}", .0.len(), .0.iter().map(|u| format!("{}: {}", u.scenario_id, u.reason)).collect::<Vec<_>>().join("; "))]
+    Unplaced(Vec<crate::placement::Unplaced>),
     /// Understood and refused (a workload id taken, a node that keeps too many metrics).
     #[error("refused: {0}")]
     Refused(String),

@@ -54,6 +54,7 @@ impl NodeMonitor {
     /// Adds a check that runs `check`'s probe (its id: `code:<name>`); a check of the same
     /// name is replaced.
     pub async fn register_check(&self, check: CodeCheck) -> Result<(), Error> {
+        check.validate().map_err(Error::Invalid)?;
         self.addr()?
             .send(RegisterCheck(check))
             .await?
@@ -63,6 +64,21 @@ impl NodeMonitor {
     /// Sets a custom metric's latest value and levels (its check id: `metric:<name>`), as
     /// `POST /health/metrics` on the node does; validated the same way.
     pub async fn set_metric(&self, metric: CustomMetric) -> Result<(), Error> {
+        // JSON has no NaN or infinity: say so before the round trip makes them missing.
+        let mut fields = crate::validate::FieldErrors::default();
+        let levels = [("warning", metric.warning), ("critical", metric.critical)];
+        let numbers = [("value", Some(metric.value))].into_iter().chain(levels);
+        for (field, x) in numbers {
+            if x.is_some_and(|x| !x.is_finite()) {
+                fields.push(
+                    field,
+                    format!("must be a finite number, got {}", x.unwrap_or(0.0)),
+                );
+            }
+        }
+        if !fields.is_empty() {
+            return Err(Error::Invalid(fields));
+        }
         let json = serde_json::to_value(&metric).expect("a metric serializes");
         let metric = CustomMetric::from_json(&json).map_err(Error::Invalid)?;
         self.addr()?

@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix::Addr;
 use serde_json::Value;
 
+use super::ExecutionStatus;
 use super::{Discovery, Distributor, Error, ResourcePool, live};
 use crate::actors::orchestrator::Orchestrator as OrchestratorActor;
 use crate::actors::store::Store;
@@ -14,7 +15,9 @@ use crate::execution::{ExecutionView, State};
 use crate::health::{Alert, ClusterHealth};
 use crate::messages::cluster::{BuildReport, Cancel, GetExecution, ListNodes, NodeView, Submit};
 use crate::messages::health::{GetAlerts, GetClusterHealth};
+use crate::messages::store as db;
 use crate::settings::Settings;
+use crate::store::ExecutionRecord;
 use crate::task::report::Report;
 
 /// How often [`Orchestrator::wait`] looks at an execution.
@@ -119,12 +122,39 @@ impl Orchestrator {
             .map_err(|e| Error::Unavailable(e.to_string()))
     }
 
-    /// An execution's state and live figures (`GET /api/executions/{id}`).
+    /// An execution's live view: state, per-task and per-node figures (`GET
+    /// /api/executions/{id}` while the orchestrator keeps it live: running, or among the
+    /// latest finished). [`Orchestrator::status`] and [`Orchestrator::report`] also read the
+    /// older ones from the store.
     pub async fn execution(&self, id: &str) -> Result<ExecutionView, Error> {
         self.actor()?
             .send(GetExecution(id.to_string()))
             .await?
             .ok_or_else(|| Error::NotFound(format!("execution {id}")))
+    }
+
+    /// An execution's state, live or stored: what [`super::OrchestratorClient::execution`]
+    /// answers for a remote one.
+    pub async fn status(&self, id: &str) -> Result<ExecutionStatus, Error> {
+        if let Some(view) = self.actor()?.send(GetExecution(id.to_string())).await? {
+            return Ok(ExecutionStatus::of(&view));
+        }
+        let record = self.stored(id).await?;
+        let stored = crate::http::api::stored_view(&record, self.settings());
+        let json = serde_json::to_value(stored).expect("a stored view serializes");
+        serde_json::from_value(json).map_err(|e| {
+            Error::Unavailable(format!("the stored execution {id} does not read: {e}"))
+        })
+    }
+
+    /// The store's record of an execution.
+    async fn stored(&self, id: &str) -> Result<ExecutionRecord, Error> {
+        let get = db::GetExecution(id.to_string());
+        match self.handle.registry.store.send(get).await? {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(Error::NotFound(format!("execution {id}"))),
+            Err(e) => Err(Error::Unavailable(format!("the store: {e}"))),
+        }
     }
 
     /// Cancels an execution: no more requests start, those in flight finish.
@@ -136,31 +166,46 @@ impl Orchestrator {
             .ok_or_else(|| Error::NotFound(format!("execution {id}")))
     }
 
-    /// An execution's report, as far as it has run.
+    /// An execution's report, as far as it has run; a finished one's from the store once the
+    /// orchestrator no longer keeps it live.
     pub async fn report(&self, id: &str) -> Result<Report, Error> {
-        self.actor()?
-            .send(BuildReport(id.to_string()))
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("execution {id}")))
+        if let Some(report) = self.actor()?.send(BuildReport(id.to_string())).await? {
+            return Ok(report);
+        }
+        let record = self.stored(id).await?;
+        let Some(json) = record.report_json else {
+            return Err(Error::Refused(format!(
+                "execution {id} is {} and has no report yet",
+                record.state
+            )));
+        };
+        serde_json::from_str(&json).map_err(|e| {
+            Error::Unavailable(format!("the stored report of {id} does not read: {e}"))
+        })
     }
 
-    /// Waits until an execution is over and answers its report. A failed execution is an
-    /// error, unless a threshold with `abort_on_fail` stopped it (its report says why).
-    pub async fn wait(&self, id: &str) -> Result<Report, Error> {
-        loop {
-            let view = self.execution(id).await?;
-            if view.state == State::Failed {
-                let report = self.report(id).await.ok();
-                return match report {
-                    Some(r) if r.summary.stopped_by.is_some() => Ok(r),
-                    _ => Err(Error::Failed(view.reason.unwrap_or_default())),
-                };
+    /// Waits, at most `timeout`, until an execution is over and answers its report. A failed
+    /// execution is an error, unless a threshold with `abort_on_fail` stopped it (its report
+    /// says why). An execution waits for nodes when there are none: give the time that takes.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Report, Error> {
+        let waiting = async {
+            loop {
+                let status = self.status(id).await?;
+                if status.state == State::Failed {
+                    return match self.report(id).await {
+                        Ok(r) if r.summary.stopped_by.is_some() => Ok(r),
+                        _ => Err(Error::Failed(status.reason.unwrap_or_default())),
+                    };
+                }
+                if status.is_over() {
+                    return self.report(id).await;
+                }
+                tokio::time::sleep(POLL).await;
             }
-            if view.state.is_terminal() && view.finished_at_ms.is_some() {
-                return self.report(id).await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        };
+        tokio::time::timeout(timeout, waiting)
+            .await
+            .map_err(|_| Error::TimedOut(format!("execution {id} not over within {timeout:?}")))?
     }
 
     /// The nodes of the cluster (`GET /api/nodes`).
@@ -218,8 +263,15 @@ impl Orchestrator {
     }
 
     /// Stops its HTTP server (connections in flight get a second to finish). The actors stop
-    /// with the actix `System`.
+    /// with the actix `System`. Dropping the handle stops the server without waiting.
     pub async fn stop(self) {
         self.server.stop(true).await;
+    }
+}
+
+impl Drop for Orchestrator {
+    fn drop(&mut self) {
+        // The command is sent at once (a second stop, after `stop`, does nothing).
+        drop(self.server.stop(true));
     }
 }

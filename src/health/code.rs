@@ -7,6 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
 use futures_util::future::LocalBoxFuture;
 
 use super::{CheckKind, CheckResult, Status};
@@ -53,7 +56,9 @@ impl std::fmt::Debug for CodeCheck {
 
 impl CodeCheck {
     /// A check named `name` (10 s timeout, every round) running `probe`. The probe is called on
-    /// the monitor's thread; its future need not be `Send`.
+    /// the monitor's thread; its future need not be `Send`, and must not block: the timeout
+    /// can only end a probe that awaits (run blocking work with `tokio::task::spawn_blocking`).
+    /// A probe that panics fails its check.
     pub fn new<F, Fut>(name: impl Into<String>, probe: F) -> CodeCheck
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -77,6 +82,26 @@ impl CodeCheck {
         self
     }
 
+    /// Checks the name (`[a-z_][a-z0-9_]{0,63}`, as a custom metric's) and the times (more
+    /// than zero); every problem names its field.
+    pub fn validate(&self) -> Result<(), crate::validate::FieldErrors> {
+        let mut e = crate::validate::FieldErrors::default();
+        if !super::custom::valid_name(&self.name) {
+            let n = &self.name;
+            e.push(
+                "name",
+                format!("expected [a-z_][a-z0-9_]{{0,63}}, got {n:?}"),
+            );
+        }
+        if self.timeout.is_zero() {
+            e.push("timeout", "must be more than 0");
+        }
+        if self.interval.is_some_and(|i| i.is_zero()) {
+            e.push("interval", "must be more than 0");
+        }
+        if e.is_empty() { Ok(()) } else { Err(e) }
+    }
+
     /// The check's id in reports and alerts.
     pub fn id(&self) -> String {
         format!("{}:{}", CheckKind::Code.as_str(), self.name)
@@ -85,11 +110,25 @@ impl CodeCheck {
     /// Runs the probe once, within the timeout; its time is the result's `value` (ms).
     pub async fn run(&self) -> CheckResult {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, (self.probe)()).await;
+        // A probe that panics fails its check; it must not take the monitor (and every other
+        // check and metric registered with it) down.
+        let probe = std::panic::catch_unwind(AssertUnwindSafe(|| (self.probe)()));
+        let outcome = match probe {
+            Ok(future) => {
+                let caught = AssertUnwindSafe(future).catch_unwind();
+                tokio::time::timeout(self.timeout, caught).await
+            }
+            Err(panic) => Ok(Err(panic)),
+        };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let (status, message, value) = match outcome {
-            Ok(Ok(what)) => (Status::Healthy, what, Some(ms)),
-            Ok(Err(why)) => (Status::Critical, why, Some(ms)),
+            Ok(Ok(Ok(what))) => (Status::Healthy, what, Some(ms)),
+            Ok(Ok(Err(why))) => (Status::Critical, why, Some(ms)),
+            Ok(Err(panic)) => (
+                Status::Critical,
+                format!("the check panicked: {}", panic_message(&*panic)),
+                None,
+            ),
             Err(_) => (
                 Status::Critical,
                 format!("no answer within {:?}", self.timeout),
@@ -106,6 +145,15 @@ impl CodeCheck {
             value,
         }
     }
+}
+
+/// A panic's message, when it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 #[cfg(test)]
@@ -131,5 +179,34 @@ mod tests {
         let r = slow.run().await;
         assert_eq!((r.status, r.value), (Status::Critical, None));
         assert!(r.message.contains("no answer"), "{}", r.message);
+    }
+
+    #[test]
+    fn names_and_times_are_checked() {
+        let ok = || async { Ok(String::new()) };
+        assert!(CodeCheck::new("database_ping", ok).validate().is_ok());
+        let bad = CodeCheck::new("bad name!", ok).timeout(Duration::ZERO);
+        let e = bad.validate().unwrap_err();
+        let fields: Vec<_> = e.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["name", "timeout"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_panics_fails_its_check() {
+        let in_future = CodeCheck::new("boom", || async {
+            if true {
+                panic!("the pool is gone");
+            }
+            Ok(String::new())
+        });
+        let r = in_future.run().await;
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(r.message, "the check panicked: the pool is gone");
+        #[allow(unreachable_code)]
+        let in_call = CodeCheck::new("boom", || -> std::future::Ready<Result<String, String>> {
+            panic!("before the future")
+        });
+        let r = in_call.run().await;
+        assert_eq!(r.message, "the check panicked: before the future");
     }
 }

@@ -342,7 +342,7 @@ pub(crate) async fn list(state: web::Data<ApiState>) -> Result<HttpResponse, Api
 }
 
 /// The view of an execution known only to the store.
-fn stored_view(
+pub(crate) fn stored_view(
     r: &crate::store::ExecutionRecord,
     settings: &crate::settings::Settings,
 ) -> StoredExecution {

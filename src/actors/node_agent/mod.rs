@@ -111,6 +111,9 @@ pub struct GetNodeStatus;
 pub struct NodeStatus {
     pub node_id: String,
     pub connected: bool,
+    /// While not connected: why the last attempt to join failed (a wrong cluster secret, a
+    /// node id taken, an orchestrator that cannot be reached).
+    pub join_error: Option<String>,
     pub epoch: u64,
     pub lease_valid: bool,
     pub session: crate::hub::SessionStats,

@@ -393,6 +393,10 @@ impl Handler<GetNodeStatus> for NodeAgent {
         MessageResult(NodeStatus {
             node_id: self.node_id.clone(),
             connected: self.link.is_connected(),
+            join_error: self
+                .last_refusal
+                .clone()
+                .filter(|_| !self.link.is_connected()),
             epoch: self.epoch,
             lease_valid: self.lease.is_valid(),
             session: self.link.stats(),
