@@ -122,7 +122,18 @@ fn the_in_process_handles_read_the_store_and_refuse_clearly() {
             }
             other => panic!("a NaN metric was taken: {other:?}"),
         }
-        node.leave().await;
+        // Dropped, the node leaves: the orchestrator no longer counts it connected.
+        drop(node);
+        let mut gone = false;
+        for _ in 0..100 {
+            let nodes = first.nodes().await.unwrap();
+            if !nodes.iter().any(|n| n.state == "connected") {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone, "a dropped node left: {:?}", first.nodes().await.unwrap());
         first.stop().await;
 
         // The same data directory, a new orchestrator: the execution is only in the store.
