@@ -37,6 +37,10 @@ pub struct NodeFacts {
     pub capacity: BTreeMap<String, f64>,
     /// Its latest health score and whether it is short of critical; `None` before a report.
     pub health: Option<(f64, bool)>,
+    /// Why its latest report is critical ([`HealthReport::why_critical`]).
+    ///
+    /// [`HealthReport::why_critical`]: crate::health::HealthReport::why_critical
+    pub why_critical: Option<String>,
     pub record: NodeRecord,
 }
 
@@ -85,6 +89,12 @@ impl Orchestrator {
                 allocated: BTreeMap::new(),
                 health_score: e.facts.health.map_or(100.0, |h| h.0),
                 healthy: e.facts.health.is_none_or(|h| h.1),
+                unhealthy: e.facts.health.is_some_and(|h| !h.1).then(|| {
+                    e.facts
+                        .why_critical
+                        .clone()
+                        .unwrap_or_else(|| "critical".into())
+                }),
                 active_tasks: self.active_tasks(id),
                 record: e.facts.record,
             })
