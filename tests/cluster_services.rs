@@ -430,4 +430,17 @@ fn a_refused_workload_names_the_critical_node_and_its_failing_check() {
         ))
         .unwrap_or_else(|| panic!("{reason}"));
     assert!(rest.ends_with(threshold), "{reason}");
+
+    // A node that went away, until it is forgotten: unreachable.
+    c.nodes[1].kill();
+    assert!(wait_until(Duration::from_secs(20), || {
+        c.node_view("node-ok")["state"] != "connected"
+    }));
+    let reason = refusal(scenario("s", t.addr, 5, 1));
+    let rest = reason
+        .strip_prefix(&format!(
+            "no healthy node: node-ok is unreachable, node-sick is {check}"
+        ))
+        .unwrap_or_else(|| panic!("{reason}"));
+    assert!(rest.ends_with(threshold), "{reason}");
 }
