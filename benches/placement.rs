@@ -87,6 +87,7 @@ fn cluster(n: usize, g: &mut Gen) -> Vec<NodeState> {
                 allocated,
                 health_score: g.range(50.0, 100.0),
                 healthy: g.unit() < 0.97,
+                unhealthy: None,
                 active_tasks: (g.next() % 5) as u32,
                 record: NodeRecord {
                     windows: g.next() % 20,

@@ -91,6 +91,7 @@ fn node(i: usize, caps: u8, healthy: bool) -> NodeState {
         allocated: BTreeMap::new(),
         health_score: if healthy { 100.0 } else { 10.0 },
         healthy,
+        unhealthy: None,
         active_tasks: (i % 3) as u32,
         record: NodeRecord::default(),
     }

@@ -367,3 +367,80 @@ fn a_failing_custom_check_raises_an_alert_and_recovery_clears_it() {
         "the cleared alert is kept in the history: {history:?}"
     );
 }
+
+/// A workload refused because its nodes are critical says which node is left out and which
+/// check fails there, as the node's health monitor reported it.
+#[test]
+fn a_refused_workload_names_the_critical_node_and_its_failing_check() {
+    let mut c = Cluster::empty();
+    let url = c.orchestrator.url("");
+    // Memory at or past 0% is critical on any machine.
+    c.add_node_with(
+        "node-sick",
+        &url,
+        &[
+            ("MCP_NODE_CAPABILITIES", "http_load,gpu"),
+            ("MCP_HEALTH_MONITORING_CHECK_INTERVAL", "0.2"),
+            ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_MEMORY_WARNING", "0"),
+            (
+                "MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_MEMORY_CRITICAL",
+                "0",
+            ),
+        ],
+    );
+    c.wait_connected(1);
+    let t = target();
+    let workloads = c.orchestrator.url("/api/workloads");
+    let refusal = |scenario: Value| {
+        let body = json!({"workload_id": "w", "scenarios": [scenario], "dry_run": true});
+        let mut last = Value::Null;
+        // Until the node's first report it counts as healthy and the dry run places.
+        let refused = wait_until(Duration::from_secs(20), || {
+            let (status, v) = post(&workloads, &body, None);
+            last = v;
+            status == 409
+        });
+        assert!(refused, "never refused: {last}");
+        assert_eq!(last["error"], "unplaced", "{last}");
+        let reason = last["unplaced"][0]["reason"].as_str().unwrap().to_string();
+        assert!(
+            last["message"].as_str().unwrap().contains(&reason),
+            "{last}"
+        );
+        reason
+    };
+    let check = "critical (memory: memory use ";
+    let threshold = "% is at or past the critical threshold 0%)";
+
+    let reason = refusal(scenario("s", t.addr, 5, 1));
+    let rest = reason
+        .strip_prefix(&format!("no healthy node: node-sick is {check}"))
+        .unwrap_or_else(|| panic!("{reason}"));
+    assert!(rest.ends_with(threshold), "{reason}");
+
+    // A healthy node without the capability: the reason names the critical node that has it.
+    c.add_node("node-ok");
+    c.wait_connected(2);
+    let mut gpu = scenario("g", t.addr, 5, 1);
+    gpu["required_capabilities"] = json!(["gpu"]);
+    let reason = refusal(gpu);
+    let rest = reason
+        .strip_prefix(&format!(
+            r#"capability "gpu" on no healthy node: node-sick has it but is {check}"#
+        ))
+        .unwrap_or_else(|| panic!("{reason}"));
+    assert!(rest.ends_with(threshold), "{reason}");
+
+    // A node that went away, until it is forgotten: unreachable.
+    c.nodes[1].kill();
+    assert!(wait_until(Duration::from_secs(20), || {
+        c.node_view("node-ok")["state"] != "connected"
+    }));
+    let reason = refusal(scenario("s", t.addr, 5, 1));
+    let rest = reason
+        .strip_prefix(&format!(
+            "no healthy node: node-ok is unreachable, node-sick is {check}"
+        ))
+        .unwrap_or_else(|| panic!("{reason}"));
+    assert!(rest.ends_with(threshold), "{reason}");
+}

@@ -66,6 +66,7 @@ fn node() -> impl Strategy<Value = NodeState> {
                     allocated,
                     health_score,
                     healthy,
+                    unhealthy: (!healthy).then(|| "critical".to_string()),
                     active_tasks,
                     record,
                 }
@@ -187,6 +188,7 @@ fn ample(n: usize) -> Vec<NodeState> {
             allocated: BTreeMap::new(),
             health_score: 100.0,
             healthy: true,
+            unhealthy: None,
             active_tasks: 0,
             record: NodeRecord::default(),
         })
@@ -470,6 +472,7 @@ fn every_strategy_places_the_spec_example() {
             .collect(),
         health_score: 100.0,
         healthy: true,
+        unhealthy: None,
         active_tasks: 0,
         record: NodeRecord::default(),
     };

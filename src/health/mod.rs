@@ -300,6 +300,47 @@ pub fn capacity(
     out
 }
 
+/// Failing checks named in [`HealthReport::why_critical`]; the rest are counted.
+const CHECKS_NAMED: usize = 3;
+
+/// Characters kept of one check's message in [`HealthReport::why_critical`].
+const MESSAGE_CHARS: usize = 80;
+
+impl HealthReport {
+    /// Why the node is critical, for placement's reasons: `critical (disk: disk use 96.2% is
+    /// at or past the critical threshold 95%, command:probe: exit status 1)`, at most
+    /// [`CHECKS_NAMED`] checks, each message clipped. `None` short of critical.
+    pub fn why_critical(&self) -> Option<String> {
+        if self.status != Status::Critical {
+            return None;
+        }
+        let failing: Vec<&CheckResult> = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Critical)
+            .collect();
+        let mut named: Vec<String> = failing
+            .iter()
+            .take(CHECKS_NAMED)
+            .map(|c| {
+                let message = c.message.split_whitespace().collect::<Vec<_>>().join(" ");
+                match message.char_indices().nth(MESSAGE_CHARS) {
+                    _ if message.is_empty() => c.check_id.clone(),
+                    Some((end, _)) => format!("{}: {}…", c.check_id, &message[..end]),
+                    None => format!("{}: {message}", c.check_id),
+                }
+            })
+            .collect();
+        if failing.len() > CHECKS_NAMED {
+            named.push(format!("and {} more", failing.len() - CHECKS_NAMED));
+        }
+        if named.is_empty() {
+            return Some("critical".into());
+        }
+        Some(format!("critical ({})", named.join(", ")))
+    }
+}
+
 /// One node's health at one moment, as the node sends it to the orchestrator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HealthReport {
@@ -442,6 +483,51 @@ mod tests {
         assert_eq!(json["checks"][0]["kind"], "builtin");
         assert_eq!(json["alerts"][0]["severity"], "warning");
         assert_eq!(json["alerts"][0]["cleared_at_ms"], serde_json::Value::Null);
+    }
+
+    fn report_of(checks: Vec<CheckResult>) -> HealthReport {
+        HealthReport {
+            node_id: "n1".into(),
+            at_ms: 5,
+            sample: Sample::default(),
+            status: worst(&checks),
+            score: 0.0,
+            checks,
+            alerts: Vec::new(),
+            capacity: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn why_critical_names_the_failing_checks_briefly() {
+        let t = thresholds();
+        let warm = evaluate(&sample(85.0, 20.0, 30.0), &t);
+        assert_eq!(report_of(warm).why_critical(), None);
+
+        let mut checks = evaluate(&sample(85.0, 20.0, 96.2), &t);
+        let mut probe = custom(Status::Critical);
+        probe.check_id = "command:probe".into();
+        probe.message = format!("exit status 1:\n{}", "y".repeat(200));
+        checks.push(probe);
+        let why = report_of(checks.clone()).why_critical().unwrap();
+        assert_eq!(
+            why,
+            format!(
+                "critical (disk: disk use 96.2% is at or past the critical threshold 95%, \
+                 command:probe: exit status 1: {}…)",
+                "y".repeat(80 - "exit status 1: ".len())
+            )
+        );
+
+        // At most three named, then how many more.
+        checks.extend((0..3).map(|_| custom(Status::Critical)));
+        let why = report_of(checks).why_critical().unwrap();
+        assert!(why.ends_with("…, http:api, and 2 more)"), "{why}");
+
+        // Critical with no check to blame (it cannot happen today) still says critical.
+        let mut bare = report_of(Vec::new());
+        bare.status = Status::Critical;
+        assert_eq!(bare.why_critical().as_deref(), Some("critical"));
     }
 
     fn pct() -> impl Strategy<Value = f64> {

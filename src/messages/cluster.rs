@@ -33,7 +33,8 @@ pub struct NodeHealth {
     pub report: crate::health::HealthReport,
 }
 
-/// The connected nodes as placement sees them (capabilities, capacity, health, record).
+/// The known nodes as placement sees them (capabilities, capacity, health, record); those not
+/// connected are unhealthy, `unreachable`.
 #[derive(Message)]
 #[rtype(result = "Vec<crate::placement::NodeState>")]
 pub struct GetNodeStates;

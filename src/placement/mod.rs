@@ -9,8 +9,9 @@
 //!   this plan puts there never exceeds `capacity` (a resource the node does not list has
 //!   capacity 0, so a scenario needing it does not fit there);
 //! - a scenario that fits nowhere is listed in [`Placement::unplaced`] with the reason (which
-//!   capability no healthy node has, or which resource is short and by how much); the others
-//!   still place;
+//!   capability no healthy node has, or which resource is short and by how much, naming the
+//!   nodes left out for their health that could have taken it and why); the others still
+//!   place;
 //! - the plan is deterministic: the same input and seed give the same plan. The seed only
 //!   breaks ties (each node gets a seeded tie rank, and round-robin starts at a seeded offset);
 //!   nodes are taken in `node_id` order, so the order of the `nodes` slice does not matter.
@@ -41,6 +42,7 @@ mod form;
 mod table;
 #[cfg(test)]
 mod tests;
+mod unhealthy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -68,6 +70,11 @@ pub struct NodeState {
     pub health_score: f64,
     /// An unhealthy node is never chosen.
     pub healthy: bool,
+    /// Why an unhealthy node is, for the reasons of scenarios it could have taken, e.g.
+    /// `critical (disk: disk use 96.2% is at or past the critical threshold 95%)` or
+    /// `unreachable`: read as `<node_id> is <unhealthy>`. `None` reads as `unhealthy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy: Option<String>,
     /// Tasks running on the node now.
     pub active_tasks: u32,
     pub record: NodeRecord,
@@ -252,7 +259,8 @@ pub struct Assignment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Unplaced {
     pub scenario_id: String,
-    /// What was missing, e.g. `capability "gpu" on no healthy node` or
+    /// What was missing, e.g. `capability "gpu" on no healthy node: gpu_1 has it but is
+    /// critical (memory: ...)`, `no healthy node: web_1 is critical (disk: ...), and 2 more` or
     /// `resource "cpu" short: needed 8, most free 4`.
     pub reason: String,
 }

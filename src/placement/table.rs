@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use super::unhealthy::listing;
 use super::{NodeState, Scenario, Weights, record_score, region};
 
 /// A requirement counts when it is positive (or NaN, which then fits nowhere).
@@ -79,6 +80,8 @@ const NO_PLACE: u32 = u32::MAX;
 
 pub(super) struct Table<'a> {
     cands: Vec<Cand<'a>>,
+    /// The nodes left out for their health, in node id order.
+    sick: Vec<&'a NodeState>,
     /// Capability names some scenario requires, to their bit in a node's row.
     cap_index: HashMap<&'a str, usize>,
     words: usize,
@@ -148,13 +151,14 @@ fn columns(scenarios: &[Scenario]) -> (HashMap<&str, usize>, Vec<&str>, HashMap<
     (cap_index, res, res_index)
 }
 
-/// The healthy nodes' indexes in node id order; the first entry of an id counts.
-fn live_order(nodes: &[NodeState]) -> Vec<usize> {
+/// The healthy nodes' indexes in node id order, and the unhealthy ones; the first entry of an
+/// id counts.
+fn live_order(nodes: &[NodeState]) -> (Vec<usize>, Vec<&NodeState>) {
     let mut order: Vec<usize> = (0..nodes.len()).collect();
     order.sort_by(|&a, &b| nodes[a].node_id.cmp(&nodes[b].node_id).then(a.cmp(&b)));
     order.dedup_by(|b, a| nodes[*a].node_id == nodes[*b].node_id);
-    order.retain(|&i| nodes[i].healthy);
-    order
+    let (live, sick): (Vec<usize>, Vec<usize>) = order.into_iter().partition(|&i| nodes[i].healthy);
+    (live, sick.into_iter().map(|i| &nodes[i]).collect())
 }
 
 /// A node's health score as a fraction (0 when unknown).
@@ -169,7 +173,7 @@ fn health_of(node: &NodeState) -> f64 {
 impl<'a> Table<'a> {
     pub(super) fn new(scenarios: &'a [Scenario], nodes: &'a [NodeState], seed: u64) -> Self {
         let (cap_index, res, res_index) = columns(scenarios);
-        let order = live_order(nodes);
+        let (order, sick) = live_order(nodes);
 
         let words = cap_index.len().div_ceil(64);
         let mut have = vec![0u64; order.len() * words];
@@ -228,6 +232,7 @@ impl<'a> Table<'a> {
         let most_tasks = cands.iter().map(|c| c.tasks).max().unwrap_or(0);
         Table {
             cands,
+            sick,
             cap_index,
             words,
             have,
@@ -383,12 +388,16 @@ impl<'a> Table<'a> {
 
     /// Why a scenario fits on no node now.
     pub(super) fn diagnose(&self, s: &Scenario, need: &Need) -> String {
-        if self.cands.is_empty() {
-            return "no healthy node".to_string();
-        }
         let mut wanted: Vec<&str> = s.required_capabilities.iter().map(String::as_str).collect();
         wanted.sort_unstable();
         wanted.dedup();
+        if self.cands.is_empty() {
+            let left_out: Vec<_> = self.sick.iter().map(|&n| (n, None)).collect();
+            if left_out.is_empty() {
+                return "no healthy node: no node is connected".to_string();
+            }
+            return format!("no healthy node: {}", listing(&left_out));
+        }
         let missing: Vec<&str> = wanted
             .iter()
             .copied()
@@ -400,17 +409,30 @@ impl<'a> Table<'a> {
             .collect();
         match missing.len() {
             0 => {}
-            1 => return format!("capability {} on no healthy node", quoted(&missing)),
-            _ => return format!("capabilities {} on no healthy node", quoted(&missing)),
+            1 => {
+                let text = format!("capability {} on no healthy node", quoted(&missing));
+                return self.with_holders(text, &missing, Some("it"));
+            }
+            _ => {
+                let text = format!("capabilities {} on no healthy node", quoted(&missing));
+                return self.with_holders(text, &missing, None);
+            }
         }
         let capable: Vec<usize> = (0..self.cands.len())
             .filter(|&c| self.has_caps(c, need))
             .collect();
         if capable.is_empty() {
-            return format!(
+            let text = format!(
                 "no healthy node has all of the capabilities {}",
                 quoted(&wanted)
             );
+            let holders: Vec<_> = self
+                .sick
+                .iter()
+                .filter(|n| wanted.iter().all(|c| n.capabilities.contains(*c)))
+                .map(|&n| (n, Some("them".to_string())))
+                .collect();
+            return with_listing(text, &holders);
         }
         let width = self.res.len();
         let short: Vec<String> = need
@@ -444,5 +466,33 @@ impl<'a> Table<'a> {
             "no single node has room for all of {} at once",
             all.join(", ")
         )
+    }
+
+    /// `text`, then the unhealthy nodes that have some of `caps` (each with what it has: `it`
+    /// when given, else the ones of `caps` it has) and why they are left out.
+    fn with_holders(&self, text: String, caps: &[&str], it: Option<&str>) -> String {
+        let holders: Vec<_> = self
+            .sick
+            .iter()
+            .filter_map(|&n| {
+                let has: Vec<&str> = caps
+                    .iter()
+                    .copied()
+                    .filter(|c| n.capabilities.contains(*c))
+                    .collect();
+                (!has.is_empty())
+                    .then(|| (n, Some(it.map_or_else(|| quoted(&has), str::to_string))))
+            })
+            .collect();
+        with_listing(text, &holders)
+    }
+}
+
+/// `text`, and `: <the nodes>` when there are any.
+fn with_listing(text: String, nodes: &[(&NodeState, Option<String>)]) -> String {
+    if nodes.is_empty() {
+        text
+    } else {
+        format!("{text}: {}", listing(nodes))
     }
 }

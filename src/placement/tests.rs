@@ -17,6 +17,7 @@ fn node(id: &str, caps: &[&str], location: &str) -> NodeState {
         allocated: BTreeMap::new(),
         health_score: 100.0,
         healthy: true,
+        unhealthy: None,
         active_tasks: 0,
         record: NodeRecord::default(),
     }
@@ -343,7 +344,10 @@ fn unplaced_scenarios_say_what_is_missing() {
         .iter()
         .map(|u| (u.scenario_id.as_str(), u.reason.as_str()))
         .collect();
-    assert_eq!(reasons["gpu"], r#"capability "gpu" on no healthy node"#);
+    assert_eq!(
+        reasons["gpu"],
+        r#"capability "gpu" on no healthy node: sick has it but is unhealthy"#
+    );
     assert_eq!(
         reasons["mixed"],
         r#"no healthy node has all of the capabilities "api_testing", "security_testing""#
@@ -372,7 +376,110 @@ fn unplaced_scenarios_say_what_is_missing() {
     );
 
     let none = run(&[scenario("s", &[], 1.0)], &[], Strategy::RoundRobin);
-    assert_eq!(none.unplaced[0].reason, "no healthy node");
+    assert_eq!(
+        none.unplaced[0].reason,
+        "no healthy node: no node is connected"
+    );
+}
+
+fn sick(id: &str, caps: &[&str], why: Option<&str>) -> NodeState {
+    let mut n = node(id, caps, "");
+    n.healthy = false;
+    n.health_score = 10.0;
+    n.unhealthy = why.map(str::to_string);
+    n
+}
+
+fn reason(scenario: Scenario, nodes: &[NodeState]) -> String {
+    let plan = run(&[scenario], nodes, Strategy::LeastLoaded);
+    assert!(plan.assignments.is_empty(), "{plan:?}");
+    plan.unplaced[0].reason.clone()
+}
+
+#[test]
+fn unplaced_reasons_name_the_nodes_left_out_for_their_health_and_why() {
+    let disk = "critical (disk: disk use 96.2% is at or past the critical threshold 95%)";
+    let nodes = [
+        sick("web_node_1", &["http_load"], Some(disk)),
+        sick(
+            "security_node_1",
+            &["security_testing"],
+            Some("unreachable"),
+        ),
+        // Counted once: the first entry of an id.
+        sick("web_node_1", &[], Some("ignored")),
+    ];
+    assert_eq!(
+        reason(scenario("s", &[], 1.0), &nodes),
+        format!("no healthy node: security_node_1 is unreachable, web_node_1 is {disk}")
+    );
+
+    // At most five named, in id order, then how many more; a long reason is clipped.
+    let long = format!("critical ({})", "x".repeat(300));
+    let many: Vec<NodeState> = (0..8)
+        .map(|i| {
+            sick(
+                &format!("n{i}"),
+                &[],
+                Some(&long).filter(|_| i == 0).map(|s| s.as_str()),
+            )
+        })
+        .collect();
+    let text = reason(scenario("s", &[], 1.0), &many);
+    let clipped = format!("{}…", &long[..159]);
+    assert_eq!(
+        text,
+        format!(
+            "no healthy node: n0 is {clipped}, n1 is unhealthy, n2 is unhealthy, \
+             n3 is unhealthy, n4 is unhealthy, and 3 more"
+        )
+    );
+
+    // A capability only unhealthy nodes have: which of them have it, and why they are out.
+    let nodes = [
+        node("web", &["http_load"], ""),
+        sick(
+            "gpu_b",
+            &["gpu", "fpga"],
+            Some("critical (memory: memory use 99.0% is at or past the critical threshold 95%)"),
+        ),
+        sick("gpu_a", &["gpu"], None),
+        sick("plain", &[], Some("critical (cpu: cpu use 100.0%)")),
+    ];
+    assert_eq!(
+        reason(scenario("s", &["gpu"], 1.0), &nodes),
+        "capability \"gpu\" on no healthy node: gpu_a has it but is unhealthy, gpu_b has it but \
+         is critical (memory: memory use 99.0% is at or past the critical threshold 95%)"
+    );
+    assert_eq!(
+        reason(scenario("s", &["gpu", "fpga", "tpu"], 1.0), &nodes),
+        "capabilities \"fpga\", \"gpu\", \"tpu\" on no healthy node: gpu_a has \"gpu\" but is \
+         unhealthy, gpu_b has \"fpga\", \"gpu\" but is critical (memory: memory use 99.0% is at \
+         or past the critical threshold 95%)"
+    );
+    // No unhealthy node has it: nothing more to say.
+    assert_eq!(
+        reason(scenario("s", &["tpu"], 1.0), &nodes),
+        r#"capability "tpu" on no healthy node"#
+    );
+    // Each capability on some healthy node, all of them only on an unhealthy one.
+    let nodes = [
+        node("web", &["http_load"], ""),
+        node("sec", &["security_testing"], ""),
+        sick(
+            "both",
+            &["http_load", "security_testing"],
+            Some("critical (command:probe: exit status 1)"),
+        ),
+    ];
+    assert_eq!(
+        reason(
+            scenario("s", &["http_load", "security_testing"], 1.0),
+            &nodes
+        ),
+        "no healthy node has all of the capabilities \"http_load\", \"security_testing\": both has \
+         them but is critical (command:probe: exit status 1)"
+    );
 }
 
 #[test]

@@ -169,6 +169,7 @@ impl Handler<NodeHealth> for Orchestrator {
         let r = &msg.report;
         let was = e.facts.health.map(|h| h.1);
         e.facts.health = Some((r.score, r.status != Status::Critical));
+        e.facts.why_critical = r.why_critical();
         let changed = was != Some(r.status != Status::Critical);
         if !r.capacity.is_empty() {
             // Offered with every report, so a rebuilt (empty) pool learns it again.

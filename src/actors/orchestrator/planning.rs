@@ -37,6 +37,10 @@ pub struct NodeFacts {
     pub capacity: BTreeMap<String, f64>,
     /// Its latest health score and whether it is short of critical; `None` before a report.
     pub health: Option<(f64, bool)>,
+    /// Why its latest report is critical ([`HealthReport::why_critical`]).
+    ///
+    /// [`HealthReport::why_critical`]: crate::health::HealthReport::why_critical
+    pub why_critical: Option<String>,
     pub record: NodeRecord,
 }
 
@@ -77,18 +81,29 @@ impl Orchestrator {
         self.nodes
             .iter()
             .filter(|(_, e)| e.up)
-            .map(|(id, e)| NodeState {
-                node_id: id.clone(),
-                capabilities: e.facts.capabilities.clone(),
-                location: e.facts.location.clone(),
-                capacity: e.facts.capacity.clone(),
-                allocated: BTreeMap::new(),
-                health_score: e.facts.health.map_or(100.0, |h| h.0),
-                healthy: e.facts.health.is_none_or(|h| h.1),
-                active_tasks: self.active_tasks(id),
-                record: e.facts.record,
-            })
+            .map(|(id, e)| self.node_state(id, &e.facts))
             .collect()
+    }
+
+    fn node_state(&self, id: &str, facts: &NodeFacts) -> NodeState {
+        let healthy = facts.health.is_none_or(|h| h.1);
+        NodeState {
+            node_id: id.to_string(),
+            capabilities: facts.capabilities.clone(),
+            location: facts.location.clone(),
+            capacity: facts.capacity.clone(),
+            allocated: BTreeMap::new(),
+            health_score: facts.health.map_or(100.0, |h| h.0),
+            healthy,
+            unhealthy: (!healthy).then(|| {
+                facts
+                    .why_critical
+                    .clone()
+                    .unwrap_or_else(|| "critical".into())
+            }),
+            active_tasks: self.active_tasks(id),
+            record: facts.record,
+        }
     }
 
     /// Tells the pool what `node` offers.
@@ -402,7 +417,18 @@ impl Handler<GetNodeStates> for Orchestrator {
     type Result = MessageResult<GetNodeStates>;
 
     fn handle(&mut self, _: GetNodeStates, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.node_states())
+        // The known nodes that are not connected too: never chosen, but named (`unreachable`)
+        // when placement says why a scenario fits nowhere.
+        let down = self
+            .nodes
+            .iter()
+            .filter(|(_, e)| !e.up)
+            .map(|(id, e)| NodeState {
+                healthy: false,
+                unhealthy: Some("unreachable".into()),
+                ..self.node_state(id, &e.facts)
+            });
+        MessageResult(self.node_states().into_iter().chain(down).collect())
     }
 }
 
