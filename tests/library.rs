@@ -24,8 +24,13 @@ fn a_node_and_a_client_of_this_process_drive_a_running_orchestrator() {
         settings.node.port = 0;
         let node = LoadGenerator::connect(&url.parse().unwrap(), settings, "embedded").unwrap();
         let client = Orchestrator::connect(&url, None).unwrap();
+        let nodes = client
+            .wait_for_nodes(1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(nodes[0].node_id, "embedded", "{nodes:?}");
 
-        // Queued until the node has joined, then run on it alone.
+        // Run on the node alone.
         let id = client
             .submit(load_body(target.addr, 50, 2, json!({})))
             .await

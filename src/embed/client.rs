@@ -50,6 +50,20 @@ pub struct ExecutionStatus {
     pub achieved_rps: Option<f64>,
 }
 
+/// A node of the cluster (`GET /api/nodes`, its leading fields).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeSummary {
+    pub node_id: String,
+    /// `connected`, `disconnected` (its session may resume) or `failed` (fenced).
+    pub state: String,
+    pub location: String,
+    pub capabilities: Vec<String>,
+    /// Its REST API (`host:port`).
+    pub rest_addr: String,
+    /// Milliseconds since the orchestrator last heard from it.
+    pub last_heard_ms: u64,
+}
+
 impl ExecutionStatus {
     /// The leading fields of a live view.
     pub fn of(v: &crate::execution::ExecutionView) -> ExecutionStatus {
@@ -126,6 +140,33 @@ impl OrchestratorClient {
             .await?;
         serde_json::from_value(v)
             .map_err(|e| Error::Unavailable(format!("the answer does not read: {e}")))
+    }
+
+    /// The cluster's nodes.
+    pub async fn nodes(&self) -> Result<Vec<NodeSummary>, Error> {
+        let v = self.call(Method::GET, "/api/nodes", None).await?;
+        serde_json::from_value(v["nodes"].clone())
+            .map_err(|e| Error::Unavailable(format!("the node list does not read: {e}")))
+    }
+
+    /// Waits, at most `timeout`, until at least `count` nodes are connected; answers them.
+    pub async fn wait_for_nodes(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<NodeSummary>, Error> {
+        let waiting = async {
+            loop {
+                let nodes = self.nodes().await?;
+                if nodes.iter().filter(|n| n.state == "connected").count() >= count {
+                    return Ok(nodes);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        tokio::time::timeout(timeout, waiting).await.map_err(|_| {
+            Error::TimedOut(format!("{count} nodes did not join within {timeout:?}"))
+        })?
     }
 
     /// Cancels an execution.

@@ -48,7 +48,7 @@ mod monitor;
 mod orchestrator;
 mod pool;
 
-pub use client::{ExecutionStatus, OrchestratorClient};
+pub use client::{ExecutionStatus, NodeSummary, OrchestratorClient};
 pub use cluster::{Discovery, Distributor};
 pub use load_generator::LoadGenerator;
 pub use monitor::NodeMonitor;
