@@ -83,12 +83,25 @@ fn the_in_process_handles_read_the_store_and_refuse_clearly() {
         let first = Orchestrator::start(settings.clone()).unwrap();
         let node = LoadGenerator::join(&first, settings.clone(), "n1").unwrap();
         node.wait_joined(Duration::from_secs(30)).await.unwrap();
+        let mut events = first.events(None, 1024).await.unwrap();
         let id = first
             .submit(load_body(target.addr, 20, 1, json!({})))
             .await
             .unwrap();
         let ran = first.wait(&id, Duration::from_secs(60)).await.unwrap();
         assert_eq!(ran.summary.total_requests, 20);
+        // The stream told the same story: the execution's states, in order, to completed.
+        let mut states = Vec::new();
+        while let Ok(text) = events.events.try_recv() {
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let errors = common::schema_errors("schemas/events.schema.json", &event);
+            assert!(errors.is_empty(), "{errors:?}: {event}");
+            if event["type"] == "execution_state" && event["execution_id"] == id.as_str() {
+                states.push(event["state"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        assert_eq!(states.last().map(String::as_str), Some("completed"), "{states:?}");
+        assert!(states.iter().any(|s| s == "running"), "{states:?}");
 
         let workload = |dry_run: bool| {
             json!({"dry_run": dry_run, "scenarios": [{"scenario_id": "gpu_job", "test_type": "load_test",

@@ -14,6 +14,7 @@ use crate::app::{OrchestratorHandle, bind_listener, serve_orchestrator, start_or
 use crate::execution::{ExecutionView, State};
 use crate::health::{Alert, ClusterHealth};
 use crate::messages::cluster::{BuildReport, Cancel, GetExecution, ListNodes, NodeView, Submit};
+use crate::messages::events::{Subscribe, Subscription};
 use crate::messages::health::{GetAlerts, GetClusterHealth};
 use crate::messages::store as db;
 use crate::settings::Settings;
@@ -245,6 +246,23 @@ impl Orchestrator {
     pub async fn alerts(&self, active_only: bool) -> Result<Vec<Alert>, Error> {
         let monitor = live(&self.handle.registry.health, "health monitor")?;
         Ok(monitor.send(GetAlerts { active_only }).await?)
+    }
+
+    /// The live event stream, as `GET /api/events` sends it: each event is the JSON text of
+    /// one frame (`schemas/events.schema.json`: `execution_state`, `stats`, `node_joined`,
+    /// `alert_raised`…), for every execution or only `execution_id`'s. A subscriber that lets
+    /// more than `buffer` events wait is dropped (its channel closes, `dropped` says why).
+    pub async fn events(
+        &self,
+        execution_id: Option<&str>,
+        buffer: usize,
+    ) -> Result<Subscription, Error> {
+        let bus = live(&self.handle.registry.events, "event bus")?;
+        let subscribe = Subscribe {
+            execution_id: execution_id.map(str::to_string),
+            buffer: buffer.max(1),
+        };
+        Ok(bus.send(subscribe).await?)
     }
 
     /// Its service registry.
