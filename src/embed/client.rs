@@ -7,7 +7,7 @@ use awc::http::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Error;
+use super::{Error, poll, settle};
 use crate::execution::State;
 use crate::task::report::Report;
 use crate::validate::FieldErrors;
@@ -155,18 +155,12 @@ impl OrchestratorClient {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<NodeSummary>, Error> {
-        let waiting = async {
-            loop {
-                let nodes = self.nodes().await?;
-                if nodes.iter().filter(|n| n.state == "connected").count() >= count {
-                    return Ok(nodes);
-                }
-                tokio::time::sleep(POLL).await;
-            }
+        let joined = || async {
+            let nodes = self.nodes().await?;
+            let connected = nodes.iter().filter(|n| n.state == "connected").count();
+            Ok((connected >= count).then_some(nodes))
         };
-        tokio::time::timeout(timeout, waiting).await.map_err(|_| {
-            Error::TimedOut(format!("{count} nodes did not join within {timeout:?}"))
-        })?
+        poll(POLL, timeout, format!("{count} nodes did not join"), joined).await
     }
 
     /// Cancels an execution.
@@ -188,24 +182,8 @@ impl OrchestratorClient {
     /// Waits, at most `timeout`, until an execution is over and answers its report; a failed
     /// execution is an error unless a threshold with `abort_on_fail` stopped it.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Report, Error> {
-        let waiting = async {
-            loop {
-                let status = self.execution(id).await?;
-                if status.state == State::Failed {
-                    return match self.report(id).await {
-                        Ok(r) if r.summary.stopped_by.is_some() => Ok(r),
-                        _ => Err(Error::Failed(status.reason.unwrap_or_default())),
-                    };
-                }
-                if status.is_over() {
-                    return self.report(id).await;
-                }
-                tokio::time::sleep(POLL).await;
-            }
-        };
-        tokio::time::timeout(timeout, waiting)
-            .await
-            .map_err(|_| Error::TimedOut(format!("execution {id} not over within {timeout:?}")))?
+        let over = || async { settle(self.execution(id).await?, self.report(id)).await };
+        poll(POLL, timeout, format!("execution {id} not over"), over).await
     }
 }
 

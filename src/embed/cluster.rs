@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Error, live};
+use super::{Error, live, poll};
 use crate::actors::registry::Registry;
 use crate::discovery::{KnownService, Query, ServiceInstance, Source};
 use crate::messages::discovery::{
@@ -124,17 +124,12 @@ impl Distributor {
     /// Waits until a plan is over (completed, failed, cancelled or timed out); answers it. A
     /// dry run's plan (`planned`) runs nothing and is answered at once.
     pub async fn wait(&self, plan_id: &str, timeout: Duration) -> Result<PlanView, Error> {
-        let waiting = async {
-            loop {
-                let plan = self.plan(plan_id).await?;
-                if plan.finished_at_ms.is_some() || plan.state == "planned" {
-                    return Ok(plan);
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+        let over = || async {
+            let plan = self.plan(plan_id).await?;
+            let done = plan.finished_at_ms.is_some() || plan.state == "planned";
+            Ok(done.then_some(plan))
         };
-        tokio::time::timeout(timeout, waiting)
-            .await
-            .map_err(|_| Error::TimedOut(format!("plan {plan_id} not over within {timeout:?}")))?
+        let every = Duration::from_millis(200);
+        poll(every, timeout, format!("plan {plan_id} not over"), over).await
     }
 }

@@ -58,7 +58,12 @@ pub use pool::ResourcePool;
 pub use crate::health::code::CodeCheck;
 pub use crate::health::custom::CustomMetric;
 
+use std::future::Future;
+use std::time::Duration;
+
+use crate::execution::State;
 use crate::http::error::ApiError;
+use crate::task::report::Report;
 use crate::validate::FieldErrors;
 
 /// Why a call through the library failed.
@@ -110,6 +115,50 @@ impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
         Error::Start(e.into())
     }
+}
+
+/// Calls `step` every `every` until it answers `Some`, for at most `timeout`; `what` says what
+/// did not happen in time.
+async fn poll<T, F, Fut>(
+    every: Duration,
+    timeout: Duration,
+    what: String,
+    mut step: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, Error>>,
+{
+    let waiting = async {
+        loop {
+            if let Some(done) = step().await? {
+                return Ok(done);
+            }
+            tokio::time::sleep(every).await;
+        }
+    };
+    tokio::time::timeout(timeout, waiting)
+        .await
+        .map_err(|_| Error::TimedOut(format!("{what} within {timeout:?}")))?
+}
+
+/// What waiting on an execution in `status` comes to: its report once it is over (`report`
+/// is only awaited then); a failure, unless a threshold with `abort_on_fail` stopped it (its
+/// report says why); `None` while it runs.
+async fn settle(
+    status: ExecutionStatus,
+    report: impl Future<Output = Result<Report, Error>>,
+) -> Result<Option<Report>, Error> {
+    if status.state == State::Failed {
+        return match report.await {
+            Ok(r) if r.summary.stopped_by.is_some() => Ok(Some(r)),
+            _ => Err(Error::Failed(status.reason.unwrap_or_default())),
+        };
+    }
+    if status.is_over() {
+        return report.await.map(Some);
+    }
+    Ok(None)
 }
 
 /// An actor's address, or `Unavailable` while its supervisor rebuilds it.

@@ -7,11 +7,11 @@ use actix::Addr;
 use serde_json::Value;
 
 use super::ExecutionStatus;
-use super::{Discovery, Distributor, Error, ResourcePool, live};
+use super::{Discovery, Distributor, Error, ResourcePool, live, poll, settle};
 use crate::actors::orchestrator::Orchestrator as OrchestratorActor;
 use crate::actors::store::Store;
 use crate::app::{OrchestratorHandle, bind_listener, serve_orchestrator, start_orchestrator_on};
-use crate::execution::{ExecutionView, State};
+use crate::execution::ExecutionView;
 use crate::health::{Alert, ClusterHealth};
 use crate::messages::cluster::{BuildReport, Cancel, GetExecution, ListNodes, NodeView, Submit};
 use crate::messages::events::{Subscribe, Subscription};
@@ -189,24 +189,8 @@ impl Orchestrator {
     /// execution is an error, unless a threshold with `abort_on_fail` stopped it (its report
     /// says why). An execution waits for nodes when there are none: give the time that takes.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Report, Error> {
-        let waiting = async {
-            loop {
-                let status = self.status(id).await?;
-                if status.state == State::Failed {
-                    return match self.report(id).await {
-                        Ok(r) if r.summary.stopped_by.is_some() => Ok(r),
-                        _ => Err(Error::Failed(status.reason.unwrap_or_default())),
-                    };
-                }
-                if status.is_over() {
-                    return self.report(id).await;
-                }
-                tokio::time::sleep(POLL).await;
-            }
-        };
-        tokio::time::timeout(timeout, waiting)
-            .await
-            .map_err(|_| Error::TimedOut(format!("execution {id} not over within {timeout:?}")))?
+        let over = || async { settle(self.status(id).await?, self.report(id)).await };
+        poll(POLL, timeout, format!("execution {id} not over"), over).await
     }
 
     /// The nodes of the cluster (`GET /api/nodes`).
@@ -220,19 +204,12 @@ impl Orchestrator {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<NodeView>, Error> {
-        let waiting = async {
-            loop {
-                let nodes = self.nodes().await?;
-                let connected = nodes.iter().filter(|n| n.state == "connected").count();
-                if connected >= count {
-                    return Ok(nodes);
-                }
-                tokio::time::sleep(POLL).await;
-            }
+        let joined = || async {
+            let nodes = self.nodes().await?;
+            let connected = nodes.iter().filter(|n| n.state == "connected").count();
+            Ok((connected >= count).then_some(nodes))
         };
-        tokio::time::timeout(timeout, waiting).await.map_err(|_| {
-            Error::TimedOut(format!("{count} nodes did not join within {timeout:?}"))
-        })?
+        poll(POLL, timeout, format!("{count} nodes did not join"), joined).await
     }
 
     /// The cluster's health (`GET /api/health`).
