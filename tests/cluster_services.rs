@@ -295,21 +295,7 @@ fn a_failing_custom_check_raises_an_alert_and_recovery_clears_it() {
         ),
     );
     let mut c = Cluster::empty();
-    let url = c.orchestrator.url("");
-    let mut cmd = common::mcpt(&[
-        "node",
-        "--orchestrator",
-        &url,
-        "--port",
-        "0",
-        "--id",
-        "node-1",
-        "--config",
-        config.path.to_str().unwrap(),
-    ]);
-    common::cluster::cluster_env(&mut cmd);
-    c.nodes
-        .push(common::cluster::Server::spawn("node-1", &mut cmd));
+    c.add_configured_node("node-1", &config.path, &[]);
     c.wait_connected(1);
 
     let node_health = || get(&c.orchestrator.url("/api/nodes/node-1/health")).1;

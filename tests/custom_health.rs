@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 
-use common::cluster::{Cluster, Server, cluster_env, get, post};
+use common::cluster::{Cluster, Server, get, post};
 use common::wait_until;
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
@@ -86,22 +86,36 @@ fn start_with(checks: &str) -> (Cluster, Socket, common::TempFile) {
     );
     let mut c = Cluster::empty();
     let events = subscribe(&c);
-    let url = c.orchestrator.url("");
-    let mut cmd = common::mcpt(&[
-        "node",
-        "--orchestrator",
-        &url,
-        "--port",
-        "0",
-        "--id",
-        "node-1",
-        "--config",
-        config.path.to_str().unwrap(),
-    ]);
-    cluster_env(&mut cmd).env("MCP_API_TOKEN", TOKEN);
-    c.nodes.push(Server::spawn("node-1", &mut cmd));
+    c.add_configured_node("node-1", &config.path, &[("MCP_API_TOKEN", TOKEN)]);
     c.wait_connected(1);
     (c, events, config)
+}
+
+/// Waits for the critical alert on `check_id` (a value in jobs): its `alert_raised` event, the
+/// orchestrator's one active alert saying the value, and the check showing it. Answers the event.
+fn await_raised(c: &Cluster, events: &mut Socket, check_id: &str, value: f64) -> Value {
+    let raised = await_alert_event(events, "alert_raised", check_id);
+    assert_eq!(raised["alert"]["severity"], "critical", "{raised}");
+    assert!(wait_until(WAIT, || alerts(c, check_id, true).len() == 1));
+    let alert = alerts(c, check_id, true).remove(0);
+    assert!(
+        alert["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{value} jobs")),
+        "{alert}"
+    );
+    assert!(wait_until(WAIT, || check_of(c, check_id)["value"] == value));
+    raised
+}
+
+/// Waits for the alert `raised` announced to clear: its `alert_cleared` event, and no active
+/// alert on its check at the orchestrator.
+fn await_cleared(c: &Cluster, events: &mut Socket, raised: &Value) {
+    let check_id = raised["alert"]["check_id"].as_str().unwrap();
+    let cleared = await_alert_event(events, "alert_cleared", check_id);
+    assert_eq!(cleared["alert"]["alert_id"], raised["alert"]["alert_id"]);
+    assert!(wait_until(WAIT, || alerts(c, check_id, true).is_empty()));
 }
 
 /// The orchestrator's alerts about `check_id`, active ones or all.
@@ -135,21 +149,7 @@ fn node_metrics(node: &Server) -> String {
 
 /// `promtool check metrics` parses the exposition and lints nothing about the custom series.
 fn promtool_accepts_the_custom_series(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool runs (Debian package prometheus; .ci/run installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::promtool_check_metrics(text);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_ne!(
         out.status.code(),
@@ -224,15 +224,7 @@ fn a_custom_metric_past_critical_raises_an_alert_that_clears() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "accepted");
 
-    let raised = await_alert_event(&mut events, "alert_raised", id);
-    assert_eq!(raised["alert"]["severity"], "critical", "{raised}");
-    assert!(wait_until(WAIT, || alerts(&c, id, true).len() == 1));
-    let alert = alerts(&c, id, true).remove(0);
-    assert!(
-        alert["message"].as_str().unwrap().contains("50 jobs"),
-        "{alert}"
-    );
-    assert!(wait_until(WAIT, || check_of(&c, id)["value"] == 50.0));
+    let raised = await_raised(&c, &mut events, id, 50.0);
     assert_eq!(check_of(&c, id)["kind"], "metric");
     let cluster = get(&c.orchestrator.url("/api/health")).1["cluster"].clone();
     let view = &cluster["nodes"][0];
@@ -247,9 +239,7 @@ fn a_custom_metric_past_critical_raises_an_alert_that_clears() {
     );
 
     assert_eq!(push(node, &metric(3.0), Some(TOKEN)).0, 200);
-    let cleared = await_alert_event(&mut events, "alert_cleared", id);
-    assert_eq!(cleared["alert"]["alert_id"], raised["alert"]["alert_id"]);
-    assert!(wait_until(WAIT, || alerts(&c, id, true).is_empty()));
+    await_cleared(&c, &mut events, &raised);
     assert!(alerts(&c, id, false)[0]["cleared_at_ms"].is_u64());
     let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"queue_depth\"} 3.0";
     assert!(wait_until(WAIT, || node_metrics(node).contains(line)));
@@ -276,9 +266,7 @@ fn a_failing_command_check_raises_an_alert_that_clears() {
     assert_eq!(check_of(&c, id)["kind"], "command");
 
     std::fs::write(&marker, "").unwrap();
-    let cleared = await_alert_event(&mut events, "alert_cleared", id);
-    assert_eq!(cleared["alert"]["alert_id"], raised["alert"]["alert_id"]);
-    assert!(wait_until(WAIT, || alerts(&c, id, true).is_empty()));
+    await_cleared(&c, &mut events, &raised);
     assert!(wait_until(WAIT, || check_of(&c, id)["status"] == "healthy"));
 }
 
@@ -332,15 +320,7 @@ fn a_prometheus_series_past_critical_raises_an_alert_that_clears() {
     assert!(alerts(&c, id, true).is_empty(), "no alert while it is low");
 
     *text.lock().unwrap() = queue_depths(50.0);
-    let raised = await_alert_event(&mut events, "alert_raised", id);
-    assert_eq!(raised["alert"]["severity"], "critical", "{raised}");
-    assert!(wait_until(WAIT, || alerts(&c, id, true).len() == 1));
-    let alert = alerts(&c, id, true).remove(0);
-    assert!(
-        alert["message"].as_str().unwrap().contains("50 jobs"),
-        "{alert}"
-    );
-    assert!(wait_until(WAIT, || check_of(&c, id)["value"] == 50.0));
+    let raised = await_raised(&c, &mut events, id, 50.0);
     let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"orders\"} 50.0";
     assert!(
         wait_until(WAIT, || node_metrics(node).contains(line)),
@@ -363,9 +343,7 @@ fn a_prometheus_series_past_critical_raises_an_alert_that_clears() {
     );
 
     *text.lock().unwrap() = queue_depths(3.0);
-    let cleared = await_alert_event(&mut events, "alert_cleared", id);
-    assert_eq!(cleared["alert"]["alert_id"], raised["alert"]["alert_id"]);
-    assert!(wait_until(WAIT, || alerts(&c, id, true).is_empty()));
+    await_cleared(&c, &mut events, &raised);
     let line = "mcp_node_custom_metric{node_id=\"node-1\",name=\"orders\"} 3.0";
     assert!(wait_until(WAIT, || node_metrics(node).contains(line)));
 

@@ -10,8 +10,6 @@ mod common;
 mod metric_names;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::cluster::{Cluster, Server, cluster_env, load_body};
@@ -132,20 +130,7 @@ impl Metrics {
 
 /// `promtool check metrics` (the Prometheus project's own parser and linter) passes the text.
 fn promtool_check(what: &str, text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (Debian package prometheus; .ci/run installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::promtool_check_metrics(text);
     // Exit 1 is a parse error; 3 is lint problems only. The spec names three counters without
     // the `_total` suffix Prometheus recommends; we keep the spec's names, so that one lint on
     // those three names is the only one allowed.

@@ -163,7 +163,24 @@ impl Cluster {
 
     /// A node with extra environment (its own settings).
     pub fn add_node_with(&mut self, id: &str, url: &str, env: &[(&str, &str)]) {
+        self.spawn_node(id, url, &[], env);
+    }
+
+    /// A node of this orchestrator with a settings file (`--config`) and extra environment.
+    pub fn add_configured_node(
+        &mut self,
+        id: &str,
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+    ) {
+        let url = self.orchestrator.url("");
+        let config = config.to_str().expect("a UTF-8 path");
+        self.spawn_node(id, &url, &["--config", config], env);
+    }
+
+    fn spawn_node(&mut self, id: &str, url: &str, args: &[&str], env: &[(&str, &str)]) {
         let mut cmd = mcpt(&["node", "--orchestrator", url, "--port", "0", "--id", id]);
+        cmd.args(args);
         cluster_env(&mut cmd);
         for (k, v) in env {
             cmd.env(k, v);

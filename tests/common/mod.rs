@@ -219,6 +219,22 @@ impl Drop for ChildGuard {
     }
 }
 
+/// `promtool check metrics` (the Prometheus project's own parser and linter) on `text`: exit 0
+/// clean, 1 a parse error, 3 lint problems only (listed on stdout).
+pub fn promtool_check_metrics(text: &str) -> Output {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (Debian package prometheus; .ci/run installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
 /// `mcpt` with arguments, with no `MCP_*` variables of the caller's environment.
 pub fn mcpt(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpt"));
