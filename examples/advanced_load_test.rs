@@ -5,6 +5,9 @@
 //! on 127.0.0.1.
 //!
 //! Run: `cargo run --example advanced_load_test`
+//! (`MCP_*` environment variables tune it as they tune `mcpt`: a node whose disk is 95% full
+//! is critical and takes no work unless `MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_CRITICAL`
+//! is raised.)
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -20,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let target = TargetGuard::start(TcpListener::bind("127.0.0.1:0")?, 1)?;
     let base = format!("http://{}", target.addr);
 
-    let settings = Settings::loopback();
+    let settings = Settings::from_env()?.on_loopback();
     let orchestrator = Orchestrator::start_in_memory(settings.clone())?;
 
     // Nodes with different capabilities, in different places.

@@ -6,6 +6,9 @@
 //! metric as a gauge.
 //!
 //! Run: `cargo run --example custom_monitoring`
+//! (`MCP_*` environment variables tune it as they tune `mcpt`: a node whose disk is 95% full
+//! is critical and takes no work unless `MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_CRITICAL`
+//! is raised.)
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -21,7 +24,7 @@ const METRIC: &str = "custom_application_metric";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let mut settings = Settings::loopback();
+    let mut settings = Settings::from_env()?.on_loopback();
     // Quick rounds for a demonstration: a check every 250 ms, an alert after 2 failures.
     settings.health_monitoring.check_interval = Duration::from_millis(250);
     settings.health_monitoring.alert_threshold = 2;

@@ -4,6 +4,9 @@
 //! compared with the report.
 //!
 //! Run: `cargo run --example quick_start`
+//! (`MCP_*` environment variables tune it as they tune `mcpt`: a node whose disk is 95% full
+//! is critical and takes no work unless `MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_CRITICAL`
+//! is raised.)
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -20,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let target = TargetGuard::start(TcpListener::bind("127.0.0.1:0")?, 1)?;
 
     // 1. The orchestrator: REST API, web UI, event stream, /metrics and MCP on a free port.
-    let settings = Settings::loopback();
+    let settings = Settings::from_env()?.on_loopback();
     let orchestrator = Orchestrator::start_in_memory(settings.clone())?;
     println!("orchestrator listening on {}", orchestrator.url());
 

@@ -34,10 +34,18 @@ fn example(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo built no example {name}"))
 }
 
-/// Runs an example to its end (killed if it runs past 5 minutes) and answers its stdout.
-fn run(name: &str) -> String {
+/// Runs an example to its end (killed if it runs past 5 minutes) with [`common::STEADY_HEALTH`]
+/// and then `env` in its environment.
+fn output(name: &str, env: &[(&str, &str)]) -> std::process::Output {
     let exe = example(name);
-    let out = ChildGuard::spawn(&mut Command::new(exe)).wait(Duration::from_secs(300));
+    let mut cmd = Command::new(exe);
+    cmd.envs(common::STEADY_HEALTH).envs(env.iter().copied());
+    ChildGuard::spawn(&mut cmd).wait(Duration::from_secs(300))
+}
+
+/// Runs an example, which must exit 0, and answers its stdout.
+fn run(name: &str) -> String {
+    let out = output(name, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -46,6 +54,33 @@ fn run(name: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// The examples read the `MCP_*` environment as `mcpt` does. At a disk level this machine is
+/// past, every node is critical from the moment it joins (its hello carries its health), so
+/// the workload submitted right after the nodes joined is refused saying why, never placed.
+/// A bad value is named.
+#[test]
+fn the_examples_read_the_mcp_environment() {
+    let critical = [
+        ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_WARNING", "0"),
+        ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_CRITICAL", "0"),
+    ];
+    let out = output("advanced_load_test", &critical);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "placed on a critical node: {stderr}");
+    for node in ["web_node_1", "security_node_1"] {
+        assert!(
+            stderr.contains(&format!("{node} is critical (disk: disk use")),
+            "{stderr}"
+        );
+    }
+
+    let bad = [("MCP_LOAD_GENERATION_WORKERS", "many")];
+    let out = output("quick_start", &bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "took a bad setting: {stderr}");
+    assert!(stderr.contains("MCP_LOAD_GENERATION_WORKERS"), "{stderr}");
 }
 
 #[test]

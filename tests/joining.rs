@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, SECRET, Server, cluster_env, get, load_body, orchestrator_cmd};
 use common::{mcpt, target, wait_until};
+use mcp_testing::health::{CheckKind, CheckResult, HealthReport, Sample, Status};
 use mcp_testing::hub::conn::{Conn, Out, connect_ws};
 use mcp_testing::hub::handshake::{JoinError, join};
 use mcp_testing::messages::wire::{self, Hello, NodeFrame, OrchFrame, PROTOCOL_VERSION};
@@ -31,6 +32,7 @@ fn hello(node_id: &str) -> Hello {
         rest_addr: String::new(),
         session_id: None,
         recv_hwm: None,
+        health: None,
     }
 }
 
@@ -200,6 +202,22 @@ fn unauthenticated_nodes_are_refused_before_any_task() {
     assert_eq!(c.nodes_view(), Vec::<Value>::new());
 }
 
+/// The cluster's environment with a lease long enough that a busy machine cannot make a node
+/// look gone.
+fn long_lease(cmd: &mut std::process::Command) {
+    cluster_env(cmd)
+        .env("MCP_COMM_LEASE_TIMEOUT", "5s")
+        .env("MCP_COMM_DEATH_TIMEOUT", "6s");
+}
+
+/// An orchestrator with [`long_lease`] and its data directory.
+fn long_lease_orchestrator() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = orchestrator_cmd(&dir.path().join("data"), 0);
+    long_lease(&mut cmd);
+    (Server::spawn("orchestrator", &mut cmd), dir)
+}
+
 /// An orchestrator and one node, `node-0`, with a lease long enough that a busy machine
 /// cannot make the node look gone (an id is free again once its lease runs out).
 struct LongLease {
@@ -210,16 +228,7 @@ struct LongLease {
 
 impl LongLease {
     fn start() -> LongLease {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let long = |cmd: &mut std::process::Command| {
-            cluster_env(cmd)
-                .env("MCP_COMM_LEASE_TIMEOUT", "5s")
-                .env("MCP_COMM_DEATH_TIMEOUT", "6s");
-        };
-        let mut cmd = orchestrator_cmd(&data, 0);
-        long(&mut cmd);
-        let orchestrator = Server::spawn("orchestrator", &mut cmd);
+        let (orchestrator, dir) = long_lease_orchestrator();
         let url = orchestrator.url("");
         let mut cmd = mcpt(&[
             "node",
@@ -230,7 +239,7 @@ impl LongLease {
             "--id",
             "node-0",
         ]);
-        long(&mut cmd);
+        long_lease(&mut cmd);
         let node = Server::spawn("node-0", &mut cmd);
         let s = LongLease {
             orchestrator,
@@ -314,4 +323,58 @@ fn a_connected_node_id_cannot_be_taken_over() {
         c.nodes()
     );
     assert_eq!(state("node-0").as_deref(), Some("connected"));
+}
+
+/// A node's hello carries its health: a node whose disk is full is critical from the moment it
+/// is up, before any health report over the link, so a workload submitted then is refused
+/// naming it, not placed on it.
+#[test]
+fn a_node_is_known_by_the_health_its_hello_carries() {
+    let (orchestrator, _dir) = long_lease_orchestrator();
+    let sys = actix::System::new();
+    let mut sick = hello("full-disk");
+    let disk = CheckResult {
+        check_id: "disk".into(),
+        name: "disk".into(),
+        kind: CheckKind::Builtin,
+        status: Status::Critical,
+        message: "disk use 99.0% is at or past the critical threshold 95%".into(),
+        value: Some(99.0),
+        unit: Some("%".into()),
+    };
+    sick.health = Some(Box::new(HealthReport {
+        node_id: "full-disk".into(),
+        at_ms: 1,
+        sample: Sample::default(),
+        checks: vec![disk],
+        status: Status::Critical,
+        score: 10.0,
+        alerts: vec![],
+        capacity: Default::default(),
+    }));
+    // The test's node says nothing after its handshake: no health report follows.
+    let _conn = sys.block_on(async {
+        let (conn, r) = try_join(orchestrator.addr, sick, Some(SECRET)).await;
+        r.expect("welcomed");
+        conn
+    });
+    let connected = || {
+        get(&orchestrator.url("/api/nodes")).1["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["state"] == "connected"))
+    };
+    assert!(
+        wait_until(WAIT, connected),
+        "full-disk never showed connected"
+    );
+    let workload = json!({"scenarios": [{"scenario_id": "s1", "test_type": "load_test",
+        "parameters": {"targets": [{"url": "http://127.0.0.1:9/"}], "duration": "1s", "base_rps": 1}}]});
+    let (status, body) =
+        common::cluster::post(&orchestrator.url("/api/workloads"), &workload, None);
+    assert_eq!(status, 409, "{body}");
+    let reason = body["unplaced"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("full-disk is critical (disk: disk use 99.0%"),
+        "{body}"
+    );
 }

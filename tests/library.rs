@@ -7,7 +7,6 @@ mod common;
 
 use common::cluster::{Cluster, SECRET, load_body};
 use mcp_testing::embed::Error;
-use mcp_testing::settings::Settings;
 use mcp_testing::{LoadGenerator, Orchestrator};
 use serde_json::json;
 use std::time::Duration;
@@ -18,10 +17,8 @@ fn a_node_and_a_client_of_this_process_drive_a_running_orchestrator() {
     let cluster = Cluster::empty();
     let url = cluster.orchestrator.url("");
     actix_rt::System::new().block_on(async {
-        let mut settings = Settings::defaults();
+        let mut settings = common::steady_settings();
         settings.cluster.secret = Some(SECRET.into());
-        settings.node.host = "127.0.0.1".into();
-        settings.node.port = 0;
         let node = LoadGenerator::connect(&url.parse().unwrap(), settings, "embedded").unwrap();
         let client = Orchestrator::connect(&url, None).unwrap();
         let nodes = client
@@ -77,7 +74,7 @@ fn a_node_and_a_client_of_this_process_drive_a_running_orchestrator() {
 fn the_in_process_handles_read_the_store_and_refuse_clearly() {
     let target = common::target();
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::loopback();
+    let mut settings = common::steady_settings();
     settings.orchestrator.data_dir = dir.path().join("data");
     actix_rt::System::new().block_on(async {
         let first = Orchestrator::start(settings.clone()).unwrap();
@@ -173,7 +170,7 @@ fn a_refused_join_says_why() {
     let cluster = Cluster::empty();
     let url = cluster.orchestrator.url("");
     actix_rt::System::new().block_on(async {
-        let mut settings = Settings::loopback();
+        let mut settings = common::steady_settings();
         settings.cluster.secret = Some("not-the-secret".into());
         let node = LoadGenerator::connect(&url.parse().unwrap(), settings, "outsider").unwrap();
         match node.wait_joined(Duration::from_secs(3)).await {

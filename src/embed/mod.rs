@@ -26,6 +26,10 @@
 //! # let url = format!("http://{}/", target.addr);
 //! # actix_rt::System::new().block_on(async {
 //! let settings = Settings::loopback(); // 127.0.0.1, free ports
+//! # // The machine's own CPU and disk must not decide where this runs (a full CI disk).
+//! # let mut settings = settings;
+//! # let t = &mut settings.health_monitoring.alert_thresholds;
+//! # (t.cpu_warning, t.cpu_critical, t.disk_warning, t.disk_critical) = (101.0, 101.0, 101.0, 101.0);
 //! let orchestrator = Orchestrator::start_in_memory(settings.clone())?;
 //! let _node = LoadGenerator::join(&orchestrator, settings, "node-1")?;
 //! let id = orchestrator

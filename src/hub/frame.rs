@@ -18,7 +18,8 @@ use crate::hub::handshake::{Hello, Welcome};
 /// names (flows).
 /// 8: a share table carries the live changes to its task's plan (`adjustments`).
 /// 9: a health check result carries its unit; checks of kind `prometheus`.
-pub const PROTOCOL_VERSION: u32 = 9;
+/// 10: `Hello` carries the node's latest health report.
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Close code of a link whose peer sent a frame over the size cap (RFC 6455 "message too big").
 pub const CLOSE_TOO_BIG: u16 = 1009;

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
+use crate::health::HealthReport;
 use crate::hub::conn::{Conn, Out};
 use crate::hub::frame::{self, PROTOCOL_VERSION, Unread, WireError};
 
@@ -31,6 +32,10 @@ pub struct Hello {
     pub session_id: Option<u64>,
     /// With `session_id`: the highest contiguous sequence number the node received.
     pub recv_hwm: Option<u64>,
+    /// The node's latest health report: the orchestrator knows a node's health from the moment
+    /// it is up, so a node whose disk is full takes no work in the instant after it joined.
+    /// `None` from a node that has not sampled yet (it joined after waiting for its first).
+    pub health: Option<Box<HealthReport>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

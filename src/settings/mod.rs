@@ -298,12 +298,23 @@ impl Settings {
     /// The defaults with the orchestrator and the node on 127.0.0.1, each on a free port: what
     /// a program embedding the library runs on one machine.
     pub fn loopback() -> Settings {
-        let mut s = Settings::defaults();
-        s.orchestrator.host = "127.0.0.1".into();
-        s.orchestrator.port = 0;
-        s.node.host = "127.0.0.1".into();
-        s.node.port = 0;
-        s
+        Settings::defaults().on_loopback()
+    }
+
+    /// The defaults and this process's `MCP_*` environment, read as `mcpt` reads it (e.g.
+    /// `MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_CRITICAL=98`); a bad value is an error
+    /// naming its variable.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::load(None, &std::env::vars().collect(), &[])
+    }
+
+    /// These settings with the orchestrator and the node on 127.0.0.1, each on a free port.
+    pub fn on_loopback(mut self) -> Settings {
+        self.orchestrator.host = "127.0.0.1".into();
+        self.orchestrator.port = 0;
+        self.node.host = "127.0.0.1".into();
+        self.node.port = 0;
+        self
     }
 
     /// Merges defaults, `file`, the `MCP_*` entries of `env` and `overrides` (`key=value`).

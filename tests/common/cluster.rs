@@ -115,16 +115,7 @@ pub fn cluster_env(cmd: &mut Command) -> &mut Command {
         .env("MCP_COMM_LEASE_TIMEOUT", LEASE)
         .env("MCP_COMM_DEATH_TIMEOUT", DEATH)
         .env("MCP_LOAD_GENERATION_DRAIN_TIMEOUT", "2s")
-        // The machine's own load (a build beside the suite, the other tests) must not make a
-        // node critical: CPU and disk levels off, so a node's health is what the test does
-        // to it (kill, freeze, cut), and placement never finds "no healthy node".
-        .env("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_CPU_WARNING", "101")
-        .env("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_CPU_CRITICAL", "101")
-        .env("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_WARNING", "101")
-        .env(
-            "MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_CRITICAL",
-            "101",
-        )
+        .envs(super::STEADY_HEALTH)
         // Tests send nothing beyond loopback: no multicast (tests/multicast.rs has its own
         // network of namespaces).
         .env("MCP_DISCOVERY_MULTICAST_ENABLED", "false")

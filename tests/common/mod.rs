@@ -23,6 +23,30 @@ use mcp_testing::settings::Settings;
 use mcp_testing::task::report::Report;
 use mcp_testing::task::{self, TestPlan};
 
+/// The machine's own CPU and disk levels, off: a build beside the suite, the other tests or a
+/// nearly full disk must not make a node critical, so that a node's health is what a test does
+/// to it (kill, freeze, cut) and placement never finds "no healthy node" by accident.
+pub const STEADY_HEALTH: [(&str, &str); 4] = [
+    ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_CPU_WARNING", "101"),
+    ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_CPU_CRITICAL", "101"),
+    ("MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_WARNING", "101"),
+    (
+        "MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_CRITICAL",
+        "101",
+    ),
+];
+
+/// Settings for a process of the library on 127.0.0.1 (free ports), with [`STEADY_HEALTH`].
+pub fn steady_settings() -> Settings {
+    let env = STEADY_HEALTH
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::load(None, &env, &[])
+        .expect("steady settings")
+        .on_loopback()
+}
+
 /// Polls `pred` every 10 ms until it holds or `timeout` passes; says which.
 pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;

@@ -11,6 +11,10 @@
 //! relay), `StartLocal`, `StopTask`, `GetNodeStatus` (from the node's REST API), `Leave` (the
 //! process's shutdown: stop the tasks, say goodbye, close the link, reconnect no more).
 //!
+//! Joining: the hello carries the node's latest health report, and the first join waits for
+//! the first one (at most `FIRST_HEALTH_WAIT`, 5 s), so the orchestrator never places work on a
+//! node whose health it does not know yet.
+//!
 //! The lease: every frame of the current session renews it for `lease_timeout`. Once it has
 //! lapsed, only a new handshake restores it: frames that arrive late (a node resumed after
 //! SIGSTOP reads what piled up in its socket) do not, so a node the orchestrator has given up
@@ -78,6 +82,9 @@ impl Connector {
 /// Backoff between reconnection attempts: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long a starting node waits for its first health report before it joins without one
+/// (custom checks slower than this; a rebuilt agent, whose monitor reports at its next round).
+const FIRST_HEALTH_WAIT: Duration = Duration::from_secs(5);
 
 /// A task started through the node's own REST API (not part of an execution).
 #[derive(Message)]
@@ -157,6 +164,9 @@ pub struct NodeAgent {
     supervisor: Option<Recipient<ChildExited>>,
     /// The node monitor's latest report, sent again after each join.
     last_health: Option<crate::health::HealthReport>,
+    /// Until the first health report (or [`FIRST_HEALTH_WAIT`]): the node does not join yet,
+    /// so that the orchestrator learns its health with its hello.
+    awaiting_health: bool,
     /// The node's `/metrics` series: every merged window and health report goes in.
     metrics: Arc<NodeMetrics>,
 }
@@ -193,6 +203,7 @@ impl NodeAgent {
             me: None,
             supervisor,
             last_health: None,
+            awaiting_health: true,
             metrics,
             settings,
         }
@@ -212,6 +223,7 @@ impl NodeAgent {
             rest_addr: self.rest_addr.clone(),
             session_id: self.session_id,
             recv_hwm: self.session_id.map(|_| self.link.ack_hwm()),
+            health: self.last_health.clone().map(Box::new),
         }
     }
 
@@ -219,7 +231,7 @@ impl NodeAgent {
         let Some(connector) = self.connector.clone() else {
             return;
         };
-        if self.connecting || self.link.is_connected() || self.leaving {
+        if self.connecting || self.link.is_connected() || self.leaving || self.awaiting_health {
             return;
         }
         self.connecting = true;
@@ -247,6 +259,14 @@ impl NodeAgent {
                 }
             }
         }));
+    }
+
+    /// Lets the first join go, with the health report the agent has by now, if any.
+    fn stop_awaiting_health(&mut self, ctx: &mut Context<Self>) {
+        if self.awaiting_health {
+            self.awaiting_health = false;
+            self.connect(ctx);
+        }
     }
 
     fn retry(&mut self, ctx: &mut Context<Self>) {
@@ -393,7 +413,8 @@ impl Actor for NodeAgent {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.me = Some(ctx.address());
         run_timers(self, ctx);
-        self.connect(ctx);
+        // The first join waits for the node's first health report (or FIRST_HEALTH_WAIT).
+        ctx.run_later(FIRST_HEALTH_WAIT, |act, ctx| act.stop_awaiting_health(ctx));
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -437,9 +458,10 @@ impl StreamHandler<ConnEvent> for NodeAgent {
 impl Handler<NodeHealthSampled> for NodeAgent {
     type Result = ();
 
-    fn handle(&mut self, NodeHealthSampled(report): NodeHealthSampled, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, NodeHealthSampled(report): NodeHealthSampled, ctx: &mut Context<Self>) {
         self.metrics.observe_health(&report);
         self.last_health = Some(report.clone());
+        self.stop_awaiting_health(ctx);
         if self.link.is_connected() {
             self.link
                 .queue(NodeMsg::Health(Box::new(report)), Delivery::FireAndForget);

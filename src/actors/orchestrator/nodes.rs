@@ -67,6 +67,10 @@ impl Handler<NodeUp> for Orchestrator {
         if let Some(e) = self.nodes.get_mut(&msg.node_id) {
             e.facts.rest_addr = msg.hello.rest_addr.clone();
         }
+        // Known from the moment the node is up: placement never sees it without its health.
+        if let Some(report) = msg.hello.health.clone() {
+            self.take_health(&msg.node_id, *report);
+        }
         self.announce_node(&msg.node_id);
         self.publish(EventKind::NodeJoined {
             node_id: msg.node_id.clone(),
@@ -163,10 +167,21 @@ impl Handler<NodeHealth> for Orchestrator {
     type Result = ();
 
     fn handle(&mut self, msg: NodeHealth, _ctx: &mut Context<Self>) {
-        let Some(e) = self.nodes.get_mut(&msg.node_id) else {
-            return;
+        if self.take_health(&msg.node_id, msg.report) {
+            self.announce_node(&msg.node_id);
+        }
+    }
+}
+
+impl Orchestrator {
+    /// Keeps a node's health report (from its hello or its link) for placement, offers its
+    /// capacity and hands the report to the health monitor. Answers whether the node crossed
+    /// into or out of critical.
+    fn take_health(&mut self, node_id: &str, report: crate::health::HealthReport) -> bool {
+        let Some(e) = self.nodes.get_mut(node_id) else {
+            return false;
         };
-        let r = &msg.report;
+        let r = &report;
         let was = e.facts.health.map(|h| h.1);
         e.facts.health = Some((r.score, r.status != Status::Critical));
         e.facts.why_critical = r.why_critical();
@@ -174,14 +189,12 @@ impl Handler<NodeHealth> for Orchestrator {
         if !r.capacity.is_empty() {
             // Offered with every report, so a rebuilt (empty) pool learns it again.
             e.facts.capacity = r.capacity.clone();
-            self.offer_capacity(&msg.node_id);
-        }
-        if changed {
-            self.announce_node(&msg.node_id);
+            self.offer_capacity(node_id);
         }
         if let Some(health) = self.registry.health.get() {
-            health.do_send(NodeHealthUpdate(msg.report));
+            health.do_send(NodeHealthUpdate(report));
         }
+        changed
     }
 }
 
