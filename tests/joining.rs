@@ -167,6 +167,41 @@ fn unauthenticated_nodes_are_refused_before_any_task() {
         let why = refused("protocol version", r);
         assert!(why.contains("protocol version"), "{why}");
 
+        // A node of protocol 9, whose Hello had another shape (no health report): refused
+        // naming both versions, not dropped as an undecodable frame.
+        #[derive(serde::Serialize)]
+        enum V9Frame {
+            Hello {
+                node_id: String,
+                protocol_version: u32,
+                capabilities: Vec<String>,
+                capacity: (u32, u32, u32),
+                location: String,
+                rest_addr: String,
+                session_id: Option<u64>,
+                recv_hwm: Option<u64>,
+            },
+        }
+        let mut conn = open(addr).await;
+        let v9 = V9Frame::Hello {
+            node_id: "old-node".into(),
+            protocol_version: 9,
+            capabilities: vec![],
+            capacity: (2, 2, 100),
+            location: String::new(),
+            rest_addr: String::new(),
+            session_id: None,
+            recv_hwm: None,
+        };
+        send_raw(&conn, wire::encode(&v9, CAP).unwrap()).await;
+        match next(&mut conn).await {
+            Some(OrchFrame::Refused { reason }) => assert_eq!(
+                reason,
+                format!("protocol version 9 is not {PROTOCOL_VERSION}")
+            ),
+            other => panic!("a protocol 9 node: {other:?}"),
+        }
+
         // Node ids that are empty or too long.
         for bad in [String::new(), "n".repeat(129)] {
             let (_, r) = try_join(addr, hello(&bad), Some(SECRET)).await;

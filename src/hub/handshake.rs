@@ -38,6 +38,19 @@ pub struct Hello {
     pub health: Option<Box<HealthReport>>,
 }
 
+/// What every version's `Hello` begins with (the first variant of `NodeFrame`, then the node
+/// id and the protocol version): read alone, so that a node of another version is refused
+/// naming the versions even when the rest of its `Hello` has another shape. Keep these two
+/// fields first in `Hello`, in this order.
+#[derive(Deserialize)]
+enum HelloHead {
+    Hello {
+        #[allow(dead_code, reason = "read only to reach the version")]
+        node_id: String,
+        version: u32,
+    },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Capacity {
     pub cpu_cores: u32,
@@ -146,7 +159,16 @@ pub async fn accept(
     cap: usize,
     timeout: Duration,
 ) -> Result<Hello, JoinError> {
-    let hello = match frame::decode::<NodeFrame>(&recv(&mut conn.rx, timeout).await?, cap)? {
+    let first = recv(&mut conn.rx, timeout).await?;
+    // The version first: another version's `Hello` may not decode as this one's.
+    if let Ok(HelloHead::Hello { version, .. }) = frame::decode::<HelloHead>(&first, cap)
+        && version != PROTOCOL_VERSION
+    {
+        let why = format!("protocol version {version} is not {PROTOCOL_VERSION}");
+        refuse(&conn.tx, &why, cap).await;
+        return Err(JoinError::Refused(why));
+    }
+    let hello = match frame::decode::<NodeFrame>(&first, cap)? {
         NodeFrame::Hello(h) => h,
         other => {
             return Err(JoinError::Unexpected(
@@ -154,14 +176,6 @@ pub async fn accept(
             ));
         }
     };
-    if hello.protocol_version != PROTOCOL_VERSION {
-        let why = format!(
-            "protocol version {} is not {PROTOCOL_VERSION}",
-            hello.protocol_version
-        );
-        refuse(&conn.tx, &why, cap).await;
-        return Err(JoinError::Refused(why));
-    }
     if hello.node_id.is_empty() || hello.node_id.len() > 128 {
         let why = "node id must be 1 to 128 characters".to_string();
         refuse(&conn.tx, &why, cap).await;
