@@ -28,7 +28,7 @@ use crate::http::{api, cluster_route, limits, node_api};
 use crate::messages::health::SetHealthSink;
 use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
-use crate::store::StoreError;
+use crate::store::{DirLock, StoreError};
 
 /// The orchestrator's actors, running.
 #[derive(Clone)]
@@ -37,11 +37,15 @@ pub struct OrchestratorHandle {
     pub supervisor: Addr<RootSupervisor>,
 }
 
-/// Starts the store, the event bus and the orchestrator under a root supervisor. Must run
-/// inside an actix `System`.
-pub fn start_orchestrator(settings: Arc<Settings>) -> Result<OrchestratorHandle, StoreError> {
+/// Takes the data directory (one orchestrator per directory), then starts the store, the
+/// event bus and the orchestrator under a root supervisor. Keep the lock as long as the
+/// orchestrator runs. Must run inside an actix `System`.
+pub fn start_orchestrator(
+    settings: Arc<Settings>,
+) -> Result<(OrchestratorHandle, DirLock), StoreError> {
+    let lock = DirLock::acquire(&settings.orchestrator.data_dir)?;
     let store = Store::start(settings.orchestrator.data_dir.clone())?;
-    Ok(start_orchestrator_on(settings, store))
+    Ok((start_orchestrator_on(settings, store), lock))
 }
 
 /// The same over a given store (a standalone run keeps its store in memory).

@@ -223,14 +223,18 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
-        // A damaged store is a configuration the operator must fix, like an invalid one.
-        let corrupt = e.chain().any(|c| {
+        // A damaged store, or one another orchestrator holds, is a configuration the
+        // operator must fix, like an invalid one.
+        let operator = e.chain().any(|c| {
             matches!(
                 c.downcast_ref::<crate::store::StoreError>(),
-                Some(crate::store::StoreError::Corrupt { .. })
+                Some(
+                    crate::store::StoreError::Corrupt { .. }
+                        | crate::store::StoreError::InUse { .. }
+                )
             )
         });
-        if corrupt {
+        if operator {
             ExitCode::from(EXIT_INVALID)
         } else {
             ExitCode::FAILURE
@@ -625,7 +629,8 @@ fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
     settings.orchestrator.port = addr.port();
     let settings = Arc::new(settings);
     actix::System::new().block_on(async move {
-        let handle = crate::app::start_orchestrator(settings.clone())
+        // The lock on the data directory is held until the orchestrator stops.
+        let (handle, _data_lock) = crate::app::start_orchestrator(settings.clone())
             .context("cannot open the orchestrator's store")?;
         if with_node {
             let connector = crate::app::local_connector(handle.registry.clone());

@@ -78,6 +78,12 @@ fn the_in_process_handles_read_the_store_and_refuse_clearly() {
     settings.orchestrator.data_dir = dir.path().join("data");
     actix_rt::System::new().block_on(async {
         let first = Orchestrator::start(settings.clone()).unwrap();
+        // Its data directory is its own while it runs.
+        match Orchestrator::start(settings.clone()) {
+            Err(e @ Error::Start(_)) => assert!(e.to_string().contains("is in use"), "{e}"),
+            Err(other) => panic!("a held data directory: {other:?}"),
+            Ok(_) => panic!("two orchestrators opened one data directory"),
+        }
         let node = LoadGenerator::join(&first, settings.clone(), "n1").unwrap();
         node.wait_joined(Duration::from_secs(30)).await.unwrap();
         let mut events = first.events(None, 1024).await.unwrap();

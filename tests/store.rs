@@ -1,7 +1,7 @@
 //! The orchestrator's store under an unlucky operator's conditions, with real processes: a
 //! damaged database file is refused at start; a full disk is reported (execution reason,
 //! `/api/health`), loses nothing and marks no connected node lost, and what it kept in memory
-//! is stored once there is space again.
+//! is stored once there is space again. One orchestrator per data directory.
 
 mod common;
 
@@ -68,6 +68,42 @@ fn a_damaged_store_is_refused_at_start() {
         stderr.contains(&format!("mv {shown} {shown}.damaged")),
         "says how to move it aside: {stderr}"
     );
+}
+
+/// One orchestrator per data directory. A second one started on a directory in use exits 2,
+/// naming the directory and the holder's process id, and serves nothing; the first goes on (an
+/// execution runs to its end, every request counted by the target). Once the holder is killed
+/// with SIGKILL (no cleanup), the directory is free again and the next orchestrator reads what
+/// the first stored.
+#[test]
+fn a_data_directory_in_use_is_refused_and_free_once_its_holder_dies() {
+    let t = target();
+    let mut c = Cluster::start(1);
+    let mut cmd = orchestrator_cmd(&c.data, 0);
+    let out = ChildGuard::spawn(cluster_env(&mut cmd)).wait(Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains("listening on"),
+        "it must not serve: {stderr}"
+    );
+    let named = format!(
+        "data directory {} is in use by process {}",
+        c.data.display(),
+        c.orchestrator.pid()
+    );
+    assert!(stderr.contains(&named), "{stderr}");
+
+    let id = c.submit(&load_body(t.addr, 20, 1, json!({})));
+    let done = c.wait_done(&id, Duration::from_secs(60));
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(t.stats.view().total, 20);
+
+    c.orchestrator.kill();
+    let again = Cluster::spawn_orchestrator(&c.data, 0);
+    let (status, stored) = get(&again.url(&format!("/api/executions/{id}")));
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["state"], "completed", "{stored}");
 }
 
 /// A tmpfs of a given size mounted on a temporary folder (we run as root), unmounted when

@@ -18,7 +18,7 @@ use crate::messages::events::{Subscribe, Subscription};
 use crate::messages::health::{GetAlerts, GetClusterHealth};
 use crate::messages::store as db;
 use crate::settings::Settings;
-use crate::store::ExecutionRecord;
+use crate::store::{DirLock, ExecutionRecord};
 use crate::task::report::Report;
 
 /// How often [`Orchestrator::wait`] looks at an execution.
@@ -41,25 +41,34 @@ pub struct Orchestrator {
     handle: OrchestratorHandle,
     url: url::Url,
     server: actix_web::dev::ServerHandle,
+    /// Its data directory, held until it stops (see [`crate::store::DirLock`]).
+    _data_lock: Option<DirLock>,
 }
 
 impl Orchestrator {
     /// Starts one that keeps its executions in `settings.orchestrator.data_dir`, as
     /// `mcpt orchestrator` does. Port 0 takes a free port ([`Orchestrator::url`] says which).
-    /// Beyond loopback it needs `cluster.secret` and `api.token`, like the CLI.
+    /// Beyond loopback it needs `cluster.secret` and `api.token`, like the CLI. A data
+    /// directory that another orchestrator (of this process or another) holds is refused
+    /// (`Error::Start`, naming it); [`Orchestrator::stop`] or dropping the handle frees it.
     pub fn start(settings: Settings) -> Result<Orchestrator, Error> {
-        let store = Store::start(settings.orchestrator.data_dir.clone())
-            .map_err(crate::app::StartError::from)?;
-        Orchestrator::launch(settings, store)
+        let start = |e| Error::from(crate::app::StartError::from(e));
+        let lock = DirLock::acquire(&settings.orchestrator.data_dir).map_err(start)?;
+        let store = Store::start(settings.orchestrator.data_dir.clone()).map_err(start)?;
+        Orchestrator::launch(settings, store, Some(lock))
     }
 
     /// Starts one that keeps nothing on disk.
     pub fn start_in_memory(settings: Settings) -> Result<Orchestrator, Error> {
         let store = Store::start_in_memory().map_err(crate::app::StartError::from)?;
-        Orchestrator::launch(settings, store)
+        Orchestrator::launch(settings, store, None)
     }
 
-    fn launch(mut settings: Settings, store: Addr<Store>) -> Result<Orchestrator, Error> {
+    fn launch(
+        mut settings: Settings,
+        store: Addr<Store>,
+        data_lock: Option<DirLock>,
+    ) -> Result<Orchestrator, Error> {
         let host = settings.orchestrator.host.clone();
         crate::app::check_exposure(&settings, &host)?;
         let listener = bind_listener(&host, settings.orchestrator.port)?;
@@ -77,6 +86,7 @@ impl Orchestrator {
             handle,
             url,
             server: running,
+            _data_lock: data_lock,
         })
     }
 
@@ -257,8 +267,9 @@ impl Orchestrator {
         ResourcePool::of(self.handle.registry.clone())
     }
 
-    /// Stops its HTTP server (connections in flight get a second to finish). The actors stop
-    /// with the actix `System`. Dropping the handle stops the server without waiting.
+    /// Stops its HTTP server (connections in flight get a second to finish) and frees its
+    /// data directory. The actors stop with the actix `System`. Dropping the handle does the
+    /// same without waiting.
     pub async fn stop(self) {
         self.server.stop(true).await;
     }

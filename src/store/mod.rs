@@ -10,7 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod lock;
 pub mod pending;
+
+pub use lock::DirLock;
 
 use rusqlite::{Connection, OptionalExtension, Row, ffi, params, params_from_iter};
 use serde::{Deserialize, Serialize};
@@ -34,6 +37,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum StoreError {
     #[error("cannot create data directory {path}: {source}")]
     CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "data directory {dir} is in use by {} (an orchestrator): give each orchestrator its own \
+         --data-dir (orchestrator.data_dir)",
+        lock::describe_holder(holder)
+    )]
+    InUse { dir: PathBuf, holder: Option<u32> },
+    #[error("cannot lock {path}: {source}")]
+    Lock {
         path: PathBuf,
         source: std::io::Error,
     },

@@ -1,0 +1,94 @@
+//! One orchestrator per data directory. Two orchestrators writing one database would each
+//! recover the other's running executions as interrupted and overwrite each other's states, so
+//! the one that starts second is refused. The lock is an exclusive advisory lock (`flock`) on
+//! `mcpt.lock` beside the database: the kernel releases it when its holder exits, however it
+//! exits, so a stale file never keeps a directory locked. The file holds the holder's process
+//! id, read only to name it in the refusal.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+use super::StoreError;
+
+/// The lock file inside the data directory.
+pub const LOCK_FILE: &str = "mcpt.lock";
+
+/// The data directory, held: dropping it lets another orchestrator open the directory.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes `dir` (creating it if missing) for this process, or says who holds it.
+    pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(LOCK_FILE);
+        let lock_err = |source| StoreError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(lock_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::InUse {
+                    dir: dir.to_path_buf(),
+                    holder: holder(&mut file),
+                });
+            }
+            Err(TryLockError::Error(source)) => return Err(lock_err(source)),
+        }
+        file.set_len(0).map_err(lock_err)?;
+        file.rewind().map_err(lock_err)?;
+        writeln!(file, "{}", std::process::id()).map_err(lock_err)?;
+        Ok(DirLock { _file: file })
+    }
+}
+
+/// The process id the holder wrote, if it reads as one.
+fn holder(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Says which process holds a directory, for [`StoreError::InUse`].
+pub fn describe_holder(holder: &Option<u32>) -> String {
+    holder.map_or_else(|| "another process".into(), |pid| format!("process {pid}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_directory_is_refused_naming_the_holder_and_free_once_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let first = DirLock::acquire(&data).expect("a free directory");
+        match DirLock::acquire(&data) {
+            Err(StoreError::InUse { dir, holder }) => {
+                assert_eq!(dir, data);
+                assert_eq!(holder, Some(std::process::id()));
+            }
+            other => panic!("a held directory was taken: {other:?}"),
+        }
+        drop(first);
+        let again = DirLock::acquire(&data).expect("free once dropped");
+        drop(again);
+        // A file left by a holder that is gone (its pid still written) locks nothing.
+        std::fs::write(data.join(LOCK_FILE), "4194304\n").unwrap();
+        DirLock::acquire(&data).expect("a stale lock file locks nothing");
+    }
+}
