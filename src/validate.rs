@@ -45,6 +45,13 @@ impl fmt::Display for FieldErrors {
 }
 
 impl FieldErrors {
+    /// One error about `field`.
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> FieldErrors {
+        let mut e = FieldErrors::default();
+        e.push(field, message);
+        e
+    }
+
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError {
             field: field.into(),

@@ -316,6 +316,14 @@ fn a_prometheus_series_past_critical_raises_an_alert_that_clears() {
     let healthy = check_of(&c, id);
     assert_eq!(healthy["status"], "healthy", "{healthy}");
     assert_eq!(healthy["kind"], "prometheus");
+    // A pushed metric may not take its name: both would be one gauge for two values.
+    let same = json!({"name": "orders", "value": 1});
+    let (status, answer) = push(node, &same, Some(TOKEN));
+    assert_eq!(
+        (status, &answer["field"]),
+        (422, &json!("name")),
+        "{answer}"
+    );
     assert_eq!(healthy["unit"], "jobs");
     assert!(alerts(&c, id, true).is_empty(), "no alert while it is low");
 

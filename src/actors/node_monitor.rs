@@ -26,8 +26,10 @@ use crate::health::sample::Sampler;
 use crate::health::{
     self, AlertChange, AlertTracker, CheckKind, CheckResult, HealthReport, Sample, Status,
 };
-use crate::messages::health::{GetLocalHealth, NodeHealthSampled, RegisterCheck, SetCustomMetric};
-use crate::settings::{CheckSpec, Settings};
+use crate::messages::health::{
+    GetLocalHealth, MetricRefused, NodeHealthSampled, RegisterCheck, SetCustomMetric,
+};
+use crate::settings::{CheckSpec, CheckTarget, Settings};
 
 /// How many checks registered from code a node keeps.
 pub const MAX_CODE_CHECKS: usize = 100;
@@ -313,18 +315,30 @@ impl Handler<GetLocalHealth> for NodeMonitor {
 }
 
 impl Handler<SetCustomMetric> for NodeMonitor {
-    type Result = Result<(), String>;
+    type Result = Result<(), MetricRefused>;
 
     fn handle(
         &mut self,
         SetCustomMetric(m): SetCustomMetric,
         _: &mut Context<Self>,
     ) -> Self::Result {
+        let prometheus = |c: &Check| match &c.probe {
+            Probe::Configured(spec) => {
+                matches!(spec.target, CheckTarget::Prometheus { .. }) && spec.name == m.name
+            }
+            Probe::Code(_) => false,
+        };
+        if self.checks.iter().any(prometheus) {
+            return Err(MetricRefused::NameTaken(format!(
+                "{:?} is the name of this node's prometheus check; a pushed metric needs one of its own",
+                m.name
+            )));
+        }
         if !self.metrics.contains_key(&m.name) && self.metrics.len() >= MAX_CUSTOM_METRICS {
-            return Err(format!(
+            return Err(MetricRefused::Full(format!(
                 "this node already keeps {MAX_CUSTOM_METRICS} custom metrics; {:?} is not one of them",
                 m.name
-            ));
+            )));
         }
         self.metrics.insert(m.name.clone(), m);
         Ok(())
@@ -367,9 +381,9 @@ impl Handler<RegisterCheck> for NodeMonitor {
 /// Why a custom metric was not kept.
 #[derive(Debug, thiserror::Error)]
 pub enum SetMetricError {
-    /// The node keeps [`crate::health::custom::MAX_CUSTOM_METRICS`] others.
-    #[error("{0}")]
-    Full(String),
+    /// The node refused it.
+    #[error(transparent)]
+    Refused(#[from] MetricRefused),
     /// The monitor did not answer.
     #[error("{0}")]
     Gone(String),
@@ -385,7 +399,7 @@ pub async fn set_custom_metric(
         .send(SetCustomMetric(metric))
         .await
         .map_err(|e| SetMetricError::Gone(format!("the health monitor did not answer: {e}")))?
-        .map_err(SetMetricError::Full)
+        .map_err(SetMetricError::Refused)
 }
 
 #[cfg(test)]
@@ -528,7 +542,13 @@ mod tests {
         let mut over = metric(0.0);
         over.0.name = "one_too_many".into();
         let refused = set_custom_metric(&mon, over.0).await;
-        assert!(matches!(refused, Err(SetMetricError::Full(_))), "bounded");
+        assert!(
+            matches!(
+                refused,
+                Err(SetMetricError::Refused(MetricRefused::Full(_)))
+            ),
+            "bounded"
+        );
         mon.send(metric(2.0))
             .await
             .unwrap()

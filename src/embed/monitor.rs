@@ -8,7 +8,8 @@ use crate::actors::registry::Slot;
 use crate::health::HealthReport;
 use crate::health::code::CodeCheck;
 use crate::health::custom::CustomMetric;
-use crate::messages::health::{GetLocalHealth, RegisterCheck, SetCustomMetric};
+use crate::messages::health::{GetLocalHealth, MetricRefused, RegisterCheck, SetCustomMetric};
+use crate::validate::FieldErrors;
 
 /// A node's health monitor: its checks run every `health_monitoring.check_interval`, and a
 /// check failing `health_monitoring.alert_threshold` rounds in a row raises an alert, which
@@ -81,10 +82,13 @@ impl NodeMonitor {
         }
         let json = serde_json::to_value(&metric).expect("a metric serializes");
         let metric = CustomMetric::from_json(&json).map_err(Error::Invalid)?;
-        self.addr()?
-            .send(SetCustomMetric(metric))
-            .await?
-            .map_err(Error::Refused)
+        match self.addr()?.send(SetCustomMetric(metric)).await? {
+            Ok(()) => Ok(()),
+            Err(MetricRefused::Full(why)) => Err(Error::Refused(why)),
+            Err(MetricRefused::NameTaken(why)) => {
+                Err(Error::Invalid(FieldErrors::one("name", why)))
+            }
+        }
     }
 
     /// The node's latest health report (`None` before its first round ends).

@@ -30,8 +30,10 @@ use crate::http::error::{
     ApiError, ApiToken, ErrorBody, json_body, not_allowed, not_found, require_token,
 };
 use crate::http::metrics_api;
+use crate::messages::health::MetricRefused;
 use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
+use crate::validate::FieldErrors;
 
 pub struct NodeState {
     /// The current agent (a supervisor may have rebuilt it).
@@ -334,7 +336,10 @@ pub(crate) async fn custom_metric(
     crate::actors::node_monitor::set_custom_metric(&monitor, metric)
         .await
         .map_err(|e| match e {
-            SetMetricError::Full(why) => ApiError::Conflict(why),
+            SetMetricError::Refused(MetricRefused::Full(why)) => ApiError::Conflict(why),
+            SetMetricError::Refused(MetricRefused::NameTaken(why)) => {
+                ApiError::Invalid(FieldErrors::one("name", why))
+            }
             SetMetricError::Gone(why) => ApiError::Unavailable(why),
         })?;
     Ok(HttpResponse::Ok().json(MetricAccepted {

@@ -22,11 +22,23 @@ pub struct NodeHealthSampled(pub HealthReport);
 pub struct GetLocalHealth;
 
 /// Sets a custom metric's latest value and levels on the node (see
-/// [`crate::health::custom`]); refused, with the reason, when the node already keeps
-/// [`crate::health::custom::MAX_CUSTOM_METRICS`] other metrics.
+/// [`crate::health::custom`]); refused, saying why, when the node already keeps
+/// [`crate::health::custom::MAX_CUSTOM_METRICS`] other metrics or the name is taken.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), MetricRefused>")]
 pub struct SetCustomMetric(pub crate::health::custom::CustomMetric);
+
+/// Why a node did not keep a custom metric.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricRefused {
+    /// It keeps [`crate::health::custom::MAX_CUSTOM_METRICS`] others.
+    #[error("{0}")]
+    Full(String),
+    /// The name is that of one of its `prometheus` checks: both would be one gauge,
+    /// `mcp_node_custom_metric{name}`, for two values.
+    #[error("{0}")]
+    NameTaken(String),
+}
 
 /// Adds a check registered from code to the node's checks (or replaces the code check of the
 /// same name); refused, with the reason, past [`crate::actors::node_monitor::MAX_CODE_CHECKS`].
