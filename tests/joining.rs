@@ -362,7 +362,8 @@ fn a_connected_node_id_cannot_be_taken_over() {
 
 /// A node's hello carries its health: a node whose disk is full is critical from the moment it
 /// is up, before any health report over the link, so a workload submitted then is refused
-/// naming it, not placed on it.
+/// naming it, not placed on it. A node that joined before its first report is not chosen
+/// either until it has reported.
 #[test]
 fn a_node_is_known_by_the_health_its_hello_carries() {
     let (orchestrator, _dir) = long_lease_orchestrator();
@@ -387,20 +388,23 @@ fn a_node_is_known_by_the_health_its_hello_carries() {
         alerts: vec![],
         capacity: Default::default(),
     }));
-    // The test's node says nothing after its handshake: no health report follows.
-    let _conn = sys.block_on(async {
-        let (conn, r) = try_join(orchestrator.addr, sick, Some(SECRET)).await;
+    // The test's nodes say nothing after their handshake: no health report follows. The
+    // second one joins without a report (its checks were slower than its join).
+    let _conns = sys.block_on(async {
+        let (sick_conn, r) = try_join(orchestrator.addr, sick, Some(SECRET)).await;
         r.expect("welcomed");
-        conn
+        let (silent_conn, r) = try_join(orchestrator.addr, hello("no-report"), Some(SECRET)).await;
+        r.expect("welcomed");
+        (sick_conn, silent_conn)
     });
     let connected = || {
         get(&orchestrator.url("/api/nodes")).1["nodes"]
             .as_array()
-            .is_some_and(|n| n.iter().any(|n| n["state"] == "connected"))
+            .is_some_and(|n| n.iter().filter(|n| n["state"] == "connected").count() == 2)
     };
     assert!(
         wait_until(WAIT, connected),
-        "full-disk never showed connected"
+        "the nodes never showed connected"
     );
     let workload = json!({"scenarios": [{"scenario_id": "s1", "test_type": "load_test",
         "parameters": {"targets": [{"url": "http://127.0.0.1:9/"}], "duration": "1s", "base_rps": 1}}]});
@@ -410,6 +414,10 @@ fn a_node_is_known_by_the_health_its_hello_carries() {
     let reason = body["unplaced"][0]["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("full-disk is critical (disk: disk use 99.0%"),
+        "{body}"
+    );
+    assert!(
+        reason.contains("no-report is waiting for its first health report"),
         "{body}"
     );
 }

@@ -86,20 +86,21 @@ impl Orchestrator {
     }
 
     fn node_state(&self, id: &str, facts: &NodeFacts) -> NodeState {
-        let healthy = facts.health.is_none_or(|h| h.1);
+        // A node whose health is not known yet (its first report was slower than its join)
+        // is not chosen until it is: it may be critical.
+        let healthy = facts.health.is_some_and(|h| h.1);
         NodeState {
             node_id: id.to_string(),
             capabilities: facts.capabilities.clone(),
             location: facts.location.clone(),
             capacity: facts.capacity.clone(),
             allocated: BTreeMap::new(),
-            health_score: facts.health.map_or(100.0, |h| h.0),
+            health_score: facts.health.map_or(0.0, |h| h.0),
             healthy,
-            unhealthy: (!healthy).then(|| {
-                facts
-                    .why_critical
-                    .clone()
-                    .unwrap_or_else(|| "critical".into())
+            unhealthy: (!healthy).then(|| match (&facts.health, &facts.why_critical) {
+                (None, _) => "waiting for its first health report".into(),
+                (Some(_), Some(why)) => why.clone(),
+                (Some(_), None) => "critical".into(),
             }),
             active_tasks: self.active_tasks(id),
             record: facts.record,
