@@ -73,6 +73,26 @@ impl FieldErrors {
     }
 }
 
+/// What is wrong with a metric's `critical` level against its `warning` level, if anything:
+/// critical must be at least as bad as warning (higher when higher values are worse).
+pub fn critical_after_warning(
+    warning: f64,
+    critical: f64,
+    higher_is_worse: bool,
+) -> Option<String> {
+    if higher_is_worse && critical < warning {
+        Some(format!(
+            "must not be below warning when higher values are worse ({critical} < {warning})"
+        ))
+    } else if !higher_is_worse && critical > warning {
+        Some(format!(
+            "must not be above warning when lower values are worse ({critical} > {warning})"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Whether `name` is `[a-z_][a-z0-9_]{0,63}`: the name of a custom metric.
 pub fn metric_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -577,5 +597,17 @@ mod tests {
         assert_eq!(u16::from_value(&json!(70000), "p", &mut errors), None);
         assert_eq!(errors.0.len(), 1);
         assert!(errors.0[0].message.contains("at most 65535"));
+    }
+
+    /// The message says which way critical is off (it once said "above" for a critical below).
+    #[test]
+    fn critical_after_warning_says_which_way() {
+        let low = critical_after_warning(10.0, 5.0, true).unwrap();
+        assert!(low.starts_with("must not be below warning"), "{low}");
+        let high = critical_after_warning(5.0, 10.0, false).unwrap();
+        assert!(high.starts_with("must not be above warning"), "{high}");
+        assert_eq!(critical_after_warning(5.0, 10.0, true), None);
+        assert_eq!(critical_after_warning(10.0, 5.0, false), None);
+        assert_eq!(critical_after_warning(7.0, 7.0, true), None);
     }
 }

@@ -82,13 +82,9 @@ impl CustomMetric {
             }
         }
         if let (Some(w), Some(c)) = (warning, critical)
-            && (if higher_is_worse { w > c } else { w < c })
+            && let Some(why) = crate::validate::critical_after_warning(w, c, higher_is_worse)
         {
-            let order = if higher_is_worse { "above" } else { "below" };
-            e.push(
-                "critical",
-                format!("must not be {order} warning ({c} vs {w})"),
-            );
+            e.push("critical", why);
         }
         match (name, value) {
             (Some(name), Some(value)) if e.is_empty() => Ok(CustomMetric {

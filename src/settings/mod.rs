@@ -395,7 +395,7 @@ impl Settings {
             .map(|o| read::resource_management(o, e));
         let health_monitoring = top
             .child("health_monitoring", e)
-            .map(|o| read::health_monitoring(o, e));
+            .map(|o| read::health_monitoring(o, origin, e));
         let communication = top
             .child("communication", e)
             .map(|o| read::communication(o, origin, e));

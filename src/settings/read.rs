@@ -15,13 +15,21 @@ use crate::validate::{FieldErrors, FromValue, Obj};
 
 /// `orchestrator`: the orchestrator process.
 pub(super) fn orchestrator(mut o: Obj<'_>, e: &mut FieldErrors) -> OrchestratorSettings {
+    let data_dir: String = o.or("data_dir", "./data".into(), e);
+    if data_dir.trim().is_empty() {
+        // An empty path would put the database in whatever folder the process starts in.
+        e.push(
+            o.key_path("data_dir"),
+            "must not be empty (a folder, e.g. ./data)",
+        );
+    }
     let s = OrchestratorSettings {
         host: o.or("host", "localhost".into(), e),
         port: o.or("port", 8080, e),
         max_concurrent_executions: positive(&mut o, "max_concurrent_executions", 10, e),
         task_timeout: o.or("task_timeout", Duration::from_secs(3600), e),
         log_level: log_level(&mut o, e),
-        data_dir: PathBuf::from(o.or::<String>("data_dir", "./data".into(), e)),
+        data_dir: PathBuf::from(data_dir),
     };
     o.finish(e);
     s
@@ -120,7 +128,12 @@ pub(super) fn resource_management(mut o: Obj<'_>, e: &mut FieldErrors) -> Resour
 }
 
 /// `health_monitoring`: sampling, checks and alert levels (None when the levels are unreadable).
-pub(super) fn health_monitoring(mut o: Obj<'_>, e: &mut FieldErrors) -> Option<HealthSettings> {
+/// `origin`: the keys not at their default, to blame the one set when two levels conflict.
+pub(super) fn health_monitoring(
+    mut o: Obj<'_>,
+    origin: &BTreeMap<String, String>,
+    e: &mut FieldErrors,
+) -> Option<HealthSettings> {
     let alert_thresholds = o.child("alert_thresholds", e).map(|mut t| {
         let mut pct = |key: &'static str, default: f64, e: &mut FieldErrors| {
             let v: f64 = t.or(key, default, e);
@@ -147,11 +160,20 @@ pub(super) fn health_monitoring(mut o: Obj<'_>, e: &mut FieldErrors) -> Option<H
             ("memory", a.memory_warning, a.memory_critical),
             ("disk", a.disk_warning, a.disk_critical),
         ] {
+            let key = |level: &str| format!("{}.{name}_{level}", t.path());
             if warn > crit {
-                e.push(
-                    format!("{}.{name}_warning", t.path()),
-                    format!("must not exceed {name}_critical ({warn} > {crit})"),
-                );
+                // The critical level when only it was set (the warning left at its default).
+                if origin.contains_key(&key("critical")) && !origin.contains_key(&key("warning")) {
+                    e.push(
+                        key("critical"),
+                        format!("must not be below {name}_warning ({crit} < {warn})"),
+                    );
+                } else {
+                    e.push(
+                        key("warning"),
+                        format!("must not exceed {name}_critical ({warn} > {crit})"),
+                    );
+                }
             }
         }
         t.finish(e);
@@ -527,13 +549,9 @@ fn metric_levels(o: &mut Obj<'_>, e: &mut FieldErrors) -> MetricLevels {
         }
     }
     if let (Some(w), Some(c)) = (warning, critical)
-        && (if higher_is_worse { w > c } else { w < c })
+        && let Some(why) = crate::validate::critical_after_warning(w, c, higher_is_worse)
     {
-        let order = if higher_is_worse { "above" } else { "below" };
-        e.push(
-            o.key_path("critical"),
-            format!("must not be {order} warning ({c} vs {w})"),
-        );
+        e.push(o.key_path("critical"), why);
     }
     MetricLevels {
         unit,

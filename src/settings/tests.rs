@@ -463,3 +463,41 @@ fn prometheus_checks_read_a_series_with_levels() {
     crossed["critical"] = 3.into();
     assert_eq!(bad(crossed), [at("critical")]);
 }
+
+/// A warning level past its critical level names both keys, so the one the user set is named
+/// with its source (an outside tester set only the critical level and was told of the warning).
+#[test]
+fn a_threshold_conflict_names_the_key_that_was_set() {
+    let var = "MCP_HEALTH_MONITORING_ALERT_THRESHOLDS_DISK_CRITICAL";
+    let err = Settings::load(None, &env(&[(var, "0")]), &[]).unwrap_err();
+    let SettingsError::Invalid(errors) = err else {
+        panic!("{err}")
+    };
+    let critical = errors
+        .0
+        .iter()
+        .find(|e| e.field == "health_monitoring.alert_thresholds.disk_critical")
+        .unwrap_or_else(|| panic!("{errors}"));
+    assert!(
+        critical
+            .message
+            .contains("must not be below disk_warning (0 < 80)"),
+        "{errors}"
+    );
+    assert!(critical.message.contains(var), "{errors}");
+}
+
+/// An empty data directory is refused naming its source: it would put the database in
+/// whatever folder the process starts in.
+#[test]
+fn an_empty_data_dir_is_refused() {
+    let var = "MCP_ORCHESTRATOR_DATA_DIR";
+    let err = Settings::load(None, &env(&[(var, "")]), &[]).unwrap_err();
+    let SettingsError::Invalid(errors) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(errors.0[0].field, "orchestrator.data_dir", "{errors}");
+    assert!(errors.0[0].message.contains(var), "{errors}");
+    let err = Settings::load(None, &env(&[]), &["orchestrator.data_dir=".into()]).unwrap_err();
+    assert!(err.to_string().contains("orchestrator.data_dir"), "{err}");
+}
