@@ -106,6 +106,21 @@ fn a_data_directory_in_use_is_refused_and_free_once_its_holder_dies() {
     assert_eq!(stored["state"], "completed", "{stored}");
 }
 
+/// A data directory that is a file: refused, the cause said once.
+#[test]
+fn a_data_dir_that_is_a_file_is_refused_saying_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, "").unwrap();
+    let mut cmd = orchestrator_cmd(&file, 0);
+    let out = ChildGuard::spawn(cluster_env(&mut cmd)).wait(Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let named = format!("cannot create data directory {}: ", file.display());
+    assert!(stderr.contains(&named), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
 /// A tmpfs of a given size mounted on a temporary folder (we run as root), unmounted when
 /// dropped, even if the test fails.
 struct Tmpfs {

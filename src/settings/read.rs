@@ -179,14 +179,39 @@ pub(super) fn health_monitoring(
         t.finish(e);
         a
     });
+    let checks: Vec<CheckSpec> = o.or("checks", Vec::new(), e);
+    distinct_prometheus_names(&checks, &o.key_path("checks"), e);
     let s = alert_thresholds.map(|alert_thresholds| HealthSettings {
         check_interval: nonzero(&mut o, "check_interval", 30, e),
         alert_threshold: positive(&mut o, "alert_threshold", 3, e),
         alert_thresholds,
-        checks: o.or("checks", Vec::new(), e),
+        checks,
     });
     o.finish(e);
     s
+}
+
+/// A `prometheus` check's name is the name of its gauge (`mcp_node_custom_metric{name}`): two
+/// with one name would be one gauge for two values. (Other checks of one name stay apart by
+/// their ids, `http:api` and `http:api#2`.)
+fn distinct_prometheus_names(checks: &[CheckSpec], path: &str, e: &mut FieldErrors) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, c) in checks.iter().enumerate() {
+        if !matches!(c.target, CheckTarget::Prometheus { .. }) {
+            continue;
+        }
+        if let Some(&first) = seen.get(c.name.as_str()) {
+            e.push(
+                format!("{path}[{i}].name"),
+                format!(
+                    "{:?} is already the name of prometheus check {path}[{first}]: each needs its own",
+                    c.name
+                ),
+            );
+        } else {
+            seen.insert(&c.name, i);
+        }
+    }
 }
 
 /// `communication`: heartbeats and the timeouts that follow from them.

@@ -501,3 +501,25 @@ fn an_empty_data_dir_is_refused() {
     let err = Settings::load(None, &env(&[]), &["orchestrator.data_dir=".into()]).unwrap_err();
     assert!(err.to_string().contains("orchestrator.data_dir"), "{err}");
 }
+
+/// Two prometheus checks of one name would be one gauge for two values: the second is refused
+/// naming both (checks of other kinds may share a name: `http:api`, `http:api#2`).
+#[test]
+fn prometheus_check_names_are_distinct() {
+    let check = |name: &str, kind: &str| match kind {
+        "prometheus" => serde_json::json!({"name": name, "type": "prometheus",
+            "url": "http://127.0.0.1:9000/metrics", "series": "q"}),
+        _ => serde_json::json!({"name": name, "type": "tcp", "address": "127.0.0.1:9"}),
+    };
+    let doc = serde_json::json!({"health_monitoring": {"checks": [
+        check("orders", "prometheus"), check("orders", "tcp"), check("orders", "prometheus"),
+    ]}});
+    let errors = Settings::from_value(&doc).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].field, "health_monitoring.checks[2].name");
+    assert!(errors.0[0].message.contains("checks[0]"), "{errors}");
+    let doc = serde_json::json!({"health_monitoring": {"checks": [
+        check("orders", "prometheus"), check("orders", "tcp"), check("queue", "prometheus"),
+    ]}});
+    Settings::from_value(&doc).expect("distinct prometheus names");
+}

@@ -23,14 +23,14 @@ pub struct DirLock {
 impl DirLock {
     /// Takes `dir` (creating it if missing) for this process, or says who holds it.
     pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
         let path = dir.join(LOCK_FILE);
-        let lock_err = |source| StoreError::Lock {
+        let lock_err = |cause| StoreError::Lock {
             path: path.clone(),
-            source,
+            cause,
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -47,7 +47,7 @@ impl DirLock {
                     holder: holder(&mut file),
                 });
             }
-            Err(TryLockError::Error(source)) => return Err(lock_err(source)),
+            Err(TryLockError::Error(cause)) => return Err(lock_err(cause)),
         }
         file.set_len(0).map_err(lock_err)?;
         file.rewind().map_err(lock_err)?;

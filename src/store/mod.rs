@@ -35,10 +35,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create data directory {path}: {source}")]
+    // The cause is in the message, so it is not also a `source` (a chain would say it twice).
+    #[error("cannot create data directory {path}: {cause}")]
     CreateDir {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "data directory {dir} is in use by {} (an orchestrator): give each orchestrator its own \
@@ -46,15 +47,15 @@ pub enum StoreError {
         lock::describe_holder(holder)
     )]
     InUse { dir: PathBuf, holder: Option<u32> },
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}: {cause}")]
     Lock {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open database {path}: {cause}")]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error("database {path} is in journal mode {mode}, not WAL")]
     NoWal { path: PathBuf, mode: String },
@@ -139,14 +140,14 @@ macro_rules! select_executions {
 impl Db {
     /// Opens (creating if missing) `dir/mcpt.db`, in WAL mode, with the schema in place.
     pub fn open(dir: &Path) -> Result<Db, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
         let path = dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+        let conn = Connection::open(&path).map_err(|cause| StoreError::Open {
             path: path.clone(),
-            source,
+            cause,
         })?;
         Self::init(conn, path, true)
     }
@@ -154,17 +155,17 @@ impl Db {
     /// A private database that lives as long as the value; for tests.
     pub fn open_in_memory() -> Result<Db, StoreError> {
         let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+        let conn = Connection::open_in_memory().map_err(|cause| StoreError::Open {
             path: path.clone(),
-            source,
+            cause,
         })?;
         Self::init(conn, path, false)
     }
 
     fn init(mut conn: Connection, path: PathBuf, wal: bool) -> Result<Db, StoreError> {
-        let open_err = |source| StoreError::Open {
+        let open_err = |cause| StoreError::Open {
             path: path.clone(),
-            source,
+            cause,
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         // A damaged file is refused before anything reads or writes it: a header that is not
