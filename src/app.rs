@@ -37,15 +37,15 @@ pub struct OrchestratorHandle {
     pub supervisor: Addr<RootSupervisor>,
 }
 
-/// Takes the data directory (one orchestrator per directory), then starts the store, the
-/// event bus and the orchestrator under a root supervisor. Keep the lock as long as the
-/// orchestrator runs. Must run inside an actix `System`.
+/// Starts the store on the data directory `held` (one orchestrator per directory: keep the
+/// lock as long as the orchestrator runs), the event bus and the orchestrator under a root
+/// supervisor. Must run inside an actix `System`.
 pub fn start_orchestrator(
     settings: Arc<Settings>,
-) -> Result<(OrchestratorHandle, DirLock), StoreError> {
-    let lock = DirLock::acquire(&settings.orchestrator.data_dir)?;
-    let store = Store::start(settings.orchestrator.data_dir.clone())?;
-    Ok((start_orchestrator_on(settings, store), lock))
+    held: &DirLock,
+) -> Result<OrchestratorHandle, StoreError> {
+    let store = Store::start(held.dir().to_path_buf())?;
+    Ok(start_orchestrator_on(settings, store))
 }
 
 /// The same over a given store (a standalone run keeps its store in memory).

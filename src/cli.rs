@@ -22,6 +22,9 @@ mod remote;
 
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
+
+/// How long `mcpt orchestrator` waits for another process to let go of its data directory.
+const DATA_DIR_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Exit code of a run in which a threshold failed, after its report.
 pub const EXIT_THRESHOLDS: u8 = 3;
 /// Exit code of a run stopped with Ctrl-C (128 + SIGINT), after its report.
@@ -627,10 +630,16 @@ fn serve(args: ServeArgs, with_node: bool) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     // Announced by discovery: the port bound, which differs from the one asked for when 0.
     settings.orchestrator.port = addr.port();
+    // Held until the process ends. A restart right after a stop waits for the old process.
+    let data_lock = crate::store::DirLock::acquire_waiting(
+        &settings.orchestrator.data_dir,
+        DATA_DIR_WAIT,
+        |held| eprintln!("{held}; waiting up to {DATA_DIR_WAIT:?} for it to exit"),
+    )
+    .context("cannot open the orchestrator's store")?;
     let settings = Arc::new(settings);
     actix::System::new().block_on(async move {
-        // The lock on the data directory is held until the orchestrator stops.
-        let (handle, _data_lock) = crate::app::start_orchestrator(settings.clone())
+        let handle = crate::app::start_orchestrator(settings.clone(), &data_lock)
             .context("cannot open the orchestrator's store")?;
         if with_node {
             let connector = crate::app::local_connector(handle.registry.clone());

@@ -70,11 +70,11 @@ fn a_damaged_store_is_refused_at_start() {
     );
 }
 
-/// One orchestrator per data directory. A second one started on a directory in use exits 2,
-/// naming the directory and the holder's process id, and serves nothing; the first goes on (an
-/// execution runs to its end, every request counted by the target). Once the holder is killed
-/// with SIGKILL (no cleanup), the directory is free again and the next orchestrator reads what
-/// the first stored.
+/// One orchestrator per data directory. A second one started on a directory in use waits 10 s
+/// for it, then exits 2, naming the directory and the holder's process id, and serves nothing;
+/// the first goes on (an execution runs to its end, every request counted by the target). Once
+/// the holder is killed with SIGKILL (no cleanup), the directory is free again and the next
+/// orchestrator reads what the first stored; one started as another stops takes over.
 #[test]
 fn a_data_directory_in_use_is_refused_and_free_once_its_holder_dies() {
     let t = target();
@@ -104,6 +104,16 @@ fn a_data_directory_in_use_is_refused_and_free_once_its_holder_dies() {
     let (status, stored) = get(&again.url(&format!("/api/executions/{id}")));
     assert_eq!(status, 200, "{stored}");
     assert_eq!(stored["state"], "completed", "{stored}");
+
+    // A restart right after a graceful stop waits for the old process to let go.
+    again.signal("TERM");
+    let third = Cluster::spawn_orchestrator(&c.data, 0);
+    let (status, stored) = get(&third.url(&format!("/api/executions/{id}")));
+    assert_eq!(
+        (status, &stored["state"]),
+        (200, &json!("completed")),
+        "{stored}"
+    );
 }
 
 /// A data directory that is a file: refused, the cause said once.

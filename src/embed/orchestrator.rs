@@ -54,7 +54,7 @@ impl Orchestrator {
     pub fn start(settings: Settings) -> Result<Orchestrator, Error> {
         let start = |e| Error::from(crate::app::StartError::from(e));
         let lock = DirLock::acquire(&settings.orchestrator.data_dir).map_err(start)?;
-        let store = Store::start(settings.orchestrator.data_dir.clone()).map_err(start)?;
+        let store = Store::start(lock.dir().to_path_buf()).map_err(start)?;
         Orchestrator::launch(settings, store, Some(lock))
     }
 

@@ -7,7 +7,8 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::StoreError;
 
@@ -18,7 +19,11 @@ pub const LOCK_FILE: &str = "mcpt.lock";
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
+    dir: PathBuf,
 }
+
+/// How often [`DirLock::acquire_waiting`] tries again.
+const RETRY: Duration = Duration::from_millis(100);
 
 impl DirLock {
     /// Takes `dir` (creating it if missing) for this process, or says who holds it.
@@ -52,7 +57,43 @@ impl DirLock {
         file.set_len(0).map_err(lock_err)?;
         file.rewind().map_err(lock_err)?;
         writeln!(file, "{}", std::process::id()).map_err(lock_err)?;
-        Ok(DirLock { _file: file })
+        Ok(DirLock {
+            _file: file,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// [`DirLock::acquire`], waiting up to `wait` for a holder to let go (an orchestrator
+    /// restarted right after a stop: the old process takes a moment to drain and exit).
+    /// `waiting` is told once, with the refusal, when it has to wait. Blocks the thread: call
+    /// it before any runtime starts.
+    pub fn acquire_waiting(
+        dir: &Path,
+        wait: Duration,
+        waiting: impl FnOnce(&StoreError),
+    ) -> Result<DirLock, StoreError> {
+        let end = Instant::now() + wait;
+        let mut waiting = Some(waiting);
+        loop {
+            match DirLock::acquire(dir) {
+                Err(e @ StoreError::InUse { .. }) if Instant::now() < end => {
+                    if let Some(tell) = waiting.take() {
+                        tell(&e);
+                    }
+                }
+                done => return done,
+            }
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the CLI waits for an old process before any runtime starts"
+            )]
+            std::thread::sleep(RETRY);
+        }
+    }
+
+    /// The directory held.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -90,5 +131,30 @@ mod tests {
         // A file left by a holder that is gone (its pid still written) locks nothing.
         std::fs::write(data.join(LOCK_FILE), "4194304\n").unwrap();
         DirLock::acquire(&data).expect("a stale lock file locks nothing");
+    }
+
+    /// A holder that lets go while another waits: the waiter is told once, then takes it.
+    #[test]
+    fn a_waiter_takes_the_directory_once_its_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path()).unwrap();
+        let refused = DirLock::acquire_waiting(dir.path(), Duration::ZERO, |_| {
+            panic!("no wait asked for, none told")
+        });
+        assert!(
+            matches!(refused, Err(StoreError::InUse { .. })),
+            "{refused:?}"
+        );
+        let (told, heard) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            heard.recv().unwrap();
+            drop(first);
+        });
+        let taken = DirLock::acquire_waiting(dir.path(), Duration::from_secs(600), |held| {
+            assert!(matches!(held, StoreError::InUse { .. }), "{held:?}");
+            told.send(()).unwrap();
+        });
+        holder.join().unwrap();
+        assert_eq!(taken.unwrap().dir(), dir.path());
     }
 }
