@@ -371,6 +371,9 @@ fn a_prometheus_series_past_critical_raises_an_alert_that_clears() {
         "{gone}"
     );
     assert!(gone["value"].is_null(), "{gone}");
+    // Nothing read, no series: a value kept from before would read as current.
+    let served = node_metrics(node);
+    assert!(!served.contains("name=\"orders\""), "{served}");
     drop(app);
     assert!(
         wait_until(WAIT, || check_of(&c, id)["message"]

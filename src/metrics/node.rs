@@ -243,12 +243,21 @@ impl NodeMetrics {
     /// Takes the node monitor's latest report.
     pub fn observe_health(&self, r: &HealthReport) {
         self.readings.observe(r);
-        // Pushed metrics and prometheus checks; a check that read nothing keeps its last value.
+        // Pushed metrics and prometheus checks. A check that read nothing (its application is
+        // down, its series gone) has no series until it reads again: a value kept from before
+        // would read as current.
         for c in &r.checks {
-            if let (Some(name), Some(v)) = (c.metric_name(), c.value) {
-                self.custom
-                    .get_or_create(&[("name", name.to_string())])
-                    .set(v);
+            let Some(name) = c.metric_name() else {
+                continue;
+            };
+            let labels = [("name", name.to_string())];
+            match c.value {
+                Some(v) => {
+                    self.custom.get_or_create(&labels).set(v);
+                }
+                None => {
+                    self.custom.remove(&labels);
+                }
             }
         }
     }
