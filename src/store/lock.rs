@@ -97,16 +97,23 @@ impl DirLock {
     }
 }
 
-/// The process id the holder wrote, if it reads as one.
+/// The process id the holder wrote, if it reads as one and (where `/proc` tells) that process
+/// is alive: a lock taken by some other program leaves an old orchestrator's id in the file.
 fn holder(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    let pid: u32 = text.trim().parse().ok()?;
+    let proc = Path::new("/proc");
+    let gone = proc.join("self").exists() && !proc.join(pid.to_string()).exists();
+    (!gone).then_some(pid)
 }
 
 /// Says which process holds a directory, for [`StoreError::InUse`].
 pub fn describe_holder(holder: &Option<u32>) -> String {
-    holder.map_or_else(|| "another process".into(), |pid| format!("process {pid}"))
+    holder.map_or_else(
+        || "another process".into(),
+        |pid| format!("process {pid} (an orchestrator)"),
+    )
 }
 
 #[cfg(test)]
@@ -130,7 +137,14 @@ mod tests {
         drop(again);
         // A file left by a holder that is gone (its pid still written) locks nothing.
         std::fs::write(data.join(LOCK_FILE), "4194304\n").unwrap();
-        DirLock::acquire(&data).expect("a stale lock file locks nothing");
+        let held = DirLock::acquire(&data).expect("a stale lock file locks nothing");
+        // Held by something that did not write its id: the old id is not named.
+        std::fs::write(data.join(LOCK_FILE), "4194304\n").unwrap();
+        match DirLock::acquire(&data) {
+            Err(StoreError::InUse { holder, .. }) => assert_eq!(holder, None),
+            other => panic!("a held directory was taken: {other:?}"),
+        }
+        drop(held);
     }
 
     /// A holder that lets go while another waits: the waiter is told once, then takes it.

@@ -42,7 +42,7 @@ pub enum StoreError {
         cause: std::io::Error,
     },
     #[error(
-        "data directory {dir} is in use by {} (an orchestrator): give each orchestrator its own \
+        "data directory {dir} is in use by {}: give each orchestrator its own \
          --data-dir (orchestrator.data_dir)",
         lock::describe_holder(holder)
     )]
