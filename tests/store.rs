@@ -31,6 +31,20 @@ fn scramble_pages(path: &std::path::Path) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Starts an orchestrator on `data` that must refuse to start: it ends (within 30 s) without
+/// serving; answers its exit code and stderr.
+fn refused_start(data: &Path) -> (Option<i32>, String) {
+    let mut cmd = orchestrator_cmd(data, 0);
+    let out = ChildGuard::spawn(cluster_env(&mut cmd)).wait(Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("listening on"),
+        "it must not serve: {stderr}"
+    );
+    (out.status.code(), stderr)
+}
+
 #[test]
 fn a_damaged_store_is_refused_at_start() {
     let t = target();
@@ -51,14 +65,8 @@ fn a_damaged_store_is_refused_at_start() {
     drop(conn);
     scramble_pages(&db);
 
-    let mut cmd = orchestrator_cmd(&c.data, 0);
-    let out = ChildGuard::spawn(cluster_env(&mut cmd)).wait(Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        !stderr.contains("listening on"),
-        "it must not serve: {stderr}"
-    );
+    let (code, stderr) = refused_start(&c.data);
+    assert_eq!(code, Some(2), "{stderr}");
     let shown = db.display().to_string();
     assert!(
         stderr.contains(&format!("database {shown} is damaged")),
@@ -79,14 +87,8 @@ fn a_damaged_store_is_refused_at_start() {
 fn a_data_directory_in_use_is_refused_and_free_once_its_holder_dies() {
     let t = target();
     let mut c = Cluster::start(1);
-    let mut cmd = orchestrator_cmd(&c.data, 0);
-    let out = ChildGuard::spawn(cluster_env(&mut cmd)).wait(Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        !stderr.contains("listening on"),
-        "it must not serve: {stderr}"
-    );
+    let (code, stderr) = refused_start(&c.data);
+    assert_eq!(code, Some(2), "{stderr}");
     let named = format!(
         "data directory {} is in use by process {}",
         c.data.display(),
@@ -122,10 +124,7 @@ fn a_data_dir_that_is_a_file_is_refused_saying_why_once() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data");
     std::fs::write(&file, "").unwrap();
-    let mut cmd = orchestrator_cmd(&file, 0);
-    let out = ChildGuard::spawn(cluster_env(&mut cmd)).wait(Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let (_, stderr) = refused_start(&file);
     let named = format!("cannot create data directory {}: ", file.display());
     assert!(stderr.contains(&named), "{stderr}");
     assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");

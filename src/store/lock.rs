@@ -28,10 +28,7 @@ const RETRY: Duration = Duration::from_millis(100);
 impl DirLock {
     /// Takes `dir` (creating it if missing) for this process, or says who holds it.
     pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
-            path: dir.to_path_buf(),
-            cause,
-        })?;
+        super::create_dir(dir)?;
         let path = dir.join(LOCK_FILE);
         let lock_err = |cause| StoreError::Lock {
             path: path.clone(),

@@ -137,13 +137,18 @@ macro_rules! select_executions {
     };
 }
 
+/// Makes the data directory if it is missing.
+fn create_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
+        path: dir.to_path_buf(),
+        cause,
+    })
+}
+
 impl Db {
     /// Opens (creating if missing) `dir/mcpt.db`, in WAL mode, with the schema in place.
     pub fn open(dir: &Path) -> Result<Db, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
-            path: dir.to_path_buf(),
-            cause,
-        })?;
+        create_dir(dir)?;
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path).map_err(|cause| StoreError::Open {
             path: path.clone(),
