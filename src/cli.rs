@@ -22,13 +22,13 @@ mod remote;
 
 /// Exit code for an invalid plan, configuration or command line.
 pub const EXIT_INVALID: u8 = 2;
-
-/// How long `mcpt orchestrator` waits for another process to let go of its data directory.
-const DATA_DIR_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Exit code of a run in which a threshold failed, after its report.
 pub const EXIT_THRESHOLDS: u8 = 3;
 /// Exit code of a run stopped with Ctrl-C (128 + SIGINT), after its report.
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How long `mcpt orchestrator` waits for another process to let go of its data directory.
+const DATA_DIR_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Parser, Debug)]
 #[command(
