@@ -155,12 +155,7 @@ impl OrchestratorClient {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<NodeSummary>, Error> {
-        let joined = || async {
-            let nodes = self.nodes().await?;
-            let connected = nodes.iter().filter(|n| n.state == "connected").count();
-            Ok((connected >= count).then_some(nodes))
-        };
-        poll(POLL, timeout, format!("{count} nodes did not join"), joined).await
+        super::wait_connected(POLL, count, timeout, || self.nodes(), |n| &n.state).await
     }
 
     /// Cancels an execution.

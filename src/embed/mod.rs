@@ -149,6 +149,33 @@ where
 /// What waiting on an execution in `status` comes to: its report once it is over (`report`
 /// is only awaited then); a failure, unless a threshold with `abort_on_fail` stopped it (its
 /// report says why); `None` while it runs.
+/// Lists nodes every `every` until at least `count` are connected (`state` reads a node's
+/// state), at most `timeout`; answers the list. The waits of both orchestrator handles.
+async fn wait_connected<T, F, Fut>(
+    every: Duration,
+    count: usize,
+    timeout: Duration,
+    list: F,
+    state: fn(&T) -> &str,
+) -> Result<Vec<T>, Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Vec<T>, Error>>,
+{
+    let joined = || async {
+        let nodes = list().await?;
+        let connected = nodes.iter().filter(|n| state(n) == "connected").count();
+        Ok((connected >= count).then_some(nodes))
+    };
+    poll(
+        every,
+        timeout,
+        format!("{count} nodes did not join"),
+        joined,
+    )
+    .await
+}
+
 async fn settle(
     status: ExecutionStatus,
     report: impl Future<Output = Result<Report, Error>>,

@@ -177,6 +177,26 @@ async fn command(program: &str, args: &[String], timeout: Duration) -> Result<St
     }))
 }
 
+/// For the checks' tests: an HTTP server on 127.0.0.1:0, one worker, with the routes
+/// `configure` adds; answers its address and a handle that stops it.
+#[cfg(test)]
+pub(crate) fn loopback_server(
+    configure: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+) -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let srv =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+    let handle = srv.handle();
+    actix_rt::spawn(srv);
+    (addr, handle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,11 +238,9 @@ mod tests {
 
     /// A server on 127.0.0.1:0 answering `/s/{code}` with that status.
     fn status_server() -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
-        use actix_web::{App, HttpResponse, HttpServer, web};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let srv = HttpServer::new(|| {
-            App::new().route(
+        use actix_web::{HttpResponse, web};
+        loopback_server(|cfg| {
+            cfg.route(
                 "/s/{code}",
                 web::get().to(|code: web::Path<u16>| async move {
                     HttpResponse::build(
@@ -231,16 +249,8 @@ mod tests {
                     .insert_header(("location", "/s/200"))
                     .finish()
                 }),
-            )
+            );
         })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = srv.handle();
-        actix_rt::spawn(srv);
-        (addr, handle)
     }
 
     #[actix_rt::test]

@@ -187,29 +187,18 @@ mod tests {
 
     /// A server on 127.0.0.1:0 answering `/metrics` with `text` and `/gone` with 404.
     fn exporter(text: &'static str) -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
-        use actix_web::{App, HttpResponse, HttpServer, web};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let srv = HttpServer::new(move || {
-            App::new()
-                .route(
-                    "/metrics",
-                    web::get().to(move || async move {
-                        HttpResponse::Ok()
-                            .content_type("text/plain; version=0.0.4")
-                            .body(text)
-                    }),
-                )
-                .route("/gone", web::get().to(HttpResponse::NotFound))
+        use actix_web::{HttpResponse, web};
+        super::super::checks::loopback_server(move |cfg| {
+            cfg.route(
+                "/metrics",
+                web::get().to(move || async move {
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(text)
+                }),
+            )
+            .route("/gone", web::get().to(HttpResponse::NotFound));
         })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = srv.handle();
-        actix_rt::spawn(srv);
-        (addr, handle)
     }
 
     #[actix_rt::test]

@@ -51,6 +51,22 @@ fn defaults_match_the_spec() {
     assert_eq!(s.health_monitoring.alert_thresholds.disk_critical, 95.0);
 }
 
+/// The fields a settings document with the one custom check `check` is refused for.
+fn check_errors(check: serde_json::Value) -> Vec<String> {
+    let doc = serde_json::json!({"health_monitoring": {"checks": [check]}});
+    Settings::from_value(&doc)
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| e.field)
+        .collect()
+}
+
+/// The path of key `k` of the first custom check.
+fn check_key(k: &str) -> String {
+    format!("health_monitoring.checks[0].{k}")
+}
+
 #[test]
 fn environment_overrides_file_and_set_overrides_environment() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -354,16 +370,7 @@ fn command_checks_and_per_check_intervals() {
     assert_eq!(checks[0].interval, Some(Duration::from_secs(10)));
     assert_eq!(checks[1].interval, None, "default: every check_interval");
 
-    let bad = |check: serde_json::Value| {
-        let doc = serde_json::json!({"health_monitoring": {"checks": [check]}});
-        Settings::from_value(&doc)
-            .unwrap_err()
-            .0
-            .into_iter()
-            .map(|e| e.field)
-            .collect::<Vec<_>>()
-    };
-    let at = |k: &str| format!("health_monitoring.checks[0].{k}");
+    let (bad, at) = (check_errors, check_key);
     assert_eq!(
         bad(serde_json::json!({"name": "c", "type": "command"})),
         [at("run")]
@@ -425,16 +432,7 @@ fn prometheus_checks_read_a_series_with_levels() {
     };
     assert!(!levels.higher_is_worse && levels.unit.is_none());
 
-    let bad = |check: serde_json::Value| {
-        let doc = serde_json::json!({"health_monitoring": {"checks": [check]}});
-        Settings::from_value(&doc)
-            .unwrap_err()
-            .0
-            .into_iter()
-            .map(|e| e.field)
-            .collect::<Vec<_>>()
-    };
-    let at = |k: &str| format!("health_monitoring.checks[0].{k}");
+    let (bad, at) = (check_errors, check_key);
     let ok = serde_json::json!({"name": "q", "type": "prometheus",
         "url": "http://127.0.0.1:1/metrics", "series": "q"});
     let with = |k: &str, v: serde_json::Value| {
